@@ -1,0 +1,227 @@
+//! Upload sessions: bytes appended to a file under `uploads/` while a SHA-256 state is
+//! kept in memory, so chunks are hashed once, as they are written.
+//!
+//! Requests on one upload are serialised by a per-upload lock; the hash state survives
+//! between requests in memory and is rebuilt from the file after a restart.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use imagehub_oci::{Algorithm, Digest, Hasher};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::{BlobStoreError, FsBlobStore};
+
+/// The id of an upload session: a UUID, so it can never name a path outside `uploads/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UploadId(uuid::Uuid);
+
+impl UploadId {
+    pub(crate) fn new() -> UploadId {
+        UploadId(uuid::Uuid::new_v4())
+    }
+}
+
+impl FromStr for UploadId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(UploadId)
+    }
+}
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.as_hyphenated().fmt(f)
+    }
+}
+
+/// Hash state of one upload; `hasher` is `None` until rebuilt after a restart.
+#[derive(Default)]
+pub(crate) struct UploadState {
+    len: u64,
+    hasher: Option<Hasher>,
+}
+
+/// The in-memory states of uploads, keyed by id.
+pub(crate) type UploadTable = Arc<Mutex<HashMap<UploadId, Arc<tokio::sync::Mutex<UploadState>>>>>;
+
+/// Why appending to an upload failed; in every case the upload is left as it was before.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("reading the request body failed: {0}")]
+    Body(Box<dyn std::error::Error + Send + Sync>),
+    #[error("received {actual} bytes where {expected} were declared")]
+    LengthMismatch { expected: u64, actual: u64 },
+    #[error(transparent)]
+    Store(#[from] BlobStoreError),
+}
+
+/// An upload session checked out for one request; holds the upload's lock until dropped.
+pub struct Upload {
+    id: UploadId,
+    path: PathBuf,
+    state: OwnedMutexGuard<UploadState>,
+    table: UploadTable,
+}
+
+impl FsBlobStore {
+    pub(crate) async fn checkout(&self, id: UploadId, create: bool) -> Result<Upload, BlobStoreError> {
+        let path = upload_path(&self.uploads_dir, id);
+        if create {
+            tokio::fs::File::create(&path).await?;
+        }
+        let entry = {
+            let mut table = self.uploads.lock().expect("upload table lock is not poisoned");
+            let entry = table.entry(id).or_default();
+            Arc::clone(entry)
+        };
+        let mut state = entry.lock_owned().await;
+        if state.hasher.is_none() {
+            match rehash(path.clone()).await {
+                Ok((len, hasher)) => *state = UploadState { len, hasher: Some(hasher) },
+                Err(e) => {
+                    drop(state);
+                    self.forget(id);
+                    return Err(match e.kind() {
+                        io::ErrorKind::NotFound => BlobStoreError::UploadNotFound(id),
+                        _ => e.into(),
+                    });
+                }
+            }
+        }
+        Ok(Upload { id, path, state, table: Arc::clone(&self.uploads) })
+    }
+
+    pub(crate) fn forget(&self, id: UploadId) {
+        self.uploads.lock().expect("upload table lock is not poisoned").remove(&id);
+    }
+}
+
+/// Reads an upload file from the start to rebuild its length and SHA-256 state.
+async fn rehash(path: PathBuf) -> io::Result<(u64, Hasher)> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let mut hasher = Hasher::new(Algorithm::Sha256);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0u64;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                return Ok((len, hasher));
+            }
+            len += n as u64;
+            hasher.update(&buf[..n]);
+        }
+    })
+    .await
+    .expect("rehash task does not panic")
+}
+
+impl Upload {
+    pub fn id(&self) -> UploadId {
+        self.id
+    }
+
+    /// Bytes received so far.
+    pub fn len(&self) -> u64 {
+        self.state.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.state.len == 0
+    }
+
+    /// Appends a request body, hashing it on the way. When `expected_len` is given and the
+    /// body has another length, nothing is kept. Returns the new total length.
+    pub async fn append<S, E>(&mut self, body: S, expected_len: Option<u64>) -> Result<u64, AppendError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let start_len = self.state.len;
+        let hasher = self.state.hasher.clone().expect("checked-out uploads have a hasher");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let path = self.path.clone();
+        // Writing and hashing run on a blocking thread, overlapping with receiving the
+        // next chunks on the async side.
+        let writer = tokio::task::spawn_blocking(move || -> io::Result<(u64, Hasher)> {
+            let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            file.seek(io::SeekFrom::Start(start_len))?;
+            let (mut hasher, mut written) = (hasher, 0u64);
+            while let Some(chunk) = rx.blocking_recv() {
+                file.write_all(&chunk)?;
+                hasher.update(&chunk);
+                written += chunk.len() as u64;
+            }
+            Ok((written, hasher))
+        });
+        let mut body = std::pin::pin!(body);
+        let mut body_error = None;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    if tx.send(bytes).await.is_err() {
+                        break; // The writer failed; its error is reported below.
+                    }
+                }
+                Err(e) => {
+                    body_error = Some(AppendError::Body(Box::new(e)));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let outcome = writer.await.expect("upload writer does not panic");
+        let error = match (body_error, outcome) {
+            (Some(e), _) => e,
+            (None, Err(e)) => AppendError::Store(e.into()),
+            (None, Ok((written, _))) if expected_len.is_some_and(|n| n != written) => {
+                AppendError::LengthMismatch { expected: expected_len.unwrap_or(0), actual: written }
+            }
+            (None, Ok((written, hasher))) => {
+                self.state.len = start_len + written;
+                self.state.hasher = Some(hasher);
+                return Ok(self.state.len);
+            }
+        };
+        self.truncate_to(start_len).await?;
+        Err(error)
+    }
+
+    async fn truncate_to(&self, len: u64) -> Result<(), BlobStoreError> {
+        let file = tokio::fs::OpenOptions::new().write(true).open(&self.path).await?;
+        file.set_len(len).await?;
+        Ok(())
+    }
+
+    /// The digest of everything received, with `algorithm`.
+    pub(crate) async fn digest(&self, algorithm: Algorithm) -> Result<Digest, BlobStoreError> {
+        match algorithm {
+            Algorithm::Sha256 => {
+                Ok(self.state.hasher.clone().expect("checked-out uploads have a hasher").finish())
+            }
+            other => FsBlobStore::hash_file(self.path.clone(), other).await,
+        }
+    }
+
+    /// Fsyncs the upload file and ends the session, returning the file's path.
+    pub(crate) async fn into_durable_path(self) -> Result<PathBuf, BlobStoreError> {
+        let path = self.path.clone();
+        let file = tokio::fs::File::open(&path).await?;
+        file.sync_all().await?;
+        self.table.lock().expect("upload table lock is not poisoned").remove(&self.id);
+        Ok(path)
+    }
+}
+
+pub(crate) fn upload_path(dir: &Path, id: UploadId) -> PathBuf {
+    dir.join(id.to_string())
+}

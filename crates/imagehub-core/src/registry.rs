@@ -1,0 +1,332 @@
+//! `Registry`: the operations of the OCI Distribution API as registry rules.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use imagehub_blobstore::{FsBlobStore, Upload, UploadId};
+use imagehub_metadata::{Metadata, NewManifest, Referrer, StoredManifest};
+use imagehub_oci::{Digest, Manifest, Reference, RepoName, Tag};
+
+use crate::CoreError;
+
+type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// The registry: blob store plus metadata, and the rules that keep them consistent.
+///
+/// Ordering rule: data is made durable before the metadata that points at it is
+/// committed, so the index never names bytes that are not on disk.
+#[derive(Clone)]
+pub struct Registry {
+    blobs: FsBlobStore,
+    meta: Metadata,
+}
+
+/// A blob opened for reading, with its size.
+pub struct BlobReader {
+    pub file: tokio::fs::File,
+    pub size: u64,
+}
+
+/// What a manifest push stored.
+#[derive(Debug, Clone)]
+pub struct PushedManifest {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+impl Registry {
+    /// Opens the registry's storage under `data_dir`: blobs on the filesystem and the
+    /// SQLite database `imagehub.db`.
+    pub async fn open(data_dir: &Path) -> Result<Registry> {
+        tokio::fs::create_dir_all(data_dir).await?;
+        let blobs = FsBlobStore::open(data_dir).await?;
+        let meta = Metadata::open_sqlite(&data_dir.join("imagehub.db")).await?;
+        Ok(Registry { blobs, meta })
+    }
+
+    /// Checks storage and database answer.
+    pub async fn ping(&self) -> Result<()> {
+        self.meta.ping().await?;
+        Ok(())
+    }
+
+    /// Closes the database cleanly; call once the server has stopped serving.
+    pub async fn close(&self) {
+        self.meta.close().await;
+    }
+
+    // ---- pull ----
+
+    /// The manifest `reference` names in `repository`.
+    pub async fn get_manifest(&self, repository: &RepoName, reference: &Reference) -> Result<StoredManifest> {
+        let found = match reference {
+            Reference::Tag(tag) => self.meta.manifest_by_tag(repository, tag).await?,
+            Reference::Digest(digest) => self.meta.manifest_by_digest(repository, digest).await?,
+        };
+        match found {
+            Some(manifest) => Ok(manifest),
+            None => Err(self.unknown_in(repository, CoreError::ManifestUnknown(reference.to_string())).await?),
+        }
+    }
+
+    /// The size of a blob this repository may serve.
+    pub async fn stat_blob(&self, repository: &RepoName, digest: &Digest) -> Result<u64> {
+        match self.meta.linked_blob_size(repository, digest).await? {
+            Some(size) => Ok(size),
+            None => Err(CoreError::BlobUnknown(digest.clone())),
+        }
+    }
+
+    /// Opens a blob this repository may serve.
+    pub async fn open_blob(&self, repository: &RepoName, digest: &Digest) -> Result<BlobReader> {
+        let size = self.stat_blob(repository, digest).await?;
+        match self.blobs.open_blob(digest).await? {
+            Some(file) => Ok(BlobReader { file, size }),
+            None => Err(CoreError::BlobUnknown(digest.clone())),
+        }
+    }
+
+    // ---- push ----
+
+    /// Starts an upload session in `repository`.
+    pub async fn start_upload(&self, repository: &RepoName) -> Result<UploadId> {
+        let upload = self.blobs.create_upload().await?;
+        self.meta.create_upload(&upload.id().to_string(), repository).await?;
+        Ok(upload.id())
+    }
+
+    /// Links a blob from `from` into `repository`; `false` when `from` cannot provide it,
+    /// in which case the client falls back to uploading.
+    pub async fn mount_blob(&self, repository: &RepoName, digest: &Digest, from: &RepoName) -> Result<bool> {
+        let Some(size) = self.meta.linked_blob_size(from, digest).await? else {
+            return Ok(false);
+        };
+        if self.blobs.stat(digest).await?.is_none() {
+            return Ok(false);
+        }
+        self.meta.link_blob(repository, digest, size).await?;
+        Ok(true)
+    }
+
+    /// Uploads a whole blob in one request (`POST ?digest=`).
+    pub async fn push_blob<S, E>(
+        &self,
+        repository: &RepoName,
+        digest: &Digest,
+        body: S,
+        expected_len: Option<u64>,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let mut upload = self.blobs.create_upload().await?;
+        if let Err(e) = upload.append(body, expected_len).await {
+            self.blobs.delete_upload(upload).await?;
+            return Err(e.into());
+        }
+        self.commit(repository, upload, digest).await
+    }
+
+    /// Bytes received so far by an upload session.
+    pub async fn upload_status(&self, repository: &RepoName, id: &str) -> Result<(UploadId, u64)> {
+        let upload = self.checkout(repository, id).await?;
+        Ok((upload.id(), upload.len()))
+    }
+
+    /// Appends a chunk. `start` is where the client says the chunk begins (from
+    /// `Content-Range`); a chunk that does not continue the upload is refused.
+    pub async fn append_upload<S, E>(
+        &self,
+        repository: &RepoName,
+        id: &str,
+        start: Option<u64>,
+        body: S,
+        expected_len: Option<u64>,
+    ) -> Result<(UploadId, u64)>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let mut upload = self.checkout(repository, id).await?;
+        if start.is_some_and(|start| start != upload.len()) {
+            return Err(CoreError::UploadOutOfOrder { current_len: upload.len() });
+        }
+        let len = upload.append(body, expected_len).await?;
+        Ok((upload.id(), len))
+    }
+
+    /// Appends the final (possibly empty) chunk, verifies the digest and stores the blob.
+    pub async fn finish_upload<S, E>(
+        &self,
+        repository: &RepoName,
+        id: &str,
+        digest: &Digest,
+        body: S,
+        expected_len: Option<u64>,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let mut upload = self.checkout(repository, id).await?;
+        upload.append(body, expected_len).await?;
+        let result = self.commit(repository, upload, digest).await;
+        if matches!(result, Err(CoreError::DigestMismatch { .. })) {
+            // A failed verification ends the session, as in distribution: the client must
+            // start over, and no half-verified bytes linger.
+            if let Ok(upload) = self.blobs.open_upload(parse_upload_id(id)?).await {
+                self.blobs.delete_upload(upload).await?;
+            }
+            self.meta.delete_upload(id).await?;
+        }
+        result
+    }
+
+    /// Cancels an upload session and deletes what it received.
+    pub async fn cancel_upload(&self, repository: &RepoName, id: &str) -> Result<()> {
+        let upload = self.checkout(repository, id).await?;
+        self.blobs.delete_upload(upload).await?;
+        self.meta.delete_upload(id).await?;
+        Ok(())
+    }
+
+    /// Validates and stores a manifest under `reference`; its digest is of the exact bytes.
+    pub async fn put_manifest(
+        &self,
+        repository: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: &[u8],
+    ) -> Result<PushedManifest> {
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let actual = Digest::of(expected.algorithm(), content);
+                if &actual != expected {
+                    return Err(CoreError::DigestMismatch { expected: expected.clone(), actual });
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::sha256_of(content),
+        };
+        let manifest = Manifest::parse(content_type, content)?;
+        let tag: Option<&Tag> = match reference {
+            Reference::Tag(tag) => Some(tag),
+            Reference::Digest(_) => None,
+        };
+        let annotations_json = if manifest.annotations.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&manifest.annotations).expect("string maps serialise"))
+        };
+        let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
+        self.meta
+            .put_manifest(NewManifest {
+                repository,
+                digest: &digest,
+                media_type: &manifest.media_type,
+                artifact_type: manifest.artifact_type.as_deref(),
+                subject: subject.as_ref(),
+                annotations_json,
+                content,
+                blobs: manifest
+                    .blob_references()
+                    .filter(|d| is_distributable(&d.media_type))
+                    .map(|d| &d.digest)
+                    .collect(),
+                manifests: manifest.manifests.iter().map(|d| &d.digest).collect(),
+                tag,
+            })
+            .await?;
+        Ok(PushedManifest { digest, subject })
+    }
+
+    // ---- content management ----
+
+    /// Deletes a manifest (by digest, with its tags) or only a tag.
+    pub async fn delete_manifest(&self, repository: &RepoName, reference: &Reference) -> Result<()> {
+        let deleted = match reference {
+            Reference::Digest(digest) => self.meta.delete_manifest(repository, digest).await?,
+            Reference::Tag(tag) => self.meta.delete_tag(repository, tag).await?,
+        };
+        if deleted {
+            return Ok(());
+        }
+        Err(self.unknown_in(repository, CoreError::ManifestUnknown(reference.to_string())).await?)
+    }
+
+    /// Removes a blob from a repository (its bytes go when garbage collection finds them
+    /// unreferenced).
+    pub async fn delete_blob(&self, repository: &RepoName, digest: &Digest) -> Result<()> {
+        if self.meta.unlink_blob(repository, digest).await? {
+            return Ok(());
+        }
+        Err(self.unknown_in(repository, CoreError::BlobUnknown(digest.clone())).await?)
+    }
+
+    // ---- content discovery ----
+
+    /// Up to `limit` tags after `last`, sorted; `NameUnknown` for a repository never pushed.
+    pub async fn list_tags(&self, repository: &RepoName, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        let tags = self.meta.list_tags(repository, last, limit).await?;
+        if tags.is_empty() && !self.meta.repository_exists(repository).await? {
+            return Err(CoreError::NameUnknown(repository.clone()));
+        }
+        Ok(tags)
+    }
+
+    /// Up to `limit` repository names after `last`, sorted.
+    pub async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        Ok(self.meta.list_repositories(last, limit).await?)
+    }
+
+    /// Manifests whose subject is `subject`, optionally filtered by artifact type.
+    pub async fn referrers(
+        &self,
+        repository: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        Ok(self.meta.referrers(repository, subject, artifact_type).await?)
+    }
+
+    // ---- helpers ----
+
+    async fn commit(&self, repository: &RepoName, upload: Upload, digest: &Digest) -> Result<u64> {
+        let id = upload.id().to_string();
+        let size = self.blobs.commit_upload(upload, digest).await?;
+        self.meta.link_blob(repository, digest, size).await?;
+        self.meta.delete_upload(&id).await?;
+        Ok(size)
+    }
+
+    /// Checks out an upload session that belongs to `repository`.
+    async fn checkout(&self, repository: &RepoName, id: &str) -> Result<Upload> {
+        let upload_id = parse_upload_id(id)?;
+        match self.meta.upload_repository(id).await? {
+            Some(owner) if owner == repository.as_str() => {}
+            _ => return Err(CoreError::UploadUnknown(id.to_owned())),
+        }
+        Ok(self.blobs.open_upload(upload_id).await?)
+    }
+
+    /// `NameUnknown` when the repository does not exist at all, else `otherwise`.
+    async fn unknown_in(&self, repository: &RepoName, otherwise: CoreError) -> Result<CoreError> {
+        if self.meta.repository_exists(repository).await? {
+            Ok(otherwise)
+        } else {
+            Ok(CoreError::NameUnknown(repository.clone()))
+        }
+    }
+}
+
+fn parse_upload_id(id: &str) -> Result<UploadId> {
+    id.parse().map_err(|_| CoreError::UploadUnknown(id.to_owned()))
+}
+
+/// Foreign (non-distributable) layers are fetched from their `urls`, never pushed, so a
+/// manifest may name them without the registry having them.
+fn is_distributable(media_type: &str) -> bool {
+    !(media_type.contains("foreign") || media_type.contains("nondistributable"))
+}

@@ -1,0 +1,405 @@
+//! The metadata database: repositories, blob links, manifests (their bytes too), tags,
+//! references between them, and upload sessions. SQLite today, behind methods that a
+//! PostgreSQL implementation can take later.
+//!
+//! This crate knows rows, not rules: it must not depend on the blob store or on HTTP.
+//! Every multi-row change runs in one `BEGIN IMMEDIATE` transaction, so concurrent
+//! writers serialise instead of failing to upgrade a read lock.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use imagehub_oci::{Digest, RepoName, Tag};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+/// Errors of the metadata database.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("manifest references {digest}, which this repository does not have")]
+    MissingReference { digest: Digest, is_manifest: bool },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("database holds an invalid value: {0}")]
+    Corrupt(String),
+}
+
+type Result<T, E = MetadataError> = std::result::Result<T, E>;
+
+/// A manifest as stored: the exact bytes and what is needed to serve them.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+/// A manifest about to be stored, with everything it references.
+#[derive(Debug, Clone)]
+pub struct NewManifest<'a> {
+    pub repository: &'a RepoName,
+    pub digest: &'a Digest,
+    pub media_type: &'a str,
+    pub artifact_type: Option<&'a str>,
+    pub subject: Option<&'a Digest>,
+    /// The manifest's annotations as a JSON object, for the referrers listing.
+    pub annotations_json: Option<String>,
+    pub content: &'a [u8],
+    /// Blobs (config and layers) that must be linked to the repository.
+    pub blobs: Vec<&'a Digest>,
+    /// Child manifests (of an index) that must exist in the repository.
+    pub manifests: Vec<&'a Digest>,
+    /// The tag to point at this manifest, when pushed by tag.
+    pub tag: Option<&'a Tag>,
+}
+
+/// One manifest whose `subject` is a given digest.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations_json: Option<String>,
+}
+
+/// The metadata database handle; cheap to clone.
+#[derive(Clone)]
+pub struct Metadata {
+    pool: SqlitePool,
+}
+
+impl Metadata {
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
+    pub async fn open_sqlite(path: &Path) -> Result<Metadata> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before a client is told its push succeeded.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Metadata { pool })
+    }
+
+    /// Whether the repository exists (has had content pushed or mounted).
+    pub async fn repository_exists(&self, repository: &RepoName) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM repositories WHERE name = ?")
+            .bind(repository.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// The size of `digest` if it is linked to `repository`.
+    pub async fn linked_blob_size(&self, repository: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT b.size FROM repository_blobs rb
+             JOIN repositories r ON r.id = rb.repository_id
+             JOIN blobs b ON b.digest = rb.digest
+             WHERE r.name = ? AND rb.digest = ?",
+        )
+        .bind(repository.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+    }
+
+    /// Records a verified blob and links it to `repository`, creating the repository.
+    pub async fn link_blob(&self, repository: &RepoName, digest: &Digest, size: u64) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now();
+        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(digest.to_string())
+            .bind(size as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let repository_id = ensure_repository(&mut tx, repository, now).await?;
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(repository_id)
+        .bind(digest.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Unlinks a blob from a repository; returns whether it was linked. The bytes stay
+    /// in the blob store until garbage collection finds no repository linking them.
+    pub async fn unlink_blob(&self, repository: &RepoName, digest: &Digest) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM repository_blobs WHERE digest = ?
+             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        )
+        .bind(digest.to_string())
+        .bind(repository.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The manifest a tag points at.
+    pub async fn manifest_by_tag(&self, repository: &RepoName, tag: &Tag) -> Result<Option<StoredManifest>> {
+        let row = sqlx::query(
+            "SELECT m.digest, m.media_type, m.content FROM tags t
+             JOIN repositories r ON r.id = t.repository_id
+             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+             WHERE r.name = ? AND t.name = ?",
+        )
+        .bind(repository.as_str())
+        .bind(tag.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(stored_manifest).transpose()
+    }
+
+    /// A manifest by digest.
+    pub async fn manifest_by_digest(
+        &self,
+        repository: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>> {
+        let row = sqlx::query(
+            "SELECT m.digest, m.media_type, m.content FROM manifests m
+             JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ? AND m.digest = ?",
+        )
+        .bind(repository.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(stored_manifest).transpose()
+    }
+
+    /// Stores a manifest and its references, and moves its tag, in one transaction.
+    /// Fails with `MissingReference` when a blob or child manifest is not in the repository.
+    pub async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now();
+        let repository_id = ensure_repository(&mut tx, manifest.repository, now).await?;
+        for digest in &manifest.blobs {
+            let linked = sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
+                .bind(repository_id)
+                .bind(digest.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if linked.is_none() {
+                return Err(MetadataError::MissingReference { digest: (*digest).clone(), is_manifest: false });
+            }
+        }
+        for digest in &manifest.manifests {
+            let exists = sqlx::query("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?")
+                .bind(repository_id)
+                .bind(digest.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(MetadataError::MissingReference { digest: (*digest).clone(), is_manifest: true });
+            }
+        }
+        let digest = manifest.digest.to_string();
+        sqlx::query(
+            "INSERT INTO manifests
+               (repository_id, digest, media_type, artifact_type, subject, annotations, content, pushed_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at",
+        )
+        .bind(repository_id)
+        .bind(&digest)
+        .bind(manifest.media_type)
+        .bind(manifest.artifact_type)
+        .bind(manifest.subject.map(Digest::to_string))
+        .bind(manifest.annotations_json.as_deref())
+        .bind(manifest.content)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let children = manifest.blobs.iter().map(|d| (d, false)).chain(manifest.manifests.iter().map(|d| (d, true)));
+        for (child, is_manifest) in children {
+            sqlx::query(
+                "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, child_is_manifest)
+                 VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(repository_id)
+            .bind(&digest)
+            .bind(child.to_string())
+            .bind(is_manifest)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(tag) = manifest.tag {
+            sqlx::query(
+                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest,
+                    updated_at = excluded.updated_at",
+            )
+            .bind(repository_id)
+            .bind(tag.as_str())
+            .bind(&digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a manifest and every tag pointing at it; returns whether it existed.
+    pub async fn delete_manifest(&self, repository: &RepoName, digest: &Digest) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM manifests WHERE digest = ?
+             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        )
+        .bind(digest.to_string())
+        .bind(repository.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes a tag, leaving its manifest; returns whether it existed.
+    pub async fn delete_tag(&self, repository: &RepoName, tag: &Tag) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM tags WHERE name = ?
+             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        )
+        .bind(tag.as_str())
+        .bind(repository.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Up to `limit` tags of a repository after `last`, in lexical (byte) order.
+    pub async fn list_tags(&self, repository: &RepoName, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?",
+        )
+        .bind(repository.as_str())
+        .bind(last.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Up to `limit` repository names after `last`, in lexical (byte) order.
+    pub async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
+            .bind(last.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Manifests in `repository` whose subject is `subject`, optionally of one artifact type.
+    pub async fn referrers(
+        &self,
+        repository: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        let rows = sqlx::query(
+            "SELECT m.digest, m.media_type, length(m.content), m.artifact_type, m.annotations
+             FROM manifests m JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ? AND m.subject = ? AND (? IS NULL OR m.artifact_type = ?)
+             ORDER BY m.digest",
+        )
+        .bind(repository.as_str())
+        .bind(subject.to_string())
+        .bind(artifact_type)
+        .bind(artifact_type)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Referrer {
+                    digest: parse_digest(r.get(0))?,
+                    media_type: r.get(1),
+                    size: r.get::<i64, _>(2) as u64,
+                    artifact_type: r.get(3),
+                    annotations_json: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    /// Records a new upload session for `repository`.
+    pub async fn create_upload(&self, id: &str, repository: &RepoName) -> Result<()> {
+        sqlx::query("INSERT INTO uploads (id, repository, started_at) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(repository.as_str())
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The repository an upload session belongs to, if the session exists.
+    pub async fn upload_repository(&self, id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT repository FROM uploads WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Forgets an upload session.
+    pub async fn delete_upload(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM uploads WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Checks the database answers, for readiness probes.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection, letting SQLite checkpoint its WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn ensure_repository(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    repository: &RepoName,
+    now: i64,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO repositories (name, created_at) VALUES (?, ?)
+         ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
+    )
+    .bind(repository.as_str())
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.get(0))
+}
+
+fn stored_manifest(row: sqlx::sqlite::SqliteRow) -> Result<StoredManifest> {
+    Ok(StoredManifest { digest: parse_digest(row.get(0))?, media_type: row.get(1), content: row.get(2) })
+}
+
+fn parse_digest(s: String) -> Result<Digest> {
+    Digest::from_str(&s).map_err(|e| MetadataError::Corrupt(e.to_string()))
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

@@ -1,0 +1,193 @@
+//! The configuration tree: built-in defaults, then a TOML file (`--config`), then
+//! `IMAGEHUB_<SECTION>__<KEY>` environment overrides, then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything imagehub can be told; every field has a default that works out of the box.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+}
+
+/// `[server]`: where and how to listen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on (plain HTTP).
+    pub listen: SocketAddr,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[storage]`: where data lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory holding the SQLite database, blobs and uploads in progress.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: PathBuf::from("./data") }
+    }
+}
+
+/// `[log]`: what the server logs and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (human-readable lines) or `json` (one JSON object per line).
+    pub format: LogFormat,
+    /// Filter in `RUST_LOG` syntax, used when `RUST_LOG` is unset (e.g. `info`, `imagehub=debug`).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Text, level: "info".to_owned() }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `[auth]`: accounts and token auth.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether pushes and pulls require an account. Accounts are not built yet
+    /// (issue 5): the registry is open, as distribution runs by default, and `true`
+    /// is refused at startup rather than silently ignored.
+    pub enabled: bool,
+}
+
+/// Every knob: its key, the environment variable that overrides it, and what it does.
+/// Printed by `imagehub --help`; a unit test keeps it in step with the structs above.
+pub const KNOBS: &[(&str, &str)] = &[
+    ("server.listen", "address to listen on (default 127.0.0.1:5000)"),
+    ("server.shutdown_timeout_secs", "seconds in-flight requests get to finish on SIGTERM/SIGINT (default 30)"),
+    ("storage.data_dir", "directory for the SQLite database, blobs and uploads (default ./data)"),
+    ("log.format", "text or json (default text)"),
+    ("log.level", "log filter when RUST_LOG is unset (default info)"),
+    ("auth.enabled", "require accounts; not built yet (issue 5), only false is accepted (default false)"),
+];
+
+/// The environment variable that overrides `key` (`server.listen` → `IMAGEHUB_SERVER__LISTEN`).
+pub fn env_var_for(key: &str) -> String {
+    format!("IMAGEHUB_{}", key.replace('.', "__").to_uppercase())
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then `IMAGEHUB_<SECTION>__<KEY>` variables,
+    /// and validates the result, reporting every problem at once.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        // Only SECTION__KEY variables are configuration; others such as
+        // IMAGEHUB_ADMIN_PASSWORD are read where they are used.
+        let env = Env::prefixed("IMAGEHUB_").filter(|key| key.as_str().contains("__")).split("__");
+        let config: Config = figment.merge(env).extract().map_err(|errors| {
+            let all: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!("invalid configuration:\n  {}", all.join("\n  "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        if self.auth.enabled {
+            problems.push("auth.enabled = true: accounts are not available yet (issue 5)".to_owned());
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            problems.push("storage.data_dir is empty".to_owned());
+        }
+        anyhow::ensure!(problems.is_empty(), "invalid configuration:\n  {}", problems.join("\n  "));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf_keys(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    leaf_keys(v, &key, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+
+    #[test]
+    fn knobs_list_every_field() {
+        let value = serde_json::to_value(Config::default()).expect("config serialises");
+        let mut keys = Vec::new();
+        leaf_keys(&value, "", &mut keys);
+        let mut knobs: Vec<String> = KNOBS.iter().map(|(k, _)| (*k).to_owned()).collect();
+        keys.sort();
+        knobs.sort();
+        assert_eq!(keys, knobs);
+    }
+
+    #[test]
+    fn env_var_names() {
+        assert_eq!(env_var_for("server.listen"), "IMAGEHUB_SERVER__LISTEN");
+        assert_eq!(env_var_for("storage.data_dir"), "IMAGEHUB_STORAGE__DATA_DIR");
+    }
+
+    #[test]
+    fn file_and_env_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("imagehub.toml", "[server]\nlisten = \"127.0.0.1:6000\"\n[log]\nformat = \"json\"\n")?;
+            jail.set_env("IMAGEHUB_STORAGE__DATA_DIR", "/srv/imagehub");
+            jail.set_env("IMAGEHUB_ADMIN_PASSWORD", "not-a-config-key");
+            let config = Config::load(Some(Path::new("imagehub.toml"))).expect("loads");
+            assert_eq!(config.server.listen.port(), 6000);
+            assert_eq!(config.log.format, LogFormat::Json);
+            assert_eq!(config.storage.data_dir, PathBuf::from("/srv/imagehub"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[server]\nlisten_on = \"x\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,82 @@
+//! `GET|HEAD|PUT|DELETE /v2/<name>/manifests/<reference>`.
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use http_body_util::BodyExt;
+use imagehub_oci::manifest::MAX_MANIFEST_BYTES;
+use imagehub_oci::{NameError, OciErrorCode, Reference};
+use serde_json::json;
+
+use super::{HandlerResult, V2Request, digest_header, empty};
+use crate::error::ApiError;
+
+/// Parses a reference for reading or deleting: a malformed tag names nothing.
+fn existing_reference(raw: &str) -> Result<Reference, ApiError> {
+    raw.parse().map_err(|e| match e {
+        NameError::InvalidTag(_) => ApiError::new(OciErrorCode::ManifestUnknown)
+            .message(e.to_string())
+            .detail(json!({ "reference": raw })),
+        other => ApiError::from(other),
+    })
+}
+
+/// `GET` and `HEAD`: the exact bytes, their media type and digest.
+pub async fn get_manifest(request: V2Request, reference: &str, with_body: bool) -> HandlerResult {
+    let reference = existing_reference(reference)?;
+    let manifest = request.registry.get_manifest(&request.name, &reference).await?;
+    let builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, &manifest.media_type)
+        .header(header::CONTENT_LENGTH, manifest.content.len())
+        .header(digest_header(), manifest.digest.to_string())
+        .header(header::ETAG, format!("\"{}\"", manifest.digest));
+    let body = if with_body { Body::from(manifest.content) } else { Body::empty() };
+    builder.body(body).map_err(|e| ApiError::internal(&e))
+}
+
+/// `PUT`: validates and stores a manifest under a tag or its digest.
+pub async fn put_manifest(request: V2Request, reference: &str) -> HandlerResult {
+    let reference: Reference = reference.parse()?;
+    let content_type = request
+        .header(header::CONTENT_TYPE)
+        .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_owned());
+    if request.content_length()?.is_some_and(|len| len > MAX_MANIFEST_BYTES as u64) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(request.body, MAX_MANIFEST_BYTES);
+    let content = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) => {
+            return Err(ApiError::new(OciErrorCode::ManifestInvalid)
+                .message(format!("reading the manifest failed: {e}")));
+        }
+    };
+    let pushed = request
+        .registry
+        .put_manifest(&request.name, &reference, content_type.as_deref(), &content)
+        .await?;
+    let mut headers = vec![
+        (header::LOCATION, format!("/v2/{}/manifests/{}", request.name, pushed.digest)),
+        (digest_header(), pushed.digest.to_string()),
+    ];
+    if let Some(subject) = pushed.subject {
+        headers.push((header::HeaderName::from_static("oci-subject"), subject.to_string()));
+    }
+    empty(StatusCode::CREATED, headers)
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(OciErrorCode::ManifestInvalid)
+        .status(StatusCode::PAYLOAD_TOO_LARGE)
+        .message("manifest is larger than the 4 MiB limit")
+        .detail(json!({ "limit": MAX_MANIFEST_BYTES }))
+}
+
+/// `DELETE`: by digest removes the manifest and its tags; by tag removes only the tag.
+pub async fn delete_manifest(request: V2Request, reference: &str) -> HandlerResult {
+    let reference = existing_reference(reference)?;
+    request.registry.delete_manifest(&request.name, &reference).await?;
+    empty(StatusCode::ACCEPTED, Vec::new())
+}

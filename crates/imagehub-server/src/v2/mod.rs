@@ -1,0 +1,162 @@
+//! The OCI Distribution API on `/v2/`: one dispatcher that recognises the endpoint from
+//! the path (names contain slashes, so axum's router cannot) and the handlers per area.
+
+mod blobs;
+mod listings;
+mod manifests;
+pub mod route;
+mod uploads;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use imagehub_core::Registry;
+use imagehub_oci::{OciErrorCode, RepoName};
+
+use crate::error::ApiError;
+use route::V2Route;
+
+/// What every `/v2` handler receives: the registry, the parsed repository name and the
+/// request's query, headers and body.
+pub struct V2Request {
+    pub registry: Registry,
+    pub name: RepoName,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+impl V2Request {
+    fn query(&self, key: &str) -> Option<&str> {
+        self.query.get(key).map(String::as_str)
+    }
+
+    fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The declared `Content-Length`, if any.
+    fn content_length(&self) -> Result<Option<u64>, ApiError> {
+        match self.header(header::CONTENT_LENGTH) {
+            None => Ok(None),
+            Some(v) => v.trim().parse().map(Some).map_err(|_| {
+                ApiError::new(OciErrorCode::SizeInvalid).message(format!("Content-Length {v:?} is not a number"))
+            }),
+        }
+    }
+}
+
+type HandlerResult = Result<Response, ApiError>;
+
+/// The `/v2` router.
+pub fn router(registry: Registry) -> Router {
+    Router::new()
+        .route("/v2", get(api_version_check))
+        .route("/v2/", get(api_version_check))
+        .route("/v2/_catalog", get(listings::list_catalog))
+        .route("/v2/{*path}", any(dispatch))
+        .layer(middleware::from_fn(api_version_header))
+        .with_state(registry)
+}
+
+/// `GET /v2/`: tells clients this is a registry speaking API version 2.
+async fn api_version_check() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+}
+
+/// Every `/v2` response carries `Docker-Distribution-API-Version`, as distribution sends it.
+async fn api_version_header(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
+    response
+}
+
+async fn dispatch(
+    State(registry): State<Registry>,
+    method: Method,
+    Path(path): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(route) = V2Route::parse(&path) else {
+        return not_found();
+    };
+    let name = match route_name(&route).parse::<RepoName>() {
+        Ok(name) => name,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(e) => {
+            return ApiError::new(OciErrorCode::Unsupported)
+                .status(StatusCode::BAD_REQUEST)
+                .message(format!("malformed query string: {e}"))
+                .into_response();
+        }
+    };
+    let request = V2Request { registry, name, query, headers, body };
+    let result = match (route, method) {
+        (V2Route::Tags { .. }, Method::GET) => listings::list_tags(request).await,
+        (V2Route::Referrers { digest, .. }, Method::GET) => listings::list_referrers(request, digest).await,
+        (V2Route::Manifest { reference, .. }, Method::GET) => manifests::get_manifest(request, reference, true).await,
+        (V2Route::Manifest { reference, .. }, Method::HEAD) => manifests::get_manifest(request, reference, false).await,
+        (V2Route::Manifest { reference, .. }, Method::PUT) => manifests::put_manifest(request, reference).await,
+        (V2Route::Manifest { reference, .. }, Method::DELETE) => manifests::delete_manifest(request, reference).await,
+        (V2Route::Blob { digest, .. }, Method::GET) => blobs::get_blob(request, digest, true).await,
+        (V2Route::Blob { digest, .. }, Method::HEAD) => blobs::get_blob(request, digest, false).await,
+        (V2Route::Blob { digest, .. }, Method::DELETE) => blobs::delete_blob(request, digest).await,
+        (V2Route::UploadStart { .. }, Method::POST) => uploads::start_blob_upload(request).await,
+        (V2Route::Upload { id, .. }, Method::GET) => uploads::get_blob_upload(request, id).await,
+        (V2Route::Upload { id, .. }, Method::PATCH) => uploads::patch_blob_upload(request, id).await,
+        (V2Route::Upload { id, .. }, Method::PUT) => uploads::put_blob_upload(request, id).await,
+        (V2Route::Upload { id, .. }, Method::DELETE) => uploads::cancel_blob_upload(request, id).await,
+        (_, method) => Err(ApiError::new(OciErrorCode::Unsupported)
+            .message(format!("{method} is not supported on this endpoint"))),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn route_name<'a>(route: &V2Route<'a>) -> &'a str {
+    match *route {
+        V2Route::Tags { name }
+        | V2Route::Manifest { name, .. }
+        | V2Route::Referrers { name, .. }
+        | V2Route::UploadStart { name }
+        | V2Route::Upload { name, .. }
+        | V2Route::Blob { name, .. } => name,
+    }
+}
+
+fn not_found() -> Response {
+    ApiError::new(OciErrorCode::NameUnknown)
+        .status(StatusCode::NOT_FOUND)
+        .message("no such /v2 endpoint")
+        .into_response()
+}
+
+/// A response with no body and the given headers (`Location`, `Range`, digests …).
+fn empty(status: StatusCode, headers: Vec<(header::HeaderName, String)>) -> HandlerResult {
+    let mut response = Response::builder().status(status);
+    for (name, value) in headers {
+        response = response.header(name, value);
+    }
+    response
+        .header(header::CONTENT_LENGTH, "0")
+        .body(Body::empty())
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// `Docker-Content-Digest`.
+fn digest_header() -> header::HeaderName {
+    header::HeaderName::from_static("docker-content-digest")
+}

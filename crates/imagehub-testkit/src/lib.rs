@@ -1,0 +1,112 @@
+//! Test-only: starts the real imagehub server (the production router and storage) on
+//! `127.0.0.1:0` over a temporary data directory, and stops it gracefully on drop.
+//!
+//! The server runs on its own thread and Tokio runtime, so tests may be synchronous
+//! (driving real clients with `std::process::Command`) or async, as they like.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use imagehub_server::config::Config;
+use tokio::sync::oneshot;
+
+/// A running server; dropping it shuts the server down and removes its data.
+pub struct TestServer {
+    addr: SocketAddr,
+    data_dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with the default configuration and a fresh data directory.
+    pub fn start() -> TestServer {
+        TestServer::start_with(|_| {})
+    }
+
+    /// Starts a server after `configure` has adjusted the default configuration.
+    pub fn start_with(configure: impl FnOnce(&mut Config)) -> TestServer {
+        let data_dir = tempfile::tempdir().expect("create temp data dir");
+        TestServer::start_in(data_dir, configure)
+    }
+
+    /// Starts a server over an existing data directory, e.g. to test a restart.
+    pub fn start_in(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".parse().expect("valid address");
+        config.storage.data_dir = data_dir.path().to_path_buf();
+        configure(&mut config);
+
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("build test runtime");
+            runtime.block_on(async move {
+                let server = match imagehub_server::Server::bind(config).await {
+                    Ok(server) => server,
+                    Err(e) => {
+                        addr_tx.send(Err(format!("{e:#}"))).expect("test waits for the address");
+                        return;
+                    }
+                };
+                addr_tx.send(Ok(server.local_addr())).expect("test waits for the address");
+                server
+                    .run(async move {
+                        let _ = shutdown_rx.await;
+                    })
+                    .await
+                    .expect("test server ran");
+            });
+        });
+        let addr = match addr_rx.recv().expect("server thread reports its address") {
+            Ok(addr) => addr,
+            Err(e) => panic!("test server failed to start: {e}"),
+        };
+        TestServer { addr, data_dir, shutdown: Some(shutdown_tx), thread: Some(thread) }
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `127.0.0.1:PORT`, the form real clients take as a registry host.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// Stops the server gracefully and hands back its data directory for a restart.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown_and_join();
+        let placeholder = tempfile::tempdir().expect("create placeholder dir");
+        std::mem::replace(&mut self.data_dir, placeholder)
+    }
+
+    fn shutdown_and_join(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown_and_join();
+    }
+}

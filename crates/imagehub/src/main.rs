@@ -1,0 +1,118 @@
+//! The `imagehub` binary: `serve` runs the registry. Client commands come with later issues.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use imagehub_server::config::{Config, KNOBS, env_var_for};
+
+/// imagehub: a self-hosted container image hub in one binary.
+#[derive(Parser)]
+#[command(version, about, after_long_help = knobs_help(), after_help = knobs_help())]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry server (plain HTTP; SQLite and blobs under the data directory).
+    #[command(after_help = knobs_help())]
+    Serve(ServeArgs),
+    /// Print the effective configuration (defaults, file, environment and flags merged).
+    Config(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file; values in it override the built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on; overrides `server.listen`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory; overrides `storage.data_dir`.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(listen) = self.listen {
+            config.server.listen = listen;
+        }
+        if let Some(data_dir) = &self.data_dir {
+            config.storage.data_dir = data_dir.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn knobs_help() -> String {
+    let mut help = String::from(
+        "Configuration: built-in defaults, then --config FILE (TOML, [section] key = value),\n\
+         then environment variables, then flags. Every knob:\n",
+    );
+    for (key, doc) in KNOBS {
+        help.push_str(&format!("  {key:<30} {:<38} {doc}\n", env_var_for(key)));
+    }
+    help
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args.load()?),
+        Command::Config(args) => {
+            print!("{}", toml_of(&args.load()?)?);
+            Ok(())
+        }
+    }
+}
+
+fn toml_of(config: &Config) -> anyhow::Result<String> {
+    let value = serde_json::to_value(config).context("serialising config")?;
+    let mut out = String::new();
+    if let serde_json::Value::Object(sections) = value {
+        for (section, keys) in sections {
+            out.push_str(&format!("[{section}]\n"));
+            if let serde_json::Value::Object(keys) = keys {
+                for (key, value) in keys {
+                    out.push_str(&format!("{key} = {value}\n"));
+                }
+            }
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    imagehub_server::logging::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let server = imagehub_server::Server::bind(config).await?;
+        server.run(shutdown_signal()).await
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

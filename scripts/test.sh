@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs every test of the project: all unit and integration tests of the workspace,
+# including the real-client tests (skopeo, podman, buildah, oras-py) in
+# crates/imagehub/tests/it/realclients/.
+#
+# On a fresh Debian machine (as root, or with sudo) it first installs what the tests
+# need; when everything is already installed it goes straight to `cargo test`.
+#
+# Usage: scripts/test.sh [extra `cargo test` arguments, e.g. a test-name filter]
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "==> $*"; }
+
+if [[ $(id -u) -eq 0 ]]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+else
+  echo "error: installing test dependencies needs root or sudo" >&2
+  exit 1
+fi
+
+# command -> Debian package providing it
+declare -A PACKAGE_OF=(
+  [skopeo]=skopeo
+  [podman]=podman
+  [buildah]=buildah
+  [docker-registry]=docker-registry
+  [umoci]=umoci
+  [jq]=jq
+  [htpasswd]=apache2-utils
+  [python3]=python3
+  [tar]=tar
+  [gzip]=gzip
+  [cc]=gcc
+  [curl]=curl
+)
+PACKAGES=(skopeo podman buildah docker-registry umoci jq apache2-utils python3-pip)
+
+missing=()
+for cmd in "${!PACKAGE_OF[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+done
+python3 -m pip --version >/dev/null 2>&1 || missing+=(pip)
+
+if [[ ${#missing[@]} -gt 0 ]]; then
+  say "missing: ${missing[*]}; installing Debian packages"
+  extra=()
+  for cmd in "${missing[@]}"; do
+    pkg="${PACKAGE_OF[$cmd]:-}"
+    [[ -n "$pkg" && " ${PACKAGES[*]} " != *" $pkg "* ]] && extra+=("$pkg")
+  done
+  [[ " ${extra[*]} " == *" gcc "* ]] && extra+=(libc6-dev)
+  [[ " ${extra[*]} " == *" curl "* ]] && extra+=(ca-certificates)
+  "${SUDO[@]}" apt-get update
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${PACKAGES[@]}" "${extra[@]}"
+else
+  say "real clients present: skopeo podman buildah umoci docker-registry"
+fi
+
+if ! python3 -c 'import oras' >/dev/null 2>&1; then
+  say "installing oras-py (PyPI: oras)"
+  if [[ $(id -u) -eq 0 ]]; then pip_args=(); else pip_args=(--user); fi
+  # Debian's own Python refuses pip installs outside a venv unless told otherwise.
+  python3 -m pip install "${pip_args[@]}" oras \
+    || python3 -m pip install "${pip_args[@]}" --break-system-packages oras
+  python3 -c 'import oras'
+else
+  say "oras-py present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    say "installing the Rust toolchain (rustup, stable)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
+
+say "running all tests: cargo test --workspace --locked $*"
+cargo test --workspace --locked "$@"
+say "all tests passed"
