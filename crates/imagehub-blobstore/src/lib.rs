@@ -25,6 +25,7 @@ mod upload;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use imagehub_oci::{Algorithm, Digest};
 
@@ -154,6 +155,83 @@ impl FsBlobStore {
         .await
         .expect("hash task does not panic")
         .map_err(Into::into)
+    }
+}
+
+/// A file found under `blobs/` by a walk (garbage collection only; listings never walk).
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+impl FsBlobStore {
+    /// Every blob file on disk. Files whose names are not digests are skipped.
+    pub async fn walk_blobs(&self) -> Result<Vec<StoredBlob>, BlobStoreError> {
+        let root = self.blobs_dir.clone();
+        let walk = move || -> io::Result<Vec<StoredBlob>> {
+            let mut found = Vec::new();
+            for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+                let dir = root.join(algorithm.as_str());
+                for prefix in read_dir_if_exists(&dir)? {
+                    for entry in read_dir_if_exists(&prefix?.path())? {
+                        let entry = entry?;
+                        let name = entry.file_name();
+                        let Ok(digest) = format!("{}:{}", algorithm.as_str(), name.to_string_lossy()).parse() else {
+                            continue;
+                        };
+                        let meta = entry.metadata()?;
+                        found.push(StoredBlob { digest, size: meta.len(), modified: meta.modified()? });
+                    }
+                }
+            }
+            Ok(found)
+        };
+        Ok(tokio::task::spawn_blocking(walk).await.expect("blob walk does not panic")?)
+    }
+
+    /// Deletes a blob file only if it was last written before `cutoff`: a file written
+    /// since then belongs to an upload that just committed the same content again.
+    /// Returns the bytes freed.
+    pub async fn delete_blob_written_before(&self, digest: &Digest, cutoff: SystemTime) -> Result<u64, BlobStoreError> {
+        let path = self.blob_path(digest);
+        let meta = match tokio::fs::metadata(&path).await {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        if meta.modified()? >= cutoff {
+            return Ok(0);
+        }
+        remove_if_exists(&path).await?;
+        Ok(meta.len())
+    }
+
+    /// Ids of the upload files on disk.
+    pub async fn upload_files(&self) -> Result<Vec<String>, BlobStoreError> {
+        let mut ids = Vec::new();
+        let mut entries = tokio::fs::read_dir(&self.uploads_dir).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            ids.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        Ok(ids)
+    }
+
+    /// Deletes an upload file by name, whether or not a session holds it.
+    pub async fn delete_upload_file(&self, name: &str) -> Result<(), BlobStoreError> {
+        if let Ok(id) = name.parse::<UploadId>() {
+            self.forget(id);
+        }
+        remove_if_exists(&self.uploads_dir.join(name)).await
+    }
+}
+
+fn read_dir_if_exists(dir: &Path) -> io::Result<Box<dyn Iterator<Item = io::Result<std::fs::DirEntry>>>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(Box::new(entries)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),
+        Err(e) => Err(e),
     }
 }
 

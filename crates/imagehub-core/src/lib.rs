@@ -5,9 +5,11 @@
 //! returns typed results and `CoreError`s; the server maps those to the wire.
 
 mod error;
+mod maintenance;
 mod registry;
 
 pub use error::CoreError;
 pub use imagehub_blobstore::UploadId;
-pub use imagehub_metadata::{Referrer, StoredManifest};
+pub use imagehub_metadata::{Referrer, StoredManifest, Usage};
+pub use maintenance::{GcOptions, GcReport};
 pub use registry::{BlobReader, PushedManifest, Registry};

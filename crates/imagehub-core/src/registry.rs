@@ -5,7 +5,7 @@ use std::path::Path;
 use bytes::Bytes;
 use futures_util::Stream;
 use imagehub_blobstore::{FsBlobStore, Upload, UploadId};
-use imagehub_metadata::{Metadata, NewManifest, Referrer, StoredManifest};
+use imagehub_metadata::{Metadata, NewManifest, Referrer, StoredManifest, Usage};
 use imagehub_oci::{Digest, Manifest, Reference, RepoName, Tag};
 
 use crate::CoreError;
@@ -18,8 +18,8 @@ type Result<T, E = CoreError> = std::result::Result<T, E>;
 /// committed, so the index never names bytes that are not on disk.
 #[derive(Clone)]
 pub struct Registry {
-    blobs: FsBlobStore,
-    meta: Metadata,
+    pub(crate) blobs: FsBlobStore,
+    pub(crate) meta: Metadata,
 }
 
 /// A blob opened for reading, with its size.
@@ -49,6 +49,11 @@ impl Registry {
     pub async fn ping(&self) -> Result<()> {
         self.meta.ping().await?;
         Ok(())
+    }
+
+    /// Totals for monitoring.
+    pub async fn usage(&self) -> Result<Usage> {
+        Ok(self.meta.usage().await?)
     }
 
     /// Closes the database cleanly; call once the server has stopped serving.

@@ -6,6 +6,8 @@
 //! Every multi-row change runs in one `BEGIN IMMEDIATE` transaction, so concurrent
 //! writers serialise instead of failing to upgrade a read lock.
 
+mod gc;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,6 +28,8 @@ pub enum MetadataError {
     #[error("database holds an invalid value: {0}")]
     Corrupt(String),
 }
+
+pub use gc::UnlinkedBlob;
 
 type Result<T, E = MetadataError> = std::result::Result<T, E>;
 
@@ -64,6 +68,15 @@ pub struct Referrer {
     pub size: u64,
     pub artifact_type: Option<String>,
     pub annotations_json: Option<String>,
+}
+
+/// Totals reported by `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub uploads_in_progress: u64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    pub repositories: u64,
 }
 
 /// The metadata database handle; cheap to clone.
@@ -364,6 +377,22 @@ impl Metadata {
         Ok(())
     }
 
+    /// Totals for monitoring: upload sessions open, blobs stored and their bytes.
+    pub async fn usage(&self) -> Result<Usage> {
+        let row = sqlx::query(
+            "SELECT (SELECT count(*) FROM uploads), (SELECT count(*) FROM blobs),
+                    (SELECT coalesce(sum(size), 0) FROM blobs), (SELECT count(*) FROM repositories)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Usage {
+            uploads_in_progress: row.get::<i64, _>(0) as u64,
+            blobs: row.get::<i64, _>(1) as u64,
+            blob_bytes: row.get::<i64, _>(2) as u64,
+            repositories: row.get::<i64, _>(3) as u64,
+        })
+    }
+
     /// Checks the database answers, for readiness probes.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -400,6 +429,7 @@ fn parse_digest(s: String) -> Result<Digest> {
     Digest::from_str(&s).map_err(|e| MetadataError::Corrupt(e.to_string()))
 }
 
-fn now() -> i64 {
+/// Seconds since the Unix epoch, the unit of every timestamp column.
+pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

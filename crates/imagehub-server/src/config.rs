@@ -16,6 +16,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub log: LogConfig,
     pub auth: AuthConfig,
+    pub uploads: UploadsConfig,
+    pub gc: GcConfig,
 }
 
 /// `[server]`: where and how to listen.
@@ -85,6 +87,37 @@ pub struct AuthConfig {
     pub enabled: bool,
 }
 
+/// `[uploads]`: upload sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadsConfig {
+    /// Seconds after which an unfinished upload session is deleted.
+    pub expiry_secs: u64,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        UploadsConfig { expiry_secs: 24 * 3600 }
+    }
+}
+
+/// `[gc]`: garbage collection of what no tag and no index references.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// Seconds between background collections; 0 turns background GC off (`imagehub gc`
+    /// still works).
+    pub interval_secs: u64,
+    /// Nothing written more recently than this many seconds is collected.
+    pub grace_period_secs: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig { interval_secs: 0, grace_period_secs: 3600 }
+    }
+}
+
 /// Every knob: its key, the environment variable that overrides it, and what it does.
 /// Printed by `imagehub --help`; a unit test keeps it in step with the structs above.
 pub const KNOBS: &[(&str, &str)] = &[
@@ -93,6 +126,9 @@ pub const KNOBS: &[(&str, &str)] = &[
     ("storage.data_dir", "directory for the SQLite database, blobs and uploads (default ./data)"),
     ("log.format", "text or json (default text)"),
     ("log.level", "log filter when RUST_LOG is unset (default info)"),
+    ("uploads.expiry_secs", "seconds before an unfinished upload is deleted (default 86400)"),
+    ("gc.interval_secs", "seconds between background garbage collections, 0 = off (default 0)"),
+    ("gc.grace_period_secs", "garbage younger than this is kept, protecting pushes in flight (default 3600)"),
     ("auth.enabled", "require accounts; not built yet (issue 5), only false is accepted (default false)"),
 ];
 

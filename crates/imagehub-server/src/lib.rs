@@ -7,6 +7,8 @@
 pub mod config;
 mod error;
 mod listener;
+mod maintenance;
+mod metrics;
 pub mod logging;
 mod v2;
 
@@ -40,6 +42,7 @@ impl Server {
         let registry = Registry::open(&config.storage.data_dir)
             .await
             .with_context(|| format!("opening storage under {}", config.storage.data_dir.display()))?;
+        registry.clean_stale_uploads().await.context("cleaning up after an earlier run")?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -61,11 +64,26 @@ impl Server {
             "imagehub is listening"
         );
         let timeout = Duration::from_secs(self.config.server.shutdown_timeout_secs);
+        let housekeeping = tokio::spawn(maintenance::run(self.registry.clone(), self.config.clone()));
         listener::serve(self.listener, app, shutdown, timeout).await;
+        housekeeping.abort();
         self.registry.close().await;
         tracing::info!("imagehub stopped");
         Ok(())
     }
+}
+
+pub use imagehub_core::{GcOptions, GcReport};
+
+/// Runs one garbage collection over the storage `config` names (`imagehub gc`); safe
+/// while a server runs on the same data directory.
+pub async fn collect_garbage(config: &Config, options: GcOptions) -> anyhow::Result<GcReport> {
+    let registry = Registry::open(&config.storage.data_dir)
+        .await
+        .with_context(|| format!("opening storage under {}", config.storage.data_dir.display()))?;
+    let report = registry.collect_garbage(options).await;
+    registry.close().await;
+    Ok(report?)
 }
 
 /// The whole application router.
@@ -74,9 +92,15 @@ pub fn app(registry: Registry) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(registry.clone());
+    let metrics = metrics::Metrics::new();
+    let metrics_route = Router::new()
+        .route("/metrics", get(metrics::serve_metrics))
+        .with_state((metrics.clone(), registry.clone()));
     Router::new()
         .merge(v2::router(registry))
         .merge(health)
+        .merge(metrics_route)
+        .layer(middleware::from_fn_with_state(metrics, metrics::record))
         .layer(middleware::from_fn(log_request))
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use imagehub_server::GcOptions;
 use imagehub_server::config::{Config, KNOBS, env_var_for};
 
 /// imagehub: a self-hosted container image hub in one binary.
@@ -21,6 +22,21 @@ enum Command {
     Serve(ServeArgs),
     /// Print the effective configuration (defaults, file, environment and flags merged).
     Config(ServeArgs),
+    /// Remove manifests and blobs that no tag and no index references (safe while the
+    /// server runs: nothing younger than the grace period is touched).
+    Gc(GcArgs),
+}
+
+#[derive(clap::Args)]
+struct GcArgs {
+    #[command(flatten)]
+    storage: ServeArgs,
+    /// List what would be removed and how many bytes, without removing anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Keep anything written less than this many seconds ago; overrides `gc.grace_period_secs`.
+    #[arg(long, value_name = "SECS")]
+    grace_period_secs: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -74,6 +90,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args.load()?),
+        Command::Gc(args) => gc(args),
         Command::Config(args) => {
             print!("{}", toml_of(&args.load()?)?);
             Ok(())
@@ -105,6 +122,22 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let server = imagehub_server::Server::bind(config).await?;
         server.run(shutdown_signal()).await
     })
+}
+
+fn gc(args: GcArgs) -> anyhow::Result<()> {
+    let config = args.storage.load()?;
+    imagehub_server::logging::init(&config.log);
+    let grace = args.grace_period_secs.unwrap_or(config.gc.grace_period_secs);
+    let options = GcOptions { grace_period: std::time::Duration::from_secs(grace), dry_run: args.dry_run };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let report = runtime.block_on(imagehub_server::collect_garbage(&config, options))?;
+    let verb = if report.dry_run { "would remove" } else { "removed" };
+    println!("{verb} {} manifests ({} bytes)", report.manifests, report.manifest_bytes);
+    println!("{verb} {} blob links", report.blob_links);
+    println!("{verb} {} blobs ({} bytes)", report.blobs, report.blob_bytes);
+    println!("{verb} {} orphaned blob files ({} bytes)", report.orphan_files, report.orphan_bytes);
+    println!("bytes freed: {}{}", report.bytes_freed(), if report.dry_run { " (dry run)" } else { "" });
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.

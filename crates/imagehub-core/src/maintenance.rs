@@ -1,0 +1,142 @@
+//! Housekeeping on the registry's storage: garbage collection, upload expiry and the
+//! clean-up of what a crash can leave behind. None of it needs the server stopped.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::{CoreError, Registry};
+
+type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// How a garbage collection runs.
+#[derive(Debug, Clone, Copy)]
+pub struct GcOptions {
+    /// Nothing written more recently than this is removed, so a push in flight never
+    /// loses a blob it has uploaded but not yet referenced from a manifest.
+    pub grace_period: Duration,
+    /// Only count what would be removed.
+    pub dry_run: bool,
+}
+
+/// What a garbage collection removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GcReport {
+    pub dry_run: bool,
+    /// Untagged manifests no index lists and no live subject keeps.
+    pub manifests: u64,
+    pub manifest_bytes: u64,
+    /// Blob links (blob in a repository) no manifest references.
+    pub blob_links: u64,
+    /// Blobs no repository links, deleted from disk.
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    /// Files under `blobs/` the database never recorded (a crash between the rename of
+    /// an upload and its commit).
+    pub orphan_files: u64,
+    pub orphan_bytes: u64,
+}
+
+impl GcReport {
+    /// Bytes freed (or that would be freed).
+    pub fn bytes_freed(&self) -> u64 {
+        self.manifest_bytes + self.blob_bytes + self.orphan_bytes
+    }
+}
+
+impl Registry {
+    /// Removes what no tag and no index references, older than the grace period.
+    pub async fn collect_garbage(&self, options: GcOptions) -> Result<GcReport> {
+        let cutoff_time = SystemTime::now() - options.grace_period;
+        let cutoff = unix_seconds(cutoff_time);
+        let mut report = GcReport { dry_run: options.dry_run, ..GcReport::default() };
+        if options.dry_run {
+            (report.manifests, report.manifest_bytes) = self.meta.count_garbage_manifests(cutoff).await?;
+            report.blob_links = self.meta.count_garbage_links(cutoff).await?;
+            for blob in self.meta.unlinked_blobs_after_link_gc(cutoff).await? {
+                report.blobs += 1;
+                report.blob_bytes += blob.size;
+            }
+        } else {
+            // Deleting an index frees its children for the next round; images nest only
+            // a few levels deep, but the bound keeps a pathological chain from looping.
+            for _ in 0..16 {
+                let (count, bytes) = self.meta.delete_garbage_manifests(cutoff).await?;
+                report.manifests += count;
+                report.manifest_bytes += bytes;
+                if count == 0 {
+                    break;
+                }
+            }
+            report.blob_links = self.meta.delete_garbage_links(cutoff).await?;
+            for blob in self.meta.unlinked_blobs(cutoff).await? {
+                if self.meta.forget_blob_if_unlinked(&blob.digest).await? {
+                    let freed = self.blobs.delete_blob_written_before(&blob.digest, cutoff_time).await?;
+                    report.blobs += 1;
+                    report.blob_bytes += freed;
+                }
+            }
+        }
+        for file in self.blobs.walk_blobs().await? {
+            if file.modified >= cutoff_time || self.meta.blob_known(&file.digest).await? {
+                continue;
+            }
+            if !options.dry_run {
+                self.blobs.delete_blob_written_before(&file.digest, cutoff_time).await?;
+            }
+            report.orphan_files += 1;
+            report.orphan_bytes += file.size;
+        }
+        tracing::info!(
+            gc.dry_run = report.dry_run,
+            gc.manifests = report.manifests,
+            gc.blob_links = report.blob_links,
+            gc.blobs = report.blobs,
+            gc.orphan_files = report.orphan_files,
+            gc.bytes_freed = report.bytes_freed(),
+            "garbage collection finished"
+        );
+        Ok(report)
+    }
+
+    /// Deletes upload sessions started more than `max_age` ago; returns how many.
+    pub async fn expire_uploads(&self, max_age: Duration) -> Result<u64> {
+        let cutoff = unix_seconds(SystemTime::now() - max_age);
+        let mut expired = 0;
+        for id in self.meta.uploads_started_before(cutoff).await? {
+            self.blobs.delete_upload_file(&id).await?;
+            self.meta.delete_upload(&id).await?;
+            expired += 1;
+        }
+        if expired > 0 {
+            tracing::info!(uploads.expired = expired, "expired abandoned uploads");
+        }
+        Ok(expired)
+    }
+
+    /// Makes upload files and upload rows agree after a crash: a file without a session
+    /// (the crash came between creating it and recording it) is deleted, and so is a
+    /// session whose file is gone. Sessions with files survive, so uploads resume.
+    pub async fn clean_stale_uploads(&self) -> Result<u64> {
+        let sessions: HashSet<String> = self.meta.upload_ids().await?.into_iter().collect();
+        let files: HashSet<String> = self.blobs.upload_files().await?.into_iter().collect();
+        let mut cleaned = 0;
+        for file in files.difference(&sessions) {
+            self.blobs.delete_upload_file(file).await?;
+            cleaned += 1;
+        }
+        for session in sessions.difference(&files) {
+            self.meta.delete_upload(session).await?;
+            cleaned += 1;
+        }
+        if cleaned > 0 {
+            tracing::info!(uploads.cleaned = cleaned, "removed upload leftovers from an earlier run");
+        }
+        Ok(cleaned)
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

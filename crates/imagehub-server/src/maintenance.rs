@@ -1,0 +1,35 @@
+//! Background housekeeping while the server runs: upload expiry, and garbage collection
+//! when `gc.interval_secs` is set.
+
+use std::time::Duration;
+
+use imagehub_core::{GcOptions, Registry};
+
+use crate::config::Config;
+
+/// How often abandoned uploads are looked for.
+const UPLOAD_EXPIRY_CHECK: Duration = Duration::from_secs(300);
+
+/// Runs until aborted.
+pub async fn run(registry: Registry, config: Config) {
+    let expiry = Duration::from_secs(config.uploads.expiry_secs);
+    let gc_interval = Duration::from_secs(config.gc.interval_secs);
+    let gc_options = GcOptions { grace_period: Duration::from_secs(config.gc.grace_period_secs), dry_run: false };
+    let mut expiry_tick = tokio::time::interval(UPLOAD_EXPIRY_CHECK.min(expiry.max(Duration::from_secs(1))));
+    // With GC off this timer is never awaited; the interval value only has to be valid.
+    let mut gc_tick = tokio::time::interval_at(tokio::time::Instant::now() + gc_interval, gc_interval.max(Duration::from_secs(1)));
+    loop {
+        tokio::select! {
+            _ = expiry_tick.tick() => {
+                if let Err(e) = registry.expire_uploads(expiry).await {
+                    tracing::warn!(error = %e, "upload expiry failed");
+                }
+            }
+            _ = gc_tick.tick(), if !gc_interval.is_zero() => {
+                if let Err(e) = registry.collect_garbage(gc_options).await {
+                    tracing::warn!(error = %e, "background garbage collection failed");
+                }
+            }
+        }
+    }
+}
