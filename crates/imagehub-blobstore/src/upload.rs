@@ -125,6 +125,39 @@ async fn rehash(path: PathBuf) -> io::Result<(u64, Hasher)> {
     .expect("rehash task does not panic")
 }
 
+/// Chunks in flight between the receiving task and each of the writer and hasher
+/// threads; with hyper's frames of at most a few hundred KiB this bounds memory per
+/// upload to a few MiB whatever the blob size.
+const PIPELINE_DEPTH: usize = 16;
+
+/// Written bytes after which the writer asks the kernel to flush what it has so far, so
+/// the fsync before the final rename only waits for the tail of a large blob.
+const FLUSH_EVERY: u64 = 32 * 1024 * 1024;
+
+/// Writes chunks at `start` onward; returns how many bytes were written.
+fn write_chunks(path: &Path, start: u64, mut chunks: tokio::sync::mpsc::Receiver<Bytes>) -> io::Result<u64> {
+    let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+    file.seek(io::SeekFrom::Start(start))?;
+    let (mut written, mut unflushed) = (0u64, 0u64);
+    while let Some(chunk) = chunks.blocking_recv() {
+        file.write_all(&chunk)?;
+        written += chunk.len() as u64;
+        unflushed += chunk.len() as u64;
+        if unflushed >= FLUSH_EVERY {
+            file.sync_data()?;
+            unflushed = 0;
+        }
+    }
+    Ok(written)
+}
+
+fn hash_chunks(mut hasher: Hasher, mut chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Hasher {
+    while let Some(chunk) = chunks.blocking_recv() {
+        hasher.update(&chunk);
+    }
+    hasher
+}
+
 impl Upload {
     pub fn id(&self) -> UploadId {
         self.id
@@ -148,27 +181,22 @@ impl Upload {
     {
         let start_len = self.state.len;
         let hasher = self.state.hasher.clone().expect("checked-out uploads have a hasher");
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-        let path = self.path.clone();
-        // Writing and hashing run on a blocking thread, overlapping with receiving the
-        // next chunks on the async side.
-        let writer = tokio::task::spawn_blocking(move || -> io::Result<(u64, Hasher)> {
-            let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
-            file.seek(io::SeekFrom::Start(start_len))?;
-            let (mut hasher, mut written) = (hasher, 0u64);
-            while let Some(chunk) = rx.blocking_recv() {
-                file.write_all(&chunk)?;
-                hasher.update(&chunk);
-                written += chunk.len() as u64;
-            }
-            Ok((written, hasher))
+        // Receiving (here), writing and hashing run side by side: each chunk goes to a
+        // writer thread and a hasher thread, so the slowest of the three sets the pace.
+        let (write_tx, write_rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let (hash_tx, hash_rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let writer = tokio::task::spawn_blocking({
+            let path = self.path.clone();
+            move || write_chunks(&path, start_len, write_rx)
         });
+        let hashing = tokio::task::spawn_blocking(move || hash_chunks(hasher, hash_rx));
         let mut body = std::pin::pin!(body);
         let mut body_error = None;
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(bytes) => {
-                    if tx.send(bytes).await.is_err() {
+                    let sent = write_tx.send(bytes.clone()).await.is_ok() && hash_tx.send(bytes).await.is_ok();
+                    if !sent {
                         break; // The writer failed; its error is reported below.
                     }
                 }
@@ -178,8 +206,9 @@ impl Upload {
                 }
             }
         }
-        drop(tx);
-        let outcome = writer.await.expect("upload writer does not panic");
+        drop((write_tx, hash_tx));
+        let hasher = hashing.await.expect("upload hasher does not panic");
+        let outcome = writer.await.expect("upload writer does not panic").map(|written| (written, hasher));
         let error = match (body_error, outcome) {
             (Some(e), _) => e,
             (None, Err(e)) => AppendError::Store(e.into()),

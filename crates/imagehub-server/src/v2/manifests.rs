@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use http_body_util::BodyExt;
+use futures_util::StreamExt;
 use imagehub_oci::manifest::MAX_MANIFEST_BYTES;
 use imagehub_oci::{NameError, OciErrorCode, Reference};
 use serde_json::json;
@@ -41,18 +41,15 @@ pub async fn put_manifest(request: V2Request, reference: &str) -> HandlerResult 
     let content_type = request
         .header(header::CONTENT_TYPE)
         .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_owned());
-    if request.content_length()?.is_some_and(|len| len > MAX_MANIFEST_BYTES as u64) {
+    let declared_too_large = request.content_length()?.is_some_and(|len| len > MAX_MANIFEST_BYTES as u64);
+    let waits_for_continue = request
+        .header(header::EXPECT)
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if declared_too_large && waits_for_continue {
+        // The client has not sent the body yet and will not once it sees the 413.
         return Err(too_large());
     }
-    let limited = http_body_util::Limited::new(request.body, MAX_MANIFEST_BYTES);
-    let content = match limited.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(e) => {
-            return Err(ApiError::new(OciErrorCode::ManifestInvalid)
-                .message(format!("reading the manifest failed: {e}")));
-        }
-    };
+    let content = read_manifest_body(request.body).await?;
     let pushed = request
         .registry
         .put_manifest(&request.name, &reference, content_type.as_deref(), &content)
@@ -65,6 +62,32 @@ pub async fn put_manifest(request: V2Request, reference: &str) -> HandlerResult 
         headers.push((header::HeaderName::from_static("oci-subject"), subject.to_string()));
     }
     empty(StatusCode::CREATED, headers)
+}
+
+/// How much of an oversized body is read and discarded before answering 413: closing the
+/// connection with unread bytes on it would reset it under the client before it reads
+/// the answer, so bodies up to this size are drained first.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads a manifest body of at most `MAX_MANIFEST_BYTES`.
+async fn read_manifest_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let (mut content, mut received) = (Vec::new(), 0usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(OciErrorCode::ManifestInvalid).message(format!("reading the manifest failed: {e}"))
+        })?;
+        received += chunk.len();
+        if received <= MAX_MANIFEST_BYTES {
+            content.extend_from_slice(&chunk);
+        } else if received > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if received > MAX_MANIFEST_BYTES {
+        return Err(too_large());
+    }
+    Ok(content)
 }
 
 fn too_large() -> ApiError {
