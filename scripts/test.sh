@@ -50,10 +50,13 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   extra=()
   for cmd in "${missing[@]}"; do
     pkg="${PACKAGE_OF[$cmd]:-}"
-    [[ -n "$pkg" && " ${PACKAGES[*]} " != *" $pkg "* ]] && extra+=("$pkg")
+    case "$pkg" in
+      "") ;;                              # pip: python3-pip is in PACKAGES
+      gcc) extra+=(gcc libc6-dev) ;;      # the linker cargo needs
+      curl) extra+=(curl ca-certificates) ;;
+      *) [[ " ${PACKAGES[*]} " == *" $pkg "* ]] || extra+=("$pkg") ;;
+    esac
   done
-  [[ " ${extra[*]} " == *" gcc "* ]] && extra+=(libc6-dev)
-  [[ " ${extra[*]} " == *" curl "* ]] && extra+=(ca-certificates)
   "${SUDO[@]}" apt-get update
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${PACKAGES[@]}" "${extra[@]}"
 else

@@ -130,25 +130,64 @@ async fn rehash(path: PathBuf) -> io::Result<(u64, Hasher)> {
 /// upload to a few MiB whatever the blob size.
 const PIPELINE_DEPTH: usize = 16;
 
-/// Written bytes after which the writer asks the kernel to flush what it has so far, so
-/// the fsync before the final rename only waits for the tail of a large blob.
+/// Written bytes after which the writer asks a flusher thread to write back what it has
+/// so far, so the disk works while the body is still arriving and the fsync before the
+/// final rename only waits for the tail of a large blob.
 const FLUSH_EVERY: u64 = 32 * 1024 * 1024;
 
 /// Writes chunks at `start` onward; returns how many bytes were written.
 fn write_chunks(path: &Path, start: u64, mut chunks: tokio::sync::mpsc::Receiver<Bytes>) -> io::Result<u64> {
     let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
     file.seek(io::SeekFrom::Start(start))?;
+    let mut flusher: Option<Flusher> = None;
     let (mut written, mut unflushed) = (0u64, 0u64);
     while let Some(chunk) = chunks.blocking_recv() {
         file.write_all(&chunk)?;
         written += chunk.len() as u64;
         unflushed += chunk.len() as u64;
         if unflushed >= FLUSH_EVERY {
-            file.sync_data()?;
+            match &flusher {
+                Some(flusher) => flusher.request(),
+                None => flusher = Some(Flusher::start(file.try_clone()?)),
+            }
             unflushed = 0;
         }
     }
+    if let Some(flusher) = flusher {
+        flusher.finish()?;
+    }
     Ok(written)
+}
+
+/// A thread that runs `fdatasync` on request, beside the writer. Requests made while a
+/// flush runs fold into the next one.
+struct Flusher {
+    requests: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<io::Result<()>>,
+}
+
+impl Flusher {
+    fn start(file: std::fs::File) -> Flusher {
+        let (requests, pending) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::spawn(move || {
+            file.sync_data()?;
+            while pending.recv().is_ok() {
+                file.sync_data()?;
+            }
+            Ok(())
+        });
+        Flusher { requests, thread }
+    }
+
+    fn request(&self) {
+        // A full channel means a flush is already queued; it will cover these bytes.
+        let _ = self.requests.try_send(());
+    }
+
+    fn finish(self) -> io::Result<()> {
+        drop(self.requests);
+        self.thread.join().unwrap_or_else(|_| Err(io::Error::other("flusher thread panicked")))
+    }
 }
 
 fn hash_chunks(mut hasher: Hasher, mut chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Hasher {

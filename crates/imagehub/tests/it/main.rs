@@ -2,4 +2,5 @@
 //! ephemeral port (`imagehub_testkit::TestServer`) and talks to it over HTTP or drives
 //! real clients against it.
 
+mod realclients;
 mod v2;
