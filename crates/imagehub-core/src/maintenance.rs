@@ -50,33 +50,21 @@ impl Registry {
     pub async fn collect_garbage(&self, options: GcOptions) -> Result<GcReport> {
         let cutoff_time = SystemTime::now() - options.grace_period;
         let cutoff = unix_seconds(cutoff_time);
-        let mut report = GcReport { dry_run: options.dry_run, ..GcReport::default() };
-        if options.dry_run {
-            (report.manifests, report.manifest_bytes) = self.meta.count_garbage_manifests(cutoff).await?;
-            report.blob_links = self.meta.count_garbage_links(cutoff).await?;
-            for blob in self.meta.unlinked_blobs_after_link_gc(cutoff).await? {
-                report.blobs += 1;
-                report.blob_bytes += blob.size;
-            }
-        } else {
-            // Deleting an index frees its children for the next round; images nest only
-            // a few levels deep, but the bound keeps a pathological chain from looping.
-            for _ in 0..16 {
-                let (count, bytes) = self.meta.delete_garbage_manifests(cutoff).await?;
-                report.manifests += count;
-                report.manifest_bytes += bytes;
-                if count == 0 {
-                    break;
-                }
-            }
-            report.blob_links = self.meta.delete_garbage_links(cutoff).await?;
-            for blob in self.meta.unlinked_blobs(cutoff).await? {
-                if self.meta.forget_blob_if_unlinked(&blob.digest).await? {
-                    let freed = self.blobs.delete_blob_written_before(&blob.digest, cutoff_time).await?;
-                    report.blobs += 1;
-                    report.blob_bytes += freed;
-                }
-            }
+        let plan = self.meta.collect_garbage(cutoff, !options.dry_run).await?;
+        let mut report = GcReport {
+            dry_run: options.dry_run,
+            manifests: plan.manifests,
+            manifest_bytes: plan.manifest_bytes,
+            blob_links: plan.blob_links,
+            ..GcReport::default()
+        };
+        for blob in &plan.blobs {
+            report.blobs += 1;
+            report.blob_bytes += if options.dry_run {
+                blob.size
+            } else {
+                self.blobs.delete_blob_written_before(&blob.digest, cutoff_time).await?
+            };
         }
         for file in self.blobs.walk_blobs().await? {
             if file.modified >= cutoff_time || self.meta.blob_known(&file.digest).await? {

@@ -28,98 +28,66 @@ const GARBAGE_LINK: &str = "rb.linked_at <= ?1
     AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository_id = rb.repository_id
                     AND r.child_digest = rb.digest AND r.child_is_manifest = 0)";
 
-impl Metadata {
-    /// Counts the manifests garbage collection would delete now, and their bytes.
-    pub async fn count_garbage_manifests(&self, cutoff: i64) -> Result<(u64, u64)> {
-        let row = sqlx::query(&format!(
-            "SELECT count(*), coalesce(sum(length(m.content)), 0) FROM manifests m WHERE {GARBAGE_MANIFEST}"
-        ))
-        .bind(cutoff)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64))
-    }
+/// What one pass of garbage collection over the database removed (or would remove).
+#[derive(Debug, Clone, Default)]
+pub struct GcPlan {
+    pub manifests: u64,
+    pub manifest_bytes: u64,
+    pub blob_links: u64,
+    /// Blobs no repository links any more; their rows are gone, their files are the
+    /// caller's to delete.
+    pub blobs: Vec<UnlinkedBlob>,
+}
 
-    /// Deletes garbage manifests (one level: an index deleted now frees its children for
-    /// the next call). Returns how many were deleted and their bytes.
-    pub async fn delete_garbage_manifests(&self, cutoff: i64) -> Result<(u64, u64)> {
+impl Metadata {
+    /// Removes, in one transaction, untagged manifests nothing keeps (repeatedly, so an
+    /// index takes its children along), then blob links no manifest references, then the
+    /// rows of blobs no repository links. With `apply == false` the transaction is rolled
+    /// back, which makes a dry run report exactly what a real run would remove.
+    pub async fn collect_garbage(&self, cutoff: i64, apply: bool) -> Result<GcPlan> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let (count, bytes) = {
+        let mut plan = GcPlan::default();
+        // Images nest only a few levels deep; the bound stops a pathological chain.
+        for _ in 0..16 {
             let row = sqlx::query(&format!(
                 "SELECT count(*), coalesce(sum(length(m.content)), 0) FROM manifests m WHERE {GARBAGE_MANIFEST}"
             ))
             .bind(cutoff)
             .fetch_one(&mut *tx)
             .await?;
-            (row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64)
-        };
-        sqlx::query(&format!(
-            "DELETE FROM manifests AS m WHERE {GARBAGE_MANIFEST}"
-        ))
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((count, bytes))
-    }
-
-    /// Counts the blob links garbage collection would delete now.
-    pub async fn count_garbage_links(&self, cutoff: i64) -> Result<u64> {
-        let row = sqlx::query(&format!("SELECT count(*) FROM repository_blobs rb WHERE {GARBAGE_LINK}"))
+            let (count, bytes) = (row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64);
+            if count == 0 {
+                break;
+            }
+            sqlx::query(&format!("DELETE FROM manifests AS m WHERE {GARBAGE_MANIFEST}"))
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+            plan.manifests += count;
+            plan.manifest_bytes += bytes;
+        }
+        plan.blob_links = sqlx::query(&format!("DELETE FROM repository_blobs AS rb WHERE {GARBAGE_LINK}"))
             .bind(cutoff)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.get::<i64, _>(0) as u64)
-    }
-
-    /// Deletes blob links no manifest references; returns how many.
-    pub async fn delete_garbage_links(&self, cutoff: i64) -> Result<u64> {
-        let done = sqlx::query(&format!("DELETE FROM repository_blobs AS rb WHERE {GARBAGE_LINK}"))
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Blobs older than the cutoff that no repository links (after the deletions above).
-    pub async fn unlinked_blobs(&self, cutoff: i64) -> Result<Vec<UnlinkedBlob>> {
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         let rows = sqlx::query(
-            "SELECT b.digest, b.size FROM blobs b WHERE b.created_at <= ?
-             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
+            "DELETE FROM blobs AS b WHERE b.created_at <= ?1
+             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
+             RETURNING digest, size",
         )
         .bind(cutoff)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        rows.into_iter()
-            .map(|r| Ok(UnlinkedBlob { digest: parse_digest(r.get(0))?, size: r.get::<i64, _>(1) as u64 }))
-            .collect()
-    }
-
-    /// Blobs a dry run would find unlinked once the garbage links were gone.
-    pub async fn unlinked_blobs_after_link_gc(&self, cutoff: i64) -> Result<Vec<UnlinkedBlob>> {
-        let rows = sqlx::query(&format!(
-            "SELECT b.digest, b.size FROM blobs b WHERE b.created_at <= ?1
-             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest AND NOT ({GARBAGE_LINK}))"
-        ))
-        .bind(cutoff)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| Ok(UnlinkedBlob { digest: parse_digest(r.get(0))?, size: r.get::<i64, _>(1) as u64 }))
-            .collect()
-    }
-
-    /// Forgets a blob if no repository links it (re-checked here); returns whether it did.
-    /// The caller deletes the bytes afterwards.
-    pub async fn forget_blob_if_unlinked(&self, digest: &Digest) -> Result<bool> {
-        let done = sqlx::query(
-            "DELETE FROM blobs WHERE digest = ?1
-             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = ?1)",
-        )
-        .bind(digest.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        for row in rows {
+            plan.blobs.push(UnlinkedBlob { digest: parse_digest(row.get(0))?, size: row.get::<i64, _>(1) as u64 });
+        }
+        if apply {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(plan)
     }
 
     /// Whether the blob is recorded at all.

@@ -29,7 +29,7 @@ pub enum MetadataError {
     Corrupt(String),
 }
 
-pub use gc::UnlinkedBlob;
+pub use gc::{GcPlan, UnlinkedBlob};
 
 type Result<T, E = MetadataError> = std::result::Result<T, E>;
 

@@ -1,6 +1,9 @@
 //! The one integration-test binary: every test starts a real imagehub server on an
-//! ephemeral port (`imagehub_testkit::TestServer`) and talks to it over HTTP or drives
-//! real clients against it.
+//! ephemeral port (`imagehub_testkit::TestServer`, or the binary as a process) and talks
+//! to it over HTTP or drives real clients against it.
 
+mod gc;
+mod process;
 mod realclients;
+mod restart;
 mod v2;

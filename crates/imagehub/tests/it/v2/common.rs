@@ -49,27 +49,38 @@ pub const SPEC_ERROR_CODES: &[&str] = &[
 /// hanging it. Never used to wait for anything.
 const EXCHANGE_GUARD: Duration = Duration::from_secs(60);
 
-/// A fresh imagehub server and an HTTP client pointed at it. Dropping it stops the server.
+/// An HTTP client pointed at an imagehub server: usually a fresh in-process one, which
+/// stops when this is dropped, or one running elsewhere (a separate process).
 pub struct Registry {
-    server: TestServer,
+    server: Option<TestServer>,
+    base: String,
     pub client: Client,
+}
+
+fn client() -> Client {
+    Client::builder().timeout(EXCHANGE_GUARD).build().expect("build reqwest client")
 }
 
 impl Registry {
     pub fn start() -> Registry {
         let server = TestServer::start();
-        let client = Client::builder().timeout(EXCHANGE_GUARD).build().expect("build reqwest client");
-        Registry { server, client }
+        let base = server.url();
+        Registry { server: Some(server), base, client: client() }
+    }
+
+    /// A client for a server already running at `base` (`http://HOST:PORT`).
+    pub fn at(base: &str) -> Registry {
+        Registry { server: None, base: base.trim_end_matches('/').to_owned(), client: client() }
     }
 
     pub fn server(&self) -> &TestServer {
-        &self.server
+        self.server.as_ref().expect("this registry was started in-process")
     }
 
     /// `http://127.0.0.1:PORT` + `path` (which starts with `/`).
     pub fn url(&self, path: &str) -> String {
         assert!(path.starts_with('/'), "path must start with '/': {path}");
-        format!("{}{}", self.server.url(), path)
+        format!("{}{}", self.base, path)
     }
 
     /// Resolves a `Location` (or `Link`) target, relative or absolute, against the server.
