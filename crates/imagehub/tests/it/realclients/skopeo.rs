@@ -1,5 +1,5 @@
 //! skopeo: push a hand-written OCI layout, inspect it, copy it registry-to-registry across
-//! repositories (cross-repo blob mount), pull it back as `oci:` and `docker-archive:`, and
+//! repositories (cross-repo blob mount), pull it back as `oci:` and `docker-archive:` (and push that archive in again), and
 //! round-trip a multi-arch index with `--all`.
 
 use imagehub_testkit::TestServer;
@@ -151,6 +151,22 @@ fn skopeo_push_inspect_copy_across_repos_and_pull() {
         digest(&config),
         image.config_digest,
         "docker-archive config differs"
+    );
+
+    // And push the docker-archive back in: a Docker schema 2 image with the same layer.
+    c.skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("docker-archive:{archive}"),
+        &c.docker("skopeo/from-archive:v1"),
+    ]);
+    let pushed = c.skopeo_inspect("skopeo/from-archive:v1");
+    assert_eq!(pushed["Layers"], json!([image.layer_digest]), "{pushed:#}");
+    let raw: Value = serde_json::from_slice(&c.skopeo_raw_manifest("skopeo/from-archive:v1")).expect("manifest JSON");
+    assert_eq!(
+        raw["mediaType"],
+        json!("application/vnd.docker.distribution.manifest.v2+json"),
+        "{raw:#}"
     );
 }
 
