@@ -1,0 +1,166 @@
+//! `imagehub-bench`: measures an OCI registry over plain HTTP (`run`), or starts imagehub
+//! and CNCF distribution alternately and compares them (`compare`).
+
+mod data;
+mod http;
+mod load;
+mod procmon;
+mod registry;
+mod report;
+mod scenarios;
+mod servers;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use report::{Machine, RunReport};
+use scenarios::{Ctx, Sizes};
+use servers::{Kind, Server};
+
+/// Benchmark an OCI registry (blob upload/download, manifests, listings, image push).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Measure the registry at URL (plain HTTP, no auth).
+    Run {
+        /// Registry base URL, e.g. http://127.0.0.1:5000
+        url: String,
+        /// Server process ID: adds its peak RSS and CPU time per phase.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Write all results as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Small sizes and short durations (smoke test).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Start imagehub and distribution fresh per round, alternately, and compare medians.
+    Compare {
+        /// Rounds per server.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Small sizes and short durations (smoke test).
+        #[arg(long)]
+        quick: bool,
+        /// The imagehub binary.
+        #[arg(long, default_value = "target/release/imagehub")]
+        imagehub_bin: PathBuf,
+        /// CNCF distribution's binary (Debian package docker-registry).
+        #[arg(long, default_value = "/usr/bin/docker-registry")]
+        distribution_bin: PathBuf,
+        /// Write all raw results and the summary as JSON to this file.
+        #[arg(long, value_name = "FILE", default_value = "target/imagehub-bench/compare.json")]
+        json: PathBuf,
+    },
+}
+
+fn run_id() -> String {
+    let pool = data::Pool::new();
+    hex::encode(pool.bytes(4))
+}
+
+async fn measure(url: &str, pid: Option<u32>, quick: bool) -> Result<RunReport> {
+    let ctx = Ctx {
+        target: Arc::new(http::Target::parse(url)?),
+        pid,
+        sizes: Sizes::new(quick),
+        run_id: run_id(),
+        pool: data::Pool::new(),
+    };
+    Ok(scenarios::run_all(&ctx, url).await)
+}
+
+fn write_json(path: &PathBuf, value: &serde_json::Value) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(value)?).with_context(|| format!("writing {}", path.display()))
+}
+
+async fn compare(rounds: usize, quick: bool, ih_bin: PathBuf, dist_bin: PathBuf, json_path: PathBuf) -> Result<()> {
+    let machine = Machine::detect();
+    let load_start = report::loadavg();
+    println!(
+        "machine: {} | {} cores | kernel {} | {:.1} GiB RAM | load at start {}",
+        machine.cpu_model, machine.cores, machine.kernel, machine.memory_gib, load_start
+    );
+    let mut results: Vec<(Kind, usize, RunReport)> = Vec::new();
+    for round in 0..rounds {
+        // Alternate which server goes first: ih, dist | dist, ih | ...
+        let order = if round % 2 == 0 { [Kind::Imagehub, Kind::Distribution] } else { [Kind::Distribution, Kind::Imagehub] };
+        for kind in order {
+            let bin = if kind == Kind::Imagehub { &ih_bin } else { &dist_bin };
+            eprintln!("== round {}/{rounds}: {} (load {})", round + 1, kind.name(), report::loadavg());
+            let server = Server::start(kind, bin).await?;
+            let rep = measure(&server.url, Some(server.pid), quick).await?;
+            if !rep.errors.is_empty() {
+                eprintln!("{} log tail:\n{}", kind.name(), server.log_tail());
+            }
+            server.stop();
+            eprint!("{}", report::run_table(&rep));
+            results.push((kind, round, rep));
+        }
+    }
+    let load_end = report::loadavg();
+    let pick = |k: Kind| -> Vec<RunReport> {
+        let mut v: Vec<(usize, RunReport)> = results.iter().filter(|r| r.0 == k).map(|r| (r.1, r.2.clone())).collect();
+        v.sort_by_key(|r| r.0);
+        v.into_iter().map(|r| r.1).collect()
+    };
+    let (ih, dist) = (pick(Kind::Imagehub), pick(Kind::Distribution));
+    let rows = report::summarize(&ih, &dist);
+    println!();
+    println!(
+        "machine: {} | {} cores | kernel {} | load start {} | load end {}",
+        machine.cpu_model, machine.cores, machine.kernel, load_start, load_end
+    );
+    println!("{rounds} rounds{}, medians per server; \"imagehub is\" = ratio of medians in the better direction\n", if quick { " (quick)" } else { "" });
+    print!("{}", report::compare_table(&rows));
+    for (kind, round, rep) in &results {
+        for e in &rep.errors {
+            println!("ERROR {} round {}: {e}", kind.name(), round + 1);
+        }
+    }
+    let runs: Vec<serde_json::Value> =
+        results.iter().map(|(k, r, rep)| json!({"server": k.name(), "round": r + 1, "report": rep})).collect();
+    write_json(
+        &json_path,
+        &json!({"machine": machine, "load_start": load_start, "load_end": load_end, "rounds": rounds, "quick": quick,
+            "summary": rows, "runs": runs}),
+    )?;
+    println!("\nJSON: {}", json_path.display());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Run { url, pid, json: json_path, quick } => {
+            let load_start = report::loadavg();
+            let rep = measure(&url, pid, quick).await?;
+            print!("{}", report::run_table(&rep));
+            if let Some(path) = json_path {
+                write_json(
+                    &path,
+                    &json!({"machine": Machine::detect(), "load_start": load_start, "load_end": report::loadavg(), "report": rep}),
+                )?;
+            }
+        }
+        Cmd::Compare { rounds, quick, imagehub_bin, distribution_bin, json } => {
+            compare(rounds, quick, imagehub_bin, distribution_bin, json).await?;
+        }
+    }
+    Ok(())
+}
