@@ -7,6 +7,7 @@
 mod error;
 mod maintenance;
 mod registry;
+mod tag_cache;
 
 pub use error::CoreError;
 pub use imagehub_blobstore::UploadId;

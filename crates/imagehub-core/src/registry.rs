@@ -1,6 +1,7 @@
 //! `Registry`: the operations of the OCI Distribution API as registry rules.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -9,6 +10,7 @@ use imagehub_metadata::{Metadata, NewManifest, Referrer, StoredManifest, Usage};
 use imagehub_oci::{Digest, Manifest, Reference, RepoName, Tag};
 
 use crate::CoreError;
+use crate::tag_cache::{self, TagCache};
 
 type Result<T, E = CoreError> = std::result::Result<T, E>;
 
@@ -20,6 +22,7 @@ type Result<T, E = CoreError> = std::result::Result<T, E>;
 pub struct Registry {
     pub(crate) blobs: FsBlobStore,
     pub(crate) meta: Metadata,
+    tags: Arc<TagCache>,
 }
 
 /// A blob opened for reading, with its size.
@@ -42,7 +45,7 @@ impl Registry {
         tokio::fs::create_dir_all(data_dir).await?;
         let blobs = FsBlobStore::open(data_dir).await?;
         let meta = Metadata::open_sqlite(&data_dir.join("imagehub.db")).await?;
-        Ok(Registry { blobs, meta })
+        Ok(Registry { blobs, meta, tags: Arc::default() })
     }
 
     /// Checks storage and database answer.
@@ -244,6 +247,9 @@ impl Registry {
                 tag,
             })
             .await?;
+        if tag.is_some() {
+            self.tags.invalidate(repository);
+        }
         Ok(PushedManifest { digest, subject })
     }
 
@@ -256,6 +262,8 @@ impl Registry {
             Reference::Tag(tag) => self.meta.delete_tag(repository, tag).await?,
         };
         if deleted {
+            // Deleting by digest also removes the tags pointing at it.
+            self.tags.invalidate(repository);
             return Ok(());
         }
         Err(self.unknown_in(repository, CoreError::ManifestUnknown(reference.to_string())).await?)
@@ -274,11 +282,17 @@ impl Registry {
 
     /// Up to `limit` tags after `last`, sorted; `NameUnknown` for a repository never pushed.
     pub async fn list_tags(&self, repository: &RepoName, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
-        let tags = self.meta.list_tags(repository, last, limit).await?;
+        if let Some(tags) = self.tags.get(repository) {
+            return Ok(tag_cache::page(&tags, last, limit));
+        }
+        let generation = self.tags.generation();
+        let tags = self.meta.list_tags(repository, None, u32::MAX).await?;
         if tags.is_empty() && !self.meta.repository_exists(repository).await? {
             return Err(CoreError::NameUnknown(repository.clone()));
         }
-        Ok(tags)
+        let tags = Arc::new(tags);
+        self.tags.insert(repository, Arc::clone(&tags), generation);
+        Ok(tag_cache::page(&tags, last, limit))
     }
 
     /// Up to `limit` repository names after `last`, sorted.

@@ -18,8 +18,11 @@ use crate::error::ApiError;
 
 /// Page size for `_catalog` when the client gives no `n`, as distribution does.
 const DEFAULT_CATALOG_PAGE: u32 = 1000;
-/// Largest page served; a bigger `n` gets this many and a `Link` to the rest.
+/// Largest page served for an explicit `n`; a bigger `n` gets this many and a `Link` to
+/// the rest. Without `n`, a tag list is complete, as the spec asks.
 const MAX_PAGE: u32 = 10_000;
+/// "No limit": one less than the largest value, so fetching one more still fits.
+const UNLIMITED: u32 = u32::MAX - 1;
 
 #[derive(Serialize)]
 struct TagList<'a> {
@@ -46,9 +49,9 @@ impl Page {
                 ApiError::new(OciErrorCode::Unsupported)
                     .status(StatusCode::BAD_REQUEST)
                     .message(format!("n={raw:?} is not a non-negative integer"))
-            })?,
+            })?.min(MAX_PAGE),
         };
-        Ok(Page { n: n.min(MAX_PAGE), last: query.get("last").cloned() })
+        Ok(Page { n, last: query.get("last").cloned() })
     }
 
     /// Runs `fetch` for one more item than the page holds, to learn whether a next page
@@ -92,9 +95,9 @@ fn json_with_link(body: &impl Serialize, link: Option<String>) -> HandlerResult 
     response.body(json.into()).map_err(|e| ApiError::internal(&e))
 }
 
-/// `GET /v2/<name>/tags/list`: up to `MAX_PAGE` tags, fewer with `n`, and a `Link` to the rest.
+/// `GET /v2/<name>/tags/list`: every tag, or pages of `n` with a `Link` to the next.
 pub async fn list_tags(request: V2Request) -> HandlerResult {
-    let page = Page::from_query(&request.query, MAX_PAGE)?;
+    let page = Page::from_query(&request.query, UNLIMITED)?;
     let path = format!("/v2/{}/tags/list", request.name);
     let (registry, name) = (&request.registry, &request.name);
     let (tags, link) = page
