@@ -139,22 +139,9 @@ impl FsBlobStore {
     /// Hashes a stored file with `algorithm`, streaming it (used for sha512 uploads, whose
     /// algorithm is only known when the upload is finished).
     async fn hash_file(path: PathBuf, algorithm: Algorithm) -> Result<Digest, BlobStoreError> {
-        tokio::task::spawn_blocking(move || -> io::Result<Digest> {
-            use std::io::Read;
-            let mut file = std::fs::File::open(path)?;
-            let mut hasher = imagehub_oci::Hasher::new(algorithm);
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = file.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(hasher.finish());
-                }
-                hasher.update(&buf[..n]);
-            }
-        })
-        .await
-        .expect("hash task does not panic")
-        .map_err(Into::into)
+        let hashed = tokio::task::spawn_blocking(move || upload::hash_file(&path, imagehub_oci::Hasher::new(algorithm)));
+        let (_, hasher) = hashed.await.expect("hash task does not panic")?;
+        Ok(hasher.finish())
     }
 }
 

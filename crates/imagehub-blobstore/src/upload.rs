@@ -106,23 +106,25 @@ impl FsBlobStore {
 
 /// Reads an upload file from the start to rebuild its length and SHA-256 state.
 async fn rehash(path: PathBuf) -> io::Result<(u64, Hasher)> {
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut file = std::fs::File::open(path)?;
-        let mut hasher = Hasher::new(Algorithm::Sha256);
-        let mut buf = vec![0u8; 1 << 20];
-        let mut len = 0u64;
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                return Ok((len, hasher));
-            }
-            len += n as u64;
-            hasher.update(&buf[..n]);
+    tokio::task::spawn_blocking(move || hash_file(&path, Hasher::new(Algorithm::Sha256)))
+        .await
+        .expect("rehash task does not panic")
+}
+
+/// Feeds a whole file to `hasher`, returning the file's length and the hasher.
+pub(crate) fn hash_file(path: &Path, mut hasher: Hasher) -> io::Result<(u64, Hasher)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok((len, hasher));
         }
-    })
-    .await
-    .expect("rehash task does not panic")
+        len += n as u64;
+        hasher.update(&buf[..n]);
+    }
 }
 
 /// Chunks in flight between the receiving task and each of the writer and hasher
