@@ -205,6 +205,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail fixes the closure's error type")]
     fn file_and_env_override_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("imagehub.toml", "[server]\nlisten = \"127.0.0.1:6000\"\n[log]\nformat = \"json\"\n")?;
@@ -219,6 +220,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail fixes the closure's error type")]
     fn unknown_keys_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[server]\nlisten_on = \"x\"\n")?;

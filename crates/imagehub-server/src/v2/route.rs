@@ -13,6 +13,9 @@ pub enum V2Route<'a> {
     Blob { name: &'a str, digest: &'a str },
 }
 
+/// Builds a route from the name and the part after its marker.
+type BuildRoute<'a> = fn(&'a str, &'a str) -> V2Route<'a>;
+
 impl<'a> V2Route<'a> {
     /// Parses the path after `/v2/`; `None` when it names no endpoint.
     pub fn parse(path: &'a str) -> Option<V2Route<'a>> {
@@ -23,7 +26,7 @@ impl<'a> V2Route<'a> {
             return Some(V2Route::UploadStart { name });
         }
         // The last marker wins: a repository may itself be called `x/blobs/y`.
-        let markers: [(&str, fn(&'a str, &'a str) -> V2Route<'a>); 4] = [
+        let markers: [(&str, BuildRoute<'a>); 4] = [
             ("/blobs/uploads/", |name, id| V2Route::Upload { name, id }),
             ("/manifests/", |name, reference| V2Route::Manifest { name, reference }),
             ("/referrers/", |name, digest| V2Route::Referrers { name, digest }),
