@@ -13,4 +13,5 @@ pub use error::CoreError;
 pub use imagehub_blobstore::UploadId;
 pub use imagehub_metadata::{Referrer, StoredManifest, Usage};
 pub use maintenance::{GcOptions, GcReport};
+pub use tag_cache::Tags;
 pub use registry::{BlobReader, PushedManifest, Registry};

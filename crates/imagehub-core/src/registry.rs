@@ -10,7 +10,7 @@ use imagehub_metadata::{Metadata, NewManifest, Referrer, StoredManifest, Usage};
 use imagehub_oci::{Digest, Manifest, Reference, RepoName, Tag};
 
 use crate::CoreError;
-use crate::tag_cache::{self, TagCache};
+use crate::tag_cache::{self, TagCache, Tags};
 
 type Result<T, E = CoreError> = std::result::Result<T, E>;
 
@@ -282,17 +282,23 @@ impl Registry {
 
     /// Up to `limit` tags after `last`, sorted; `NameUnknown` for a repository never pushed.
     pub async fn list_tags(&self, repository: &RepoName, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        let tags = self.all_tags(repository).await?;
+        Ok(tag_cache::page(tags.as_slice(), last, limit))
+    }
+
+    /// Every tag of a repository, sorted; `NameUnknown` for a repository never pushed.
+    pub async fn all_tags(&self, repository: &RepoName) -> Result<Arc<Tags>> {
         if let Some(tags) = self.tags.get(repository) {
-            return Ok(tag_cache::page(&tags, last, limit));
+            return Ok(tags);
         }
         let generation = self.tags.generation();
         let tags = self.meta.list_tags(repository, None, u32::MAX).await?;
         if tags.is_empty() && !self.meta.repository_exists(repository).await? {
             return Err(CoreError::NameUnknown(repository.clone()));
         }
-        let tags = Arc::new(tags);
+        let tags = Arc::new(Tags::new(tags));
         self.tags.insert(repository, Arc::clone(&tags), generation);
-        Ok(tag_cache::page(&tags, last, limit))
+        Ok(tags)
     }
 
     /// Up to `limit` repository names after `last`, sorted.

@@ -7,21 +7,47 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
 
 use imagehub_oci::RepoName;
 
 /// Repositories whose tags are kept; past this the cache starts over.
 const MAX_REPOSITORIES: usize = 1024;
 
+/// A repository's tags, sorted, with a slot where the edge may keep its rendering of the
+/// complete list (the core does not know the wire format).
+#[derive(Debug)]
+pub struct Tags {
+    sorted: Vec<String>,
+    rendered: OnceLock<Bytes>,
+}
+
+impl Tags {
+    pub(crate) fn new(sorted: Vec<String>) -> Tags {
+        Tags { sorted, rendered: OnceLock::new() }
+    }
+
+    /// Every tag, in lexical (byte) order.
+    pub fn as_slice(&self) -> &[String] {
+        &self.sorted
+    }
+
+    /// `render` of the complete list, computed once per version of the list.
+    pub fn rendered(&self, render: impl FnOnce(&[String]) -> Bytes) -> Bytes {
+        self.rendered.get_or_init(|| render(&self.sorted)).clone()
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct TagCache {
-    repositories: Mutex<HashMap<RepoName, Arc<Vec<String>>>>,
+    repositories: Mutex<HashMap<RepoName, Arc<Tags>>>,
     generation: AtomicU64,
 }
 
 impl TagCache {
-    pub(crate) fn get(&self, repository: &RepoName) -> Option<Arc<Vec<String>>> {
+    pub(crate) fn get(&self, repository: &RepoName) -> Option<Arc<Tags>> {
         self.lock().get(repository).cloned()
     }
 
@@ -31,7 +57,7 @@ impl TagCache {
     }
 
     /// Keeps `tags` unless a tag changed anywhere since `generation` was read.
-    pub(crate) fn insert(&self, repository: &RepoName, tags: Arc<Vec<String>>, generation: u64) {
+    pub(crate) fn insert(&self, repository: &RepoName, tags: Arc<Tags>, generation: u64) {
         let mut repositories = self.lock();
         if self.generation.load(Ordering::SeqCst) != generation {
             return;
@@ -49,7 +75,7 @@ impl TagCache {
         repositories.remove(repository);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RepoName, Arc<Vec<String>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RepoName, Arc<Tags>>> {
         self.repositories.lock().expect("tag cache lock is not poisoned")
     }
 }
@@ -82,9 +108,9 @@ mod tests {
         let repo: RepoName = "a/b".parse().expect("valid name");
         let generation = cache.generation();
         cache.invalidate(&repo);
-        cache.insert(&repo, Arc::new(vec!["old".into()]), generation);
+        cache.insert(&repo, Arc::new(Tags::new(vec!["old".into()])), generation);
         assert!(cache.get(&repo).is_none());
-        cache.insert(&repo, Arc::new(vec!["new".into()]), cache.generation());
-        assert_eq!(cache.get(&repo).map(|t| t.len()), Some(1));
+        cache.insert(&repo, Arc::new(Tags::new(vec!["new".into()])), cache.generation());
+        assert_eq!(cache.get(&repo).map(|t| t.as_slice().len()), Some(1));
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
+use bytes::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -86,8 +87,12 @@ fn encode_query_value(value: &str) -> String {
         .collect()
 }
 
-fn json_with_link(body: &impl Serialize, link: Option<String>) -> HandlerResult {
+fn json_body(body: &impl Serialize, link: Option<String>) -> HandlerResult {
     let json = serde_json::to_vec(body).map_err(|e| ApiError::internal(&e))?;
+    json_with_link(Bytes::from(json), link)
+}
+
+fn json_with_link(json: Bytes, link: Option<String>) -> HandlerResult {
     let mut response = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
     if let Some(link) = link {
         response = response.header(header::LINK, link);
@@ -97,9 +102,17 @@ fn json_with_link(body: &impl Serialize, link: Option<String>) -> HandlerResult 
 
 /// `GET /v2/<name>/tags/list`: every tag, or pages of `n` with a `Link` to the next.
 pub async fn list_tags(request: V2Request) -> HandlerResult {
-    let page = Page::from_query(&request.query, UNLIMITED)?;
-    let path = format!("/v2/{}/tags/list", request.name);
     let (registry, name) = (&request.registry, &request.name);
+    if !request.query.contains_key("n") && !request.query.contains_key("last") {
+        // The complete list, as most clients ask for it: rendered once per version.
+        let tags = registry.all_tags(name).await?;
+        let body = tags.rendered(|tags| {
+            Bytes::from(serde_json::to_vec(&TagList { name: name.as_str(), tags }).expect("tag lists serialise"))
+        });
+        return json_with_link(body, None);
+    }
+    let page = Page::from_query(&request.query, UNLIMITED)?;
+    let path = format!("/v2/{name}/tags/list");
     let (tags, link) = page
         .fetch(&path, |last, limit| async move { registry.list_tags(name, last.as_deref(), limit).await })
         .await?;
@@ -107,7 +120,7 @@ pub async fn list_tags(request: V2Request) -> HandlerResult {
         // n=0 skips the query, so check the repository exists the long way.
         registry.list_tags(name, None, 1).await?;
     }
-    json_with_link(&TagList { name: name.as_str(), tags: &tags }, link)
+    json_body(&TagList { name: name.as_str(), tags: &tags }, link)
 }
 
 /// `GET /v2/_catalog`: repository names, a page at a time.
@@ -124,7 +137,7 @@ pub async fn list_catalog(
                 async move { registry.list_repositories(last.as_deref(), limit).await }
             })
             .await?;
-        json_with_link(&Catalog { repositories: &repositories }, link)
+        json_body(&Catalog { repositories: &repositories }, link)
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

@@ -181,3 +181,22 @@ async fn catalog_with_n_zero_is_empty_without_link() {
     assert_eq!(string_list(&reply.json(), "repositories"), Vec::<String>::new());
     assert!(next_link(&reply).is_none());
 }
+
+#[tokio::test]
+async fn tags_list_follows_every_tag_change_after_being_listed() {
+    let reg = Registry::start();
+    let repo = "listing/changes";
+    let (manifest, digest) = push_image(&reg, repo, "one", "changes").await;
+    let tags = |reply: &Reply| string_list(&reply.json(), "tags");
+    assert_eq!(tags(&reg.tags_list(repo, None, None).await), ["one"]);
+
+    reg.push_manifest(repo, "two", OCI_MANIFEST, &manifest).await;
+    assert_eq!(tags(&reg.tags_list(repo, None, None).await), ["one", "two"]);
+    assert_eq!(tags(&reg.tags_list(repo, Some(1), Some("one")).await), ["two"]);
+
+    reg.delete(&format!("/v2/{repo}/manifests/one")).await.expect_status(&[202], "delete tag one");
+    assert_eq!(tags(&reg.tags_list(repo, None, None).await), ["two"]);
+
+    reg.delete(&format!("/v2/{repo}/manifests/{digest}")).await.expect_status(&[202], "delete by digest");
+    assert!(tags(&reg.tags_list(repo, None, None).await).is_empty());
+}
