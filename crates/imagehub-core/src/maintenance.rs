@@ -2,8 +2,9 @@
 //! clean-up of what a crash can leave behind. None of it needs the server stopped.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use imagehub_metadata::unix_seconds;
 use serde::Serialize;
 
 use crate::{CoreError, Registry};
@@ -123,8 +124,4 @@ impl Registry {
         }
         Ok(cleaned)
     }
-}
-
-fn unix_seconds(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

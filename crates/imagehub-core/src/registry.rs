@@ -292,7 +292,7 @@ impl Registry {
             return Ok(tags);
         }
         let generation = self.tags.generation();
-        let tags = self.meta.list_tags(repository, None, u32::MAX).await?;
+        let tags = self.meta.tags(repository).await?;
         if tags.is_empty() && !self.meta.repository_exists(repository).await? {
             return Err(CoreError::NameUnknown(repository.clone()));
         }

@@ -1,6 +1,5 @@
-//! The queries behind garbage collection and upload expiry. Each deletion re-checks its
-//! condition inside its own statement, so a push that lands between finding and deleting
-//! keeps what it needs.
+//! The queries behind garbage collection and upload expiry. The collection's decisions
+//! are made in one transaction, so a push never sees half of them.
 
 use imagehub_oci::Digest;
 use sqlx::Row;
@@ -49,20 +48,16 @@ impl Metadata {
         let mut plan = GcPlan::default();
         // Images nest only a few levels deep; the bound stops a pathological chain.
         for _ in 0..16 {
-            let row = sqlx::query(&format!(
-                "SELECT count(*), coalesce(sum(length(m.content)), 0) FROM manifests m WHERE {GARBAGE_MANIFEST}"
+            let deleted = sqlx::query(&format!(
+                "DELETE FROM manifests AS m WHERE {GARBAGE_MANIFEST} RETURNING length(content)"
             ))
             .bind(cutoff)
-            .fetch_one(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
-            let (count, bytes) = (row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64);
-            if count == 0 {
+            if deleted.is_empty() {
                 break;
             }
-            sqlx::query(&format!("DELETE FROM manifests AS m WHERE {GARBAGE_MANIFEST}"))
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?;
+            let (count, bytes) = (deleted.len() as u64, deleted.iter().map(|r| r.get::<i64, _>(0) as u64).sum::<u64>());
             plan.manifests += count;
             plan.manifest_bytes += bytes;
         }

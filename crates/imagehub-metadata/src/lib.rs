@@ -295,15 +295,13 @@ impl Metadata {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Up to `limit` tags of a repository after `last`, in lexical (byte) order.
-    pub async fn list_tags(&self, repository: &RepoName, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
+    /// Every tag of a repository, in lexical (byte) order.
+    pub async fn tags(&self, repository: &RepoName) -> Result<Vec<String>> {
         let rows = sqlx::query(
             "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
-             WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?",
+             WHERE r.name = ? ORDER BY t.name",
         )
         .bind(repository.as_str())
-        .bind(last.unwrap_or(""))
-        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
@@ -429,7 +427,11 @@ fn parse_digest(s: String) -> Result<Digest> {
     Digest::from_str(&s).map_err(|e| MetadataError::Corrupt(e.to_string()))
 }
 
-/// Seconds since the Unix epoch, the unit of every timestamp column.
-pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+fn now() -> i64 {
+    unix_seconds(SystemTime::now())
+}
+
+/// `time` in seconds since the Unix epoch, the unit of every timestamp column.
+pub fn unix_seconds(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
