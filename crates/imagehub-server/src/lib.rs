@@ -39,9 +39,7 @@ pub struct Server {
 impl Server {
     /// Opens storage under `config.storage.data_dir` and binds `config.server.listen`.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
-        let registry = Registry::open(&config.storage.data_dir)
-            .await
-            .with_context(|| format!("opening storage under {}", config.storage.data_dir.display()))?;
+        let registry = open_registry(&config).await?;
         registry.clean_stale_uploads().await.context("cleaning up after an earlier run")?;
         let listener = TcpListener::bind(config.server.listen)
             .await
@@ -78,12 +76,16 @@ pub use imagehub_core::{GcOptions, GcReport};
 /// Runs one garbage collection over the storage `config` names (`imagehub gc`); safe
 /// while a server runs on the same data directory.
 pub async fn collect_garbage(config: &Config, options: GcOptions) -> anyhow::Result<GcReport> {
-    let registry = Registry::open(&config.storage.data_dir)
-        .await
-        .with_context(|| format!("opening storage under {}", config.storage.data_dir.display()))?;
+    let registry = open_registry(config).await?;
     let report = registry.collect_garbage(options).await;
     registry.close().await;
     Ok(report?)
+}
+
+async fn open_registry(config: &Config) -> anyhow::Result<Registry> {
+    Registry::open(&config.storage.data_dir)
+        .await
+        .with_context(|| format!("opening storage under {}", config.storage.data_dir.display()))
 }
 
 /// The whole application router.
