@@ -45,6 +45,10 @@ enum Cmd {
         /// Small sizes and short durations (smoke test).
         #[arg(long)]
         quick: bool,
+        /// Run only these scenarios (comma-separated: upload, download, manifest, tags,
+        /// catalog, push). `download` needs the blobs `upload` leaves behind.
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(scenarios::NAMES))]
+        only: Vec<String>,
     },
     /// Start imagehub and distribution fresh per round, alternately, and compare medians.
     Compare {
@@ -54,6 +58,10 @@ enum Cmd {
         /// Small sizes and short durations (smoke test).
         #[arg(long)]
         quick: bool,
+        /// Run only these scenarios (comma-separated: upload, download, manifest, tags,
+        /// catalog, push). `download` needs the blobs `upload` leaves behind.
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(scenarios::NAMES))]
+        only: Vec<String>,
         /// The imagehub binary.
         #[arg(long, default_value = "target/release/imagehub")]
         imagehub_bin: PathBuf,
@@ -71,8 +79,9 @@ fn run_id() -> String {
     hex::encode(pool.bytes(4))
 }
 
-async fn measure(url: &str, pid: Option<u32>, quick: bool) -> Result<RunReport> {
+async fn measure(url: &str, pid: Option<u32>, quick: bool, only: &[String]) -> Result<RunReport> {
     let ctx = Ctx {
+        only: only.to_vec(),
         target: Arc::new(http::Target::parse(url)?),
         pid,
         sizes: Sizes::new(quick),
@@ -89,13 +98,10 @@ fn write_json(path: &PathBuf, value: &serde_json::Value) -> Result<()> {
     std::fs::write(path, serde_json::to_string_pretty(value)?).with_context(|| format!("writing {}", path.display()))
 }
 
-async fn compare(rounds: usize, quick: bool, ih_bin: PathBuf, dist_bin: PathBuf, json_path: PathBuf) -> Result<()> {
+async fn compare(rounds: usize, quick: bool, only: &[String], ih_bin: PathBuf, dist_bin: PathBuf, json_path: PathBuf) -> Result<()> {
     let machine = Machine::detect();
     let load_start = report::loadavg();
-    println!(
-        "machine: {} | {} cores | kernel {} | {:.1} GiB RAM | load at start {}",
-        machine.cpu_model, machine.cores, machine.kernel, machine.memory_gib, load_start
-    );
+    println!("machine: {} | load at start {load_start}", machine.describe());
     let mut results: Vec<(Kind, usize, RunReport)> = Vec::new();
     for round in 0..rounds {
         // Alternate which server goes first: ih, dist | dist, ih | ...
@@ -104,7 +110,7 @@ async fn compare(rounds: usize, quick: bool, ih_bin: PathBuf, dist_bin: PathBuf,
             let bin = if kind == Kind::Imagehub { &ih_bin } else { &dist_bin };
             eprintln!("== round {}/{rounds}: {} (load {})", round + 1, kind.name(), report::loadavg());
             let server = Server::start(kind, bin).await?;
-            let rep = measure(&server.url, Some(server.pid), quick).await?;
+            let rep = measure(&server.url, Some(server.pid), quick, only).await?;
             if !rep.errors.is_empty() {
                 eprintln!("{} log tail:\n{}", kind.name(), server.log_tail());
             }
@@ -122,12 +128,10 @@ async fn compare(rounds: usize, quick: bool, ih_bin: PathBuf, dist_bin: PathBuf,
     let (ih, dist) = (pick(Kind::Imagehub), pick(Kind::Distribution));
     let rows = report::summarize(&ih, &dist);
     println!();
-    println!(
-        "machine: {} | {} cores | kernel {} | load start {} | load end {}",
-        machine.cpu_model, machine.cores, machine.kernel, load_start, load_end
-    );
+    println!("machine: {} | load start {load_start} | load end {load_end}", machine.describe());
     println!("{rounds} rounds{}, medians per server; \"imagehub is\" = ratio of medians in the better direction\n", if quick { " (quick)" } else { "" });
     print!("{}", report::compare_table(&rows));
+    print!("{}", report::upload_vs_sha256(&rows, &machine));
     for (kind, round, rep) in &results {
         for e in &rep.errors {
             println!("ERROR {} round {}: {e}", kind.name(), round + 1);
@@ -147,19 +151,21 @@ async fn compare(rounds: usize, quick: bool, ih_bin: PathBuf, dist_bin: PathBuf,
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Run { url, pid, json: json_path, quick } => {
+        Cmd::Run { url, pid, json: json_path, quick, only } => {
             let load_start = report::loadavg();
-            let rep = measure(&url, pid, quick).await?;
+            let machine = Machine::detect();
+            println!("machine: {}", machine.describe());
+            let rep = measure(&url, pid, quick, &only).await?;
             print!("{}", report::run_table(&rep));
             if let Some(path) = json_path {
                 write_json(
                     &path,
-                    &json!({"machine": Machine::detect(), "load_start": load_start, "load_end": report::loadavg(), "report": rep}),
+                    &json!({"machine": machine, "load_start": load_start, "load_end": report::loadavg(), "report": rep}),
                 )?;
             }
         }
-        Cmd::Compare { rounds, quick, imagehub_bin, distribution_bin, json } => {
-            compare(rounds, quick, imagehub_bin, distribution_bin, json).await?;
+        Cmd::Compare { rounds, quick, only, imagehub_bin, distribution_bin, json } => {
+            compare(rounds, quick, &only, imagehub_bin, distribution_bin, json).await?;
         }
     }
     Ok(())

@@ -108,6 +108,11 @@ pub struct Machine {
     pub cores: usize,
     pub kernel: String,
     pub memory_gib: f64,
+    /// SHA-256 over 256 MiB on one core (the `sha2` crate the server uses), MB/s.
+    pub sha256_mb_per_s: f64,
+    /// Writing 256 MiB to a file in /tmp (where `compare` keeps both servers' data) and
+    /// fsyncing it, MB/s: what an upload that is durable when acknowledged can reach.
+    pub fsync_write_mb_per_s: f64,
 }
 
 impl Machine {
@@ -127,8 +132,44 @@ impl Machine {
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
             memory_gib: mem_kib / (1 << 20) as f64,
+            sha256_mb_per_s: sha256_speed(),
+            fsync_write_mb_per_s: fsync_write_speed().unwrap_or(f64::NAN),
         }
     }
+
+    /// One line for the top of a table.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} | {} cores | kernel {} | {:.1} GiB RAM | SHA-256 one core {:.0} MB/s | write+fsync /tmp {:.0} MB/s",
+            self.cpu_model, self.cores, self.kernel, self.memory_gib, self.sha256_mb_per_s, self.fsync_write_mb_per_s
+        )
+    }
+}
+
+const REFERENCE_BYTES: usize = 256 << 20;
+
+fn sha256_speed() -> f64 {
+    use sha2::Digest as _;
+    let buf = vec![0x5au8; 1 << 20];
+    let mut h = sha2::Sha256::new();
+    let t0 = std::time::Instant::now();
+    for _ in 0..REFERENCE_BYTES >> 20 {
+        h.update(&buf);
+    }
+    std::hint::black_box(h.finalize());
+    REFERENCE_BYTES as f64 / 1e6 / t0.elapsed().as_secs_f64()
+}
+
+fn fsync_write_speed() -> std::io::Result<f64> {
+    use std::io::Write as _;
+    let mut file = tempfile::tempfile_in("/tmp")?;
+    let buf = vec![0xa5u8; 1 << 20];
+    let t0 = std::time::Instant::now();
+    for _ in 0..REFERENCE_BYTES >> 20 {
+        file.write_all(&buf)?;
+    }
+    file.sync_all()?;
+    Ok(REFERENCE_BYTES as f64 / 1e6 / t0.elapsed().as_secs_f64())
 }
 
 /// The first three fields of /proc/loadavg.
@@ -139,6 +180,24 @@ pub fn loadavg() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// imagehub's monolithic upload medians as a share of the machine's one-core SHA-256
+/// speed and of its write+fsync speed (the two ceilings of a durable upload).
+pub fn upload_vs_sha256(rows: &[SummaryRow], machine: &Machine) -> String {
+    let mut out = String::new();
+    for row in rows.iter().filter(|r| r.key.starts_with("upload_") && r.key.ends_with("ib_mbps") && r.key != "upload_1mib_mbps") {
+        if let Some(v) = row.imagehub_median.filter(|_| !row.key.contains("chunked")) {
+            out.push_str(&format!(
+                "{}: imagehub {:.0} MB/s = {:.0} % of one core's SHA-256, {:.0} % of write+fsync\n",
+                row.label,
+                v,
+                100.0 * v / machine.sha256_mb_per_s,
+                100.0 * v / machine.fsync_write_mb_per_s
+            ));
+        }
+    }
+    out
 }
 
 /// One row of the comparison summary.

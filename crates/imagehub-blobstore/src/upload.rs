@@ -135,7 +135,7 @@ const PIPELINE_DEPTH: usize = 16;
 /// Written bytes after which the writer asks a flusher thread to write back what it has
 /// so far, so the disk works while the body is still arriving and the fsync before the
 /// final rename only waits for the tail of a large blob.
-const FLUSH_EVERY: u64 = 32 * 1024 * 1024;
+const FLUSH_EVERY: u64 = 8 * 1024 * 1024;
 
 /// Writes chunks at `start` onward; returns how many bytes were written.
 fn write_chunks(path: &Path, start: u64, mut chunks: tokio::sync::mpsc::Receiver<Bytes>) -> io::Result<u64> {

@@ -72,9 +72,10 @@ pub async fn run(ctx: &Ctx, st: &mut State, rep: &mut RunReport) -> Result<()> {
     let (mut times, mut pages, mut ours, mut total) = (Vec::new(), 0, 0, 0);
     for _ in 0..ctx.sizes.list_reps.min(3) {
         let t0 = Instant::now();
-        let (repos, p) = registry::walk(&mut conn, "/v2/_catalog", "repositories").await?;
+        let bodies = registry::walk(&mut conn, "/v2/_catalog").await?;
         times.push(t0.elapsed().as_secs_f64() * 1000.0);
-        pages = p;
+        let repos = registry::listing_entries(&bodies, "repositories")?;
+        pages = bodies.len();
         total = repos.len();
         ours = repos.iter().filter(|r| r.starts_with(&prefix)).count();
     }

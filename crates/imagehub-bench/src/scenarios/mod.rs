@@ -22,6 +22,9 @@ use crate::report::RunReport;
 
 pub const MIB: u64 = 1 << 20;
 
+/// Scenario names, in the order they run.
+pub const NAMES: [&str; 6] = ["upload", "download", "manifest", "tags", "catalog", "push"];
+
 /// Sizes and durations of one run (full or `--quick`).
 #[derive(Debug, Clone)]
 pub struct Sizes {
@@ -122,6 +125,8 @@ pub struct Ctx {
     pub target: Arc<Target>,
     pub pid: Option<u32>,
     pub sizes: Sizes,
+    /// Scenarios to run; empty runs all.
+    pub only: Vec<String>,
     pub run_id: String,
     pub pool: Pool,
 }
@@ -166,11 +171,15 @@ pub async fn run_all(ctx: &Ctx, url: &str) -> RunReport {
     let mut st = State::default();
     macro_rules! scenario {
         ($name:literal, $call:expr) => {{
+            if !ctx.only.is_empty() && !ctx.only.iter().any(|n| n == $name) {
+                eprintln!("[{:>6.1}s] {} skipped", started.elapsed().as_secs_f64(), $name);
+            } else {
             sync_disks();
             eprintln!("[{:>6.1}s] {}", started.elapsed().as_secs_f64(), $name);
             if let Err(e) = $call.await {
                 eprintln!("  {} failed: {e:#}", $name);
                 rep.errors.push(format!("{}: {e:#}", $name));
+            }
             }
         }};
     }
