@@ -4,14 +4,17 @@
 //! This crate knows nothing of HTTP: it takes parsed names and byte streams and
 //! returns typed results and `CoreError`s; the server maps those to the wire.
 
+pub mod accounts;
 mod error;
+mod login_limiter;
 mod maintenance;
 mod registry;
 mod tag_cache;
 
+pub use accounts::{AccountError, AccountSettings, Accounts, Caller, UserCaller};
 pub use error::CoreError;
 pub use imagehub_blobstore::UploadId;
-pub use imagehub_metadata::{Referrer, StoredManifest, Usage};
+pub use imagehub_metadata::{Referrer, RepositoryFilter, StoredManifest, Usage};
 pub use maintenance::{GcOptions, GcReport};
 pub use tag_cache::Tags;
 pub use registry::{BlobReader, PushedManifest, Registry};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::Stream;
 use imagehub_blobstore::{FsBlobStore, Upload, UploadId};
-use imagehub_metadata::{Metadata, NewManifest, Referrer, StoredManifest, Usage};
+use imagehub_metadata::{Metadata, NewManifest, Referrer, RepositoryFilter, StoredManifest, Usage};
 use imagehub_oci::{Digest, Manifest, Reference, RepoName, Tag};
 
 use crate::CoreError;
@@ -46,6 +46,11 @@ impl Registry {
         let blobs = FsBlobStore::open(data_dir).await?;
         let meta = Metadata::open_sqlite(&data_dir.join("imagehub.db")).await?;
         Ok(Registry { blobs, meta, tags: Arc::default() })
+    }
+
+    /// The accounts kept in the same database.
+    pub fn accounts(&self, settings: crate::AccountSettings) -> Result<crate::Accounts, crate::AccountError> {
+        crate::Accounts::new(self.meta.clone(), settings)
     }
 
     /// Checks storage and database answer.
@@ -302,8 +307,12 @@ impl Registry {
     }
 
     /// Up to `limit` repository names after `last`, sorted.
-    pub async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
-        Ok(self.meta.list_repositories(last, limit).await?)
+    /// A page of repository names; with a filter, only those it lets through.
+    pub async fn list_repositories(&self, last: Option<&str>, limit: u32, filter: Option<&RepositoryFilter>) -> Result<Vec<String>> {
+        match filter {
+            None => Ok(self.meta.list_repositories(last, limit).await?),
+            Some(filter) => Ok(self.meta.list_visible_repositories(last, limit, filter).await?),
+        }
     }
 
     /// Manifests whose subject is `subject`, optionally filtered by artifact type.

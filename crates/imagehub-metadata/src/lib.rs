@@ -6,6 +6,7 @@
 //! Every multi-row change runs in one `BEGIN IMMEDIATE` transaction, so concurrent
 //! writers serialise instead of failing to upgrade a read lock.
 
+mod accounts;
 mod gc;
 
 use std::path::Path;
@@ -21,6 +22,12 @@ use sqlx::{Row, SqlitePool};
 pub enum MetadataError {
     #[error("manifest references {digest}, which this repository does not have")]
     MissingReference { digest: Digest, is_manifest: bool },
+    #[error("the name {0:?} is already taken")]
+    NameTaken(String),
+    #[error("an organization must keep at least one owner")]
+    LastOwner,
+    #[error("the organization still holds {repositories} repositories")]
+    OrgNotEmpty { repositories: u64 },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -29,6 +36,10 @@ pub enum MetadataError {
     Corrupt(String),
 }
 
+pub use accounts::{
+    AccessTokenRow, AuditEvent, MemberRow, NamespaceKind, NewAccessToken, NewAuditEvent, NewUser, OrgRow, RepositoryFilter,
+    UserRow, UserSource,
+};
 pub use gc::{GcPlan, UnlinkedBlob};
 
 type Result<T, E = MetadataError> = std::result::Result<T, E>;
@@ -416,6 +427,17 @@ async fn ensure_repository(
     .bind(now)
     .fetch_one(&mut **tx)
     .await?;
+    // A new repository takes its namespace's default visibility; an existing setting stays.
+    if let Some(namespace) = repository.namespace() {
+        sqlx::query(
+            "INSERT INTO repository_visibility (name, visibility)
+             SELECT ?, default_visibility FROM namespaces WHERE name = ? ON CONFLICT DO NOTHING",
+        )
+        .bind(repository.as_str())
+        .bind(namespace)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(row.get(0))
 }
 

@@ -15,6 +15,8 @@ pub const MAX_TAG_LEN: usize = 128;
 pub enum NameError {
     #[error("repository name {0:?} does not match the OCI name grammar")]
     InvalidName(String),
+    #[error("account name {0:?} must be 1 to 64 lower-case letters and digits, joined by '.', '_', '__' or '-'")]
+    InvalidAccountName(String),
     #[error("tag {0:?} does not match [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}")]
     InvalidTag(String),
     #[error(transparent)]
@@ -29,6 +31,44 @@ pub struct RepoName(String);
 impl RepoName {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The namespace (user or organization) the repository belongs to: its first
+    /// component when there are several. `alpine` has none (site admins manage such
+    /// top-level names); `acme/tools/cli` belongs to `acme`.
+    pub fn namespace(&self) -> Option<&str> {
+        self.0.split_once('/').map(|(first, _)| first)
+    }
+}
+
+/// Longest user or organization name.
+pub const MAX_ACCOUNT_NAME_LEN: usize = 64;
+
+/// A user or organization name: one lower-case component of the repository name
+/// grammar, so that it can head a repository name (`alice/app`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountName(String);
+
+impl AccountName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for AccountName {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() > MAX_ACCOUNT_NAME_LEN || !is_path_component(s) {
+            return Err(NameError::InvalidAccountName(s.to_owned()));
+        }
+        Ok(AccountName(s.to_owned()))
+    }
+}
+
+impl fmt::Display for AccountName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

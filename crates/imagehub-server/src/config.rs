@@ -28,6 +28,16 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// The URL clients reach this server at (`https://registry.example.com`), used in
+    /// token challenges; empty: taken from each request's `Host`.
+    pub public_url: String,
+    /// Whether `X-Forwarded-Proto` and `X-Forwarded-Host` from a reverse proxy are
+    /// believed when `public_url` is empty.
+    pub trust_proxy_headers: bool,
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +45,10 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             shutdown_timeout_secs: 30,
+            public_url: String::new(),
+            trust_proxy_headers: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -78,13 +92,56 @@ pub enum LogFormat {
 }
 
 /// `[auth]`: accounts and token auth.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Whether pushes and pulls require an account. Accounts are not built yet
-    /// (issue 5): the registry is open, as distribution runs by default, and `true`
-    /// is refused at startup rather than silently ignored.
+    /// Whether accounts and permissions apply. `false` makes an open registry where
+    /// anyone may push and pull, as distribution runs by default.
     pub enabled: bool,
+    /// Who creates accounts: `admin` (site admins only) or `open` (anyone may sign up).
+    pub signup: Signup,
+    /// Whether callers without credentials may pull public repositories.
+    pub anonymous_pull: bool,
+    /// The `service` of challenges and the `aud` of tokens.
+    pub service: String,
+    /// The `iss` of tokens.
+    pub issuer: String,
+    /// Lifetime of registry bearer tokens, in seconds.
+    pub token_ttl_secs: u64,
+    /// Lifetime of OAuth2 refresh tokens, in seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// Failed logins per user before growing delays start (per client address: 4×).
+    pub max_failed_logins: u32,
+    /// An htpasswd file with bcrypt entries whose users may log in too.
+    pub htpasswd_file: Option<PathBuf>,
+    /// A URL that is POSTed `{"username","password"}` for logins imagehub cannot check
+    /// itself; a `200 {"user": NAME}` accepts the login as NAME.
+    pub webhook_url: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            enabled: true,
+            signup: Signup::Admin,
+            anonymous_pull: true,
+            service: "imagehub".to_owned(),
+            issuer: "imagehub".to_owned(),
+            token_ttl_secs: 300,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            max_failed_logins: 5,
+            htpasswd_file: None,
+            webhook_url: String::new(),
+        }
+    }
+}
+
+/// Who may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signup {
+    Admin,
+    Open,
 }
 
 /// `[uploads]`: upload sessions.
@@ -129,7 +186,20 @@ pub const KNOBS: &[(&str, &str)] = &[
     ("uploads.expiry_secs", "seconds before an unfinished upload is deleted (default 86400)"),
     ("gc.interval_secs", "seconds between background garbage collections, 0 = off (default 0)"),
     ("gc.grace_period_secs", "garbage younger than this is kept, protecting pushes in flight (default 3600)"),
-    ("auth.enabled", "require accounts; not built yet (issue 5), only false is accepted (default false)"),
+    ("server.public_url", "URL clients reach the server at, for token challenges (default: from each request's Host)"),
+    ("server.trust_proxy_headers", "believe X-Forwarded-Proto/Host from a reverse proxy (default false)"),
+    ("server.tls_cert", "PEM certificate chain: serve HTTPS with tls_key (default: plain HTTP)"),
+    ("server.tls_key", "PEM private key for tls_cert"),
+    ("auth.enabled", "accounts and permissions; false = open registry, anyone pushes and pulls (default true)"),
+    ("auth.signup", "admin (only site admins create accounts) or open (default admin)"),
+    ("auth.anonymous_pull", "callers without credentials may pull public repositories (default true)"),
+    ("auth.service", "service name in challenges and token audience (default imagehub)"),
+    ("auth.issuer", "issuer of registry tokens (default imagehub)"),
+    ("auth.token_ttl_secs", "lifetime of registry bearer tokens (default 300)"),
+    ("auth.refresh_token_ttl_secs", "lifetime of OAuth2 refresh tokens (default 2592000)"),
+    ("auth.max_failed_logins", "failed logins per user before growing delays (per address 4x; default 5)"),
+    ("auth.htpasswd_file", "htpasswd file (bcrypt) whose users may log in too (default none)"),
+    ("auth.webhook_url", "URL POSTed {username,password} to accept logins (default none)"),
 ];
 
 /// The environment variable that overrides `key` (`server.listen` → `IMAGEHUB_SERVER__LISTEN`).
@@ -160,8 +230,21 @@ impl Config {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
-        if self.auth.enabled {
-            problems.push("auth.enabled = true: accounts are not available yet (issue 5)".to_owned());
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            problems.push("server.tls_cert and server.tls_key must be set together".to_owned());
+        }
+        let url = &self.server.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            problems.push(format!("server.public_url {:?} must start with http:// or https://", self.server.public_url));
+        }
+        if self.server.public_url.contains('"') {
+            problems.push("server.public_url must not contain quotes".to_owned());
+        }
+        if self.auth.token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
+            problems.push("auth.token_ttl_secs and auth.refresh_token_ttl_secs must be positive".to_owned());
+        }
+        if !self.auth.webhook_url.is_empty() && !self.auth.webhook_url.starts_with("http") {
+            problems.push(format!("auth.webhook_url {:?} must be an http:// or https:// URL", self.auth.webhook_url));
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             problems.push("storage.data_dir is empty".to_owned());

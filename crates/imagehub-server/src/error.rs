@@ -15,10 +15,10 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     detail: Option<Value>,
-    /// For 416 on uploads: the `Range` the upload has now.
-    upload_range: Option<String>,
     /// For 5xx: the full error chain, logged by the request middleware, never sent.
     internal: Option<String>,
+    /// `WWW-Authenticate`, `Retry-After`, an upload's `Range`.
+    headers: Vec<(header::HeaderName, String)>,
 }
 
 /// The full error chain of a 5xx, left in the response extensions for the logger.
@@ -46,9 +46,15 @@ impl ApiError {
             status: StatusCode::from_u16(code.default_status()).expect("table statuses are valid"),
             message: code.message().to_owned(),
             detail: None,
-            upload_range: None,
             internal: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header.
+    pub fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> ApiError {
+        self.headers.push((name, value.into()));
+        self
     }
 
     pub fn status(mut self, status: StatusCode) -> ApiError {
@@ -96,13 +102,12 @@ impl From<CoreError> for ApiError {
             CoreError::UploadUnknown(id) => {
                 ApiError::new(C::BlobUploadUnknown).message(message).detail(json!({ "uuid": id }))
             }
-            CoreError::UploadOutOfOrder { current_len } => ApiError {
-                upload_range: Some(range_header_value(current_len)),
-                ..ApiError::new(C::BlobUploadInvalid)
-                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                    .message(message)
-                    .detail(json!({ "received": current_len }))
-            },
+            // A 416 on an upload tells the client the `Range` the upload has now.
+            CoreError::UploadOutOfOrder { current_len } => ApiError::new(C::BlobUploadInvalid)
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .message(message)
+                .detail(json!({ "received": current_len }))
+                .header(header::RANGE, range_header_value(current_len)),
             CoreError::UploadInvalid(_) => ApiError::new(C::BlobUploadInvalid).message(message),
             CoreError::DigestMismatch { expected, actual } => ApiError::new(C::DigestInvalid)
                 .message(message)
@@ -132,7 +137,7 @@ impl From<CoreError> for ApiError {
 impl From<NameError> for ApiError {
     fn from(e: NameError) -> Self {
         let code = match e {
-            NameError::InvalidName(_) => OciErrorCode::NameInvalid,
+            NameError::InvalidName(_) | NameError::InvalidAccountName(_) => OciErrorCode::NameInvalid,
             NameError::InvalidTag(_) => OciErrorCode::ManifestInvalid,
             NameError::InvalidDigest(_) => OciErrorCode::DigestInvalid,
         };
@@ -159,8 +164,10 @@ impl IntoResponse for ApiError {
         };
         let json = serde_json::to_vec(&body).expect("error bodies serialise");
         let mut response = (self.status, [(header::CONTENT_TYPE, "application/json")], json).into_response();
-        if let Some(range) = self.upload_range.and_then(|r| HeaderValue::from_str(&r).ok()) {
-            response.headers_mut().insert(header::RANGE, range);
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(name, value);
+            }
         }
         if let Some(chain) = self.internal {
             response.extensions_mut().insert(InternalErrorChain(chain));

@@ -1,9 +1,12 @@
-//! The HTTP edge of imagehub: the `/v2` OCI Distribution API, health endpoints, the
-//! listener (with plain-HTTP/TLS detection), graceful shutdown, config and logging.
+//! The HTTP edge of imagehub: the `/v2` OCI Distribution API, the token endpoint and
+//! the `/api/v1` management API, health endpoints, the listener (HTTPS, or plain HTTP
+//! with TLS detection), graceful shutdown, config and logging.
 //!
 //! Only this crate knows HTTP status codes. Nothing depends on it but the binary and
 //! the test kit.
 
+mod api;
+mod auth;
 pub mod config;
 mod error;
 mod listener;
@@ -14,6 +17,7 @@ mod v2;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,28 +27,49 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use imagehub_core::Registry;
+use imagehub_core::{AccountSettings, Registry};
 use tokio::net::TcpListener;
 
-use config::Config;
+use auth::{Auth, AuthState};
+use config::{Config, Signup};
 use error::InternalErrorChain;
+
+/// The signing key of registry tokens, under the data directory.
+const SIGNING_KEY_FILE: &str = "token-signing-key.pem";
 
 /// A bound, ready server: storage is open and the port is taken.
 pub struct Server {
     listener: TcpListener,
     registry: Registry,
+    auth: AuthState,
+    tls: Option<Arc<rustls::ServerConfig>>,
     config: Config,
 }
 
 impl Server {
     /// Opens storage under `config.storage.data_dir` and binds `config.server.listen`.
+    /// On a database without users, the site admin `admin` is created with the password
+    /// in `IMAGEHUB_ADMIN_PASSWORD`, or a generated one that is logged once.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        Server::bind_with_admin_password(config, std::env::var("IMAGEHUB_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty())).await
+    }
+
+    /// `bind`, with the first admin's password given rather than read from the environment.
+    pub async fn bind_with_admin_password(config: Config, admin_password: Option<String>) -> anyhow::Result<Server> {
         let registry = open_registry(&config).await?;
         registry.clean_stale_uploads().await.context("cleaning up after an earlier run")?;
+        let auth = match config.auth.enabled {
+            true => Some(Arc::new(open_accounts(&config, &registry, admin_password).await?)),
+            false => None,
+        };
+        let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+            (Some(cert), Some(key)) => Some(listener::load_tls(cert, key)?),
+            _ => None,
+        };
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
-        Ok(Server { listener, registry, config })
+        Ok(Server { listener, registry, auth, tls, config })
     }
 
     /// The address actually bound (useful with port 0).
@@ -55,7 +80,7 @@ impl Server {
     /// Serves until `shutdown` completes, then lets in-flight requests finish (up to
     /// `server.shutdown_timeout_secs`) and closes storage.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let app = app(self.registry.clone());
+        let app = app(self.registry.clone(), self.auth.clone());
         tracing::info!(
             server.addr = %self.local_addr(),
             storage.data_dir = %self.config.storage.data_dir.display(),
@@ -63,7 +88,7 @@ impl Server {
         );
         let timeout = Duration::from_secs(self.config.server.shutdown_timeout_secs);
         let housekeeping = tokio::spawn(maintenance::run(self.registry.clone(), self.config.clone()));
-        listener::serve(self.listener, app, shutdown, timeout).await;
+        listener::serve(self.listener, app, shutdown, timeout, self.tls.clone()).await;
         housekeeping.abort();
         self.registry.close().await;
         tracing::info!("imagehub stopped");
@@ -88,8 +113,29 @@ async fn open_registry(config: &Config) -> anyhow::Result<Registry> {
         .with_context(|| format!("opening storage under {}", config.storage.data_dir.display()))
 }
 
+/// Accounts, the first admin, and the token signing key (created on first start).
+async fn open_accounts(config: &Config, registry: &Registry, admin_password: Option<String>) -> anyhow::Result<Auth> {
+    let settings = AccountSettings {
+        anonymous_pull: config.auth.anonymous_pull,
+        open_signup: config.auth.signup == Signup::Open,
+        free_login_failures: config.auth.max_failed_logins,
+        htpasswd_file: config.auth.htpasswd_file.clone(),
+        webhook_url: Some(config.auth.webhook_url.clone()).filter(|u| !u.is_empty()),
+    };
+    let accounts = registry.accounts(settings).context("setting up accounts")?;
+    if let Some(generated) = accounts.bootstrap_admin(admin_password).await.context("creating the site admin")? {
+        // Shown once, on purpose: nobody could log in otherwise.
+        tracing::warn!(
+            "created the site admin \"admin\" with the generated password {generated} (shown only this once; set IMAGEHUB_ADMIN_PASSWORD on first start to choose it)"
+        );
+    }
+    let key_path = config.storage.data_dir.join(SIGNING_KEY_FILE);
+    let key = imagehub_auth::SigningKey::load_or_create(&key_path)?;
+    Ok(Auth::new(accounts, key, config.auth.clone(), &config.server))
+}
+
 /// The whole application router.
-pub fn app(registry: Registry) -> Router {
+pub fn app(registry: Registry, auth: AuthState) -> Router {
     let health = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -98,8 +144,15 @@ pub fn app(registry: Registry) -> Router {
     let metrics_route = Router::new()
         .route("/metrics", get(metrics::serve_metrics))
         .with_state((metrics.clone(), registry.clone()));
-    Router::new()
-        .merge(v2::router(registry))
+    let mut router = Router::new().merge(v2::router(registry, auth.clone()));
+    if let Some(auth) = auth {
+        let token = Router::new()
+            .route("/token", get(auth::token::get_token).post(auth::token::post_token))
+            .route("/.well-known/jwks.json", get(auth::token::jwks))
+            .with_state(auth.clone());
+        router = router.merge(token).merge(api::router(auth));
+    }
+    router
         .merge(health)
         .merge(metrics_route)
         .layer(middleware::from_fn_with_state(metrics, metrics::record))

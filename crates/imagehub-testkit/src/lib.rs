@@ -19,13 +19,19 @@ pub struct TestServer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The password of the site admin `admin` on test servers with accounts on.
+pub const ADMIN_PASSWORD: &str = "admin-Secret-1";
+
 impl TestServer {
-    /// Starts a server with the default configuration and a fresh data directory.
+    /// Starts an open registry (`auth.enabled = false`, as the registry-core tests want)
+    /// with an otherwise default configuration and a fresh data directory.
     pub fn start() -> TestServer {
         TestServer::start_with(|_| {})
     }
 
-    /// Starts a server after `configure` has adjusted the default configuration.
+    /// Starts a server after `configure` has adjusted the test configuration (accounts
+    /// off unless `configure` turns them on; the site admin's password is then
+    /// [`ADMIN_PASSWORD`]).
     pub fn start_with(configure: impl FnOnce(&mut Config)) -> TestServer {
         let data_dir = tempfile::tempdir().expect("create temp data dir");
         TestServer::start_in(data_dir, configure)
@@ -36,6 +42,7 @@ impl TestServer {
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".parse().expect("valid address");
         config.storage.data_dir = data_dir.path().to_path_buf();
+        config.auth.enabled = false;
         configure(&mut config);
 
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -47,7 +54,7 @@ impl TestServer {
                 .build()
                 .expect("build test runtime");
             runtime.block_on(async move {
-                let server = match imagehub_server::Server::bind(config).await {
+                let server = match imagehub_server::Server::bind_with_admin_password(config, Some(ADMIN_PASSWORD.to_owned())).await {
                     Ok(server) => server,
                     Err(e) => {
                         addr_tx.send(Err(format!("{e:#}"))).expect("test waits for the address");

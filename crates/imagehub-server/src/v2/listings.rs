@@ -9,12 +9,14 @@ use bytes::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use imagehub_core::{Referrer, Registry};
+use imagehub_auth::Scope;
+use imagehub_core::{Referrer, RepositoryFilter};
 use imagehub_oci::{Digest, OciErrorCode, media_type};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{HandlerResult, V2Request};
+use super::{HandlerResult, V2Request, V2State};
+use crate::auth::{Auth, Identity, account_error};
 use crate::error::ApiError;
 
 /// Page size for `_catalog` when the client gives no `n`, as distribution does.
@@ -124,23 +126,43 @@ pub async fn list_tags(request: V2Request) -> HandlerResult {
 }
 
 /// `GET /v2/_catalog`: repository names, a page at a time.
+/// With accounts on, only what the caller may pull is listed.
 pub async fn list_catalog(
-    State(registry): State<Registry>,
+    State(state): State<V2State>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    request: axum::extract::Request,
 ) -> Response {
     let query = query.map(|q| q.0).unwrap_or_default();
+    let (parts, _) = request.into_parts();
     let result = async {
+        let filter = match &state.auth {
+            None => None,
+            Some(auth) => catalog_filter(auth, &parts).await?,
+        };
         let page = Page::from_query(&query, DEFAULT_CATALOG_PAGE)?;
+        let registry = state.registry.clone();
         let (repositories, link) = page
             .fetch("/v2/_catalog", |last, limit| {
-                let registry = registry.clone();
-                async move { registry.list_repositories(last.as_deref(), limit).await }
+                let (registry, filter) = (registry.clone(), filter.clone());
+                async move { registry.list_repositories(last.as_deref(), limit, filter.as_ref()).await }
             })
             .await?;
         json_body(&Catalog { repositories: &repositories }, link)
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The caller's catalog filter; a bearer token must carry `registry:catalog:*`.
+async fn catalog_filter(auth: &Auth, parts: &axum::http::request::Parts) -> Result<Option<RepositoryFilter>, ApiError> {
+    let identity = auth.identify(parts).await?;
+    if let Identity::Token(claims) = &identity
+        && !claims.grants_catalog()
+    {
+        return Err(auth.challenge(&parts.headers, Some(Scope::Catalog), true));
+    }
+    let caller = auth.caller(&identity).await?;
+    auth.accounts.catalog_filter(&caller).await.map_err(|e| account_error(&e))
 }
 
 #[derive(Serialize)]

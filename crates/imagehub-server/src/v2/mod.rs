@@ -17,20 +17,46 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use imagehub_auth::{Action, Actions, Scope};
 use imagehub_core::Registry;
 use imagehub_oci::{OciErrorCode, RepoName};
 
+use crate::auth::{AuthState, Identity};
 use crate::error::ApiError;
 use route::V2Route;
 
-/// What every `/v2` handler receives: the registry, the parsed repository name and the
-/// request's query, headers and body.
+/// The `/v2` routers' state: the registry, and accounts unless `auth.enabled = false`.
+#[derive(Clone)]
+pub struct V2State {
+    pub registry: Registry,
+    pub auth: AuthState,
+}
+
+/// What every `/v2` handler receives: the registry, the parsed repository name, who is
+/// asking, and the request's query, headers and body.
 pub struct V2Request {
     pub registry: Registry,
     pub name: RepoName,
+    pub access: Access,
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub body: Body,
+}
+
+/// Who is asking, for checks beyond the route's own repository (the source of a mount).
+pub struct Access {
+    auth: AuthState,
+    identity: Identity,
+}
+
+impl Access {
+    /// Whether the caller may pull from `repository`.
+    pub async fn may_pull(&self, repository: &RepoName) -> bool {
+        match &self.auth {
+            None => true,
+            Some(auth) => auth.repository_actions(&self.identity, repository).await.is_ok_and(|a| a.contains(Action::Pull)),
+        }
+    }
 }
 
 impl V2Request {
@@ -56,18 +82,27 @@ impl V2Request {
 type HandlerResult = Result<Response, ApiError>;
 
 /// The `/v2` router.
-pub fn router(registry: Registry) -> Router {
+pub fn router(registry: Registry, auth: AuthState) -> Router {
     Router::new()
         .route("/v2", get(api_version_check))
         .route("/v2/", get(api_version_check))
         .route("/v2/_catalog", get(listings::list_catalog))
         .route("/v2/{*path}", any(dispatch))
         .layer(middleware::from_fn(api_version_header))
-        .with_state(registry)
+        .with_state(V2State { registry, auth })
 }
 
-/// `GET /v2/`: tells clients this is a registry speaking API version 2.
-async fn api_version_check() -> Response {
+/// `GET /v2/`: tells clients this is a registry speaking API version 2. With accounts
+/// on, callers without credentials get the challenge that sends them to `/token`.
+async fn api_version_check(State(state): State<V2State>, request: Request) -> Response {
+    if let Some(auth) = &state.auth {
+        let (parts, _) = request.into_parts();
+        match auth.identify(&parts).await {
+            Ok(Identity::Anonymous) => return auth.challenge(&parts.headers, None, false).into_response(),
+            Ok(_) => {}
+            Err(e) => return e.into_response(),
+        }
+    }
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response()
 }
 
@@ -81,13 +116,13 @@ async fn api_version_header(request: Request, next: Next) -> Response {
 }
 
 async fn dispatch(
-    State(registry): State<Registry>,
-    method: Method,
+    State(state): State<V2State>,
     Path(path): Path<String>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
     let Some(route) = V2Route::parse(&path) else {
         return not_found();
     };
@@ -104,7 +139,12 @@ async fn dispatch(
                 .into_response();
         }
     };
-    let request = V2Request { registry, name, query, headers, body };
+    let identity = match authorize(&state, &parts, &route, &method, &name).await {
+        Ok(identity) => identity,
+        Err(e) => return e.into_response(),
+    };
+    let access = Access { auth: state.auth.clone(), identity };
+    let request = V2Request { registry: state.registry, name, access, query, headers: parts.headers, body };
     let result = match (route, method) {
         (V2Route::Tags { .. }, Method::GET) => listings::list_tags(request).await,
         (V2Route::Referrers { digest, .. }, Method::GET) => listings::list_referrers(request, digest).await,
@@ -124,6 +164,44 @@ async fn dispatch(
             .message(format!("{method} is not supported on this endpoint"))),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The action a request needs on its repository.
+fn needed_action(route: &V2Route<'_>, method: &Method) -> Action {
+    match (route, method) {
+        (V2Route::Upload { .. } | V2Route::UploadStart { .. }, _) => Action::Push,
+        (_, &Method::GET | &Method::HEAD) => Action::Pull,
+        (_, &Method::DELETE) => Action::Delete,
+        _ => Action::Push,
+    }
+}
+
+/// Checks the caller may do what the request needs; a 401 with the challenge for the
+/// missing scope otherwise (`insufficient_scope` when the caller was authenticated).
+async fn authorize(
+    state: &V2State,
+    parts: &axum::http::request::Parts,
+    route: &V2Route<'_>,
+    method: &Method,
+    name: &RepoName,
+) -> Result<Identity, ApiError> {
+    let Some(auth) = &state.auth else { return Ok(Identity::Anonymous) };
+    let identity = auth.identify(parts).await?;
+    let action = needed_action(route, method);
+    let allowed = auth.repository_actions(&identity, name).await?;
+    if allowed.contains(action) {
+        return Ok(identity);
+    }
+    // Pushing clients ask for pull and push together, as distribution's challenges do.
+    let wanted = if action == Action::Push { Actions::PULL_PUSH } else { Actions::NONE.with(action) };
+    let scope = Some(Scope::Repository { name: name.clone(), actions: wanted });
+    match identity {
+        Identity::Caller(_) => Err(ApiError::new(OciErrorCode::Denied)
+            .message(format!("{} access to {name} is denied", action.as_str()))
+            .detail(serde_json::json!({"name": name.as_str(), "action": action.as_str()}))),
+        Identity::Anonymous => Err(auth.challenge(&parts.headers, scope, false)),
+        Identity::Token(_) => Err(auth.challenge(&parts.headers, scope, true)),
+    }
 }
 
 fn route_name<'a>(route: &V2Route<'a>) -> &'a str {

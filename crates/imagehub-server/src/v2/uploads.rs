@@ -45,7 +45,9 @@ pub async fn start_blob_upload(request: V2Request) -> HandlerResult {
         let digest: Digest = mount.parse()?;
         // An unusable `from` is not an error: the client gets a session and uploads.
         let from = request.query("from").and_then(|from| from.parse::<RepoName>().ok());
+        // Mounting reads the source, so the caller must be allowed to pull it.
         if let Some(from) = from
+            && request.access.may_pull(&from).await
             && request.registry.mount_blob(&request.name, &digest, &from).await?
         {
             return created(&request.name, &digest);

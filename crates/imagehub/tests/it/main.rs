@@ -2,8 +2,10 @@
 //! ephemeral port (`imagehub_testkit::TestServer`, or the binary as a process) and talks
 //! to it over HTTP or drives real clients against it.
 
+mod auth;
 mod gc;
 mod process;
 mod realclients;
 mod restart;
+mod tls;
 mod v2;

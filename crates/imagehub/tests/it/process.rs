@@ -24,6 +24,8 @@ impl ServerProcess {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "info")
+            // These tests are about the registry core: an open registry.
+            .env("IMAGEHUB_AUTH__ENABLED", "false")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

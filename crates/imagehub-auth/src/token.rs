@@ -1,0 +1,235 @@
+//! The registry's bearer tokens: ES256 JWTs in the shape of the distribution token
+//! spec (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, `access`), signed with a P-256
+//! key that is created on first start and kept in the data directory. Refresh tokens
+//! are JWTs of the same key marked `"use": "refresh"`, so neither kind passes for the other.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::Actions;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("reading or writing the signing key {path}: {source}")]
+    KeyFile { path: String, source: std::io::Error },
+    #[error("the signing key {path} is not a P-256 private key in PKCS#8 PEM: {detail}")]
+    KeyInvalid { path: String, detail: String },
+    #[error("token rejected: {0}")]
+    Invalid(String),
+}
+
+/// One entry of the `access` claim: what the token allows on one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessEntry {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub actions: Vec<String>,
+}
+
+impl AccessEntry {
+    pub fn repository(name: &str, actions: Actions) -> AccessEntry {
+        AccessEntry { kind: "repository".into(), name: name.into(), actions: actions.names().into_iter().map(String::from).collect() }
+    }
+
+    pub fn catalog() -> AccessEntry {
+        AccessEntry { kind: "registry".into(), name: "catalog".into(), actions: vec!["*".into()] }
+    }
+
+    /// The actions this entry grants on repository `name`.
+    pub fn repository_actions(&self, name: &str) -> Actions {
+        if self.kind == "repository" && self.name == name { Actions::parse_lenient(&self.actions.join(",")) } else { Actions::NONE }
+    }
+}
+
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenUse {
+    /// Presented as `Authorization: Bearer` to the registry.
+    #[default]
+    Access,
+    /// Traded for a new access token at the token endpoint (OAuth2 `refresh_token`).
+    Refresh,
+}
+
+/// The claims of a registry token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    /// The user name; empty for an anonymous caller.
+    pub sub: String,
+    pub aud: String,
+    pub exp: u64,
+    pub nbf: u64,
+    pub iat: u64,
+    pub jti: String,
+    #[serde(default)]
+    pub access: Vec<AccessEntry>,
+    /// The access token the caller logged in with, so revoking it ends this JWT too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<i64>,
+    #[serde(rename = "use", default)]
+    pub token_use: TokenUse,
+}
+
+impl Claims {
+    /// The actions granted on repository `name`.
+    pub fn repository_actions(&self, name: &str) -> Actions {
+        self.access.iter().fold(Actions::NONE, |all, e| all.union(e.repository_actions(name)))
+    }
+
+    pub fn grants_catalog(&self) -> bool {
+        self.access.iter().any(|e| e.kind == "registry" && e.name == "catalog")
+    }
+}
+
+/// The key that signs and verifies tokens.
+pub struct SigningKey {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    kid: String,
+    jwk: serde_json::Value,
+}
+
+impl SigningKey {
+    /// Loads the PEM key at `path`, or creates one there (mode 0600, written to a
+    /// temporary file, fsynced and renamed, so a crash never leaves half a key).
+    pub fn load_or_create(path: &Path) -> Result<SigningKey, TokenError> {
+        let file_error = |source| TokenError::KeyFile { path: path.display().to_string(), source };
+        let pem = match std::fs::read_to_string(path) {
+            Ok(pem) => pem,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+                let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| invalid(path, e))?.to_string();
+                write_private(path, pem.as_bytes()).map_err(file_error)?;
+                pem
+            }
+            Err(e) => return Err(file_error(e)),
+        };
+        Self::from_pem(&pem).map_err(|detail| TokenError::KeyInvalid { path: path.display().to_string(), detail })
+    }
+
+    /// A key from PKCS#8 PEM.
+    pub fn from_pem(pem: &str) -> Result<SigningKey, String> {
+        let secret = p256::SecretKey::from_pkcs8_pem(pem).map_err(|e| e.to_string())?;
+        let public = secret.public_key();
+        let public_pem = public.to_public_key_pem(LineEnding::LF).map_err(|e| e.to_string())?;
+        let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+        let decoding = DecodingKey::from_ec_pem(public_pem.as_bytes()).map_err(|e| e.to_string())?;
+        let jwk: serde_json::Value = serde_json::from_str(&public.to_jwk_string()).map_err(|e| e.to_string())?;
+        // RFC 7638 thumbprint: SHA-256 of the required members in lexicographic order.
+        let thumbprint_input = format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, jwk["x"].as_str().unwrap_or(""), jwk["y"].as_str().unwrap_or(""));
+        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint_input.as_bytes()));
+        let mut jwk = jwk;
+        jwk["kid"] = kid.clone().into();
+        jwk["alg"] = "ES256".into();
+        jwk["use"] = "sig".into();
+        Ok(SigningKey { encoding, decoding, kid, jwk })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The JSON Web Key Set served at `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": [self.jwk] })
+    }
+
+    /// Signs `claims`.
+    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
+    /// Verifies signature, algorithm, issuer, audience, expiry and use; returns the claims.
+    pub fn verify(&self, token: &str, issuer: &str, audience: &str, expected: TokenUse) -> Result<Claims, TokenError> {
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        if data.claims.token_use != expected {
+            return Err(TokenError::Invalid(format!("a {:?} token cannot be used here", data.claims.token_use)));
+        }
+        Ok(data.claims)
+    }
+}
+
+fn invalid(path: &Path, e: impl std::fmt::Display) -> TokenError {
+    TokenError::KeyInvalid { path: path.display().to_string(), detail: e.to_string() }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: u64) -> Claims {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        Claims {
+            iss: "imagehub".into(),
+            sub: "alice".into(),
+            aud: "registry".into(),
+            exp: now + exp,
+            nbf: now,
+            iat: now,
+            jti: "j1".into(),
+            access: vec![AccessEntry::repository("alice/app", Actions::PULL_PUSH)],
+            tid: None,
+            token_use: TokenUse::Access,
+        }
+    }
+
+    #[test]
+    fn key_is_created_once_and_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        let a = SigningKey::load_or_create(&path).unwrap();
+        let b = SigningKey::load_or_create(&path).unwrap();
+        assert_eq!(a.kid(), b.kid());
+        let token = a.sign(&claims(300)).unwrap();
+        let back = b.verify(&token, "imagehub", "registry", TokenUse::Access).unwrap();
+        assert_eq!(back.repository_actions("alice/app"), Actions::PULL_PUSH);
+        assert_eq!(back.repository_actions("alice/other"), Actions::NONE);
+        assert_eq!(a.jwks()["keys"][0]["kid"], a.kid());
+    }
+
+    #[test]
+    fn rejects_wrong_audience_issuer_use_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::load_or_create(&dir.path().join("k.pem")).unwrap();
+        let other = SigningKey::load_or_create(&dir.path().join("other.pem")).unwrap();
+        let token = key.sign(&claims(300)).unwrap();
+        assert!(key.verify(&token, "imagehub", "elsewhere", TokenUse::Access).is_err());
+        assert!(key.verify(&token, "someone", "registry", TokenUse::Access).is_err());
+        assert!(key.verify(&token, "imagehub", "registry", TokenUse::Refresh).is_err());
+        assert!(other.verify(&token, "imagehub", "registry", TokenUse::Access).is_err());
+        let mut expired = claims(0);
+        expired.exp -= 3600;
+        assert!(key.verify(&key.sign(&expired).unwrap(), "imagehub", "registry", TokenUse::Access).is_err());
+    }
+}

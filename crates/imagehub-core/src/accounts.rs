@@ -1,0 +1,628 @@
+//! `Accounts`: logging in (local passwords, access tokens, htpasswd, a webhook), the
+//! permission policy applied to stored users, organizations and visibility, and the
+//! management operations with their rules (who may do what, an organization keeps an
+//! owner, audit events).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imagehub_auth::{AccessTokenSecret, Actions, Claims, Role, Standing, TokenLimits, Visibility, htpasswd::Htpasswd};
+use imagehub_metadata::{
+    AccessTokenRow, AuditEvent, MemberRow, Metadata, MetadataError, NamespaceKind, NewAccessToken, NewAuditEvent, NewUser, OrgRow,
+    RepositoryFilter, UserRow, UserSource,
+};
+use imagehub_oci::{AccountName, RepoName};
+use serde::Deserialize;
+
+use crate::login_limiter::LoginLimiter;
+
+/// Settings of the accounts model (from the server's `auth` config section).
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// Whether callers without credentials may pull public repositories.
+    pub anonymous_pull: bool,
+    /// Whether anyone may create an account (`auth.signup = "open"`), not only admins.
+    pub open_signup: bool,
+    /// Failed logins per user before delays start.
+    pub free_login_failures: u32,
+    pub htpasswd_file: Option<PathBuf>,
+    pub webhook_url: Option<String>,
+}
+
+/// Why an accounts operation failed; the server maps each to a status and error code.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("invalid username or password")]
+    BadCredentials,
+    #[error("too many failed logins; try again in {} s", .retry_after.as_secs().max(1))]
+    TooManyAttempts { retry_after: Duration },
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the authentication webhook failed: {0}")]
+    Webhook(String),
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Metadata(MetadataError),
+}
+
+impl From<MetadataError> for AccountError {
+    fn from(e: MetadataError) -> Self {
+        match e {
+            MetadataError::NameTaken(name) => AccountError::Conflict(format!("the name {name:?} is already taken")),
+            MetadataError::LastOwner => AccountError::Conflict("an organization must keep at least one owner".into()),
+            e @ MetadataError::OrgNotEmpty { .. } => AccountError::Conflict(e.to_string()),
+            e => AccountError::Metadata(e),
+        }
+    }
+}
+
+type Result<T, E = AccountError> = std::result::Result<T, E>;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Anonymous,
+    User(UserCaller),
+}
+
+/// A logged-in user, possibly through an access token that narrows their rights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCaller {
+    pub id: i64,
+    pub name: String,
+    pub is_admin: bool,
+    /// Set when the caller presented an access token instead of the password.
+    pub token: Option<TokenGrant>,
+}
+
+/// The access token a caller logged in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub id: i64,
+    pub limits: TokenLimits,
+    pub expires_at: Option<i64>,
+}
+
+impl Caller {
+    pub fn user(&self) -> Option<&UserCaller> {
+        match self {
+            Caller::User(u) => Some(u),
+            Caller::Anonymous => None,
+        }
+    }
+
+    /// The user, or `Unauthenticated`.
+    pub fn require_user(&self) -> Result<&UserCaller> {
+        self.user().ok_or(AccountError::Unauthenticated)
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.user().map(|u| u.name.as_str())
+    }
+
+    fn is_admin(&self) -> bool {
+        self.user().is_some_and(|u| u.is_admin && u.token.is_none())
+    }
+}
+
+/// An access token as listed to its owner (never the secret).
+pub type AccessTokenInfo = AccessTokenRow;
+
+/// A token just created: its row and the secret, shown once.
+pub struct CreatedToken {
+    pub info: AccessTokenInfo,
+    pub secret: String,
+}
+
+/// The accounts service; cheap to clone.
+#[derive(Clone)]
+pub struct Accounts {
+    meta: Metadata,
+    settings: Arc<AccountSettings>,
+    limiter: Arc<LoginLimiter>,
+    htpasswd: Option<Arc<Htpasswd>>,
+    http: reqwest::Client,
+}
+
+/// What the webhook answers for an accepted login.
+#[derive(Deserialize)]
+struct WebhookAnswer {
+    user: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+impl Accounts {
+    /// Loads the htpasswd file if one is configured.
+    pub fn new(meta: Metadata, settings: AccountSettings) -> Result<Accounts> {
+        let htpasswd = match &settings.htpasswd_file {
+            Some(path) => Some(Arc::new(Htpasswd::load(path).map_err(|e| AccountError::Setup(e.to_string()))?)),
+            None => None,
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| AccountError::Setup(format!("HTTP client for the webhook: {e}")))?;
+        let limiter = Arc::new(LoginLimiter::new(settings.free_login_failures));
+        Ok(Accounts { meta, settings: Arc::new(settings), limiter, htpasswd, http })
+    }
+
+    pub fn settings(&self) -> &AccountSettings {
+        &self.settings
+    }
+
+    /// On a database without users, creates the site admin `admin` with `password`, or
+    /// with a generated one which is returned so it can be shown once.
+    pub async fn bootstrap_admin(&self, password: Option<String>) -> Result<Option<String>> {
+        if self.meta.count_users().await? > 0 {
+            return Ok(None);
+        }
+        let generated = password.is_none();
+        let password = password.unwrap_or_else(imagehub_auth::generate_password);
+        let hash = hash(password.clone()).await?;
+        self.meta
+            .create_user(NewUser { name: "admin", email: None, password_hash: Some(&hash), source: UserSource::Local, is_admin: true })
+            .await?;
+        self.audit(None, "user.create", Some("admin"), Some("admin"), None, None).await;
+        Ok(generated.then_some(password))
+    }
+
+    // ---- logging in ----
+
+    /// Checks a user name and a password or access-token secret, with growing delays
+    /// after failures. `record` adds a `login` audit event on success (token
+    /// endpoint and API logins; not every Basic-authenticated registry request).
+    pub async fn login(&self, username: &str, password: &str, client: &str, record: bool) -> Result<Caller> {
+        if let Some(retry_after) = self.limiter.wait(username, client) {
+            tracing::warn!(user = username, client, "login refused: too many failures");
+            return Err(AccountError::TooManyAttempts { retry_after });
+        }
+        match self.check_credentials(username, password).await {
+            Ok(Some(caller)) => {
+                self.limiter.succeeded(username);
+                if record {
+                    let via = if caller.user().is_some_and(|u| u.token.is_some()) { "access token" } else { "password" };
+                    self.audit(caller.name(), "login", None, None, Some(client), Some(serde_json::json!({"via": via}))).await;
+                }
+                Ok(caller)
+            }
+            Ok(None) => {
+                self.limiter.failed(username, client);
+                tracing::warn!(user = username, client, "login failed");
+                self.audit(None, "login.failed", None, Some(username), Some(client), None).await;
+                Err(AccountError::BadCredentials)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks an access-token secret presented alone (`Authorization: Bearer ihp_…`).
+    /// No throttling: the secrets are not guessable.
+    pub async fn login_with_token(&self, secret: &str) -> Result<Caller> {
+        match self.meta.use_access_token(&AccessTokenSecret::hash_of(secret)).await? {
+            Some((token, user)) => Ok(user_caller(&user, Some(token_grant(&token)))),
+            None => Err(AccountError::BadCredentials),
+        }
+    }
+
+    async fn check_credentials(&self, username: &str, password: &str) -> Result<Option<Caller>> {
+        if AccessTokenSecret::looks_like(password) {
+            return self.check_access_token(username, password).await;
+        }
+        let user = self.meta.user_by_name(username).await?;
+        if let Some(user) = &user
+            && let Some(phc) = user.password_hash.clone()
+        {
+            let password = password.to_string();
+            let ok = tokio::task::spawn_blocking(move || imagehub_auth::verify_password(&password, &phc)).await.unwrap_or(false);
+            return Ok(ok.then(|| user_caller(user, None)));
+        }
+        if let Some(file) = self.htpasswd.clone().filter(|f| f.contains(username)) {
+            let (name, password) = (username.to_string(), password.to_string());
+            let ok = tokio::task::spawn_blocking(move || file.verify(&name, &password)).await.unwrap_or(false);
+            return match ok {
+                true => Ok(Some(self.external_user(username, UserSource::Htpasswd, user).await?)),
+                false => Ok(None),
+            };
+        }
+        if let Some(url) = &self.settings.webhook_url {
+            return self.check_webhook(url, username, password).await;
+        }
+        Ok(None)
+    }
+
+    async fn check_access_token(&self, username: &str, secret: &str) -> Result<Option<Caller>> {
+        let Some((token, user)) = self.meta.use_access_token(&AccessTokenSecret::hash_of(secret)).await? else {
+            return Ok(None);
+        };
+        // The name must match too: a leaked secret alone names no one.
+        if user.name != username {
+            return Ok(None);
+        }
+        Ok(Some(user_caller(&user, Some(token_grant(&token)))))
+    }
+
+    async fn check_webhook(&self, url: &str, username: &str, password: &str) -> Result<Option<Caller>> {
+        let response = self
+            .http
+            .post(url)
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .map_err(|e| AccountError::Webhook(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Ok(None);
+        }
+        let answer: WebhookAnswer = response.json().await.map_err(|e| AccountError::Webhook(format!("unreadable answer: {e}")))?;
+        let name: AccountName =
+            answer.user.parse().map_err(|_| AccountError::Webhook(format!("it named an invalid user {:?}", answer.user)))?;
+        tracing::debug!(user = %name, groups = ?answer.groups, "webhook accepted a login");
+        let existing = self.meta.user_by_name(name.as_str()).await?;
+        Ok(Some(self.external_user(name.as_str(), UserSource::Webhook, existing).await?))
+    }
+
+    /// The user an external source vouched for, created on first sight.
+    async fn external_user(&self, name: &str, source: UserSource, existing: Option<UserRow>) -> Result<Caller> {
+        if let Some(user) = existing {
+            return Ok(user_caller(&user, None));
+        }
+        let name: AccountName = name.parse().map_err(|e: imagehub_oci::NameError| AccountError::Invalid(e.to_string()))?;
+        let user = self
+            .meta
+            .create_user(NewUser { name: name.as_str(), email: None, password_hash: None, source, is_admin: false })
+            .await?;
+        self.audit(Some(name.as_str()), "user.create", Some(name.as_str()), Some(name.as_str()), None, Some(serde_json::json!({"source": source.as_str()})))
+            .await;
+        Ok(user_caller(&user, None))
+    }
+
+    /// The caller a verified registry token stands for. Fails when its user is gone or
+    /// the access token it was issued through was revoked or expired.
+    pub async fn caller_from_claims(&self, claims: &Claims) -> Result<Caller> {
+        if claims.sub.is_empty() {
+            return Ok(Caller::Anonymous);
+        }
+        let user = self.meta.user_by_name(&claims.sub).await?.ok_or(AccountError::Unauthenticated)?;
+        let grant = match claims.tid {
+            Some(id) => Some(token_grant(&self.meta.live_access_token(id).await?.ok_or(AccountError::Unauthenticated)?)),
+            None => None,
+        };
+        Ok(user_caller(&user, grant))
+    }
+
+    /// Whether the access token a JWT was issued through is still alive.
+    pub async fn token_alive(&self, token_id: i64) -> Result<bool> {
+        Ok(self.meta.live_access_token(token_id).await?.is_some())
+    }
+
+    // ---- the policy ----
+
+    /// What `caller` may do to `repository`.
+    pub async fn repository_actions(&self, caller: &Caller, repository: &RepoName) -> Result<Actions> {
+        let namespace = repository.namespace();
+        let standing = self.standing(caller, namespace).await?;
+        let visibility = self.visibility(repository).await?;
+        let allowed = imagehub_auth::repository_actions(standing, visibility, self.settings.anonymous_pull);
+        Ok(match caller.user().and_then(|u| u.token.as_ref()) {
+            Some(grant) => grant.limits.restrict(namespace, allowed),
+            None => allowed,
+        })
+    }
+
+    async fn standing(&self, caller: &Caller, namespace: Option<&str>) -> Result<Standing> {
+        let Some(user) = caller.user() else { return Ok(Standing::Anonymous) };
+        if user.is_admin {
+            return Ok(Standing::SiteAdmin);
+        }
+        let Some(namespace) = namespace else { return Ok(Standing::Outsider) };
+        if namespace == user.name {
+            return Ok(Standing::NamespaceOwner);
+        }
+        Ok(match self.meta.member_role(namespace, user.id).await? {
+            Some(role) => Standing::Member(parse_role(&role)?),
+            None => Standing::Outsider,
+        })
+    }
+
+    async fn visibility(&self, repository: &RepoName) -> Result<Visibility> {
+        let stored = self.meta.repository_visibility(repository.as_str(), repository.namespace()).await?;
+        stored.parse().map_err(|e: String| AccountError::Metadata(MetadataError::Corrupt(e)))
+    }
+
+    /// Which repositories `caller` may see in the catalog; `None` means all of them.
+    pub async fn catalog_filter(&self, caller: &Caller) -> Result<Option<RepositoryFilter>> {
+        let Some(user) = caller.user() else {
+            return Ok(Some(RepositoryFilter { public: self.settings.anonymous_pull, ..Default::default() }));
+        };
+        let only_namespaces = user.token.as_ref().and_then(|t| t.limits.namespaces.clone());
+        if user.is_admin && only_namespaces.is_none() {
+            return Ok(None);
+        }
+        let mut namespaces = vec![user.name.clone()];
+        if user.is_admin {
+            namespaces.extend(only_namespaces.iter().flatten().cloned());
+        } else {
+            namespaces.extend(self.meta.orgs(Some(user.id)).await?.into_iter().map(|(org, _)| org.name));
+        }
+        let pulls = user.token.as_ref().is_none_or(|t| t.limits.actions.contains(imagehub_auth::Action::Pull));
+        if !pulls {
+            return Ok(Some(RepositoryFilter { public: false, namespaces: Vec::new(), only_namespaces: Some(Vec::new()) }));
+        }
+        Ok(Some(RepositoryFilter { public: true, namespaces, only_namespaces }))
+    }
+
+    // ---- users ----
+
+    /// Creates a local user: by an admin, or by anyone when sign-up is open.
+    pub async fn create_user(&self, caller: &Caller, name: &str, email: Option<&str>, password: &str) -> Result<UserRow> {
+        if !caller.is_admin() && !self.settings.open_signup {
+            return Err(AccountError::Forbidden("only site admins create accounts (auth.signup = \"admin\")".into()));
+        }
+        let name: AccountName = name.parse().map_err(|e: imagehub_oci::NameError| AccountError::Invalid(e.to_string()))?;
+        let hash = hash(password.to_string()).await?;
+        let user = self
+            .meta
+            .create_user(NewUser { name: name.as_str(), email, password_hash: Some(&hash), source: UserSource::Local, is_admin: false })
+            .await?;
+        self.audit(caller.name(), "user.create", Some(name.as_str()), Some(name.as_str()), None, None).await;
+        Ok(user)
+    }
+
+    pub async fn user(&self, caller: &Caller) -> Result<UserRow> {
+        let me = caller.require_user()?;
+        self.meta.user_by_name(&me.name).await?.ok_or(AccountError::Unauthenticated)
+    }
+
+    /// Changes the caller's password (only with the password itself, not a token) or email.
+    pub async fn update_user(&self, caller: &Caller, password: Option<&str>, email: Option<Option<&str>>) -> Result<UserRow> {
+        let me = caller.require_user()?;
+        if let Some(password) = password {
+            if me.token.is_some() {
+                return Err(AccountError::Forbidden("an access token cannot change the password".into()));
+            }
+            let hash = hash(password.to_string()).await?;
+            self.meta.set_password_hash(me.id, &hash).await?;
+            self.audit(Some(&me.name), "user.password", Some(&me.name), Some(&me.name), None, None).await;
+        }
+        if let Some(email) = email {
+            self.meta.set_email(me.id, email).await?;
+        }
+        self.user(caller).await
+    }
+
+    // ---- access tokens ----
+
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        name: &str,
+        actions: Actions,
+        namespaces: Option<Vec<String>>,
+        expires_at: Option<i64>,
+    ) -> Result<CreatedToken> {
+        let me = self.password_user(caller)?;
+        if name.trim().is_empty() || name.len() > 100 {
+            return Err(AccountError::Invalid("a token needs a name of 1 to 100 characters".into()));
+        }
+        if actions.is_empty() {
+            return Err(AccountError::Invalid("a token needs at least one scope: pull, push, delete".into()));
+        }
+        if let Some(list) = &namespaces {
+            for ns in list {
+                ns.parse::<AccountName>().map_err(|e| AccountError::Invalid(e.to_string()))?;
+            }
+        }
+        let secret = AccessTokenSecret::generate();
+        let info = self
+            .meta
+            .create_access_token(NewAccessToken {
+                user_id: me.id,
+                name,
+                secret_hash: &secret.hash,
+                actions: &actions.to_string(),
+                namespaces: namespaces.as_deref(),
+                expires_at,
+            })
+            .await?;
+        self.audit(Some(&me.name), "token.create", Some(&me.name), Some(name), None, Some(serde_json::json!({"id": info.id, "scopes": actions.names()})))
+            .await;
+        Ok(CreatedToken { info, secret: secret.secret })
+    }
+
+    pub async fn tokens(&self, caller: &Caller) -> Result<Vec<AccessTokenInfo>> {
+        let me = caller.require_user()?;
+        Ok(self.meta.access_tokens(me.id).await?)
+    }
+
+    pub async fn revoke_token(&self, caller: &Caller, id: i64) -> Result<()> {
+        let me = self.password_user(caller)?;
+        let name = self.meta.delete_access_token(me.id, id).await?.ok_or_else(|| AccountError::NotFound(format!("no token {id}")))?;
+        self.audit(Some(&me.name), "token.revoke", Some(&me.name), Some(&name), None, Some(serde_json::json!({"id": id}))).await;
+        Ok(())
+    }
+
+    /// Token management needs the user's own password login, so a leaked token cannot mint more.
+    fn password_user<'a>(&self, caller: &'a Caller) -> Result<&'a UserCaller> {
+        let me = caller.require_user()?;
+        if me.token.is_some() {
+            return Err(AccountError::Forbidden("access tokens cannot manage access tokens; log in with the password".into()));
+        }
+        Ok(me)
+    }
+
+    // ---- organizations ----
+
+    pub async fn create_org(&self, caller: &Caller, name: &str, visibility: Visibility, description: &str) -> Result<OrgRow> {
+        let me = self.password_user(caller)?;
+        let name: AccountName = name.parse().map_err(|e: imagehub_oci::NameError| AccountError::Invalid(e.to_string()))?;
+        let org = self.meta.create_org(name.as_str(), me.id, visibility.as_str(), description).await?;
+        self.audit(Some(&me.name), "org.create", Some(name.as_str()), Some(name.as_str()), None, None).await;
+        Ok(org)
+    }
+
+    /// The organizations the caller belongs to (all of them for a site admin), with roles.
+    pub async fn orgs(&self, caller: &Caller) -> Result<Vec<(OrgRow, Option<String>)>> {
+        let me = caller.require_user()?;
+        Ok(self.meta.orgs(if caller.is_admin() { None } else { Some(me.id) }).await?)
+    }
+
+    /// An organization and the caller's role in it. Members and admins see it; for
+    /// anyone else it does not exist.
+    pub async fn org(&self, caller: &Caller, name: &str) -> Result<(OrgRow, Option<Role>)> {
+        let not_found = || AccountError::NotFound(format!("no organization {name:?}"));
+        let org = self.meta.org(name).await?.ok_or_else(not_found)?;
+        let role = self.role_in(caller, name).await?;
+        if role.is_none() && !caller.is_admin() {
+            return Err(not_found());
+        }
+        Ok((org, role))
+    }
+
+    async fn role_in(&self, caller: &Caller, org: &str) -> Result<Option<Role>> {
+        let Some(user) = caller.user() else { return Ok(None) };
+        self.meta.member_role(org, user.id).await?.map(|r| parse_role(&r)).transpose()
+    }
+
+    /// Fails unless the caller owns the organization or is a site admin.
+    async fn require_owner(&self, caller: &Caller, org: &str) -> Result<()> {
+        let (_, role) = self.org(caller, org).await?;
+        if caller.user().is_some_and(|u| u.token.is_some()) {
+            return Err(AccountError::Forbidden("access tokens cannot manage organizations; log in with the password".into()));
+        }
+        if role == Some(Role::Owner) || caller.is_admin() {
+            Ok(())
+        } else {
+            Err(AccountError::Forbidden(format!("only owners of {org} may do that")))
+        }
+    }
+
+    pub async fn update_org(&self, caller: &Caller, org: &str, visibility: Option<Visibility>, description: Option<&str>) -> Result<OrgRow> {
+        self.require_owner(caller, org).await?;
+        self.meta.update_org(org, visibility.map(Visibility::as_str), description).await?;
+        self.audit(caller.name(), "org.update", Some(org), Some(org), None, Some(serde_json::json!({"default_visibility": visibility.map(Visibility::as_str), "description": description})))
+            .await;
+        Ok(self.org(caller, org).await?.0)
+    }
+
+    pub async fn delete_org(&self, caller: &Caller, org: &str) -> Result<()> {
+        self.require_owner(caller, org).await?;
+        self.meta.delete_org(org).await?;
+        self.audit(caller.name(), "org.delete", Some(org), Some(org), None, None).await;
+        Ok(())
+    }
+
+    pub async fn members(&self, caller: &Caller, org: &str) -> Result<Vec<MemberRow>> {
+        self.org(caller, org).await?;
+        Ok(self.meta.members(org).await?)
+    }
+
+    pub async fn set_member(&self, caller: &Caller, org: &str, user: &str, role: Role) -> Result<()> {
+        self.require_owner(caller, org).await?;
+        let member = self.meta.user_by_name(user).await?.ok_or_else(|| AccountError::NotFound(format!("no user {user:?}")))?;
+        self.meta.set_member(org, member.id, role.as_str()).await?;
+        self.audit(caller.name(), "member.set", Some(org), Some(user), None, Some(serde_json::json!({"role": role.as_str()}))).await;
+        Ok(())
+    }
+
+    pub async fn remove_member(&self, caller: &Caller, org: &str, user: &str) -> Result<()> {
+        self.require_owner(caller, org).await?;
+        let member = self.meta.user_by_name(user).await?.ok_or_else(|| AccountError::NotFound(format!("no user {user:?}")))?;
+        if !self.meta.remove_member(org, member.id).await? {
+            return Err(AccountError::NotFound(format!("{user} is not a member of {org}")));
+        }
+        self.audit(caller.name(), "member.remove", Some(org), Some(user), None, None).await;
+        Ok(())
+    }
+
+    /// Sets a repository's visibility: owners of its organization, the user whose
+    /// namespace it is, or site admins.
+    pub async fn set_visibility(&self, caller: &Caller, repository: &RepoName, visibility: Visibility) -> Result<()> {
+        let namespace = repository.namespace().ok_or_else(|| AccountError::Invalid("top-level repositories belong to no namespace".into()))?;
+        let me = self.password_user(caller)?;
+        let allowed = match self.meta.namespace_kind(namespace).await? {
+            _ if me.is_admin => true,
+            Some(NamespaceKind::User) => namespace == me.name,
+            Some(NamespaceKind::Org) => self.role_in(caller, namespace).await? == Some(Role::Owner),
+            None => false,
+        };
+        if !allowed {
+            return Err(AccountError::Forbidden(format!("only owners of {namespace} may change the visibility of its repositories")));
+        }
+        self.meta.set_repository_visibility(repository.as_str(), visibility.as_str()).await?;
+        self.audit(Some(&me.name), "repository.visibility", Some(namespace), Some(repository.as_str()), None, Some(serde_json::json!({"visibility": visibility.as_str()})))
+            .await;
+        Ok(())
+    }
+
+    // ---- audit ----
+
+    /// Records an event; a failure to record is logged, never fails the operation.
+    pub async fn audit(
+        &self,
+        actor: Option<&str>,
+        action: &str,
+        namespace: Option<&str>,
+        target: Option<&str>,
+        client: Option<&str>,
+        detail: Option<serde_json::Value>,
+    ) {
+        let event = NewAuditEvent { actor, action, namespace, target, client, detail };
+        if let Err(e) = self.meta.record_audit(event).await {
+            tracing::error!(error = %e, action, "could not record an audit event");
+        }
+    }
+
+    /// Audit events for the caller: all for site admins, those of the organizations
+    /// they own otherwise.
+    pub async fn audit_events(&self, caller: &Caller, before: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
+        let me = self.password_user(caller)?;
+        if me.is_admin {
+            return Ok(self.meta.audit_events(None, before, limit).await?);
+        }
+        let owned: Vec<String> = self
+            .meta
+            .orgs(Some(me.id))
+            .await?
+            .into_iter()
+            .filter(|(_, role)| role.as_deref() == Some("owner"))
+            .map(|(org, _)| org.name)
+            .collect();
+        if owned.is_empty() {
+            return Err(AccountError::Forbidden("the audit log is for site admins and organization owners".into()));
+        }
+        Ok(self.meta.audit_events(Some(&owned), before, limit).await?)
+    }
+}
+
+async fn hash(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || imagehub_auth::hash_password(&password))
+        .await
+        .map_err(|e| AccountError::Invalid(e.to_string()))?
+        .map_err(|e| AccountError::Invalid(e.to_string()))
+}
+
+fn parse_role(role: &str) -> Result<Role> {
+    role.parse().map_err(|e: String| AccountError::Metadata(MetadataError::Corrupt(e)))
+}
+
+fn user_caller(user: &UserRow, token: Option<TokenGrant>) -> Caller {
+    Caller::User(UserCaller { id: user.id, name: user.name.clone(), is_admin: user.is_admin, token })
+}
+
+fn token_grant(token: &AccessTokenRow) -> TokenGrant {
+    TokenGrant {
+        id: token.id,
+        limits: TokenLimits { actions: Actions::parse_lenient(&token.actions), namespaces: token.namespaces.clone() },
+        expires_at: token.expires_at,
+    }
+}

@@ -1,0 +1,550 @@
+//! Rows of the accounts model: users, organizations, memberships, repository
+//! visibility, access tokens and audit events. The rules that use them live in core.
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{Metadata, MetadataError, Result, now};
+
+/// What owns a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceKind {
+    User,
+    Org,
+}
+
+/// Where a user account comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSource {
+    Local,
+    Htpasswd,
+    Webhook,
+}
+
+impl UserSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserSource::Local => "local",
+            UserSource::Htpasswd => "htpasswd",
+            UserSource::Webhook => "webhook",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub source: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+/// A user about to be created.
+pub struct NewUser<'a> {
+    pub name: &'a str,
+    pub email: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
+    pub source: UserSource,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrgRow {
+    pub name: String,
+    pub default_visibility: String,
+    pub description: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    pub user: String,
+    pub role: String,
+    pub added_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessTokenRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub actions: String,
+    pub namespaces: Option<Vec<String>>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// An access token about to be stored.
+pub struct NewAccessToken<'a> {
+    pub user_id: i64,
+    pub name: &'a str,
+    pub secret_hash: &'a str,
+    pub actions: &'a str,
+    pub namespaces: Option<&'a [String]>,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: i64,
+    pub actor: Option<String>,
+    pub action: String,
+    pub namespace: Option<String>,
+    pub target: Option<String>,
+    pub client: Option<String>,
+    pub detail: Option<serde_json::Value>,
+}
+
+/// An event about to be recorded.
+#[derive(Debug, Clone, Default)]
+pub struct NewAuditEvent<'a> {
+    pub actor: Option<&'a str>,
+    pub action: &'a str,
+    pub namespace: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub client: Option<&'a str>,
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Which repositories a caller may see in listings (the catalog): public ones (when
+/// `public` is set), every repository of `namespaces`, all within `only_namespaces`
+/// when an access token narrows the caller.
+#[derive(Debug, Clone, Default)]
+pub struct RepositoryFilter {
+    pub public: bool,
+    pub namespaces: Vec<String>,
+    pub only_namespaces: Option<Vec<String>>,
+}
+
+const USER_COLUMNS: &str = "id, name, email, password_hash, source, is_admin, created_at";
+const TOKEN_COLUMNS: &str = "id, user_id, name, actions, namespaces, expires_at, created_at, last_used_at";
+
+impl Metadata {
+    pub async fn count_users(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT count(*) FROM users").fetch_one(&self.pool).await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+
+    /// Creates a user and their personal namespace; fails with `NameTaken` when a user
+    /// or organization already has the name.
+    pub async fn create_user(&self, user: NewUser<'_>) -> Result<UserRow> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now();
+        claim_namespace(&mut tx, user.name, NamespaceKind::User, None, now).await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (name, email, password_hash, source, is_admin, created_at) VALUES (?, ?, ?, ?, ?, ?)
+             RETURNING {USER_COLUMNS}"
+        ))
+        .bind(user.name)
+        .bind(user.email)
+        .bind(user.password_hash)
+        .bind(user.source.as_str())
+        .bind(user.is_admin)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(user_row(&row))
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(user_row))
+    }
+
+    pub async fn set_password_hash(&self, user_id: i64, hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?").bind(hash).bind(user_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn set_email(&self, user_id: i64, email: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE users SET email = ? WHERE id = ?").bind(email).bind(user_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn namespace_kind(&self, name: &str) -> Result<Option<NamespaceKind>> {
+        let row = sqlx::query("SELECT kind FROM namespaces WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        row.map(|r| parse_kind(r.get(0))).transpose()
+    }
+
+    /// Creates an organization owned by `owner_id`.
+    pub async fn create_org(&self, name: &str, owner_id: i64, default_visibility: &str, description: &str) -> Result<OrgRow> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now();
+        claim_namespace(&mut tx, name, NamespaceKind::Org, Some((default_visibility, description)), now).await?;
+        sqlx::query("INSERT INTO org_members (org, user_id, role, added_at) VALUES (?, ?, 'owner', ?)")
+            .bind(name)
+            .bind(owner_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(OrgRow { name: name.into(), default_visibility: default_visibility.into(), description: description.into(), created_at: now })
+    }
+
+    pub async fn org(&self, name: &str) -> Result<Option<OrgRow>> {
+        let row = sqlx::query("SELECT name, default_visibility, description, created_at FROM namespaces WHERE name = ? AND kind = 'org'")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(org_row))
+    }
+
+    /// Organizations `user_id` belongs to, with the role, or every organization (role
+    /// `None`) when `user_id` is `None`.
+    pub async fn orgs(&self, user_id: Option<i64>) -> Result<Vec<(OrgRow, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT n.name, n.default_visibility, n.description, n.created_at, m.role
+             FROM namespaces n LEFT JOIN org_members m ON m.org = n.name AND m.user_id = ?1
+             WHERE n.kind = 'org' AND (?1 IS NULL OR m.user_id IS NOT NULL) ORDER BY n.name",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (org_row(r), r.get(4))).collect())
+    }
+
+    pub async fn update_org(&self, name: &str, default_visibility: Option<&str>, description: Option<&str>) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE namespaces SET default_visibility = COALESCE(?, default_visibility), description = COALESCE(?, description)
+             WHERE name = ? AND kind = 'org'",
+        )
+        .bind(default_visibility)
+        .bind(description)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes an organization that holds no repositories; `OrgNotEmpty` otherwise.
+    pub async fn delete_org(&self, name: &str) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let repos: i64 = sqlx::query("SELECT count(*) FROM repositories WHERE namespace = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        if repos > 0 {
+            return Err(MetadataError::OrgNotEmpty { repositories: repos as u64 });
+        }
+        let done = sqlx::query("DELETE FROM namespaces WHERE name = ? AND kind = 'org'").bind(name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM repository_visibility WHERE name LIKE ? ESCAPE '\\'")
+            .bind(format!("{}/%", name.replace('_', "\\_")))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn members(&self, org: &str) -> Result<Vec<MemberRow>> {
+        let rows = sqlx::query(
+            "SELECT u.name, m.role, m.added_at FROM org_members m JOIN users u ON u.id = m.user_id
+             WHERE m.org = ? ORDER BY u.name",
+        )
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| MemberRow { user: r.get(0), role: r.get(1), added_at: r.get(2) }).collect())
+    }
+
+    pub async fn member_role(&self, org: &str, user_id: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT role FROM org_members WHERE org = ? AND user_id = ?")
+            .bind(org)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Adds a member or changes their role. Refuses (`LastOwner`) to demote the last owner.
+    pub async fn set_member(&self, org: &str, user_id: i64, role: &str) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if role != "owner" {
+            ensure_other_owner(&mut tx, org, user_id).await?;
+        }
+        sqlx::query(
+            "INSERT INTO org_members (org, user_id, role, added_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (org, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(org)
+        .bind(user_id)
+        .bind(role)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a member; returns whether they were one. Refuses to remove the last owner.
+    pub async fn remove_member(&self, org: &str, user_id: i64) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        ensure_other_owner(&mut tx, org, user_id).await?;
+        let done = sqlx::query("DELETE FROM org_members WHERE org = ? AND user_id = ?")
+            .bind(org)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The visibility of `repository`: its own setting, else its namespace's default,
+    /// else private.
+    pub async fn repository_visibility(&self, repository: &str, namespace: Option<&str>) -> Result<String> {
+        let row = sqlx::query(
+            "SELECT COALESCE((SELECT visibility FROM repository_visibility WHERE name = ?),
+                             (SELECT default_visibility FROM namespaces WHERE name = ?), 'private')",
+        )
+        .bind(repository)
+        .bind(namespace)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get(0))
+    }
+
+    pub async fn set_repository_visibility(&self, repository: &str, visibility: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO repository_visibility (name, visibility) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET visibility = excluded.visibility",
+        )
+        .bind(repository)
+        .bind(visibility)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A page of repository names the filter lets through, sorted.
+    pub async fn list_visible_repositories(&self, last: Option<&str>, limit: u32, filter: &RepositoryFilter) -> Result<Vec<String>> {
+        let only = filter.only_namespaces.as_ref().map(|n| serde_json::Value::from(n.clone()).to_string());
+        let rows = sqlx::query(
+            "SELECT r.name FROM repositories r
+             LEFT JOIN repository_visibility rv ON rv.name = r.name
+             LEFT JOIN namespaces ns ON ns.name = r.namespace
+             WHERE r.name > ?1
+               AND (?2 IS NULL OR r.namespace IN (SELECT value FROM json_each(?2)))
+               AND ((?3 AND COALESCE(rv.visibility, ns.default_visibility, 'private') = 'public')
+                    OR r.namespace IN (SELECT value FROM json_each(?4)))
+             ORDER BY r.name LIMIT ?5",
+        )
+        .bind(last.unwrap_or(""))
+        .bind(only)
+        .bind(filter.public)
+        .bind(serde_json::Value::from(filter.namespaces.clone()).to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    pub async fn create_access_token(&self, token: NewAccessToken<'_>) -> Result<AccessTokenRow> {
+        let namespaces = token.namespaces.map(|n| serde_json::Value::from(n.to_vec()).to_string());
+        let row = sqlx::query(&format!(
+            "INSERT INTO access_tokens (user_id, name, secret_hash, actions, namespaces, expires_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
+        ))
+        .bind(token.user_id)
+        .bind(token.name)
+        .bind(token.secret_hash)
+        .bind(token.actions)
+        .bind(namespaces)
+        .bind(token.expires_at)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => MetadataError::NameTaken(token.name.to_string()),
+            _ => e.into(),
+        })?;
+        token_row(&row)
+    }
+
+    /// The unexpired token with this secret hash, and its user; marks it used.
+    pub async fn use_access_token(&self, secret_hash: &str) -> Result<Option<(AccessTokenRow, UserRow)>> {
+        let now = now();
+        let row = sqlx::query(&format!(
+            "UPDATE access_tokens SET last_used_at = ?1 WHERE secret_hash = ?2 AND (expires_at IS NULL OR expires_at > ?1)
+             RETURNING {TOKEN_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(secret_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let token = token_row(&row)?;
+        let user = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+            .bind(token.user_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some((token, user_row(&user))))
+    }
+
+    /// The token with this id if it still exists and has not expired.
+    pub async fn live_access_token(&self, id: i64) -> Result<Option<AccessTokenRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE id = ? AND (expires_at IS NULL OR expires_at > ?)"
+        ))
+        .bind(id)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_row).transpose()
+    }
+
+    pub async fn access_tokens(&self, user_id: i64) -> Result<Vec<AccessTokenRow>> {
+        let rows = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE user_id = ? ORDER BY id"))
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_row).collect()
+    }
+
+    /// Deletes one of a user's tokens; returns its name if it existed.
+    pub async fn delete_access_token(&self, user_id: i64, id: i64) -> Result<Option<String>> {
+        let row = sqlx::query("DELETE FROM access_tokens WHERE id = ? AND user_id = ? RETURNING name")
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn record_audit(&self, event: NewAuditEvent<'_>) -> Result<()> {
+        sqlx::query("INSERT INTO audit_events (at, actor, action, namespace, target, client, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(now())
+            .bind(event.actor)
+            .bind(event.action)
+            .bind(event.namespace)
+            .bind(event.target)
+            .bind(event.client)
+            .bind(event.detail.map(|d| d.to_string()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Audit events, newest first, before event id `before`; only those of
+    /// `namespaces` when given.
+    pub async fn audit_events(&self, namespaces: Option<&[String]>, before: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, namespace, target, client, detail FROM audit_events
+             WHERE id < ?1 AND (?2 IS NULL OR namespace IN (SELECT value FROM json_each(?2)))
+             ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(namespaces.map(|n| serde_json::Value::from(n.to_vec()).to_string()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEvent {
+                id: r.get(0),
+                at: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                namespace: r.get(4),
+                target: r.get(5),
+                client: r.get(6),
+                detail: r.get::<Option<String>, _>(7).and_then(|d| serde_json::from_str(&d).ok()),
+            })
+            .collect())
+    }
+}
+
+async fn claim_namespace(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    name: &str,
+    kind: NamespaceKind,
+    org: Option<(&str, &str)>,
+    now: i64,
+) -> Result<()> {
+    let (visibility, description) = org.unwrap_or(("private", ""));
+    let kind = match kind {
+        NamespaceKind::User => "user",
+        NamespaceKind::Org => "org",
+    };
+    let done = sqlx::query(
+        "INSERT INTO namespaces (name, kind, default_visibility, description, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(name)
+    .bind(kind)
+    .bind(visibility)
+    .bind(description)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(MetadataError::NameTaken(name.to_string()));
+    }
+    Ok(())
+}
+
+/// Fails with `LastOwner` unless `org` has an owner other than `user_id`.
+async fn ensure_other_owner(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, org: &str, user_id: i64) -> Result<()> {
+    let others: i64 = sqlx::query("SELECT count(*) FROM org_members WHERE org = ? AND role = 'owner' AND user_id != ?")
+        .bind(org)
+        .bind(user_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .get(0);
+    let is_owner = sqlx::query("SELECT 1 FROM org_members WHERE org = ? AND role = 'owner' AND user_id = ?")
+        .bind(org)
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if is_owner && others == 0 { Err(MetadataError::LastOwner) } else { Ok(()) }
+}
+
+fn parse_kind(kind: String) -> Result<NamespaceKind> {
+    match kind.as_str() {
+        "user" => Ok(NamespaceKind::User),
+        "org" => Ok(NamespaceKind::Org),
+        other => Err(MetadataError::Corrupt(format!("namespace kind {other:?}"))),
+    }
+}
+
+fn user_row(r: &SqliteRow) -> UserRow {
+    UserRow {
+        id: r.get(0),
+        name: r.get(1),
+        email: r.get(2),
+        password_hash: r.get(3),
+        source: r.get(4),
+        is_admin: r.get(5),
+        created_at: r.get(6),
+    }
+}
+
+fn org_row(r: &SqliteRow) -> OrgRow {
+    OrgRow { name: r.get(0), default_visibility: r.get(1), description: r.get(2), created_at: r.get(3) }
+}
+
+fn token_row(r: &SqliteRow) -> Result<AccessTokenRow> {
+    let namespaces = r
+        .get::<Option<String>, _>(4)
+        .map(|json| serde_json::from_str(&json).map_err(|e| MetadataError::Corrupt(format!("token namespaces: {e}"))))
+        .transpose()?;
+    Ok(AccessTokenRow {
+        id: r.get(0),
+        user_id: r.get(1),
+        name: r.get(2),
+        actions: r.get(3),
+        namespaces,
+        expires_at: r.get(5),
+        created_at: r.get(6),
+        last_used_at: r.get(7),
+    })
+}

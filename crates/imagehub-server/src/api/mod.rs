@@ -1,0 +1,143 @@
+//! The JSON management API under `/api/v1`: users, access tokens, organizations,
+//! members, repository visibility and the audit log. It takes the same credentials as
+//! the registry (Basic, a registry bearer JWT, or an access token as bearer) and answers
+//! errors in one shape, `{"errors":[{"code","message","detail"}]}`.
+
+mod orgs;
+mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, put};
+use imagehub_auth::{AccessTokenSecret, TokenUse};
+use imagehub_core::{AccountError, Caller};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::auth::{Auth, Credentials};
+
+/// An `/api/v1` error.
+#[derive(Debug)]
+pub struct ApiV1Error {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiV1Error {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiV1Error {
+        ApiV1Error { status, code, message: message.into(), retry_after: None }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ApiV1Error {
+        ApiV1Error::new(StatusCode::BAD_REQUEST, "INVALID", message)
+    }
+}
+
+impl From<AccountError> for ApiV1Error {
+    fn from(e: AccountError) -> Self {
+        let message = e.to_string();
+        let (status, code) = match &e {
+            AccountError::BadCredentials | AccountError::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            AccountError::TooManyAttempts { retry_after } => {
+                return ApiV1Error { retry_after: Some(retry_after.as_secs().max(1)), ..ApiV1Error::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message) };
+            }
+            AccountError::Forbidden(_) => (StatusCode::FORBIDDEN, "DENIED"),
+            AccountError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            AccountError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
+            AccountError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID"),
+            AccountError::Webhook(_) => (StatusCode::BAD_GATEWAY, "UPSTREAM"),
+            AccountError::Setup(_) | AccountError::Metadata(_) => {
+                tracing::error!(error = %e, "management API request failed");
+                return ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log");
+            }
+        };
+        ApiV1Error::new(status, code, message)
+    }
+}
+
+impl IntoResponse for ApiV1Error {
+    fn into_response(self) -> Response {
+        let body = json!({"errors": [{"code": self.code, "message": self.message, "detail": null}]});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(r#"Basic realm="imagehub""#));
+        }
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+}
+
+pub type ApiResult = Result<Response, ApiV1Error>;
+
+/// The caller of an API request, from its credentials.
+pub struct ApiCaller(pub Caller);
+
+impl FromRequestParts<Arc<Auth>> for ApiCaller {
+    type Rejection = ApiV1Error;
+
+    async fn from_request_parts(parts: &mut Parts, auth: &Arc<Auth>) -> Result<Self, Self::Rejection> {
+        let credentials = Credentials::from_headers(&parts.headers).map_err(|_| ApiV1Error::invalid("malformed Authorization header"))?;
+        let caller = match credentials {
+            Credentials::None => Caller::Anonymous,
+            Credentials::Basic { user, password } => {
+                let client = auth.client_address(parts);
+                auth.accounts.login(&user, &password, &client, false).await?
+            }
+            Credentials::Bearer(token) if AccessTokenSecret::looks_like(&token) => auth.accounts.login_with_token(&token).await?,
+            Credentials::Bearer(token) => {
+                let claims = auth
+                    .key
+                    .verify(&token, &auth.config.issuer, &auth.config.service, TokenUse::Access)
+                    .map_err(|e| ApiV1Error::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()))?;
+                auth.accounts.caller_from_claims(&claims).await?
+            }
+        };
+        Ok(ApiCaller(caller))
+    }
+}
+
+/// Parses a JSON request body into `T`, with a 400 naming the problem.
+pub async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiV1Error> {
+    let bytes: Bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .map_err(|_| ApiV1Error::invalid("the body is missing or larger than 1 MiB"))?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiV1Error::invalid(format!("invalid JSON body: {e}")))
+}
+
+pub fn ok_json(status: StatusCode, value: serde_json::Value) -> ApiResult {
+    Ok((status, axum::Json(value)).into_response())
+}
+
+/// The `/api/v1` router; present only when accounts are on.
+pub fn router(auth: Arc<Auth>) -> Router {
+    Router::new()
+        .route("/api/v1/users", axum::routing::post(users::create_user))
+        .route("/api/v1/user", get(users::get_user).patch(users::update_user))
+        .route("/api/v1/user/tokens", get(users::list_tokens).post(users::create_token))
+        .route("/api/v1/user/tokens/{id}", delete(users::revoke_token))
+        .route("/api/v1/orgs", get(orgs::list_orgs).post(orgs::create_org))
+        .route("/api/v1/orgs/{org}", get(orgs::get_org).patch(orgs::update_org).delete(orgs::delete_org))
+        .route("/api/v1/orgs/{org}/members", get(orgs::list_members))
+        .route("/api/v1/orgs/{org}/members/{user}", put(orgs::set_member).delete(orgs::remove_member))
+        .route("/api/v1/orgs/{org}/repos/{repo}", patch(orgs::update_repo))
+        .route("/api/v1/audit", get(users::audit))
+        .with_state(auth)
+}
+
+/// Unix seconds as RFC 3339, for API answers.
+pub fn timestamp(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,233 @@
+//! Authentication at the HTTP edge: credentials read off requests (Basic, bearer JWT,
+//! bearer access token), the caller's address for login throttling, the public URL of
+//! the token realm, challenges, and what an identity may do to a repository.
+
+pub mod token;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::request::Parts;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use imagehub_auth::{AccessTokenSecret, Actions, Challenge, Claims, Scope, SigningKey, TokenUse};
+use imagehub_core::{AccountError, Accounts, Caller};
+use imagehub_oci::{OciErrorCode, RepoName};
+
+use crate::config::{AuthConfig, ServerConfig};
+use crate::error::ApiError;
+use crate::listener::ClientAddr;
+
+/// Everything the edge needs to authenticate and authorize; absent when
+/// `auth.enabled = false`.
+pub struct Auth {
+    pub accounts: Accounts,
+    pub key: SigningKey,
+    pub config: AuthConfig,
+    public_url: Option<String>,
+    trust_proxy_headers: bool,
+    tls: bool,
+}
+
+/// Credentials as sent.
+pub enum Credentials {
+    None,
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+impl Credentials {
+    /// Reads `Authorization`; a header that is present but unreadable is an error, so a
+    /// client with broken credentials is told so rather than treated as anonymous.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Credentials, ApiError> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(Credentials::None) };
+        let malformed = || {
+            ApiError::new(OciErrorCode::Unauthorized).status(StatusCode::BAD_REQUEST).message("malformed Authorization header")
+        };
+        let value = value.to_str().map_err(|_| malformed())?;
+        let (scheme, rest) = value.split_once(' ').ok_or_else(malformed)?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "basic" => {
+                let decoded = STANDARD.decode(rest.trim()).map_err(|_| malformed())?;
+                let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+                let (user, password) = decoded.split_once(':').ok_or_else(malformed)?;
+                Ok(Credentials::Basic { user: user.to_string(), password: password.to_string() })
+            }
+            "bearer" => Ok(Credentials::Bearer(rest.trim().to_string())),
+            _ => Err(malformed()),
+        }
+    }
+}
+
+/// Who a registry request comes from, as far as the edge can tell without the database.
+pub enum Identity {
+    Anonymous,
+    /// A verified registry JWT: its `access` claim says what it may do.
+    Token(Claims),
+    /// Basic credentials or an access token checked against the accounts.
+    Caller(Caller),
+}
+
+impl Auth {
+    pub fn new(accounts: Accounts, key: SigningKey, config: AuthConfig, server: &ServerConfig) -> Auth {
+        let public_url = Some(server.public_url.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
+        Auth { accounts, key, config, public_url, trust_proxy_headers: server.trust_proxy_headers, tls: server.tls_cert.is_some() }
+    }
+
+    /// The address login throttling counts failures against.
+    pub fn client_address(&self, parts: &Parts) -> String {
+        if self.trust_proxy_headers
+            && let Some(forwarded) = header_str(&parts.headers, "x-forwarded-for").and_then(|v| v.split(',').next())
+        {
+            return forwarded.trim().to_string();
+        }
+        parts.extensions.get::<ClientAddr>().map_or_else(|| "unknown".to_string(), |a| a.0.ip().to_string())
+    }
+
+    /// The URL clients reach this server at: config, else the proxy's or the client's view.
+    pub fn public_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let forwarded = |name| header_str(headers, name).filter(|_| self.trust_proxy_headers);
+        let scheme = match forwarded("x-forwarded-proto") {
+            Some(p) if p == "https" || p == "http" => p.to_string(),
+            _ if self.tls => "https".to_string(),
+            _ => "http".to_string(),
+        };
+        let host = forwarded("x-forwarded-host")
+            .or_else(|| header_str(headers, "host"))
+            .filter(|h| is_valid_host(h))
+            .unwrap_or("localhost");
+        format!("{scheme}://{host}")
+    }
+
+    /// A 401 telling the client where to get a token for `scope`.
+    pub fn challenge(&self, headers: &HeaderMap, scope: Option<Scope>, insufficient: bool) -> ApiError {
+        let realm = format!("{}/token", self.public_url(headers));
+        let challenge = Challenge { realm: &realm, service: &self.config.service, scope: scope.clone(), insufficient_scope: insufficient };
+        let detail = scope.map(|s| match s {
+            Scope::Repository { name, actions } => serde_json::json!([{"Type": "repository", "Name": name.as_str(), "Action": actions.to_string()}]),
+            Scope::Catalog => serde_json::json!([{"Type": "registry", "Name": "catalog", "Action": "*"}]),
+        });
+        let error = ApiError::new(OciErrorCode::Unauthorized).header(header::WWW_AUTHENTICATE, challenge.to_string());
+        match detail {
+            Some(detail) => error.detail(detail),
+            None => error,
+        }
+    }
+
+    /// Reads and checks the request's credentials.
+    pub async fn identify(&self, parts: &Parts) -> Result<Identity, ApiError> {
+        match Credentials::from_headers(&parts.headers)? {
+            Credentials::None => Ok(Identity::Anonymous),
+            Credentials::Basic { user, password } => {
+                let client = self.client_address(parts);
+                match self.accounts.login(&user, &password, &client, false).await {
+                    Ok(caller) => Ok(Identity::Caller(caller)),
+                    Err(e) => Err(self.login_error(&parts.headers, e)),
+                }
+            }
+            Credentials::Bearer(token) if AccessTokenSecret::looks_like(&token) => {
+                let caller = self.accounts.login_with_token(&token).await.map_err(|e| self.login_error(&parts.headers, e))?;
+                Ok(Identity::Caller(caller))
+            }
+            Credentials::Bearer(token) => {
+                let claims = self
+                    .key
+                    .verify(&token, &self.config.issuer, &self.config.service, TokenUse::Access)
+                    .map_err(|e| self.challenge(&parts.headers, None, false).message(e.to_string()))?;
+                if let Some(id) = claims.tid
+                    && !self.accounts.token_alive(id).await.map_err(|e| account_error(&e))?
+                {
+                    return Err(self.challenge(&parts.headers, None, false).message("the access token behind this token was revoked or expired"));
+                }
+                Ok(Identity::Token(claims))
+            }
+        }
+    }
+
+    /// What `identity` may do to `repository`.
+    pub async fn repository_actions(&self, identity: &Identity, repository: &RepoName) -> Result<Actions, ApiError> {
+        match identity {
+            Identity::Token(claims) => Ok(claims.repository_actions(repository.as_str())),
+            Identity::Anonymous => self.accounts.repository_actions(&Caller::Anonymous, repository).await.map_err(|e| account_error(&e)),
+            Identity::Caller(caller) => self.accounts.repository_actions(caller, repository).await.map_err(|e| account_error(&e)),
+        }
+    }
+
+    /// The caller behind an identity, for listings that filter per user.
+    pub async fn caller(&self, identity: &Identity) -> Result<Caller, ApiError> {
+        match identity {
+            Identity::Anonymous => Ok(Caller::Anonymous),
+            Identity::Caller(caller) => Ok(caller.clone()),
+            Identity::Token(claims) => self.accounts.caller_from_claims(claims).await.map_err(|e| account_error(&e)),
+        }
+    }
+
+    /// The answer to a failed login: 401 with a challenge, or 429 with `Retry-After`.
+    pub fn login_error(&self, headers: &HeaderMap, e: AccountError) -> ApiError {
+        match e {
+            AccountError::BadCredentials | AccountError::Unauthenticated => self.challenge(headers, None, false).message(e.to_string()),
+            e => account_error(&e),
+        }
+    }
+}
+
+/// Maps an accounts error onto the OCI error shape.
+pub fn account_error(e: &AccountError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        AccountError::BadCredentials | AccountError::Unauthenticated => ApiError::new(OciErrorCode::Unauthorized).message(message),
+        AccountError::TooManyAttempts { retry_after } => {
+            ApiError::new(OciErrorCode::TooManyRequests).message(message).header(header::RETRY_AFTER, retry_after.as_secs().max(1).to_string())
+        }
+        AccountError::Forbidden(_) => ApiError::new(OciErrorCode::Denied).message(message),
+        AccountError::NotFound(_) => ApiError::new(OciErrorCode::NameUnknown).message(message),
+        AccountError::Conflict(_) | AccountError::Invalid(_) => {
+            ApiError::new(OciErrorCode::Unsupported).status(StatusCode::BAD_REQUEST).message(message)
+        }
+        AccountError::Webhook(_) => ApiError::new(OciErrorCode::Unknown).status(StatusCode::BAD_GATEWAY).message(message),
+        AccountError::Setup(_) | AccountError::Metadata(_) => ApiError::internal(e),
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// A `Host` value that can go into a URL and a quoted challenge: letters, digits, dots,
+/// dashes, a port, or a bracketed IPv6 address.
+fn is_valid_host(host: &str) -> bool {
+    !host.is_empty() && host.len() <= 255 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+}
+
+/// Shared by the routers that need it.
+pub type AuthState = Option<Arc<Auth>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_values_are_checked() {
+        assert!(is_valid_host("registry.example.com:5000"));
+        assert!(is_valid_host("[::1]:5000"));
+        assert!(!is_valid_host("evil\"host"));
+        assert!(!is_valid_host("a b"));
+        assert!(!is_valid_host(""));
+    }
+
+    #[test]
+    fn basic_and_bearer_credentials() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "Basic YWxpY2U6cHc6d2l0aDpjb2xvbnM=".parse().unwrap());
+        assert!(matches!(Credentials::from_headers(&headers), Ok(Credentials::Basic { user, password }) if user == "alice" && password == "pw:with:colons"));
+        headers.insert(header::AUTHORIZATION, "Bearer abc.def.ghi".parse().unwrap());
+        assert!(matches!(Credentials::from_headers(&headers), Ok(Credentials::Bearer(t)) if t == "abc.def.ghi"));
+        headers.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert!(Credentials::from_headers(&headers).is_err());
+        headers.insert(header::AUTHORIZATION, "Digest x".parse().unwrap());
+        assert!(Credentials::from_headers(&headers).is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! The token endpoint of the Docker registry token spec: `GET /token` (Basic or
+//! anonymous) and `POST /token` (OAuth2 `password` and `refresh_token` grants), and the
+//! signing key's JWKS at `/.well-known/jwks.json`.
+//!
+//! A token grants the intersection of what was asked and what the caller may do; asking
+//! for more is never an error, the token just carries less.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use imagehub_auth::{AccessEntry, Claims, Scope, TokenUse, parse_scopes};
+use imagehub_core::Caller;
+use imagehub_oci::OciErrorCode;
+use serde_json::json;
+
+use super::{Auth, Credentials, account_error};
+use crate::error::ApiError;
+
+/// `GET /token?service=…&scope=…[&offline_token=true]`.
+pub async fn get_token(State(auth): State<Arc<Auth>>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let query = query_pairs(parts.uri.query().unwrap_or(""));
+    let result = async {
+        let caller = match Credentials::from_headers(&parts.headers)? {
+            Credentials::None => Caller::Anonymous,
+            Credentials::Basic { user, password } => {
+                let client = auth.client_address(&parts);
+                auth.accounts.login(&user, &password, &client, true).await.map_err(|e| auth.login_error(&parts.headers, e))?
+            }
+            Credentials::Bearer(_) => {
+                return Err(ApiError::new(OciErrorCode::Unauthorized).message("the token endpoint takes Basic credentials or none"));
+            }
+        };
+        let offline = query_value(&query, "offline_token") == Some("true");
+        issue(&auth, &caller, scopes(&query)?, offline).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /token` with a form body: `grant_type=password` (`username`, `password`) or
+/// `grant_type=refresh_token` (`refresh_token`), plus `scope` and `access_type=offline`.
+pub async fn post_token(State(auth): State<Arc<Auth>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let result = async {
+        let body: Bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .map_err(|_| bad_request("the form body is missing or larger than 64 KiB"))?;
+        let form = query_pairs(std::str::from_utf8(&body).map_err(|_| bad_request("the form body is not UTF-8"))?);
+        let caller = match query_value(&form, "grant_type") {
+            Some("password") => {
+                let user = query_value(&form, "username").ok_or_else(|| bad_request("username is missing"))?;
+                let password = query_value(&form, "password").ok_or_else(|| bad_request("password is missing"))?;
+                let client = auth.client_address(&parts);
+                auth.accounts.login(user, password, &client, true).await.map_err(|e| auth.login_error(&parts.headers, e))?
+            }
+            Some("refresh_token") => {
+                let token = query_value(&form, "refresh_token").ok_or_else(|| bad_request("refresh_token is missing"))?;
+                let claims = auth
+                    .key
+                    .verify(token, &auth.config.issuer, &auth.config.service, TokenUse::Refresh)
+                    .map_err(|e| auth.challenge(&parts.headers, None, false).message(e.to_string()))?;
+                auth.accounts.caller_from_claims(&claims).await.map_err(|e| auth.login_error(&parts.headers, e))?
+            }
+            other => return Err(bad_request(&format!("unsupported grant_type {:?} (password, refresh_token)", other.unwrap_or("")))),
+        };
+        let offline = query_value(&form, "access_type") == Some("offline");
+        issue(&auth, &caller, scopes(&form)?, offline).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /.well-known/jwks.json`.
+pub async fn jwks(State(auth): State<Arc<Auth>>) -> Response {
+    Json(auth.key.jwks()).into_response()
+}
+
+async fn issue(auth: &Auth, caller: &Caller, scopes: Vec<Scope>, offline: bool) -> Result<Response, ApiError> {
+    let mut access = Vec::new();
+    for scope in scopes {
+        match scope {
+            Scope::Repository { name, actions } => {
+                let allowed = auth.accounts.repository_actions(caller, &name).await.map_err(|e| account_error(&e))?;
+                access.push(AccessEntry::repository(name.as_str(), actions.intersect(allowed)));
+            }
+            Scope::Catalog if caller.user().is_some() || auth.config.anonymous_pull => access.push(AccessEntry::catalog()),
+            Scope::Catalog => {}
+        }
+    }
+    let now = unix_now();
+    let user = caller.user();
+    let token_expiry = user.and_then(|u| u.token.as_ref()).and_then(|t| t.expires_at).map(|e| e.max(0) as u64);
+    let capped = |ttl: u64| token_expiry.map_or(now + ttl, |e| e.min(now + ttl));
+    let claims = Claims {
+        iss: auth.config.issuer.clone(),
+        sub: user.map(|u| u.name.clone()).unwrap_or_default(),
+        aud: auth.config.service.clone(),
+        exp: capped(auth.config.token_ttl_secs),
+        nbf: now,
+        iat: now,
+        jti: uuid::Uuid::new_v4().to_string(),
+        access,
+        tid: user.and_then(|u| u.token.as_ref()).map(|t| t.id),
+        token_use: TokenUse::Access,
+    };
+    let token = auth.key.sign(&claims).map_err(|e| ApiError::internal(&e))?;
+    let mut body = json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": claims.exp.saturating_sub(now),
+        "issued_at": rfc3339(now),
+    });
+    if offline && user.is_some() {
+        let refresh = Claims {
+            exp: capped(auth.config.refresh_token_ttl_secs),
+            jti: uuid::Uuid::new_v4().to_string(),
+            access: Vec::new(),
+            token_use: TokenUse::Refresh,
+            ..claims
+        };
+        body["refresh_token"] = auth.key.sign(&refresh).map_err(|e| ApiError::internal(&e))?.into();
+    }
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+fn scopes(pairs: &[(String, String)]) -> Result<Vec<Scope>, ApiError> {
+    parse_scopes(pairs.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()))
+        .map_err(|e| ApiError::new(OciErrorCode::Unsupported).status(StatusCode::BAD_REQUEST).message(e.to_string()))
+}
+
+fn bad_request(message: &str) -> ApiError {
+    ApiError::new(OciErrorCode::Unsupported).status(StatusCode::BAD_REQUEST).message(message)
+}
+
+/// Decoded `application/x-www-form-urlencoded` pairs (query strings and POST bodies),
+/// keeping repeated keys: Docker sends one `scope` per repository.
+fn query_pairs(s: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(s.as_bytes()).into_owned().collect()
+}
+
+fn query_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn rfc3339(secs: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}

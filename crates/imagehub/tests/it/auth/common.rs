@@ -1,0 +1,209 @@
+//! Shared helpers for the accounts tests: a server with accounts on, the management API,
+//! the token endpoint as Docker clients use it, and pushing a small image as someone.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use imagehub_testkit::{ADMIN_PASSWORD, TestServer};
+use imagehub_server::config::Config;
+use reqwest::{Client, Method, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// Bound on one exchange so a hung server fails the test; never used to wait.
+const EXCHANGE_GUARD: Duration = Duration::from_secs(60);
+
+/// Credentials a test presents.
+#[derive(Debug, Clone)]
+pub enum Cred {
+    Anonymous,
+    /// User name and password or access-token secret.
+    Basic(String, String),
+}
+
+impl Cred {
+    pub fn basic(user: &str, secret: &str) -> Cred {
+        Cred::Basic(user.to_string(), secret.to_string())
+    }
+
+    pub fn admin() -> Cred {
+        Cred::basic("admin", ADMIN_PASSWORD)
+    }
+
+    fn apply(&self, request: RequestBuilder) -> RequestBuilder {
+        match self {
+            Cred::Anonymous => request,
+            Cred::Basic(user, secret) => request.basic_auth(user, Some(secret)),
+        }
+    }
+}
+
+/// A fully read reply.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    #[track_caller]
+    pub fn expect(&self, status: u16, what: &str) -> &Reply {
+        assert_eq!(self.status.as_u16(), status, "{what}: {}", self.text());
+        self
+    }
+}
+
+/// A test server with accounts on, and a client for it.
+pub struct Hub {
+    pub server: TestServer,
+    pub client: Client,
+}
+
+impl Hub {
+    /// Accounts on; logins are not throttled (tests present wrong credentials on purpose,
+    /// many times, from one address) unless `configure` says otherwise.
+    pub fn start() -> Hub {
+        Hub::start_with(|_| {})
+    }
+
+    pub fn start_with(configure: impl FnOnce(&mut Config)) -> Hub {
+        let server = TestServer::start_with(|c| {
+            c.auth.enabled = true;
+            c.auth.max_failed_logins = 1_000_000;
+            configure(c);
+        });
+        let client = Client::builder().timeout(EXCHANGE_GUARD).build().expect("build reqwest client");
+        Hub { server, client }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+
+    pub async fn send(&self, request: RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request reaches the server");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("read body").to_vec();
+        Reply { status, headers, body }
+    }
+
+    /// A management API call with a JSON body (or none).
+    pub async fn api(&self, cred: &Cred, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut request = cred.apply(self.client.request(method, self.url(path)));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    /// Creates a user as the admin.
+    pub async fn create_user(&self, name: &str, password: &str) {
+        self.api(&Cred::admin(), Method::POST, "/api/v1/users", Some(json!({"name": name, "password": password})))
+            .await
+            .expect(201, &format!("create user {name}"));
+    }
+
+    /// Creates an access token; returns (id, secret).
+    pub async fn create_token(&self, cred: &Cred, name: &str, scopes: &[&str], expires_at: Option<i64>) -> (i64, String) {
+        let reply = self
+            .api(cred, Method::POST, "/api/v1/user/tokens", Some(json!({"name": name, "scopes": scopes, "expires_at": expires_at})))
+            .await;
+        reply.expect(201, &format!("create token {name}"));
+        let v = reply.json();
+        (v["id"].as_i64().expect("token id"), v["secret"].as_str().expect("token secret").to_string())
+    }
+
+    /// `GET /token` as Docker asks for it; `Err(status)` when the token endpoint refuses.
+    pub async fn token(&self, cred: &Cred, scopes: &[String]) -> Result<String, Reply> {
+        let mut query: Vec<(&str, &str)> = vec![("service", "imagehub")];
+        query.extend(scopes.iter().map(|s| ("scope", s.as_str())));
+        let reply = self.send(cred.apply(self.client.get(self.url("/token")).query(&query))).await;
+        if reply.status != StatusCode::OK {
+            return Err(reply);
+        }
+        Ok(reply.json()["token"].as_str().expect("token in answer").to_string())
+    }
+
+    /// A registry request with a bearer token (or none).
+    pub fn v2(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let request = self.client.request(method, self.url(path));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Pushes a small image (unique config, one layer) to `repo:tag` with a token that
+    /// allows it; returns the manifest digest.
+    pub async fn push_image(&self, token: Option<&str>, repo: &str, tag: &str) -> Result<String, Reply> {
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","repo":"{repo}","tag":"{tag}"}}"#);
+        let layer = format!("layer of {repo}:{tag}");
+        let config_digest = self.push_blob(token, repo, config.as_bytes()).await?;
+        let layer_digest = self.push_blob(token, repo, layer.as_bytes()).await?;
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+        })
+        .to_string();
+        let reply = self
+            .send(
+                self.v2(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), token)
+                    .header("content-type", OCI_MANIFEST)
+                    .body(manifest.clone()),
+            )
+            .await;
+        if reply.status != StatusCode::CREATED {
+            return Err(reply);
+        }
+        Ok(sha256(manifest.as_bytes()))
+    }
+
+    /// Monolithic blob upload (POST + PUT).
+    pub async fn push_blob(&self, token: Option<&str>, repo: &str, data: &[u8]) -> Result<String, Reply> {
+        let digest = sha256(data);
+        let start = self.send(self.v2(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), token)).await;
+        if start.status != StatusCode::ACCEPTED {
+            return Err(start);
+        }
+        let location = start.header("location").expect("upload location");
+        let target = if location.starts_with('/') { self.url(&location) } else { location };
+        let separator = if target.contains('?') { '&' } else { '?' };
+        let mut request = self.client.put(format!("{target}{separator}digest={digest}")).body(data.to_vec());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let reply = self.send(request).await;
+        if reply.status != StatusCode::CREATED {
+            return Err(reply);
+        }
+        Ok(digest)
+    }
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// `repository:<repo>:<actions>`.
+pub fn repo_scope(repo: &str, actions: &str) -> String {
+    format!("repository:{repo}:{actions}")
+}
