@@ -417,6 +417,9 @@ impl Accounts {
         if actions.is_empty() {
             return Err(AccountError::Invalid("a token needs at least one scope: pull, push, delete".into()));
         }
+        if expires_at.is_some_and(|at| at <= imagehub_metadata::unix_seconds(std::time::SystemTime::now())) {
+            return Err(AccountError::Invalid("expires_at is in the past".into()));
+        }
         if let Some(list) = &namespaces {
             for ns in list {
                 ns.parse::<AccountName>().map_err(|e| AccountError::Invalid(e.to_string()))?;

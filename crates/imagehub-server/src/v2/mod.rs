@@ -192,8 +192,11 @@ async fn authorize(
     if allowed.contains(action) {
         return Ok(identity);
     }
-    // Pushing clients ask for pull and push together, as distribution's challenges do.
-    let wanted = if action == Action::Push { Actions::PULL_PUSH } else { Actions::NONE.with(action) };
+    // The challenge asks for pull and push even when the request only reads: the token
+    // endpoint grants only what the caller may do, so this never widens anyone's rights,
+    // and clients that keep the first token they got for a repository (oras-py) can then
+    // go on to push with it instead of failing on a pull-only token.
+    let wanted = Actions::PULL_PUSH.with(action);
     let scope = Some(Scope::Repository { name: name.clone(), actions: wanted });
     match identity {
         Identity::Caller(_) => Err(ApiError::new(OciErrorCode::Denied)
