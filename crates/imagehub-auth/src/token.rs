@@ -159,11 +159,26 @@ impl SigningKey {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = 30;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| TokenError::Invalid(reason(&e).into()))?;
         if data.claims.token_use != expected {
             return Err(TokenError::Invalid(format!("a {:?} token cannot be used here", data.claims.token_use)));
         }
         Ok(data.claims)
+    }
+}
+
+/// Why a token was rejected, in words that tell the client what to do and nothing of
+/// the parser's internals.
+fn reason(e: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired",
+        ErrorKind::ImmatureSignature => "the token is not valid yet",
+        ErrorKind::InvalidSignature => "the token's signature does not verify",
+        ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => "the token was issued for another registry",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "the token is not signed with ES256",
+        ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim",
+        _ => "the token is malformed",
     }
 }
 

@@ -83,6 +83,9 @@ pub struct UserCaller {
     pub is_admin: bool,
     /// Set when the caller presented an access token instead of the password.
     pub token: Option<TokenGrant>,
+    /// Whether the caller proved it knows the password just now (not through a
+    /// registry token or an access token): changing credentials needs that.
+    pub password_login: bool,
 }
 
 /// The access token a caller logged in with.
@@ -210,7 +213,7 @@ impl Accounts {
     /// No throttling: the secrets are not guessable.
     pub async fn login_with_token(&self, secret: &str) -> Result<Caller> {
         match self.meta.use_access_token(&AccessTokenSecret::hash_of(secret)).await? {
-            Some((token, user)) => Ok(user_caller(&user, Some(token_grant(&token)))),
+            Some((token, user)) => Ok(user_caller(&user, Some(token_grant(&token)), false)),
             None => Err(AccountError::BadCredentials),
         }
     }
@@ -225,13 +228,13 @@ impl Accounts {
         {
             let password = password.to_string();
             let ok = tokio::task::spawn_blocking(move || imagehub_auth::verify_password(&password, &phc)).await.unwrap_or(false);
-            return Ok(ok.then(|| user_caller(user, None)));
+            return Ok(ok.then(|| user_caller(user, None, true)));
         }
         if let Some(file) = self.htpasswd.clone().filter(|f| f.contains(username)) {
             let (name, password) = (username.to_string(), password.to_string());
             let ok = tokio::task::spawn_blocking(move || file.verify(&name, &password)).await.unwrap_or(false);
             return match ok {
-                true => Ok(Some(self.external_user(username, UserSource::Htpasswd, user).await?)),
+                true => self.external_user(username, UserSource::Htpasswd, user).await,
                 false => Ok(None),
             };
         }
@@ -249,7 +252,7 @@ impl Accounts {
         if user.name != username {
             return Ok(None);
         }
-        Ok(Some(user_caller(&user, Some(token_grant(&token)))))
+        Ok(Some(user_caller(&user, Some(token_grant(&token)), false)))
     }
 
     async fn check_webhook(&self, url: &str, username: &str, password: &str) -> Result<Option<Caller>> {
@@ -268,36 +271,50 @@ impl Accounts {
             answer.user.parse().map_err(|_| AccountError::Webhook(format!("it named an invalid user {:?}", answer.user)))?;
         tracing::debug!(user = %name, groups = ?answer.groups, "webhook accepted a login");
         let existing = self.meta.user_by_name(name.as_str()).await?;
-        Ok(Some(self.external_user(name.as_str(), UserSource::Webhook, existing).await?))
+        self.external_user(name.as_str(), UserSource::Webhook, existing).await
     }
 
-    /// The user an external source vouched for, created on first sight.
-    async fn external_user(&self, name: &str, source: UserSource, existing: Option<UserRow>) -> Result<Caller> {
+    /// The user an external source vouched for, created on first sight. A source only
+    /// speaks for its own users: an htpasswd file or a webhook naming a local account
+    /// (`admin`, say) or another source's does not log anyone in as that account.
+    async fn external_user(&self, name: &str, source: UserSource, existing: Option<UserRow>) -> Result<Option<Caller>> {
         if let Some(user) = existing {
-            return Ok(user_caller(&user, None));
+            if user.source != source.as_str() {
+                tracing::warn!(user = %user.name, source = source.as_str(), account_source = %user.source, "login refused: the account belongs to another source");
+                return Ok(None);
+            }
+            return Ok(Some(user_caller(&user, None, true)));
         }
-        let name: AccountName = name.parse().map_err(|e: imagehub_oci::NameError| AccountError::Invalid(e.to_string()))?;
+        let Ok(name) = name.parse::<AccountName>() else {
+            tracing::warn!(user = name, source = source.as_str(), "login refused: not a valid account name");
+            return Ok(None);
+        };
         let user = self
             .meta
             .create_user(NewUser { name: name.as_str(), email: None, password_hash: None, source, is_admin: false })
             .await?;
         self.audit(Some(name.as_str()), "user.create", Some(name.as_str()), Some(name.as_str()), None, Some(serde_json::json!({"source": source.as_str()})))
             .await;
-        Ok(user_caller(&user, None))
+        Ok(Some(user_caller(&user, None, true)))
     }
 
-    /// The caller a verified registry token stands for. Fails when its user is gone or
-    /// the access token it was issued through was revoked or expired.
+    /// The caller a verified registry token stands for. Fails when its user is gone,
+    /// changed their password after it was issued, or the access token it was issued
+    /// through was revoked or expired. Such a caller never counts as a password login.
     pub async fn caller_from_claims(&self, claims: &Claims) -> Result<Caller> {
         if claims.sub.is_empty() {
             return Ok(Caller::Anonymous);
         }
         let user = self.meta.user_by_name(&claims.sub).await?.ok_or(AccountError::Unauthenticated)?;
+        // `<=`: a token from the very second of a password change is not trusted either.
+        if (claims.iat as i64) <= user.sessions_valid_after {
+            return Err(AccountError::Unauthenticated);
+        }
         let grant = match claims.tid {
             Some(id) => Some(token_grant(&self.meta.live_access_token(id).await?.ok_or(AccountError::Unauthenticated)?)),
             None => None,
         };
-        Ok(user_caller(&user, grant))
+        Ok(user_caller(&user, grant, false))
     }
 
     /// Whether the access token a JWT was issued through is still alive.
@@ -387,8 +404,8 @@ impl Accounts {
     pub async fn update_user(&self, caller: &Caller, password: Option<&str>, email: Option<Option<&str>>) -> Result<UserRow> {
         let me = caller.require_user()?;
         if let Some(password) = password {
-            if me.token.is_some() {
-                return Err(AccountError::Forbidden("an access token cannot change the password".into()));
+            if !me.password_login {
+                return Err(AccountError::Forbidden("changing the password needs the current password (Basic credentials), not a token".into()));
             }
             let hash = hash(password.to_string()).await?;
             self.meta.set_password_hash(me.id, &hash).await?;
@@ -454,11 +471,12 @@ impl Accounts {
         Ok(())
     }
 
-    /// Token management needs the user's own password login, so a leaked token cannot mint more.
+    /// Managing credentials needs the user's own password login, so a leaked token
+    /// (access token or registry token) cannot mint more or lock the user out.
     fn password_user<'a>(&self, caller: &'a Caller) -> Result<&'a UserCaller> {
         let me = caller.require_user()?;
-        if me.token.is_some() {
-            return Err(AccountError::Forbidden("access tokens cannot manage access tokens; log in with the password".into()));
+        if !me.password_login {
+            return Err(AccountError::Forbidden("this needs the password (Basic credentials), not a token".into()));
         }
         Ok(me)
     }
@@ -618,8 +636,8 @@ fn parse_role(role: &str) -> Result<Role> {
     role.parse().map_err(|e: String| AccountError::Metadata(MetadataError::Corrupt(e)))
 }
 
-fn user_caller(user: &UserRow, token: Option<TokenGrant>) -> Caller {
-    Caller::User(UserCaller { id: user.id, name: user.name.clone(), is_admin: user.is_admin, token })
+fn user_caller(user: &UserRow, token: Option<TokenGrant>, password_login: bool) -> Caller {
+    Caller::User(UserCaller { id: user.id, name: user.name.clone(), is_admin: user.is_admin, token, password_login })
 }
 
 fn token_grant(token: &AccessTokenRow) -> TokenGrant {

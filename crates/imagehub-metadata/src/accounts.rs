@@ -40,6 +40,8 @@ pub struct UserRow {
     pub source: String,
     pub is_admin: bool,
     pub created_at: i64,
+    /// Tokens issued before this (Unix seconds) no longer stand for the user.
+    pub sessions_valid_after: i64,
 }
 
 /// A user about to be created.
@@ -121,7 +123,7 @@ pub struct RepositoryFilter {
     pub only_namespaces: Option<Vec<String>>,
 }
 
-const USER_COLUMNS: &str = "id, name, email, password_hash, source, is_admin, created_at";
+const USER_COLUMNS: &str = "id, name, email, password_hash, source, is_admin, created_at, sessions_valid_after";
 const TOKEN_COLUMNS: &str = "id, user_id, name, actions, namespaces, expires_at, created_at, last_used_at";
 
 impl Metadata {
@@ -160,8 +162,15 @@ impl Metadata {
         Ok(row.as_ref().map(user_row))
     }
 
+    /// Sets a new password and ends the sessions (registry and refresh tokens) issued
+    /// before it.
     pub async fn set_password_hash(&self, user_id: i64, hash: &str) -> Result<()> {
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?").bind(hash).bind(user_id).execute(&self.pool).await?;
+        sqlx::query("UPDATE users SET password_hash = ?, sessions_valid_after = ? WHERE id = ?")
+            .bind(hash)
+            .bind(now())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -525,6 +534,7 @@ fn user_row(r: &SqliteRow) -> UserRow {
         source: r.get(4),
         is_admin: r.get(5),
         created_at: r.get(6),
+        sessions_valid_after: r.get(7),
     }
 }
 

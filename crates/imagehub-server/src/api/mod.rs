@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, put};
-use imagehub_auth::{AccessTokenSecret, TokenUse};
+use imagehub_auth::AccessTokenSecret;
 use imagehub_core::{AccountError, Caller};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -96,8 +96,7 @@ impl FromRequestParts<Arc<Auth>> for ApiCaller {
             Credentials::Bearer(token) if AccessTokenSecret::looks_like(&token) => auth.accounts.login_with_token(&token).await?,
             Credentials::Bearer(token) => {
                 let claims = auth
-                    .key
-                    .verify(&token, &auth.config.issuer, &auth.config.service, TokenUse::Access)
+                    .verify_access_token(&token)
                     .map_err(|e| ApiV1Error::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()))?;
                 auth.accounts.caller_from_claims(&claims).await?
             }

@@ -4,7 +4,9 @@
 
 pub mod token;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::http::request::Parts;
@@ -27,6 +29,43 @@ pub struct Auth {
     public_url: Option<String>,
     trust_proxy_headers: bool,
     tls: bool,
+    verified: VerifiedTokens,
+}
+
+/// Registry JWTs whose signature and claims were already checked, by their exact text.
+/// A client sends the same token on every request of a pull or push, and an ES256
+/// verification costs far more than serving a manifest; the same text verifies the same
+/// way, so only the expiry needs checking again.
+#[derive(Default)]
+struct VerifiedTokens {
+    claims: Mutex<HashMap<String, Arc<Claims>>>,
+}
+
+/// Enough for every client active within a token's lifetime on a busy registry; a full
+/// map first drops expired tokens, then starts over.
+const MAX_VERIFIED_TOKENS: usize = 4096;
+
+impl VerifiedTokens {
+    fn get(&self, token: &str) -> Option<Arc<Claims>> {
+        let claims = self.claims.lock().unwrap_or_else(|e| e.into_inner()).get(token).cloned()?;
+        (claims.exp > unix_now()).then_some(claims)
+    }
+
+    fn insert(&self, token: &str, claims: Arc<Claims>) {
+        let mut map = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_VERIFIED_TOKENS {
+            let now = unix_now();
+            map.retain(|_, c| c.exp > now);
+            if map.len() >= MAX_VERIFIED_TOKENS {
+                map.clear();
+            }
+        }
+        map.insert(token.to_string(), claims);
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Credentials as sent.
@@ -63,15 +102,34 @@ impl Credentials {
 pub enum Identity {
     Anonymous,
     /// A verified registry JWT: its `access` claim says what it may do.
-    Token(Claims),
+    Token(Arc<Claims>),
     /// Basic credentials or an access token checked against the accounts.
     Caller(Caller),
+}
+
+impl Identity {
+    /// The user name, for the audit log.
+    pub fn actor(&self) -> Option<&str> {
+        match self {
+            Identity::Anonymous => None,
+            Identity::Token(claims) => Some(claims.sub.as_str()).filter(|s| !s.is_empty()),
+            Identity::Caller(caller) => caller.name(),
+        }
+    }
 }
 
 impl Auth {
     pub fn new(accounts: Accounts, key: SigningKey, config: AuthConfig, server: &ServerConfig) -> Auth {
         let public_url = Some(server.public_url.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
-        Auth { accounts, key, config, public_url, trust_proxy_headers: server.trust_proxy_headers, tls: server.tls_cert.is_some() }
+        Auth {
+            accounts,
+            key,
+            config,
+            public_url,
+            trust_proxy_headers: server.trust_proxy_headers,
+            tls: server.tls_cert.is_some(),
+            verified: VerifiedTokens::default(),
+        }
     }
 
     /// The address login throttling counts failures against.
@@ -95,9 +153,11 @@ impl Auth {
             _ if self.tls => "https".to_string(),
             _ => "http".to_string(),
         };
-        let host = forwarded("x-forwarded-host")
-            .or_else(|| header_str(headers, "host"))
+        // A proxy chain may list several hosts; the first is what the client asked for.
+        let forwarded_host = forwarded("x-forwarded-host").and_then(|h| h.split(',').next()).map(str::trim);
+        let host = forwarded_host
             .filter(|h| is_valid_host(h))
+            .or_else(|| header_str(headers, "host").filter(|h| is_valid_host(h)))
             .unwrap_or("localhost");
         format!("{scheme}://{host}")
     }
@@ -133,10 +193,7 @@ impl Auth {
                 Ok(Identity::Caller(caller))
             }
             Credentials::Bearer(token) => {
-                let claims = self
-                    .key
-                    .verify(&token, &self.config.issuer, &self.config.service, TokenUse::Access)
-                    .map_err(|e| self.challenge(&parts.headers, None, false).message(e.to_string()))?;
+                let claims = self.verify_access_token(&token).map_err(|e| self.challenge(&parts.headers, None, false).message(e.to_string()))?;
                 if let Some(id) = claims.tid
                     && !self.accounts.token_alive(id).await.map_err(|e| account_error(&e))?
                 {
@@ -145,6 +202,16 @@ impl Auth {
                 Ok(Identity::Token(claims))
             }
         }
+    }
+
+    /// Verifies a registry JWT presented as a bearer token, once per token text.
+    pub fn verify_access_token(&self, token: &str) -> Result<Arc<Claims>, imagehub_auth::TokenError> {
+        if let Some(claims) = self.verified.get(token) {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.key.verify(token, &self.config.issuer, &self.config.service, TokenUse::Access)?);
+        self.verified.insert(token, claims.clone());
+        Ok(claims)
     }
 
     /// What `identity` may do to `repository`.

@@ -33,9 +33,12 @@ pub async fn get_token(State(auth): State<Arc<Auth>>, request: Request) -> Respo
                 auth.accounts.login(&user, &password, &client, true).await.map_err(|e| auth.login_error(&parts.headers, e))?
             }
             Credentials::Bearer(_) => {
-                return Err(ApiError::new(OciErrorCode::Unauthorized).message("the token endpoint takes Basic credentials or none"));
+                return Err(ApiError::new(OciErrorCode::Unauthorized)
+                    .message("the token endpoint takes Basic credentials or none")
+                    .header(axum::http::header::WWW_AUTHENTICATE, format!(r#"Basic realm="{}""#, auth.config.service)));
             }
         };
+        check_service(&auth, &query)?;
         let offline = query_value(&query, "offline_token") == Some("true");
         issue(&auth, &caller, scopes(&query)?, offline).await
     }
@@ -69,6 +72,7 @@ pub async fn post_token(State(auth): State<Arc<Auth>>, request: Request) -> Resp
             }
             other => return Err(bad_request(&format!("unsupported grant_type {:?} (password, refresh_token)", other.unwrap_or("")))),
         };
+        check_service(&auth, &form)?;
         let offline = query_value(&form, "access_type") == Some("offline");
         issue(&auth, &caller, scopes(&form)?, offline).await
     }
@@ -132,6 +136,16 @@ async fn issue(auth: &Auth, caller: &Caller, scopes: Vec<Scope>, offline: bool) 
 fn scopes(pairs: &[(String, String)]) -> Result<Vec<Scope>, ApiError> {
     parse_scopes(pairs.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()))
         .map_err(|e| ApiError::new(OciErrorCode::Unsupported).status(StatusCode::BAD_REQUEST).message(e.to_string()))
+}
+
+/// A token names its audience; asking for another service's is a mistake worth telling.
+fn check_service(auth: &Auth, pairs: &[(String, String)]) -> Result<(), ApiError> {
+    match query_value(pairs, "service") {
+        Some(service) if service != auth.config.service => {
+            Err(bad_request(&format!("this token endpoint serves {:?}, not {service:?}", auth.config.service)))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn bad_request(message: &str) -> ApiError {

@@ -143,6 +143,7 @@ async fn dispatch(
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };
+    let audit = (method == Method::DELETE).then(|| (name.clone(), identity.actor().map(str::to_owned)));
     let access = Access { auth: state.auth.clone(), identity };
     let request = V2Request { registry: state.registry, name, access, query, headers: parts.headers, body };
     let result = match (route, method) {
@@ -163,7 +164,14 @@ async fn dispatch(
         (_, method) => Err(ApiError::new(OciErrorCode::Unsupported)
             .message(format!("{method} is not supported on this endpoint"))),
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    if let (Some(auth), Some((name, actor))) = (&state.auth, audit)
+        && response.status().is_success()
+    {
+        let target = format!("/v2/{path}");
+        auth.accounts.audit(actor.as_deref(), "registry.delete", name.namespace(), Some(&target), None, None).await;
+    }
+    response
 }
 
 /// The action a request needs on its repository.

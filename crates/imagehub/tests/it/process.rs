@@ -4,6 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 /// The built `imagehub` binary.
 pub fn imagehub_bin() -> &'static str {
@@ -14,26 +16,36 @@ pub fn imagehub_bin() -> &'static str {
 pub struct ServerProcess {
     child: Child,
     url: String,
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
 }
 
 impl ServerProcess {
-    /// Starts `imagehub serve` on an ephemeral port over `data_dir` and waits until it
-    /// has reported the address it listens on.
+    /// Starts `imagehub serve` on an ephemeral port over `data_dir` as an open registry
+    /// (these tests are about the registry core) and waits until it has reported the
+    /// address it listens on.
     pub fn start(data_dir: &Path) -> ServerProcess {
+        ServerProcess::start_with_env(data_dir, &[("IMAGEHUB_AUTH__ENABLED", "false")])
+    }
+
+    /// `start` with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
         let mut child = Command::new(imagehub_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "info")
-            // These tests are about the registry core: an open registry.
-            .env("IMAGEHUB_AUTH__ENABLED", "false")
+            .env_remove("IMAGEHUB_ADMIN_PASSWORD")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start imagehub serve");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(String::new()));
+        let kept = log.clone();
         // Keep reading the log for the process's whole life so it never blocks on a full pipe.
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut addr_tx = Some(addr_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("server.addr=").nth(1) {
@@ -42,13 +54,21 @@ impl ServerProcess {
                         let _ = tx.send(addr);
                     }
                 }
+                let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
+                log.push_str(&line);
+                log.push('\n');
             }
         });
         let addr = addr_rx.recv().unwrap_or_else(|_| {
             let status = child.wait().expect("wait for failed server");
             panic!("imagehub serve exited ({status}) before listening");
         });
-        ServerProcess { child, url: format!("http://{addr}") }
+        ServerProcess { child, url: format!("http://{addr}"), log, reader: Some(reader) }
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -71,6 +91,20 @@ impl ServerProcess {
         assert!(status.success(), "kill -TERM failed");
         let exit = self.child.wait().expect("wait for the server to exit");
         assert!(exit.success(), "imagehub serve exited with {exit} after SIGTERM");
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("log reader thread");
+        }
+    }
+
+    /// SIGTERM, then the whole log once the process has exited.
+    pub fn terminate_and_log(mut self) -> String {
+        let log = self.log.clone();
+        let reader = self.reader.take();
+        self.terminate();
+        if let Some(reader) = reader {
+            reader.join().expect("log reader thread");
+        }
+        log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

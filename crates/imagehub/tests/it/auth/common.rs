@@ -69,9 +69,10 @@ impl Reply {
     }
 }
 
-/// A test server with accounts on, and a client for it.
+/// A test server with accounts on (or one running elsewhere), and a client for it.
 pub struct Hub {
-    pub server: TestServer,
+    server: Option<TestServer>,
+    base: String,
     pub client: Client,
 }
 
@@ -88,12 +89,22 @@ impl Hub {
             c.auth.max_failed_logins = 1_000_000;
             configure(c);
         });
-        let client = Client::builder().timeout(EXCHANGE_GUARD).build().expect("build reqwest client");
-        Hub { server, client }
+        let base = server.url();
+        Hub { server: Some(server), base, client: client() }
+    }
+
+    /// A client for a server already running at `base` (`http://HOST:PORT`).
+    pub fn at(base: &str) -> Hub {
+        Hub { server: None, base: base.trim_end_matches('/').to_string(), client: client() }
+    }
+
+    /// The in-process server.
+    pub fn server(&self) -> &TestServer {
+        self.server.as_ref().expect("this hub was started in-process")
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.server.url())
+        format!("{}{path}", self.base)
     }
 
     pub async fn send(&self, request: RequestBuilder) -> Reply {
@@ -197,6 +208,10 @@ impl Hub {
         }
         Ok(digest)
     }
+}
+
+fn client() -> Client {
+    Client::builder().timeout(EXCHANGE_GUARD).build().expect("build reqwest client")
 }
 
 pub fn sha256(data: &[u8]) -> String {

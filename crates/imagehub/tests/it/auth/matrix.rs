@@ -212,7 +212,7 @@ async fn tag_exists(hub: &Hub, repo: &str, tag: &str) -> bool {
 /// token that is already expired, and waiting for one to expire would make the test slow.
 async fn expire_token(hub: &Hub, id: i64) {
     use sqlx::ConnectOptions as _;
-    let db = hub.server.data_dir().join("imagehub.db");
+    let db = hub.server().data_dir().join("imagehub.db");
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&db).connect().await.expect("open the test database");
     let past = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64 - 60;
     sqlx::query("UPDATE access_tokens SET expires_at = ? WHERE id = ?").bind(past).bind(id).execute(&mut conn).await.expect("expire the token");

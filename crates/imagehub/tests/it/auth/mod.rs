@@ -1,6 +1,8 @@
 //! Accounts, organizations, permissions and Docker token auth over real HTTP.
 
-mod common;
+mod accounts_api;
+mod audit;
+pub mod common;
 mod external;
 mod matrix;
 mod tokens;

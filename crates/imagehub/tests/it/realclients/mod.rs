@@ -7,6 +7,7 @@
 //! points at `scripts/test.sh`, which installs the clients.
 
 mod buildah;
+mod login;
 mod oras;
 mod podman;
 mod skopeo;
