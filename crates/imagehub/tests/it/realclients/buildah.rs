@@ -4,8 +4,7 @@
 use imagehub_testkit::TestServer;
 
 use super::{
-    Clients, blob_path, digest, file_in_layer, layout_top_digest, read_digest_file, str_at,
-    verify_layout_blobs, write,
+    Clients, blob_path, digest, file_in_layer, layout_top_digest, str_at, verify_layout_blobs,
 };
 
 const README: &str = "# built by buildah\n\nPushed to imagehub by the real-client tests.\n";
@@ -14,56 +13,13 @@ const README: &str = "# built by buildah\n\nPushed to imagehub by the real-clien
 fn buildah_build_from_scratch_and_push() {
     let server = TestServer::start();
     let c = Clients::new(&server.host());
-    let policy = c.policy();
-    let readme = c.path("README.md");
-    write(&readme, README);
-
-    let container = c
-        .run(
-            "buildah",
-            &["from", "--signature-policy", &policy, "scratch"],
-        )
-        .stdout_trimmed();
-    c.run("buildah", &["copy", &container, &readme, "/README.md"]);
-    c.run(
-        "buildah",
-        &[
-            "config",
-            "--label",
-            "org.opencontainers.image.title=buildah-test",
-            "--os",
-            "linux",
-            "--arch",
-            "amd64",
-            &container,
-        ],
+    c.buildah_build_scratch(
+        "localhost/buildah-test:v1",
+        "README.md",
+        README,
+        &[("org.opencontainers.image.title", "buildah-test")],
     );
-    c.run(
-        "buildah",
-        &[
-            "commit",
-            "--rm",
-            "--signature-policy",
-            &policy,
-            &container,
-            "localhost/buildah-test:v1",
-        ],
-    );
-    let digest_file = c.path("push.digest");
-    c.run(
-        "buildah",
-        &[
-            "push",
-            "--tls-verify=false",
-            "--signature-policy",
-            &policy,
-            "--digestfile",
-            &digest_file,
-            "localhost/buildah-test:v1",
-            &c.docker("buildah/app:v1"),
-        ],
-    );
-    let pushed = read_digest_file(&digest_file);
+    let pushed = c.push_local_image("buildah", "localhost/buildah-test:v1", "buildah/app:v1");
 
     // The registry serves what buildah pushed.
     assert_eq!(digest(&c.skopeo_raw_manifest("buildah/app:v1")), pushed);
@@ -79,14 +35,7 @@ fn buildah_build_from_scratch_and_push() {
     assert_eq!(info["Layers"].as_array().map(Vec::len), Some(1), "{info:#}");
 
     // Its one layer holds the copied file.
-    let pulled = c.path("pulled");
-    c.skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
-        "--preserve-digests",
-        &c.docker("buildah/app:v1"),
-        &format!("oci:{pulled}:v1"),
-    ]);
+    let pulled = c.skopeo_pull("buildah/app:v1", "pulled");
     assert_eq!(layout_top_digest(&pulled), pushed);
     assert_eq!(
         verify_layout_blobs(&pulled),

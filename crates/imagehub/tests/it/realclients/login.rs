@@ -13,17 +13,13 @@
 // The accounts tests' helpers (`Hub`, `Cred`); `auth::common` is private to `auth`, so
 // the file is compiled here a second time.
 
-use std::path::Path;
 use std::process::Command;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::{Clients, OciLayout, layout_top_digest, read_json, str_at, verify_layout_blobs};
 use crate::auth::common::{Cred, Hub, repo_scope};
-use super::{
-    Clients, OciLayout, layout_top_digest, parse_json, read_digest_file, read_json, str_at,
-    verify_layout_blobs, write,
-};
 
 const DEV: &str = "dev";
 const DEV_PASSWORD: &str = "dev-Secret-1234";
@@ -88,38 +84,25 @@ fn layout_image(c: &Clients, name: &str, text: &str) -> (String, String) {
     )
 }
 
-/// `skopeo copy` of an OCI layout to `docker://HOST/REFERENCE`; returns the pushed digest.
-fn skopeo_push(c: &Clients, src: &str, reference: &str) -> String {
-    let digest_file = c.path("push.digest");
-    c.skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--preserve-digests",
-        "--digestfile",
-        &digest_file,
-        src,
-        &c.docker(reference),
-    ]);
-    read_digest_file(&digest_file)
-}
-
-/// `skopeo copy` of `docker://HOST/REFERENCE` into a new OCI layout `name`; checks its
-/// blobs and returns the digest its `index.json` points at.
-fn skopeo_pull(c: &Clients, reference: &str, name: &str) -> String {
-    let dir = c.path(name);
-    c.skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
-        "--preserve-digests",
-        &c.docker(reference),
-        &format!("oci:{dir}:v1"),
-    ]);
+/// [`Clients::skopeo_pull`] of a one-image reference into a new OCI layout `name`; checks
+/// its blobs and returns the digest its `index.json` points at.
+fn skopeo_pull_digest(c: &Clients, reference: &str, name: &str) -> String {
+    let dir = c.skopeo_pull(reference, name);
     assert_eq!(
         verify_layout_blobs(&dir),
         3,
         "manifest, config and one layer"
     );
     layout_top_digest(&dir)
+}
+
+/// A new access token of `dev` that may pull and push; clients send it as the password.
+async fn pull_push_token(hub: &Hub, name: &str) -> String {
+    let (_, secret) = hub
+        .create_token(&dev(), name, &["pull", "push"], None)
+        .await;
+    assert!(secret.starts_with("ihp_"), "{secret}");
+    secret
 }
 
 /// Runs a command that must fail; returns what it printed (stdout, then stderr).
@@ -178,150 +161,85 @@ async fn skopeo_login_with_password_then_push_and_pull() {
     assert_logged_in(&c);
 
     let (src, digest) = layout_image(&c, "src", "pushed by skopeo after skopeo login\n");
-    assert_eq!(skopeo_push(&c, &src, "dev/app:v1"), digest);
-    assert_eq!(skopeo_pull(&c, "dev/app:v1", "pulled"), digest);
+    assert_eq!(c.skopeo_push(&src, "dev/app:v1"), digest);
+    assert_eq!(skopeo_pull_digest(&c, "dev/app:v1", "pulled"), digest);
     let info = c.skopeo_inspect("dev/app:v1");
     assert_eq!(str_at(&info, "/Digest"), digest, "{info:#}");
 }
 
-#[tokio::test]
-async fn podman_login_then_push_and_pull() {
-    let (hub, c) = start().await;
-    let policy = c.policy();
-    let image = format!("{}/dev/podman:v1", c.host());
+/// `program` (podman or buildah) builds a tiny image `localhost/login-test:v1`, logs in as
+/// `dev` with `secret` (a password or an access token) and pushes the image to
+/// `dev/PROGRAM:v1`; checks that the tag arrived and returns the pushed digest.
+async fn build_login_push(hub: &Hub, c: &Clients, program: &str, secret: &str) -> String {
+    let note = format!("built by {program}, pushed after {program} login\n");
+    match program {
+        "podman" => c.podman_build_scratch("localhost/login-test:v1", "note.txt", &note, &[]),
+        "buildah" => c.buildah_build_scratch("localhost/login-test:v1", "note.txt", &note, &[]),
+        other => panic!("no scratch build for {other}"),
+    }
 
-    let context = c.path("context");
-    std::fs::create_dir_all(&context).expect("create build context");
-    write(
-        Path::new(&context).join("note.txt"),
-        "built by podman, pushed after podman login\n",
-    );
-    write(
-        Path::new(&context).join("Containerfile"),
-        "FROM scratch\nCOPY note.txt /note.txt\n",
-    );
-    c.run(
-        "podman",
-        &[
-            "build",
-            "--isolation",
-            "chroot",
-            "--no-cache",
-            "--signature-policy",
-            &policy,
-            "-t",
-            "localhost/login-test:v1",
-            &context,
-        ],
-    );
-
-    login(&c, "podman", DEV, DEV_PASSWORD);
-    assert_logged_in(&c);
-    let digest_file = c.path("push.digest");
-    c.run(
-        "podman",
-        &[
-            "push",
-            "--tls-verify=false",
-            "--signature-policy",
-            &policy,
-            "--digestfile",
-            &digest_file,
-            "localhost/login-test:v1",
-            &format!("docker://{image}"),
-        ],
-    );
-    let pushed = read_digest_file(&digest_file);
-    assert_eq!(
-        tags_as_dev(&hub, "dev/podman").await,
-        Some(vec!["v1".to_string()])
-    );
-
-    // Pull it back into an empty local store.
-    c.run("podman", &["rmi", "localhost/login-test:v1"]);
-    c.run(
-        "podman",
-        &[
-            "pull",
-            "--tls-verify=false",
-            "--signature-policy",
-            &policy,
-            &image,
-        ],
-    );
-    let inspect = parse_json(&c.run("podman", &["image", "inspect", &image]));
-    assert_eq!(str_at(&inspect[0], "/Digest"), pushed, "{inspect:#}");
+    login(c, program, DEV, secret);
+    assert_logged_in(c);
+    let repo = format!("dev/{program}");
+    let pushed = c.push_local_image(program, "localhost/login-test:v1", &format!("{repo}:v1"));
+    assert_eq!(tags_as_dev(hub, &repo).await, Some(vec!["v1".to_string()]));
+    pushed
 }
 
-#[tokio::test]
-async fn buildah_login_then_push() {
-    let (hub, c) = start().await;
-    let policy = c.policy();
-    let note = c.path("note.txt");
-    write(&note, "built by buildah, pushed after buildah login\n");
+/// podman builds, logs in with `secret`, pushes, then pulls the image back into an empty
+/// local store: the pull needs the stored login too, `dev/podman` being private.
+async fn podman_login_push_and_pull(hub: &Hub, c: &Clients, secret: &str) {
+    let pushed = build_login_push(hub, c, "podman", secret).await;
+    c.run("podman", &["rmi", "localhost/login-test:v1"]);
+    c.podman_pull("dev/podman:v1");
+    let info = c.podman_inspect(&format!("{}/dev/podman:v1", c.host()));
+    assert_eq!(str_at(&info, "/Digest"), pushed, "{info:#}");
+}
 
-    let container = c
-        .run(
-            "buildah",
-            &["from", "--signature-policy", &policy, "scratch"],
-        )
-        .stdout_trimmed();
-    c.run("buildah", &["copy", &container, &note, "/note.txt"]);
-    c.run(
-        "buildah",
-        &["config", "--os", "linux", "--arch", "amd64", &container],
-    );
-    c.run(
-        "buildah",
-        &[
-            "commit",
-            "--rm",
-            "--signature-policy",
-            &policy,
-            &container,
-            "localhost/login-test:v1",
-        ],
-    );
-
-    login(&c, "buildah", DEV, DEV_PASSWORD);
-    assert_logged_in(&c);
-    let digest_file = c.path("push.digest");
-    c.run(
-        "buildah",
-        &[
-            "push",
-            "--tls-verify=false",
-            "--signature-policy",
-            &policy,
-            "--digestfile",
-            &digest_file,
-            "localhost/login-test:v1",
-            &c.docker("dev/buildah:v1"),
-        ],
-    );
-    let pushed = read_digest_file(&digest_file);
-    assert_eq!(
-        tags_as_dev(&hub, "dev/buildah").await,
-        Some(vec!["v1".to_string()])
-    );
+/// buildah builds, logs in with `secret` and pushes; the registry serves what was pushed.
+async fn buildah_login_push(hub: &Hub, c: &Clients, secret: &str) {
+    let pushed = build_login_push(hub, c, "buildah", secret).await;
     let info = c.skopeo_inspect("dev/buildah:v1");
     assert_eq!(str_at(&info, "/Digest"), pushed, "{info:#}");
 }
 
 #[tokio::test]
+async fn podman_login_then_push_and_pull() {
+    let (hub, c) = start().await;
+    podman_login_push_and_pull(&hub, &c, DEV_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn podman_login_with_an_access_token_then_push_and_pull() {
+    let (hub, c) = start().await;
+    let secret = pull_push_token(&hub, "podman-ci").await;
+    podman_login_push_and_pull(&hub, &c, &secret).await;
+}
+
+#[tokio::test]
+async fn buildah_login_then_push() {
+    let (hub, c) = start().await;
+    buildah_login_push(&hub, &c, DEV_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn buildah_login_with_an_access_token_then_push() {
+    let (hub, c) = start().await;
+    let secret = pull_push_token(&hub, "buildah-ci").await;
+    buildah_login_push(&hub, &c, &secret).await;
+}
+
+#[tokio::test]
 async fn skopeo_login_with_an_access_token_then_push_and_pull() {
     let (hub, c) = start().await;
-    let (_, secret) = hub
-        .create_token(&dev(), "ci", &["pull", "push"], None)
-        .await;
-    assert!(secret.starts_with("ihp_"), "{secret}");
+    let secret = pull_push_token(&hub, "ci").await;
 
     login(&c, "skopeo", DEV, &secret);
     assert_logged_in(&c);
 
     let (src, digest) = layout_image(&c, "src", "pushed with an access token\n");
-    assert_eq!(skopeo_push(&c, &src, "dev/ci:v1"), digest);
-    assert_eq!(skopeo_pull(&c, "dev/ci:v1", "pulled"), digest);
+    assert_eq!(c.skopeo_push(&src, "dev/ci:v1"), digest);
+    assert_eq!(skopeo_pull_digest(&c, "dev/ci:v1", "pulled"), digest);
     assert_eq!(
         tags_as_dev(&hub, "dev/ci").await,
         Some(vec!["v1".to_string()])
@@ -360,12 +278,12 @@ async fn a_pull_only_token_pulls_but_cannot_push() {
     // dev pushes dev/app:v1 with the password.
     login(&c, "skopeo", DEV, DEV_PASSWORD);
     let (src, digest) = layout_image(&c, "src", "pushed by dev\n");
-    assert_eq!(skopeo_push(&c, &src, "dev/app:v1"), digest);
+    assert_eq!(c.skopeo_push(&src, "dev/app:v1"), digest);
 
     // Then logs in with a pull-only token instead: pulling works…
     let (_, secret) = hub.create_token(&dev(), "read-only", &["pull"], None).await;
     login(&c, "skopeo", DEV, &secret);
-    assert_eq!(skopeo_pull(&c, "dev/app:v1", "pulled"), digest);
+    assert_eq!(skopeo_pull_digest(&c, "dev/app:v1", "pulled"), digest);
 
     // …pushing does not, neither a new tag nor a new repository.
     let (src2, _) = layout_image(&c, "src2", "must not arrive\n");
@@ -397,7 +315,7 @@ async fn after_logout_a_private_repository_is_closed_until_it_is_made_public() {
     let (hub, c) = start().await;
     login(&c, "skopeo", DEV, DEV_PASSWORD);
     let (src, digest) = layout_image(&c, "src", "private, then public\n");
-    assert_eq!(skopeo_push(&c, &src, "dev/app:v1"), digest);
+    assert_eq!(c.skopeo_push(&src, "dev/app:v1"), digest);
 
     c.skopeo(&["logout", c.host()]);
     assert_eq!(stored_login(&c), None, "logout left credentials behind");
@@ -434,7 +352,10 @@ async fn after_logout_a_private_repository_is_closed_until_it_is_made_public() {
     .expect(200, "dev makes dev/app public");
     let info = c.skopeo_inspect("dev/app:v1");
     assert_eq!(str_at(&info, "/Digest"), digest, "{info:#}");
-    assert_eq!(skopeo_pull(&c, "dev/app:v1", "pulled-anonymously"), digest);
+    assert_eq!(
+        skopeo_pull_digest(&c, "dev/app:v1", "pulled-anonymously"),
+        digest
+    );
     skopeo_failing(
         &c,
         &[

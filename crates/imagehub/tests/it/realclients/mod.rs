@@ -143,6 +143,176 @@ impl Clients {
         ])
         .stdout
     }
+
+    /// Pushes `src` (e.g. an `oci:` layout) to `docker://HOST/REFERENCE` with skopeo,
+    /// keeping its digests, so the registry must end up with exactly the manifest given;
+    /// returns the digest skopeo reports having pushed.
+    pub fn skopeo_push(&self, src: &str, reference: &str) -> String {
+        self.skopeo_push_with(&[], src, reference)
+    }
+
+    /// [`Clients::skopeo_push`] of a whole image index with every image in it (`--all`).
+    pub fn skopeo_push_all(&self, src: &str, reference: &str) -> String {
+        self.skopeo_push_with(&["--all"], src, reference)
+    }
+
+    fn skopeo_push_with(&self, flags: &[&str], src: &str, reference: &str) -> String {
+        let digest_file = self.path("push.digest");
+        let dest = self.docker(reference);
+        let mut args = vec!["copy"];
+        args.extend(flags);
+        args.extend([
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+            "--digestfile",
+            &digest_file,
+            src,
+            &dest,
+        ]);
+        self.skopeo(&args);
+        read_digest_file(&digest_file)
+    }
+
+    /// Pulls `docker://HOST/REFERENCE` with skopeo into a new OCI layout `name` in the
+    /// temp dir (tag `v1`), keeping its digests, so that the tests can check the blobs
+    /// byte for byte; returns the layout's directory.
+    pub fn skopeo_pull(&self, reference: &str, name: &str) -> String {
+        self.skopeo_pull_with(&[], reference, name)
+    }
+
+    /// [`Clients::skopeo_pull`] of a whole image index with every image in it (`--all`).
+    pub fn skopeo_pull_all(&self, reference: &str, name: &str) -> String {
+        self.skopeo_pull_with(&["--all"], reference, name)
+    }
+
+    fn skopeo_pull_with(&self, flags: &[&str], reference: &str, name: &str) -> String {
+        let dir = self.path(name);
+        let src = self.docker(reference);
+        let dest = format!("oci:{dir}:v1");
+        let mut args = vec!["copy"];
+        args.extend(flags);
+        args.extend(["--src-tls-verify=false", "--preserve-digests", &src, &dest]);
+        self.skopeo(&args);
+        dir
+    }
+
+    /// Builds the local image `tag` with `podman build` from a `FROM scratch`
+    /// Containerfile that copies one file (`file`, holding `contents`, to `/file`) and
+    /// sets `labels`: a tiny image made without pulling anything from the network.
+    pub fn podman_build_scratch(
+        &self,
+        tag: &str,
+        file: &str,
+        contents: &str,
+        labels: &[(&str, &str)],
+    ) {
+        let context = self.path("context");
+        fs::create_dir_all(&context).expect("create build context");
+        write(Path::new(&context).join(file), contents);
+        let mut containerfile = format!("FROM scratch\nCOPY {file} /{file}\n");
+        for (key, value) in labels {
+            containerfile.push_str(&format!("LABEL {key}=\"{value}\"\n"));
+        }
+        write(Path::new(&context).join("Containerfile"), containerfile);
+        let policy = self.policy();
+        self.run(
+            "podman",
+            &[
+                "build",
+                "--isolation",
+                "chroot",
+                "--no-cache",
+                "--signature-policy",
+                &policy,
+                "-t",
+                tag,
+                &context,
+            ],
+        );
+    }
+
+    /// Builds the local image `tag` (linux/amd64) with buildah `from scratch`, copying one
+    /// file (`file`, holding `contents`, to `/file`) and setting `labels`: a tiny image
+    /// made without pulling anything from the network.
+    pub fn buildah_build_scratch(
+        &self,
+        tag: &str,
+        file: &str,
+        contents: &str,
+        labels: &[(&str, &str)],
+    ) {
+        let policy = self.policy();
+        let src = self.path(file);
+        write(&src, contents);
+        let container = self
+            .run(
+                "buildah",
+                &["from", "--signature-policy", &policy, "scratch"],
+            )
+            .stdout_trimmed();
+        self.run("buildah", &["copy", &container, &src, &format!("/{file}")]);
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut config = vec!["config"];
+        for label in &labels {
+            config.extend(["--label", label]);
+        }
+        config.extend(["--os", "linux", "--arch", "amd64", &container]);
+        self.run("buildah", &config);
+        self.run(
+            "buildah",
+            &[
+                "commit",
+                "--rm",
+                "--signature-policy",
+                &policy,
+                &container,
+                tag,
+            ],
+        );
+    }
+
+    /// Pushes the local image `local` to `docker://HOST/REFERENCE` with `program` push
+    /// (podman or buildah, which take the same flags); returns the digest the client
+    /// reports having pushed, to compare with what the registry serves.
+    pub fn push_local_image(&self, program: &str, local: &str, reference: &str) -> String {
+        let policy = self.policy();
+        let digest_file = self.path("push.digest");
+        self.run(
+            program,
+            &[
+                "push",
+                "--tls-verify=false",
+                "--signature-policy",
+                &policy,
+                "--digestfile",
+                &digest_file,
+                local,
+                &self.docker(reference),
+            ],
+        );
+        read_digest_file(&digest_file)
+    }
+
+    /// Pulls `HOST/REFERENCE` into podman's local store.
+    pub fn podman_pull(&self, reference: &str) {
+        let policy = self.policy();
+        let image = format!("{}/{reference}", self.host);
+        self.run(
+            "podman",
+            &[
+                "pull",
+                "--tls-verify=false",
+                "--signature-policy",
+                &policy,
+                &image,
+            ],
+        );
+    }
+
+    /// `podman image inspect` of the local image `image`, parsed: the one entry for it.
+    pub fn podman_inspect(&self, image: &str) -> Value {
+        parse_json(&self.run("podman", &["image", "inspect", image]))[0].clone()
+    }
 }
 
 /// Fails the test when `program` is not on `PATH`.

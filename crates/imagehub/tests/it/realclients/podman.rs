@@ -6,7 +6,7 @@ use std::path::Path;
 use imagehub_testkit::TestServer;
 use serde_json::json;
 
-use super::{Clients, digest, parse_json, read_digest_file, str_at, write};
+use super::{Clients, digest, parse_json, str_at};
 
 const NOTE: &str = "built by podman for the imagehub real-client tests\n";
 
@@ -14,46 +14,15 @@ const NOTE: &str = "built by podman for the imagehub real-client tests\n";
 fn podman_build_push_rmi_pull() {
     let server = TestServer::start();
     let c = Clients::new(&server.host());
-    let policy = c.policy();
     let image = format!("{}/podman/app:v1", c.host());
 
-    let context = c.path("context");
-    std::fs::create_dir_all(&context).expect("create build context");
-    write(Path::new(&context).join("note.txt"), NOTE);
-    write(
-        Path::new(&context).join("Containerfile"),
-        "FROM scratch\nCOPY note.txt /note.txt\nLABEL org.opencontainers.image.title=\"podman-test\"\n",
+    c.podman_build_scratch(
+        "localhost/podman-test:v1",
+        "note.txt",
+        NOTE,
+        &[("org.opencontainers.image.title", "podman-test")],
     );
-
-    c.run(
-        "podman",
-        &[
-            "build",
-            "--isolation",
-            "chroot",
-            "--no-cache",
-            "--signature-policy",
-            &policy,
-            "-t",
-            "localhost/podman-test:v1",
-            &context,
-        ],
-    );
-    let digest_file = c.path("push.digest");
-    c.run(
-        "podman",
-        &[
-            "push",
-            "--tls-verify=false",
-            "--signature-policy",
-            &policy,
-            "--digestfile",
-            &digest_file,
-            "localhost/podman-test:v1",
-            &format!("docker://{image}"),
-        ],
-    );
-    let pushed = read_digest_file(&digest_file);
+    let pushed = c.push_local_image("podman", "localhost/podman-test:v1", "podman/app:v1");
     assert_eq!(digest(&c.skopeo_raw_manifest("podman/app:v1")), pushed);
 
     // Remove the local image, so that the pull fetches everything from imagehub.
@@ -64,18 +33,8 @@ fn podman_build_push_rmi_pull() {
         "images left after rmi"
     );
 
-    c.run(
-        "podman",
-        &[
-            "pull",
-            "--tls-verify=false",
-            "--signature-policy",
-            &policy,
-            &image,
-        ],
-    );
-    let inspect = parse_json(&c.run("podman", &["image", "inspect", &image]));
-    let info = &inspect[0];
+    c.podman_pull("podman/app:v1");
+    let info = &c.podman_inspect(&image);
     assert_eq!(str_at(info, "/Digest"), pushed, "{info:#}");
     assert_eq!(
         str_at(info, "/Labels/org.opencontainers.image.title"),

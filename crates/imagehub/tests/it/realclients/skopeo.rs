@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{
     Clients, MT_INDEX, MT_MANIFEST, OciLayout, blob_path, digest, file_in_layer, layout_top_digest,
-    parse_json, read, read_digest_file, str_at, verify_layout_blobs,
+    parse_json, read, str_at, verify_layout_blobs,
 };
 
 const README: &str = "# imagehub realclients\n\nA test image written by hand as an OCI layout.\n";
@@ -33,17 +33,7 @@ fn skopeo_push_inspect_copy_across_repos_and_pull() {
     // Push. --preserve-digests keeps the uncompressed layer as it is, so the registry
     // must end up with exactly our manifest.
     let src = format!("oci:{}:v1", layout.dir.display());
-    let digest_file = c.path("push.digest");
-    c.skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--preserve-digests",
-        "--digestfile",
-        &digest_file,
-        &src,
-        &c.docker("skopeo/src:v1"),
-    ]);
-    assert_eq!(read_digest_file(&digest_file), manifest_digest);
+    assert_eq!(c.skopeo_push(&src, "skopeo/src:v1"), manifest_digest);
 
     // Inspect: the manifest comes back byte for byte, by tag and by digest; the config
     // blob and its labels are the ones pushed; the tag is listed.
@@ -107,14 +97,7 @@ fn skopeo_push_inspect_copy_across_repos_and_pull() {
     );
 
     // Pull back as an OCI layout: same manifest, intact blobs, the same README.
-    let pulled = c.path("pulled");
-    c.skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
-        "--preserve-digests",
-        &c.docker("skopeo/dst:v1"),
-        &format!("oci:{pulled}:v1"),
-    ]);
+    let pulled = c.skopeo_pull("skopeo/dst:v1", "pulled");
     assert_eq!(layout_top_digest(&pulled), manifest_digest);
     assert_eq!(
         verify_layout_blobs(&pulled),
@@ -162,7 +145,8 @@ fn skopeo_push_inspect_copy_across_repos_and_pull() {
     ]);
     let pushed = c.skopeo_inspect("skopeo/from-archive:v1");
     assert_eq!(pushed["Layers"], json!([image.layer_digest]), "{pushed:#}");
-    let raw: Value = serde_json::from_slice(&c.skopeo_raw_manifest("skopeo/from-archive:v1")).expect("manifest JSON");
+    let raw: Value = serde_json::from_slice(&c.skopeo_raw_manifest("skopeo/from-archive:v1"))
+        .expect("manifest JSON");
     assert_eq!(
         raw["mediaType"],
         json!("application/vnd.docker.distribution.manifest.v2+json"),
@@ -183,19 +167,8 @@ fn skopeo_multi_arch_index_copy_all() {
     let index_digest = str_at(&index, "/digest");
 
     let src = format!("oci:{}:v1", layout.dir.display());
-    let digest_file = c.path("push.digest");
+    assert_eq!(c.skopeo_push_all(&src, "skopeo-multi/app:v1"), index_digest);
     let target = c.docker("skopeo-multi/app:v1");
-    c.skopeo(&[
-        "copy",
-        "--all",
-        "--dest-tls-verify=false",
-        "--preserve-digests",
-        "--digestfile",
-        &digest_file,
-        &src,
-        &target,
-    ]);
-    assert_eq!(read_digest_file(&digest_file), index_digest);
 
     let raw = c.skopeo_raw_manifest("skopeo-multi/app:v1");
     assert_eq!(digest(&raw), index_digest);
@@ -221,15 +194,7 @@ fn skopeo_multi_arch_index_copy_all() {
         assert_eq!(info["Layers"], json!([image.layer_digest]), "{info:#}");
     }
 
-    let pulled = c.path("pulled");
-    c.skopeo(&[
-        "copy",
-        "--all",
-        "--src-tls-verify=false",
-        "--preserve-digests",
-        &target,
-        &format!("oci:{pulled}:v1"),
-    ]);
+    let pulled = c.skopeo_pull_all("skopeo-multi/app:v1", "pulled");
     assert_eq!(layout_top_digest(&pulled), index_digest);
     assert_eq!(
         verify_layout_blobs(&pulled),
