@@ -6,6 +6,8 @@
 
 pub mod accounts;
 mod error;
+mod hub;
+mod indexer;
 mod login_limiter;
 mod maintenance;
 mod registry;
@@ -13,6 +15,8 @@ mod tag_cache;
 
 pub use accounts::{AccountError, AccountSettings, Accounts, Caller, UserCaller};
 pub use error::CoreError;
+pub use hub::ImageView;
+pub use imagehub_extract::{DetailSource, Details};
 pub use imagehub_blobstore::UploadId;
 pub use imagehub_metadata::{Referrer, RepositoryFilter, StoredManifest, Usage};
 pub use maintenance::{GcOptions, GcReport};

@@ -23,6 +23,7 @@ pub struct Registry {
     pub(crate) blobs: FsBlobStore,
     pub(crate) meta: Metadata,
     tags: Arc<TagCache>,
+    pub(crate) indexer: Arc<crate::indexer::Wakeup>,
 }
 
 /// A blob opened for reading, with its size.
@@ -45,7 +46,7 @@ impl Registry {
         tokio::fs::create_dir_all(data_dir).await?;
         let blobs = FsBlobStore::open(data_dir).await?;
         let meta = Metadata::open_sqlite(&data_dir.join("imagehub.db")).await?;
-        Ok(Registry { blobs, meta, tags: Arc::default() })
+        Ok(Registry { blobs, meta, tags: Arc::default(), indexer: Arc::default() })
     }
 
     /// The accounts kept in the same database.
@@ -206,12 +207,14 @@ impl Registry {
     }
 
     /// Validates and stores a manifest under `reference`; its digest is of the exact bytes.
+    /// `pushed_by` names the user, when accounts are on. Indexing is queued with it.
     pub async fn put_manifest(
         &self,
         repository: &RepoName,
         reference: &Reference,
         content_type: Option<&str>,
         content: &[u8],
+        pushed_by: Option<&str>,
     ) -> Result<PushedManifest> {
         let digest = match reference {
             Reference::Digest(expected) => {
@@ -250,11 +253,13 @@ impl Registry {
                     .collect(),
                 manifests: manifest.manifests.iter().map(|d| &d.digest).collect(),
                 tag,
+                pushed_by,
             })
             .await?;
         if tag.is_some() {
             self.tags.invalidate(repository);
         }
+        self.indexer.wake();
         Ok(PushedManifest { digest, subject })
     }
 

@@ -41,7 +41,9 @@ pub fn find_readme(
         let layers_read = read + 1;
         let io_error = |source| LayerError::Io { digest: layer.digest.clone(), source };
         let blob = open(layer).map_err(io_error)?;
-        match search_layer(&layer.media_type, blob).map_err(|e| classify(layer, e))? {
+        // Once the blob is open, every failure is the content's: not gzip, not zstd, not tar.
+        let not_tar = |e: io::Error| LayerError::NotTar { digest: layer.digest.clone(), detail: e.to_string() };
+        match search_layer(&layer.media_type, blob).map_err(not_tar)? {
             InLayer::File { text, truncated } => return Ok(ReadmeSearch::Found { text, truncated, layer: layer.digest.clone(), layers_read }),
             InLayer::Deleted => return Ok(ReadmeSearch::Deleted { layer: layer.digest.clone(), layers_read }),
             InLayer::Opaque => return Ok(ReadmeSearch::NotFound { layers_read }),
@@ -103,15 +105,6 @@ fn utf8_text(mut bytes: Vec<u8>) -> String {
         bytes.truncate(e.valid_up_to());
     }
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-fn classify(layer: &Layer, e: io::Error) -> LayerError {
-    match e.kind() {
-        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof | io::ErrorKind::Other => {
-            LayerError::NotTar { digest: layer.digest.clone(), detail: e.to_string() }
-        }
-        _ => LayerError::Io { digest: layer.digest.clone(), source: e },
-    }
 }
 
 #[cfg(test)]

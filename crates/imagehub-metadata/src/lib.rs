@@ -8,6 +8,7 @@
 
 mod accounts;
 mod gc;
+mod hub;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -41,6 +42,7 @@ pub use accounts::{
     UserRow, UserSource,
 };
 pub use gc::{GcPlan, UnlinkedBlob};
+pub use hub::{DetailRow, ImageInfo, ImageRow, Job};
 
 type Result<T, E = MetadataError> = std::result::Result<T, E>;
 
@@ -69,6 +71,8 @@ pub struct NewManifest<'a> {
     pub manifests: Vec<&'a Digest>,
     /// The tag to point at this manifest, when pushed by tag.
     pub tag: Option<&'a Tag>,
+    /// The user who pushed it, when accounts are on.
+    pub pushed_by: Option<&'a str>,
 }
 
 /// One manifest whose `subject` is a given digest.
@@ -236,9 +240,10 @@ impl Metadata {
         let digest = manifest.digest.to_string();
         sqlx::query(
             "INSERT INTO manifests
-               (repository_id, digest, media_type, artifact_type, subject, annotations, content, pushed_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at",
+               (repository_id, digest, media_type, artifact_type, subject, annotations, content, pushed_at, pushed_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at,
+                pushed_by = COALESCE(excluded.pushed_by, pushed_by)",
         )
         .bind(repository_id)
         .bind(&digest)
@@ -247,6 +252,19 @@ impl Metadata {
         .bind(manifest.subject.map(Digest::to_string))
         .bind(manifest.annotations_json.as_deref())
         .bind(manifest.content)
+        .bind(now)
+        .bind(manifest.pushed_by)
+        .execute(&mut *tx)
+        .await?;
+        // Indexing (base info, README, labels) happens off the request path; the job is
+        // committed with the manifest, so a crash cannot lose it.
+        sqlx::query(
+            "INSERT INTO jobs (kind, repository, digest, run_after, created_at) VALUES ('index', ?, ?, ?, ?)
+             ON CONFLICT (kind, repository, digest) DO UPDATE SET run_after = excluded.run_after, attempts = 0",
+        )
+        .bind(manifest.repository.as_str())
+        .bind(&digest)
+        .bind(now)
         .bind(now)
         .execute(&mut *tx)
         .await?;

@@ -88,8 +88,10 @@ impl Server {
         );
         let timeout = Duration::from_secs(self.config.server.shutdown_timeout_secs);
         let housekeeping = tokio::spawn(maintenance::run(self.registry.clone(), self.config.clone()));
+        let indexer = tokio::spawn(maintenance::index_images(self.registry.clone()));
         listener::serve(self.listener, app, shutdown, timeout, self.tls.clone()).await;
         housekeeping.abort();
+        indexer.abort();
         self.registry.close().await;
         tracing::info!("imagehub stopped");
         Ok(())
@@ -144,13 +146,13 @@ pub fn app(registry: Registry, auth: AuthState) -> Router {
     let metrics_route = Router::new()
         .route("/metrics", get(metrics::serve_metrics))
         .with_state((metrics.clone(), registry.clone()));
-    let mut router = Router::new().merge(v2::router(registry, auth.clone()));
+    let mut router = Router::new().merge(v2::router(registry.clone(), auth.clone()));
     if let Some(auth) = auth {
         let token = Router::new()
             .route("/token", get(auth::token::get_token).post(auth::token::post_token))
             .route("/.well-known/jwks.json", get(auth::token::jwks))
             .with_state(auth.clone());
-        router = router.merge(token).merge(api::router(auth));
+        router = router.merge(token).merge(api::router(auth, registry.clone()));
     }
     router
         .merge(health)

@@ -1,5 +1,5 @@
-//! Background housekeeping while the server runs: upload expiry, and garbage collection
-//! when `gc.interval_secs` is set.
+//! Background work while the server runs: upload expiry, garbage collection when
+//! `gc.interval_secs` is set, and indexing of pushed images.
 
 use std::time::Duration;
 
@@ -31,5 +31,19 @@ pub async fn run(registry: Registry, config: Config) {
                 }
             }
         }
+    }
+}
+
+/// How often the indexing queue is looked at without a push waking it (for retries).
+const INDEX_POLL: Duration = Duration::from_secs(30);
+
+/// Works the indexing queue: at once after each push, and every `INDEX_POLL` for
+/// retries. Runs until aborted.
+pub async fn index_images(registry: Registry) {
+    loop {
+        if let Err(e) = registry.run_index_jobs().await {
+            tracing::warn!(error = %e, "indexing images failed");
+        }
+        registry.wait_for_index_work(INDEX_POLL).await;
     }
 }

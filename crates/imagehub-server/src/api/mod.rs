@@ -3,6 +3,7 @@
 //! the registry (Basic, a registry bearer JWT, or an access token as bearer) and answers
 //! errors in one shape, `{"errors":[{"code","message","detail"}]}`.
 
+mod images;
 mod orgs;
 mod users;
 
@@ -10,13 +11,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, put};
 use imagehub_auth::AccessTokenSecret;
-use imagehub_core::{AccountError, Caller};
+use imagehub_core::{AccountError, Caller, Registry};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -79,13 +80,31 @@ impl IntoResponse for ApiV1Error {
 
 pub type ApiResult = Result<Response, ApiV1Error>;
 
+/// What `/api/v1` handlers work with; handlers that need only accounts take
+/// `State<Arc<Auth>>`.
+#[derive(Clone)]
+pub struct ApiState {
+    pub auth: Arc<Auth>,
+    pub registry: Registry,
+}
+
+impl FromRef<ApiState> for Arc<Auth> {
+    fn from_ref(state: &ApiState) -> Arc<Auth> {
+        state.auth.clone()
+    }
+}
+
 /// The caller of an API request, from its credentials.
 pub struct ApiCaller(pub Caller);
 
-impl FromRequestParts<Arc<Auth>> for ApiCaller {
+impl<S: Send + Sync> FromRequestParts<S> for ApiCaller
+where
+    Arc<Auth>: FromRef<S>,
+{
     type Rejection = ApiV1Error;
 
-    async fn from_request_parts(parts: &mut Parts, auth: &Arc<Auth>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<Auth>::from_ref(state);
         let credentials = Credentials::from_headers(&parts.headers).map_err(|_| ApiV1Error::invalid("malformed Authorization header"))?;
         let caller = match credentials {
             Credentials::None => Caller::Anonymous,
@@ -118,7 +137,7 @@ pub fn ok_json(status: StatusCode, value: serde_json::Value) -> ApiResult {
 }
 
 /// The `/api/v1` router; present only when accounts are on.
-pub fn router(auth: Arc<Auth>) -> Router {
+pub fn router(auth: Arc<Auth>, registry: Registry) -> Router {
     Router::new()
         .route("/api/v1/users", axum::routing::post(users::create_user))
         .route("/api/v1/user", get(users::get_user).patch(users::update_user))
@@ -130,7 +149,10 @@ pub fn router(auth: Arc<Auth>) -> Router {
         .route("/api/v1/orgs/{org}/members/{user}", put(orgs::set_member).delete(orgs::remove_member))
         .route("/api/v1/orgs/{org}/repos/{repo}", patch(orgs::update_repo))
         .route("/api/v1/audit", get(users::audit))
-        .with_state(auth)
+        .route("/api/v1/orgs/{org}/repos/{repo}/images", get(images::list_images))
+        .route("/api/v1/orgs/{org}/repos/{repo}/images/{reference}", get(images::get_image))
+        .route("/api/v1/admin/index", axum::routing::post(images::run_index))
+        .with_state(ApiState { auth, registry })
 }
 
 /// Unix seconds as RFC 3339, for API answers.

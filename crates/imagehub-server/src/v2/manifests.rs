@@ -52,7 +52,7 @@ pub async fn put_manifest(request: V2Request, reference: &str) -> HandlerResult 
     let content = read_manifest_body(request.body).await?;
     let pushed = request
         .registry
-        .put_manifest(&request.name, &reference, content_type.as_deref(), &content)
+        .put_manifest(&request.name, &reference, content_type.as_deref(), &content, request.access.actor())
         .await?;
     let mut headers = vec![
         (header::LOCATION, format!("/v2/{}/manifests/{}", request.name, pushed.digest)),

@@ -50,6 +50,11 @@ pub struct Access {
 }
 
 impl Access {
+    /// The user making the request, when accounts are on and the caller is one.
+    pub fn actor(&self) -> Option<&str> {
+        self.identity.actor()
+    }
+
     /// Whether the caller may pull from `repository`.
     pub async fn may_pull(&self, repository: &RepoName) -> bool {
         match &self.auth {

@@ -4,6 +4,7 @@
 
 mod auth;
 mod gc;
+mod hub;
 mod process;
 mod realclients;
 mod restart;

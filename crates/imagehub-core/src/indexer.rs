@@ -1,0 +1,263 @@
+//! The indexing job: after a manifest is pushed, its base info (platforms, size,
+//! created, config digest) and its details (README in the image, labels) are computed
+//! off the request path, from the queue in the database. A push never waits for this
+//! and never fails because of it: a failure is recorded on the image.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use imagehub_extract::{DetailSource, Details, Layer, ReadmeSearch, details_from_labels, find_readme, parse_readme};
+use imagehub_metadata::{ImageInfo, Job};
+use imagehub_oci::{Descriptor, Digest, Manifest, ManifestKind, RepoName};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::{CoreError, Registry};
+
+/// A job is leased for this long; if its runner dies, it is due again afterwards.
+const LEASE_SECS: i64 = 600;
+/// Attempts before a job's failure is recorded on the image and the job dropped.
+const MAX_ATTEMPTS: u32 = 5;
+/// Largest config blob read (real configs are a few KiB).
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Wakes the background runner when a push queued work, and lets one runner at a time
+/// work the queue, so that "run the queue now" returns only when the jobs due when it
+/// was called are done, whoever ran them.
+#[derive(Default)]
+pub struct Wakeup {
+    notify: Notify,
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Wakeup {
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+}
+
+/// The parts of an image config the hub reads.
+#[derive(Deserialize, Default)]
+struct ImageConfig {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    config: Option<ConfigSection>,
+}
+
+#[derive(Deserialize, Default)]
+struct ConfigSection {
+    #[serde(rename = "Labels", default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// What indexing one image manifest found.
+struct Indexed {
+    config_digest: Option<Digest>,
+    config: ImageConfig,
+    size: u64,
+    readme: Option<Details>,
+    labels: Details,
+    error: Option<String>,
+}
+
+impl Registry {
+    /// Waits until a push queues indexing work (or `timeout` passes).
+    pub async fn wait_for_index_work(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, self.indexer.notify.notified()).await;
+    }
+
+    /// Indexing jobs waiting or running.
+    pub async fn pending_index_jobs(&self) -> Result<u64, CoreError> {
+        Ok(self.meta.pending_jobs().await?)
+    }
+
+    /// Runs due indexing jobs until none is left; returns how many ran.
+    pub async fn run_index_jobs(&self) -> Result<usize, CoreError> {
+        let _one_runner = self.indexer.running.lock().await;
+        let mut ran = 0;
+        while let Some(job) = self.meta.claim_job(LEASE_SECS).await? {
+            ran += 1;
+            match self.index(&job).await {
+                Ok(()) => self.meta.finish_job(job.id).await?,
+                Err(e) if job.attempts < MAX_ATTEMPTS => {
+                    tracing::warn!(repository = %job.repository, digest = %job.digest, attempt = job.attempts, error = %e, "indexing failed; will retry");
+                    self.meta.retry_job(job.id, &e.to_string(), 30 * (1 << job.attempts)).await?;
+                }
+                Err(e) => {
+                    tracing::error!(repository = %job.repository, digest = %job.digest, error = %e, "indexing failed for good");
+                    let info = ImageInfo { platforms_json: "[]".into(), error: Some(e.to_string()), ..ImageInfo::default() };
+                    self.meta.put_image_info(&job.repository, &job.digest, &info).await?;
+                    self.meta.finish_job(job.id).await?;
+                }
+            }
+        }
+        Ok(ran)
+    }
+
+    /// Indexes one manifest. Problems with the image's content are recorded on it;
+    /// only failures of the registry itself (database, missing files) are errors, so
+    /// the job is retried.
+    async fn index(&self, job: &Job) -> Result<(), CoreError> {
+        let repository: RepoName = job.repository.parse().map_err(|e: imagehub_oci::NameError| CoreError::Internal(Box::new(e)))?;
+        let digest: Digest = job.digest.parse().map_err(|e: imagehub_oci::DigestError| CoreError::Internal(Box::new(e)))?;
+        let Some(stored) = self.meta.manifest_by_digest(&repository, &digest).await? else {
+            return Ok(()); // deleted since it was pushed
+        };
+        let manifest = Manifest::parse(Some(&stored.media_type), &stored.content)?;
+        let (info, readme, labels) = match manifest.kind {
+            ManifestKind::Image => {
+                let image = self.index_image(&manifest).await?;
+                let platforms = json!([platform_json(&image.config, image.size)]);
+                let info = ImageInfo {
+                    config_digest: image.config_digest.as_ref().map(Digest::to_string),
+                    platforms_json: platforms.to_string(),
+                    size: Some(image.size),
+                    created: image.config.created.clone(),
+                    error: image.error.clone(),
+                };
+                (info, image.readme, with_annotations(image.labels, &manifest.annotations))
+            }
+            ManifestKind::Index => self.index_index(&repository, &manifest).await?,
+        };
+        let name = repository.as_str();
+        self.meta.put_image_info(name, &job.digest, &info).await?;
+        let readme_json = readme.map(|d| serde_json::to_string(&d).expect("details serialise"));
+        self.meta.put_image_details(name, &job.digest, DetailSource::ImageReadme.as_str(), readme_json.as_deref()).await?;
+        let labels_json = (!labels.is_empty()).then(|| serde_json::to_string(&labels).expect("details serialise"));
+        self.meta.put_image_details(name, &job.digest, DetailSource::Labels.as_str(), labels_json.as_deref()).await?;
+        Ok(())
+    }
+
+    /// Config, size, README and labels of an image manifest.
+    async fn index_image(&self, manifest: &Manifest) -> Result<Indexed, CoreError> {
+        let mut indexed = Indexed { config_digest: None, config: ImageConfig::default(), size: 0, readme: None, labels: Details::default(), error: None };
+        if let Some(config) = &manifest.config {
+            indexed.config_digest = Some(config.digest.clone());
+            indexed.size += config.size;
+            match self.read_config(config).await? {
+                Ok(parsed) => indexed.config = parsed,
+                Err(problem) => indexed.error = Some(problem),
+            }
+        }
+        indexed.size += manifest.layers.iter().map(|l| l.size).sum::<u64>();
+        if let Some(labels) = indexed.config.config.as_ref().and_then(|c| c.labels.as_ref()) {
+            indexed.labels = details_from_labels(labels);
+        }
+        if manifest.layers.iter().all(|l| is_filesystem_layer(&l.media_type)) && !manifest.layers.is_empty() {
+            match self.search_readme(&manifest.layers).await? {
+                Ok(Some(readme)) => indexed.readme = Some(readme),
+                Ok(None) => {}
+                Err(problem) => indexed.error = Some(problem),
+            }
+        }
+        Ok(indexed)
+    }
+
+    /// An index: platforms of its children; details from the first child with a README.
+    async fn index_index(&self, repository: &RepoName, manifest: &Manifest) -> Result<(ImageInfo, Option<Details>, Details), CoreError> {
+        let mut platforms = Vec::new();
+        let (mut readme, mut labels, mut first_size, mut errors) = (None, None, None, Vec::new());
+        for child in &manifest.manifests {
+            let Some(stored) = self.meta.manifest_by_digest(repository, &child.digest).await? else { continue };
+            let Ok(child_manifest) = Manifest::parse(Some(&stored.media_type), &stored.content) else { continue };
+            if child_manifest.kind != ManifestKind::Image {
+                continue;
+            }
+            let image = self.index_image(&child_manifest).await?;
+            let mut platform = platform_json(&image.config, image.size);
+            if let Some(p) = &child.platform {
+                platform["os"] = p.os.clone().into();
+                platform["architecture"] = p.architecture.clone().into();
+                if let Some(v) = &p.variant {
+                    platform["variant"] = v.clone().into();
+                }
+            }
+            platforms.push(platform);
+            first_size.get_or_insert(image.size);
+            if readme.is_none() {
+                readme = image.readme;
+            }
+            if labels.is_none() && !image.labels.is_empty() {
+                labels = Some(image.labels);
+            }
+            errors.extend(image.error.map(|e| format!("{}: {e}", child.digest)));
+        }
+        let info = ImageInfo {
+            config_digest: None,
+            platforms_json: serde_json::Value::from(platforms).to_string(),
+            size: first_size,
+            created: None,
+            error: (!errors.is_empty()).then(|| errors.join("; ")),
+        };
+        Ok((info, readme, with_annotations(labels.unwrap_or_default(), &manifest.annotations)))
+    }
+
+    /// The parsed config, or why it could not be read as an image config.
+    async fn read_config(&self, config: &Descriptor) -> Result<Result<ImageConfig, String>, CoreError> {
+        if config.size > MAX_CONFIG_BYTES {
+            return Ok(Err(format!("config blob is {} bytes, more than the {MAX_CONFIG_BYTES} read", config.size)));
+        }
+        let path = self.blobs.blob_path(&config.digest);
+        let bytes = tokio::fs::read(&path).await?;
+        Ok(match serde_json::from_slice::<ImageConfig>(&bytes) {
+            Ok(parsed) => Ok(parsed),
+            // Artifacts have configs that are not image configs; that is not a failure.
+            Err(_) if !config.media_type.contains("image.config") && !config.media_type.contains("container.image") => Ok(ImageConfig::default()),
+            Err(e) => Err(format!("config is not a valid image config: {e}")),
+        })
+    }
+
+    /// The README found in `layers`, or why the layers could not be read.
+    async fn search_readme(&self, layers: &[Descriptor]) -> Result<Result<Option<Details>, String>, CoreError> {
+        let refs: Vec<Layer> = layers.iter().map(|l| Layer { digest: l.digest.to_string(), media_type: l.media_type.clone() }).collect();
+        let paths: Vec<_> = layers.iter().map(|l| self.blobs.blob_path(&l.digest)).collect();
+        let search = tokio::task::spawn_blocking(move || {
+            find_readme(&refs, |layer| {
+                let i = refs.iter().position(|r| r.digest == layer.digest).unwrap_or(0);
+                Ok(Box::new(std::fs::File::open(&paths[i])?) as Box<dyn Read + Send>)
+            })
+        })
+        .await
+        .map_err(|e| CoreError::Internal(Box::new(e)))?;
+        Ok(match search {
+            Ok(ReadmeSearch::Found { text, truncated, .. }) => {
+                let readme = parse_readme(&text, truncated);
+                if let Some(problem) = readme.front_matter_error {
+                    tracing::info!(%problem, "README front matter ignored");
+                }
+                Ok(Some(readme.details))
+            }
+            Ok(ReadmeSearch::Deleted { .. } | ReadmeSearch::NotFound { .. }) => Ok(None),
+            // A layer file that cannot be opened is the registry's problem: retry.
+            Err(imagehub_extract::LayerError::Io { source, .. }) => return Err(CoreError::Internal(Box::new(source))),
+            Err(e) => Err(e.to_string()),
+        })
+    }
+}
+
+/// Layers that are filesystem tars (OCI and Docker), as opposed to artifact files.
+fn is_filesystem_layer(media_type: &str) -> bool {
+    media_type.contains(".tar") || media_type.contains("rootfs.diff")
+}
+
+fn platform_json(config: &ImageConfig, size: u64) -> serde_json::Value {
+    let mut p = json!({"os": config.os, "architecture": config.architecture, "size": size});
+    if let Some(v) = &config.variant {
+        p["variant"] = v.clone().into();
+    }
+    p
+}
+
+/// Labels, with the manifest's own `org.opencontainers.image.*` annotations filling
+/// what the config's labels leave empty.
+fn with_annotations(labels: Details, annotations: &BTreeMap<String, String>) -> Details {
+    Details::merge(vec![(DetailSource::Labels, labels), (DetailSource::Labels, details_from_labels(annotations))])
+}

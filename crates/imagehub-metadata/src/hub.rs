@@ -1,0 +1,222 @@
+//! Rows of the hub: base info of images, detail info by source, and the job queue.
+
+use sqlx::Row;
+
+use crate::{Metadata, Result, now};
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub repository: String,
+    pub digest: String,
+    /// Including this one.
+    pub attempts: u32,
+}
+
+/// Base info of one manifest, as the indexing job computed it.
+#[derive(Debug, Clone, Default)]
+pub struct ImageInfo {
+    pub config_digest: Option<String>,
+    /// JSON array of `{"os", "architecture", "variant"?, "size"}`.
+    pub platforms_json: String,
+    pub size: Option<u64>,
+    pub created: Option<String>,
+    pub error: Option<String>,
+}
+
+/// An image of a repository as listings show it: a tag, or a digest without a tag.
+#[derive(Debug, Clone)]
+pub struct ImageRow {
+    pub tag: Option<String>,
+    pub digest: String,
+    pub media_type: String,
+    pub pushed_at: i64,
+    pub pushed_by: Option<String>,
+    /// `None` until the indexing job has run.
+    pub info: Option<ImageInfo>,
+}
+
+/// One stored set of details.
+#[derive(Debug, Clone)]
+pub struct DetailRow {
+    pub reference: String,
+    pub source: String,
+    pub details_json: String,
+}
+
+const IMAGE_COLUMNS: &str = "m.digest, m.media_type, m.pushed_at, m.pushed_by,
+    i.config_digest, i.platforms, i.size, i.created, i.error, i.indexed_at";
+
+impl Metadata {
+    /// Claims the next due job for `lease_secs` (after which, if not finished, it is due
+    /// again), counting the attempt.
+    pub async fn claim_job(&self, lease_secs: i64) -> Result<Option<Job>> {
+        let now = now();
+        let row = sqlx::query(
+            "UPDATE jobs SET run_after = ?1 + ?2, attempts = attempts + 1
+             WHERE id = (SELECT id FROM jobs WHERE run_after <= ?1 ORDER BY run_after, id LIMIT 1)
+             RETURNING id, kind, repository, digest, attempts",
+        )
+        .bind(now)
+        .bind(lease_secs)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| Job { id: r.get(0), kind: r.get(1), repository: r.get(2), digest: r.get(3), attempts: r.get::<i64, _>(4) as u32 }))
+    }
+
+    pub async fn finish_job(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt; the job runs again after `retry_in_secs`.
+    pub async fn retry_job(&self, id: i64, error: &str, retry_in_secs: i64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET run_after = ?, last_error = ? WHERE id = ?")
+            .bind(now() + retry_in_secs)
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Jobs waiting or running.
+    pub async fn pending_jobs(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT count(*) FROM jobs").fetch_one(&self.pool).await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+
+    /// Stores the base info of `repository@digest`, if the manifest still exists.
+    pub async fn put_image_info(&self, repository: &str, digest: &str, info: &ImageInfo) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO image_info (repository_id, digest, config_digest, platforms, size, created, error, indexed_at)
+             SELECT m.repository_id, m.digest, ?, ?, ?, ?, ?, ? FROM manifests m JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ? AND m.digest = ?
+             ON CONFLICT (repository_id, digest) DO UPDATE SET config_digest = excluded.config_digest,
+                platforms = excluded.platforms, size = excluded.size, created = excluded.created,
+                error = excluded.error, indexed_at = excluded.indexed_at",
+        )
+        .bind(&info.config_digest)
+        .bind(&info.platforms_json)
+        .bind(info.size.map(|s| s as i64))
+        .bind(&info.created)
+        .bind(&info.error)
+        .bind(now())
+        .bind(repository)
+        .bind(digest)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores (or with `None`, removes) one source's details for a reference.
+    pub async fn put_image_details(&self, repository: &str, reference: &str, source: &str, details_json: Option<&str>) -> Result<()> {
+        match details_json {
+            Some(json) => {
+                sqlx::query(
+                    "INSERT INTO image_details (repository, reference, source, details, updated_at) VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (repository, reference, source) DO UPDATE SET details = excluded.details, updated_at = excluded.updated_at",
+                )
+                .bind(repository)
+                .bind(reference)
+                .bind(source)
+                .bind(json)
+                .bind(now())
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM image_details WHERE repository = ? AND reference = ? AND source = ?")
+                    .bind(repository)
+                    .bind(reference)
+                    .bind(source)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every stored detail set of `repository` for any of `references`.
+    pub async fn image_details(&self, repository: &str, references: &[&str]) -> Result<Vec<DetailRow>> {
+        let refs = serde_json::Value::from(references.iter().map(|r| r.to_string()).collect::<Vec<_>>()).to_string();
+        let rows = sqlx::query(
+            "SELECT reference, source, details FROM image_details
+             WHERE repository = ? AND reference IN (SELECT value FROM json_each(?))",
+        )
+        .bind(repository)
+        .bind(refs)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| DetailRow { reference: r.get(0), source: r.get(1), details_json: r.get(2) }).collect())
+    }
+
+    /// The images of a repository: every tag, and every manifest without a tag that is
+    /// neither an index's child nor a referrer (those belong to another image).
+    pub async fn images(&self, repository: &str) -> Result<Vec<ImageRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT t.name, {IMAGE_COLUMNS}
+             FROM repositories r JOIN manifests m ON m.repository_id = r.id
+             LEFT JOIN tags t ON t.repository_id = r.id AND t.digest = m.digest
+             LEFT JOIN image_info i ON i.repository_id = r.id AND i.digest = m.digest
+             WHERE r.name = ?1 AND (t.name IS NOT NULL OR (m.subject IS NULL AND NOT EXISTS (
+                 SELECT 1 FROM manifest_references mr WHERE mr.repository_id = r.id
+                 AND mr.child_digest = m.digest AND mr.child_is_manifest)))
+             ORDER BY m.pushed_at DESC, t.name"
+        ))
+        .bind(repository)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| image_row(r, r.get(0))).collect())
+    }
+
+    /// One image by tag or digest.
+    pub async fn image(&self, repository: &str, reference: &str) -> Result<Option<ImageRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT t.name, {IMAGE_COLUMNS}
+             FROM repositories r JOIN manifests m ON m.repository_id = r.id
+             LEFT JOIN tags t ON t.repository_id = r.id AND t.digest = m.digest AND t.name = ?2
+             LEFT JOIN image_info i ON i.repository_id = r.id AND i.digest = m.digest
+             WHERE r.name = ?1 AND (t.name IS NOT NULL OR m.digest = ?2)
+             LIMIT 1"
+        ))
+        .bind(repository)
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| image_row(&r, r.get(0))))
+    }
+
+    /// Whether base info exists and was computed without error.
+    pub async fn image_indexed(&self, repository: &str, digest: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM image_info i JOIN repositories r ON r.id = i.repository_id
+             WHERE r.name = ? AND i.digest = ? AND i.error IS NULL",
+        )
+        .bind(repository)
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+}
+
+fn image_row(r: &sqlx::sqlite::SqliteRow, tag: Option<String>) -> ImageRow {
+    let indexed: Option<i64> = r.get(10);
+    ImageRow {
+        tag,
+        digest: r.get(1),
+        media_type: r.get(2),
+        pushed_at: r.get(3),
+        pushed_by: r.get(4),
+        info: indexed.map(|_| ImageInfo {
+            config_digest: r.get(5),
+            platforms_json: r.get(6),
+            size: r.get::<Option<i64>, _>(7).map(|s| s as u64),
+            created: r.get(8),
+            error: r.get(9),
+        }),
+    }
+}
