@@ -2,7 +2,7 @@
 //! base info and detail info merged from every source.
 
 use imagehub_extract::{DetailSource, Details};
-use imagehub_metadata::{DetailRow, ImageRow};
+use imagehub_metadata::{DetailRow, ImageRow, RepositoryFilter, SearchDocument};
 use imagehub_oci::RepoName;
 
 use crate::{CoreError, Registry};
@@ -33,6 +33,56 @@ impl Registry {
         references.extend(row.tag.as_deref());
         let details = self.meta.image_details(repository.as_str(), &references).await?;
         Ok(Some(view(row, &details)))
+    }
+}
+
+/// A search hit: the repository and its latest image (most recently pushed tag).
+#[derive(Debug, Clone)]
+pub struct SearchHit {
+    pub repository: String,
+    pub latest: Option<ImageView>,
+}
+
+/// Longest query accepted, and most terms used from it.
+const MAX_QUERY_CHARS: usize = 200;
+const MAX_QUERY_TERMS: usize = 8;
+
+impl Registry {
+    /// Rebuilds the search row of `repository` from its latest image (or drops it when
+    /// the repository has no images left).
+    pub async fn refresh_search(&self, repository: &RepoName) -> Result<(), CoreError> {
+        let images = self.images(repository).await?;
+        let latest = images.iter().find(|i| i.row.tag.is_some()).or(images.first());
+        let document = latest.map(|i| SearchDocument {
+            keywords: i.details.keywords.clone().unwrap_or_default(),
+            description: i.details.description.clone().unwrap_or_default(),
+            docs: i.details.docs.clone().unwrap_or_default(),
+        });
+        Ok(self.meta.put_search_document(repository.as_str(), document.as_ref()).await?)
+    }
+
+    /// Repositories matching `query`, best first, among those `filter` lets through
+    /// (`None`: all); with the total number of matches.
+    pub async fn search(&self, query: &str, filter: Option<&RepositoryFilter>, page: u32, per_page: u32) -> Result<(Vec<SearchHit>, u64), CoreError> {
+        let query: String = query.trim().to_lowercase().chars().take(MAX_QUERY_CHARS).collect();
+        let terms: Vec<String> = query.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).take(MAX_QUERY_TERMS).map(str::to_string).collect();
+        if terms.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let offset = page.saturating_sub(1).saturating_mul(per_page);
+        let found = self.meta.search_repositories(&query, &terms, filter, per_page, offset).await?;
+        let mut hits = Vec::with_capacity(found.names.len());
+        for name in found.names {
+            let latest = match name.parse::<RepoName>() {
+                Ok(repository) => {
+                    let images = self.images(&repository).await?;
+                    images.iter().find(|i| i.row.tag.is_some()).or(images.first()).cloned()
+                }
+                Err(_) => None,
+            };
+            hits.push(SearchHit { repository: name, latest });
+        }
+        Ok((hits, found.total))
     }
 }
 

@@ -133,7 +133,7 @@ impl Registry {
         self.meta.put_image_details(name, &job.digest, DetailSource::ImageReadme.as_str(), readme_json.as_deref()).await?;
         let labels_json = (!labels.is_empty()).then(|| serde_json::to_string(&labels).expect("details serialise"));
         self.meta.put_image_details(name, &job.digest, DetailSource::Labels.as_str(), labels_json.as_deref()).await?;
-        Ok(())
+        self.refresh_search(&repository).await
     }
 
     /// Config, size, README and labels of an image manifest.

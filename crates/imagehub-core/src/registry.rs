@@ -274,6 +274,11 @@ impl Registry {
         if deleted {
             // Deleting by digest also removes the tags pointing at it.
             self.tags.invalidate(repository);
+            // The latest image may have changed, or the repository may have emptied; a
+            // failure here leaves search stale, not the delete undone.
+            if let Err(e) = self.refresh_search(repository).await {
+                tracing::warn!(repository = %repository, error = %e, "could not refresh the search index");
+            }
             return Ok(());
         }
         Err(self.unknown_in(repository, CoreError::ManifestUnknown(reference.to_string())).await?)

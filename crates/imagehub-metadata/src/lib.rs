@@ -9,6 +9,7 @@
 mod accounts;
 mod gc;
 mod hub;
+mod search;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -43,6 +44,7 @@ pub use accounts::{
 };
 pub use gc::{GcPlan, UnlinkedBlob};
 pub use hub::{DetailRow, ImageInfo, ImageRow, Job};
+pub use search::{SearchDocument, SearchPage};
 
 type Result<T, E = MetadataError> = std::result::Result<T, E>;
 

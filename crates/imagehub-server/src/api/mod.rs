@@ -5,6 +5,7 @@
 
 mod images;
 mod orgs;
+mod search;
 mod users;
 
 use std::sync::Arc;
@@ -152,6 +153,7 @@ pub fn router(auth: Arc<Auth>, registry: Registry) -> Router {
         .route("/api/v1/orgs/{org}/repos/{repo}/images", get(images::list_images))
         .route("/api/v1/orgs/{org}/repos/{repo}/images/{reference}", get(images::get_image))
         .route("/api/v1/admin/index", axum::routing::post(images::run_index))
+        .route("/api/v1/search", get(search::search))
         .with_state(ApiState { auth, registry })
 }
 

@@ -8,5 +8,6 @@ mod hub;
 mod process;
 mod realclients;
 mod restart;
+mod search;
 mod tls;
 mod v2;

@@ -1,0 +1,53 @@
+//! `GET /api/v1/search?q=&page=&per_page=`: repositories by name, then keyword, then
+//! description and docs, among those the caller may pull.
+
+use axum::extract::{Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, ok_json, timestamp};
+
+const DEFAULT_PER_PAGE: u32 = 20;
+const MAX_PER_PAGE: u32 = 100;
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    page: Option<u32>,
+    per_page: Option<u32>,
+}
+
+pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, query: Result<Query<SearchQuery>, QueryRejection>) -> ApiResult {
+    let Query(query) = query.map_err(|e| ApiV1Error::invalid(e.body_text()))?;
+    if query.q.trim().is_empty() {
+        return Err(ApiV1Error::invalid("q is empty: say what to search for"));
+    }
+    let page = query.page.unwrap_or(1).max(1);
+    let per_page = query.per_page.unwrap_or(DEFAULT_PER_PAGE).clamp(1, MAX_PER_PAGE);
+    let filter = state.auth.accounts.catalog_filter(&caller).await?;
+    let (hits, total) = state.registry.search(&query.q, filter.as_ref(), page, per_page).await.map_err(|e| {
+        tracing::error!(error = %e, "search failed");
+        ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
+    })?;
+    let results: Vec<Value> = hits
+        .iter()
+        .map(|hit| {
+            let latest = hit.latest.as_ref();
+            let details = latest.map(|l| &l.details);
+            let info = latest.and_then(|l| l.row.info.as_ref());
+            json!({
+                "name": hit.repository,
+                "description": details.and_then(|d| d.description.clone()),
+                "keywords": details.and_then(|d| d.keywords.clone()).unwrap_or_default(),
+                "icon": details.and_then(|d| d.icon.clone()),
+                "latest": latest.and_then(|l| l.row.tag.clone()),
+                "platforms": info.and_then(|i| serde_json::from_str::<Value>(&i.platforms_json).ok()).unwrap_or_else(|| json!([])),
+                "pushed_at": latest.map(|l| timestamp(l.row.pushed_at)),
+            })
+        })
+        .collect();
+    ok_json(StatusCode::OK, json!({"query": query.q, "page": page, "per_page": per_page, "total": total, "results": results}))
+}

@@ -1,0 +1,125 @@
+//! Search over the catalogue: ranking (name, then keywords, then description and docs),
+//! visibility (nobody finds what they may not pull), stable paging, and repositories
+//! leaving the index with their last image.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::auth::common::{Cred, Hub, OCI_MANIFEST, repo_scope};
+use crate::realclients::tar;
+
+/// Pushes `repo:tag` whose only layer holds `/README.md` = `readme`, and indexes it.
+async fn push_with_readme(hub: &Hub, cred: &Cred, repo: &str, tag: &str, readme: &str) -> String {
+    let token = hub.token(cred, &[repo_scope(repo, "pull,push")]).await.expect("token");
+    let layer = tar(&[("README.md", readme.as_bytes())]);
+    let config = format!(r#"{{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","repo":"{repo}:{tag}"}}"#);
+    let layer_digest = hub.push_blob(Some(&token), repo, &layer).await.expect("layer");
+    let config_digest = hub.push_blob(Some(&token), repo, config.as_bytes()).await.expect("config");
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    })
+    .to_string();
+    let reply = hub
+        .send(hub.v2(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), Some(&token)).header("content-type", OCI_MANIFEST).body(manifest))
+        .await;
+    reply.expect(201, "push manifest");
+    index(hub).await;
+    reply.header("docker-content-digest").expect("digest")
+}
+
+async fn index(hub: &Hub) {
+    hub.api(&Cred::admin(), Method::POST, "/api/v1/admin/index", None).await.expect(200, "run the indexing queue");
+}
+
+async fn search(hub: &Hub, cred: &Cred, query: &str) -> Value {
+    let path = format!("/api/v1/search?{}", serde_urlencoded_pairs(&[("q", query), ("per_page", "100")]));
+    let reply = hub.api(cred, Method::GET, &path, None).await;
+    reply.expect(200, "search");
+    reply.json()
+}
+
+fn names(result: &Value) -> Vec<String> {
+    result["results"].as_array().expect("results").iter().map(|r| r["name"].as_str().expect("name").to_string()).collect()
+}
+
+fn serde_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{k}={}", v.replace(' ', "%20"))).collect::<Vec<_>>().join("&")
+}
+
+/// A public organization `acme` with repositories that match "redis" in different ways.
+async fn catalogue() -> Hub {
+    let hub = Hub::start();
+    let admin = Cred::admin();
+    hub.api(&admin, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme", "default_visibility": "public"}))).await.expect(201, "org");
+    push_with_readme(&hub, &admin, "acme/store", "v1", "---\ndescription: A Redis-compatible store\n---\nbody").await;
+    push_with_readme(&hub, &admin, "acme/cache", "v1", "---\nkeywords: [redis, cache]\ndescription: A cache\n---\nbody").await;
+    push_with_readme(&hub, &admin, "acme/redis-operator", "v1", "---\ndescription: Runs things\n---\nbody").await;
+    push_with_readme(&hub, &admin, "acme/redis", "7", "---\nkeywords: [database]\ndescription: In-memory data store\nicon: https://example.org/r.png\n---\n# Redis").await;
+    push_with_readme(&hub, &admin, "acme/other", "v1", "---\ndescription: Nothing in common\n---\nbody").await;
+    hub
+}
+
+#[tokio::test]
+async fn name_matches_beat_keywords_beat_descriptions() {
+    let hub = catalogue().await;
+    let result = search(&hub, &Cred::Anonymous, "redis").await;
+    assert_eq!(names(&result), ["acme/redis", "acme/redis-operator", "acme/cache", "acme/store"]);
+    assert_eq!(result["total"], 4);
+    let top = &result["results"][0];
+    assert_eq!(top["description"], "In-memory data store");
+    assert_eq!(top["keywords"], json!(["database"]));
+    assert_eq!(top["icon"], "https://example.org/r.png");
+    assert_eq!(top["latest"], "7");
+    assert_eq!(top["platforms"][0]["architecture"], "amd64");
+    // Prefixes match, and the full name ranks its repository first.
+    assert_eq!(names(&search(&hub, &Cred::Anonymous, "redi").await)[0], "acme/redis");
+    assert_eq!(names(&search(&hub, &Cred::Anonymous, "acme/cache").await)[0], "acme/cache");
+}
+
+#[tokio::test]
+async fn paging_is_stable() {
+    let hub = catalogue().await;
+    let mut paged = Vec::new();
+    for page in 1..=3 {
+        let reply = hub.api(&Cred::Anonymous, Method::GET, &format!("/api/v1/search?q=redis&page={page}&per_page=2"), None).await;
+        reply.expect(200, "page");
+        assert_eq!(reply.json()["total"], 4);
+        paged.extend(names(&reply.json()));
+    }
+    assert_eq!(paged, names(&search(&hub, &Cred::Anonymous, "redis").await));
+}
+
+#[tokio::test]
+async fn private_repositories_of_others_never_appear() {
+    let hub = catalogue().await;
+    hub.create_user("bob", "bob-Secret-123").await;
+    let bob = Cred::basic("bob", "bob-Secret-123");
+    push_with_readme(&hub, &bob, "bob/redis-notes", "v1", "---\nkeywords: [redis]\n---\nprivate").await;
+    assert!(names(&search(&hub, &bob, "redis").await).contains(&"bob/redis-notes".to_string()), "bob finds his own");
+    assert!(names(&search(&hub, &Cred::admin(), "redis").await).contains(&"bob/redis-notes".to_string()), "the admin finds all");
+    assert!(!names(&search(&hub, &Cred::Anonymous, "redis").await).contains(&"bob/redis-notes".to_string()));
+    hub.create_user("eve", "eve-Secret-123").await;
+    assert!(!names(&search(&hub, &Cred::basic("eve", "eve-Secret-123"), "redis").await).contains(&"bob/redis-notes".to_string()));
+}
+
+#[tokio::test]
+async fn a_repository_leaves_the_index_with_its_last_image() {
+    let hub = catalogue().await;
+    let token = hub.token(&Cred::admin(), &[repo_scope("acme/cache", "pull,push,delete")]).await.expect("token");
+    let image = hub.api(&Cred::admin(), Method::GET, "/api/v1/orgs/acme/repos/cache/images/v1", None).await;
+    let digest = image.json()["digest"].as_str().expect("digest").to_string();
+    hub.send(hub.v2(Method::DELETE, &format!("/v2/acme/cache/manifests/{digest}"), Some(&token))).await.expect(202, "delete");
+    assert!(!names(&search(&hub, &Cred::Anonymous, "redis").await).contains(&"acme/cache".to_string()));
+}
+
+#[tokio::test]
+async fn an_empty_query_is_a_clear_error() {
+    let hub = Hub::start();
+    let reply = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/search?q=%20", None).await;
+    reply.expect(400, "empty query");
+    assert_eq!(reply.json()["errors"][0]["code"], "INVALID");
+    hub.api(&Cred::Anonymous, Method::GET, "/api/v1/search?q=x&page=abc", None).await.expect(400, "a bad page");
+}
