@@ -351,6 +351,11 @@ impl Accounts {
         })
     }
 
+    /// A repository's visibility (its own, else its namespace's default, else private).
+    pub async fn visibility_of(&self, repository: &RepoName) -> Result<Visibility> {
+        self.visibility(repository).await
+    }
+
     async fn visibility(&self, repository: &RepoName) -> Result<Visibility> {
         let stored = self.meta.repository_visibility(repository.as_str(), repository.namespace()).await?;
         stored.parse().map_err(|e: String| AccountError::Metadata(MetadataError::Corrupt(e)))

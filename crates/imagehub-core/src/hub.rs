@@ -86,6 +86,37 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The details a user stored for `reference` of `source` (an edit, or a README
+    /// given at push), if any.
+    pub async fn user_details(&self, repository: &RepoName, reference: &str, source: DetailSource) -> Result<Option<Details>, CoreError> {
+        let rows = self.meta.image_details(repository.as_str(), &[reference]).await?;
+        Ok(rows.iter().find(|r| r.source == source.as_str()).and_then(|r| serde_json::from_str(&r.details_json).ok()))
+    }
+
+    /// Stores (or with `None`, removes) a user's details for `reference`, and refreshes
+    /// the repository's search row.
+    pub async fn set_user_details(&self, repository: &RepoName, reference: &str, source: DetailSource, details: Option<&Details>) -> Result<(), CoreError> {
+        let json = details.filter(|d| !d.is_empty()).map(|d| serde_json::to_string(d).expect("details serialise"));
+        self.meta.put_image_details(repository.as_str(), reference, source.as_str(), json.as_deref()).await?;
+        self.refresh_search(repository).await
+    }
+
+    /// Deletes a repository: its tags, manifests, blob links, details and search row.
+    /// The blobs themselves go at the next garbage collection. Returns whether it existed.
+    pub async fn delete_repository(&self, repository: &RepoName) -> Result<bool, CoreError> {
+        self.meta.put_search_document(repository.as_str(), None).await?;
+        let existed = self.meta.delete_repository(repository.as_str()).await?;
+        self.tags.invalidate(repository);
+        Ok(existed)
+    }
+
+    /// The repositories of `namespace` that `filter` lets through (`None`: all), by name.
+    pub async fn repositories_in(&self, namespace: &str, filter: Option<&RepositoryFilter>) -> Result<Vec<String>, CoreError> {
+        Ok(self.meta.repositories_in(namespace, filter).await?)
+    }
+}
+
 /// Merges the stored details that apply to `row`: image-derived ones by its digest;
 /// user-given ones by its tag first, then its digest.
 fn view(row: ImageRow, details: &[DetailRow]) -> ImageView {

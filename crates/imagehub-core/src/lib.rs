@@ -16,7 +16,7 @@ mod tag_cache;
 pub use accounts::{AccountError, AccountSettings, Accounts, Caller, UserCaller};
 pub use error::CoreError;
 pub use hub::{ImageView, SearchHit};
-pub use imagehub_extract::{DetailSource, Details};
+pub use imagehub_extract::{DetailSource, Details, parse_readme};
 pub use imagehub_blobstore::UploadId;
 pub use imagehub_metadata::{Referrer, RepositoryFilter, StoredManifest, Usage};
 pub use maintenance::{GcOptions, GcReport};

@@ -22,7 +22,7 @@ type Result<T, E = CoreError> = std::result::Result<T, E>;
 pub struct Registry {
     pub(crate) blobs: FsBlobStore,
     pub(crate) meta: Metadata,
-    tags: Arc<TagCache>,
+    pub(crate) tags: Arc<TagCache>,
     pub(crate) indexer: Arc<crate::indexer::Wakeup>,
 }
 

@@ -75,7 +75,45 @@ impl Details {
     pub fn is_empty(&self) -> bool {
         *self == Details::default()
     }
+
+    /// Checks what users may set: URLs are http(s), keywords and texts are bounded.
+    pub fn validate(&self) -> Result<(), String> {
+        for (field, value) in [("icon", &self.icon), ("url", &self.url), ("documentation", &self.documentation), ("source", &self.source)] {
+            if let Some(v) = value
+                && !(v.starts_with("https://") || v.starts_with("http://"))
+            {
+                return Err(format!("{field} must be an http:// or https:// URL, not {v:?}"));
+            }
+        }
+        if let Some(keywords) = &self.keywords {
+            if keywords.len() > MAX_KEYWORDS {
+                return Err(format!("keywords: at most {MAX_KEYWORDS}, not {}", keywords.len()));
+            }
+            if let Some(k) = keywords.iter().find(|k| k.trim().is_empty() || k.chars().count() > MAX_KEYWORD_CHARS) {
+                return Err(format!("keywords: each must be 1 to {MAX_KEYWORD_CHARS} characters, not {k:?}"));
+            }
+        }
+        for (field, value, max) in [
+            ("description", &self.description, MAX_DESCRIPTION_CHARS),
+            ("title", &self.title, MAX_SHORT_CHARS),
+            ("vendor", &self.vendor, MAX_SHORT_CHARS),
+            ("licenses", &self.licenses, MAX_SHORT_CHARS),
+            ("docs", &self.docs, MAX_DOCS_CHARS),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+                return Err(format!("{field}: at most {max} characters"));
+            }
+        }
+        Ok(())
+    }
 }
+
+/// Bounds on what users may set.
+pub const MAX_KEYWORDS: usize = 20;
+pub const MAX_KEYWORD_CHARS: usize = 50;
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+const MAX_SHORT_CHARS: usize = 200;
+const MAX_DOCS_CHARS: usize = 1 << 20;
 
 /// Details from OCI labels (a config's `config.Labels`) or manifest annotations, which
 /// use the same `org.opencontainers.image.*` keys.
@@ -96,6 +134,20 @@ pub fn details_from_labels(labels: &BTreeMap<String, String>) -> Details {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validation_names_the_field() {
+        let bad_url = Details { icon: Some("javascript:alert(1)".into()), ..Details::default() };
+        assert!(bad_url.validate().unwrap_err().starts_with("icon"));
+        let many = Details { keywords: Some((0..21).map(|i| i.to_string()).collect()), ..Details::default() };
+        assert!(many.validate().unwrap_err().starts_with("keywords"));
+        let empty_keyword = Details { keywords: Some(vec![" ".into()]), ..Details::default() };
+        assert!(empty_keyword.validate().is_err());
+        let long = Details { description: Some("x".repeat(1001)), ..Details::default() };
+        assert!(long.validate().unwrap_err().starts_with("description"));
+        let fine = Details { url: Some("https://example.org".into()), keywords: Some(vec!["db".into()]), ..Details::default() };
+        assert_eq!(fine.validate(), Ok(()));
+    }
 
     #[test]
     fn labels_map_to_fields() {

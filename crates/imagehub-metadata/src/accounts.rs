@@ -4,7 +4,7 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::{Metadata, MetadataError, Result, now};
+use crate::{Metadata, MetadataError, Result, now, visibility};
 
 /// What owns a namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,24 +335,14 @@ impl Metadata {
 
     /// A page of repository names the filter lets through, sorted.
     pub async fn list_visible_repositories(&self, last: Option<&str>, limit: u32, filter: &RepositoryFilter) -> Result<Vec<String>> {
-        let only = filter.only_namespaces.as_ref().map(|n| serde_json::Value::from(n.clone()).to_string());
-        let rows = sqlx::query(
-            "SELECT r.name FROM repositories r
-             LEFT JOIN repository_visibility rv ON rv.name = r.name
-             LEFT JOIN namespaces ns ON ns.name = r.namespace
-             WHERE r.name > ?1
-               AND (?2 IS NULL OR r.namespace IN (SELECT value FROM json_each(?2)))
-               AND ((?3 AND COALESCE(rv.visibility, ns.default_visibility, 'private') = 'public')
-                    OR r.namespace IN (SELECT value FROM json_each(?4)))
-             ORDER BY r.name LIMIT ?5",
-        )
-        .bind(last.unwrap_or(""))
-        .bind(only)
-        .bind(filter.public)
-        .bind(serde_json::Value::from(filter.namespaces.clone()).to_string())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let params = visibility::Params::of(Some(filter));
+        let sql = format!(
+            "SELECT r.name FROM repositories r {} WHERE r.name > ?1 AND {} ORDER BY r.name LIMIT ?6",
+            visibility::JOINS,
+            visibility::condition(2)
+        );
+        let query = sqlx::query(&sql).bind(last.unwrap_or(""));
+        let rows = visibility::bind(query, &params).bind(limit).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 

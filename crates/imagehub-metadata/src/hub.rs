@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use crate::{Metadata, Result, now};
+use crate::{Metadata, Result, now, visibility};
 
 /// A claimed job.
 #[derive(Debug, Clone)]
@@ -164,7 +164,7 @@ impl Metadata {
              WHERE r.name = ?1 AND (t.name IS NOT NULL OR (m.subject IS NULL AND NOT EXISTS (
                  SELECT 1 FROM manifest_references mr WHERE mr.repository_id = r.id
                  AND mr.child_digest = m.digest AND mr.child_is_manifest)))
-             ORDER BY m.pushed_at DESC, t.name"
+             ORDER BY m.pushed_at_ms DESC, t.name"
         ))
         .bind(repository)
         .fetch_all(&self.pool)
@@ -187,6 +187,32 @@ impl Metadata {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| image_row(&r, r.get(0))))
+    }
+
+    /// Deletes a repository with its tags, manifests and blob links (by cascade) and the
+    /// details stored for it; returns whether it existed.
+    pub async fn delete_repository(&self, repository: &str) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query("DELETE FROM repositories WHERE name = ?").bind(repository).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM image_details WHERE repository = ?").bind(repository).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM jobs WHERE repository = ?").bind(repository).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Repository names in `namespace` that hold images, visible through `filter`
+    /// (`None`: all), sorted.
+    pub async fn repositories_in(&self, namespace: &str, filter: Option<&crate::RepositoryFilter>) -> Result<Vec<String>> {
+        let params = visibility::Params::of(filter);
+        let sql = format!(
+            "SELECT r.name FROM repositories r {}
+             WHERE r.namespace = ?1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id) AND {}
+             ORDER BY r.name",
+            visibility::JOINS,
+            visibility::condition(2)
+        );
+        let rows = visibility::bind(sqlx::query(&sql).bind(namespace), &params).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Whether base info exists and was computed without error.

@@ -10,6 +10,7 @@ mod accounts;
 mod gc;
 mod hub;
 mod search;
+mod visibility;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -242,10 +243,10 @@ impl Metadata {
         let digest = manifest.digest.to_string();
         sqlx::query(
             "INSERT INTO manifests
-               (repository_id, digest, media_type, artifact_type, subject, annotations, content, pushed_at, pushed_by)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+               (repository_id, digest, media_type, artifact_type, subject, annotations, content, pushed_at, pushed_by, pushed_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at,
-                pushed_by = COALESCE(excluded.pushed_by, pushed_by)",
+                pushed_by = COALESCE(excluded.pushed_by, pushed_by), pushed_at_ms = excluded.pushed_at_ms",
         )
         .bind(repository_id)
         .bind(&digest)
@@ -256,6 +257,7 @@ impl Metadata {
         .bind(manifest.content)
         .bind(now)
         .bind(manifest.pushed_by)
+        .bind(now_ms())
         .execute(&mut *tx)
         .await?;
         // Indexing (base info, README, labels) happens off the request path; the job is
@@ -471,6 +473,10 @@ fn parse_digest(s: String) -> Result<Digest> {
 
 fn now() -> i64 {
     unix_seconds(SystemTime::now())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// `time` in seconds since the Unix epoch, the unit of every timestamp column.

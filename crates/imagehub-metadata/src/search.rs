@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use crate::{Metadata, RepositoryFilter, Result};
+use crate::{Metadata, RepositoryFilter, Result, visibility};
 
 /// What a repository is found by.
 #[derive(Debug, Clone, Default)]
@@ -68,16 +68,8 @@ impl Metadata {
             let terms: Vec<String> = terms.iter().map(|t| format!("\"{}\"*", t.replace('"', ""))).collect();
             format!("{{{columns}}} : ({})", terms.join(" AND "))
         };
-        let (all, public, namespaces, only) = match filter {
-            None => (true, false, "[]".to_string(), None),
-            Some(f) => (
-                false,
-                f.public,
-                serde_json::Value::from(f.namespaces.clone()).to_string(),
-                f.only_namespaces.as_ref().map(|n| serde_json::Value::from(n.clone()).to_string()),
-            ),
-        };
-        let rows = sqlx::query(
+        let params = visibility::Params::of(filter);
+        let sql = format!(
             "WITH hits(id, tier, score) AS (
                  SELECT rowid, 2, bm25(repository_search) FROM repository_search WHERE repository_search MATCH ?1
                  UNION ALL
@@ -90,27 +82,15 @@ impl Metadata {
                          WHEN r.name LIKE ?4 || '%' ESCAPE '\\' OR r.name LIKE '%/' || ?4 || '%' ESCAPE '\\' THEN 1
                          ELSE b.tier END AS rank,
                     count(*) OVER () AS total
-             FROM best b JOIN repositories r ON r.id = b.id
-             LEFT JOIN repository_visibility rv ON rv.name = r.name
-             LEFT JOIN namespaces ns ON ns.name = r.namespace
-             WHERE ?5 OR ((?6 IS NULL OR r.namespace IN (SELECT value FROM json_each(?6)))
-                   AND ((?7 AND COALESCE(rv.visibility, ns.default_visibility, 'private') = 'public')
-                        OR r.namespace IN (SELECT value FROM json_each(?8))))
+             FROM best b JOIN repositories r ON r.id = b.id {}
+             WHERE {}
              ORDER BY rank, CASE WHEN rank <= 1 THEN length(r.name) END, b.score, r.name
              LIMIT ?9 OFFSET ?10",
-        )
-        .bind(fts("name"))
-        .bind(fts("keywords"))
-        .bind(fts("description docs"))
-        .bind(like_escape(query))
-        .bind(all)
-        .bind(only)
-        .bind(public)
-        .bind(namespaces)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
+            visibility::JOINS,
+            visibility::condition(5)
+        );
+        let query = sqlx::query(&sql).bind(fts("name")).bind(fts("keywords")).bind(fts("description docs")).bind(like_escape(query));
+        let rows = visibility::bind(query, &params).bind(limit).bind(offset).fetch_all(&self.pool).await?;
         let total = rows.first().map_or(0, |r| r.get::<i64, _>(2) as u64);
         Ok(SearchPage { names: rows.iter().map(|r| r.get(0)).collect(), total })
     }

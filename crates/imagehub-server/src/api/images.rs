@@ -3,14 +3,22 @@
 //! Only callers who may pull a repository see its images; for anyone else it does not
 //! exist.
 
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use imagehub_auth::Action;
-use imagehub_core::{Caller, ImageView};
-use imagehub_oci::RepoName;
-use serde_json::{Value, json};
+use axum::response::IntoResponse;
+use imagehub_auth::{Action, Actions};
+use imagehub_core::{Caller, DetailSource, Details, ImageView};
+use imagehub_oci::{Reference, RepoName};
+use serde_json::{Map, Value, json};
 
-use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, ok_json, timestamp};
+use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body, ok_json, timestamp};
+
+/// Largest README accepted at push, as for a README read from an image.
+const README_LIMIT: usize = 1 << 20;
+
+/// Fields a user may edit.
+const EDITABLE: [&str; 10] = ["docs", "keywords", "icon", "description", "url", "documentation", "source", "title", "vendor", "licenses"];
 
 /// `GET …/images`: most recently pushed first.
 pub async fn list_images(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path((org, repo)): Path<(String, String)>) -> ApiResult {
@@ -46,14 +54,162 @@ pub async fn run_index(State(state): State<ApiState>, ApiCaller(caller): ApiCall
     ok_json(StatusCode::OK, json!({"ran": ran, "pending": pending}))
 }
 
-/// The repository `{org}/{repo}` if the caller may pull it; 404 otherwise.
-async fn readable_repository(state: &ApiState, caller: &Caller, org: &str, repo: &str) -> Result<RepoName, ApiV1Error> {
+/// `PATCH …/images/{ref}`: a user's edit of the details, the strongest source. Fields
+/// given replace those of earlier edits; a field given as `null` is no longer edited
+/// (the README or the labels show through again). Needs push.
+pub async fn edit_image(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    Path((org, repo, reference)): Path<(String, String, String)>,
+    request: Request,
+) -> ApiResult {
+    let name = repository_for(&state, &caller, &org, &repo, Action::Push).await?;
+    let patch: Map<String, Value> = json_body(request).await?;
+    if let Some(unknown) = patch.keys().find(|k| !EDITABLE.contains(&k.as_str())) {
+        return Err(ApiV1Error::invalid(format!("{unknown:?} is not an editable field ({})", EDITABLE.join(", "))));
+    }
+    existing_image(&state, &name, &reference).await?;
+    let current = state.registry.user_details(&name, &reference, DetailSource::Edit).await.map_err(internal)?.unwrap_or_default();
+    let mut merged = match serde_json::to_value(&current) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    for (key, value) in patch {
+        if value.is_null() {
+            merged.remove(&key);
+        } else {
+            merged.insert(key, value);
+        }
+    }
+    let edit: Details = serde_json::from_value(Value::Object(merged)).map_err(|e| ApiV1Error::invalid(format!("invalid details: {e}")))?;
+    edit.validate().map_err(ApiV1Error::invalid)?;
+    store_user_details(&state, &caller, &name, &reference, DetailSource::Edit, &edit).await
+}
+
+/// `PUT …/images/{ref}/readme`: a README given at push (markdown, front matter allowed),
+/// for images that hold none. Needs push.
+pub async fn put_readme(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    Path((org, repo, reference)): Path<(String, String, String)>,
+    request: Request,
+) -> ApiResult {
+    let name = repository_for(&state, &caller, &org, &repo, Action::Push).await?;
+    existing_image(&state, &name, &reference).await?;
+    let body: Bytes = axum::body::to_bytes(request.into_body(), README_LIMIT)
+        .await
+        .map_err(|_| ApiV1Error::new(StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", "a README may be at most 1 MiB"))?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiV1Error::invalid("the README is not UTF-8 text"))?;
+    let readme = imagehub_core::parse_readme(text, false);
+    readme.details.validate().map_err(|e| ApiV1Error::invalid(format!("README front matter: {e}")))?;
+    store_user_details(&state, &caller, &name, &reference, DetailSource::PushReadme, &readme.details).await
+}
+
+/// Stores a user's details, audits it, and answers the image as it now reads.
+async fn store_user_details(state: &ApiState, caller: &Caller, name: &RepoName, reference: &str, source: DetailSource, details: &Details) -> ApiResult {
+    state.registry.set_user_details(name, reference, source, Some(details)).await.map_err(internal)?;
+    let action = if source == DetailSource::Edit { "image.edit" } else { "image.readme" };
+    audit(state, caller, action, name, reference).await;
+    let image = existing_image(state, name, reference).await?;
+    ok_json(StatusCode::OK, image_json(name, &image, true))
+}
+
+/// `DELETE …/images/{ref}`: a tag, or a manifest with its tags. Needs delete.
+pub async fn delete_image(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    Path((org, repo, reference)): Path<(String, String, String)>,
+) -> ApiResult {
+    let name = repository_for(&state, &caller, &org, &repo, Action::Delete).await?;
+    let parsed: Reference = reference.parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
+    match state.registry.delete_manifest(&name, &parsed).await {
+        Ok(()) => {}
+        Err(imagehub_core::CoreError::ManifestUnknown(_) | imagehub_core::CoreError::NameUnknown(_)) => {
+            return Err(ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{name} has no image {reference:?}")));
+        }
+        Err(e) => return Err(internal(e)),
+    }
+    audit(&state, &caller, "image.delete", &name, &reference).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /api/v1/orgs/{org}/repos`: the repositories of a namespace the caller may pull,
+/// each with its latest image.
+pub async fn list_repositories(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path(org): Path<String>) -> ApiResult {
+    let filter = state.auth.accounts.catalog_filter(&caller).await?;
+    let names = state.registry.repositories_in(&org, filter.as_ref()).await.map_err(internal)?;
+    let mut repositories = Vec::with_capacity(names.len());
+    for name in names {
+        let Ok(repository) = name.parse::<RepoName>() else { continue };
+        repositories.push(repository_json(&state, &repository).await?);
+    }
+    ok_json(StatusCode::OK, json!({"namespace": org, "repositories": repositories}))
+}
+
+/// `GET /api/v1/orgs/{org}/repos/{repo}`.
+pub async fn get_repository(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path((org, repo)): Path<(String, String)>) -> ApiResult {
+    let name = repository_for(&state, &caller, &org, &repo, Action::Pull).await?;
+    let value = repository_json(&state, &name).await?;
+    if value["images"] == 0 {
+        return Err(not_found(&name));
+    }
+    ok_json(StatusCode::OK, value)
+}
+
+/// `DELETE /api/v1/orgs/{org}/repos/{repo}`: every tag and manifest (blobs go to GC).
+pub async fn delete_repository(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path((org, repo)): Path<(String, String)>) -> ApiResult {
+    let name = repository_for(&state, &caller, &org, &repo, Action::Delete).await?;
+    if !state.registry.delete_repository(&name).await.map_err(internal)? {
+        return Err(not_found(&name));
+    }
+    audit(&state, &caller, "repository.delete", &name, "").await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn repository_json(state: &ApiState, name: &RepoName) -> Result<Value, ApiV1Error> {
+    let images = state.registry.images(name).await.map_err(internal)?;
+    let latest = images.iter().find(|i| i.row.tag.is_some()).or(images.first());
+    let visibility = state.auth.accounts.visibility_of(name).await?;
+    Ok(json!({
+        "name": name.as_str(),
+        "visibility": visibility.as_str(),
+        "images": images.len(),
+        "latest": latest.map(|l| image_json(name, l, false)),
+    }))
+}
+
+async fn existing_image(state: &ApiState, name: &RepoName, reference: &str) -> Result<ImageView, ApiV1Error> {
+    state
+        .registry
+        .image(name, reference)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{name} has no image {reference:?}")))
+}
+
+async fn audit(state: &ApiState, caller: &Caller, action: &str, name: &RepoName, reference: &str) {
+    let target = if reference.is_empty() { name.to_string() } else { format!("{name}:{reference}") };
+    state.auth.accounts.audit(caller.name(), action, name.namespace(), Some(&target), None, None).await;
+}
+
+
+/// The repository `{org}/{repo}` if the caller may pull it (404 otherwise, so that its
+/// existence does not leak), and may do `action` (403 otherwise).
+async fn repository_for(state: &ApiState, caller: &Caller, org: &str, repo: &str, action: Action) -> Result<RepoName, ApiV1Error> {
     let name: RepoName = format!("{org}/{repo}").parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
-    let actions = state.auth.accounts.repository_actions(caller, &name).await?;
+    let actions: Actions = state.auth.accounts.repository_actions(caller, &name).await?;
     if !actions.contains(Action::Pull) {
         return Err(not_found(&name));
     }
+    if !actions.contains(action) {
+        return Err(ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", format!("{} access to {name} is denied", action.as_str())));
+    }
     Ok(name)
+}
+
+/// The repository `{org}/{repo}` if the caller may pull it; 404 otherwise.
+async fn readable_repository(state: &ApiState, caller: &Caller, org: &str, repo: &str) -> Result<RepoName, ApiV1Error> {
+    repository_for(state, caller, org, repo, Action::Pull).await
 }
 
 fn not_found(name: &RepoName) -> ApiV1Error {

@@ -16,7 +16,7 @@ use axum::extract::{FromRef, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, put};
+use axum::routing::{delete, get, put};
 use imagehub_auth::AccessTokenSecret;
 use imagehub_core::{AccountError, Caller, Registry};
 use serde::de::DeserializeOwned;
@@ -148,10 +148,12 @@ pub fn router(auth: Arc<Auth>, registry: Registry) -> Router {
         .route("/api/v1/orgs/{org}", get(orgs::get_org).patch(orgs::update_org).delete(orgs::delete_org))
         .route("/api/v1/orgs/{org}/members", get(orgs::list_members))
         .route("/api/v1/orgs/{org}/members/{user}", put(orgs::set_member).delete(orgs::remove_member))
-        .route("/api/v1/orgs/{org}/repos/{repo}", patch(orgs::update_repo))
+        .route("/api/v1/orgs/{org}/repos", get(images::list_repositories))
+        .route("/api/v1/orgs/{org}/repos/{repo}", get(images::get_repository).patch(orgs::update_repo).delete(images::delete_repository))
         .route("/api/v1/audit", get(users::audit))
         .route("/api/v1/orgs/{org}/repos/{repo}/images", get(images::list_images))
-        .route("/api/v1/orgs/{org}/repos/{repo}/images/{reference}", get(images::get_image))
+        .route("/api/v1/orgs/{org}/repos/{repo}/images/{reference}", get(images::get_image).patch(images::edit_image).delete(images::delete_image))
+        .route("/api/v1/orgs/{org}/repos/{repo}/images/{reference}/readme", put(images::put_readme))
         .route("/api/v1/admin/index", axum::routing::post(images::run_index))
         .route("/api/v1/search", get(search::search))
         .with_state(ApiState { auth, registry })

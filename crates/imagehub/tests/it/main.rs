@@ -5,6 +5,7 @@
 mod auth;
 mod gc;
 mod hub;
+mod hub_api;
 mod process;
 mod realclients;
 mod restart;

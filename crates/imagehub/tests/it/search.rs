@@ -5,34 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::auth::common::{Cred, Hub, OCI_MANIFEST, repo_scope};
-use crate::realclients::tar;
-
-/// Pushes `repo:tag` whose only layer holds `/README.md` = `readme`, and indexes it.
-async fn push_with_readme(hub: &Hub, cred: &Cred, repo: &str, tag: &str, readme: &str) -> String {
-    let token = hub.token(cred, &[repo_scope(repo, "pull,push")]).await.expect("token");
-    let layer = tar(&[("README.md", readme.as_bytes())]);
-    let config = format!(r#"{{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","repo":"{repo}:{tag}"}}"#);
-    let layer_digest = hub.push_blob(Some(&token), repo, &layer).await.expect("layer");
-    let config_digest = hub.push_blob(Some(&token), repo, config.as_bytes()).await.expect("config");
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
-    })
-    .to_string();
-    let reply = hub
-        .send(hub.v2(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), Some(&token)).header("content-type", OCI_MANIFEST).body(manifest))
-        .await;
-    reply.expect(201, "push manifest");
-    index(hub).await;
-    reply.header("docker-content-digest").expect("digest")
-}
-
-async fn index(hub: &Hub) {
-    hub.api(&Cred::admin(), Method::POST, "/api/v1/admin/index", None).await.expect(200, "run the indexing queue");
-}
+use crate::auth::common::{Cred, Hub, repo_scope};
 
 async fn search(hub: &Hub, cred: &Cred, query: &str) -> Value {
     let path = format!("/api/v1/search?{}", serde_urlencoded_pairs(&[("q", query), ("per_page", "100")]));
@@ -54,11 +27,11 @@ async fn catalogue() -> Hub {
     let hub = Hub::start();
     let admin = Cred::admin();
     hub.api(&admin, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme", "default_visibility": "public"}))).await.expect(201, "org");
-    push_with_readme(&hub, &admin, "acme/store", "v1", "---\ndescription: A Redis-compatible store\n---\nbody").await;
-    push_with_readme(&hub, &admin, "acme/cache", "v1", "---\nkeywords: [redis, cache]\ndescription: A cache\n---\nbody").await;
-    push_with_readme(&hub, &admin, "acme/redis-operator", "v1", "---\ndescription: Runs things\n---\nbody").await;
-    push_with_readme(&hub, &admin, "acme/redis", "7", "---\nkeywords: [database]\ndescription: In-memory data store\nicon: https://example.org/r.png\n---\n# Redis").await;
-    push_with_readme(&hub, &admin, "acme/other", "v1", "---\ndescription: Nothing in common\n---\nbody").await;
+    hub.push_with_readme(&admin, "acme/store", "v1", "---\ndescription: A Redis-compatible store\n---\nbody").await;
+    hub.push_with_readme(&admin, "acme/cache", "v1", "---\nkeywords: [redis, cache]\ndescription: A cache\n---\nbody").await;
+    hub.push_with_readme(&admin, "acme/redis-operator", "v1", "---\ndescription: Runs things\n---\nbody").await;
+    hub.push_with_readme(&admin, "acme/redis", "7", "---\nkeywords: [database]\ndescription: In-memory data store\nicon: https://example.org/r.png\n---\n# Redis").await;
+    hub.push_with_readme(&admin, "acme/other", "v1", "---\ndescription: Nothing in common\n---\nbody").await;
     hub
 }
 
@@ -97,7 +70,7 @@ async fn private_repositories_of_others_never_appear() {
     let hub = catalogue().await;
     hub.create_user("bob", "bob-Secret-123").await;
     let bob = Cred::basic("bob", "bob-Secret-123");
-    push_with_readme(&hub, &bob, "bob/redis-notes", "v1", "---\nkeywords: [redis]\n---\nprivate").await;
+    hub.push_with_readme(&bob, "bob/redis-notes", "v1", "---\nkeywords: [redis]\n---\nprivate").await;
     assert!(names(&search(&hub, &bob, "redis").await).contains(&"bob/redis-notes".to_string()), "bob finds his own");
     assert!(names(&search(&hub, &Cred::admin(), "redis").await).contains(&"bob/redis-notes".to_string()), "the admin finds all");
     assert!(!names(&search(&hub, &Cred::Anonymous, "redis").await).contains(&"bob/redis-notes".to_string()));

@@ -11,6 +11,8 @@ use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
+use crate::realclients::tar;
+
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Bound on one exchange so a hung server fails the test; never used to wait.
@@ -166,8 +168,24 @@ impl Hub {
     pub async fn push_image(&self, token: Option<&str>, repo: &str, tag: &str) -> Result<String, Reply> {
         let config = format!(r#"{{"architecture":"amd64","os":"linux","repo":"{repo}","tag":"{tag}"}}"#);
         let layer = format!("layer of {repo}:{tag}");
-        let config_digest = self.push_blob(token, repo, config.as_bytes()).await?;
-        let layer_digest = self.push_blob(token, repo, layer.as_bytes()).await?;
+        self.push_parts(token, repo, tag, config.as_bytes(), layer.as_bytes()).await
+    }
+
+    /// Pushes `repo:tag` whose only layer holds `/README.md` = `readme` (empty: no
+    /// README), and runs the indexing queue (as the admin).
+    pub async fn push_with_readme(&self, cred: &Cred, repo: &str, tag: &str, readme: &str) -> String {
+        let token = self.token(cred, &[repo_scope(repo, "pull,push")]).await.expect("token");
+        let layer = if readme.is_empty() { tar(&[("bin/app", b"app")]) } else { tar(&[("README.md", readme.as_bytes())]) };
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","repo":"{repo}:{tag}"}}"#);
+        let digest = self.push_parts(Some(&token), repo, tag, config.as_bytes(), &layer).await.expect("push");
+        self.api(&Cred::admin(), Method::POST, "/api/v1/admin/index", None).await.expect(200, "run the indexing queue");
+        digest
+    }
+
+    /// Pushes a config, one layer (as an uncompressed tar) and the manifest tying them.
+    async fn push_parts(&self, token: Option<&str>, repo: &str, tag: &str, config: &[u8], layer: &[u8]) -> Result<String, Reply> {
+        let config_digest = self.push_blob(token, repo, config).await?;
+        let layer_digest = self.push_blob(token, repo, layer).await?;
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -176,11 +194,7 @@ impl Hub {
         })
         .to_string();
         let reply = self
-            .send(
-                self.v2(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), token)
-                    .header("content-type", OCI_MANIFEST)
-                    .body(manifest.clone()),
-            )
+            .send(self.v2(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), token).header("content-type", OCI_MANIFEST).body(manifest.clone()))
             .await;
         if reply.status != StatusCode::CREATED {
             return Err(reply);

@@ -1,0 +1,141 @@
+//! Editing image details, giving a README at push, and repositories following their
+//! images, through `/api/v1/orgs/{org}/repos/...`.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::auth::common::{Cred, Hub, repo_scope};
+
+const README: &str = "---\ndescription: from the image\nkeywords: [image]\n---\n# In the image";
+
+/// `acme` (private by default) with `olga` owning it and `vic` a viewer, and
+/// `acme/app:v1` pushed with a README and labels-free config.
+async fn setup() -> (Hub, Cred, Cred) {
+    let hub = Hub::start();
+    hub.create_user("olga", "olga-Secret-1").await;
+    hub.create_user("vic", "vic-Secret-12").await;
+    let olga = Cred::basic("olga", "olga-Secret-1");
+    hub.api(&olga, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme"}))).await.expect(201, "org");
+    hub.api(&olga, Method::PUT, "/api/v1/orgs/acme/members/vic", Some(json!({"role": "viewer"}))).await.expect(200, "viewer");
+    hub.push_with_readme(&olga, "acme/app", "v1", README).await;
+    (hub, olga, Cred::basic("vic", "vic-Secret-12"))
+}
+
+async fn image(hub: &Hub, cred: &Cred, reference: &str) -> Value {
+    let reply = hub.api(cred, Method::GET, &format!("/api/v1/orgs/acme/repos/app/images/{reference}"), None).await;
+    reply.expect(200, "image");
+    reply.json()
+}
+
+#[tokio::test]
+async fn edits_beat_a_readme_given_at_push_which_beats_the_image_readme() {
+    let (hub, olga, _) = setup().await;
+    assert_eq!(image(&hub, &olga, "v1").await["details"]["description"], "from the image");
+
+    let reply = hub
+        .send(
+            hub.client
+                .put(hub.url("/api/v1/orgs/acme/repos/app/images/v1/readme"))
+                .basic_auth("olga", Some("olga-Secret-1"))
+                .header("content-type", "text/markdown")
+                .body("---\ndescription: given at push\nicon: https://example.org/i.png\n---\n# Given"),
+        )
+        .await;
+    reply.expect(200, "PUT readme");
+    let v = image(&hub, &olga, "v1").await;
+    assert_eq!(v["details"]["description"], "given at push");
+    assert_eq!(v["details"]["docs"], "# Given");
+    assert_eq!(v["details"]["keywords"], json!(["image"]), "fields the pushed README lacks come from the image");
+
+    let edit = json!({"description": "edited", "keywords": ["edited", "db"]});
+    hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(edit)).await.expect(200, "edit");
+    let v = image(&hub, &olga, "v1").await;
+    assert_eq!(v["details"]["description"], "edited");
+    assert_eq!(v["details"]["keywords"], json!(["edited", "db"]));
+    assert_eq!(v["details"]["icon"], "https://example.org/i.png");
+    assert_eq!(v["detail_sources"], json!(["edit", "push_readme", "image_readme"]));
+
+    // null: no longer edited, the next source shows through.
+    hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(json!({"description": null}))).await.expect(200, "unedit");
+    let v = image(&hub, &olga, "v1").await;
+    assert_eq!(v["details"]["description"], "given at push");
+    assert_eq!(v["details"]["keywords"], json!(["edited", "db"]));
+
+    // Search sees the edit.
+    let found = hub.api(&Cred::admin(), Method::GET, "/api/v1/search?q=edited", None).await;
+    assert_eq!(found.json()["results"][0]["name"], "acme/app");
+}
+
+#[tokio::test]
+async fn invalid_edits_are_refused_naming_the_field() {
+    let (hub, olga, vic) = setup().await;
+    for (body, needle) in [
+        (json!({"icon": "javascript:alert(1)"}), "icon"),
+        (json!({"url": "ftp://x"}), "url"),
+        (json!({"keywords": (0..30).map(|i| format!("k{i}")).collect::<Vec<_>>()}), "keywords"),
+        (json!({"colour": "red"}), "colour"),
+        (json!({"keywords": "not a list"}), "invalid details"),
+    ] {
+        let reply = hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(body.clone())).await;
+        reply.expect(400, &format!("{body}"));
+        let message = reply.json()["errors"][0]["message"].as_str().unwrap_or_default().to_string();
+        assert!(message.contains(needle), "{message:?} should name {needle}");
+    }
+    let reply = hub.api(&vic, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(json!({"description": "x"}))).await;
+    reply.expect(403, "a viewer edits");
+    hub.create_user("eve", "eve-Secret-12").await;
+    hub.api(&Cred::basic("eve", "eve-Secret-12"), Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(json!({"description": "x"})))
+        .await
+        .expect(404, "an outsider does not see the repository");
+    hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v9", Some(json!({"description": "x"}))).await.expect(404, "no such tag");
+}
+
+#[tokio::test]
+async fn repositories_appear_and_disappear_with_their_images() {
+    let (hub, olga, vic) = setup().await;
+    hub.push_with_readme(&olga, "acme/app", "v2", "").await;
+    let repos = hub.api(&vic, Method::GET, "/api/v1/orgs/acme/repos", None).await;
+    repos.expect(200, "list repositories");
+    let list = repos.json()["repositories"].clone();
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["name"], "acme/app");
+    assert_eq!(list[0]["visibility"], "private");
+    assert_eq!(list[0]["images"], 2);
+    assert_eq!(list[0]["latest"]["tag"], "v2", "the most recently pushed image is the latest");
+    hub.api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/acme/repos", None).await.expect(200, "anonymous");
+    let anonymous = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/acme/repos", None).await;
+    assert_eq!(anonymous.json()["repositories"], json!([]), "a private repository is not listed to anonymous");
+
+    // Deleting an image needs delete; deleting the last one empties the repository.
+    hub.api(&vic, Method::DELETE, "/api/v1/orgs/acme/repos/app/images/v2", None).await.expect(403, "a viewer deletes");
+    let v2 = image(&hub, &olga, "v2").await["digest"].as_str().expect("digest").to_string();
+    hub.api(&olga, Method::DELETE, "/api/v1/orgs/acme/repos/app/images/v2", None).await.expect(204, "delete a tag");
+    // The manifest stays, an image without a tag, until it is deleted too.
+    let images = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images", None).await.json()["images"].clone();
+    let listed: Vec<(Value, Value)> = images.as_array().expect("images").iter().map(|i| (i["tag"].clone(), i["digest"].clone())).collect();
+    assert!(listed.contains(&(Value::Null, json!(v2))), "{listed:?}");
+    let v1 = image(&hub, &olga, "v1").await["digest"].as_str().expect("digest").to_string();
+    for digest in [v1, v2] {
+        hub.api(&olga, Method::DELETE, &format!("/api/v1/orgs/acme/repos/app/images/{digest}"), None).await.expect(204, "delete a manifest");
+    }
+    hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app", None).await.expect(404, "an empty repository");
+    let list = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos", None).await;
+    assert_eq!(list.json()["repositories"], json!([]));
+}
+
+#[tokio::test]
+async fn deleting_a_repository_deletes_its_tags_and_manifests() {
+    let (hub, olga, _) = setup().await;
+    hub.push_with_readme(&olga, "acme/app", "v2", "").await;
+    hub.api(&Cred::admin(), Method::DELETE, "/api/v1/orgs/acme/repos/app", None).await.expect(204, "delete the repository");
+    hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app", None).await.expect(404, "gone from the API");
+    let token = hub.token(&olga, &[repo_scope("acme/app", "pull")]).await.expect("token");
+    let tags = hub.send(hub.v2(Method::GET, "/v2/acme/app/tags/list", Some(&token))).await;
+    assert_eq!(tags.status, StatusCode::NOT_FOUND, "gone from the registry: {}", tags.text());
+    let found = hub.api(&Cred::admin(), Method::GET, "/api/v1/search?q=app", None).await;
+    assert_eq!(found.json()["total"], 0, "gone from search");
+    hub.api(&Cred::admin(), Method::DELETE, "/api/v1/orgs/acme/repos/app", None).await.expect(404, "twice");
+    // The repository can be pushed again.
+    hub.push_with_readme(&olga, "acme/app", "v3", README).await;
+    assert_eq!(image(&hub, &olga, "v3").await["details"]["description"], "from the image");
+}
