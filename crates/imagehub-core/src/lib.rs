@@ -9,6 +9,7 @@ mod error;
 mod hub;
 mod indexer;
 mod login_limiter;
+mod pulls;
 mod maintenance;
 mod registry;
 mod tag_cache;

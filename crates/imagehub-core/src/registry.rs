@@ -24,6 +24,7 @@ pub struct Registry {
     pub(crate) meta: Metadata,
     pub(crate) tags: Arc<TagCache>,
     pub(crate) indexer: Arc<crate::indexer::Wakeup>,
+    pub(crate) pulls: Arc<crate::pulls::PullCounter>,
 }
 
 /// A blob opened for reading, with its size.
@@ -46,7 +47,7 @@ impl Registry {
         tokio::fs::create_dir_all(data_dir).await?;
         let blobs = FsBlobStore::open(data_dir).await?;
         let meta = Metadata::open_sqlite(&data_dir.join("imagehub.db")).await?;
-        Ok(Registry { blobs, meta, tags: Arc::default(), indexer: Arc::default() })
+        Ok(Registry { blobs, meta, tags: Arc::default(), indexer: Arc::default(), pulls: Arc::default() })
     }
 
     /// The accounts kept in the same database.
@@ -65,8 +66,12 @@ impl Registry {
         Ok(self.meta.usage().await?)
     }
 
-    /// Closes the database cleanly; call once the server has stopped serving.
+    /// Closes the database cleanly (pending pull counts first); call once the server
+    /// has stopped serving.
     pub async fn close(&self) {
+        if let Err(e) = self.flush_pulls().await {
+            tracing::warn!(error = %e, "pull counts could not be saved");
+        }
         self.meta.close().await;
     }
 

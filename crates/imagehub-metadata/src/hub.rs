@@ -196,6 +196,7 @@ impl Metadata {
         let done = sqlx::query("DELETE FROM repositories WHERE name = ?").bind(repository).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM image_details WHERE repository = ?").bind(repository).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM jobs WHERE repository = ?").bind(repository).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM pull_counts WHERE repository = ?").bind(repository).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
@@ -213,6 +214,34 @@ impl Metadata {
         );
         let rows = visibility::bind(sqlx::query(&sql).bind(namespace), &params).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Adds counted pulls: `(repository, digest, pulls)`.
+    pub async fn add_pulls(&self, pulls: &[(String, String, u64)]) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for (repository, digest, count) in pulls {
+            sqlx::query(
+                "INSERT INTO pull_counts (repository, digest, count) VALUES (?, ?, ?)
+                 ON CONFLICT (repository, digest) DO UPDATE SET count = count + excluded.count",
+            )
+            .bind(repository)
+            .bind(digest)
+            .bind(*count as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Pulls of one image (`Some(digest)`) or of a whole repository (`None`).
+    pub async fn pull_count(&self, repository: &str, digest: Option<&str>) -> Result<u64> {
+        let row = sqlx::query("SELECT COALESCE(sum(count), 0) FROM pull_counts WHERE repository = ?1 AND (?2 IS NULL OR digest = ?2)")
+            .bind(repository)
+            .bind(digest)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>(0) as u64)
     }
 
     /// Whether base info exists and was computed without error.

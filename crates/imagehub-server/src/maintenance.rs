@@ -1,5 +1,5 @@
-//! Background work while the server runs: upload expiry, garbage collection when
-//! `gc.interval_secs` is set, and indexing of pushed images.
+//! Background work while the server runs: upload expiry, saving pull counts, garbage
+//! collection when `gc.interval_secs` is set, and indexing of pushed images.
 
 use std::time::Duration;
 
@@ -9,6 +9,8 @@ use crate::config::Config;
 
 /// How often abandoned uploads are looked for.
 const UPLOAD_EXPIRY_CHECK: Duration = Duration::from_secs(300);
+/// How often counted pulls are saved.
+const PULL_FLUSH: Duration = Duration::from_secs(10);
 
 /// Runs until aborted.
 pub async fn run(registry: Registry, config: Config) {
@@ -18,8 +20,14 @@ pub async fn run(registry: Registry, config: Config) {
     let mut expiry_tick = tokio::time::interval(UPLOAD_EXPIRY_CHECK.min(expiry.max(Duration::from_secs(1))));
     // With GC off this timer is never awaited; the interval value only has to be valid.
     let mut gc_tick = tokio::time::interval_at(tokio::time::Instant::now() + gc_interval, gc_interval.max(Duration::from_secs(1)));
+    let mut pull_tick = tokio::time::interval(PULL_FLUSH);
     loop {
         tokio::select! {
+            _ = pull_tick.tick() => {
+                if let Err(e) = registry.flush_pulls().await {
+                    tracing::warn!(error = %e, "saving pull counts failed");
+                }
+            }
             _ = expiry_tick.tick() => {
                 if let Err(e) = registry.expire_uploads(expiry).await {
                     tracing::warn!(error = %e, "upload expiry failed");

@@ -27,7 +27,11 @@ pub async fn list_images(State(state): State<ApiState>, ApiCaller(caller): ApiCa
     if images.is_empty() {
         return Err(not_found(&name));
     }
-    let images: Vec<Value> = images.iter().map(|i| image_json(&name, i, false)).collect();
+    let mut listed = Vec::with_capacity(images.len());
+    for image in &images {
+        listed.push(image_json(&state, &name, image, false).await?);
+    }
+    let images = listed;
     ok_json(StatusCode::OK, json!({"repository": name.as_str(), "images": images}))
 }
 
@@ -40,7 +44,7 @@ pub async fn get_image(
     let name = readable_repository(&state, &caller, &org, &repo).await?;
     let image = state.registry.image(&name, &reference).await.map_err(internal)?;
     let image = image.ok_or_else(|| ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{name} has no image {reference:?}")))?;
-    ok_json(StatusCode::OK, image_json(&name, &image, true))
+    ok_json(StatusCode::OK, image_json(&state, &name, &image, true).await?)
 }
 
 /// `POST /api/v1/admin/index`: runs the indexing jobs that are due and answers when they
@@ -111,7 +115,7 @@ async fn store_user_details(state: &ApiState, caller: &Caller, name: &RepoName, 
     let action = if source == DetailSource::Edit { "image.edit" } else { "image.readme" };
     audit(state, caller, action, name, reference).await;
     let image = existing_image(state, name, reference).await?;
-    ok_json(StatusCode::OK, image_json(name, &image, true))
+    ok_json(StatusCode::OK, image_json(state, name, &image, true).await?)
 }
 
 /// `DELETE …/images/{ref}`: a tag, or a manifest with its tags. Needs delete.
@@ -170,11 +174,16 @@ async fn repository_json(state: &ApiState, name: &RepoName) -> Result<Value, Api
     let images = state.registry.images(name).await.map_err(internal)?;
     let latest = images.iter().find(|i| i.row.tag.is_some()).or(images.first());
     let visibility = state.auth.accounts.visibility_of(name).await?;
+    let latest = match latest {
+        Some(l) => Some(image_json(state, name, l, false).await?),
+        None => None,
+    };
     Ok(json!({
         "name": name.as_str(),
         "visibility": visibility.as_str(),
         "images": images.len(),
-        "latest": latest.map(|l| image_json(name, l, false)),
+        "pull_count": state.registry.pull_count(name, None).await.map_err(internal)?,
+        "latest": latest,
     }))
 }
 
@@ -221,8 +230,9 @@ fn internal(e: imagehub_core::CoreError) -> ApiV1Error {
     ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
 }
 
-/// Base info and detail info; `full` adds the docs and where each came from.
-fn image_json(name: &RepoName, image: &ImageView, full: bool) -> Value {
+/// Base info, detail info and pulls; `full` adds the docs and where each came from.
+async fn image_json(state: &ApiState, name: &RepoName, image: &ImageView, full: bool) -> Result<Value, ApiV1Error> {
+    let pulls = state.registry.pull_count(name, Some(&image.row.digest)).await.map_err(internal)?;
     let row = &image.row;
     let reference = row.tag.clone().unwrap_or_else(|| row.digest.clone());
     let separator = if row.tag.is_some() { ':' } else { '@' };
@@ -244,6 +254,7 @@ fn image_json(name: &RepoName, image: &ImageView, full: bool) -> Value {
         "created": info.and_then(|i| i.created.clone()),
         "pushed_at": timestamp(row.pushed_at),
         "pushed_by": row.pushed_by,
+        "pull_count": pulls,
         "indexed": info.is_some(),
         "index_error": info.and_then(|i| i.error.clone()),
         "details": details,
@@ -251,5 +262,5 @@ fn image_json(name: &RepoName, image: &ImageView, full: bool) -> Value {
     if full {
         value["detail_sources"] = image.sources.iter().map(|s| s.as_str()).collect::<Vec<_>>().into();
     }
-    value
+    Ok(value)
 }

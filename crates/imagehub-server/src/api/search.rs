@@ -32,9 +32,16 @@ pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller,
         tracing::error!(error = %e, "search failed");
         ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
     })?;
-    let results: Vec<Value> = hits
-        .iter()
-        .map(|hit| {
+    let mut results: Vec<Value> = Vec::with_capacity(hits.len());
+    for hit in &hits {
+        let pulls = match hit.repository.parse() {
+            Ok(name) => state.registry.pull_count(&name, None).await.map_err(|e| {
+                tracing::error!(error = %e, "pull count failed");
+                ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
+            })?,
+            Err(_) => 0,
+        };
+        results.push({
             let latest = hit.latest.as_ref();
             let details = latest.map(|l| &l.details);
             let info = latest.and_then(|l| l.row.info.as_ref());
@@ -46,8 +53,9 @@ pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller,
                 "latest": latest.and_then(|l| l.row.tag.clone()),
                 "platforms": info.and_then(|i| serde_json::from_str::<Value>(&i.platforms_json).ok()).unwrap_or_else(|| json!([])),
                 "pushed_at": latest.map(|l| timestamp(l.row.pushed_at)),
+                "pull_count": pulls,
             })
-        })
-        .collect();
+        });
+    }
     ok_json(StatusCode::OK, json!({"query": query.q, "page": page, "per_page": per_page, "total": total, "results": results}))
 }

@@ -25,6 +25,9 @@ fn existing_reference(raw: &str) -> Result<Reference, ApiError> {
 pub async fn get_manifest(request: V2Request, reference: &str, with_body: bool) -> HandlerResult {
     let reference = existing_reference(reference)?;
     let manifest = request.registry.get_manifest(&request.name, &reference).await?;
+    if with_body {
+        request.registry.record_pull(&request.name, &manifest.digest);
+    }
     let builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, &manifest.media_type)

@@ -139,3 +139,21 @@ async fn deleting_a_repository_deletes_its_tags_and_manifests() {
     hub.push_with_readme(&olga, "acme/app", "v3", README).await;
     assert_eq!(image(&hub, &olga, "v3").await["details"]["description"], "from the image");
 }
+
+#[tokio::test]
+async fn pulls_are_counted_per_image_and_repository_and_survive_a_restart() {
+    let (hub, olga, _) = setup().await;
+    let digest = image(&hub, &olga, "v1").await["digest"].as_str().expect("digest").to_string();
+    let token = hub.token(&olga, &[repo_scope("acme/app", "pull")]).await.expect("token");
+    let accept = "application/vnd.oci.image.manifest.v1+json";
+    for reference in ["v1", "v1", "v1", digest.as_str()] {
+        hub.send(hub.v2(Method::GET, &format!("/v2/acme/app/manifests/{reference}"), Some(&token)).header("accept", accept)).await.expect(200, "pull");
+    }
+    hub.send(hub.v2(Method::HEAD, "/v2/acme/app/manifests/v1", Some(&token)).header("accept", accept)).await.expect(200, "a HEAD is not a pull");
+    assert_eq!(image(&hub, &olga, "v1").await["pull_count"], 4);
+    assert_eq!(hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app", None).await.json()["pull_count"], 4);
+    let hub = hub.restart();
+    assert_eq!(image(&hub, &olga, "v1").await["pull_count"], 4, "saved at shutdown");
+    let found = hub.api(&olga, Method::GET, "/api/v1/search?q=app", None).await;
+    assert_eq!(found.json()["results"][0]["pull_count"], 4);
+}

@@ -86,13 +86,24 @@ impl Hub {
     }
 
     pub fn start_with(configure: impl FnOnce(&mut Config)) -> Hub {
-        let server = TestServer::start_with(|c| {
+        let data_dir = tempfile::tempdir().expect("create temp data dir");
+        Hub::start_in(data_dir, configure)
+    }
+
+    fn start_in(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> Hub {
+        let server = TestServer::start_in(data_dir, |c| {
             c.auth.enabled = true;
             c.auth.max_failed_logins = 1_000_000;
             configure(c);
         });
         let base = server.url();
         Hub { server: Some(server), base, client: client() }
+    }
+
+    /// Stops the server gracefully and starts a new one over the same data.
+    pub fn restart(mut self) -> Hub {
+        let data_dir = self.server.take().expect("this hub was started in-process").stop();
+        Hub::start_in(data_dir, |_| {})
     }
 
     /// A client for a server already running at `base` (`http://HOST:PORT`).
