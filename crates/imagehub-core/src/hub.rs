@@ -111,6 +111,16 @@ impl Registry {
         Ok(existed)
     }
 
+    /// Stores a DataPack spec (JSON) under its name.
+    pub async fn put_datapack(&self, name: &str, spec_json: &str) -> Result<(), CoreError> {
+        Ok(self.meta.put_datapack(name, spec_json).await?)
+    }
+
+    /// A stored DataPack spec (JSON).
+    pub async fn datapack(&self, name: &str) -> Result<Option<String>, CoreError> {
+        Ok(self.meta.datapack(name).await?)
+    }
+
     /// The repositories of `namespace` that `filter` lets through (`None`: all), by name.
     pub async fn repositories_in(&self, namespace: &str, filter: Option<&RepositoryFilter>) -> Result<Vec<String>, CoreError> {
         Ok(self.meta.repositories_in(namespace, filter).await?)

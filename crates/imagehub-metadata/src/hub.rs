@@ -244,6 +244,23 @@ impl Metadata {
         Ok(row.get::<i64, _>(0) as u64)
     }
 
+    /// Stores a DataPack spec under its name (idempotent: the name is its hash).
+    pub async fn put_datapack(&self, name: &str, spec_json: &str) -> Result<()> {
+        sqlx::query("INSERT INTO datapacks (name, spec, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(spec_json)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A stored DataPack spec.
+    pub async fn datapack(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT spec FROM datapacks WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     /// Whether base info exists and was computed without error.
     pub async fn image_indexed(&self, repository: &str, digest: &str) -> Result<bool> {
         let row = sqlx::query(

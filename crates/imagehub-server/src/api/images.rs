@@ -225,7 +225,7 @@ fn not_found(name: &RepoName) -> ApiV1Error {
     ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no repository {name}"))
 }
 
-fn internal(e: imagehub_core::CoreError) -> ApiV1Error {
+pub(super) fn internal(e: imagehub_core::CoreError) -> ApiV1Error {
     tracing::error!(error = %e, "image API request failed");
     ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
 }

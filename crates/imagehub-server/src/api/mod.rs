@@ -3,6 +3,7 @@
 //! the registry (Basic, a registry bearer JWT, or an access token as bearer) and answers
 //! errors in one shape, `{"errors":[{"code","message","detail"}]}`.
 
+mod datapacks;
 mod images;
 mod orgs;
 mod search;
@@ -130,7 +131,12 @@ pub async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiV1
     let bytes: Bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
         .await
         .map_err(|_| ApiV1Error::invalid("the body is missing or larger than 1 MiB"))?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiV1Error::invalid(format!("invalid JSON body: {e}")))
+    // The path names the field at fault (`type: unknown variant …`), not just a column.
+    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| match e.path().to_string().as_str() {
+        "." => ApiV1Error::invalid(format!("invalid JSON body: {}", e.inner())),
+        path => ApiV1Error::invalid(format!("invalid JSON body: {path}: {}", e.inner())),
+    })
 }
 
 pub fn ok_json(status: StatusCode, value: serde_json::Value) -> ApiResult {
@@ -156,6 +162,8 @@ pub fn router(auth: Arc<Auth>, registry: Registry) -> Router {
         .route("/api/v1/orgs/{org}/repos/{repo}/images/{reference}/readme", put(images::put_readme))
         .route("/api/v1/admin/index", axum::routing::post(images::run_index))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/datapacks", axum::routing::post(datapacks::create_datapack))
+        .route("/api/v1/datapacks/{name}", get(datapacks::get_datapack))
         .with_state(ApiState { auth, registry })
 }
 

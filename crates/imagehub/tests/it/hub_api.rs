@@ -157,3 +157,59 @@ async fn pulls_are_counted_per_image_and_repository_and_survive_a_restart() {
     let found = hub.api(&olga, Method::GET, "/api/v1/search?q=app", None).await;
     assert_eq!(found.json()["results"][0]["pull_count"], 4);
 }
+
+#[tokio::test]
+async fn a_datapack_aggregates_images_and_is_cached_by_etag() {
+    let (hub, olga, _) = setup().await;
+    hub.push_with_readme(&olga, "acme/app", "v2", "").await;
+    let spec = json!({"type": "detail", "names": ["acme/app:v2", "acme/app:v1", "acme/nope:1", "acme/app:v1"]});
+    let created = hub.api(&olga, Method::POST, "/api/v1/datapacks", Some(spec)).await;
+    created.expect(201, "create");
+    let body = created.json();
+    let name = body["name"].as_str().expect("name").to_string();
+    assert!(name.starts_with("dp-"));
+    let images: Vec<&str> = body["images"].as_array().expect("images").iter().map(|i| i["name"].as_str().unwrap_or("")).collect();
+    assert_eq!(images, ["acme/app:v1", "acme/app:v2"], "deduplicated and sorted");
+    assert_eq!(body["unknown"], json!(["acme/nope:1"]));
+    assert_eq!(body["images"][0]["details"]["description"], "from the image");
+    let etag = created.header("etag").expect("ETag");
+
+    // The same spec in another order is the same DataPack, served again by name.
+    let again = hub.api(&olga, Method::POST, "/api/v1/datapacks", Some(json!({"type": "detail", "names": ["acme/nope:1", "acme/app:v1", "acme/app:v2"]}))).await;
+    assert_eq!(again.json()["name"], name.as_str());
+    let got = hub.api(&olga, Method::GET, &format!("/api/v1/datapacks/{name}"), None).await;
+    got.expect(200, "get");
+    assert_eq!(got.header("etag").as_deref(), Some(etag.as_str()));
+    let cached = hub.send(hub.client.get(hub.url(&format!("/api/v1/datapacks/{name}"))).basic_auth("olga", Some("olga-Secret-1")).header("if-none-match", &etag)).await;
+    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+
+    // A change to an image in it changes the result and its ETag.
+    hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(json!({"description": "changed"}))).await.expect(200, "edit");
+    let fresh = hub.send(hub.client.get(hub.url(&format!("/api/v1/datapacks/{name}"))).basic_auth("olga", Some("olga-Secret-1")).header("if-none-match", &etag)).await;
+    fresh.expect(200, "recomputed");
+    assert_ne!(fresh.header("etag").as_deref(), Some(etag.as_str()));
+    assert_eq!(fresh.json()["images"][0]["details"]["description"], "changed");
+
+    // Nobody sees through a DataPack what they may not pull.
+    let anonymous = hub.api(&Cred::Anonymous, Method::GET, &format!("/api/v1/datapacks/{name}"), None).await;
+    anonymous.expect(200, "anonymous");
+    assert_eq!(anonymous.json()["images"], json!([]));
+    assert_eq!(anonymous.json()["unknown"].as_array().map(Vec::len), Some(3));
+}
+
+#[tokio::test]
+async fn bad_datapack_specs_are_refused() {
+    let (hub, olga, _) = setup().await;
+    for (spec, needle) in [
+        (json!({"type": "base", "names": ["Bad/Name:1"]}), "Bad/Name"),
+        (json!({"type": "base", "names": []}), "names"),
+        (json!({"type": "everything", "names": ["acme/app:v1"]}), "type"),
+        (json!({"type": "base", "names": ["acme/app:v1"], "extra": 1}), "extra"),
+    ] {
+        let reply = hub.api(&olga, Method::POST, "/api/v1/datapacks", Some(spec.clone())).await;
+        reply.expect(400, &spec.to_string());
+        let message = reply.json()["errors"][0]["message"].as_str().unwrap_or_default().to_string();
+        assert!(message.contains(needle), "{message:?} should mention {needle}");
+    }
+    hub.api(&olga, Method::GET, "/api/v1/datapacks/dp-unknown", None).await.expect(404, "unknown DataPack");
+}

@@ -1,0 +1,184 @@
+//! DataPacks (seed 001): the aggregated info of a list of images in one answer.
+//! `POST /api/v1/datapacks` with `{"type": "base" | "detail", "names": [...]}` stores the
+//! normalised spec under its hash and answers the result; `GET /api/v1/datapacks/{name}`
+//! answers it again. Results are computed when asked, for the caller (names they may
+//! not see are "unknown"), so they change exactly when an image in them changes; the
+//! ETag is the hash of the answer, and `If-None-Match` gets a 304 while it holds.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use imagehub_auth::Action;
+use imagehub_core::Caller;
+use imagehub_oci::{Digest, RepoName, Tag};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body, timestamp};
+
+/// Most names in one DataPack.
+const MAX_NAMES: usize = 500;
+
+/// What a DataPack holds: the kind of info, and image names (`org/repo:tag`,
+/// `org/repo@digest`, or `org/repo` for its latest image).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataPackSpec {
+    #[serde(rename = "type")]
+    kind: PackKind,
+    names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum PackKind {
+    Base,
+    Detail,
+}
+
+impl DataPackSpec {
+    /// Checked, with the names deduplicated and sorted, so equal specs hash alike.
+    fn normalised(mut self) -> Result<DataPackSpec, ApiV1Error> {
+        if self.names.is_empty() || self.names.len() > MAX_NAMES {
+            return Err(ApiV1Error::invalid(format!("names: 1 to {MAX_NAMES} image names")));
+        }
+        for name in &self.names {
+            parse_image_name(name)?;
+        }
+        self.names.sort();
+        self.names.dedup();
+        Ok(self)
+    }
+
+    /// The DataPack's name: the hash of the normalised spec.
+    fn name(&self) -> String {
+        let json = serde_json::to_string(self).expect("specs serialise");
+        format!("dp-{}", &hex::encode(sha2::Sha256::digest(json.as_bytes()))[..32])
+    }
+}
+
+/// `org/repo:tag`, `org/repo@digest` or `org/repo` → repository and reference.
+fn parse_image_name(name: &str) -> Result<(RepoName, Option<String>), ApiV1Error> {
+    let invalid = |why: String| ApiV1Error::invalid(format!("names: {name:?} {why}"));
+    let (repository, reference) = if let Some((repo, digest)) = name.split_once('@') {
+        digest.parse::<Digest>().map_err(|e| invalid(e.to_string()))?;
+        (repo, Some(digest.to_string()))
+    } else if let Some((repo, tag)) = name.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')) {
+        tag.parse::<Tag>().map_err(|e| invalid(e.to_string()))?;
+        (repo, Some(tag.to_string()))
+    } else {
+        (name, None)
+    };
+    let repository: RepoName = repository.parse().map_err(|e: imagehub_oci::NameError| invalid(e.to_string()))?;
+    Ok((repository, reference))
+}
+
+/// `POST /api/v1/datapacks`.
+pub async fn create_datapack(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
+    let headers = request.headers().clone();
+    let spec: DataPackSpec = json_body::<DataPackSpec>(request).await?.normalised()?;
+    let name = spec.name();
+    let spec_json = serde_json::to_string(&spec).expect("specs serialise");
+    state.registry.put_datapack(&name, &spec_json).await.map_err(super::images::internal)?;
+    answer(&state, &caller, &name, &spec, &headers, StatusCode::CREATED).await
+}
+
+/// `GET /api/v1/datapacks/{name}`.
+pub async fn get_datapack(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+    let stored = state.registry.datapack(&name).await.map_err(super::images::internal)?;
+    let stored = stored.ok_or_else(|| ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no DataPack {name:?}")))?;
+    let spec: DataPackSpec = serde_json::from_str(&stored).map_err(|e| ApiV1Error::invalid(format!("stored DataPack is unreadable: {e}")))?;
+    answer(&state, &caller, &name, &spec, &headers, StatusCode::OK).await
+}
+
+/// The result for `caller`, or 304 when it still matches the client's ETag.
+async fn answer(state: &ApiState, caller: &Caller, name: &str, spec: &DataPackSpec, headers: &HeaderMap, status: StatusCode) -> ApiResult {
+    let mut images = Vec::new();
+    let mut unknown = Vec::new();
+    for image_name in &spec.names {
+        match image_info(state, caller, image_name, spec.kind).await? {
+            Some(info) => images.push(info),
+            None => unknown.push(image_name.clone()),
+        }
+    }
+    let body = json!({
+        "apiVersion": "imagehub.sealos.io/v1",
+        "kind": "DataPack",
+        "name": name,
+        "type": spec.kind,
+        "images": images,
+        "unknown": unknown,
+    });
+    let bytes = serde_json::to_vec(&body).expect("JSON serialises");
+    let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&bytes))[..32]);
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|candidate| candidate.trim() == etag || candidate.trim() == "*"));
+    let etag_value = HeaderValue::from_str(&etag).expect("hex ETags are valid headers");
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    let mut response: Response = (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response();
+    response.headers_mut().insert(header::ETAG, etag_value);
+    Ok(response)
+}
+
+/// One image's info, or `None` when it does not exist or the caller may not pull it.
+async fn image_info(state: &ApiState, caller: &Caller, name: &str, kind: PackKind) -> Result<Option<Value>, ApiV1Error> {
+    let (repository, reference) = parse_image_name(name)?;
+    let actions = state.auth.accounts.repository_actions(caller, &repository).await?;
+    if !actions.contains(Action::Pull) {
+        return Ok(None);
+    }
+    let image = match &reference {
+        Some(reference) => state.registry.image(&repository, reference).await.map_err(super::images::internal)?,
+        None => {
+            let images = state.registry.images(&repository).await.map_err(super::images::internal)?;
+            images.iter().find(|i| i.row.tag.is_some()).or(images.first()).cloned()
+        }
+    };
+    let Some(image) = image else { return Ok(None) };
+    let info = image.row.info.as_ref();
+    let mut value = json!({
+        "name": name,
+        "digest": image.row.digest,
+        "media_type": image.row.media_type,
+        "platforms": info.and_then(|i| serde_json::from_str::<Value>(&i.platforms_json).ok()).unwrap_or_else(|| json!([])),
+        "size": info.and_then(|i| i.size),
+        "created": info.and_then(|i| i.created.clone()),
+        "pushed_at": timestamp(image.row.pushed_at),
+        "pushed_by": image.row.pushed_by,
+    });
+    if kind == PackKind::Detail {
+        let mut details = serde_json::to_value(&image.details).unwrap_or_else(|_| json!({}));
+        details["id"] = info.and_then(|i| i.config_digest.clone()).into();
+        value["details"] = details;
+    }
+    Ok(Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_specs_have_equal_names() {
+        let a = DataPackSpec { kind: PackKind::Base, names: vec!["b/x:1".into(), "a/y:2".into(), "b/x:1".into()] }.normalised().unwrap();
+        let b = DataPackSpec { kind: PackKind::Base, names: vec!["a/y:2".into(), "b/x:1".into()] }.normalised().unwrap();
+        assert_eq!(a.name(), b.name());
+        let c = DataPackSpec { kind: PackKind::Detail, names: vec!["a/y:2".into(), "b/x:1".into()] }.normalised().unwrap();
+        assert_ne!(a.name(), c.name());
+    }
+
+    #[test]
+    fn image_names_are_checked() {
+        assert!(parse_image_name("labring/mysql:v8.0.25").is_ok());
+        assert!(parse_image_name("labring/mysql").is_ok_and(|(_, r)| r.is_none()));
+        assert!(parse_image_name("registry/ns/app@sha256:0000000000000000000000000000000000000000000000000000000000000000").is_ok());
+        assert!(parse_image_name("Bad/Name:1").is_err());
+        assert!(parse_image_name("a/b:bad tag").is_err());
+        assert!(parse_image_name("a/b@sha256:nothex").is_err());
+    }
+}
