@@ -7,7 +7,8 @@ use std::str::FromStr;
 use crate::{Action, Actions};
 
 /// Whether a repository may be pulled by anyone or only by its namespace's members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Public,
     Private,

@@ -111,6 +111,16 @@ impl Registry {
         Ok(existed)
     }
 
+    /// The user edits stored for images of `namespace`, pushed or waiting for their tag:
+    /// `(repository, reference, details)`.
+    pub async fn edits_in_namespace(&self, namespace: &str) -> Result<Vec<(String, String, Details)>, CoreError> {
+        let rows = self.meta.details_in_namespace(namespace, DetailSource::Edit.as_str()).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(repository, row)| Some((repository, row.reference, serde_json::from_str(&row.details_json).ok()?)))
+            .collect())
+    }
+
     /// Stores a DataPack spec (JSON) under its name.
     pub async fn put_datapack(&self, name: &str, spec_json: &str) -> Result<(), CoreError> {
         Ok(self.meta.put_datapack(name, spec_json).await?)

@@ -244,6 +244,22 @@ impl Metadata {
         Ok(row.get::<i64, _>(0) as u64)
     }
 
+    /// Every stored detail set of `source` in the repositories of `namespace`, by
+    /// repository and reference: what an export of user edits lists.
+    pub async fn details_in_namespace(&self, namespace: &str, source: &str) -> Result<Vec<(String, DetailRow)>> {
+        let rows = sqlx::query(
+            "SELECT repository, reference, source, details FROM image_details
+             WHERE source = ? AND substr(repository, 1, length(?) + 1) = ? || '/'
+             ORDER BY repository, reference",
+        )
+        .bind(source)
+        .bind(namespace)
+        .bind(namespace)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), DetailRow { reference: r.get(1), source: r.get(2), details_json: r.get(3) })).collect())
+    }
+
     /// Stores a DataPack spec under its name (idempotent: the name is its hash).
     pub async fn put_datapack(&self, name: &str, spec_json: &str) -> Result<()> {
         sqlx::query("INSERT INTO datapacks (name, spec, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING")

@@ -12,9 +12,11 @@ use imagehub_auth::Action;
 use imagehub_core::Caller;
 use imagehub_oci::{Digest, RepoName, Tag};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
+use super::openapi::schema::{DataPack, ErrorBody, TooManyRequests, Unauthorized};
 use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body, timestamp};
 
 /// Most names in one DataPack.
@@ -22,15 +24,19 @@ const MAX_NAMES: usize = 500;
 
 /// What a DataPack holds: the kind of info, and image names (`org/repo:tag`,
 /// `org/repo@digest`, or `org/repo` for its latest image).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataPackSpec {
+    /// `base`: base info; `detail`: base info and details.
     #[serde(rename = "type")]
     kind: PackKind,
+    /// 1 to 500 image names: `org/repo:tag`, `org/repo@digest`, or `org/repo` for its latest image.
+    #[schema(min_items = 1, max_items = 500)]
     names: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The kind of info a DataPack holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum PackKind {
     Base,
@@ -75,16 +81,67 @@ fn parse_image_name(name: &str) -> Result<(RepoName, Option<String>), ApiV1Error
 }
 
 /// `POST /api/v1/datapacks`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/datapacks",
+    tag = "datapacks",
+    summary = "Create a DataPack",
+    description = "Stores the normalised spec (names deduplicated and sorted) under its hash, and answers the result, \
+                   computed for the caller: names that do not exist or that the caller may not pull are `unknown`.",
+    params(("If-None-Match" = Option<String>, Header, description = "ETags of answers the client holds; a match answers 304.")),
+    request_body = DataPackSpec,
+    responses(
+        (status = 201, description = "The DataPack's result.", body = DataPack, headers(("ETag" = String, description = "The hash of the answer; send it back as `If-None-Match`."))),
+        (status = 304, description = "The result still matches `If-None-Match`.", headers(("ETag" = String, description = "The hash of the answer; send it back as `If-None-Match`."))),
+        (status = 400, description = "An invalid spec or image name, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []), ())
+)]
 pub async fn create_datapack(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
     let headers = request.headers().clone();
     let spec: DataPackSpec = json_body::<DataPackSpec>(request).await?.normalised()?;
-    let name = spec.name();
-    let spec_json = serde_json::to_string(&spec).expect("specs serialise");
-    state.registry.put_datapack(&name, &spec_json).await.map_err(super::images::internal)?;
+    let name = store(&state, &spec).await?;
     answer(&state, &caller, &name, &spec, &headers, StatusCode::CREATED).await
 }
 
+/// Checks and stores a spec given as JSON (a `DataPack` document's `spec` in `apply`);
+/// returns the DataPack's name.
+pub(super) async fn save(state: &ApiState, spec: Value) -> Result<String, ApiV1Error> {
+    let spec: DataPackSpec = serde_json::from_value(spec).map_err(|e| ApiV1Error::invalid(format!("spec: {e}")))?;
+    store(state, &spec.normalised()?).await
+}
+
+async fn store(state: &ApiState, spec: &DataPackSpec) -> Result<String, ApiV1Error> {
+    let name = spec.name();
+    let spec_json = serde_json::to_string(spec).expect("specs serialise");
+    state.registry.put_datapack(&name, &spec_json).await.map_err(super::images::internal)?;
+    Ok(name)
+}
+
 /// `GET /api/v1/datapacks/{name}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/datapacks/{name}",
+    tag = "datapacks",
+    summary = "Get a DataPack",
+    description = "The result of a stored DataPack, computed for the caller now; it changes exactly when an image in \
+                   it changes.",
+    params(
+        ("name" = String, Path, description = "The DataPack's name (`dp-` and 32 hex digits), as its creation answered."),
+        ("If-None-Match" = Option<String>, Header, description = "ETags of answers the client holds; a match answers 304."),
+    ),
+    responses(
+        (status = 200, description = "The DataPack's result.", body = DataPack, headers(("ETag" = String, description = "The hash of the answer; send it back as `If-None-Match`."))),
+        (status = 304, description = "The result still matches `If-None-Match`.", headers(("ETag" = String, description = "The hash of the answer; send it back as `If-None-Match`."))),
+        (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such DataPack.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []), ())
+)]
 pub async fn get_datapack(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     let stored = state.registry.datapack(&name).await.map_err(super::images::internal)?;
     let stored = stored.ok_or_else(|| ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no DataPack {name:?}")))?;

@@ -12,6 +12,7 @@ use imagehub_core::{Caller, DetailSource, Details, ImageView};
 use imagehub_oci::{Reference, RepoName};
 use serde_json::{Map, Value, json};
 
+use super::openapi::schema::{ErrorBody, Image, ImageEdit, ImageList, IndexRun, Repository, RepositoryList, TooManyRequests, Unauthorized};
 use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body, ok_json, timestamp};
 
 /// Largest README accepted at push, as for a README read from an image.
@@ -21,6 +22,23 @@ const README_LIMIT: usize = 1 << 20;
 const EDITABLE: [&str; 10] = ["docs", "keywords", "icon", "description", "url", "documentation", "source", "title", "vendor", "licenses"];
 
 /// `GET …/images`: most recently pushed first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/repos/{repo}/images",
+    tag = "images",
+    summary = "List a repository's images",
+    description = "Tags, and manifests without a tag, most recently pushed first; with base info, merged details \
+                   (without `docs`) and pulls. Callers who may pull the repository see it.",
+    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`).")),
+    responses(
+        (status = 200, description = "The images.", body = ImageList),
+        (status = 400, description = "An invalid repository name, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such repository, it has no images, or the caller may not pull it.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []), ())
+)]
 pub async fn list_images(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path((org, repo)): Path<(String, String)>) -> ApiResult {
     let name = readable_repository(&state, &caller, &org, &repo).await?;
     let images = state.registry.images(&name).await.map_err(internal)?;
@@ -36,6 +54,22 @@ pub async fn list_images(State(state): State<ApiState>, ApiCaller(caller): ApiCa
 }
 
 /// `GET …/images/{ref}`: `{ref}` is a tag or a digest.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/repos/{repo}/images/{reference}",
+    tag = "images",
+    summary = "Get an image",
+    description = "Base info, merged details with the README (`docs`) and where they came from, and pulls.",
+    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`)."), ("reference" = String, Path, description = "A tag (`v1.2`) or a manifest digest (`sha256:…`).")),
+    responses(
+        (status = 200, description = "The image.", body = Image),
+        (status = 400, description = "An invalid repository name, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such repository or image, or the caller may not pull the repository.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []), ())
+)]
 pub async fn get_image(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
@@ -49,6 +83,22 @@ pub async fn get_image(
 
 /// `POST /api/v1/admin/index`: runs the indexing jobs that are due and answers when they
 /// are done (site admins; for operators and tests that must not wait on a timer).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/index",
+    tag = "admin",
+    summary = "Run the indexing queue now",
+    description = "Runs the indexing jobs that are due and answers when they are done; for operators and tests that \
+                   must not wait on a timer. Site admins, with the password or a registry JWT (not an access token).",
+    responses(
+        (status = 200, description = "What ran.", body = IndexRun),
+        (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "Not a site admin (anonymous callers included), or an access token.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn run_index(State(state): State<ApiState>, ApiCaller(caller): ApiCaller) -> ApiResult {
     if !caller.user().is_some_and(|u| u.is_admin && u.token.is_none()) {
         return Err(ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", "only site admins run the indexing queue"));
@@ -61,6 +111,26 @@ pub async fn run_index(State(state): State<ApiState>, ApiCaller(caller): ApiCall
 /// `PATCH …/images/{ref}`: a user's edit of the details, the strongest source. Fields
 /// given replace those of earlier edits; a field given as `null` is no longer edited
 /// (the README or the labels show through again). Needs push.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/orgs/{org}/repos/{repo}/images/{reference}",
+    tag = "images",
+    summary = "Edit an image's details",
+    description = "A user's edit, the strongest source of details. Fields given replace those of earlier edits; a \
+                   field given as `null` is no longer edited (the README or the labels show through again). Needs push.",
+    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`)."), ("reference" = String, Path, description = "A tag (`v1.2`) or a manifest digest (`sha256:…`).")),
+    request_body = ImageEdit,
+    responses(
+        (status = 200, description = "The image as it now reads.", body = Image),
+        (status = 400, description = "An unknown field, an invalid value, an invalid repository name, or a malformed \
+                                      Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The caller may pull but not push.", body = ErrorBody),
+        (status = 404, description = "No such repository or image, or the caller may not pull the repository.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn edit_image(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
@@ -92,6 +162,27 @@ pub async fn edit_image(
 
 /// `PUT …/images/{ref}/readme`: a README given at push (markdown, front matter allowed),
 /// for images that hold none. Needs push.
+#[utoipa::path(
+    put,
+    path = "/api/v1/orgs/{org}/repos/{repo}/images/{reference}/readme",
+    tag = "images",
+    summary = "Give an image a README",
+    description = "A README given at push, for images that hold none: markdown, YAML front matter allowed (its fields \
+                   set details). It ranks below edits and above the README in the image. Needs push.",
+    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`)."), ("reference" = String, Path, description = "A tag (`v1.2`) or a manifest digest (`sha256:…`).")),
+    request_body(content = String, content_type = "text/markdown", description = "The README: UTF-8 markdown, at most 1 MiB."),
+    responses(
+        (status = 200, description = "The image as it now reads.", body = Image),
+        (status = 400, description = "Not UTF-8, invalid front matter, an invalid repository name, or a malformed \
+                                      Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The caller may pull but not push.", body = ErrorBody),
+        (status = 404, description = "No such repository or image, or the caller may not pull the repository.", body = ErrorBody),
+        (status = 413, description = "The README is larger than 1 MiB.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn put_readme(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
@@ -119,6 +210,23 @@ async fn store_user_details(state: &ApiState, caller: &Caller, name: &RepoName, 
 }
 
 /// `DELETE …/images/{ref}`: a tag, or a manifest with its tags. Needs delete.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orgs/{org}/repos/{repo}/images/{reference}",
+    tag = "images",
+    summary = "Delete an image",
+    description = "A tag (the manifest stays), or a digest: the manifest with its tags. Needs delete.",
+    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`)."), ("reference" = String, Path, description = "A tag (`v1.2`) or a manifest digest (`sha256:…`).")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "An invalid repository name or reference, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The caller may pull but not delete.", body = ErrorBody),
+        (status = 404, description = "No such repository or image, or the caller may not pull the repository.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn delete_image(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
@@ -139,6 +247,22 @@ pub async fn delete_image(
 
 /// `GET /api/v1/orgs/{org}/repos`: the repositories of a namespace the caller may pull,
 /// each with its latest image.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/repos",
+    tag = "repositories",
+    summary = "List a namespace's repositories",
+    description = "The repositories of a namespace (an organization or a user's own) that the caller may pull, each \
+                   with its latest image. A namespace without such repositories answers an empty list.",
+    params(("org" = String, Path, description = "The namespace: an organization, or a user's own.")),
+    responses(
+        (status = 200, description = "The repositories.", body = RepositoryList),
+        (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []), ())
+)]
 pub async fn list_repositories(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path(org): Path<String>) -> ApiResult {
     let filter = state.auth.accounts.catalog_filter(&caller).await?;
     let names = state.registry.repositories_in(&org, filter.as_ref()).await.map_err(internal)?;
@@ -151,6 +275,22 @@ pub async fn list_repositories(State(state): State<ApiState>, ApiCaller(caller):
 }
 
 /// `GET /api/v1/orgs/{org}/repos/{repo}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/repos/{repo}",
+    tag = "repositories",
+    summary = "Get a repository",
+    description = "Its visibility, number of images, pulls and latest image. Callers who may pull it see it.",
+    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`).")),
+    responses(
+        (status = 200, description = "The repository.", body = Repository),
+        (status = 400, description = "An invalid repository name, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such repository, it has no images, or the caller may not pull it.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []), ())
+)]
 pub async fn get_repository(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path((org, repo)): Path<(String, String)>) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Pull).await?;
     let value = repository_json(&state, &name).await?;
@@ -161,6 +301,23 @@ pub async fn get_repository(State(state): State<ApiState>, ApiCaller(caller): Ap
 }
 
 /// `DELETE /api/v1/orgs/{org}/repos/{repo}`: every tag and manifest (blobs go to GC).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orgs/{org}/repos/{repo}",
+    tag = "repositories",
+    summary = "Delete a repository",
+    description = "Every tag and manifest; the blobs go to garbage collection. Needs delete.",
+    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`).")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "An invalid repository name, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The caller may pull but not delete.", body = ErrorBody),
+        (status = 404, description = "No such repository, it has no images, or the caller may not pull it.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn delete_repository(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path((org, repo)): Path<(String, String)>) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Delete).await?;
     if !state.registry.delete_repository(&name).await.map_err(internal)? {

@@ -3,8 +3,10 @@
 //! the registry (Basic, a registry bearer JWT, or an access token as bearer) and answers
 //! errors in one shape, `{"errors":[{"code","message","detail"}]}`.
 
+mod apply;
 mod datapacks;
 mod images;
+mod openapi;
 mod orgs;
 mod search;
 mod users;
@@ -41,6 +43,12 @@ impl ApiV1Error {
 
     pub fn invalid(message: impl Into<String>) -> ApiV1Error {
         ApiV1Error::new(StatusCode::BAD_REQUEST, "INVALID", message)
+    }
+
+    /// The same error, its message prefixed with where it happened.
+    pub fn context(mut self, place: &str) -> ApiV1Error {
+        self.message = format!("{place}: {}", self.message);
+        self
     }
 }
 
@@ -162,6 +170,9 @@ pub fn router(auth: Arc<Auth>, registry: Registry) -> Router {
         .route("/api/v1/orgs/{org}/repos/{repo}/images/{reference}/readme", put(images::put_readme))
         .route("/api/v1/admin/index", axum::routing::post(images::run_index))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/api/v1/apply", axum::routing::post(apply::apply))
+        .route("/api/v1/export", get(apply::export))
         .route("/api/v1/datapacks", axum::routing::post(datapacks::create_datapack))
         .route("/api/v1/datapacks/{name}", get(datapacks::get_datapack))
         .with_state(ApiState { auth, registry })

@@ -9,22 +9,45 @@ use imagehub_auth::{Role, Visibility};
 use imagehub_metadata::OrgRow;
 use imagehub_oci::RepoName;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use serde_json::{Value, json};
 
+use super::openapi::schema::{ErrorBody, MemberList, MemberRole, Org, OrgList, RepositoryVisibility, Role as RoleSchema, TooManyRequests, Unauthorized, Visibility as VisibilitySchema};
 use super::{ApiCaller, ApiResult, ApiV1Error, json_body, ok_json, timestamp};
 use crate::auth::Auth;
 
-#[derive(Deserialize)]
+/// A new organization.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
+    /// One lower-case component of the repository name grammar, not taken by a user or organization.
     name: String,
+    /// The visibility of repositories created in it; `private` by default.
     #[serde(default)]
+    #[schema(value_type = Option<VisibilitySchema>)]
     default_visibility: Option<String>,
     #[serde(default)]
     description: Option<String>,
 }
 
 /// `POST /api/v1/orgs`: the caller becomes the owner.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs",
+    tag = "orgs",
+    summary = "Create an organization",
+    description = "The caller becomes its owner. Needs Basic credentials with the password.",
+    request_body = NewOrg,
+    responses(
+        (status = 201, description = "The organization.", body = Org),
+        (status = 400, description = "Invalid body or name, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "Credentials other than the password.", body = ErrorBody),
+        (status = 409, description = "The name is taken (by a user or an organization).", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []))
+)]
 pub async fn create_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
     let body: NewOrg = json_body(request).await?;
     let visibility = parse_visibility(body.default_visibility.as_deref().unwrap_or("private"))?;
@@ -33,27 +56,80 @@ pub async fn create_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCal
 }
 
 /// `GET /api/v1/orgs`: the caller's organizations (all, for a site admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs",
+    tag = "orgs",
+    summary = "List the caller's organizations",
+    description = "The organizations the caller belongs to, with the caller's role; all of them for a site admin.",
+    responses(
+        (status = 200, description = "The organizations.", body = OrgList),
+        (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn list_orgs(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller) -> ApiResult {
     let orgs = auth.accounts.orgs(&caller).await?;
     ok_json(StatusCode::OK, json!({"orgs": orgs.iter().map(|(o, r)| org_json(o, r.as_deref())).collect::<Vec<_>>()}))
 }
 
 /// `GET /api/v1/orgs/{org}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}",
+    tag = "orgs",
+    summary = "Get an organization",
+    description = "Members and site admins see it; for anyone else it does not exist.",
+    params(("org" = String, Path, description = "The organization's name.")),
+    responses(
+        (status = 200, description = "The organization, with the caller's role.", body = Org),
+        (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such organization, or the caller is not a member.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn get_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path(org): Path<String>) -> ApiResult {
     let (row, role) = auth.accounts.org(&caller, &org).await?;
     ok_json(StatusCode::OK, org_json(&row, role.map(Role::as_str)))
 }
 
-#[derive(Deserialize)]
+/// Changes to an organization; fields left out stay as they are.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgChange {
+    /// The visibility of repositories created from now on.
     #[serde(default)]
+    #[schema(value_type = Option<VisibilitySchema>)]
     default_visibility: Option<String>,
     #[serde(default)]
     description: Option<String>,
 }
 
 /// `PATCH /api/v1/orgs/{org}`: owners change the default visibility or description.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/orgs/{org}",
+    tag = "orgs",
+    summary = "Change an organization",
+    description = "Owners (and site admins) change the default visibility or the description. Needs Basic credentials \
+                   with the password.",
+    params(("org" = String, Path, description = "The organization's name.")),
+    request_body = OrgChange,
+    responses(
+        (status = 200, description = "The organization as it now is (`role` is `null`).", body = Org),
+        (status = 400, description = "Invalid body, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The caller is not an owner (nor a site admin), or used a token instead of the \
+                                      password.", body = ErrorBody),
+        (status = 404, description = "No such organization, or the caller is not a member.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []))
+)]
 pub async fn update_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path(org): Path<String>, request: Request) -> ApiResult {
     let body: OrgChange = json_body(request).await?;
     let visibility = body.default_visibility.as_deref().map(parse_visibility).transpose()?;
@@ -62,12 +138,48 @@ pub async fn update_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCal
 }
 
 /// `DELETE /api/v1/orgs/{org}`: only an organization without repositories.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orgs/{org}",
+    tag = "orgs",
+    summary = "Delete an organization",
+    description = "Only an organization without repositories. Owners and site admins; needs Basic credentials with the \
+                   password.",
+    params(("org" = String, Path, description = "The organization's name.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The caller is not an owner (nor a site admin), or used a token instead of the \
+                                      password.", body = ErrorBody),
+        (status = 404, description = "No such organization, or the caller is not a member.", body = ErrorBody),
+        (status = 409, description = "The organization still has repositories.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []))
+)]
 pub async fn delete_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path(org): Path<String>) -> ApiResult {
     auth.accounts.delete_org(&caller, &org).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/v1/orgs/{org}/members`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/members",
+    tag = "orgs",
+    summary = "List an organization's members",
+    description = "Members and site admins see them.",
+    params(("org" = String, Path, description = "The organization's name.")),
+    responses(
+        (status = 200, description = "The members.", body = MemberList),
+        (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such organization, or the caller is not a member.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn list_members(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path(org): Path<String>) -> ApiResult {
     let members = auth.accounts.members(&caller, &org).await?;
     let members: Vec<Value> =
@@ -75,13 +187,36 @@ pub async fn list_members(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiC
     ok_json(StatusCode::OK, json!({"members": members}))
 }
 
-#[derive(Deserialize)]
+/// A member's role.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
+    #[schema(value_type = RoleSchema)]
     role: String,
 }
 
 /// `PUT /api/v1/orgs/{org}/members/{user}` with `{"role": …}`: add or change a member.
+#[utoipa::path(
+    put,
+    path = "/api/v1/orgs/{org}/members/{user}",
+    tag = "orgs",
+    summary = "Add a member or change their role",
+    description = "Owners and site admins; needs Basic credentials with the password. An organization keeps at least \
+                   one owner.",
+    params(("org" = String, Path, description = "The organization's name."), ("user" = String, Path, description = "The user's name.")),
+    request_body = Membership,
+    responses(
+        (status = 200, description = "The member's role as now set.", body = MemberRole),
+        (status = 400, description = "Invalid body or role, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The caller is not an owner (nor a site admin), or used a token instead of the \
+                                      password.", body = ErrorBody),
+        (status = 404, description = "No such organization (or the caller is not a member), or no such user.", body = ErrorBody),
+        (status = 409, description = "The organization would lose its last owner.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []))
+)]
 pub async fn set_member(
     State(auth): State<Arc<Auth>>,
     ApiCaller(caller): ApiCaller,
@@ -95,20 +230,61 @@ pub async fn set_member(
 }
 
 /// `DELETE /api/v1/orgs/{org}/members/{user}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orgs/{org}/members/{user}",
+    tag = "orgs",
+    summary = "Remove a member",
+    description = "Owners and site admins; needs Basic credentials with the password. An organization keeps at least \
+                   one owner.",
+    params(("org" = String, Path, description = "The organization's name."), ("user" = String, Path, description = "The user's name.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The caller is not an owner (nor a site admin), or used a token instead of the \
+                                      password.", body = ErrorBody),
+        (status = 404, description = "No such organization (or the caller is not a member), no such user, or the user \
+                                      is not a member.", body = ErrorBody),
+        (status = 409, description = "The organization would lose its last owner.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []))
+)]
 pub async fn remove_member(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path((org, user)): Path<(String, String)>) -> ApiResult {
     auth.accounts.remove_member(&caller, &org, &user).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+/// A repository's visibility.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepoChange {
+    #[schema(value_type = VisibilitySchema)]
     visibility: String,
 }
 
 /// `PATCH /api/v1/orgs/{org}/repos/{repo}` with `{"visibility": …}`; `{repo}` is
 /// percent-encoded when it has slashes (`team%2Fapp`). `{org}` may be a user's own
 /// namespace too.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/orgs/{org}/repos/{repo}",
+    tag = "repositories",
+    summary = "Set a repository's visibility",
+    description = "Owners of the organization, the user whose namespace it is, and site admins; needs Basic \
+                   credentials with the password. The repository need not exist yet.",
+    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`).")),
+    request_body = RepoChange,
+    responses(
+        (status = 200, description = "The visibility as now set.", body = RepositoryVisibility),
+        (status = 400, description = "Invalid body, visibility or repository name, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The caller does not own the namespace, or used a token instead of the password.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []))
+)]
 pub async fn update_repo(
     State(auth): State<Arc<Auth>>,
     ApiCaller(caller): ApiCaller,

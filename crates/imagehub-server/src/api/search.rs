@@ -5,21 +5,46 @@ use axum::extract::{Query, State};
 use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use utoipa::IntoParams;
 use serde_json::{Value, json};
 
+use super::openapi::schema::{ErrorBody, SearchResults, TooManyRequests, Unauthorized};
 use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, ok_json, timestamp};
 
 const DEFAULT_PER_PAGE: u32 = 20;
 const MAX_PER_PAGE: u32 = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// What to search for: words matched against repository names, keywords, descriptions and docs.
     #[serde(default)]
+    #[param(required = true, min_length = 1)]
     q: String,
+    /// The page, from 1 (the default).
+    #[param(minimum = 1)]
     page: Option<u32>,
+    /// Results per page: 1 to 100, 20 by default.
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    tag = "search",
+    summary = "Search repositories",
+    description = "Repositories the caller may pull, ranked by name, then keyword, then description and docs; each with \
+                   info from its latest image.",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "A page of results.", body = SearchResults),
+        (status = 400, description = "`q` is missing or empty, an invalid query, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []), ())
+)]
 pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, query: Result<Query<SearchQuery>, QueryRejection>) -> ApiResult {
     let Query(query) = query.map_err(|e| ApiV1Error::invalid(e.body_text()))?;
     if query.q.trim().is_empty() {

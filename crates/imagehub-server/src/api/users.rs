@@ -9,21 +9,43 @@ use imagehub_auth::Actions;
 use imagehub_core::accounts::AccessTokenInfo;
 use imagehub_metadata::UserRow;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 use serde_json::{Value, json};
 
+use super::openapi::schema::{AccessTokenList, AuditLog, CreatedAccessToken, ErrorBody, Scope, TooManyRequests, Unauthorized, User};
 use super::{ApiCaller, ApiResult, ApiV1Error, json_body, ok_json, timestamp};
 use crate::auth::Auth;
 
-#[derive(Deserialize)]
+/// A new local account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// One lower-case component of the repository name grammar: it heads the user's repositories (`alice/app`).
     name: String,
     #[serde(default)]
     email: Option<String>,
+    #[schema(format = Password)]
     password: String,
 }
 
 /// `POST /api/v1/users`: admins create accounts (anyone, with `auth.signup = "open"`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "users",
+    summary = "Create a user",
+    description = "Site admins create local accounts; anyone may when sign-up is open (`auth.signup = \"open\"`).",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "The account.", body = User),
+        (status = 400, description = "Invalid body or name, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "Only site admins create accounts (sign-up is not open).", body = ErrorBody),
+        (status = 409, description = "The name is taken (by a user or an organization).", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []), ())
+)]
 pub async fn create_user(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
     let body: NewUser = json_body(request).await?;
     let user = auth.accounts.create_user(&caller, &body.name, body.email.as_deref(), &body.password).await?;
@@ -31,22 +53,57 @@ pub async fn create_user(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCa
 }
 
 /// `GET /api/v1/user`: who the credentials belong to.
+#[utoipa::path(
+    get,
+    path = "/api/v1/user",
+    tag = "users",
+    summary = "The caller's account",
+    description = "Who the credentials belong to.",
+    responses(
+        (status = 200, description = "The caller's account.", body = User),
+        (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn get_user(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller) -> ApiResult {
     let user = auth.accounts.user(&caller).await?;
     ok_json(StatusCode::OK, user_json(&user))
 }
 
-#[derive(Deserialize)]
+/// Changes to the caller's account; fields left out stay as they are.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
+    /// The new password; needs Basic credentials with the current password.
     #[serde(default)]
+    #[schema(format = Password)]
     password: Option<String>,
     /// `null` clears the email; absent leaves it.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>, required = false)]
     email: Option<Option<String>>,
 }
 
 /// `PATCH /api/v1/user`: change the password or email.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/user",
+    tag = "users",
+    summary = "Change the caller's password or email",
+    description = "Changing the password needs Basic credentials with the current password, not a token; it ends the \
+                   registry tokens issued before.",
+    request_body = UserChange,
+    responses(
+        (status = 200, description = "The account as it now is.", body = User),
+        (status = 400, description = "Invalid body, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "A password change with a token instead of the password.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn update_user(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
     let body: UserChange = json_body(request).await?;
     let email = body.email.as_ref().map(|e| e.as_deref());
@@ -54,11 +111,14 @@ pub async fn update_user(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCa
     ok_json(StatusCode::OK, user_json(&user))
 }
 
-#[derive(Deserialize)]
+/// A new access token.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    /// 1 to 100 characters.
     name: String,
     /// Any of `pull`, `push`, `delete`.
+    #[schema(value_type = Vec<Scope>, min_items = 1)]
     scopes: Vec<String>,
     /// Namespaces the token is limited to; absent for all.
     #[serde(default)]
@@ -69,6 +129,23 @@ pub struct NewToken {
 }
 
 /// `POST /api/v1/user/tokens`: the secret is in this answer and nowhere else, ever.
+#[utoipa::path(
+    post,
+    path = "/api/v1/user/tokens",
+    tag = "tokens",
+    summary = "Create an access token",
+    description = "Needs Basic credentials with the password. The secret is in this answer and nowhere else, ever.",
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "The token with its secret.", body = CreatedAccessToken),
+        (status = 400, description = "Invalid body (name, scopes, namespaces, `expires_at` in the past), or a malformed \
+                                      Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "Credentials other than the password.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []))
+)]
 pub async fn create_token(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
     let body: NewToken = json_body(request).await?;
     let actions = Actions::parse_strict(&body.scopes.join(",")).map_err(ApiV1Error::invalid)?;
@@ -79,25 +156,78 @@ pub async fn create_token(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiC
 }
 
 /// `GET /api/v1/user/tokens`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/user/tokens",
+    tag = "tokens",
+    summary = "List the caller's access tokens",
+    description = "The caller's access tokens, without their secrets.",
+    responses(
+        (status = 200, description = "The tokens.", body = AccessTokenList),
+        (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn list_tokens(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller) -> ApiResult {
     let tokens = auth.accounts.tokens(&caller).await?;
     ok_json(StatusCode::OK, json!({"tokens": tokens.iter().map(token_json).collect::<Vec<_>>()}))
 }
 
 /// `DELETE /api/v1/user/tokens/{id}`: revoked at once, JWTs issued through it included.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/user/tokens/{id}",
+    tag = "tokens",
+    summary = "Revoke an access token",
+    description = "Revoked at once, registry JWTs issued through it included. Needs Basic credentials with the password.",
+    params(("id" = i64, Path, description = "The token's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 400, description = "The id is not a number, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "Credentials other than the password.", body = ErrorBody),
+        (status = 404, description = "The caller has no token with this id.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []))
+)]
 pub async fn revoke_token(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path(id): Path<String>) -> ApiResult {
     let id: i64 = id.parse().map_err(|_| ApiV1Error::invalid(format!("token id {id:?} is not a number")))?;
     auth.accounts.revoke_token(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Only events with a smaller id (the next page after the last event seen).
     before: Option<i64>,
+    /// Most events answered: 1 to 1000, 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/audit?before=ID&limit=N`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    summary = "Read the audit log",
+    description = "Newest first: every event for site admins, those of the organizations they own for others. Needs \
+                   Basic credentials with the password.",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of events.", body = AuditLog),
+        (status = 400, description = "Invalid query, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "Neither a site admin nor an organization owner, or credentials other than the \
+                                      password.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []))
+)]
 pub async fn audit(
     State(auth): State<Arc<Auth>>,
     ApiCaller(caller): ApiCaller,

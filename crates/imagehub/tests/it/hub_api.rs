@@ -213,3 +213,129 @@ async fn bad_datapack_specs_are_refused() {
     }
     hub.api(&olga, Method::GET, "/api/v1/datapacks/dp-unknown", None).await.expect(404, "unknown DataPack");
 }
+
+const APPLY: &str = "---
+apiVersion: imagehub.sealos.io/v1
+kind: Organization
+metadata:
+  name: tools
+spec:
+  name: tools
+  description: Tools we ship
+  default_visibility: public
+---
+apiVersion: imagehub.sealos.io/v1
+kind: Image
+metadata:
+  name: acme.app.v1
+  namespace: sealos-imagehub
+spec:
+  name: acme/app:v1
+  detail:
+    url: https://www.example.org
+    keywords: [ app, tool ]
+    description: Applied description
+    icon: https://www.example.org/icon.png
+    docs: Applied docs
+    ID: ignored
+    arch: ignored
+---
+apiVersion: imagehub.sealos.io/v1
+kind: Image
+spec:
+  name: acme/app:v9
+  detail:
+    description: Waiting for its tag
+---
+apiVersion: imagehub.sealos.io/v1
+kind: DataPack
+metadata:
+  name: datapack-detail-sample
+spec:
+  type: detail
+  names:
+    - acme/app:v1
+";
+
+async fn apply(hub: &Hub, cred: &Cred, yaml: &str) -> crate::auth::common::Reply {
+    hub.send(hub.client.post(hub.url("/api/v1/apply")).basic_auth(basic_user(cred), Some(basic_password(cred))).header("content-type", "application/yaml").body(yaml.to_string())).await
+}
+
+fn basic_user(cred: &Cred) -> String {
+    match cred {
+        Cred::Basic(user, _) => user.clone(),
+        Cred::Anonymous => String::new(),
+    }
+}
+
+fn basic_password(cred: &Cred) -> String {
+    match cred {
+        Cred::Basic(_, password) => password.clone(),
+        Cred::Anonymous => String::new(),
+    }
+}
+
+#[tokio::test]
+async fn applying_the_seed_manifests_creates_and_updates_and_export_round_trips() {
+    let (hub, olga, _) = setup().await;
+    let reply = apply(&hub, &olga, APPLY).await;
+    reply.expect(200, "apply");
+    let results: Vec<(String, String)> = reply.json()["applied"]
+        .as_array()
+        .expect("applied")
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap_or("").to_string(), r["result"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert_eq!(results[0], ("Organization".to_string(), "created".to_string()));
+    assert_eq!(results[1], ("Image".to_string(), "configured".to_string()));
+
+    let v = image(&hub, &olga, "v1").await;
+    assert_eq!(v["details"]["description"], "Applied description");
+    assert_eq!(v["details"]["keywords"], json!(["app", "tool"]));
+    assert_eq!(v["detail_sources"][0], "edit");
+    let org = hub.api(&olga, Method::GET, "/api/v1/orgs/tools", None).await;
+    assert_eq!(org.json()["default_visibility"], "public");
+
+    // Details for a tag not pushed yet wait for it.
+    hub.push_with_readme(&olga, "acme/app", "v9", README).await;
+    assert_eq!(image(&hub, &olga, "v9").await["details"]["description"], "Waiting for its tag");
+
+    // Export, then apply the export: nothing changes.
+    let exported = hub.api(&olga, Method::GET, "/api/v1/export?kind=Image&org=acme", None).await;
+    exported.expect(200, "export");
+    let yaml = exported.text();
+    assert!(yaml.contains("name: acme.app.v1") && yaml.contains("Applied description"), "{yaml}");
+    let again = apply(&hub, &olga, &yaml).await;
+    again.expect(200, "apply the export");
+    let all_unchanged = again.json()["applied"].as_array().expect("applied").iter().all(|r| r["result"] == "unchanged");
+    assert!(all_unchanged, "{}", again.text());
+    let orgs = hub.api(&olga, Method::GET, "/api/v1/export?kind=Organization&org=tools", None).await.text();
+    let again = apply(&hub, &olga, &orgs).await;
+    assert_eq!(again.json()["applied"][0]["result"], "unchanged", "{orgs}");
+}
+
+#[tokio::test]
+async fn invalid_manifests_are_refused_naming_the_field_and_nothing_is_applied() {
+    let (hub, olga, vic) = setup().await;
+    for (yaml, needle) in [
+        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app\n", "spec.name"),
+        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nmetadata:\n  name: wrong\nspec:\n  name: acme/app:v1\n", "metadata.name"),
+        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    url: www.mysql.com\n", "spec.detail.url"),
+        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    colour: red\n", "colour"),
+        ("apiVersion: other/v1\nkind: Image\nspec:\n  name: acme/app:v1\n", "apiVersion"),
+        ("apiVersion: imagehub.sealos.io/v1\nkind: Widget\nspec: {}\n", "Widget"),
+        ("apiVersion: imagehub.sealos.io/v1\nkind: [broken\n", "YAML"),
+    ] {
+        let reply = apply(&hub, &olga, yaml).await;
+        reply.expect(400, yaml);
+        let message = reply.json()["errors"][0]["message"].as_str().unwrap_or_default().to_string();
+        assert!(message.contains(needle), "{message:?} should name {needle}");
+    }
+    // A bad second document: the first is not applied either.
+    let mixed = "apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    description: should not stick\n---\napiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: nope\n";
+    apply(&hub, &olga, mixed).await.expect(400, "mixed");
+    assert_eq!(image(&hub, &olga, "v1").await["details"]["description"], "from the image");
+    // A viewer may not set details.
+    let viewer = "apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    description: x\n";
+    apply(&hub, &vic, viewer).await.expect(403, "a viewer applies");
+}

@@ -6,6 +6,7 @@ mod auth;
 mod gc;
 mod hub;
 mod hub_api;
+mod openapi;
 mod process;
 mod realclients;
 mod restart;
