@@ -183,8 +183,9 @@ impl Accounts {
     // ---- logging in ----
 
     /// Checks a user name and a password or access-token secret, with growing delays
-    /// after failures. `record` adds a `login` audit event on success (token
-    /// endpoint and API logins; not every Basic-authenticated registry request).
+    /// after failures. `record` adds a `login` audit event on success: the token
+    /// endpoint records, as that is where clients log in; Basic credentials sent with
+    /// each registry or API request do not, or every request would be a login.
     pub async fn login(&self, username: &str, password: &str, client: &str, record: bool) -> Result<Caller> {
         if let Some(retry_after) = self.limiter.wait(username, client) {
             tracing::warn!(user = username, client, "login refused: too many failures");

@@ -145,7 +145,10 @@ async fn store(state: &ApiState, spec: &DataPackSpec) -> Result<String, ApiV1Err
 pub async fn get_datapack(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     let stored = state.registry.datapack(&name).await.map_err(super::images::internal)?;
     let stored = stored.ok_or_else(|| ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no DataPack {name:?}")))?;
-    let spec: DataPackSpec = serde_json::from_str(&stored).map_err(|e| ApiV1Error::invalid(format!("stored DataPack is unreadable: {e}")))?;
+    let spec: DataPackSpec = serde_json::from_str(&stored).map_err(|e| {
+        tracing::error!(datapack = %name, error = %e, "a stored DataPack spec is unreadable");
+        ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
+    })?;
     answer(&state, &caller, &name, &spec, &headers, StatusCode::OK).await
 }
 

@@ -89,19 +89,20 @@ pub async fn get_image(
     tag = "admin",
     summary = "Run the indexing queue now",
     description = "Runs the indexing jobs that are due and answers when they are done; for operators and tests that \
-                   must not wait on a timer. Site admins, with the password or a registry JWT (not an access token).",
+                   must not wait on a timer. Site admins, with their password (Basic).",
     responses(
         (status = 200, description = "What ran.", body = IndexRun),
         (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
         (status = 401, response = Unauthorized),
-        (status = 403, description = "Not a site admin (anonymous callers included), or an access token.", body = ErrorBody),
+        (status = 403, description = "Not a site admin, or not logged in with the password.", body = ErrorBody),
         (status = 429, response = TooManyRequests),
     ),
-    security(("basic" = []), ("bearer" = []))
+    security(("basic" = []))
 )]
 pub async fn run_index(State(state): State<ApiState>, ApiCaller(caller): ApiCaller) -> ApiResult {
-    if !caller.user().is_some_and(|u| u.is_admin && u.token.is_none()) {
-        return Err(ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", "only site admins run the indexing queue"));
+    let user = caller.require_user()?;
+    if !(user.is_admin && user.password_login) {
+        return Err(ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", "only site admins, with their password, run the indexing queue"));
     }
     let ran = state.registry.run_index_jobs().await.map_err(internal)?;
     let pending = state.registry.pending_index_jobs().await.map_err(internal)?;

@@ -1,5 +1,7 @@
-//! The JSON management API under `/api/v1`: users, access tokens, organizations,
-//! members, repository visibility and the audit log. It takes the same credentials as
+//! The JSON management API under `/api/v1`: users, access tokens, organizations and
+//! members, repositories and their visibility, images and their details, search,
+//! DataPacks, the seed's manifests (apply/export), the audit log and the OpenAPI
+//! document of it all. It takes the same credentials as
 //! the registry (Basic, a registry bearer JWT, or an access token as bearer) and answers
 //! errors in one shape, `{"errors":[{"code","message","detail"}]}`.
 
