@@ -574,6 +574,32 @@ impl Accounts {
     /// Sets a repository's visibility: owners of its organization, the user whose
     /// namespace it is, or site admins.
     pub async fn set_visibility(&self, caller: &Caller, repository: &RepoName, visibility: Visibility) -> Result<()> {
+        let (me, namespace) = self.require_repository_owner(caller, repository).await?;
+        self.meta.set_repository_visibility(repository.as_str(), visibility.as_str()).await?;
+        self.audit(Some(&me.name), "repository.visibility", Some(namespace), Some(repository.as_str()), None, Some(serde_json::json!({"visibility": visibility.as_str()})))
+            .await;
+        Ok(())
+    }
+
+    /// Sets (or with `None`, clears) a repository's own description; same rights as visibility.
+    pub async fn set_repository_description(&self, caller: &Caller, repository: &RepoName, description: Option<&str>) -> Result<()> {
+        if description.is_some_and(|d| d.chars().count() > 1000) {
+            return Err(AccountError::Invalid("description: at most 1000 characters".into()));
+        }
+        let (me, namespace) = self.require_repository_owner(caller, repository).await?;
+        self.meta.set_repository_description(repository.as_str(), description).await?;
+        self.audit(Some(&me.name), "repository.description", Some(namespace), Some(repository.as_str()), None, None).await;
+        Ok(())
+    }
+
+    /// A repository's own description.
+    pub async fn repository_description(&self, repository: &RepoName) -> Result<Option<String>> {
+        Ok(self.meta.repository_description(repository.as_str()).await?)
+    }
+
+    /// Fails unless the caller, logged in with the password, owns the repository's
+    /// namespace (its user, an owner of its organization) or is a site admin.
+    async fn require_repository_owner<'a, 'r>(&self, caller: &'a Caller, repository: &'r RepoName) -> Result<(&'a UserCaller, &'r str)> {
         let namespace = repository.namespace().ok_or_else(|| AccountError::Invalid("top-level repositories belong to no namespace".into()))?;
         let me = self.password_user(caller)?;
         let allowed = match self.meta.namespace_kind(namespace).await? {
@@ -583,12 +609,9 @@ impl Accounts {
             None => false,
         };
         if !allowed {
-            return Err(AccountError::Forbidden(format!("only owners of {namespace} may change the visibility of its repositories")));
+            return Err(AccountError::Forbidden(format!("only owners of {namespace} may change the settings of its repositories")));
         }
-        self.meta.set_repository_visibility(repository.as_str(), visibility.as_str()).await?;
-        self.audit(Some(&me.name), "repository.visibility", Some(namespace), Some(repository.as_str()), None, Some(serde_json::json!({"visibility": visibility.as_str()})))
-            .await;
-        Ok(())
+        Ok((me, namespace))
     }
 
     // ---- audit ----

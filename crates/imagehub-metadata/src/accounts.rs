@@ -333,6 +333,27 @@ impl Metadata {
         Ok(())
     }
 
+    /// Sets (or with `None`, clears) a repository's own description.
+    pub async fn set_repository_description(&self, repository: &str, description: Option<&str>) -> Result<()> {
+        match description {
+            Some(d) => sqlx::query(
+                "INSERT INTO repository_descriptions (name, description) VALUES (?, ?)
+                 ON CONFLICT (name) DO UPDATE SET description = excluded.description",
+            )
+            .bind(repository)
+            .bind(d),
+            None => sqlx::query("DELETE FROM repository_descriptions WHERE name = ?").bind(repository),
+        }
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn repository_description(&self, repository: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT description FROM repository_descriptions WHERE name = ?").bind(repository).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     /// A page of repository names the filter lets through, sorted.
     pub async fn list_visible_repositories(&self, last: Option<&str>, limit: u32, filter: &RepositoryFilter) -> Result<Vec<String>> {
         let params = visibility::Params::of(Some(filter));

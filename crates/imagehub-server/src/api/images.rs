@@ -4,7 +4,8 @@
 //! exist.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use imagehub_auth::{Action, Actions};
@@ -29,7 +30,7 @@ const EDITABLE: [&str; 10] = ["docs", "keywords", "icon", "description", "url", 
     summary = "List a repository's images",
     description = "Tags, and manifests without a tag, most recently pushed first; with base info, merged details \
                    (without `docs`) and pulls. Callers who may pull the repository see it.",
-    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`).")),
+    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`)."), ImagesQuery),
     responses(
         (status = 200, description = "The images.", body = ImageList),
         (status = 400, description = "An invalid repository name, or a malformed Authorization header.", body = ErrorBody),
@@ -39,18 +40,47 @@ const EDITABLE: [&str; 10] = ["docs", "keywords", "icon", "description", "url", 
     ),
     security(("basic" = []), ("bearer" = []), ())
 )]
-pub async fn list_images(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path((org, repo)): Path<(String, String)>) -> ApiResult {
+pub async fn list_images(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    Path((org, repo)): Path<(String, String)>,
+    query: Result<Query<ImagesQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(query) = query.map_err(|e| ApiV1Error::invalid(e.body_text()))?;
     let name = readable_repository(&state, &caller, &org, &repo).await?;
-    let images = state.registry.images(&name).await.map_err(internal)?;
+    let mut images = state.registry.images(&name).await.map_err(internal)?;
     if images.is_empty() {
         return Err(not_found(&name));
     }
-    let mut listed = Vec::with_capacity(images.len());
-    for image in &images {
+    match query.sort.as_deref().unwrap_or("pushed") {
+        "pushed" => {} // the registry lists them most recent first
+        // Tags by name; images without a tag after them, by digest.
+        "name" => images.sort_by(|a, b| (a.row.tag.is_none(), &a.row.tag, &a.row.digest).cmp(&(b.row.tag.is_none(), &b.row.tag, &b.row.digest))),
+        other => return Err(ApiV1Error::invalid(format!("sort {other:?} is neither \"pushed\" nor \"name\""))),
+    }
+    let total = images.len();
+    let page = query.page.unwrap_or(1).max(1) as usize;
+    let per_page = query.per_page.unwrap_or(DEFAULT_IMAGES_PER_PAGE).clamp(1, MAX_IMAGES_PER_PAGE) as usize;
+    let mut listed = Vec::new();
+    for image in images.iter().skip((page - 1).saturating_mul(per_page)).take(per_page) {
         listed.push(image_json(&state, &name, image, false).await?);
     }
-    let images = listed;
-    ok_json(StatusCode::OK, json!({"repository": name.as_str(), "images": images}))
+    ok_json(StatusCode::OK, json!({"repository": name.as_str(), "total": total, "page": page, "per_page": per_page, "images": listed}))
+}
+
+const DEFAULT_IMAGES_PER_PAGE: u32 = 50;
+const MAX_IMAGES_PER_PAGE: u32 = 500;
+
+/// Sorting and paging of an image listing.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImagesQuery {
+    /// `pushed` (most recent first, the default) or `name` (tags by name, then untagged).
+    sort: Option<String>,
+    /// Page number, from 1.
+    page: Option<u32>,
+    /// Images per page (default 50, at most 500).
+    per_page: Option<u32>,
 }
 
 /// `GET …/images/{ref}`: `{ref}` is a tag or a digest.
@@ -336,9 +366,11 @@ async fn repository_json(state: &ApiState, name: &RepoName) -> Result<Value, Api
         Some(l) => Some(image_json(state, name, l, false).await?),
         None => None,
     };
+    let description = state.auth.accounts.repository_description(name).await?;
     Ok(json!({
         "name": name.as_str(),
         "visibility": visibility.as_str(),
+        "description": description,
         "images": images.len(),
         "pull_count": state.registry.pull_count(name, None).await.map_err(internal)?,
         "latest": latest,

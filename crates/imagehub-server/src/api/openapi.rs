@@ -391,6 +391,9 @@ pub mod schema {
         /// The full repository name, `org/repo`.
         pub name: String,
         pub visibility: Visibility,
+        /// The repository's own description, if set.
+        #[schema(required = true)]
+        pub description: Option<String>,
     }
 
     /// A repository with its latest image.
@@ -399,6 +402,9 @@ pub mod schema {
         /// The full repository name, `org/repo`.
         pub name: String,
         pub visibility: Visibility,
+        /// The repository's own description, if set.
+        #[schema(required = true)]
+        pub description: Option<String>,
         /// How many images (tags, and untagged manifests) it has.
         pub images: u64,
         pub pull_count: u64,
@@ -526,11 +532,16 @@ pub mod schema {
         pub detail_sources: Option<Vec<DetailSource>>,
     }
 
-    /// A repository's images, most recently pushed first; without `details.docs`.
+    /// A page of a repository's images (most recently pushed first, or by name);
+    /// without `details.docs`.
     #[derive(ToSchema)]
     pub struct ImageList {
         /// The full repository name, `org/repo`.
         pub repository: String,
+        /// Images over all pages.
+        pub total: u64,
+        pub page: u64,
+        pub per_page: u64,
         pub images: Vec<Image>,
     }
 

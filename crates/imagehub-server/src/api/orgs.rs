@@ -256,12 +256,21 @@ pub async fn remove_member(State(auth): State<Arc<Auth>>, ApiCaller(caller): Api
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// A repository's visibility.
+/// A repository's settings; at least one. A `null` description clears it.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepoChange {
-    #[schema(value_type = VisibilitySchema)]
-    visibility: String,
+    #[serde(default)]
+    #[schema(value_type = Option<VisibilitySchema>)]
+    visibility: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    description: Option<Option<String>>,
+}
+
+/// A field that may be absent (`None`) or `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// `PATCH /api/v1/orgs/{org}/repos/{repo}` with `{"visibility": …}`; `{repo}` is
@@ -271,13 +280,13 @@ pub struct RepoChange {
     patch,
     path = "/api/v1/orgs/{org}/repos/{repo}",
     tag = "repositories",
-    summary = "Set a repository's visibility",
+    summary = "Set a repository's visibility or description",
     description = "Owners of the organization, the user whose namespace it is, and site admins; needs Basic \
                    credentials with the password. The repository need not exist yet.",
     params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`).")),
     request_body = RepoChange,
     responses(
-        (status = 200, description = "The visibility as now set.", body = RepositoryVisibility),
+        (status = 200, description = "The settings as now set.", body = RepositoryVisibility),
         (status = 400, description = "Invalid body, visibility or repository name, or a malformed Authorization header.", body = ErrorBody),
         (status = 401, response = Unauthorized),
         (status = 403, description = "The caller does not own the namespace, or used a token instead of the password.", body = ErrorBody),
@@ -292,10 +301,20 @@ pub async fn update_repo(
     request: Request,
 ) -> ApiResult {
     let body: RepoChange = json_body(request).await?;
-    let visibility = parse_visibility(&body.visibility)?;
+    if body.visibility.is_none() && body.description.is_none() {
+        return Err(ApiV1Error::invalid("give visibility or description"));
+    }
+    let visibility = body.visibility.as_deref().map(parse_visibility).transpose()?;
     let name: RepoName = format!("{org}/{repo}").parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
-    auth.accounts.set_visibility(&caller, &name, visibility).await?;
-    ok_json(StatusCode::OK, json!({"name": name.as_str(), "visibility": visibility.as_str()}))
+    if let Some(visibility) = visibility {
+        auth.accounts.set_visibility(&caller, &name, visibility).await?;
+    }
+    if let Some(description) = &body.description {
+        auth.accounts.set_repository_description(&caller, &name, description.as_deref()).await?;
+    }
+    let visibility = auth.accounts.visibility_of(&name).await?;
+    let description = auth.accounts.repository_description(&name).await?;
+    ok_json(StatusCode::OK, json!({"name": name.as_str(), "visibility": visibility.as_str(), "description": description}))
 }
 
 fn parse_visibility(s: &str) -> Result<Visibility, ApiV1Error> {

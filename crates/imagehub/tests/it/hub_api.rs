@@ -103,8 +103,30 @@ async fn repositories_appear_and_disappear_with_their_images() {
     assert_eq!(list[0]["images"], 2);
     assert_eq!(list[0]["latest"]["tag"], "v2", "the most recently pushed image is the latest");
     hub.api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/acme/repos", None).await.expect(200, "anonymous");
+    hub.push_with_readme(&olga, "acme/app", "a0", "").await;
+    let by_name = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images?sort=name&per_page=2", None).await.json();
+    let tags: Vec<&str> = by_name["images"].as_array().expect("images").iter().map(|i| i["tag"].as_str().unwrap_or("")).collect();
+    assert_eq!((tags, by_name["total"].as_u64()), (vec!["a0", "v1"], Some(3)));
+    let page2 = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images?sort=name&per_page=2&page=2", None).await.json();
+    assert_eq!(page2["images"][0]["tag"], "v2");
+    let by_push = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images", None).await.json();
+    assert_eq!(by_push["images"][0]["tag"], "a0", "most recent first by default");
+    hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images?sort=size", None).await.expect(400, "an unknown sort");
+    hub.api(&olga, Method::DELETE, "/api/v1/orgs/acme/repos/app/images/a0", None).await.expect(204, "delete a0");
+    let a0 = by_push["images"][0]["digest"].as_str().expect("digest").to_string();
+    hub.api(&olga, Method::DELETE, &format!("/api/v1/orgs/acme/repos/app/images/{a0}"), None).await.expect(204, "delete a0's manifest");
     let anonymous = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/acme/repos", None).await;
     assert_eq!(anonymous.json()["repositories"], json!([]), "a private repository is not listed to anonymous");
+
+    // Owners describe a repository; viewers read it.
+    let described = hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app", Some(json!({"description": "The app"}))).await;
+    described.expect(200, "describe");
+    assert_eq!(described.json()["description"], "The app");
+    assert_eq!(hub.api(&vic, Method::GET, "/api/v1/orgs/acme/repos/app", None).await.json()["description"], "The app");
+    hub.api(&vic, Method::PATCH, "/api/v1/orgs/acme/repos/app", Some(json!({"description": "x"}))).await.expect(403, "a viewer describes");
+    hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app", Some(json!({}))).await.expect(400, "nothing to change");
+    let cleared = hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app", Some(json!({"description": null}))).await;
+    assert_eq!(cleared.json()["description"], Value::Null);
 
     // Deleting an image needs delete; deleting the last one empties the repository.
     hub.api(&vic, Method::DELETE, "/api/v1/orgs/acme/repos/app/images/v2", None).await.expect(403, "a viewer deletes");
