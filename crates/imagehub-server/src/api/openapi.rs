@@ -577,7 +577,7 @@ pub mod schema {
         pub icon: Option<String>,
         /// The tag of the latest image; `null` when it is untagged.
         #[schema(required = true)]
-        pub latest: Option<String>,
+        pub latest_tag: Option<String>,
         pub platforms: Vec<Platform>,
         #[schema(required = true, format = DateTime)]
         pub pushed_at: Option<String>,

@@ -45,7 +45,7 @@ async fn name_matches_beat_keywords_beat_descriptions() {
     assert_eq!(top["description"], "In-memory data store");
     assert_eq!(top["keywords"], json!(["database"]));
     assert_eq!(top["icon"], "https://example.org/r.png");
-    assert_eq!(top["latest"], "7");
+    assert_eq!(top["latest_tag"], "7");
     assert_eq!(top["platforms"][0]["architecture"], "amd64");
     // Prefixes match, and the full name ranks its repository first.
     assert_eq!(names(&search(&hub, &Cred::Anonymous, "redi").await)[0], "acme/redis");
