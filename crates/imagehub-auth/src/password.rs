@@ -1,9 +1,19 @@
 //! Passwords: argon2id hashes in PHC string form, and generated passwords.
 
+use std::cell::RefCell;
+
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::Rng;
+
+thread_local! {
+    /// The working memory of argon2 (19 MiB with the defaults), kept per thread and
+    /// reused: allocating and freeing it on every login left each allocator arena
+    /// holding its own copy, and the heap grew with the number of threads that ever
+    /// checked a password.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Shortest password accepted for a local account.
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -32,13 +42,35 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
-/// Whether `password` matches the stored PHC hash. The comparison inside the argon2
-/// crate is constant-time; a malformed stored hash never matches.
+/// Whether `password` matches the stored PHC hash. The comparison is constant-time
+/// (`password_hash::Output`'s equality); a malformed stored hash never matches.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     if password.len() > MAX_PASSWORD_LEN * 4 {
         return false;
     }
-    PasswordHash::new(phc).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+    let Ok(hash) = PasswordHash::new(phc) else { return false };
+    let (Ok(algorithm), Some(salt), Some(expected)) = (Algorithm::try_from(hash.algorithm), hash.salt, hash.hash) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(&hash) else { return false };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else { return false };
+    let mut out = vec![0u8; expected.len()];
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let computed = BLOCKS.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon2.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..blocks])
+    });
+    computed.is_ok() && Output::new(&out).is_ok_and(|out| out == expected)
 }
 
 /// A random password of 24 letters and digits (about 142 bits).

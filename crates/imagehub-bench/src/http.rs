@@ -178,15 +178,26 @@ pub struct Conn {
     target: Arc<Target>,
     host: HeaderValue,
     sender: Option<SendRequest<ChunkBody>>,
+    /// Headers added to every request that does not set them itself (e.g. `Authorization`).
+    defaults: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Conn {
     /// Opens a connection (TCP_NODELAY, HTTP/1.1).
     pub async fn connect(target: &Arc<Target>) -> Result<Self> {
         let host = HeaderValue::from_str(&target.authority)?;
-        let mut conn = Self { target: target.clone(), host, sender: None };
+        let mut conn = Self { target: target.clone(), host, sender: None, defaults: Vec::new() };
         conn.reopen().await?;
         Ok(conn)
+    }
+
+    /// Sends `name: value` with every later request that does not carry `name` itself,
+    /// replacing an earlier default of that name.
+    pub fn set_default_header(&mut self, name: HeaderName, value: &str) -> Result<()> {
+        let value = HeaderValue::from_str(value).with_context(|| format!("header {name}"))?;
+        self.defaults.retain(|(n, _)| *n != name);
+        self.defaults.push((name, value));
+        Ok(())
     }
 
     async fn reopen(&mut self) -> Result<()> {
@@ -222,6 +233,9 @@ impl Conn {
             let mut builder = Request::builder().method(req.method.clone()).uri(req.path.as_str());
             builder = builder.header(HOST, self.host.clone());
             for (name, value) in &req.headers {
+                builder = builder.header(name, value);
+            }
+            for (name, value) in self.defaults.iter().filter(|(n, _)| !req.headers.iter().any(|(h, _)| h == n)) {
                 builder = builder.header(name, value);
             }
             if req.body.len() == 0 && matches!(req.method, Method::PUT | Method::POST | Method::PATCH) {

@@ -1,5 +1,6 @@
 //! `imagehub-bench`: measures an OCI registry over plain HTTP (`run`), or starts imagehub
-//! and CNCF distribution alternately and compares them (`compare`).
+//! and CNCF distribution alternately and compares them (`compare`), or times the hub's
+//! search over a large catalogue (`search`).
 
 mod data;
 mod http;
@@ -8,6 +9,7 @@ mod procmon;
 mod registry;
 mod report;
 mod scenarios;
+mod search;
 mod servers;
 mod stats;
 
@@ -71,6 +73,54 @@ enum Cmd {
         /// Write all raw results and the summary as JSON to this file.
         #[arg(long, value_name = "FILE", default_value = "target/imagehub-bench/compare.json")]
         json: PathBuf,
+    },
+    /// Fill a hub with N repositories (README keywords and descriptions), index them,
+    /// and time `GET /api/v1/search` by kind of query (issue 6: p99 < 20 ms, 50,000
+    /// repositories, one core).
+    Search {
+        /// A running hub (plain HTTP) to fill and measure; or use --start.
+        #[arg(conflicts_with = "start", required_unless_present = "start")]
+        url: Option<String>,
+        /// Start a fresh imagehub (accounts on) on a free loopback port, pinned to
+        /// --server-cpus with taskset; the bench pins itself to the other CPUs.
+        #[arg(long)]
+        start: bool,
+        /// Repositories in the catalogue.
+        #[arg(long, default_value_t = 50_000)]
+        repos: u64,
+        /// Searches per kind of query, sequentially and again over --conns connections.
+        #[arg(long, default_value_t = 500)]
+        queries: u64,
+        /// Concurrent connections of the concurrent phase.
+        #[arg(long, default_value_t = 4)]
+        conns: usize,
+        /// Parallel pushers while filling.
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
+        /// Seed of the catalogue's names, keywords and descriptions.
+        #[arg(long, default_value_t = 6)]
+        seed: u64,
+        /// The imagehub binary (with --start).
+        #[arg(long, default_value = "target/release/imagehub")]
+        imagehub_bin: PathBuf,
+        /// CPUs (taskset list) the started server is pinned to; "none" to not pin.
+        #[arg(long, default_value = "0")]
+        server_cpus: String,
+        /// Site admin of a running hub (pushes and runs the indexing queue).
+        #[arg(long, default_value = "admin")]
+        admin_user: String,
+        /// Its password.
+        #[arg(long, env = "IMAGEHUB_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+        /// PID of a running hub: adds its RSS and CPU time per search.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// The running hub already holds this catalogue (same --repos and --seed): only measure.
+        #[arg(long)]
+        skip_fill: bool,
+        /// Write all results as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
 }
 
@@ -166,6 +216,40 @@ async fn main() -> Result<()> {
         }
         Cmd::Compare { rounds, quick, only, imagehub_bin, distribution_bin, json } => {
             compare(rounds, quick, &only, imagehub_bin, distribution_bin, json).await?;
+        }
+        Cmd::Search {
+            url,
+            start,
+            repos,
+            queries,
+            conns,
+            workers,
+            seed,
+            imagehub_bin,
+            server_cpus,
+            admin_user,
+            admin_password,
+            pid,
+            skip_fill,
+            json,
+        } => {
+            search::run(search::Options {
+                url,
+                start,
+                imagehub_bin,
+                repos,
+                queries,
+                conns,
+                workers,
+                seed,
+                server_cpus: Some(server_cpus).filter(|c| !c.is_empty() && c != "none"),
+                admin_user,
+                admin_password,
+                pid,
+                skip_fill,
+                json,
+            })
+            .await?;
         }
     }
     Ok(())

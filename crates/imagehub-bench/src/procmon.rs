@@ -31,6 +31,44 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / clk_tck())
 }
 
+/// CPU seconds the whole machine has been busy so far (all CPUs: user, nice, system,
+/// irq, softirq, steal of the `cpu` line of /proc/stat; idle and iowait not counted).
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7).copied().unwrap_or(0.0);
+    Some(busy / clk_tck())
+}
+
+/// CPU time used by processes other than `pids` (and this one) over a phase: how much
+/// the measurement shared the machine.
+pub struct OtherLoad {
+    pids: Vec<u32>,
+    start: Option<(f64, f64)>,
+}
+
+impl OtherLoad {
+    pub fn start(pids: &[u32]) -> Self {
+        let pids: Vec<u32> = pids.iter().copied().chain([std::process::id()]).collect();
+        let start = Self::sample(&pids);
+        Self { pids, start }
+    }
+
+    fn sample(pids: &[u32]) -> Option<(f64, f64)> {
+        let ours: Option<f64> = pids.iter().map(|&p| cpu_seconds(p)).sum();
+        Some((machine_busy_seconds()?, ours?))
+    }
+
+    /// CPU seconds other processes used since `start`.
+    pub fn seconds(&self) -> Option<f64> {
+        let (busy0, ours0) = self.start?;
+        let (busy1, ours1) = Self::sample(&self.pids)?;
+        Some(((busy1 - busy0) - (ours1 - ours0)).max(0.0))
+    }
+}
+
 /// A `Vm*:` line of /proc/PID/status, in KiB.
 pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -97,5 +135,7 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).is_some());
         assert!(status_kib(pid, "VmRSS").unwrap_or(0) > 0);
+        assert!(machine_busy_seconds().is_some_and(|s| s > 0.0));
+        assert!(OtherLoad::start(&[]).seconds().is_some());
     }
 }

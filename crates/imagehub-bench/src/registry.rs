@@ -65,6 +65,20 @@ pub async fn upload_monolithic(conn: &mut Conn, repo: &str, blob: &Blob) -> Resu
     check_digest_header(&r, &blob.digest)
 }
 
+/// Single-request monolithic upload: `POST /v2/<repo>/blobs/uploads/?digest=` carrying
+/// the whole blob (OCI distribution spec, "POST then PUT" in one step).
+pub async fn upload_single_post(conn: &mut Conn, repo: &str, blob: &Blob) -> Result<()> {
+    let r = conn
+        .call(
+            Req::post(format!("/v2/{repo}/blobs/uploads/?digest={}", blob.digest))
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(blob.body()),
+        )
+        .await?;
+    r.expect(&[201], "POST blob (single request)")?;
+    check_digest_header(&r, &blob.digest)
+}
+
 /// Chunked upload: POST, PATCHes of `chunk` bytes with `Content-Range`, empty final PUT.
 pub async fn upload_chunked(conn: &mut Conn, repo: &str, blob: &Blob, chunk: u64) -> Result<()> {
     let mut location = start_upload(conn, repo).await?;

@@ -1,6 +1,7 @@
 //! Starting and stopping the servers compared: imagehub (`serve` on a fresh data dir,
 //! auth off) and CNCF distribution (`docker-registry serve` with a generated config on a
-//! fresh filesystem root), each on a free loopback port, logs kept in the temp dir.
+//! fresh filesystem root), each on a free loopback port, logs kept in the temp dir; and,
+//! for `search`, imagehub with accounts on, optionally pinned to CPUs with `taskset`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -74,7 +75,6 @@ impl Server {
         let port = free_port()?;
         let data: PathBuf = dir.path().join("data");
         std::fs::create_dir_all(&data)?;
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
         let mut cmd = Command::new(bin);
         match kind {
             Kind::Imagehub => {
@@ -91,6 +91,37 @@ impl Server {
                 cmd.arg("serve").arg(&config);
             }
         }
+        Self::launch(kind, bin, cmd, dir, port).await
+    }
+
+    /// Starts a fresh imagehub with accounts on (its default): the site admin `admin`
+    /// gets `admin_password`. With `cpus` (a `taskset` CPU list such as `0`), the server
+    /// runs pinned to those CPUs, all its threads included.
+    pub async fn start_hub(bin: &Path, admin_password: &str, cpus: Option<&str>) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("imagehub-bench-search-").tempdir_in("/tmp")?;
+        let port = free_port()?;
+        let data: PathBuf = dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        let mut cmd = match cpus {
+            Some(list) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(list).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&data)
+            .env("IMAGEHUB_ADMIN_PASSWORD", admin_password);
+        Self::launch(Kind::Imagehub, bin, cmd, dir, port).await
+    }
+
+    /// Spawns `cmd` (output to `server.log` in `dir`) and waits until it answers.
+    async fn launch(kind: Kind, bin: &Path, mut cmd: Command, dir: tempfile::TempDir, port: u16) -> Result<Self> {
+        let log = std::fs::File::create(dir.path().join("server.log"))?;
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -101,6 +132,16 @@ impl Server {
         let mut server = Self { kind, url: format!("http://127.0.0.1:{port}"), pid, child, dir };
         server.wait_ready(port).await?;
         Ok(server)
+    }
+
+    /// The server's data directory (inside its temp dir).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The server's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
     }
 
     async fn wait_ready(&mut self, port: u16) -> Result<()> {

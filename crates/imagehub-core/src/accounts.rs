@@ -135,6 +135,8 @@ pub struct Accounts {
     limiter: Arc<LoginLimiter>,
     htpasswd: Option<Arc<Htpasswd>>,
     http: reqwest::Client,
+    /// Where argon2 and bcrypt run (see `hash_pool`).
+    slow_hashes: Arc<crate::hash_pool::HashPool>,
 }
 
 /// What the webhook answers for an accepted login.
@@ -157,7 +159,22 @@ impl Accounts {
             .build()
             .map_err(|e| AccountError::Setup(format!("HTTP client for the webhook: {e}")))?;
         let limiter = Arc::new(LoginLimiter::new(settings.free_login_failures));
-        Ok(Accounts { meta, settings: Arc::new(settings), limiter, htpasswd, http })
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let slow_hashes = Arc::new(crate::hash_pool::HashPool::new(cores));
+        Ok(Accounts { meta, settings: Arc::new(settings), limiter, htpasswd, http, slow_hashes })
+    }
+
+    /// Runs a password hash or check on the hashing threads.
+    async fn slow_hash<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        self.slow_hashes.run(work).await.ok_or_else(|| AccountError::Setup("password hashing failed".into()))
+    }
+
+    /// An argon2id hash of a new password.
+    async fn hash(&self, password: String) -> Result<String> {
+        self.slow_hash(move || imagehub_auth::hash_password(&password)).await?.map_err(|e| match e {
+            imagehub_auth::PasswordError::Length => AccountError::Invalid(e.to_string()),
+            imagehub_auth::PasswordError::Hash(_) => AccountError::Setup(e.to_string()),
+        })
     }
 
     pub fn settings(&self) -> &AccountSettings {
@@ -172,7 +189,7 @@ impl Accounts {
         }
         let generated = password.is_none();
         let password = password.unwrap_or_else(imagehub_auth::generate_password);
-        let hash = hash(password.clone()).await?;
+        let hash = self.hash(password.clone()).await?;
         self.meta
             .create_user(NewUser { name: "admin", email: None, password_hash: Some(&hash), source: UserSource::Local, is_admin: true })
             .await?;
@@ -228,12 +245,12 @@ impl Accounts {
             && let Some(phc) = user.password_hash.clone()
         {
             let password = password.to_string();
-            let ok = tokio::task::spawn_blocking(move || imagehub_auth::verify_password(&password, &phc)).await.unwrap_or(false);
+            let ok = self.slow_hash(move || imagehub_auth::verify_password(&password, &phc)).await?;
             return Ok(ok.then(|| user_caller(user, None, true)));
         }
         if let Some(file) = self.htpasswd.clone().filter(|f| f.contains(username)) {
             let (name, password) = (username.to_string(), password.to_string());
-            let ok = tokio::task::spawn_blocking(move || file.verify(&name, &password)).await.unwrap_or(false);
+            let ok = self.slow_hash(move || file.verify(&name, &password)).await?;
             return match ok {
                 true => self.external_user(username, UserSource::Htpasswd, user).await,
                 false => Ok(None),
@@ -392,7 +409,7 @@ impl Accounts {
             return Err(AccountError::Forbidden("only site admins create accounts (auth.signup = \"admin\")".into()));
         }
         let name: AccountName = name.parse().map_err(|e: imagehub_oci::NameError| AccountError::Invalid(e.to_string()))?;
-        let hash = hash(password.to_string()).await?;
+        let hash = self.hash(password.to_string()).await?;
         let user = self
             .meta
             .create_user(NewUser { name: name.as_str(), email, password_hash: Some(&hash), source: UserSource::Local, is_admin: false })
@@ -413,7 +430,7 @@ impl Accounts {
             if !me.password_login {
                 return Err(AccountError::Forbidden("changing the password needs the current password (Basic credentials), not a token".into()));
             }
-            let hash = hash(password.to_string()).await?;
+            let hash = self.hash(password.to_string()).await?;
             self.meta.set_password_hash(me.id, &hash).await?;
             self.audit(Some(&me.name), "user.password", Some(&me.name), Some(&me.name), None, None).await;
         }
@@ -652,13 +669,6 @@ impl Accounts {
         }
         Ok(self.meta.audit_events(Some(&owned), before, limit).await?)
     }
-}
-
-async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || imagehub_auth::hash_password(&password))
-        .await
-        .map_err(|e| AccountError::Invalid(e.to_string()))?
-        .map_err(|e| AccountError::Invalid(e.to_string()))
 }
 
 fn parse_role(role: &str) -> Result<Role> {

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 mod error;
+mod hash_pool;
 mod hub;
 mod indexer;
 mod login_limiter;
