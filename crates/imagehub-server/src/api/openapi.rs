@@ -355,7 +355,7 @@ pub mod schema {
         pub description: String,
         #[schema(format = DateTime)]
         pub created_at: String,
-        /// The caller's role; `null` for site admins who are not members, and in the answer to `PATCH`.
+        /// The caller's role; `null` for site admins who are not members.
         #[schema(required = true)]
         pub role: Option<Role>,
     }

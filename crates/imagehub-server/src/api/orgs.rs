@@ -133,8 +133,9 @@ pub struct OrgChange {
 pub async fn update_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path(org): Path<String>, request: Request) -> ApiResult {
     let body: OrgChange = json_body(request).await?;
     let visibility = body.default_visibility.as_deref().map(parse_visibility).transpose()?;
-    let row = auth.accounts.update_org(&caller, &org, visibility, body.description.as_deref()).await?;
-    ok_json(StatusCode::OK, org_json(&row, None))
+    auth.accounts.update_org(&caller, &org, visibility, body.description.as_deref()).await?;
+    let (row, role) = auth.accounts.org(&caller, &org).await?;
+    ok_json(StatusCode::OK, org_json(&row, role.map(Role::as_str)))
 }
 
 /// `DELETE /api/v1/orgs/{org}`: only an organization without repositories.
