@@ -13,7 +13,7 @@ use imagehub_core::{Caller, DetailSource, Details, ImageView};
 use imagehub_oci::{Reference, RepoName};
 use serde_json::{Map, Value, json};
 
-use super::openapi::schema::{ErrorBody, Image, ImageEdit, ImageList, IndexRun, Repository, RepositoryList, TooManyRequests, Unauthorized};
+use super::openapi::schema::{ErrorBody, Image, ImagePath, NamespacePath, RepoPath, ImageEdit, ImageList, IndexRun, Repository, RepositoryList, TooManyRequests, Unauthorized};
 use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body, ok_json, timestamp};
 
 /// Largest README accepted at push, as for a README read from an image.
@@ -30,7 +30,7 @@ const EDITABLE: [&str; 10] = ["docs", "keywords", "icon", "description", "url", 
     summary = "List a repository's images",
     description = "Tags, and manifests without a tag, most recently pushed first; with base info, merged details \
                    (without `docs`) and pulls. Callers who may pull the repository see it.",
-    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`)."), ImagesQuery),
+    params(RepoPath, ImagesQuery),
     responses(
         (status = 200, description = "The images.", body = ImageList),
         (status = 400, description = "An invalid repository name, or a malformed Authorization header.", body = ErrorBody),
@@ -90,7 +90,7 @@ pub struct ImagesQuery {
     tag = "images",
     summary = "Get an image",
     description = "Base info, merged details with the README (`docs`) and where they came from, and pulls.",
-    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`)."), ("reference" = String, Path, description = "A tag (`v1.2`) or a manifest digest (`sha256:…`).")),
+    params(ImagePath),
     responses(
         (status = 200, description = "The image.", body = Image),
         (status = 400, description = "An invalid repository name, or a malformed Authorization header.", body = ErrorBody),
@@ -149,7 +149,7 @@ pub async fn run_index(State(state): State<ApiState>, ApiCaller(caller): ApiCall
     summary = "Edit an image's details",
     description = "A user's edit, the strongest source of details. Fields given replace those of earlier edits; a \
                    field given as `null` is no longer edited (the README or the labels show through again). Needs push.",
-    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`)."), ("reference" = String, Path, description = "A tag (`v1.2`) or a manifest digest (`sha256:…`).")),
+    params(ImagePath),
     request_body = ImageEdit,
     responses(
         (status = 200, description = "The image as it now reads.", body = Image),
@@ -200,7 +200,7 @@ pub async fn edit_image(
     summary = "Give an image a README",
     description = "A README given at push, for images that hold none: markdown, YAML front matter allowed (its fields \
                    set details). It ranks below edits and above the README in the image. Needs push.",
-    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`)."), ("reference" = String, Path, description = "A tag (`v1.2`) or a manifest digest (`sha256:…`).")),
+    params(ImagePath),
     request_body(content = String, content_type = "text/markdown", description = "The README: UTF-8 markdown, at most 1 MiB."),
     responses(
         (status = 200, description = "The image as it now reads.", body = Image),
@@ -247,7 +247,7 @@ async fn store_user_details(state: &ApiState, caller: &Caller, name: &RepoName, 
     tag = "images",
     summary = "Delete an image",
     description = "A tag (the manifest stays), or a digest: the manifest with its tags. Needs delete.",
-    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`)."), ("reference" = String, Path, description = "A tag (`v1.2`) or a manifest digest (`sha256:…`).")),
+    params(ImagePath),
     responses(
         (status = 204, description = "Deleted."),
         (status = 400, description = "An invalid repository name or reference, or a malformed Authorization header.", body = ErrorBody),
@@ -285,7 +285,7 @@ pub async fn delete_image(
     summary = "List a namespace's repositories",
     description = "The repositories of a namespace (an organization or a user's own) that the caller may pull, each \
                    with its latest image. A namespace without such repositories answers an empty list.",
-    params(("org" = String, Path, description = "The namespace: an organization, or a user's own.")),
+    params(NamespacePath),
     responses(
         (status = 200, description = "The repositories.", body = RepositoryList),
         (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
@@ -312,7 +312,7 @@ pub async fn list_repositories(State(state): State<ApiState>, ApiCaller(caller):
     tag = "repositories",
     summary = "Get a repository",
     description = "Its visibility, number of images, pulls and latest image. Callers who may pull it see it.",
-    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`).")),
+    params(RepoPath),
     responses(
         (status = 200, description = "The repository.", body = Repository),
         (status = 400, description = "An invalid repository name, or a malformed Authorization header.", body = ErrorBody),
@@ -338,7 +338,7 @@ pub async fn get_repository(State(state): State<ApiState>, ApiCaller(caller): Ap
     tag = "repositories",
     summary = "Delete a repository",
     description = "Every tag and manifest; the blobs go to garbage collection. Needs delete.",
-    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`).")),
+    params(RepoPath),
     responses(
         (status = 204, description = "Deleted."),
         (status = 400, description = "An invalid repository name, or a malformed Authorization header.", body = ErrorBody),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use serde_json::{Value, json};
 
-use super::openapi::schema::{ErrorBody, MemberList, MemberRole, Org, OrgList, RepositoryVisibility, Role as RoleSchema, TooManyRequests, Unauthorized, Visibility as VisibilitySchema};
+use super::openapi::schema::{ErrorBody, MemberList, MemberPath, OrgPath, RepoPath, MemberRole, Org, OrgList, RepositoryVisibility, Role as RoleSchema, TooManyRequests, Unauthorized, Visibility as VisibilitySchema};
 use super::{ApiCaller, ApiResult, ApiV1Error, json_body, ok_json, timestamp};
 use crate::auth::Auth;
 
@@ -82,7 +82,7 @@ pub async fn list_orgs(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCall
     tag = "orgs",
     summary = "Get an organization",
     description = "Members and site admins see it; for anyone else it does not exist.",
-    params(("org" = String, Path, description = "The organization's name.")),
+    params(OrgPath),
     responses(
         (status = 200, description = "The organization, with the caller's role.", body = Org),
         (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
@@ -117,7 +117,7 @@ pub struct OrgChange {
     summary = "Change an organization",
     description = "Owners (and site admins) change the default visibility or the description. Needs Basic credentials \
                    with the password.",
-    params(("org" = String, Path, description = "The organization's name.")),
+    params(OrgPath),
     request_body = OrgChange,
     responses(
         (status = 200, description = "The organization as it now is (`role` is `null`).", body = Org),
@@ -146,7 +146,7 @@ pub async fn update_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCal
     summary = "Delete an organization",
     description = "Only an organization without repositories. Owners and site admins; needs Basic credentials with the \
                    password.",
-    params(("org" = String, Path, description = "The organization's name.")),
+    params(OrgPath),
     responses(
         (status = 204, description = "Deleted."),
         (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
@@ -171,7 +171,7 @@ pub async fn delete_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCal
     tag = "orgs",
     summary = "List an organization's members",
     description = "Members and site admins see them.",
-    params(("org" = String, Path, description = "The organization's name.")),
+    params(OrgPath),
     responses(
         (status = 200, description = "The members.", body = MemberList),
         (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
@@ -204,7 +204,7 @@ pub struct Membership {
     summary = "Add a member or change their role",
     description = "Owners and site admins; needs Basic credentials with the password. An organization keeps at least \
                    one owner.",
-    params(("org" = String, Path, description = "The organization's name."), ("user" = String, Path, description = "The user's name.")),
+    params(MemberPath),
     request_body = Membership,
     responses(
         (status = 200, description = "The member's role as now set.", body = MemberRole),
@@ -238,7 +238,7 @@ pub async fn set_member(
     summary = "Remove a member",
     description = "Owners and site admins; needs Basic credentials with the password. An organization keeps at least \
                    one owner.",
-    params(("org" = String, Path, description = "The organization's name."), ("user" = String, Path, description = "The user's name.")),
+    params(MemberPath),
     responses(
         (status = 204, description = "Removed."),
         (status = 400, description = "A malformed Authorization header.", body = ErrorBody),
@@ -284,7 +284,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     summary = "Set a repository's visibility or description",
     description = "Owners of the organization, the user whose namespace it is, and site admins; needs Basic \
                    credentials with the password. The repository need not exist yet.",
-    params(("org" = String, Path, description = "The namespace: an organization, or a user's own."), ("repo" = String, Path, description = "The repository name within the namespace, percent-encoded when it has slashes (`team%2Fapp` for `org/team/app`).")),
+    params(RepoPath),
     request_body = RepoChange,
     responses(
         (status = 200, description = "The settings as now set.", body = RepositoryVisibility),
