@@ -34,6 +34,18 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Adds another outcome's counts, bytes and latencies (unsorted; the caller sorts
+    /// once at the end) and keeps the first error seen. Elapsed time is the caller's.
+    pub fn absorb(&mut self, other: Outcome) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.bytes += other.bytes;
+        self.lat_us.extend(other.lat_us);
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
     pub fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -104,14 +116,7 @@ where
     }
     let mut total = Outcome::default();
     for task in tasks {
-        let o = task.await?;
-        total.ok += o.ok;
-        total.failed += o.failed;
-        total.bytes += o.bytes;
-        total.lat_us.extend(o.lat_us);
-        if total.first_error.is_none() {
-            total.first_error = o.first_error;
-        }
+        total.absorb(task.await?);
     }
     total.elapsed = start.elapsed();
     total.lat_us.sort_unstable();

@@ -47,13 +47,23 @@ pub struct SearchHit {
 const MAX_QUERY_CHARS: usize = 200;
 const MAX_QUERY_TERMS: usize = 8;
 
+/// A repository's latest image among `images` (listed most recently pushed first): the
+/// most recently pushed tag, or the most recent image when none is tagged.
+pub fn latest_image(images: &[ImageView]) -> Option<&ImageView> {
+    images.iter().find(|i| i.row.tag.is_some()).or(images.first())
+}
+
 impl Registry {
+    /// The latest image of `repository` (see [`latest_image`]).
+    pub async fn latest_image(&self, repository: &RepoName) -> Result<Option<ImageView>, CoreError> {
+        Ok(latest_image(&self.images(repository).await?).cloned())
+    }
+
     /// Rebuilds the search row of `repository` from its latest image (or drops it when
     /// the repository has no images left).
     pub async fn refresh_search(&self, repository: &RepoName) -> Result<(), CoreError> {
         let images = self.images(repository).await?;
-        let latest = images.iter().find(|i| i.row.tag.is_some()).or(images.first());
-        let document = latest.map(|i| SearchDocument {
+        let document = latest_image(&images).map(|i| SearchDocument {
             keywords: i.details.keywords.clone().unwrap_or_default(),
             description: i.details.description.clone().unwrap_or_default(),
             docs: i.details.docs.clone().unwrap_or_default(),
@@ -74,10 +84,7 @@ impl Registry {
         let mut hits = Vec::with_capacity(found.names.len());
         for name in found.names {
             let latest = match name.parse::<RepoName>() {
-                Ok(repository) => {
-                    let images = self.images(&repository).await?;
-                    images.iter().find(|i| i.row.tag.is_some()).or(images.first()).cloned()
-                }
+                Ok(repository) => self.latest_image(&repository).await?,
                 Err(_) => None,
             };
             hits.push(SearchHit { repository: name, latest });

@@ -17,7 +17,7 @@ mod tag_cache;
 
 pub use accounts::{AccountError, AccountSettings, Accounts, Caller, UserCaller};
 pub use error::CoreError;
-pub use hub::{ImageView, SearchHit};
+pub use hub::{ImageView, SearchHit, latest_image};
 pub use imagehub_extract::{DetailSource, Details, parse_readme};
 pub use imagehub_blobstore::UploadId;
 pub use imagehub_metadata::{Referrer, RepositoryFilter, StoredManifest, Usage};

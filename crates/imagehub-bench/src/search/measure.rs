@@ -138,14 +138,8 @@ pub async fn time(target: &Arc<Target>, kind: &QueryKind, conns: usize, reps: u6
 pub fn merge(parts: Vec<Outcome>) -> Outcome {
     let mut all = Outcome::default();
     for o in parts {
-        all.ok += o.ok;
-        all.failed += o.failed;
-        all.bytes += o.bytes;
         all.elapsed += o.elapsed;
-        all.lat_us.extend(o.lat_us);
-        if all.first_error.is_none() {
-            all.first_error = o.first_error;
-        }
+        all.absorb(o);
     }
     all.lat_us.sort_unstable();
     all

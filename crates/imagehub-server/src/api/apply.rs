@@ -233,10 +233,10 @@ async fn check(state: &ApiState, caller: &Caller, document: Document) -> Result<
 async fn apply_one(state: &ApiState, caller: &Caller, document: Checked) -> Result<Value, ApiV1Error> {
     match document {
         Checked::Image { name, repository, tag, details } => {
-            let current = state.registry.user_details(&repository, &tag, DetailSource::Edit).await.map_err(super::images::internal)?;
+            let current = state.registry.user_details(&repository, &tag, DetailSource::Edit).await.map_err(super::internal)?;
             let unchanged = current.as_ref() == Some(&*details) || (current.is_none() && details.is_empty());
             if !unchanged {
-                state.registry.set_user_details(&repository, &tag, DetailSource::Edit, Some(&details)).await.map_err(super::images::internal)?;
+                state.registry.set_user_details(&repository, &tag, DetailSource::Edit, Some(&details)).await.map_err(super::internal)?;
             }
             Ok(json!({"kind": "Image", "name": name, "result": if unchanged { "unchanged" } else { "configured" }}))
         }
@@ -344,7 +344,7 @@ pub async fn export(State(state): State<ApiState>, ApiCaller(caller): ApiCaller,
 /// Every image of `org` with a user edit (pushed or waiting for its tag) that the
 /// caller may pull.
 async fn export_images(state: &ApiState, caller: &Caller, org: &str) -> Result<Vec<Document>, ApiV1Error> {
-    let edits = state.registry.edits_in_namespace(org).await.map_err(super::images::internal)?;
+    let edits = state.registry.edits_in_namespace(org).await.map_err(super::internal)?;
     let mut documents = Vec::new();
     for (repository, reference, details) in edits {
         let Ok(name) = repository.parse::<RepoName>() else { continue };
@@ -360,7 +360,7 @@ async fn export_images(state: &ApiState, caller: &Caller, org: &str) -> Result<V
 
 async fn export_repositories(state: &ApiState, caller: &Caller, org: &str) -> Result<Vec<Document>, ApiV1Error> {
     let filter = state.auth.accounts.catalog_filter(caller).await?;
-    let names = state.registry.repositories_in(org, filter.as_ref()).await.map_err(super::images::internal)?;
+    let names = state.registry.repositories_in(org, filter.as_ref()).await.map_err(super::internal)?;
     let mut documents = Vec::new();
     for name in names {
         let Ok(repository) = name.parse::<RepoName>() else { continue };

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use super::openapi::schema::{DataPack, ErrorBody, TooManyRequests, Unauthorized};
-use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body, timestamp};
+use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body};
 
 /// Most names in one DataPack.
 const MAX_NAMES: usize = 500;
@@ -116,7 +116,7 @@ pub(super) async fn save(state: &ApiState, spec: Value) -> Result<String, ApiV1E
 async fn store(state: &ApiState, spec: &DataPackSpec) -> Result<String, ApiV1Error> {
     let name = spec.name();
     let spec_json = serde_json::to_string(spec).expect("specs serialise");
-    state.registry.put_datapack(&name, &spec_json).await.map_err(super::images::internal)?;
+    state.registry.put_datapack(&name, &spec_json).await.map_err(super::internal)?;
     Ok(name)
 }
 
@@ -143,7 +143,7 @@ async fn store(state: &ApiState, spec: &DataPackSpec) -> Result<String, ApiV1Err
     security(("basic" = []), ("bearer" = []), ())
 )]
 pub async fn get_datapack(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
-    let stored = state.registry.datapack(&name).await.map_err(super::images::internal)?;
+    let stored = state.registry.datapack(&name).await.map_err(super::internal)?;
     let stored = stored.ok_or_else(|| ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no DataPack {name:?}")))?;
     let spec: DataPackSpec = serde_json::from_str(&stored).map_err(|e| {
         tracing::error!(datapack = %name, error = %e, "a stored DataPack spec is unreadable");
@@ -193,27 +193,14 @@ async fn image_info(state: &ApiState, caller: &Caller, name: &str, kind: PackKin
         return Ok(None);
     }
     let image = match &reference {
-        Some(reference) => state.registry.image(&repository, reference).await.map_err(super::images::internal)?,
-        None => {
-            let images = state.registry.images(&repository).await.map_err(super::images::internal)?;
-            images.iter().find(|i| i.row.tag.is_some()).or(images.first()).cloned()
-        }
+        Some(reference) => state.registry.image(&repository, reference).await.map_err(super::internal)?,
+        None => state.registry.latest_image(&repository).await.map_err(super::internal)?,
     };
     let Some(image) = image else { return Ok(None) };
-    let info = image.row.info.as_ref();
-    let mut value = json!({
-        "name": name,
-        "digest": image.row.digest,
-        "media_type": image.row.media_type,
-        "platforms": info.and_then(|i| serde_json::from_str::<Value>(&i.platforms_json).ok()).unwrap_or_else(|| json!([])),
-        "size": info.and_then(|i| i.size),
-        "created": info.and_then(|i| i.created.clone()),
-        "pushed_at": timestamp(image.row.pushed_at),
-        "pushed_by": image.row.pushed_by,
-    });
+    let mut value = super::images::base_info(&image.row, name);
     if kind == PackKind::Detail {
         let mut details = serde_json::to_value(&image.details).unwrap_or_else(|_| json!({}));
-        details["id"] = info.and_then(|i| i.config_digest.clone()).into();
+        details["id"] = image.row.info.as_ref().and_then(|i| i.config_digest.clone()).into();
         value["details"] = details;
     }
     Ok(Some(value))

@@ -10,11 +10,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use imagehub_auth::{Action, Actions};
 use imagehub_core::{Caller, DetailSource, Details, ImageView};
+use imagehub_metadata::{ImageInfo, ImageRow};
 use imagehub_oci::{Reference, RepoName};
 use serde_json::{Map, Value, json};
 
 use super::openapi::schema::{ErrorBody, Image, ImagePath, NamespacePath, RepoPath, ImageEdit, ImageList, IndexRun, Repository, RepositoryList, TooManyRequests, Unauthorized};
-use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body, ok_json, timestamp};
+use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, internal, json_body, ok_json, timestamp};
 
 /// Largest README accepted at push, as for a README read from an image.
 const README_LIMIT: usize = 1 << 20;
@@ -360,7 +361,7 @@ pub async fn delete_repository(State(state): State<ApiState>, ApiCaller(caller):
 
 async fn repository_json(state: &ApiState, name: &RepoName) -> Result<Value, ApiV1Error> {
     let images = state.registry.images(name).await.map_err(internal)?;
-    let latest = images.iter().find(|i| i.row.tag.is_some()).or(images.first());
+    let latest = imagehub_core::latest_image(&images);
     let visibility = state.auth.accounts.visibility_of(name).await?;
     let latest = match latest {
         Some(l) => Some(image_json(state, name, l, false).await?),
@@ -415,10 +416,6 @@ fn not_found(name: &RepoName) -> ApiV1Error {
     ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no repository {name}"))
 }
 
-pub(super) fn internal(e: imagehub_core::CoreError) -> ApiV1Error {
-    tracing::error!(error = %e, "image API request failed");
-    ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
-}
 
 /// Base info, detail info and pulls; `full` adds the docs and where each came from.
 async fn image_json(state: &ApiState, name: &RepoName, image: &ImageView, full: bool) -> Result<Value, ApiV1Error> {
@@ -427,30 +424,41 @@ async fn image_json(state: &ApiState, name: &RepoName, image: &ImageView, full: 
     let reference = row.tag.clone().unwrap_or_else(|| row.digest.clone());
     let separator = if row.tag.is_some() { ':' } else { '@' };
     let info = row.info.as_ref();
-    let platforms: Value = info.and_then(|i| serde_json::from_str(&i.platforms_json).ok()).unwrap_or_else(|| json!([]));
+    let mut value = base_info(row, &format!("{name}{separator}{reference}"));
     let mut details = serde_json::to_value(&image.details).unwrap_or_else(|_| json!({}));
     if !full && let Some(map) = details.as_object_mut() {
         map.remove("docs");
     }
     details["id"] = info.and_then(|i| i.config_digest.clone()).into();
-    details["arch"] = platforms.as_array().map(|p| p.iter().filter_map(|x| x["architecture"].as_str()).collect::<Vec<_>>()).into();
-    let mut value = json!({
-        "name": format!("{name}{separator}{reference}"),
-        "tag": row.tag,
-        "digest": row.digest,
-        "media_type": row.media_type,
-        "platforms": platforms,
-        "size": info.and_then(|i| i.size),
-        "created": info.and_then(|i| i.created.clone()),
-        "pushed_at": timestamp(row.pushed_at),
-        "pushed_by": row.pushed_by,
-        "pull_count": pulls,
-        "indexed": info.is_some(),
-        "index_error": info.and_then(|i| i.error.clone()),
-        "details": details,
-    });
+    details["arch"] = value["platforms"].as_array().map(|p| p.iter().filter_map(|x| x["architecture"].as_str()).collect::<Vec<_>>()).into();
+    value["tag"] = row.tag.clone().into();
+    value["pull_count"] = pulls.into();
+    value["indexed"] = info.is_some().into();
+    value["index_error"] = info.and_then(|i| i.error.clone()).into();
+    value["details"] = details;
     if full {
         value["detail_sources"] = image.sources.iter().map(|s| s.as_str()).collect::<Vec<_>>().into();
     }
     Ok(value)
+}
+
+/// An image's base info under `name`: digest, media type, platforms, size, created,
+/// pushed at and by.
+pub(super) fn base_info(row: &ImageRow, name: &str) -> Value {
+    let info = row.info.as_ref();
+    json!({
+        "name": name,
+        "digest": row.digest,
+        "media_type": row.media_type,
+        "platforms": platforms(info),
+        "size": info.and_then(|i| i.size),
+        "created": info.and_then(|i| i.created.clone()),
+        "pushed_at": timestamp(row.pushed_at),
+        "pushed_by": row.pushed_by,
+    })
+}
+
+/// The platforms indexing found, as JSON (`[]` before indexing).
+pub(super) fn platforms(info: Option<&ImageInfo>) -> Value {
+    info.and_then(|i| serde_json::from_str(&i.platforms_json).ok()).unwrap_or_else(|| json!([]))
 }

@@ -67,10 +67,7 @@ impl From<AccountError> for ApiV1Error {
             AccountError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             AccountError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID"),
             AccountError::Webhook(_) => (StatusCode::BAD_GATEWAY, "UPSTREAM"),
-            AccountError::Setup(_) | AccountError::Metadata(_) => {
-                tracing::error!(error = %e, "management API request failed");
-                return ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log");
-            }
+            AccountError::Setup(_) | AccountError::Metadata(_) => return internal(e),
         };
         ApiV1Error::new(status, code, message)
     }
@@ -91,6 +88,12 @@ impl IntoResponse for ApiV1Error {
 }
 
 pub type ApiResult = Result<Response, ApiV1Error>;
+
+/// A failure of the server itself: logged with its cause, answered without it.
+pub fn internal(e: impl std::fmt::Display) -> ApiV1Error {
+    tracing::error!(error = %e, "management API request failed");
+    ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
+}
 
 /// What `/api/v1` handlers work with; handlers that need only accounts take
 /// `State<Arc<Auth>>`.

@@ -53,17 +53,11 @@ pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller,
     let page = query.page.unwrap_or(1).max(1);
     let per_page = query.per_page.unwrap_or(DEFAULT_PER_PAGE).clamp(1, MAX_PER_PAGE);
     let filter = state.auth.accounts.catalog_filter(&caller).await?;
-    let (hits, total) = state.registry.search(&query.q, filter.as_ref(), page, per_page).await.map_err(|e| {
-        tracing::error!(error = %e, "search failed");
-        ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
-    })?;
+    let (hits, total) = state.registry.search(&query.q, filter.as_ref(), page, per_page).await.map_err(super::internal)?;
     let mut results: Vec<Value> = Vec::with_capacity(hits.len());
     for hit in &hits {
         let pulls = match hit.repository.parse() {
-            Ok(name) => state.registry.pull_count(&name, None).await.map_err(|e| {
-                tracing::error!(error = %e, "pull count failed");
-                ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
-            })?,
+            Ok(name) => state.registry.pull_count(&name, None).await.map_err(super::internal)?,
             Err(_) => 0,
         };
         results.push({
@@ -76,7 +70,7 @@ pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller,
                 "keywords": details.and_then(|d| d.keywords.clone()).unwrap_or_default(),
                 "icon": details.and_then(|d| d.icon.clone()),
                 "latest_tag": latest.and_then(|l| l.row.tag.clone()),
-                "platforms": info.and_then(|i| serde_json::from_str::<Value>(&i.platforms_json).ok()).unwrap_or_else(|| json!([])),
+                "platforms": super::images::platforms(info),
                 "pushed_at": latest.map(|l| timestamp(l.row.pushed_at)),
                 "pull_count": pulls,
             })

@@ -6,7 +6,6 @@
 //! for more is never an error, the token just carries less.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -18,7 +17,7 @@ use imagehub_core::Caller;
 use imagehub_oci::OciErrorCode;
 use serde_json::json;
 
-use super::{Auth, Credentials, account_error};
+use super::{Auth, Credentials, account_error, unix_now};
 use crate::error::ApiError;
 
 /// `GET /token?service=…&scope=…[&offline_token=true]`.
@@ -118,7 +117,7 @@ async fn issue(auth: &Auth, caller: &Caller, scopes: Vec<Scope>, offline: bool) 
         "token": token,
         "access_token": token,
         "expires_in": claims.exp.saturating_sub(now),
-        "issued_at": rfc3339(now),
+        "issued_at": crate::api::timestamp(now as i64),
     });
     if offline && user.is_some() {
         let refresh = Claims {
@@ -162,13 +161,3 @@ fn query_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> 
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn rfc3339(secs: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs as i64)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
-}
