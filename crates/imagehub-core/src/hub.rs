@@ -29,10 +29,15 @@ impl Registry {
     /// One image by tag or digest.
     pub async fn image(&self, repository: &RepoName, reference: &str) -> Result<Option<ImageView>, CoreError> {
         let Some(row) = self.meta.image(repository.as_str(), reference).await? else { return Ok(None) };
+        self.with_details(repository, row).await.map(Some)
+    }
+
+    /// One image row with its merged details.
+    async fn with_details(&self, repository: &RepoName, row: ImageRow) -> Result<ImageView, CoreError> {
         let mut references = vec![row.digest.as_str()];
         references.extend(row.tag.as_deref());
         let details = self.meta.image_details(repository.as_str(), &references).await?;
-        Ok(Some(view(row, &details)))
+        Ok(view(row, &details))
     }
 }
 
@@ -54,16 +59,18 @@ pub fn latest_image(images: &[ImageView]) -> Option<&ImageView> {
 }
 
 impl Registry {
-    /// The latest image of `repository` (see [`latest_image`]).
+    /// The latest image of `repository` (see [`latest_image`]), found without listing
+    /// every image: a repository may hold thousands of tags.
     pub async fn latest_image(&self, repository: &RepoName) -> Result<Option<ImageView>, CoreError> {
-        Ok(latest_image(&self.images(repository).await?).cloned())
+        let Some(row) = self.meta.latest_image(repository.as_str()).await? else { return Ok(None) };
+        self.with_details(repository, row).await.map(Some)
     }
 
     /// Rebuilds the search row of `repository` from its latest image (or drops it when
     /// the repository has no images left).
     pub async fn refresh_search(&self, repository: &RepoName) -> Result<(), CoreError> {
-        let images = self.images(repository).await?;
-        let document = latest_image(&images).map(|i| SearchDocument {
+        let latest = self.latest_image(repository).await?;
+        let document = latest.map(|i| SearchDocument {
             keywords: i.details.keywords.clone().unwrap_or_default(),
             description: i.details.description.clone().unwrap_or_default(),
             docs: i.details.docs.clone().unwrap_or_default(),

@@ -108,6 +108,11 @@ impl Registry {
     async fn index(&self, job: &Job) -> Result<(), CoreError> {
         let repository: RepoName = job.repository.parse().map_err(|e: imagehub_oci::NameError| CoreError::Internal(Box::new(e)))?;
         let digest: Digest = job.digest.parse().map_err(|e: imagehub_oci::DigestError| CoreError::Internal(Box::new(e)))?;
+        // A manifest pushed again (under another tag, say) has the same content, so what
+        // was extracted stands; only which image is the latest may have changed.
+        if self.meta.image_indexed(repository.as_str(), &job.digest).await? {
+            return self.refresh_search(&repository).await;
+        }
         let Some(stored) = self.meta.manifest_by_digest(&repository, &digest).await? else {
             return Ok(()); // deleted since it was pushed
         };

@@ -46,8 +46,26 @@ pub struct DetailRow {
     pub details_json: String,
 }
 
-const IMAGE_COLUMNS: &str = "m.digest, m.media_type, m.pushed_at, m.pushed_by,
-    i.config_digest, i.platforms, i.size, i.created, i.error, i.indexed_at";
+/// The columns `image_row` reads after the tag, from `manifests m` and `image_info i`.
+macro_rules! image_columns {
+    () => {
+        "m.digest, m.media_type, m.pushed_at, m.pushed_by, i.config_digest, i.platforms, i.size, i.created, i.error, i.indexed_at"
+    };
+}
+const IMAGE_COLUMNS: &str = image_columns!();
+
+/// The images of repository `?1`: every tag, and every manifest without a tag that is
+/// neither an index's child nor a referrer (those belong to another image).
+const IMAGES_OF_REPOSITORY: &str = concat!(
+    "SELECT t.name, ",
+    image_columns!(),
+    " FROM repositories r JOIN manifests m ON m.repository_id = r.id
+     LEFT JOIN tags t ON t.repository_id = r.id AND t.digest = m.digest
+     LEFT JOIN image_info i ON i.repository_id = r.id AND i.digest = m.digest
+     WHERE r.name = ?1 AND (t.name IS NOT NULL OR (m.subject IS NULL AND NOT EXISTS (
+         SELECT 1 FROM manifest_references mr WHERE mr.repository_id = r.id
+         AND mr.child_digest = m.digest AND mr.child_is_manifest)))"
+);
 
 impl Metadata {
     /// Claims the next due job for `lease_secs` (after which, if not finished, it is due
@@ -156,20 +174,18 @@ impl Metadata {
     /// The images of a repository: every tag, and every manifest without a tag that is
     /// neither an index's child nor a referrer (those belong to another image).
     pub async fn images(&self, repository: &str) -> Result<Vec<ImageRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT t.name, {IMAGE_COLUMNS}
-             FROM repositories r JOIN manifests m ON m.repository_id = r.id
-             LEFT JOIN tags t ON t.repository_id = r.id AND t.digest = m.digest
-             LEFT JOIN image_info i ON i.repository_id = r.id AND i.digest = m.digest
-             WHERE r.name = ?1 AND (t.name IS NOT NULL OR (m.subject IS NULL AND NOT EXISTS (
-                 SELECT 1 FROM manifest_references mr WHERE mr.repository_id = r.id
-                 AND mr.child_digest = m.digest AND mr.child_is_manifest)))
-             ORDER BY m.pushed_at_ms DESC, t.name"
-        ))
-        .bind(repository)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!("{IMAGES_OF_REPOSITORY} ORDER BY m.pushed_at_ms DESC, t.name");
+        let rows = sqlx::query(&sql).bind(repository).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(|r| image_row(r, r.get(0))).collect())
+    }
+
+    /// The repository's latest image: its most recently pushed tag, else its most
+    /// recently pushed image; the first of [`Metadata::images`] that has a tag, without
+    /// listing them all.
+    pub async fn latest_image(&self, repository: &str) -> Result<Option<ImageRow>> {
+        let sql = format!("{IMAGES_OF_REPOSITORY} ORDER BY t.name IS NULL, m.pushed_at_ms DESC, t.name LIMIT 1");
+        let row = sqlx::query(&sql).bind(repository).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| image_row(&r, r.get(0))))
     }
 
     /// One image by tag or digest.
