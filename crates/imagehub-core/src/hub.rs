@@ -2,7 +2,7 @@
 //! base info and detail info merged from every source.
 
 use imagehub_extract::{DetailSource, Details};
-use imagehub_metadata::{DetailRow, ImageRow, RepositoryFilter, SearchDocument};
+use imagehub_metadata::{DetailRow, ImageRow, Metadata, RepositoryFilter, SearchDocument};
 use imagehub_oci::RepoName;
 
 use crate::{CoreError, Registry};
@@ -69,13 +69,18 @@ impl Registry {
     /// Rebuilds the search row of `repository` from its latest image (or drops it when
     /// the repository has no images left).
     pub async fn refresh_search(&self, repository: &RepoName) -> Result<(), CoreError> {
+        self.refresh_search_through(&self.meta, repository).await
+    }
+
+    /// [`Registry::refresh_search`], writing through `meta` (the indexer's relaxed handle).
+    pub(crate) async fn refresh_search_through(&self, meta: &Metadata, repository: &RepoName) -> Result<(), CoreError> {
         let latest = self.latest_image(repository).await?;
         let document = latest.map(|i| SearchDocument {
             keywords: i.details.keywords.clone().unwrap_or_default(),
             description: i.details.description.clone().unwrap_or_default(),
             docs: i.details.docs.clone().unwrap_or_default(),
         });
-        Ok(self.meta.put_search_document(repository.as_str(), document.as_ref()).await?)
+        Ok(meta.put_search_document(repository.as_str(), document.as_ref()).await?)
     }
 
     /// Repositories matching `query`, best first, among those `filter` lets through

@@ -82,20 +82,23 @@ impl Registry {
     /// Runs due indexing jobs until none is left; returns how many ran.
     pub async fn run_index_jobs(&self) -> Result<usize, CoreError> {
         let _one_runner = self.indexer.running.lock().await;
+        // Job bookkeeping and results are redone if a crash loses them, so they commit
+        // without waiting for fsync: pushes keep the disk to themselves.
+        let relaxed = self.meta.relaxed();
         let mut ran = 0;
-        while let Some(job) = self.meta.claim_job(LEASE_SECS).await? {
+        while let Some(job) = relaxed.claim_job(LEASE_SECS).await? {
             ran += 1;
             match self.index(&job).await {
-                Ok(()) => self.meta.finish_job(job.id).await?,
+                Ok(()) => relaxed.finish_job(job.id).await?,
                 Err(e) if job.attempts < MAX_ATTEMPTS => {
                     tracing::warn!(repository = %job.repository, digest = %job.digest, attempt = job.attempts, error = %e, "indexing failed; will retry");
-                    self.meta.retry_job(job.id, &e.to_string(), 30 * (1 << job.attempts)).await?;
+                    relaxed.retry_job(job.id, &e.to_string(), 30 * (1 << job.attempts)).await?;
                 }
                 Err(e) => {
                     tracing::error!(repository = %job.repository, digest = %job.digest, error = %e, "indexing failed for good");
                     let info = ImageInfo { platforms_json: "[]".into(), error: Some(e.to_string()), ..ImageInfo::default() };
-                    self.meta.put_image_info(&job.repository, &job.digest, &info).await?;
-                    self.meta.finish_job(job.id).await?;
+                    relaxed.put_image_info(&job.repository, &job.digest, &info).await?;
+                    relaxed.finish_job(job.id).await?;
                 }
             }
         }
@@ -110,8 +113,9 @@ impl Registry {
         let digest: Digest = job.digest.parse().map_err(|e: imagehub_oci::DigestError| CoreError::Internal(Box::new(e)))?;
         // A manifest pushed again (under another tag, say) has the same content, so what
         // was extracted stands; only which image is the latest may have changed.
+        let relaxed = self.meta.relaxed();
         if self.meta.image_indexed(repository.as_str(), &job.digest).await? {
-            return self.refresh_search(&repository).await;
+            return self.refresh_search_through(&relaxed, &repository).await;
         }
         let Some(stored) = self.meta.manifest_by_digest(&repository, &digest).await? else {
             return Ok(()); // deleted since it was pushed
@@ -133,12 +137,12 @@ impl Registry {
             ManifestKind::Index => self.index_index(&repository, &manifest).await?,
         };
         let name = repository.as_str();
-        self.meta.put_image_info(name, &job.digest, &info).await?;
+        relaxed.put_image_info(name, &job.digest, &info).await?;
         let readme_json = readme.map(|d| serde_json::to_string(&d).expect("details serialise"));
-        self.meta.put_image_details(name, &job.digest, DetailSource::ImageReadme.as_str(), readme_json.as_deref()).await?;
+        relaxed.put_image_details(name, &job.digest, DetailSource::ImageReadme.as_str(), readme_json.as_deref()).await?;
         let labels_json = (!labels.is_empty()).then(|| serde_json::to_string(&labels).expect("details serialise"));
-        self.meta.put_image_details(name, &job.digest, DetailSource::Labels.as_str(), labels_json.as_deref()).await?;
-        self.refresh_search(&repository).await
+        relaxed.put_image_details(name, &job.digest, DetailSource::Labels.as_str(), labels_json.as_deref()).await?;
+        self.refresh_search_through(&relaxed, &repository).await
     }
 
     /// Config, size, README and labels of an image manifest.

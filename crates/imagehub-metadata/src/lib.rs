@@ -101,6 +101,8 @@ pub struct Usage {
 #[derive(Clone)]
 pub struct Metadata {
     pool: SqlitePool,
+    /// Connections that commit without waiting for fsync (see [`Metadata::relaxed`]).
+    relaxed: SqlitePool,
 }
 
 impl Metadata {
@@ -114,9 +116,22 @@ impl Metadata {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Metadata { pool })
+        let relaxed = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await?;
+        Ok(Metadata { pool, relaxed })
+    }
+
+    /// The same database through connections that commit without waiting for the disk
+    /// (WAL with `synchronous=NORMAL`): a crash may lose the last such commits, whole
+    /// and in order, never anything committed through the durable handle. Only for
+    /// work that is redone when lost, such as indexing: a lost result goes with its
+    /// lost job deletion, and the job runs again.
+    pub fn relaxed(&self) -> Metadata {
+        Metadata { pool: self.relaxed.clone(), relaxed: self.relaxed.clone() }
     }
 
     /// Whether the repository exists (has had content pushed or mounted).
@@ -432,6 +447,7 @@ impl Metadata {
 
     /// Closes every connection, letting SQLite checkpoint its WAL.
     pub async fn close(&self) {
+        self.relaxed.close().await;
         self.pool.close().await;
     }
 }
