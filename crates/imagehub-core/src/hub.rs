@@ -69,18 +69,24 @@ impl Registry {
     /// Rebuilds the search row of `repository` from its latest image (or drops it when
     /// the repository has no images left).
     pub async fn refresh_search(&self, repository: &RepoName) -> Result<(), CoreError> {
-        self.refresh_search_through(&self.meta, repository).await
+        self.refresh_search_of(&self.meta, [repository.as_str()]).await
     }
 
-    /// [`Registry::refresh_search`], writing through `meta` (the indexer's relaxed handle).
-    pub(crate) async fn refresh_search_through(&self, meta: &Metadata, repository: &RepoName) -> Result<(), CoreError> {
-        let latest = self.latest_image(repository).await?;
-        let document = latest.map(|i| SearchDocument {
-            keywords: i.details.keywords.clone().unwrap_or_default(),
-            description: i.details.description.clone().unwrap_or_default(),
-            docs: i.details.docs.clone().unwrap_or_default(),
-        });
-        Ok(meta.put_search_document(repository.as_str(), document.as_ref()).await?)
+    /// Refreshes the search rows of `repositories`, writing them in one transaction
+    /// through `meta` (the indexer's relaxed handle).
+    pub(crate) async fn refresh_search_of(&self, meta: &Metadata, repositories: impl IntoIterator<Item = &str>) -> Result<(), CoreError> {
+        let mut documents = Vec::new();
+        for name in repositories {
+            let Ok(repository) = name.parse::<RepoName>() else { continue };
+            let latest = self.latest_image(&repository).await?;
+            let document = latest.map(|i| SearchDocument {
+                keywords: i.details.keywords.clone().unwrap_or_default(),
+                description: i.details.description.clone().unwrap_or_default(),
+                docs: i.details.docs.clone().unwrap_or_default(),
+            });
+            documents.push((name.to_string(), document));
+        }
+        Ok(meta.put_search_documents(&documents).await?)
     }
 
     /// Repositories matching `query`, best first, among those `filter` lets through

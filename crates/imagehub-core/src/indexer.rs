@@ -3,11 +3,11 @@
 //! off the request path, from the queue in the database. A push never waits for this
 //! and never fails because of it: a failure is recorded on the image.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 
 use imagehub_extract::{DetailSource, Details, Layer, ReadmeSearch, details_from_labels, find_readme, parse_readme};
-use imagehub_metadata::{ImageInfo, Job};
+use imagehub_metadata::{ImageInfo, Job, JobOutcome};
 use imagehub_oci::{Descriptor, Digest, Manifest, ManifestKind, RepoName};
 use serde::Deserialize;
 use serde_json::json;
@@ -17,6 +17,8 @@ use crate::{CoreError, Registry};
 
 /// A job is leased for this long; if its runner dies, it is due again afterwards.
 const LEASE_SECS: i64 = 600;
+/// Jobs claimed, and their results written, at a time.
+const BATCH: u32 = 64;
 /// Attempts before a job's failure is recorded on the image and the job dropped.
 const MAX_ATTEMPTS: u32 = 5;
 /// Largest config blob read (real configs are a few KiB).
@@ -69,9 +71,9 @@ struct Indexed {
 }
 
 impl Registry {
-    /// Waits until a push queues indexing work (or `timeout` passes).
-    pub async fn wait_for_index_work(&self, timeout: std::time::Duration) {
-        let _ = tokio::time::timeout(timeout, self.indexer.notify.notified()).await;
+    /// Waits until a push queues indexing work or `timeout` passes; says which.
+    pub async fn wait_for_index_work(&self, timeout: std::time::Duration) -> bool {
+        tokio::time::timeout(timeout, self.indexer.notify.notified()).await.is_ok()
     }
 
     /// Indexing jobs waiting or running.
@@ -80,45 +82,63 @@ impl Registry {
     }
 
     /// Runs due indexing jobs until none is left; returns how many ran.
+    ///
+    /// Jobs are claimed in batches and each batch's results are written in one
+    /// transaction, so that indexing after a burst of pushes takes the database's write
+    /// lock a few times rather than several times per image.
     pub async fn run_index_jobs(&self) -> Result<usize, CoreError> {
         let _one_runner = self.indexer.running.lock().await;
         // Job bookkeeping and results are redone if a crash loses them, so they commit
         // without waiting for fsync: pushes keep the disk to themselves.
         let relaxed = self.meta.relaxed();
         let mut ran = 0;
-        while let Some(job) = relaxed.claim_job(LEASE_SECS).await? {
-            ran += 1;
-            match self.index(&job).await {
-                Ok(()) => relaxed.finish_job(job.id).await?,
-                Err(e) if job.attempts < MAX_ATTEMPTS => {
-                    tracing::warn!(repository = %job.repository, digest = %job.digest, attempt = job.attempts, error = %e, "indexing failed; will retry");
-                    relaxed.retry_job(job.id, &e.to_string(), 30 * (1 << job.attempts)).await?;
+        loop {
+            let jobs = relaxed.claim_jobs(LEASE_SECS, BATCH).await?;
+            if jobs.is_empty() {
+                return Ok(ran);
+            }
+            ran += jobs.len();
+            let mut outcomes = Vec::with_capacity(jobs.len());
+            let mut done = HashSet::new();
+            for job in &jobs {
+                // The same manifest pushed twice in a burst is indexed once.
+                if !done.insert((job.repository.as_str(), job.digest.as_str())) {
+                    outcomes.push(JobOutcome { job_id: job.id, repository: job.repository.clone(), digest: job.digest.clone(), info: None, details: Vec::new() });
+                    continue;
                 }
-                Err(e) => {
-                    tracing::error!(repository = %job.repository, digest = %job.digest, error = %e, "indexing failed for good");
-                    let info = ImageInfo { platforms_json: "[]".into(), error: Some(e.to_string()), ..ImageInfo::default() };
-                    relaxed.put_image_info(&job.repository, &job.digest, &info).await?;
-                    relaxed.finish_job(job.id).await?;
+                match self.index(job).await {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(e) if job.attempts < MAX_ATTEMPTS => {
+                        tracing::warn!(repository = %job.repository, digest = %job.digest, attempt = job.attempts, error = %e, "indexing failed; will retry");
+                        relaxed.retry_job(job.id, &e.to_string(), 30 * (1 << job.attempts)).await?;
+                    }
+                    Err(e) => {
+                        tracing::error!(repository = %job.repository, digest = %job.digest, error = %e, "indexing failed for good");
+                        let info = ImageInfo { platforms_json: "[]".into(), error: Some(e.to_string()), ..ImageInfo::default() };
+                        outcomes.push(JobOutcome { job_id: job.id, repository: job.repository.clone(), digest: job.digest.clone(), info: Some(info), details: Vec::new() });
+                    }
                 }
             }
+            relaxed.finish_jobs(&outcomes).await?;
+            let repositories: BTreeSet<&str> = outcomes.iter().map(|o| o.repository.as_str()).collect();
+            self.refresh_search_of(&relaxed, repositories).await?;
         }
-        Ok(ran)
     }
 
     /// Indexes one manifest. Problems with the image's content are recorded on it;
     /// only failures of the registry itself (database, missing files) are errors, so
     /// the job is retried.
-    async fn index(&self, job: &Job) -> Result<(), CoreError> {
+    async fn index(&self, job: &Job) -> Result<JobOutcome, CoreError> {
+        let mut outcome = JobOutcome { job_id: job.id, repository: job.repository.clone(), digest: job.digest.clone(), info: None, details: Vec::new() };
         let repository: RepoName = job.repository.parse().map_err(|e: imagehub_oci::NameError| CoreError::Internal(Box::new(e)))?;
         let digest: Digest = job.digest.parse().map_err(|e: imagehub_oci::DigestError| CoreError::Internal(Box::new(e)))?;
         // A manifest pushed again (under another tag, say) has the same content, so what
         // was extracted stands; only which image is the latest may have changed.
-        let relaxed = self.meta.relaxed();
         if self.meta.image_indexed(repository.as_str(), &job.digest).await? {
-            return self.refresh_search_through(&relaxed, &repository).await;
+            return Ok(outcome);
         }
         let Some(stored) = self.meta.manifest_by_digest(&repository, &digest).await? else {
-            return Ok(()); // deleted since it was pushed
+            return Ok(outcome); // deleted since it was pushed
         };
         let manifest = Manifest::parse(Some(&stored.media_type), &stored.content)?;
         let (info, readme, labels) = match manifest.kind {
@@ -136,13 +156,11 @@ impl Registry {
             }
             ManifestKind::Index => self.index_index(&repository, &manifest).await?,
         };
-        let name = repository.as_str();
-        relaxed.put_image_info(name, &job.digest, &info).await?;
+        outcome.info = Some(info);
         let readme_json = readme.map(|d| serde_json::to_string(&d).expect("details serialise"));
-        relaxed.put_image_details(name, &job.digest, DetailSource::ImageReadme.as_str(), readme_json.as_deref()).await?;
         let labels_json = (!labels.is_empty()).then(|| serde_json::to_string(&labels).expect("details serialise"));
-        relaxed.put_image_details(name, &job.digest, DetailSource::Labels.as_str(), labels_json.as_deref()).await?;
-        self.refresh_search_through(&relaxed, &repository).await
+        outcome.details = vec![(DetailSource::ImageReadme.as_str().to_string(), readme_json), (DetailSource::Labels.as_str().to_string(), labels_json)];
+        Ok(outcome)
     }
 
     /// Config, size, README and labels of an image manifest.

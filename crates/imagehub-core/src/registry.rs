@@ -244,21 +244,17 @@ impl Registry {
         let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
         self.meta
             .put_manifest(NewManifest {
-                repository,
-                digest: &digest,
-                media_type: &manifest.media_type,
-                artifact_type: manifest.artifact_type.as_deref(),
-                subject: subject.as_ref(),
+                repository: repository.clone(),
+                digest: digest.clone(),
+                media_type: manifest.media_type.clone(),
+                artifact_type: manifest.artifact_type.clone(),
+                subject: subject.clone(),
                 annotations_json,
-                content,
-                blobs: manifest
-                    .blob_references()
-                    .filter(|d| is_distributable(&d.media_type))
-                    .map(|d| &d.digest)
-                    .collect(),
-                manifests: manifest.manifests.iter().map(|d| &d.digest).collect(),
-                tag,
-                pushed_by,
+                content: content.to_vec(),
+                blobs: manifest.blob_references().filter(|d| is_distributable(&d.media_type)).map(|d| d.digest.clone()).collect(),
+                manifests: manifest.manifests.iter().map(|d| d.digest.clone()).collect(),
+                tag: tag.cloned(),
+                pushed_by: pushed_by.map(str::to_string),
             })
             .await?;
         if tag.is_some() {
@@ -345,8 +341,7 @@ impl Registry {
     async fn commit(&self, repository: &RepoName, upload: Upload, digest: &Digest) -> Result<u64> {
         let id = upload.id().to_string();
         let size = self.blobs.commit_upload(upload, digest).await?;
-        self.meta.link_blob(repository, digest, size).await?;
-        self.meta.delete_upload(&id).await?;
+        self.meta.finish_upload(&id, repository, digest, size).await?;
         Ok(size)
     }
 

@@ -1,6 +1,6 @@
 //! Rows of the hub: base info of images, detail info by source, and the job queue.
 
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 
 use crate::{Metadata, Result, now, visibility};
 
@@ -38,6 +38,18 @@ pub struct ImageRow {
     pub info: Option<ImageInfo>,
 }
 
+/// What one indexing job produced, stored by [`Metadata::finish_jobs`].
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub job_id: i64,
+    pub repository: String,
+    pub digest: String,
+    /// `None` stores nothing (the image was indexed already, or is gone).
+    pub info: Option<ImageInfo>,
+    /// `(source, details JSON)`; `None` removes that source's details.
+    pub details: Vec<(String, Option<String>)>,
+}
+
 /// One stored set of details.
 #[derive(Debug, Clone)]
 pub struct DetailRow {
@@ -68,24 +80,39 @@ const IMAGES_OF_REPOSITORY: &str = concat!(
 );
 
 impl Metadata {
-    /// Claims the next due job for `lease_secs` (after which, if not finished, it is due
-    /// again), counting the attempt.
-    pub async fn claim_job(&self, lease_secs: i64) -> Result<Option<Job>> {
+    /// Claims up to `limit` due jobs for `lease_secs` (after which, if not finished,
+    /// they are due again), counting the attempt; oldest first.
+    pub async fn claim_jobs(&self, lease_secs: i64, limit: u32) -> Result<Vec<Job>> {
         let now = now();
-        let row = sqlx::query(
+        let rows = sqlx::query(
             "UPDATE jobs SET run_after = ?1 + ?2, attempts = attempts + 1
-             WHERE id = (SELECT id FROM jobs WHERE run_after <= ?1 ORDER BY run_after, id LIMIT 1)
+             WHERE id IN (SELECT id FROM jobs WHERE run_after <= ?1 ORDER BY run_after, id LIMIT ?3)
              RETURNING id, kind, repository, digest, attempts",
         )
         .bind(now)
         .bind(lease_secs)
-        .fetch_optional(&self.pool)
+        .bind(limit)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(row.map(|r| Job { id: r.get(0), kind: r.get(1), repository: r.get(2), digest: r.get(3), attempts: r.get::<i64, _>(4) as u32 }))
+        let mut jobs: Vec<Job> =
+            rows.iter().map(|r| Job { id: r.get(0), kind: r.get(1), repository: r.get(2), digest: r.get(3), attempts: r.get::<i64, _>(4) as u32 }).collect();
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
     }
 
-    pub async fn finish_job(&self, id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id).execute(&self.pool).await?;
+    /// Stores what a batch of jobs produced and removes the jobs, in one transaction.
+    pub async fn finish_jobs(&self, outcomes: &[JobOutcome]) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for outcome in outcomes {
+            if let Some(info) = &outcome.info {
+                put_image_info(&mut tx, &outcome.repository, &outcome.digest, info).await?;
+            }
+            for (source, details_json) in &outcome.details {
+                put_image_details(&mut tx, &outcome.repository, &outcome.digest, source, details_json.as_deref()).await?;
+            }
+            sqlx::query("DELETE FROM jobs WHERE id = ?").bind(outcome.job_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -106,55 +133,10 @@ impl Metadata {
         Ok(row.get::<i64, _>(0) as u64)
     }
 
-    /// Stores the base info of `repository@digest`, if the manifest still exists.
-    pub async fn put_image_info(&self, repository: &str, digest: &str, info: &ImageInfo) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO image_info (repository_id, digest, config_digest, platforms, size, created, error, indexed_at)
-             SELECT m.repository_id, m.digest, ?, ?, ?, ?, ?, ? FROM manifests m JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ? AND m.digest = ?
-             ON CONFLICT (repository_id, digest) DO UPDATE SET config_digest = excluded.config_digest,
-                platforms = excluded.platforms, size = excluded.size, created = excluded.created,
-                error = excluded.error, indexed_at = excluded.indexed_at",
-        )
-        .bind(&info.config_digest)
-        .bind(&info.platforms_json)
-        .bind(info.size.map(|s| s as i64))
-        .bind(&info.created)
-        .bind(&info.error)
-        .bind(now())
-        .bind(repository)
-        .bind(digest)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Stores (or with `None`, removes) one source's details for a reference.
     pub async fn put_image_details(&self, repository: &str, reference: &str, source: &str, details_json: Option<&str>) -> Result<()> {
-        match details_json {
-            Some(json) => {
-                sqlx::query(
-                    "INSERT INTO image_details (repository, reference, source, details, updated_at) VALUES (?, ?, ?, ?, ?)
-                     ON CONFLICT (repository, reference, source) DO UPDATE SET details = excluded.details, updated_at = excluded.updated_at",
-                )
-                .bind(repository)
-                .bind(reference)
-                .bind(source)
-                .bind(json)
-                .bind(now())
-                .execute(&self.pool)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM image_details WHERE repository = ? AND reference = ? AND source = ?")
-                    .bind(repository)
-                    .bind(reference)
-                    .bind(source)
-                    .execute(&self.pool)
-                    .await?;
-            }
-        }
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        put_image_details(&mut conn, repository, reference, source, details_json).await
     }
 
     /// Every stored detail set of `repository` for any of `references`.
@@ -323,4 +305,55 @@ fn image_row(r: &sqlx::sqlite::SqliteRow, tag: Option<String>) -> ImageRow {
             error: r.get(9),
         }),
     }
+}
+
+/// Stores the base info of `repository@digest`, if the manifest still exists.
+async fn put_image_info(conn: &mut SqliteConnection, repository: &str, digest: &str, info: &ImageInfo) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO image_info (repository_id, digest, config_digest, platforms, size, created, error, indexed_at)
+         SELECT m.repository_id, m.digest, ?, ?, ?, ?, ?, ? FROM manifests m JOIN repositories r ON r.id = m.repository_id
+         WHERE r.name = ? AND m.digest = ?
+         ON CONFLICT (repository_id, digest) DO UPDATE SET config_digest = excluded.config_digest,
+            platforms = excluded.platforms, size = excluded.size, created = excluded.created,
+            error = excluded.error, indexed_at = excluded.indexed_at",
+    )
+    .bind(&info.config_digest)
+    .bind(&info.platforms_json)
+    .bind(info.size.map(|s| s as i64))
+    .bind(&info.created)
+    .bind(&info.error)
+    .bind(now())
+    .bind(repository)
+    .bind(digest)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores (or with `None`, removes) one source's details for a reference.
+async fn put_image_details(conn: &mut SqliteConnection, repository: &str, reference: &str, source: &str, details_json: Option<&str>) -> Result<()> {
+    match details_json {
+        Some(json) => {
+            sqlx::query(
+                "INSERT INTO image_details (repository, reference, source, details, updated_at) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (repository, reference, source) DO UPDATE SET details = excluded.details, updated_at = excluded.updated_at",
+            )
+            .bind(repository)
+            .bind(reference)
+            .bind(source)
+            .bind(json)
+            .bind(now())
+            .execute(conn)
+            .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM image_details WHERE repository = ? AND reference = ? AND source = ?")
+                .bind(repository)
+                .bind(reference)
+                .bind(source)
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(())
 }

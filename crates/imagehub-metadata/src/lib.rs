@@ -4,13 +4,15 @@
 //!
 //! This crate knows rows, not rules: it must not depend on the blob store or on HTTP.
 //! Every multi-row change runs in one `BEGIN IMMEDIATE` transaction, so concurrent
-//! writers serialise instead of failing to upgrade a read lock.
+//! writers serialise instead of failing to upgrade a read lock; the writes on the push
+//! path go through one group-committing writer (`writer.rs`).
 
 mod accounts;
 mod gc;
 mod hub;
 mod search;
 mod visibility;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -18,7 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use imagehub_oci::{Digest, RepoName, Tag};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use writer::Writer;
 
 /// Errors of the metadata database.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,10 @@ pub enum MetadataError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("database holds an invalid value: {0}")]
     Corrupt(String),
+    #[error("committing to the database failed: {0}")]
+    CommitFailed(std::sync::Arc<sqlx::Error>),
+    #[error("the database writer has stopped")]
+    WriterStopped,
 }
 
 pub use accounts::{
@@ -44,7 +51,7 @@ pub use accounts::{
     UserRow, UserSource,
 };
 pub use gc::{GcPlan, UnlinkedBlob};
-pub use hub::{DetailRow, ImageInfo, ImageRow, Job};
+pub use hub::{DetailRow, ImageInfo, ImageRow, Job, JobOutcome};
 pub use search::{SearchDocument, SearchPage};
 
 type Result<T, E = MetadataError> = std::result::Result<T, E>;
@@ -57,25 +64,26 @@ pub struct StoredManifest {
     pub content: Vec<u8>,
 }
 
-/// A manifest about to be stored, with everything it references.
+/// A manifest about to be stored, with everything it references. Owned, as it is
+/// handed to the group-committing writer.
 #[derive(Debug, Clone)]
-pub struct NewManifest<'a> {
-    pub repository: &'a RepoName,
-    pub digest: &'a Digest,
-    pub media_type: &'a str,
-    pub artifact_type: Option<&'a str>,
-    pub subject: Option<&'a Digest>,
+pub struct NewManifest {
+    pub repository: RepoName,
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
     /// The manifest's annotations as a JSON object, for the referrers listing.
     pub annotations_json: Option<String>,
-    pub content: &'a [u8],
+    pub content: Vec<u8>,
     /// Blobs (config and layers) that must be linked to the repository.
-    pub blobs: Vec<&'a Digest>,
+    pub blobs: Vec<Digest>,
     /// Child manifests (of an index) that must exist in the repository.
-    pub manifests: Vec<&'a Digest>,
+    pub manifests: Vec<Digest>,
     /// The tag to point at this manifest, when pushed by tag.
-    pub tag: Option<&'a Tag>,
+    pub tag: Option<Tag>,
     /// The user who pushed it, when accounts are on.
-    pub pushed_by: Option<&'a str>,
+    pub pushed_by: Option<String>,
 }
 
 /// One manifest whose `subject` is a given digest.
@@ -103,6 +111,8 @@ pub struct Metadata {
     pool: SqlitePool,
     /// Connections that commit without waiting for fsync (see [`Metadata::relaxed`]).
     relaxed: SqlitePool,
+    /// The group-committing writer of the push path.
+    writer: Writer,
 }
 
 impl Metadata {
@@ -118,11 +128,12 @@ impl Metadata {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        let writer = Writer::start(&options).await?;
         let relaxed = SqlitePoolOptions::new()
             .max_connections(2)
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await?;
-        Ok(Metadata { pool, relaxed })
+        Ok(Metadata { pool, relaxed, writer })
     }
 
     /// The same database through connections that commit without waiting for the disk
@@ -131,7 +142,7 @@ impl Metadata {
     /// work that is redone when lost, such as indexing: a lost result goes with its
     /// lost job deletion, and the job runs again.
     pub fn relaxed(&self) -> Metadata {
-        Metadata { pool: self.relaxed.clone(), relaxed: self.relaxed.clone() }
+        Metadata { pool: self.relaxed.clone(), relaxed: self.relaxed.clone(), writer: self.writer.clone() }
     }
 
     /// Whether the repository exists (has had content pushed or mounted).
@@ -160,26 +171,22 @@ impl Metadata {
 
     /// Records a verified blob and links it to `repository`, creating the repository.
     pub async fn link_blob(&self, repository: &RepoName, digest: &Digest, size: u64) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let now = now();
-        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(digest.to_string())
-            .bind(size as i64)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let repository_id = ensure_repository(&mut tx, repository, now).await?;
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(repository_id)
-        .bind(digest.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (repository, digest) = (repository.clone(), digest.clone());
+        self.writer.write(move |conn| Box::pin(async move { link_blob(conn, &repository, &digest, size).await })).await
+    }
+
+    /// Links a blob whose upload session `id` just completed, and ends the session.
+    pub async fn finish_upload(&self, id: &str, repository: &RepoName, digest: &Digest, size: u64) -> Result<()> {
+        let (id, repository, digest) = (id.to_string(), repository.clone(), digest.clone());
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    link_blob(&mut *conn, &repository, &digest, size).await?;
+                    sqlx::query("DELETE FROM uploads WHERE id = ?").bind(&id).execute(&mut *conn).await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     /// Unlinks a blob from a repository; returns whether it was linked. The bytes stay
@@ -231,90 +238,8 @@ impl Metadata {
 
     /// Stores a manifest and its references, and moves its tag, in one transaction.
     /// Fails with `MissingReference` when a blob or child manifest is not in the repository.
-    pub async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let now = now();
-        let repository_id = ensure_repository(&mut tx, manifest.repository, now).await?;
-        for digest in &manifest.blobs {
-            let linked = sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
-                .bind(repository_id)
-                .bind(digest.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if linked.is_none() {
-                return Err(MetadataError::MissingReference { digest: (*digest).clone(), is_manifest: false });
-            }
-        }
-        for digest in &manifest.manifests {
-            let exists = sqlx::query("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?")
-                .bind(repository_id)
-                .bind(digest.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_none() {
-                return Err(MetadataError::MissingReference { digest: (*digest).clone(), is_manifest: true });
-            }
-        }
-        let digest = manifest.digest.to_string();
-        sqlx::query(
-            "INSERT INTO manifests
-               (repository_id, digest, media_type, artifact_type, subject, annotations, content, pushed_at, pushed_by, pushed_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at,
-                pushed_by = COALESCE(excluded.pushed_by, pushed_by), pushed_at_ms = excluded.pushed_at_ms",
-        )
-        .bind(repository_id)
-        .bind(&digest)
-        .bind(manifest.media_type)
-        .bind(manifest.artifact_type)
-        .bind(manifest.subject.map(Digest::to_string))
-        .bind(manifest.annotations_json.as_deref())
-        .bind(manifest.content)
-        .bind(now)
-        .bind(manifest.pushed_by)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        // Indexing (base info, README, labels) happens off the request path; the job is
-        // committed with the manifest, so a crash cannot lose it.
-        sqlx::query(
-            "INSERT INTO jobs (kind, repository, digest, run_after, created_at) VALUES ('index', ?, ?, ?, ?)
-             ON CONFLICT (kind, repository, digest) DO UPDATE SET run_after = excluded.run_after, attempts = 0",
-        )
-        .bind(manifest.repository.as_str())
-        .bind(&digest)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let children = manifest.blobs.iter().map(|d| (d, false)).chain(manifest.manifests.iter().map(|d| (d, true)));
-        for (child, is_manifest) in children {
-            sqlx::query(
-                "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, child_is_manifest)
-                 VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(repository_id)
-            .bind(&digest)
-            .bind(child.to_string())
-            .bind(is_manifest)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(tag) = manifest.tag {
-            sqlx::query(
-                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest,
-                    updated_at = excluded.updated_at",
-            )
-            .bind(repository_id)
-            .bind(tag.as_str())
-            .bind(&digest)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    pub async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
+        self.writer.write(move |conn| Box::pin(async move { put_manifest(conn, &manifest).await })).await
     }
 
     /// Deletes a manifest and every tag pointing at it; returns whether it existed.
@@ -399,13 +324,20 @@ impl Metadata {
 
     /// Records a new upload session for `repository`.
     pub async fn create_upload(&self, id: &str, repository: &RepoName) -> Result<()> {
-        sqlx::query("INSERT INTO uploads (id, repository, started_at) VALUES (?, ?, ?)")
-            .bind(id)
-            .bind(repository.as_str())
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let (id, repository) = (id.to_string(), repository.to_string());
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO uploads (id, repository, started_at) VALUES (?, ?, ?)")
+                        .bind(id)
+                        .bind(repository)
+                        .bind(now())
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     /// The repository an upload session belongs to, if the session exists.
@@ -452,18 +384,14 @@ impl Metadata {
     }
 }
 
-async fn ensure_repository(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    repository: &RepoName,
-    now: i64,
-) -> Result<i64> {
+async fn ensure_repository(conn: &mut SqliteConnection, repository: &RepoName, now: i64) -> Result<i64> {
     let row = sqlx::query(
         "INSERT INTO repositories (name, created_at) VALUES (?, ?)
          ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
     )
     .bind(repository.as_str())
     .bind(now)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *conn)
     .await?;
     // A new repository takes its namespace's default visibility; an existing setting stays.
     if let Some(namespace) = repository.namespace() {
@@ -473,10 +401,115 @@ async fn ensure_repository(
         )
         .bind(repository.as_str())
         .bind(namespace)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     }
     Ok(row.get(0))
+}
+
+/// Records a verified blob and links it to `repository`, creating the repository.
+async fn link_blob(conn: &mut SqliteConnection, repository: &RepoName, digest: &Digest, size: u64) -> Result<()> {
+    let now = now();
+    sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(digest.to_string())
+        .bind(size as i64)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    let repository_id = ensure_repository(&mut *conn, repository, now).await?;
+    sqlx::query("INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(repository_id)
+        .bind(digest.to_string())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores a manifest and its references, and moves its tag.
+/// Fails with `MissingReference` when a blob or child manifest is not in the repository.
+async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Result<()> {
+    let now = now();
+    let repository_id = ensure_repository(&mut *conn, &manifest.repository, now).await?;
+    for digest in &manifest.blobs {
+        let linked = sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
+            .bind(repository_id)
+            .bind(digest.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if linked.is_none() {
+            return Err(MetadataError::MissingReference { digest: digest.clone(), is_manifest: false });
+        }
+    }
+    for digest in &manifest.manifests {
+        let exists = sqlx::query("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?")
+            .bind(repository_id)
+            .bind(digest.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if exists.is_none() {
+            return Err(MetadataError::MissingReference { digest: digest.clone(), is_manifest: true });
+        }
+    }
+    let digest = manifest.digest.to_string();
+    sqlx::query(
+        "INSERT INTO manifests
+           (repository_id, digest, media_type, artifact_type, subject, annotations, content, pushed_at, pushed_by, pushed_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at,
+            pushed_by = COALESCE(excluded.pushed_by, pushed_by), pushed_at_ms = excluded.pushed_at_ms",
+    )
+    .bind(repository_id)
+    .bind(&digest)
+    .bind(&manifest.media_type)
+    .bind(&manifest.artifact_type)
+    .bind(manifest.subject.as_ref().map(Digest::to_string))
+    .bind(manifest.annotations_json.as_deref())
+    .bind(&manifest.content)
+    .bind(now)
+    .bind(&manifest.pushed_by)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    // Indexing (base info, README, labels) happens off the request path; the job is
+    // committed with the manifest, so a crash cannot lose it.
+    sqlx::query(
+        "INSERT INTO jobs (kind, repository, digest, run_after, created_at) VALUES ('index', ?, ?, ?, ?)
+         ON CONFLICT (kind, repository, digest) DO UPDATE SET run_after = excluded.run_after, attempts = 0",
+    )
+    .bind(manifest.repository.as_str())
+    .bind(&digest)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let children = manifest.blobs.iter().map(|d| (d, false)).chain(manifest.manifests.iter().map(|d| (d, true)));
+    for (child, is_manifest) in children {
+        sqlx::query(
+            "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, child_is_manifest)
+             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(repository_id)
+        .bind(&digest)
+        .bind(child.to_string())
+        .bind(is_manifest)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if let Some(tag) = &manifest.tag {
+        sqlx::query(
+            "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest,
+                updated_at = excluded.updated_at",
+        )
+        .bind(repository_id)
+        .bind(tag.as_str())
+        .bind(&digest)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 fn stored_manifest(row: sqlx::sqlite::SqliteRow) -> Result<StoredManifest> {

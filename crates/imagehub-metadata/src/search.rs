@@ -26,13 +26,19 @@ pub struct SearchPage {
 impl Metadata {
     /// Replaces the search row of `repository`; `None` removes it (no images left).
     pub async fn put_search_document(&self, repository: &str, document: Option<&SearchDocument>) -> Result<()> {
+        self.put_search_documents(&[(repository.to_string(), document.cloned())]).await
+    }
+
+    /// Replaces the search rows of several repositories in one transaction.
+    pub async fn put_search_documents(&self, documents: &[(String, Option<SearchDocument>)]) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let id: Option<i64> = sqlx::query("SELECT id FROM repositories WHERE name = ?")
-            .bind(repository)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.get(0));
-        if let Some(id) = id {
+        for (repository, document) in documents {
+            let id: Option<i64> = sqlx::query("SELECT id FROM repositories WHERE name = ?")
+                .bind(repository)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get(0));
+            let Some(id) = id else { continue };
             sqlx::query("DELETE FROM repository_search WHERE rowid = ?").bind(id).execute(&mut *tx).await?;
             if let Some(doc) = document {
                 sqlx::query("INSERT INTO repository_search (rowid, name, keywords, description, docs) VALUES (?, ?, ?, ?, ?)")

@@ -44,14 +44,23 @@ pub async fn run(registry: Registry, config: Config) {
 
 /// How often the indexing queue is looked at without a push waking it (for retries).
 const INDEX_POLL: Duration = Duration::from_secs(30);
+/// Indexing starts once pushes have paused this long ...
+const INDEX_QUIET: Duration = Duration::from_millis(250);
+/// ... or this long after the first push it was woken for, under sustained pushing.
+const INDEX_MAX_DELAY: Duration = Duration::from_secs(5);
 
-/// Works the indexing queue: at once after each push, and every `INDEX_POLL` for
-/// retries. Runs until aborted.
+/// Works the indexing queue: shortly after pushes pause, and every `INDEX_POLL` for
+/// retries. Waiting for a pause keeps indexing (which reads layers and takes the
+/// database's write lock) from competing with a burst of pushes, and lets one batch
+/// take the burst's jobs. Runs until aborted.
 pub async fn index_images(registry: Registry) {
     loop {
         if let Err(e) = registry.run_index_jobs().await {
             tracing::warn!(error = %e, "indexing images failed");
         }
-        registry.wait_for_index_work(INDEX_POLL).await;
+        if registry.wait_for_index_work(INDEX_POLL).await {
+            let woken = tokio::time::Instant::now();
+            while woken.elapsed() < INDEX_MAX_DELAY && registry.wait_for_index_work(INDEX_QUIET).await {}
+        }
     }
 }

@@ -1,0 +1,215 @@
+//! Group commit for the writes on the push path (upload sessions, blob links,
+//! manifests). SQLite lets one writer in at a time and each durable commit waits for
+//! fsync, so concurrent pushes committing one by one queue on the lock (SQLite's busy
+//! handler sleeps, which is what made push latency spiky) and pay one fsync each.
+//! Here one task owns a connection, takes every write queued while the previous
+//! commit was on its way to disk, runs each in its own savepoint, commits them
+//! together, and only then answers each caller: one fsync for the batch, and a write
+//! that fails rolls back alone. No crate offers this for sqlx, hence by hand.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{MetadataError, Result};
+
+/// Writes taken into one transaction at most.
+const MAX_BATCH: usize = 256;
+
+pub(crate) type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
+
+/// A queued write: run it inside the batch's transaction, or fail it unrun.
+trait QueuedWrite: Send {
+    /// Runs the write; the answer is held until the batch's commit is known.
+    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Ran>;
+    fn fail(self: Box<Self>, error: Arc<sqlx::Error>);
+}
+
+/// A write that ran: whether it succeeded, and how to answer its caller once the
+/// transaction's fate is known.
+struct Ran {
+    ok: bool,
+    answer: Box<dyn FnOnce(Option<Arc<sqlx::Error>>) + Send>,
+}
+
+struct Pending<F, T> {
+    write: F,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<F, T> QueuedWrite for Pending<F, T>
+where
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Ran> {
+        let Pending { write, reply } = *self;
+        Box::pin(async move {
+            let result = write(conn).await;
+            let ok = result.is_ok();
+            let answer = move |commit_error: Option<Arc<sqlx::Error>>| {
+                let _ = reply.send(match commit_error {
+                    Some(e) if ok => Err(MetadataError::CommitFailed(e)),
+                    _ => result,
+                });
+            };
+            Ran { ok, answer: Box::new(answer) }
+        })
+    }
+
+    fn fail(self: Box<Self>, error: Arc<sqlx::Error>) {
+        let _ = self.reply.send(Err(MetadataError::CommitFailed(error)));
+    }
+}
+
+/// The handle writers queue through; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    queue: mpsc::UnboundedSender<Box<dyn QueuedWrite>>,
+}
+
+impl Writer {
+    /// Opens the writer's own connection and starts its task, which ends when the last
+    /// handle is dropped.
+    pub(crate) async fn start(options: &SqliteConnectOptions) -> Result<Writer> {
+        let conn = options.connect().await?;
+        let (queue, writes) = mpsc::unbounded_channel();
+        tokio::spawn(run(conn, writes));
+        Ok(Writer { queue })
+    }
+
+    /// Runs `write` in a transaction shared with other queued writes; answers after the
+    /// commit is durable. When `write` fails, what it changed is rolled back and the
+    /// others commit without it.
+    pub(crate) async fn write<F, T>(&self, write: F) -> Result<T>
+    where
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Box::new(Pending { write, reply })).map_err(|_| MetadataError::WriterStopped)?;
+        answer.await.map_err(|_| MetadataError::WriterStopped)?
+    }
+}
+
+async fn run(mut conn: SqliteConnection, mut writes: mpsc::UnboundedReceiver<Box<dyn QueuedWrite>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while writes.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        commit_batch(&mut conn, batch.drain(..)).await;
+    }
+    let _ = conn.close().await;
+}
+
+async fn commit_batch(conn: &mut SqliteConnection, batch: impl Iterator<Item = Box<dyn QueuedWrite>>) {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
+        let e = Arc::new(e);
+        batch.for_each(|w| w.fail(Arc::clone(&e)));
+        return;
+    }
+    let mut answers = Vec::new();
+    let mut failed = None;
+    for write in batch {
+        if let Some(e) = &failed {
+            write.fail(Arc::clone(e));
+            continue;
+        }
+        if let Err(e) = exec(conn, "SAVEPOINT write").await {
+            failed = Some(Arc::new(e));
+            write.fail(Arc::clone(failed.as_ref().expect("just set")));
+            continue;
+        }
+        let ran = write.run(conn).await;
+        let rolled_back = if ran.ok { Ok(()) } else { exec(conn, "ROLLBACK TO write").await };
+        if let Err(e) = rolled_back.and(exec(conn, "RELEASE write").await) {
+            failed = Some(Arc::new(e));
+        }
+        answers.push(ran.answer);
+    }
+    let outcome = match failed {
+        Some(e) => Err(e),
+        None => exec(conn, "COMMIT").await.map_err(Arc::new),
+    };
+    let commit_error = match outcome {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "committing a batch of writes failed");
+            let _ = exec(conn, "ROLLBACK").await;
+            Some(e)
+        }
+    };
+    for answer in answers {
+        answer(commit_error.clone());
+    }
+}
+
+/// Runs one transaction-control statement.
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::query(sql).execute(conn).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::*;
+
+    async fn writer(dir: &tempfile::TempDir) -> (Writer, SqliteConnection) {
+        let options = SqliteConnectOptions::new().filename(dir.path().join("db")).create_if_missing(true);
+        let mut reader = options.connect().await.unwrap();
+        sqlx::query("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)").execute(&mut reader).await.unwrap();
+        (Writer::start(&options).await.unwrap(), reader)
+    }
+
+    fn insert(v: i64) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<()>> + Send + 'static {
+        move |conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *conn).await?;
+                Ok(())
+            })
+        }
+    }
+
+    /// Writes a row, then fails on the unique constraint.
+    fn failing(conn: &mut SqliteConnection) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO t (v) VALUES (100)").execute(&mut *conn).await?;
+            sqlx::query("INSERT INTO t (v) VALUES (1)").execute(&mut *conn).await?;
+            Ok(())
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, mut reader) = writer(&dir).await;
+        // One poll of `join!` queues all three before the writer task (on this
+        // current-thread runtime) runs, so they share a transaction.
+        let (a, b, c) = tokio::join!(writer.write(insert(1)), writer.write(failing), writer.write(insert(2)));
+        assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
+        assert!(matches!(b, Err(MetadataError::Database(_))), "{b:?}");
+        let rows = sqlx::query("SELECT v FROM t ORDER BY v").fetch_all(&mut reader).await.unwrap();
+        let values: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(values, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn many_concurrent_writes_all_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, mut reader) = writer(&dir).await;
+        let writes: Vec<_> = (0..500)
+            .map(|v| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.write(insert(v)).await })
+            })
+            .collect();
+        for w in writes {
+            w.await.unwrap().unwrap();
+        }
+        let count: i64 = sqlx::query("SELECT count(*) FROM t").fetch_one(&mut reader).await.unwrap().get(0);
+        assert_eq!(count, 500);
+    }
+}
