@@ -30,6 +30,13 @@ pub struct AccountSettings {
     pub webhook_url: Option<String>,
 }
 
+impl AccountSettings {
+    /// Settings for a server with accounts off, where nobody logs in.
+    pub fn open_registry() -> AccountSettings {
+        AccountSettings { anonymous_pull: true, open_signup: false, free_login_failures: 0, htpasswd_file: None, webhook_url: None }
+    }
+}
+
 /// Why an accounts operation failed; the server maps each to a status and error code.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -97,6 +104,13 @@ pub struct TokenGrant {
 }
 
 impl Caller {
+    /// Whoever calls a server with accounts off (`auth.enabled = false`). Through `/v2`
+    /// anyone may then push, pull and delete anything, so through the API they act as a
+    /// site admin too; the account routes are not served then.
+    pub fn open_registry() -> Caller {
+        Caller::User(UserCaller { id: 0, name: "anonymous".into(), is_admin: true, token: None, password_login: true })
+    }
+
     pub fn user(&self) -> Option<&UserCaller> {
         match self {
             Caller::User(u) => Some(u),

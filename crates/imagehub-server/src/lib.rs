@@ -147,13 +147,18 @@ pub fn app(registry: Registry, auth: AuthState) -> Router {
         .route("/metrics", get(metrics::serve_metrics))
         .with_state((metrics.clone(), registry.clone()));
     let mut router = Router::new().merge(v2::router(registry.clone(), auth.clone()));
-    if let Some(auth) = auth {
+    if let Some(auth) = &auth {
         let token = Router::new()
             .route("/token", get(auth::token::get_token).post(auth::token::post_token))
             .route("/.well-known/jwks.json", get(auth::token::jwks))
             .with_state(auth.clone());
-        router = router.merge(token).merge(api::router(auth, registry.clone()));
+        router = router.merge(token);
     }
+    let accounts = match &auth {
+        Some(auth) => auth.accounts.clone(),
+        None => registry.accounts(AccountSettings::open_registry()).expect("accounts without htpasswd or webhook cannot fail to set up"),
+    };
+    router = router.merge(api::router(auth, accounts, registry.clone()));
     router
         .merge(health)
         .merge(metrics_route)

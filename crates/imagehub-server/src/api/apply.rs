@@ -241,14 +241,17 @@ async fn apply_one(state: &ApiState, caller: &Caller, document: Checked) -> Resu
             Ok(json!({"kind": "Image", "name": name, "result": if unchanged { "unchanged" } else { "configured" }}))
         }
         Checked::Repository { name, visibility } => {
-            let current = state.auth.accounts.visibility_of(&name).await?;
+            let current = state.accounts.visibility_of(&name).await?;
             if current != visibility {
-                state.auth.accounts.set_visibility(caller, &name, visibility).await?;
+                state.accounts.set_visibility(caller, &name, visibility).await?;
             }
             Ok(json!({"kind": "Repository", "name": name.as_str(), "result": if current == visibility { "unchanged" } else { "configured" }}))
         }
         Checked::Organization { spec } => {
-            let existing = match state.auth.accounts.org(caller, &spec.name).await {
+            if state.auth.is_none() {
+                return Err(ApiV1Error::invalid(format!("{}: organizations need accounts, which are off here (auth.enabled = false)", spec.name)));
+            }
+            let existing = match state.accounts.org(caller, &spec.name).await {
                 Ok((org, _)) => Some(org),
                 Err(imagehub_core::AccountError::NotFound(_)) => None,
                 Err(e) => return Err(e.into()),
@@ -256,7 +259,7 @@ async fn apply_one(state: &ApiState, caller: &Caller, document: Checked) -> Resu
             let result = match existing {
                 None => {
                     let visibility = spec.default_visibility.unwrap_or(Visibility::Private);
-                    state.auth.accounts.create_org(caller, &spec.name, visibility, spec.description.as_deref().unwrap_or("")).await?;
+                    state.accounts.create_org(caller, &spec.name, visibility, spec.description.as_deref().unwrap_or("")).await?;
                     "created"
                 }
                 Some(org) => {
@@ -265,7 +268,7 @@ async fn apply_one(state: &ApiState, caller: &Caller, document: Checked) -> Resu
                     if same_visibility && same_description {
                         "unchanged"
                     } else {
-                        state.auth.accounts.update_org(caller, &spec.name, spec.default_visibility, spec.description.as_deref()).await?;
+                        state.accounts.update_org(caller, &spec.name, spec.default_visibility, spec.description.as_deref()).await?;
                         "configured"
                     }
                 }
@@ -285,7 +288,7 @@ fn metadata_name(spec_name: &str) -> String {
 }
 
 async fn require(state: &ApiState, caller: &Caller, repository: &RepoName, action: Action) -> Result<(), ApiV1Error> {
-    let actions = state.auth.accounts.repository_actions(caller, repository).await?;
+    let actions = state.accounts.repository_actions(caller, repository).await?;
     if actions.contains(action) {
         Ok(())
     } else {
@@ -326,7 +329,7 @@ pub async fn export(State(state): State<ApiState>, ApiCaller(caller): ApiCaller,
         "Image" => export_images(&state, &caller, &query.org).await?,
         "Repository" => export_repositories(&state, &caller, &query.org).await?,
         "Organization" => {
-            let (org, _) = state.auth.accounts.org(&caller, &query.org).await?;
+            let (org, _) = state.accounts.org(&caller, &query.org).await?;
             let visibility: Visibility = org.default_visibility.parse().map_err(ApiV1Error::invalid)?;
             let spec = OrganizationSpec { name: org.name.clone(), description: Some(org.description).filter(|d| !d.is_empty()), default_visibility: Some(visibility) };
             vec![document("Organization", &org.name, &spec)]
@@ -348,7 +351,7 @@ async fn export_images(state: &ApiState, caller: &Caller, org: &str) -> Result<V
     let mut documents = Vec::new();
     for (repository, reference, details) in edits {
         let Ok(name) = repository.parse::<RepoName>() else { continue };
-        if !state.auth.accounts.repository_actions(caller, &name).await?.contains(Action::Pull) || reference.contains(':') {
+        if !state.accounts.repository_actions(caller, &name).await?.contains(Action::Pull) || reference.contains(':') {
             continue; // not visible, or an edit by digest (Image documents name tags)
         }
         let spec_name = format!("{repository}:{reference}");
@@ -359,12 +362,12 @@ async fn export_images(state: &ApiState, caller: &Caller, org: &str) -> Result<V
 }
 
 async fn export_repositories(state: &ApiState, caller: &Caller, org: &str) -> Result<Vec<Document>, ApiV1Error> {
-    let filter = state.auth.accounts.catalog_filter(caller).await?;
+    let filter = state.accounts.catalog_filter(caller).await?;
     let names = state.registry.repositories_in(org, filter.as_ref()).await.map_err(super::internal)?;
     let mut documents = Vec::new();
     for name in names {
         let Ok(repository) = name.parse::<RepoName>() else { continue };
-        let visibility = state.auth.accounts.visibility_of(&repository).await?;
+        let visibility = state.accounts.visibility_of(&repository).await?;
         documents.push(document("Repository", &metadata_name(&name), &RepositorySpec { name: name.clone(), visibility }));
     }
     Ok(documents)

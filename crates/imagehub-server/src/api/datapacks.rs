@@ -188,7 +188,7 @@ async fn answer(state: &ApiState, caller: &Caller, name: &str, spec: &DataPackSp
 /// One image's info, or `None` when it does not exist or the caller may not pull it.
 async fn image_info(state: &ApiState, caller: &Caller, name: &str, kind: PackKind) -> Result<Option<Value>, ApiV1Error> {
     let (repository, reference) = parse_image_name(name)?;
-    let actions = state.auth.accounts.repository_actions(caller, &repository).await?;
+    let actions = state.accounts.repository_actions(caller, &repository).await?;
     if !actions.contains(Action::Pull) {
         return Ok(None);
     }

@@ -296,7 +296,7 @@ pub async fn delete_image(
     security(("basic" = []), ("bearer" = []), ())
 )]
 pub async fn list_repositories(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path(org): Path<String>) -> ApiResult {
-    let filter = state.auth.accounts.catalog_filter(&caller).await?;
+    let filter = state.accounts.catalog_filter(&caller).await?;
     let names = state.registry.repositories_in(&org, filter.as_ref()).await.map_err(internal)?;
     let mut repositories = Vec::with_capacity(names.len());
     for name in names {
@@ -362,12 +362,12 @@ pub async fn delete_repository(State(state): State<ApiState>, ApiCaller(caller):
 async fn repository_json(state: &ApiState, name: &RepoName) -> Result<Value, ApiV1Error> {
     let images = state.registry.images(name).await.map_err(internal)?;
     let latest = imagehub_core::latest_image(&images);
-    let visibility = state.auth.accounts.visibility_of(name).await?;
+    let visibility = state.accounts.visibility_of(name).await?;
     let latest = match latest {
         Some(l) => Some(image_json(state, name, l, false).await?),
         None => None,
     };
-    let description = state.auth.accounts.repository_description(name).await?;
+    let description = state.accounts.repository_description(name).await?;
     Ok(json!({
         "name": name.as_str(),
         "visibility": visibility.as_str(),
@@ -389,7 +389,7 @@ async fn existing_image(state: &ApiState, name: &RepoName, reference: &str) -> R
 
 async fn audit(state: &ApiState, caller: &Caller, action: &str, name: &RepoName, reference: &str) {
     let target = if reference.is_empty() { name.to_string() } else { format!("{name}:{reference}") };
-    state.auth.accounts.audit(caller.name(), action, name.namespace(), Some(&target), None, None).await;
+    state.accounts.audit(caller.name(), action, name.namespace(), Some(&target), None, None).await;
 }
 
 
@@ -397,7 +397,7 @@ async fn audit(state: &ApiState, caller: &Caller, action: &str, name: &RepoName,
 /// existence does not leak), and may do `action` (403 otherwise).
 async fn repository_for(state: &ApiState, caller: &Caller, org: &str, repo: &str, action: Action) -> Result<RepoName, ApiV1Error> {
     let name: RepoName = format!("{org}/{repo}").parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
-    let actions: Actions = state.auth.accounts.repository_actions(caller, &name).await?;
+    let actions: Actions = state.accounts.repository_actions(caller, &name).await?;
     if !actions.contains(Action::Pull) {
         return Err(not_found(&name));
     }

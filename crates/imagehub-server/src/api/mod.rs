@@ -4,6 +4,11 @@
 //! document of it all. It takes the same credentials as
 //! the registry (Basic, a registry bearer JWT, or an access token as bearer) and answers
 //! errors in one shape, `{"errors":[{"code","message","detail"}]}`.
+//!
+//! With accounts off (`auth.enabled = false`) the registry is open, and so is the hub
+//! part of the API (repositories, images, search, DataPacks, apply and export): every
+//! caller may do what anyone may do through `/v2`. The account routes (users, tokens,
+//! organizations, members, audit) then answer 404 saying that accounts are off.
 
 mod apply;
 mod datapacks;
@@ -23,7 +28,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
 use imagehub_auth::AccessTokenSecret;
-use imagehub_core::{AccountError, Caller, Registry};
+use imagehub_core::{AccountError, Accounts, Caller, Registry};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -95,17 +100,21 @@ pub fn internal(e: impl std::fmt::Display) -> ApiV1Error {
     ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
 }
 
-/// What `/api/v1` handlers work with; handlers that need only accounts take
-/// `State<Arc<Auth>>`.
+/// What `/api/v1` handlers work with; the account routes, mounted only with accounts
+/// on, take `State<Arc<Auth>>`.
 #[derive(Clone)]
 pub struct ApiState {
-    pub auth: Arc<Auth>,
+    /// `None` with accounts off.
+    pub auth: Option<Arc<Auth>>,
+    /// The permission policy and repository settings; with accounts off, every caller
+    /// is [`Caller::open_registry`], whom it lets do anything.
+    pub accounts: Accounts,
     pub registry: Registry,
 }
 
 impl FromRef<ApiState> for Arc<Auth> {
     fn from_ref(state: &ApiState) -> Arc<Auth> {
-        state.auth.clone()
+        state.auth.clone().expect("account routes are mounted only when accounts are on")
     }
 }
 
@@ -114,12 +123,12 @@ pub struct ApiCaller(pub Caller);
 
 impl<S: Send + Sync> FromRequestParts<S> for ApiCaller
 where
-    Arc<Auth>: FromRef<S>,
+    ApiState: FromRef<S>,
 {
     type Rejection = ApiV1Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = Arc::<Auth>::from_ref(state);
+        let Some(auth) = ApiState::from_ref(state).auth else { return Ok(ApiCaller(Caller::open_registry())) };
         let credentials = Credentials::from_headers(&parts.headers).map_err(|_| ApiV1Error::invalid("malformed Authorization header"))?;
         let caller = match credentials {
             Credentials::None => Caller::Anonymous,
@@ -156,20 +165,12 @@ pub fn ok_json(status: StatusCode, value: serde_json::Value) -> ApiResult {
     Ok((status, axum::Json(value)).into_response())
 }
 
-/// The `/api/v1` router; present only when accounts are on.
-pub fn router(auth: Arc<Auth>, registry: Registry) -> Router {
-    Router::new()
-        .route("/api/v1/users", axum::routing::post(users::create_user))
-        .route("/api/v1/user", get(users::get_user).patch(users::update_user))
-        .route("/api/v1/user/tokens", get(users::list_tokens).post(users::create_token))
-        .route("/api/v1/user/tokens/{id}", delete(users::revoke_token))
-        .route("/api/v1/orgs", get(orgs::list_orgs).post(orgs::create_org))
-        .route("/api/v1/orgs/{org}", get(orgs::get_org).patch(orgs::update_org).delete(orgs::delete_org))
-        .route("/api/v1/orgs/{org}/members", get(orgs::list_members))
-        .route("/api/v1/orgs/{org}/members/{user}", put(orgs::set_member).delete(orgs::remove_member))
+/// The `/api/v1` router. `auth` is `None` with accounts off; `accounts` is then a
+/// policy that lets everyone do anything, as the open registry does.
+pub fn router(auth: Option<Arc<Auth>>, accounts: Accounts, registry: Registry) -> Router {
+    let hub = Router::new()
         .route("/api/v1/orgs/{org}/repos", get(images::list_repositories))
         .route("/api/v1/orgs/{org}/repos/{repo}", get(images::get_repository).patch(orgs::update_repo).delete(images::delete_repository))
-        .route("/api/v1/audit", get(users::audit))
         .route("/api/v1/orgs/{org}/repos/{repo}/images", get(images::list_images))
         .route("/api/v1/orgs/{org}/repos/{repo}/images/{reference}", get(images::get_image).patch(images::edit_image).delete(images::delete_image))
         .route("/api/v1/orgs/{org}/repos/{repo}/images/{reference}/readme", put(images::put_readme))
@@ -179,8 +180,44 @@ pub fn router(auth: Arc<Auth>, registry: Registry) -> Router {
         .route("/api/v1/apply", axum::routing::post(apply::apply))
         .route("/api/v1/export", get(apply::export))
         .route("/api/v1/datapacks", axum::routing::post(datapacks::create_datapack))
-        .route("/api/v1/datapacks/{name}", get(datapacks::get_datapack))
-        .with_state(ApiState { auth, registry })
+        .route("/api/v1/datapacks/{name}", get(datapacks::get_datapack));
+    if auth.is_none() {
+        let off = ACCOUNT_PATHS.iter().fold(hub, |router, path| router.route(path, axum::routing::any(accounts_off)));
+        return off.with_state(ApiState { auth, accounts, registry });
+    }
+    let account_routes = Router::new()
+        .route("/api/v1/users", axum::routing::post(users::create_user))
+        .route("/api/v1/user", get(users::get_user).patch(users::update_user))
+        .route("/api/v1/user/tokens", get(users::list_tokens).post(users::create_token))
+        .route("/api/v1/user/tokens/{id}", delete(users::revoke_token))
+        .route("/api/v1/orgs", get(orgs::list_orgs).post(orgs::create_org))
+        .route("/api/v1/orgs/{org}", get(orgs::get_org).patch(orgs::update_org).delete(orgs::delete_org))
+        .route("/api/v1/orgs/{org}/members", get(orgs::list_members))
+        .route("/api/v1/orgs/{org}/members/{user}", put(orgs::set_member).delete(orgs::remove_member))
+        .route("/api/v1/audit", get(users::audit));
+    hub.merge(account_routes).with_state(ApiState { auth, accounts, registry })
+}
+
+/// The paths of the account routes, which answer [`accounts_off`] with accounts off.
+const ACCOUNT_PATHS: [&str; 9] = [
+    "/api/v1/users",
+    "/api/v1/user",
+    "/api/v1/user/tokens",
+    "/api/v1/user/tokens/{id}",
+    "/api/v1/orgs",
+    "/api/v1/orgs/{org}",
+    "/api/v1/orgs/{org}/members",
+    "/api/v1/orgs/{org}/members/{user}",
+    "/api/v1/audit",
+];
+
+/// An account route with accounts off.
+async fn accounts_off(uri: axum::http::Uri) -> ApiV1Error {
+    ApiV1Error::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        format!("{}: accounts (users, tokens, organizations, audit) are off on this server (auth.enabled = false)", uri.path()),
+    )
 }
 
 /// Unix seconds as RFC 3339, for API answers.

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use serde_json::{Value, json};
 
 use super::openapi::schema::{ErrorBody, MemberList, MemberPath, OrgPath, RepoPath, MemberRole, Org, OrgList, RepositoryVisibility, Role as RoleSchema, TooManyRequests, Unauthorized, Visibility as VisibilitySchema};
-use super::{ApiCaller, ApiResult, ApiV1Error, json_body, ok_json, timestamp};
+use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body, ok_json, timestamp};
 use crate::auth::Auth;
 
 /// A new organization.
@@ -296,7 +296,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     security(("basic" = []))
 )]
 pub async fn update_repo(
-    State(auth): State<Arc<Auth>>,
+    State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
     Path((org, repo)): Path<(String, String)>,
     request: Request,
@@ -308,13 +308,13 @@ pub async fn update_repo(
     let visibility = body.visibility.as_deref().map(parse_visibility).transpose()?;
     let name: RepoName = format!("{org}/{repo}").parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
     if let Some(visibility) = visibility {
-        auth.accounts.set_visibility(&caller, &name, visibility).await?;
+        state.accounts.set_visibility(&caller, &name, visibility).await?;
     }
     if let Some(description) = &body.description {
-        auth.accounts.set_repository_description(&caller, &name, description.as_deref()).await?;
+        state.accounts.set_repository_description(&caller, &name, description.as_deref()).await?;
     }
-    let visibility = auth.accounts.visibility_of(&name).await?;
-    let description = auth.accounts.repository_description(&name).await?;
+    let visibility = state.accounts.visibility_of(&name).await?;
+    let description = state.accounts.repository_description(&name).await?;
     ok_json(StatusCode::OK, json!({"name": name.as_str(), "visibility": visibility.as_str(), "description": description}))
 }
 

@@ -52,7 +52,7 @@ pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller,
     }
     let page = query.page.unwrap_or(1).max(1);
     let per_page = query.per_page.unwrap_or(DEFAULT_PER_PAGE).clamp(1, MAX_PER_PAGE);
-    let filter = state.auth.accounts.catalog_filter(&caller).await?;
+    let filter = state.accounts.catalog_filter(&caller).await?;
     let (hits, total) = state.registry.search(&query.q, filter.as_ref(), page, per_page).await.map_err(super::internal)?;
     let mut results: Vec<Value> = Vec::with_capacity(hits.len());
     for hit in &hits {

@@ -6,6 +6,7 @@ mod auth;
 mod gc;
 mod hub;
 mod hub_api;
+mod hub_open;
 mod openapi;
 mod process;
 mod realclients;

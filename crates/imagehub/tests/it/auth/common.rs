@@ -186,11 +186,16 @@ impl Hub {
     /// README), and runs the indexing queue (as the admin).
     pub async fn push_with_readme(&self, cred: &Cred, repo: &str, tag: &str, readme: &str) -> String {
         let token = self.token(cred, &[repo_scope(repo, "pull,push")]).await.expect("token");
-        let layer = if readme.is_empty() { tar(&[("bin/app", b"app")]) } else { tar(&[("README.md", readme.as_bytes())]) };
-        let config = format!(r#"{{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","repo":"{repo}:{tag}"}}"#);
-        let digest = self.push_parts(Some(&token), repo, tag, config.as_bytes(), &layer).await.expect("push");
+        let digest = self.push_readme_image(Some(&token), repo, tag, readme).await.expect("push");
         self.api(&Cred::admin(), Method::POST, "/api/v1/admin/index", None).await.expect(200, "run the indexing queue");
         digest
+    }
+
+    /// Pushes `repo:tag` whose only layer holds `/README.md` = `readme` (empty: no README).
+    pub async fn push_readme_image(&self, token: Option<&str>, repo: &str, tag: &str, readme: &str) -> Result<String, Reply> {
+        let layer = if readme.is_empty() { tar(&[("bin/app", b"app")]) } else { tar(&[("README.md", readme.as_bytes())]) };
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","repo":"{repo}:{tag}"}}"#);
+        self.push_parts(token, repo, tag, config.as_bytes(), &layer).await
     }
 
     /// Pushes a config, one layer (as an uncompressed tar) and the manifest tying them.
