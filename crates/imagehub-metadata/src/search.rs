@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use crate::{Metadata, RepositoryFilter, Result, visibility};
+use crate::{Metadata, RepositoryFilter, Result};
 
 /// What a repository is found by.
 #[derive(Debug, Clone, Default)]
@@ -33,75 +33,190 @@ impl Metadata {
     pub async fn put_search_documents(&self, documents: &[(String, Option<SearchDocument>)]) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for (repository, document) in documents {
-            let id: Option<i64> = sqlx::query("SELECT id FROM repositories WHERE name = ?")
+            sqlx::query("DELETE FROM repository_search WHERE rowid = (SELECT id FROM repositories WHERE name = ?)")
                 .bind(repository)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.get(0));
-            let Some(id) = id else { continue };
-            sqlx::query("DELETE FROM repository_search WHERE rowid = ?").bind(id).execute(&mut *tx).await?;
-            if let Some(doc) = document {
-                sqlx::query("INSERT INTO repository_search (rowid, name, keywords, description, docs) VALUES (?, ?, ?, ?, ?)")
-                    .bind(id)
-                    .bind(repository)
-                    .bind(doc.keywords.join(" "))
-                    .bind(&doc.description)
-                    .bind(&doc.docs)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+                .execute(&mut *tx)
+                .await?;
+            let Some(doc) = document else { continue };
+            // The namespace token and the visibility are computed as migration 0010 and
+            // its triggers do, and as `Access` queries them.
+            sqlx::query(
+                "INSERT INTO repository_search (rowid, name, last, keywords, description, docs, namespace, visibility)
+                 SELECT r.id, r.name, ?2, ?3, ?4, ?5, 'n' || lower(hex(r.namespace)),
+                        COALESCE(rv.visibility, ns.default_visibility, 'private')
+                 FROM repositories r LEFT JOIN repository_visibility rv ON rv.name = r.name
+                 LEFT JOIN namespaces ns ON ns.name = r.namespace WHERE r.name = ?1",
+            )
+            .bind(repository)
+            .bind(repository.rsplit('/').next().unwrap_or(repository))
+            .bind(doc.keywords.join(" "))
+            .bind(&doc.description)
+            .bind(&doc.docs)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     /// Repositories matching every term of `terms` (prefixes), visible through `filter`
-    /// (`None`: all), ranked: the name equal to the query or its last component, then
-    /// names starting with it (shorter first), then other name matches, then keyword
-    /// matches, then description and docs; within a rank by relevance, then name.
+    /// (`None`: all), in tiers: the name or its last component equal to `query`, then
+    /// starting with it (shorter first, then by name), then other name matches, then
+    /// keyword matches, then description and docs matches; within the last three, the
+    /// newest repository first.
+    ///
+    /// Each tier is an FTS5 expression excluding the tiers before it, so the total is
+    /// three counts and a page reads only the rows it shows (FTS5 walks matches in rowid
+    /// order, which is creation order). Nothing is scored: ranking every match by
+    /// relevance (`bm25`) costs about a microsecond per match, which for a common word
+    /// among 50,000 repositories is far beyond the 20 ms a search may take.
     pub async fn search_repositories(&self, query: &str, terms: &[String], filter: Option<&RepositoryFilter>, limit: u32, offset: u32) -> Result<SearchPage> {
-        let page = self.search_page(query, terms, filter, limit, offset).await?;
-        if page.names.is_empty() && offset > 0 {
-            // Past the last page: the total still comes from the first.
-            let first = self.search_page(query, terms, filter, 1, 0).await?;
-            return Ok(SearchPage { names: Vec::new(), total: first.total });
+        let Some(access) = Access::of(filter).filter(|_| !terms.is_empty()) else {
+            return Ok(SearchPage { names: Vec::new(), total: 0 });
+        };
+        // Terms are alphanumeric (the caller splits the query at everything else), so
+        // they need no escaping inside FTS5 strings.
+        let all = terms.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" AND ");
+        let phrase = format!("\"{}\" *", terms.join(" "));
+        let in_name = format!("{{name}} : ({all})");
+        let in_keywords = format!("{{keywords}} : ({all})");
+        let in_text = format!("{{description docs}} : ({all})");
+        let name_tier = access.restrict(&in_name);
+        let keyword_tier = access.restrict(&format!("({in_keywords}) NOT ({in_name})"));
+        let text_tier = access.restrict(&format!("({in_text}) NOT (({in_name}) OR ({in_keywords}))"));
+
+        // Names starting with the query are among those whose first tokens (of the
+        // whole name or of its last component) are the query's terms.
+        let starts = self.names_starting_with(&access.restrict(&format!("({{name}} : ^ {phrase}) OR ({{last}} : ^ {phrase})")), query).await?;
+        let sizes = [self.count_matches(&name_tier).await?, self.count_matches(&keyword_tier).await?, self.count_matches(&text_tier).await?];
+        let total = sizes.iter().sum();
+
+        let page = Window { start: u64::from(offset), end: u64::from(offset) + u64::from(limit) };
+        let mut names = Vec::new();
+        if let Some((skip, take)) = page.overlap(0, starts.len() as u64) {
+            names.extend(starts.iter().skip(skip as usize).take(take as usize).map(|(_, name)| name.clone()));
         }
-        Ok(page)
+        let starts_ids = serde_json::Value::from(starts.iter().map(|(id, _)| *id).collect::<Vec<_>>()).to_string();
+        let tiers = [
+            (name_tier, sizes[0].saturating_sub(starts.len() as u64), starts_ids.as_str()),
+            (keyword_tier, sizes[1], "[]"),
+            (text_tier, sizes[2], "[]"),
+        ];
+        let mut tier_first = starts.len() as u64;
+        for (expression, size, excluded) in &tiers {
+            if let Some((skip, take)) = page.overlap(tier_first, *size) {
+                names.extend(self.newest_matches(expression, excluded, skip, take).await?);
+            }
+            tier_first += size;
+        }
+        Ok(SearchPage { names, total })
     }
 
-    async fn search_page(&self, query: &str, terms: &[String], filter: Option<&RepositoryFilter>, limit: u32, offset: u32) -> Result<SearchPage> {
-        let fts = |columns: &str| {
-            let terms: Vec<String> = terms.iter().map(|t| format!("\"{}\"*", t.replace('"', ""))).collect();
-            format!("{{{columns}}} : ({})", terms.join(" AND "))
-        };
-        let params = visibility::Params::of(filter);
-        let sql = format!(
-            "WITH hits(id, tier, score) AS (
-                 SELECT rowid, 2, bm25(repository_search) FROM repository_search WHERE repository_search MATCH ?1
-                 UNION ALL
-                 SELECT rowid, 3, bm25(repository_search) FROM repository_search WHERE repository_search MATCH ?2
-                 UNION ALL
-                 SELECT rowid, 4, bm25(repository_search) FROM repository_search WHERE repository_search MATCH ?3
-             ), best AS (SELECT id, min(tier) AS tier, min(score) AS score FROM hits GROUP BY id)
-             SELECT r.name,
-                    CASE WHEN r.name = ?4 OR r.name LIKE '%/' || ?4 ESCAPE '\\' THEN 0
-                         WHEN r.name LIKE ?4 || '%' ESCAPE '\\' OR r.name LIKE '%/' || ?4 || '%' ESCAPE '\\' THEN 1
-                         ELSE b.tier END AS rank,
-                    count(*) OVER () AS total
-             FROM best b JOIN repositories r ON r.id = b.id {}
-             WHERE {}
-             ORDER BY rank, CASE WHEN rank <= 1 THEN length(r.name) END, b.score, r.name
-             LIMIT ?9 OFFSET ?10",
-            visibility::JOINS,
-            visibility::condition(5)
-        );
-        let query = sqlx::query(&sql).bind(fts("name")).bind(fts("keywords")).bind(fts("description docs")).bind(like_escape(query));
-        let rows = visibility::bind(query, &params).bind(limit).bind(offset).fetch_all(&self.pool).await?;
-        let total = rows.first().map_or(0, |r| r.get::<i64, _>(2) as u64);
-        Ok(SearchPage { names: rows.iter().map(|r| r.get(0)).collect(), total })
+    /// `(rowid, name)` of the matches of `expression` whose name or last component
+    /// starts with `query`: equal first, then shorter first, then by name.
+    async fn names_starting_with(&self, expression: &str, query: &str) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, name FROM (
+                 SELECT rowid AS id, name,
+                        CASE WHEN name = ?2 OR last = ?2 THEN 0
+                             WHEN substr(name, 1, length(?2)) = ?2 OR substr(last, 1, length(?2)) = ?2 THEN 1 END AS tier
+                 FROM repository_search WHERE repository_search MATCH ?1)
+             WHERE tier IS NOT NULL ORDER BY tier, length(name), name",
+        )
+        .bind(expression)
+        .bind(query)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn count_matches(&self, expression: &str) -> Result<u64> {
+        let row = sqlx::query("SELECT count(*) FROM repository_search WHERE repository_search MATCH ?")
+            .bind(expression)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+
+    /// Names of the matches of `expression` but not of the rowids in `excluded` (a JSON
+    /// array), newest first, `take` of them after skipping `skip`.
+    async fn newest_matches(&self, expression: &str, excluded: &str, skip: u64, take: u64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT name FROM repository_search WHERE repository_search MATCH ?1
+             AND rowid NOT IN (SELECT value FROM json_each(?2)) ORDER BY rowid DESC LIMIT ?3 OFFSET ?4",
+        )
+        .bind(expression)
+        .bind(excluded)
+        .bind(take as i64)
+        .bind(skip as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }
 
-fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+/// Who may see a result, as a condition on the search rows' `namespace` and
+/// `visibility` tokens: the same rule as `visibility::condition`, without its joins.
+/// The tokens are kept current by the triggers of migration 0010.
+enum Access {
+    All,
+    Matching(String),
+}
+
+impl Access {
+    /// `None` when the filter lets nothing through.
+    fn of(filter: Option<&RepositoryFilter>) -> Option<Access> {
+        let Some(filter) = filter else { return Some(Access::All) };
+        let namespaces = |names: &[String]| names.iter().map(|n| namespace_token(n)).collect::<Vec<_>>().join(" OR ");
+        let mut visible = Vec::new();
+        if filter.public {
+            visible.push("{visibility} : public".to_string());
+        }
+        if !filter.namespaces.is_empty() {
+            visible.push(format!("{{namespace}} : ({})", namespaces(&filter.namespaces)));
+        }
+        if visible.is_empty() {
+            return None;
+        }
+        let visible = visible.iter().map(|v| format!("({v})")).collect::<Vec<_>>().join(" OR ");
+        match &filter.only_namespaces {
+            None => Some(Access::Matching(visible)),
+            Some(only) if only.is_empty() => None,
+            Some(only) => Some(Access::Matching(format!("({visible}) AND ({{namespace}} : ({}))", namespaces(only)))),
+        }
+    }
+
+    /// `expression`, limited to what may be seen.
+    fn restrict(&self, expression: &str) -> String {
+        match self {
+            Access::All => expression.to_string(),
+            Access::Matching(access) => format!("({expression}) AND ({access})"),
+        }
+    }
+}
+
+/// A namespace as one token: `n` and the hex of its bytes, as SQL's
+/// `'n' || lower(hex(namespace))` writes it.
+fn namespace_token(namespace: &str) -> String {
+    let mut token = String::with_capacity(1 + 2 * namespace.len());
+    token.push('n');
+    for byte in namespace.bytes() {
+        token.push_str(&format!("{byte:02x}"));
+    }
+    token
+}
+
+/// The positions `[start, end)` of a page among all results.
+struct Window {
+    start: u64,
+    end: u64,
+}
+
+impl Window {
+    /// Which of the `size` results from position `first` on fall on the page: how many
+    /// to skip and how many to take.
+    fn overlap(&self, first: u64, size: u64) -> Option<(u64, u64)> {
+        let (lo, hi) = (self.start.max(first), self.end.min(first + size));
+        (lo < hi).then(|| (lo - first, hi - lo))
+    }
 }

@@ -96,3 +96,25 @@ async fn an_empty_query_is_a_clear_error() {
     assert_eq!(reply.json()["errors"][0]["code"], "INVALID");
     hub.api(&Cred::Anonymous, Method::GET, "/api/v1/search?q=x&page=abc", None).await.expect(400, "a bad page");
 }
+
+#[tokio::test]
+async fn visibility_changes_reach_search_at_once() {
+    let hub = catalogue().await;
+    let admin = Cred::admin();
+    let finds_cache = |result: Value| names(&result).contains(&"acme/cache".to_string());
+    hub.api(&admin, Method::PATCH, "/api/v1/orgs/acme/repos/cache", Some(json!({"visibility": "private"}))).await.expect(200, "private");
+    assert!(!finds_cache(search(&hub, &Cred::Anonymous, "redis").await), "a private repository is not found anonymously");
+    assert!(finds_cache(search(&hub, &admin, "redis").await), "the admin still finds it");
+    hub.api(&admin, Method::PATCH, "/api/v1/orgs/acme/repos/cache", Some(json!({"visibility": "public"}))).await.expect(200, "public");
+    assert!(finds_cache(search(&hub, &Cred::Anonymous, "redis").await), "public again");
+}
+
+#[tokio::test]
+async fn within_a_tier_the_newest_repository_comes_first() {
+    let hub = catalogue().await;
+    let admin = Cred::admin();
+    hub.push_with_readme(&admin, "acme/queue", "v1", "---\nkeywords: [redis]\n---\nbody").await;
+    let result = search(&hub, &Cred::Anonymous, "redis").await;
+    assert_eq!(names(&result), ["acme/redis", "acme/redis-operator", "acme/queue", "acme/cache", "acme/store"]);
+    assert_eq!(result["total"], 5);
+}
