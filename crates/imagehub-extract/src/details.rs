@@ -52,6 +52,14 @@ pub struct Details {
     pub licenses: Option<String>,
 }
 
+/// A detail a user may not set as given: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct InvalidDetail {
+    pub field: &'static str,
+    pub problem: String,
+}
+
 impl Details {
     /// Field by field, the value of the strongest source that has one.
     pub fn merge(mut sources: Vec<(DetailSource, Details)>) -> Details {
@@ -77,20 +85,21 @@ impl Details {
     }
 
     /// Checks what users may set: URLs are http(s), keywords and texts are bounded.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidDetail> {
+        let invalid = |field, problem| Err(InvalidDetail { field, problem });
         for (field, value) in [("icon", &self.icon), ("url", &self.url), ("documentation", &self.documentation), ("source", &self.source)] {
             if let Some(v) = value
                 && !(v.starts_with("https://") || v.starts_with("http://"))
             {
-                return Err(format!("{field} must be an http:// or https:// URL, not {v:?}"));
+                return invalid(field, format!("must be an http:// or https:// URL, not {v:?}"));
             }
         }
         if let Some(keywords) = &self.keywords {
             if keywords.len() > MAX_KEYWORDS {
-                return Err(format!("keywords: at most {MAX_KEYWORDS}, not {}", keywords.len()));
+                return invalid("keywords", format!("at most {MAX_KEYWORDS}, not {}", keywords.len()));
             }
             if let Some(k) = keywords.iter().find(|k| k.trim().is_empty() || k.chars().count() > MAX_KEYWORD_CHARS) {
-                return Err(format!("keywords: each must be 1 to {MAX_KEYWORD_CHARS} characters, not {k:?}"));
+                return invalid("keywords", format!("each must be 1 to {MAX_KEYWORD_CHARS} characters, not {k:?}"));
             }
         }
         for (field, value, max) in [
@@ -101,7 +110,7 @@ impl Details {
             ("docs", &self.docs, MAX_DOCS_CHARS),
         ] {
             if value.as_ref().is_some_and(|v| v.chars().count() > max) {
-                return Err(format!("{field}: at most {max} characters"));
+                return invalid(field, format!("at most {max} characters"));
             }
         }
         Ok(())
@@ -138,13 +147,13 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         let bad_url = Details { icon: Some("javascript:alert(1)".into()), ..Details::default() };
-        assert!(bad_url.validate().unwrap_err().starts_with("icon"));
+        assert_eq!(bad_url.validate().unwrap_err().field, "icon");
         let many = Details { keywords: Some((0..21).map(|i| i.to_string()).collect()), ..Details::default() };
-        assert!(many.validate().unwrap_err().starts_with("keywords"));
+        assert_eq!(many.validate().unwrap_err().field, "keywords");
         let empty_keyword = Details { keywords: Some(vec![" ".into()]), ..Details::default() };
         assert!(empty_keyword.validate().is_err());
         let long = Details { description: Some("x".repeat(1001)), ..Details::default() };
-        assert!(long.validate().unwrap_err().starts_with("description"));
+        assert_eq!(long.validate().unwrap_err().to_string(), "description: at most 1000 characters");
         let fine = Details { url: Some("https://example.org".into()), keywords: Some(vec!["db".into()]), ..Details::default() };
         assert_eq!(fine.validate(), Ok(()));
     }

@@ -11,7 +11,7 @@ mod front_matter;
 mod layer;
 mod readme;
 
-pub use details::{DetailSource, Details, details_from_labels};
+pub use details::{DetailSource, Details, InvalidDetail, details_from_labels};
 pub use front_matter::{Readme, parse_readme};
 pub use layer::{Compression, LayerError};
 pub use readme::{Layer, MAX_README_BYTES, ReadmeSearch, find_readme};

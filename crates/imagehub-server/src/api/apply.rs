@@ -145,7 +145,7 @@ pub async fn apply(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, 
     let documents = parse_documents(text)?;
     let mut checked = Vec::with_capacity(documents.len());
     for (i, document) in documents.into_iter().enumerate() {
-        checked.push(check(&state, &caller, document).await.map_err(|e| e.context(&format!("document {}", i + 1)))?);
+        checked.push(check(&state, &caller, document).await.map_err(|e| e.context(&format!("document {}", i + 1)).with_detail("document", i + 1))?);
     }
     let mut results = Vec::with_capacity(checked.len());
     for document in checked {
@@ -171,11 +171,12 @@ fn parse_documents(text: &str) -> Result<Vec<Document>, ApiV1Error> {
     } else {
         let mut documents = Vec::new();
         for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-            let value = serde_yaml_ng::Value::deserialize(document).map_err(|e| ApiV1Error::invalid(format!("document {}: invalid YAML: {e}", i + 1)))?;
+            let in_document = |e: ApiV1Error| e.context(&format!("document {}", i + 1)).with_detail("document", i + 1);
+            let value = serde_yaml_ng::Value::deserialize(document).map_err(|e| in_document(ApiV1Error::invalid(format!("invalid YAML: {e}"))))?;
             if value.is_null() {
                 continue; // an empty document between separators
             }
-            let document = serde_yaml_ng::from_value(value).map_err(|e| ApiV1Error::invalid(format!("document {}: {e}", i + 1)))?;
+            let document = serde_yaml_ng::from_value(value).map_err(|e| in_document(ApiV1Error::invalid(e.to_string())))?;
             documents.push(document);
         }
         documents
@@ -188,45 +189,48 @@ fn parse_documents(text: &str) -> Result<Vec<Document>, ApiV1Error> {
 
 async fn check(state: &ApiState, caller: &Caller, document: Document) -> Result<Checked, ApiV1Error> {
     if document.api_version != API_VERSION {
-        return Err(ApiV1Error::invalid(format!("apiVersion must be {API_VERSION}, not {:?}", document.api_version)));
+        return Err(ApiV1Error::invalid_field("apiVersion", format!("must be {API_VERSION}, not {:?}", document.api_version)));
     }
-    let field_error = |e: serde_json::Error| ApiV1Error::invalid(format!("spec: {e}"));
+    let field_error = |e: serde_path_to_error::Error<serde_json::Error>| match e.path().to_string().as_str() {
+        "." => ApiV1Error::invalid_field("spec", e.inner()),
+        path => ApiV1Error::invalid_field(&format!("spec.{path}"), e.inner()),
+    };
     match document.kind.as_str() {
         "Image" => {
-            let spec: ImageSpec = serde_json::from_value(document.spec).map_err(field_error)?;
+            let spec: ImageSpec = serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
             let (repository, tag) = spec
                 .name
                 .rsplit_once(':')
                 .filter(|(_, tag)| !tag.contains('/'))
-                .ok_or_else(|| ApiV1Error::invalid(format!("spec.name {:?} must be org/repo:tag", spec.name)))?;
-            let repository: RepoName = repository.parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(format!("spec.name: {e}")))?;
+                .ok_or_else(|| ApiV1Error::invalid_field("spec.name", format!("{:?} must be org/repo:tag", spec.name)))?;
+            let repository: RepoName = repository.parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("spec.name", e))?;
             if repository.namespace().is_none() {
-                return Err(ApiV1Error::invalid(format!("spec.name {:?} must be org/repo:tag", spec.name)));
+                return Err(ApiV1Error::invalid_field("spec.name", format!("{:?} must be org/repo:tag", spec.name)));
             }
-            tag.parse::<Tag>().map_err(|e| ApiV1Error::invalid(format!("spec.name: {e}")))?;
+            tag.parse::<Tag>().map_err(|e| ApiV1Error::invalid_field("spec.name", e))?;
             let expected = metadata_name(&spec.name);
             if let Some(given) = &document.metadata.name
                 && *given != expected
             {
-                return Err(ApiV1Error::invalid(format!("metadata.name {given:?} must be {expected:?} (spec.name with '/' and ':' as '.')")));
+                return Err(ApiV1Error::invalid_field("metadata.name", format!("{given:?} must be {expected:?} (spec.name with '/' and ':' as '.')")));
             }
             let details = spec.detail.to_details();
-            details.validate().map_err(|e| ApiV1Error::invalid(format!("spec.detail.{e}")))?;
+            details.validate().map_err(|e| ApiV1Error::invalid_field(&format!("spec.detail.{}", e.field), e.problem))?;
             require(state, caller, &repository, Action::Push).await?;
             Ok(Checked::Image { name: spec.name.clone(), repository, tag: tag.to_string(), details: Box::new(details) })
         }
         "Repository" => {
-            let spec: RepositorySpec = serde_json::from_value(document.spec).map_err(field_error)?;
-            let name: RepoName = spec.name.parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(format!("spec.name: {e}")))?;
+            let spec: RepositorySpec = serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
+            let name: RepoName = spec.name.parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("spec.name", e))?;
             Ok(Checked::Repository { name, visibility: spec.visibility })
         }
         "Organization" => {
-            let spec: OrganizationSpec = serde_json::from_value(document.spec).map_err(field_error)?;
-            spec.name.parse::<imagehub_oci::AccountName>().map_err(|e| ApiV1Error::invalid(format!("spec.name: {e}")))?;
+            let spec: OrganizationSpec = serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
+            spec.name.parse::<imagehub_oci::AccountName>().map_err(|e| ApiV1Error::invalid_field("spec.name", e))?;
             Ok(Checked::Organization { spec })
         }
         "DataPack" => Ok(Checked::DataPack { spec: document.spec }),
-        other => Err(ApiV1Error::invalid(format!("kind {other:?} is not one of Image, Repository, Organization, DataPack"))),
+        other => Err(ApiV1Error::invalid_field("kind", format!("{other:?} is not one of Image, Repository, Organization, DataPack"))),
     }
 }
 

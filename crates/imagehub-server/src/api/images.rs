@@ -172,7 +172,7 @@ pub async fn edit_image(
     let name = repository_for(&state, &caller, &org, &repo, Action::Push).await?;
     let patch: Map<String, Value> = json_body(request).await?;
     if let Some(unknown) = patch.keys().find(|k| !EDITABLE.contains(&k.as_str())) {
-        return Err(ApiV1Error::invalid(format!("{unknown:?} is not an editable field ({})", EDITABLE.join(", "))));
+        return Err(ApiV1Error::invalid(format!("{unknown:?} is not an editable field ({})", EDITABLE.join(", "))).with_detail("field", unknown.as_str()));
     }
     existing_image(&state, &name, &reference).await?;
     let current = state.registry.user_details(&name, &reference, DetailSource::Edit).await.map_err(internal)?.unwrap_or_default();
@@ -188,7 +188,7 @@ pub async fn edit_image(
         }
     }
     let edit: Details = serde_json::from_value(Value::Object(merged)).map_err(|e| ApiV1Error::invalid(format!("invalid details: {e}")))?;
-    edit.validate().map_err(ApiV1Error::invalid)?;
+    edit.validate().map_err(|e| ApiV1Error::invalid_field(e.field, e.problem))?;
     store_user_details(&state, &caller, &name, &reference, DetailSource::Edit, &edit).await
 }
 
@@ -228,7 +228,7 @@ pub async fn put_readme(
         .map_err(|_| ApiV1Error::new(StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", "a README may be at most 1 MiB"))?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiV1Error::invalid("the README is not UTF-8 text"))?;
     let readme = imagehub_core::parse_readme(text, false);
-    readme.details.validate().map_err(|e| ApiV1Error::invalid(format!("README front matter: {e}")))?;
+    readme.details.validate().map_err(|e| ApiV1Error::invalid_field(e.field, e.problem).context("README front matter"))?;
     store_user_details(&state, &caller, &name, &reference, DetailSource::PushReadme, &readme.details).await
 }
 
@@ -384,7 +384,11 @@ async fn existing_image(state: &ApiState, name: &RepoName, reference: &str) -> R
         .image(name, reference)
         .await
         .map_err(internal)?
-        .ok_or_else(|| ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{name} has no image {reference:?}")))
+        .ok_or_else(|| {
+            ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{name} has no image {reference:?}"))
+                .with_detail("repository", name.as_str())
+                .with_detail("reference", reference)
+        })
 }
 
 async fn audit(state: &ApiState, caller: &Caller, action: &str, name: &RepoName, reference: &str) {
@@ -396,13 +400,14 @@ async fn audit(state: &ApiState, caller: &Caller, action: &str, name: &RepoName,
 /// The repository `{org}/{repo}` if the caller may pull it (404 otherwise, so that its
 /// existence does not leak), and may do `action` (403 otherwise).
 async fn repository_for(state: &ApiState, caller: &Caller, org: &str, repo: &str, action: Action) -> Result<RepoName, ApiV1Error> {
-    let name: RepoName = format!("{org}/{repo}").parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
+    let name: RepoName = format!("{org}/{repo}").parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("repository", e))?;
     let actions: Actions = state.accounts.repository_actions(caller, &name).await?;
     if !actions.contains(Action::Pull) {
         return Err(not_found(&name));
     }
     if !actions.contains(action) {
-        return Err(ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", format!("{} access to {name} is denied", action.as_str())));
+        let denied = ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", format!("{} access to {name} is denied", action.as_str()));
+        return Err(denied.with_detail("repository", name.as_str()).with_detail("action", action.as_str()));
     }
     Ok(name)
 }
@@ -413,7 +418,7 @@ async fn readable_repository(state: &ApiState, caller: &Caller, org: &str, repo:
 }
 
 fn not_found(name: &RepoName) -> ApiV1Error {
-    ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no repository {name}"))
+    ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no repository {name}")).with_detail("repository", name.as_str())
 }
 
 

@@ -34,22 +34,36 @@ use serde_json::json;
 
 use crate::auth::{Auth, Credentials};
 
-/// An `/api/v1` error.
+/// An `/api/v1` error. `detail` says for programs what `message` says for people:
+/// the field at fault, the repository, the document of an apply, when to retry.
 #[derive(Debug)]
 pub struct ApiV1Error {
     status: StatusCode,
     code: &'static str,
     message: String,
+    detail: serde_json::Map<String, serde_json::Value>,
     retry_after: Option<u64>,
 }
 
 impl ApiV1Error {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiV1Error {
-        ApiV1Error { status, code, message: message.into(), retry_after: None }
+        ApiV1Error { status, code, message: message.into(), detail: serde_json::Map::new(), retry_after: None }
     }
 
     pub fn invalid(message: impl Into<String>) -> ApiV1Error {
         ApiV1Error::new(StatusCode::BAD_REQUEST, "INVALID", message)
+    }
+
+    /// A 400 about one field of the request (`spec.name`, `keywords`); the message
+    /// starts with the field.
+    pub fn invalid_field(field: &str, problem: impl std::fmt::Display) -> ApiV1Error {
+        ApiV1Error::invalid(format!("{field}: {problem}")).with_detail("field", field)
+    }
+
+    /// Adds `key` to the error's `detail` object.
+    pub fn with_detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> ApiV1Error {
+        self.detail.insert(key.to_string(), value.into());
+        self
     }
 
     /// The same error, its message prefixed with where it happened.
@@ -65,7 +79,9 @@ impl From<AccountError> for ApiV1Error {
         let (status, code) = match &e {
             AccountError::BadCredentials | AccountError::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             AccountError::TooManyAttempts { retry_after } => {
-                return ApiV1Error { retry_after: Some(retry_after.as_secs().max(1)), ..ApiV1Error::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message) };
+                let secs = retry_after.as_secs().max(1);
+                let error = ApiV1Error::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message).with_detail("retry_after_secs", secs);
+                return ApiV1Error { retry_after: Some(secs), ..error };
             }
             AccountError::Forbidden(_) => (StatusCode::FORBIDDEN, "DENIED"),
             AccountError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
@@ -80,7 +96,8 @@ impl From<AccountError> for ApiV1Error {
 
 impl IntoResponse for ApiV1Error {
     fn into_response(self) -> Response {
-        let body = json!({"errors": [{"code": self.code, "message": self.message, "detail": null}]});
+        let detail = if self.detail.is_empty() { serde_json::Value::Null } else { serde_json::Value::Object(self.detail) };
+        let body = json!({"errors": [{"code": self.code, "message": self.message, "detail": detail}]});
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(r#"Basic realm="imagehub""#));
@@ -157,7 +174,7 @@ pub async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiV1
     let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| match e.path().to_string().as_str() {
         "." => ApiV1Error::invalid(format!("invalid JSON body: {}", e.inner())),
-        path => ApiV1Error::invalid(format!("invalid JSON body: {path}: {}", e.inner())),
+        path => ApiV1Error::invalid(format!("invalid JSON body: {path}: {}", e.inner())).with_detail("field", path),
     })
 }
 

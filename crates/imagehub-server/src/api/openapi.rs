@@ -24,8 +24,10 @@ use schema::*;
 repositories and their images, search, DataPacks and the audit log.\n\n\
 It takes the same credentials as the registry: HTTP Basic (a user name with the password, or with an access token), \
 a registry bearer JWT from `/token`, or an access token (`ihp_…`) as bearer. Calls without credentials act as \
-the anonymous user, who sees public repositories only.\n\n\
-Every error answers `{\"errors\":[{\"code\",\"message\",\"detail\"}]}` (`ErrorBody`). Besides the responses each \
+the anonymous user, who sees public repositories only. With accounts off (`auth.enabled = false`) everyone may do \
+anything the API offers, as through `/v2`, and the account operations answer 404.\n\n\
+Every error answers `{\"errors\":[{\"code\",\"message\",\"detail\"}]}` (`ErrorBody`); `detail` names \
+the field, document or repository at fault where there is one. Besides the responses each \
 operation lists, any call can answer 500 (`INTERNAL`), and 502 (`UPSTREAM`) when Basic credentials are checked \
 by a login webhook that fails."
     ),
@@ -227,7 +229,7 @@ pub mod schema {
 
     /// An error answer.
     #[derive(ToSchema)]
-    #[schema(example = json!({"errors": [{"code": "NOT_FOUND", "message": "no repository team/app", "detail": null}]}))]
+    #[schema(example = json!({"errors": [{"code": "NOT_FOUND", "message": "no repository team/app", "detail": {"repository": "team/app"}}]}))]
     pub struct ErrorBody {
         /// Always one error.
         pub errors: Vec<ErrorItem>,
@@ -238,7 +240,10 @@ pub mod schema {
         pub code: ErrorCode,
         /// What went wrong, for people.
         pub message: String,
-        /// Always `null`.
+        /// The same for programs, or `null`: an object with, where they apply, `field`
+        /// (the field at fault: `keywords`, `spec.name`, `metadata.name`), `document` (which
+        /// document of an apply, from 1), `repository` and `reference` (what was not found
+        /// or denied), `action` (what was denied), `retry_after_secs` (with 429).
         #[schema(required = true, value_type = Option<Object>)]
         pub detail: Option<serde_json::Value>,
     }

@@ -69,17 +69,19 @@ async fn edits_beat_a_readme_given_at_push_which_beats_the_image_readme() {
 #[tokio::test]
 async fn invalid_edits_are_refused_naming_the_field() {
     let (hub, olga, vic) = setup().await;
-    for (body, needle) in [
-        (json!({"icon": "javascript:alert(1)"}), "icon"),
-        (json!({"url": "ftp://x"}), "url"),
-        (json!({"keywords": (0..30).map(|i| format!("k{i}")).collect::<Vec<_>>()}), "keywords"),
-        (json!({"colour": "red"}), "colour"),
-        (json!({"keywords": "not a list"}), "invalid details"),
+    for (body, needle, field) in [
+        (json!({"icon": "javascript:alert(1)"}), "icon", json!("icon")),
+        (json!({"url": "ftp://x"}), "url", json!("url")),
+        (json!({"keywords": (0..30).map(|i| format!("k{i}")).collect::<Vec<_>>()}), "keywords", json!("keywords")),
+        (json!({"colour": "red"}), "colour", json!("colour")),
+        (json!({"keywords": "not a list"}), "invalid details", Value::Null),
     ] {
         let reply = hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(body.clone())).await;
         reply.expect(400, &format!("{body}"));
-        let message = reply.json()["errors"][0]["message"].as_str().unwrap_or_default().to_string();
+        let error = &reply.json()["errors"][0];
+        let message = error["message"].as_str().unwrap_or_default().to_string();
         assert!(message.contains(needle), "{message:?} should name {needle}");
+        assert_eq!(error["detail"]["field"], field, "{body}: {error}");
     }
     let reply = hub.api(&vic, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(json!({"description": "x"}))).await;
     reply.expect(403, "a viewer edits");
@@ -87,7 +89,9 @@ async fn invalid_edits_are_refused_naming_the_field() {
     hub.api(&Cred::basic("eve", "eve-Secret-12"), Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(json!({"description": "x"})))
         .await
         .expect(404, "an outsider does not see the repository");
-    hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v9", Some(json!({"description": "x"}))).await.expect(404, "no such tag");
+    let missing = hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v9", Some(json!({"description": "x"}))).await;
+    missing.expect(404, "no such tag");
+    assert_eq!(missing.json()["errors"][0]["detail"], json!({"repository": "acme/app", "reference": "v9"}));
 }
 
 #[tokio::test]
@@ -339,19 +343,22 @@ async fn applying_the_seed_manifests_creates_and_updates_and_export_round_trips(
 #[tokio::test]
 async fn invalid_manifests_are_refused_naming_the_field_and_nothing_is_applied() {
     let (hub, olga, vic) = setup().await;
-    for (yaml, needle) in [
-        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app\n", "spec.name"),
-        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nmetadata:\n  name: wrong\nspec:\n  name: acme/app:v1\n", "metadata.name"),
-        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    url: www.mysql.com\n", "spec.detail.url"),
-        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    colour: red\n", "colour"),
-        ("apiVersion: other/v1\nkind: Image\nspec:\n  name: acme/app:v1\n", "apiVersion"),
-        ("apiVersion: imagehub.sealos.io/v1\nkind: Widget\nspec: {}\n", "Widget"),
-        ("apiVersion: imagehub.sealos.io/v1\nkind: [broken\n", "YAML"),
+    for (yaml, needle, field) in [
+        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app\n", "spec.name", json!("spec.name")),
+        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nmetadata:\n  name: wrong\nspec:\n  name: acme/app:v1\n", "metadata.name", json!("metadata.name")),
+        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    url: www.mysql.com\n", "spec.detail.url", json!("spec.detail.url")),
+        ("apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    colour: red\n", "colour", json!("spec.detail.colour")),
+        ("apiVersion: other/v1\nkind: Image\nspec:\n  name: acme/app:v1\n", "apiVersion", json!("apiVersion")),
+        ("apiVersion: imagehub.sealos.io/v1\nkind: Widget\nspec: {}\n", "Widget", json!("kind")),
+        ("apiVersion: imagehub.sealos.io/v1\nkind: [broken\n", "YAML", Value::Null),
     ] {
         let reply = apply(&hub, &olga, yaml).await;
         reply.expect(400, yaml);
-        let message = reply.json()["errors"][0]["message"].as_str().unwrap_or_default().to_string();
+        let error = &reply.json()["errors"][0];
+        let message = error["message"].as_str().unwrap_or_default().to_string();
         assert!(message.contains(needle), "{message:?} should name {needle}");
+        assert_eq!(error["detail"]["field"], field, "{yaml}: {error}");
+        assert_eq!(error["detail"]["document"], 1, "{yaml}: {error}");
     }
     // A bad second document: the first is not applied either.
     let mixed = "apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    description: should not stick\n---\napiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: nope\n";
