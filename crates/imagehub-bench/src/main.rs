@@ -1,8 +1,10 @@
 //! `imagehub-bench`: measures an OCI registry over plain HTTP (`run`), or starts imagehub
 //! and CNCF distribution alternately and compares them (`compare`), or times the hub's
-//! search over a large catalogue (`search`).
+//! search over a large catalogue (`search`), or counts what indexing an image with a big
+//! bottom layer reads (`extract`).
 
 mod data;
+mod extract;
 mod http;
 mod load;
 mod procmon;
@@ -119,6 +121,20 @@ enum Cmd {
         #[arg(long)]
         skip_fill: bool,
         /// Write all results as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// Start a fresh imagehub, push an image of a big bottom layer and a README top layer,
+    /// run the indexing queue and count the server's reads (issue 6: extracting the
+    /// README of a 1 GiB image reads only the top layer).
+    Extract {
+        /// The imagehub binary.
+        #[arg(long, default_value = "target/release/imagehub")]
+        imagehub_bin: PathBuf,
+        /// Size of the file in the bottom layer, MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Write the results as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
@@ -250,6 +266,9 @@ async fn main() -> Result<()> {
                 json,
             })
             .await?;
+        }
+        Cmd::Extract { imagehub_bin, size_mib, json } => {
+            extract::run(extract::Options { imagehub_bin, size_mib, json }).await?;
         }
     }
     Ok(())
