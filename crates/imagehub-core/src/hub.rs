@@ -1,6 +1,8 @@
 //! The hub's view of a repository: its images (tags, and digests without tags) with
 //! base info and detail info merged from every source.
 
+use std::collections::HashMap;
+
 use imagehub_extract::{DetailSource, Details};
 use imagehub_metadata::{DetailRow, ImageRow, Metadata, RepositoryFilter, SearchDocument};
 use imagehub_oci::RepoName;
@@ -41,11 +43,13 @@ impl Registry {
     }
 }
 
-/// A search hit: the repository and its latest image (most recently pushed tag).
+/// A search hit: the repository, its latest image (most recently pushed tag) and its
+/// pulls.
 #[derive(Debug, Clone)]
 pub struct SearchHit {
     pub repository: String,
     pub latest: Option<ImageView>,
+    pub pulls: u64,
 }
 
 /// Longest query accepted, and most terms used from it.
@@ -99,15 +103,29 @@ impl Registry {
         }
         let offset = page.saturating_sub(1).saturating_mul(per_page);
         let found = self.meta.search_repositories(&query, &terms, filter, per_page, offset).await?;
-        let mut hits = Vec::with_capacity(found.names.len());
-        for name in found.names {
-            let latest = match name.parse::<RepoName>() {
-                Ok(repository) => self.latest_image(&repository).await?,
-                Err(_) => None,
-            };
-            hits.push(SearchHit { repository: name, latest });
+        Ok((self.search_hits(found.names).await?, found.total))
+    }
+
+    /// The hits of a page, with three queries for the whole page rather than three per hit.
+    async fn search_hits(&self, names: Vec<String>) -> Result<Vec<SearchHit>, CoreError> {
+        let mut latest: HashMap<String, ImageRow> = self.meta.latest_images(&names).await?.into_iter().collect();
+        let keys: Vec<(String, String)> = latest
+            .iter()
+            .flat_map(|(name, row)| std::iter::once(&row.digest).chain(&row.tag).map(|reference| (name.clone(), reference.clone())))
+            .collect();
+        let mut details: HashMap<String, Vec<DetailRow>> = HashMap::new();
+        for (name, row) in self.meta.image_details_of(&keys).await? {
+            details.entry(name).or_default().push(row);
         }
-        Ok((hits, found.total))
+        let pulls: HashMap<String, u64> = self.meta.pull_counts(&names).await?.into_iter().collect();
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let latest = latest.remove(&name).map(|row| view(row, details.get(&name).map_or(&[], Vec::as_slice)));
+                let pulls = pulls.get(&name).copied().unwrap_or(0) + self.pulls.pending(&name, None);
+                SearchHit { repository: name, latest, pulls }
+            })
+            .collect())
     }
 }
 

@@ -17,7 +17,7 @@ pub struct PullCounter {
 }
 
 impl PullCounter {
-    fn pending(&self, repository: &str, digest: Option<&str>) -> u64 {
+    pub(crate) fn pending(&self, repository: &str, digest: Option<&str>) -> u64 {
         let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.iter().filter(|((r, d), _)| r == repository && digest.is_none_or(|digest| d == digest)).map(|(_, n)| n).sum()
     }

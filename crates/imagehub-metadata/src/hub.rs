@@ -66,18 +66,19 @@ macro_rules! image_columns {
 }
 const IMAGE_COLUMNS: &str = image_columns!();
 
-/// The images of repository `?1`: every tag, and every manifest without a tag that is
-/// neither an index's child nor a referrer (those belong to another image).
-const IMAGES_OF_REPOSITORY: &str = concat!(
-    "SELECT t.name, ",
-    image_columns!(),
-    " FROM repositories r JOIN manifests m ON m.repository_id = r.id
+/// Where the images of repositories come from, and which manifests are images: every
+/// tag, and every manifest without a tag that is neither an index's child nor a
+/// referrer (those belong to another image). Callers add the repository condition.
+const IMAGES_FROM: &str = "FROM repositories r JOIN manifests m ON m.repository_id = r.id
      LEFT JOIN tags t ON t.repository_id = r.id AND t.digest = m.digest
      LEFT JOIN image_info i ON i.repository_id = r.id AND i.digest = m.digest
-     WHERE r.name = ?1 AND (t.name IS NOT NULL OR (m.subject IS NULL AND NOT EXISTS (
+     WHERE (t.name IS NOT NULL OR (m.subject IS NULL AND NOT EXISTS (
          SELECT 1 FROM manifest_references mr WHERE mr.repository_id = r.id
-         AND mr.child_digest = m.digest AND mr.child_is_manifest)))"
-);
+         AND mr.child_digest = m.digest AND mr.child_is_manifest)))";
+
+/// The order of a repository's images that puts its latest first: tags before untagged
+/// manifests, then most recently pushed.
+const LATEST_FIRST: &str = "t.name IS NULL, m.pushed_at_ms DESC, t.name";
 
 impl Metadata {
     /// Claims up to `limit` due jobs for `lease_secs` (after which, if not finished,
@@ -139,6 +140,20 @@ impl Metadata {
         put_image_details(&mut conn, repository, reference, source, details_json).await
     }
 
+    /// Every stored detail set for any of `keys`, `(repository, reference)` pairs, with
+    /// its repository.
+    pub async fn image_details_of(&self, keys: &[(String, String)]) -> Result<Vec<(String, DetailRow)>> {
+        let keys = serde_json::to_string(keys).expect("string pairs serialise");
+        let rows = sqlx::query(
+            "SELECT repository, reference, source, details FROM image_details WHERE (repository, reference) IN
+             (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+        )
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), DetailRow { reference: r.get(1), source: r.get(2), details_json: r.get(3) })).collect())
+    }
+
     /// Every stored detail set of `repository` for any of `references`.
     pub async fn image_details(&self, repository: &str, references: &[&str]) -> Result<Vec<DetailRow>> {
         let refs = serde_json::Value::from(references.iter().map(|r| r.to_string()).collect::<Vec<_>>()).to_string();
@@ -153,10 +168,9 @@ impl Metadata {
         Ok(rows.iter().map(|r| DetailRow { reference: r.get(0), source: r.get(1), details_json: r.get(2) }).collect())
     }
 
-    /// The images of a repository: every tag, and every manifest without a tag that is
-    /// neither an index's child nor a referrer (those belong to another image).
+    /// The images of a repository (see `IMAGES_FROM`), most recently pushed first.
     pub async fn images(&self, repository: &str) -> Result<Vec<ImageRow>> {
-        let sql = format!("{IMAGES_OF_REPOSITORY} ORDER BY m.pushed_at_ms DESC, t.name");
+        let sql = format!("SELECT t.name, {IMAGE_COLUMNS} {IMAGES_FROM} AND r.name = ?1 ORDER BY m.pushed_at_ms DESC, t.name");
         let rows = sqlx::query(&sql).bind(repository).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(|r| image_row(r, r.get(0))).collect())
     }
@@ -165,9 +179,21 @@ impl Metadata {
     /// recently pushed image; the first of [`Metadata::images`] that has a tag, without
     /// listing them all.
     pub async fn latest_image(&self, repository: &str) -> Result<Option<ImageRow>> {
-        let sql = format!("{IMAGES_OF_REPOSITORY} ORDER BY t.name IS NULL, m.pushed_at_ms DESC, t.name LIMIT 1");
+        let sql = format!("SELECT t.name, {IMAGE_COLUMNS} {IMAGES_FROM} AND r.name = ?1 ORDER BY {LATEST_FIRST} LIMIT 1");
         let row = sqlx::query(&sql).bind(repository).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| image_row(&r, r.get(0))))
+    }
+
+    /// [`Metadata::latest_image`] of several repositories in one query, by repository
+    /// name (repositories without images are left out).
+    pub async fn latest_images(&self, repositories: &[String]) -> Result<Vec<(String, ImageRow)>> {
+        let sql = format!(
+            "SELECT * FROM (SELECT t.name, {IMAGE_COLUMNS}, r.name, row_number() OVER (PARTITION BY r.id ORDER BY {LATEST_FIRST}) AS n
+             {IMAGES_FROM} AND r.name IN (SELECT value FROM json_each(?1))) WHERE n = 1"
+        );
+        let names = serde_json::Value::from(repositories.to_vec()).to_string();
+        let rows = sqlx::query(&sql).bind(names).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| (r.get(11), image_row(r, r.get(0)))).collect())
     }
 
     /// One image by tag or digest.
@@ -240,6 +266,16 @@ impl Metadata {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.get::<i64, _>(0) as u64)
+    }
+
+    /// Pulls of each of `repositories` (those never pulled are left out).
+    pub async fn pull_counts(&self, repositories: &[String]) -> Result<Vec<(String, u64)>> {
+        let names = serde_json::Value::from(repositories.to_vec()).to_string();
+        let rows = sqlx::query("SELECT repository, sum(count) FROM pull_counts WHERE repository IN (SELECT value FROM json_each(?)) GROUP BY repository")
+            .bind(names)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get::<i64, _>(1) as u64)).collect())
     }
 
     /// Every stored detail set of `source` in the repositories of `namespace`, by

@@ -56,10 +56,6 @@ pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller,
     let (hits, total) = state.registry.search(&query.q, filter.as_ref(), page, per_page).await.map_err(super::internal)?;
     let mut results: Vec<Value> = Vec::with_capacity(hits.len());
     for hit in &hits {
-        let pulls = match hit.repository.parse() {
-            Ok(name) => state.registry.pull_count(&name, None).await.map_err(super::internal)?,
-            Err(_) => 0,
-        };
         results.push({
             let latest = hit.latest.as_ref();
             let details = latest.map(|l| &l.details);
@@ -72,7 +68,7 @@ pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller,
                 "latest_tag": latest.and_then(|l| l.row.tag.clone()),
                 "platforms": super::images::platforms(info),
                 "pushed_at": latest.map(|l| timestamp(l.row.pushed_at)),
-                "pull_count": pulls,
+                "pull_count": hit.pulls,
             })
         });
     }
