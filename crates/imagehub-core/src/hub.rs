@@ -145,10 +145,10 @@ impl Registry {
         self.refresh_search(repository).await
     }
 
-    /// Deletes a repository: its tags, manifests, blob links, details and search row.
-    /// The blobs themselves go at the next garbage collection. Returns whether it existed.
+    /// Deletes a repository: its tags, manifests, blob links, details and (by a trigger)
+    /// search row. The blobs themselves go at the next garbage collection. Returns
+    /// whether it existed.
     pub async fn delete_repository(&self, repository: &RepoName) -> Result<bool, CoreError> {
-        self.meta.put_search_document(repository.as_str(), None).await?;
         let existed = self.meta.delete_repository(repository.as_str()).await?;
         self.tags.invalidate(repository);
         Ok(existed)

@@ -55,3 +55,8 @@ CREATE TRIGGER repository_search_namespace_delete AFTER DELETE ON namespaces BEG
     WHERE rowid IN (SELECT r.id FROM repositories r WHERE r.namespace = OLD.name
                     AND NOT EXISTS (SELECT 1 FROM repository_visibility rv WHERE rv.name = r.name));
 END;
+
+-- A repository's search row goes with it, whoever deletes it.
+CREATE TRIGGER repository_search_repository_delete AFTER DELETE ON repositories BEGIN
+    DELETE FROM repository_search WHERE rowid = OLD.id;
+END;

@@ -220,3 +220,72 @@ impl Window {
         (lo < hi).then(|| (lo - first, hi - lo))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use sqlx::migrate::Migrator;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    use super::*;
+
+    /// A database as the build before migration 0010 left it: two repositories of a
+    /// public organization, one of them made private, with their old search rows.
+    async fn database_before_0010(dir: &Path) -> std::path::PathBuf {
+        let migrations = dir.join("migrations");
+        std::fs::create_dir(&migrations).unwrap();
+        for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.as_str() < "0010" {
+                std::fs::copy(&path, migrations.join(&name)).unwrap();
+            }
+        }
+        let db = dir.join("imagehub.db");
+        let pool = sqlx::SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db).create_if_missing(true)).await.unwrap();
+        Migrator::new(migrations.as_path()).await.unwrap().run(&pool).await.unwrap();
+        for sql in [
+            "INSERT INTO namespaces (name, kind, default_visibility, created_at) VALUES ('acme', 'org', 'public', 0)",
+            "INSERT INTO repositories (id, name, created_at) VALUES (1, 'acme/redis', 0), (2, 'acme/secret-redis', 0)",
+            "INSERT INTO repository_visibility (name, visibility) VALUES ('acme/secret-redis', 'private')",
+            "INSERT INTO repository_search (rowid, name, keywords, description, docs) VALUES
+                (1, 'acme/redis', 'cache', 'An in-memory store', ''), (2, 'acme/secret-redis', '', '', '')",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        db
+    }
+
+    fn public_only() -> RepositoryFilter {
+        RepositoryFilter { public: true, namespaces: Vec::new(), only_namespaces: None }
+    }
+
+    async fn names(meta: &Metadata, query: &str, filter: Option<&RepositoryFilter>) -> Vec<String> {
+        let terms: Vec<String> = query.split('/').map(str::to_string).collect();
+        meta.search_repositories(query, &terms, filter, 20, 0).await.unwrap().names
+    }
+
+    #[tokio::test]
+    async fn migration_0010_keeps_search_rows_and_visibility_follows_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Metadata::open_sqlite(&database_before_0010(dir.path()).await).await.unwrap();
+        assert_eq!(names(&meta, "redis", None).await, ["acme/redis", "acme/secret-redis"]);
+        assert_eq!(names(&meta, "redis", Some(&public_only())).await, ["acme/redis"]);
+        assert_eq!(names(&meta, "cache", Some(&public_only())).await, ["acme/redis"], "keywords carried over");
+        let member = RepositoryFilter { public: false, namespaces: vec!["acme".into()], only_namespaces: None };
+        assert_eq!(names(&meta, "redis", Some(&member)).await, ["acme/redis", "acme/secret-redis"], "namespace token");
+
+        meta.set_repository_visibility("acme/secret-redis", "public").await.unwrap();
+        assert_eq!(names(&meta, "redis", Some(&public_only())).await, ["acme/redis", "acme/secret-redis"]);
+        meta.delete_repository("acme/secret-redis").await.unwrap();
+        assert_eq!(names(&meta, "redis", None).await, ["acme/redis"], "the row goes with its repository");
+    }
+
+    #[test]
+    fn namespace_tokens_are_what_sql_writes() {
+        assert_eq!(namespace_token("acme"), "n61636d65");
+        assert_eq!(namespace_token("a-b_c.d"), "n612d625f632e64");
+    }
+}
