@@ -34,7 +34,9 @@ pub struct SearchQuery {
     path = "/api/v1/search",
     tag = "search",
     summary = "Search repositories",
-    description = "Repositories the caller may pull, ranked by name, then keyword, then description and docs; each with \
+    description = "Repositories the caller may pull, ranked by name (equal to the query, then starting with it, shorter \
+                   first, then containing it), then keyword, then description and docs, the newest repository first \
+                   within each of the last three; each with \
                    info from its latest image.",
     params(SearchQuery),
     responses(
