@@ -105,10 +105,17 @@ impl Metadata {
     pub async fn finish_jobs(&self, outcomes: &[JobOutcome]) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for outcome in outcomes {
-            if let Some(info) = &outcome.info {
+            // A manifest deleted since it was indexed leaves nothing behind.
+            let exists = sqlx::query("SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?")
+                .bind(&outcome.repository)
+                .bind(&outcome.digest)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if let Some(info) = outcome.info.as_ref().filter(|_| exists) {
                 put_image_info(&mut tx, &outcome.repository, &outcome.digest, info).await?;
             }
-            for (source, details_json) in &outcome.details {
+            for (source, details_json) in outcome.details.iter().filter(|_| exists) {
                 put_image_details(&mut tx, &outcome.repository, &outcome.digest, source, details_json.as_deref()).await?;
             }
             sqlx::query("DELETE FROM jobs WHERE id = ?").bind(outcome.job_id).execute(&mut *tx).await?;

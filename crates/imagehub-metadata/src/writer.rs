@@ -19,6 +19,9 @@ use crate::{MetadataError, Result};
 
 /// Writes taken into one transaction at most.
 const MAX_BATCH: usize = 256;
+/// Writes waiting at most; beyond, writers wait to queue, so an overload slows pushes
+/// down instead of growing memory.
+const MAX_QUEUED: usize = 4096;
 
 pub(crate) type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
@@ -69,7 +72,7 @@ where
 /// The handle writers queue through; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    queue: mpsc::UnboundedSender<Box<dyn QueuedWrite>>,
+    queue: mpsc::Sender<Box<dyn QueuedWrite>>,
 }
 
 impl Writer {
@@ -77,7 +80,7 @@ impl Writer {
     /// handle is dropped.
     pub(crate) async fn start(options: &SqliteConnectOptions) -> Result<Writer> {
         let conn = options.connect().await?;
-        let (queue, writes) = mpsc::unbounded_channel();
+        let (queue, writes) = mpsc::channel(MAX_QUEUED);
         tokio::spawn(run(conn, writes));
         Ok(Writer { queue })
     }
@@ -91,12 +94,12 @@ impl Writer {
         T: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Box::new(Pending { write, reply })).map_err(|_| MetadataError::WriterStopped)?;
+        self.queue.send(Box::new(Pending { write, reply })).await.map_err(|_| MetadataError::WriterStopped)?;
         answer.await.map_err(|_| MetadataError::WriterStopped)?
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut writes: mpsc::UnboundedReceiver<Box<dyn QueuedWrite>>) {
+async fn run(mut conn: SqliteConnection, mut writes: mpsc::Receiver<Box<dyn QueuedWrite>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while writes.recv_many(&mut batch, MAX_BATCH).await > 0 {
         commit_batch(&mut conn, batch.drain(..)).await;
