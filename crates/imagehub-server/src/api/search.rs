@@ -17,7 +17,8 @@ const MAX_PER_PAGE: u32 = 100;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// What to search for: words matched against repository names, keywords, descriptions and docs.
+    /// What to search for: words matched against repository names, keywords, descriptions and docs; the last
+    /// word also matches as a prefix (`redi` finds `redis`).
     #[serde(default)]
     #[param(required = true, min_length = 1)]
     q: String,
