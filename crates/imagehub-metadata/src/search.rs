@@ -2,7 +2,7 @@
 //! (tsvector) can take later: keep a repository's row current, and query it with the
 //! ranking the hub wants — exact and prefix name matches, then keywords, then text.
 
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 
 use crate::{Metadata, RepositoryFilter, Result};
 
@@ -69,9 +69,10 @@ impl Metadata {
     /// Each tier is an FTS5 expression excluding the tiers before it. The total is one
     /// count of their union; a tier is counted only when the page reaches it, and a page
     /// reads only the rows it shows (FTS5 walks matches in rowid order, which is creation
-    /// order). Nothing is scored: ranking every match by
-    /// relevance (`bm25`) costs about a microsecond per match, which for a common word
-    /// among 50,000 repositories is far beyond the 20 ms a search may take.
+    /// order). Nothing is scored: ranking every match by relevance (`bm25`) costs about a
+    /// microsecond per match, which for a common word among 50,000 repositories is far
+    /// beyond the 20 ms a search may take. The queries share one read transaction, so the
+    /// counts and the page agree with each other while pushes go on.
     pub async fn search_repositories(&self, query: &str, terms: &[String], filter: Option<&RepositoryFilter>, limit: u32, offset: u32) -> Result<SearchPage> {
         let Some(access) = Access::of(filter).filter(|_| !terms.is_empty()) else {
             return Ok(SearchPage { names: Vec::new(), total: 0 });
@@ -93,14 +94,16 @@ impl Metadata {
 
         // Names starting with the query are among those whose first tokens (of the
         // whole name or of its last component) are the query's terms.
-        let starts = self.names_starting_with(&access.restrict(&format!("({{name}} : ^ {phrase}) OR ({{last}} : ^ {phrase})")), query).await?;
+        let mut snapshot = self.pool.begin().await?;
+        let conn = &mut *snapshot;
+        let starts = names_starting_with(conn, &access.restrict(&format!("({{name}} : ^ {phrase}) OR ({{last}} : ^ {phrase})")), query).await?;
         // With one term, "in the name, or the keywords, or the text" is one column set,
         // which FTS5 answers with one pass over the term's entries instead of three.
         let any_tier = match terms.len() {
             1 => format!("{{name keywords description docs}} : ({all})"),
             _ => format!("({in_name}) OR ({in_keywords}) OR ({in_text})"),
         };
-        let total = self.count_matches(&access.restrict(&any_tier)).await?;
+        let total = count_matches(conn, &access.restrict(&any_tier)).await?;
 
         let page = Window { start: u64::from(offset), end: u64::from(offset) + u64::from(limit) };
         let mut names = Vec::new();
@@ -116,59 +119,59 @@ impl Metadata {
             }
             // The tiers split the matches, so the last one holds what the others do not.
             let size = match i {
-                0 => self.count_matches(expression).await?.saturating_sub(starts.len() as u64),
-                _ if i == tiers.len() - 1 => total - tier_first,
-                _ => self.count_matches(expression).await?,
+                0 => count_matches(conn, expression).await?.saturating_sub(starts.len() as u64),
+                _ if i == tiers.len() - 1 => total.saturating_sub(tier_first),
+                _ => count_matches(conn, expression).await?,
             };
             if let Some((skip, take)) = page.overlap(tier_first, size) {
-                names.extend(self.newest_matches(expression, excluded, skip, take).await?);
+                names.extend(newest_matches(conn, expression, excluded, skip, take).await?);
             }
             tier_first += size;
         }
         Ok(SearchPage { names, total })
     }
+}
 
-    /// `(rowid, name)` of the matches of `expression` whose name or last component
-    /// starts with `query`: equal first, then shorter first, then by name.
-    async fn names_starting_with(&self, expression: &str, query: &str) -> Result<Vec<(i64, String)>> {
-        let rows = sqlx::query(
-            "SELECT id, name FROM (
-                 SELECT rowid AS id, name,
-                        CASE WHEN name = ?2 OR last = ?2 THEN 0
-                             WHEN substr(name, 1, length(?2)) = ?2 OR substr(last, 1, length(?2)) = ?2 THEN 1 END AS tier
-                 FROM repository_search WHERE repository_search MATCH ?1)
-             WHERE tier IS NOT NULL ORDER BY tier, length(name), name",
-        )
+/// `(rowid, name)` of the matches of `expression` whose name or last component
+/// starts with `query`: equal first, then shorter first, then by name.
+async fn names_starting_with(conn: &mut SqliteConnection, expression: &str, query: &str) -> Result<Vec<(i64, String)>> {
+    let rows = sqlx::query(
+        "SELECT id, name FROM (
+             SELECT rowid AS id, name,
+                    CASE WHEN name = ?2 OR last = ?2 THEN 0
+                         WHEN substr(name, 1, length(?2)) = ?2 OR substr(last, 1, length(?2)) = ?2 THEN 1 END AS tier
+             FROM repository_search WHERE repository_search MATCH ?1)
+         WHERE tier IS NOT NULL ORDER BY tier, length(name), name",
+    )
+    .bind(expression)
+    .bind(query)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+async fn count_matches(conn: &mut SqliteConnection, expression: &str) -> Result<u64> {
+    let row = sqlx::query("SELECT count(*) FROM repository_search WHERE repository_search MATCH ?")
         .bind(expression)
-        .bind(query)
-        .fetch_all(&self.pool)
+        .fetch_one(&mut *conn)
         .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
+    Ok(row.get::<i64, _>(0) as u64)
+}
 
-    async fn count_matches(&self, expression: &str) -> Result<u64> {
-        let row = sqlx::query("SELECT count(*) FROM repository_search WHERE repository_search MATCH ?")
-            .bind(expression)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.get::<i64, _>(0) as u64)
-    }
-
-    /// Names of the matches of `expression` but not of the rowids in `excluded` (a JSON
-    /// array), newest first, `take` of them after skipping `skip`.
-    async fn newest_matches(&self, expression: &str, excluded: &str, skip: u64, take: u64) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT name FROM repository_search WHERE repository_search MATCH ?1
-             AND rowid NOT IN (SELECT value FROM json_each(?2)) ORDER BY rowid DESC LIMIT ?3 OFFSET ?4",
-        )
-        .bind(expression)
-        .bind(excluded)
-        .bind(take as i64)
-        .bind(skip as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
+/// Names of the matches of `expression` but not of the rowids in `excluded` (a JSON
+/// array), newest first, `take` of them after skipping `skip`.
+async fn newest_matches(conn: &mut SqliteConnection, expression: &str, excluded: &str, skip: u64, take: u64) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT name FROM repository_search WHERE repository_search MATCH ?1
+         AND rowid NOT IN (SELECT value FROM json_each(?2)) ORDER BY rowid DESC LIMIT ?3 OFFSET ?4",
+    )
+    .bind(expression)
+    .bind(excluded)
+    .bind(take as i64)
+    .bind(skip as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Who may see a result, as a condition on the search rows' `namespace` and
