@@ -379,6 +379,7 @@ impl Metadata {
 
     /// Closes every connection, letting SQLite checkpoint its WAL.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.relaxed.close().await;
         self.pool.close().await;
     }

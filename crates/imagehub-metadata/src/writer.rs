@@ -73,6 +73,8 @@ where
 #[derive(Clone)]
 pub(crate) struct Writer {
     queue: mpsc::Sender<Box<dyn QueuedWrite>>,
+    /// Asks the task to finish what is queued, close its connection and say so.
+    stop: Arc<std::sync::Mutex<Option<oneshot::Sender<oneshot::Sender<()>>>>>,
 }
 
 impl Writer {
@@ -81,8 +83,21 @@ impl Writer {
     pub(crate) async fn start(options: &SqliteConnectOptions) -> Result<Writer> {
         let conn = options.connect().await?;
         let (queue, writes) = mpsc::channel(MAX_QUEUED);
-        tokio::spawn(run(conn, writes));
-        Ok(Writer { queue })
+        let (stop, stop_requests) = oneshot::channel();
+        tokio::spawn(run(conn, writes, stop_requests));
+        Ok(Writer { queue, stop: Arc::new(std::sync::Mutex::new(Some(stop))) })
+    }
+
+    /// Commits what is queued, refuses later writes (`WriterStopped`) and closes the
+    /// connection, so that SQLite can checkpoint its log when the last one closes.
+    pub(crate) async fn close(&self) {
+        let stop = self.stop.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(stop) = stop {
+            let (done, closed) = oneshot::channel();
+            if stop.send(done).is_ok() {
+                let _ = closed.await;
+            }
+        }
     }
 
     /// Runs `write` in a transaction shared with other queued writes; answers after the
@@ -99,12 +114,27 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut writes: mpsc::Receiver<Box<dyn QueuedWrite>>) {
+async fn run(mut conn: SqliteConnection, mut writes: mpsc::Receiver<Box<dyn QueuedWrite>>, mut stop: oneshot::Receiver<oneshot::Sender<()>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while writes.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit_batch(&mut conn, batch.drain(..)).await;
+    let mut stopping = None;
+    loop {
+        tokio::select! {
+            received = writes.recv_many(&mut batch, MAX_BATCH) => {
+                if received == 0 {
+                    break; // every handle is gone, or stopping and all that was queued is done
+                }
+                commit_batch(&mut conn, batch.drain(..)).await;
+            }
+            request = &mut stop, if stopping.is_none() => {
+                writes.close(); // what is queued still arrives; nothing more can be sent
+                stopping = Some(request.ok());
+            }
+        }
     }
     let _ = conn.close().await;
+    if let Some(Some(done)) = stopping {
+        let _ = done.send(());
+    }
 }
 
 async fn commit_batch(conn: &mut SqliteConnection, batch: impl Iterator<Item = Box<dyn QueuedWrite>>) {
@@ -197,6 +227,17 @@ mod tests {
         let rows = sqlx::query("SELECT v FROM t ORDER BY v").fetch_all(&mut reader).await.unwrap();
         let values: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         assert_eq!(values, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn closing_commits_what_is_queued_and_refuses_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, mut reader) = writer(&dir).await;
+        let (queued, ()) = tokio::join!(writer.write(insert(1)), writer.close());
+        queued.unwrap();
+        assert!(matches!(writer.write(insert(2)).await, Err(MetadataError::WriterStopped)));
+        let count: i64 = sqlx::query("SELECT count(*) FROM t").fetch_one(&mut reader).await.unwrap().get(0);
+        assert_eq!(count, 1);
     }
 
     #[tokio::test]
