@@ -66,8 +66,28 @@ impl Registry {
     /// The latest image of `repository` (see [`latest_image`]), found without listing
     /// every image: a repository may hold thousands of tags.
     pub async fn latest_image(&self, repository: &RepoName) -> Result<Option<ImageView>, CoreError> {
-        let Some(row) = self.meta.latest_image(repository.as_str()).await? else { return Ok(None) };
-        self.with_details(repository, row).await.map(Some)
+        Ok(self.latest_images(&[repository.to_string()]).await?.remove(repository.as_str()))
+    }
+
+    /// The latest images of several repositories with their merged details, by
+    /// repository name, in two queries whatever their number.
+    async fn latest_images(&self, names: &[String]) -> Result<HashMap<String, ImageView>, CoreError> {
+        let rows = self.meta.latest_images(names).await?;
+        let keys: Vec<(String, String)> = rows
+            .iter()
+            .flat_map(|(name, row)| std::iter::once(&row.digest).chain(&row.tag).map(|reference| (name.clone(), reference.clone())))
+            .collect();
+        let mut details: HashMap<String, Vec<DetailRow>> = HashMap::new();
+        for (name, row) in self.meta.image_details_of(&keys).await? {
+            details.entry(name).or_default().push(row);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(name, row)| {
+                let image = view(row, details.get(&name).map_or(&[], Vec::as_slice));
+                (name, image)
+            })
+            .collect())
     }
 
     /// Rebuilds the search row of `repository` from its latest image (or drops it when
@@ -79,17 +99,19 @@ impl Registry {
     /// Refreshes the search rows of `repositories`, writing them in one transaction
     /// through `meta` (the indexer's relaxed handle).
     pub(crate) async fn refresh_search_of(&self, meta: &Metadata, repositories: impl IntoIterator<Item = &str>) -> Result<(), CoreError> {
-        let mut documents = Vec::new();
-        for name in repositories {
-            let Ok(repository) = name.parse::<RepoName>() else { continue };
-            let latest = self.latest_image(&repository).await?;
-            let document = latest.map(|i| SearchDocument {
-                keywords: i.details.keywords.clone().unwrap_or_default(),
-                description: i.details.description.clone().unwrap_or_default(),
-                docs: i.details.docs.clone().unwrap_or_default(),
-            });
-            documents.push((name.to_string(), document));
-        }
+        let names: Vec<String> = repositories.into_iter().map(str::to_string).collect();
+        let mut latest = self.latest_images(&names).await?;
+        let documents: Vec<(String, Option<SearchDocument>)> = names
+            .into_iter()
+            .map(|name| {
+                let document = latest.remove(&name).map(|i| SearchDocument {
+                    keywords: i.details.keywords.unwrap_or_default(),
+                    description: i.details.description.unwrap_or_default(),
+                    docs: i.details.docs.unwrap_or_default(),
+                });
+                (name, document)
+            })
+            .collect();
         Ok(meta.put_search_documents(&documents).await?)
     }
 
@@ -108,22 +130,13 @@ impl Registry {
 
     /// The hits of a page, with three queries for the whole page rather than three per hit.
     async fn search_hits(&self, names: Vec<String>) -> Result<Vec<SearchHit>, CoreError> {
-        let mut latest: HashMap<String, ImageRow> = self.meta.latest_images(&names).await?.into_iter().collect();
-        let keys: Vec<(String, String)> = latest
-            .iter()
-            .flat_map(|(name, row)| std::iter::once(&row.digest).chain(&row.tag).map(|reference| (name.clone(), reference.clone())))
-            .collect();
-        let mut details: HashMap<String, Vec<DetailRow>> = HashMap::new();
-        for (name, row) in self.meta.image_details_of(&keys).await? {
-            details.entry(name).or_default().push(row);
-        }
+        let mut latest = self.latest_images(&names).await?;
         let pulls: HashMap<String, u64> = self.meta.pull_counts(&names).await?.into_iter().collect();
         Ok(names
             .into_iter()
             .map(|name| {
-                let latest = latest.remove(&name).map(|row| view(row, details.get(&name).map_or(&[], Vec::as_slice)));
                 let pulls = pulls.get(&name).copied().unwrap_or(0) + self.pulls.pending(&name, None);
-                SearchHit { repository: name, latest, pulls }
+                SearchHit { latest: latest.remove(&name), repository: name, pulls }
             })
             .collect())
     }

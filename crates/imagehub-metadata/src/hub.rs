@@ -182,17 +182,10 @@ impl Metadata {
         Ok(rows.iter().map(|r| image_row(r, r.get(0))).collect())
     }
 
-    /// The repository's latest image: its most recently pushed tag, else its most
+    /// The latest image of each of `repositories`, by repository name (repositories
+    /// without images are left out): its most recently pushed tag, else its most
     /// recently pushed image; the first of [`Metadata::images`] that has a tag, without
     /// listing them all.
-    pub async fn latest_image(&self, repository: &str) -> Result<Option<ImageRow>> {
-        let sql = format!("SELECT t.name, {IMAGE_COLUMNS} {IMAGES_FROM} AND r.name = ?1 ORDER BY {LATEST_FIRST} LIMIT 1");
-        let row = sqlx::query(&sql).bind(repository).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| image_row(&r, r.get(0))))
-    }
-
-    /// [`Metadata::latest_image`] of several repositories in one query, by repository
-    /// name (repositories without images are left out).
     pub async fn latest_images(&self, repositories: &[String]) -> Result<Vec<(String, ImageRow)>> {
         let sql = format!(
             "SELECT * FROM (SELECT t.name, {IMAGE_COLUMNS}, r.name, row_number() OVER (PARTITION BY r.id ORDER BY {LATEST_FIRST}) AS n

@@ -24,12 +24,8 @@ pub struct SearchPage {
 }
 
 impl Metadata {
-    /// Replaces the search row of `repository`; `None` removes it (no images left).
-    pub async fn put_search_document(&self, repository: &str, document: Option<&SearchDocument>) -> Result<()> {
-        self.put_search_documents(&[(repository.to_string(), document.cloned())]).await
-    }
-
-    /// Replaces the search rows of several repositories in one transaction.
+    /// Replaces the search rows of repositories in one transaction; `None` removes a
+    /// repository's row (no images left).
     pub async fn put_search_documents(&self, documents: &[(String, Option<SearchDocument>)]) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for (repository, document) in documents {
@@ -318,7 +314,7 @@ mod tests {
         for (name, keywords, description) in documents {
             meta.link_blob(&name.parse().unwrap(), &digest, 4).await.unwrap();
             let document = SearchDocument { keywords: vec![keywords.to_string()], description: description.to_string(), docs: String::new() };
-            meta.put_search_document(name, Some(&document)).await.unwrap();
+            meta.put_search_documents(&[(name.to_string(), Some(document))]).await.unwrap();
         }
         let terms = ["redis".to_string()];
         let all = meta.search_repositories("redis", &terms, None, 20, 0).await.unwrap();
