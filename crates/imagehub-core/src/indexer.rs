@@ -103,7 +103,7 @@ impl Registry {
             for job in &jobs {
                 // The same manifest pushed twice in a burst is indexed once.
                 if !done.insert((job.repository.as_str(), job.digest.as_str())) {
-                    outcomes.push(JobOutcome { job_id: job.id, repository: job.repository.clone(), digest: job.digest.clone(), info: None, details: Vec::new() });
+                    outcomes.push(nothing_stored(job));
                     continue;
                 }
                 match self.index(job).await {
@@ -115,7 +115,7 @@ impl Registry {
                     Err(e) => {
                         tracing::error!(repository = %job.repository, digest = %job.digest, error = %e, "indexing failed for good");
                         let info = ImageInfo { platforms_json: "[]".into(), error: Some(e.to_string()), ..ImageInfo::default() };
-                        outcomes.push(JobOutcome { job_id: job.id, repository: job.repository.clone(), digest: job.digest.clone(), info: Some(info), details: Vec::new() });
+                        outcomes.push(JobOutcome { info: Some(info), ..nothing_stored(job) });
                     }
                 }
             }
@@ -129,7 +129,7 @@ impl Registry {
     /// only failures of the registry itself (database, missing files) are errors, so
     /// the job is retried.
     async fn index(&self, job: &Job) -> Result<JobOutcome, CoreError> {
-        let mut outcome = JobOutcome { job_id: job.id, repository: job.repository.clone(), digest: job.digest.clone(), info: None, details: Vec::new() };
+        let mut outcome = nothing_stored(job);
         let repository: RepoName = job.repository.parse().map_err(|e: imagehub_oci::NameError| CoreError::Internal(Box::new(e)))?;
         let digest: Digest = job.digest.parse().map_err(|e: imagehub_oci::DigestError| CoreError::Internal(Box::new(e)))?;
         // A manifest pushed again (under another tag, say) has the same content, so what
@@ -268,6 +268,11 @@ impl Registry {
             Err(e) => Err(e.to_string()),
         })
     }
+}
+
+/// The outcome of `job` that stores nothing and only ends it.
+fn nothing_stored(job: &Job) -> JobOutcome {
+    JobOutcome { job_id: job.id, repository: job.repository.clone(), digest: job.digest.clone(), info: None, details: Vec::new() }
 }
 
 /// Layers that are filesystem tars (OCI and Docker), as opposed to artifact files.
