@@ -73,6 +73,20 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     computed.is_ok() && Output::new(&out).is_ok_and(|out| out == expected)
 }
 
+/// Spends the time of one password check (argon2id with the parameters new hashes get)
+/// and fails: logins of unknown users cost what a wrong password of a known one does,
+/// so timing does not tell which user names exist.
+pub fn verify_password_of_nobody(password: &str) -> bool {
+    verify_password(password, &nobody_hash());
+    false
+}
+
+/// A well-formed hash with the parameters of new hashes, which nothing matches.
+fn nobody_hash() -> String {
+    let (m, t, p) = (Params::DEFAULT_M_COST, Params::DEFAULT_T_COST, Params::DEFAULT_P_COST);
+    format!("$argon2id$v=19$m={m},t={t},p={p}$bm9ib2R5LW5vYm9keQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+}
+
 /// A random password of 24 letters and digits (about 142 bits).
 pub fn generate_password() -> String {
     rand::thread_rng().sample_iter(rand::distributions::Alphanumeric).take(24).map(char::from).collect()
@@ -89,6 +103,19 @@ mod tests {
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("correct horsE", &hash));
         assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn the_hash_of_nobody_costs_a_real_check() {
+        // It must get past every early return of `verify_password` to the hashing itself.
+        let phc = nobody_hash();
+        let hash = PasswordHash::new(&phc).unwrap();
+        let params = Params::try_from(&hash).unwrap();
+        assert_eq!(params.block_count(), Params::default().block_count());
+        let mut salt = [0u8; 64];
+        assert!(hash.salt.unwrap().decode_b64(&mut salt).is_ok());
+        assert_eq!(hash.hash.unwrap().len(), 32);
+        assert!(!verify_password_of_nobody("anything at all"));
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub enum TokenUse {
 }
 
 /// The claims of a registry token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
     /// The user name; empty for an anonymous caller.

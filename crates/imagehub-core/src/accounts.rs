@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imagehub_auth::{AccessTokenSecret, Actions, Claims, Role, Standing, TokenLimits, Visibility, htpasswd::Htpasswd};
+use imagehub_auth::{AccessTokenSecret, Action, Actions, Claims, Role, Standing, TokenLimits, Visibility, htpasswd::Htpasswd};
 use imagehub_metadata::{
     AccessTokenRow, AuditEvent, MemberRow, Metadata, MetadataError, NamespaceKind, NewAccessToken, NewAuditEvent, NewUser, OrgRow,
     RepositoryFilter, UserRow, UserSource,
@@ -16,6 +16,7 @@ use imagehub_oci::{AccountName, RepoName};
 use serde::Deserialize;
 
 use crate::login_limiter::LoginLimiter;
+use crate::session_epochs::SessionEpochs;
 
 /// Settings of the accounts model (from the server's `auth` config section).
 #[derive(Debug, Clone)]
@@ -82,17 +83,54 @@ pub enum Caller {
     User(UserCaller),
 }
 
-/// A logged-in user, possibly through an access token that narrows their rights.
+/// A logged-in user, and the credential that says how far their rights reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserCaller {
     pub id: i64,
     pub name: String,
+    /// Whether the account is a site admin; the credential decides whether this caller
+    /// acts as one (only with the password).
     pub is_admin: bool,
-    /// Set when the caller presented an access token instead of the password.
-    pub token: Option<TokenGrant>,
-    /// Whether the caller proved it knows the password just now (not through a
-    /// registry token or an access token): changing credentials needs that.
-    pub password_login: bool,
+    pub credential: Credential,
+}
+
+/// What a caller presented, which bounds what they may do: a credential never grants
+/// more than its user may, and only the password manages the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// The user's password: everything the user may do, account management included.
+    Password,
+    /// An access token (`ihp_…`): the user's repository rights narrowed to its scopes
+    /// and namespaces; it reads the account but never changes it.
+    AccessToken(TokenGrant),
+    /// A refresh token from `/token`'s offline grant, only ever accepted there: it
+    /// stands for the login it was issued to (narrowed by that login's access token).
+    RefreshToken(Option<TokenGrant>),
+    /// A registry JWT from `/token`: the repositories and actions of its `access` claim
+    /// and nothing else, and never more than its user may still do (`via` is the access
+    /// token it was issued through).
+    RegistryToken { claims: Arc<Claims>, via: Option<TokenGrant> },
+}
+
+impl Credential {
+    /// The access token narrowing the user's rights, however it was presented.
+    pub fn access_token(&self) -> Option<&TokenGrant> {
+        match self {
+            Credential::Password => None,
+            Credential::AccessToken(grant) => Some(grant),
+            Credential::RefreshToken(via) | Credential::RegistryToken { via, .. } => via.as_ref(),
+        }
+    }
+
+    /// Names the credential for the audit log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::Password => "password",
+            Credential::AccessToken(_) => "access token",
+            Credential::RefreshToken(_) => "refresh token",
+            Credential::RegistryToken { .. } => "registry token",
+        }
+    }
 }
 
 /// The access token a caller logged in with.
@@ -103,12 +141,26 @@ pub struct TokenGrant {
     pub expires_at: Option<i64>,
 }
 
+/// What a caller may do with one repository, as every surface (`/v2`, `/api/v1`, the
+/// UI) must answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The caller may do the action.
+    Allowed,
+    /// The caller may see the repository but not do the action: 403, or 401 with a
+    /// challenge for a registry token.
+    Denied,
+    /// The caller may not even pull the repository: answer exactly as if it did not
+    /// exist, so its existence does not leak.
+    Hidden,
+}
+
 impl Caller {
     /// Whoever calls a server with accounts off (`auth.enabled = false`). Through `/v2`
     /// anyone may then push, pull and delete anything, so through the API they act as a
     /// site admin too; the account routes are not served then.
     pub fn open_registry() -> Caller {
-        Caller::User(UserCaller { id: 0, name: "anonymous".into(), is_admin: true, token: None, password_login: true })
+        Caller::User(UserCaller { id: 0, name: "anonymous".into(), is_admin: true, credential: Credential::Password })
     }
 
     pub fn user(&self) -> Option<&UserCaller> {
@@ -127,8 +179,9 @@ impl Caller {
         self.user().map(|u| u.name.as_str())
     }
 
-    fn is_admin(&self) -> bool {
-        self.user().is_some_and(|u| u.is_admin && u.token.is_none())
+    /// Whether the caller acts as a site admin: an admin account with its password.
+    pub fn is_admin(&self) -> bool {
+        self.user().is_some_and(|u| u.is_admin && u.credential == Credential::Password)
     }
 }
 
@@ -151,6 +204,8 @@ pub struct Accounts {
     http: reqwest::Client,
     /// Where argon2 and bcrypt run (see `hash_pool`).
     slow_hashes: Arc<crate::hash_pool::HashPool>,
+    /// When each user's registry tokens start being valid, cached for the registry.
+    epochs: Arc<SessionEpochs>,
 }
 
 /// What the webhook answers for an accepted login.
@@ -175,7 +230,8 @@ impl Accounts {
         let limiter = Arc::new(LoginLimiter::new(settings.free_login_failures));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let slow_hashes = Arc::new(crate::hash_pool::HashPool::new(cores));
-        Ok(Accounts { meta, settings: Arc::new(settings), limiter, htpasswd, http, slow_hashes })
+        let epochs = Arc::new(SessionEpochs::default());
+        Ok(Accounts { meta, settings: Arc::new(settings), limiter, htpasswd, http, slow_hashes, epochs })
     }
 
     /// Runs a password hash or check on the hashing threads.
@@ -226,7 +282,7 @@ impl Accounts {
             Ok(Some(caller)) => {
                 self.limiter.succeeded(username);
                 if record {
-                    let via = if caller.user().is_some_and(|u| u.token.is_some()) { "access token" } else { "password" };
+                    let via = caller.user().map_or("password", |u| u.credential.kind());
                     self.audit(caller.name(), "login", None, None, Some(client), Some(serde_json::json!({"via": via}))).await;
                 }
                 Ok(caller)
@@ -245,7 +301,7 @@ impl Accounts {
     /// No throttling: the secrets are not guessable.
     pub async fn login_with_token(&self, secret: &str) -> Result<Caller> {
         match self.meta.use_access_token(&AccessTokenSecret::hash_of(secret)).await? {
-            Some((token, user)) => Ok(user_caller(&user, Some(token_grant(&token)), false)),
+            Some((token, user)) => Ok(user_caller(&user, Credential::AccessToken(token_grant(&token)))),
             None => Err(AccountError::BadCredentials),
         }
     }
@@ -260,7 +316,7 @@ impl Accounts {
         {
             let password = password.to_string();
             let ok = self.slow_hash(move || imagehub_auth::verify_password(&password, &phc)).await?;
-            return Ok(ok.then(|| user_caller(user, None, true)));
+            return Ok(ok.then(|| user_caller(user, Credential::Password)));
         }
         if let Some(file) = self.htpasswd.clone().filter(|f| f.contains(username)) {
             let (name, password) = (username.to_string(), password.to_string());
@@ -273,6 +329,8 @@ impl Accounts {
         if let Some(url) = &self.settings.webhook_url {
             return self.check_webhook(url, username, password).await;
         }
+        let password = password.to_string();
+        self.slow_hash(move || imagehub_auth::verify_password_of_nobody(&password)).await?;
         Ok(None)
     }
 
@@ -284,7 +342,7 @@ impl Accounts {
         if user.name != username {
             return Ok(None);
         }
-        Ok(Some(user_caller(&user, Some(token_grant(&token)), false)))
+        Ok(Some(user_caller(&user, Credential::AccessToken(token_grant(&token)))))
     }
 
     async fn check_webhook(&self, url: &str, username: &str, password: &str) -> Result<Option<Caller>> {
@@ -315,7 +373,7 @@ impl Accounts {
                 tracing::warn!(user = %user.name, source = source.as_str(), account_source = %user.source, "login refused: the account belongs to another source");
                 return Ok(None);
             }
-            return Ok(Some(user_caller(&user, None, true)));
+            return Ok(Some(user_caller(&user, Credential::Password)));
         }
         let Ok(name) = name.parse::<AccountName>() else {
             tracing::warn!(user = name, source = source.as_str(), "login refused: not a valid account name");
@@ -327,42 +385,108 @@ impl Accounts {
             .await?;
         self.audit(Some(name.as_str()), "user.create", Some(name.as_str()), Some(name.as_str()), None, Some(serde_json::json!({"source": source.as_str()})))
             .await;
-        Ok(Some(user_caller(&user, None, true)))
+        Ok(Some(user_caller(&user, Credential::Password)))
     }
 
-    /// The caller a verified registry token stands for. Fails when its user is gone,
-    /// changed their password after it was issued, or the access token it was issued
-    /// through was revoked or expired. Such a caller never counts as a password login.
-    pub async fn caller_from_claims(&self, claims: &Claims) -> Result<Caller> {
+    /// The caller a verified registry JWT stands for: its `access` claim, within what
+    /// its user may still do. Fails when the user is gone, changed their password after
+    /// it was issued, or the access token it was issued through was revoked or expired.
+    pub async fn caller_from_claims(&self, claims: Arc<Claims>) -> Result<Caller> {
+        let Some((user, via)) = self.user_behind(&claims).await? else { return Ok(Caller::Anonymous) };
+        Ok(user_caller(&user, Credential::RegistryToken { claims, via }))
+    }
+
+    /// The caller a verified refresh token stands for at the token endpoint.
+    pub async fn caller_from_refresh_token(&self, claims: &Claims) -> Result<Caller> {
+        let Some((user, via)) = self.user_behind(claims).await? else { return Ok(Caller::Anonymous) };
+        Ok(user_caller(&user, Credential::RefreshToken(via)))
+    }
+
+    /// Whether a verified registry JWT is still good: issued after its user last changed
+    /// their password, through an access token that is still alive. The registry checks
+    /// this on every request, so the user's password epoch is cached for a few seconds
+    /// (and dropped at once when this process changes it).
+    pub async fn registry_token_valid(&self, claims: &Claims) -> Result<bool> {
+        if !claims.sub.is_empty() {
+            let Some(valid_after) = self.sessions_valid_after(&claims.sub).await? else { return Ok(false) };
+            // `<=`: a token from the very second of a password change is not trusted either.
+            if (claims.iat as i64) <= valid_after {
+                return Ok(false);
+            }
+        }
+        match claims.tid {
+            Some(id) => Ok(self.meta.live_access_token(id).await?.is_some()),
+            None => Ok(true),
+        }
+    }
+
+    async fn sessions_valid_after(&self, user: &str) -> Result<Option<i64>> {
+        if let Some(epoch) = self.epochs.get(user) {
+            return Ok(epoch);
+        }
+        let epoch = self.meta.user_by_name(user).await?.map(|u| u.sessions_valid_after);
+        self.epochs.insert(user, epoch);
+        Ok(epoch)
+    }
+
+    /// The user a JWT names (`None` for an anonymous one) and the access token it came
+    /// through, if it is still good.
+    async fn user_behind(&self, claims: &Claims) -> Result<Option<(UserRow, Option<TokenGrant>)>> {
         if claims.sub.is_empty() {
-            return Ok(Caller::Anonymous);
+            return Ok(None);
         }
         let user = self.meta.user_by_name(&claims.sub).await?.ok_or(AccountError::Unauthenticated)?;
-        // `<=`: a token from the very second of a password change is not trusted either.
         if (claims.iat as i64) <= user.sessions_valid_after {
             return Err(AccountError::Unauthenticated);
         }
-        let grant = match claims.tid {
+        let via = match claims.tid {
             Some(id) => Some(token_grant(&self.meta.live_access_token(id).await?.ok_or(AccountError::Unauthenticated)?)),
             None => None,
         };
-        Ok(user_caller(&user, grant, false))
-    }
-
-    /// Whether the access token a JWT was issued through is still alive.
-    pub async fn token_alive(&self, token_id: i64) -> Result<bool> {
-        Ok(self.meta.live_access_token(token_id).await?.is_some())
+        Ok(Some((user, via)))
     }
 
     // ---- the policy ----
 
-    /// What `caller` may do to `repository`.
+    /// Whether `caller` may do `action` to `repository`, and if not, whether the answer
+    /// must hide that the repository exists.
+    pub async fn authorize(&self, caller: &Caller, repository: &RepoName, action: Action) -> Result<Access> {
+        let actions = self.repository_actions(caller, repository).await?;
+        Ok(if actions.contains(action) {
+            Access::Allowed
+        } else if actions.contains(Action::Pull) {
+            Access::Denied
+        } else {
+            Access::Hidden
+        })
+    }
+
+    /// What `caller` may do to `repository`: the policy for where the user stands,
+    /// narrowed by the credential they presented.
     pub async fn repository_actions(&self, caller: &Caller, repository: &RepoName) -> Result<Actions> {
+        let rights = self.user_rights(caller, repository).await?;
+        Ok(match caller.user().map(|u| &u.credential) {
+            Some(Credential::RegistryToken { claims, .. }) => rights.intersect(claims.repository_actions(repository.as_str())),
+            _ => rights,
+        })
+    }
+
+    /// Whether the user behind a registry JWT may pull `repository` at all, whatever the
+    /// token was issued for: the registry answers a token that lacks pull on a
+    /// repository its user may not see exactly as for a missing one.
+    pub async fn may_see(&self, claims: Arc<Claims>, repository: &RepoName) -> Result<bool> {
+        let caller = self.caller_from_claims(claims).await?;
+        Ok(self.user_rights(&caller, repository).await?.contains(Action::Pull))
+    }
+
+    /// The policy's answer for the user, narrowed by an access token (however
+    /// presented) but not by a registry token's claim.
+    async fn user_rights(&self, caller: &Caller, repository: &RepoName) -> Result<Actions> {
         let namespace = repository.namespace();
         let standing = self.standing(caller, namespace).await?;
         let visibility = self.visibility(repository).await?;
         let allowed = imagehub_auth::repository_actions(standing, visibility, self.settings.anonymous_pull);
-        Ok(match caller.user().and_then(|u| u.token.as_ref()) {
+        Ok(match caller.user().and_then(|u| u.credential.access_token()) {
             Some(grant) => grant.limits.restrict(namespace, allowed),
             None => allowed,
         })
@@ -394,11 +518,18 @@ impl Accounts {
     }
 
     /// Which repositories `caller` may see in the catalog; `None` means all of them.
+    /// A registry JWT lists its user's repositories only when it grants the catalog
+    /// (`registry:catalog:*`); otherwise what an anonymous caller would see.
     pub async fn catalog_filter(&self, caller: &Caller) -> Result<Option<RepositoryFilter>> {
-        let Some(user) = caller.user() else {
-            return Ok(Some(RepositoryFilter { public: self.settings.anonymous_pull, ..Default::default() }));
-        };
-        let only_namespaces = user.token.as_ref().and_then(|t| t.limits.namespaces.clone());
+        let anonymous = || Some(RepositoryFilter { public: self.settings.anonymous_pull, ..Default::default() });
+        let Some(user) = caller.user() else { return Ok(anonymous()) };
+        if let Credential::RegistryToken { claims, .. } = &user.credential
+            && !claims.grants_catalog()
+        {
+            return Ok(anonymous());
+        }
+        let grant = user.credential.access_token();
+        let only_namespaces = grant.and_then(|t| t.limits.namespaces.clone());
         if user.is_admin && only_namespaces.is_none() {
             return Ok(None);
         }
@@ -408,7 +539,7 @@ impl Accounts {
         } else {
             namespaces.extend(self.meta.orgs(Some(user.id)).await?.into_iter().map(|(org, _)| org.name));
         }
-        let pulls = user.token.as_ref().is_none_or(|t| t.limits.actions.contains(imagehub_auth::Action::Pull));
+        let pulls = grant.is_none_or(|t| t.limits.actions.contains(Action::Pull));
         if !pulls {
             return Ok(Some(RepositoryFilter { public: false, namespaces: Vec::new(), only_namespaces: Some(Vec::new()) }));
         }
@@ -432,20 +563,23 @@ impl Accounts {
         Ok(user)
     }
 
+    /// The caller's account; a registry token, which grants only repositories, does
+    /// not read it.
     pub async fn user(&self, caller: &Caller) -> Result<UserRow> {
-        let me = caller.require_user()?;
+        let me = self.account_reader(caller)?;
         self.meta.user_by_name(&me.name).await?.ok_or(AccountError::Unauthenticated)
     }
 
-    /// Changes the caller's password (only with the password itself, not a token) or email.
+    /// Changes the caller's password or email; only with the password itself, so a
+    /// leaked token cannot take the account over.
     pub async fn update_user(&self, caller: &Caller, password: Option<&str>, email: Option<Option<&str>>) -> Result<UserRow> {
-        let me = caller.require_user()?;
+        let me = self.password_user(caller)?;
         if let Some(password) = password {
-            if !me.password_login {
-                return Err(AccountError::Forbidden("changing the password needs the current password (Basic credentials), not a token".into()));
-            }
             let hash = self.hash(password.to_string()).await?;
             self.meta.set_password_hash(me.id, &hash).await?;
+            // Registry tokens issued before now stop working here at once; other
+            // replicas drop their cached epoch within `EPOCH_TTL`.
+            self.epochs.forget(&me.name);
             self.audit(Some(&me.name), "user.password", Some(&me.name), Some(&me.name), None, None).await;
         }
         if let Some(email) = email {
@@ -497,7 +631,7 @@ impl Accounts {
     }
 
     pub async fn tokens(&self, caller: &Caller) -> Result<Vec<AccessTokenInfo>> {
-        let me = caller.require_user()?;
+        let me = self.account_reader(caller)?;
         Ok(self.meta.access_tokens(me.id).await?)
     }
 
@@ -508,14 +642,26 @@ impl Accounts {
         Ok(())
     }
 
-    /// Managing credentials needs the user's own password login, so a leaked token
-    /// (access token or registry token) cannot mint more or lock the user out.
+    /// Managing the account (credentials, email, organizations, settings) needs the
+    /// user's own password, so a leaked token cannot mint more or lock the user out.
     fn password_user<'a>(&self, caller: &'a Caller) -> Result<&'a UserCaller> {
         let me = caller.require_user()?;
-        if !me.password_login {
-            return Err(AccountError::Forbidden("this needs the password (Basic credentials), not a token".into()));
+        if me.credential != Credential::Password {
+            return Err(AccountError::Forbidden(format!("this needs the password (Basic credentials), not a {}", me.credential.kind())));
         }
         Ok(me)
+    }
+
+    /// Reading the account (profile, tokens, organizations) needs the password or an
+    /// access token; a registry token grants only the repositories it names.
+    fn account_reader<'a>(&self, caller: &'a Caller) -> Result<&'a UserCaller> {
+        let me = caller.require_user()?;
+        match me.credential {
+            Credential::Password | Credential::AccessToken(_) => Ok(me),
+            Credential::RefreshToken(_) | Credential::RegistryToken { .. } => {
+                Err(AccountError::Forbidden(format!("a {} grants only the repository access it names, not the account", me.credential.kind())))
+            }
+        }
     }
 
     // ---- organizations ----
@@ -530,7 +676,7 @@ impl Accounts {
 
     /// The organizations the caller belongs to (all of them for a site admin), with roles.
     pub async fn orgs(&self, caller: &Caller) -> Result<Vec<(OrgRow, Option<String>)>> {
-        let me = caller.require_user()?;
+        let me = self.account_reader(caller)?;
         Ok(self.meta.orgs(if caller.is_admin() { None } else { Some(me.id) }).await?)
     }
 
@@ -538,6 +684,7 @@ impl Accounts {
     /// anyone else it does not exist.
     pub async fn org(&self, caller: &Caller, name: &str) -> Result<(OrgRow, Option<Role>)> {
         let not_found = || AccountError::NotFound(format!("no organization {name:?}"));
+        self.account_reader(caller)?;
         let org = self.meta.org(name).await?.ok_or_else(not_found)?;
         let role = self.role_in(caller, name).await?;
         if role.is_none() && !caller.is_admin() {
@@ -554,9 +701,7 @@ impl Accounts {
     /// Fails unless the caller owns the organization or is a site admin.
     async fn require_owner(&self, caller: &Caller, org: &str) -> Result<()> {
         let (_, role) = self.org(caller, org).await?;
-        if caller.user().is_some_and(|u| u.token.is_some()) {
-            return Err(AccountError::Forbidden("access tokens cannot manage organizations; log in with the password".into()));
-        }
+        self.password_user(caller)?;
         if role == Some(Role::Owner) || caller.is_admin() {
             Ok(())
         } else {
@@ -689,8 +834,8 @@ fn parse_role(role: &str) -> Result<Role> {
     role.parse().map_err(|e: String| AccountError::Metadata(MetadataError::Corrupt(e)))
 }
 
-fn user_caller(user: &UserRow, token: Option<TokenGrant>, password_login: bool) -> Caller {
-    Caller::User(UserCaller { id: user.id, name: user.name.clone(), is_admin: user.is_admin, token, password_login })
+fn user_caller(user: &UserRow, credential: Credential) -> Caller {
+    Caller::User(UserCaller { id: user.id, name: user.name.clone(), is_admin: user.is_admin, credential })
 }
 
 fn token_grant(token: &AccessTokenRow) -> TokenGrant {

@@ -5,6 +5,7 @@
 //! returns typed results and `CoreError`s; the server maps those to the wire.
 
 pub mod accounts;
+mod session_epochs;
 mod error;
 mod hash_pool;
 mod hub;
@@ -15,7 +16,7 @@ mod maintenance;
 mod registry;
 mod tag_cache;
 
-pub use accounts::{AccountError, AccountSettings, Accounts, Caller, UserCaller};
+pub use accounts::{Access, AccountError, AccountSettings, Accounts, Caller, Credential, TokenGrant, UserCaller};
 pub use error::CoreError;
 pub use hub::{ImageView, SearchHit, latest_image};
 pub use imagehub_extract::{DetailSource, Details, parse_readme};

@@ -89,11 +89,12 @@ impl Registry {
         }
     }
 
-    /// The size of a blob this repository may serve.
+    /// The size of a blob this repository may serve; `NameUnknown` when the repository
+    /// does not exist, as for manifests.
     pub async fn stat_blob(&self, repository: &RepoName, digest: &Digest) -> Result<u64> {
         match self.meta.linked_blob_size(repository, digest).await? {
             Some(size) => Ok(size),
-            None => Err(CoreError::BlobUnknown(digest.clone())),
+            None => Err(self.unknown_in(repository, CoreError::BlobUnknown(digest.clone())).await?),
         }
     }
 
@@ -319,6 +320,11 @@ impl Registry {
 
     /// Up to `limit` repository names after `last`, sorted.
     /// A page of repository names; with a filter, only those it lets through.
+    /// Whether the repository has ever been pushed to and not deleted since.
+    pub async fn repository_exists(&self, repository: &RepoName) -> Result<bool> {
+        Ok(self.meta.repository_exists(repository).await?)
+    }
+
     pub async fn list_repositories(&self, last: Option<&str>, limit: u32, filter: Option<&RepositoryFilter>) -> Result<Vec<String>> {
         match filter {
             None => Ok(self.meta.list_repositories(last, limit).await?),

@@ -51,6 +51,11 @@ impl ApiError {
         }
     }
 
+    /// The error's code.
+    pub fn code(&self) -> OciErrorCode {
+        self.code
+    }
+
     /// Adds a response header.
     pub fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> ApiError {
         self.headers.push((name, value.into()));

@@ -216,7 +216,7 @@ async fn check(state: &ApiState, caller: &Caller, document: Document) -> Result<
             }
             let details = spec.detail.to_details();
             details.validate().map_err(|e| ApiV1Error::invalid_field(&format!("spec.detail.{}", e.field), e.problem))?;
-            require(state, caller, &repository, Action::Push).await?;
+            super::authorize(state, caller, &repository, Action::Push).await?;
             Ok(Checked::Image { name: spec.name.clone(), repository, tag: tag.to_string(), details: Box::new(details) })
         }
         "Repository" => {
@@ -289,15 +289,6 @@ async fn apply_one(state: &ApiState, caller: &Caller, document: Checked) -> Resu
 /// The seed's default `metadata.name`: `labring/mysql:v8.0.25` → `labring.mysql.v8.0.25`.
 fn metadata_name(spec_name: &str) -> String {
     spec_name.replace(['/', ':'], ".")
-}
-
-async fn require(state: &ApiState, caller: &Caller, repository: &RepoName, action: Action) -> Result<(), ApiV1Error> {
-    let actions = state.accounts.repository_actions(caller, repository).await?;
-    if actions.contains(action) {
-        Ok(())
-    } else {
-        Err(ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", format!("{} access to {repository} is denied", action.as_str())))
-    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

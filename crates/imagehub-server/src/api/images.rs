@@ -8,7 +8,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use imagehub_auth::{Action, Actions};
+use imagehub_auth::Action;
 use imagehub_core::{Caller, DetailSource, Details, ImageView};
 use imagehub_metadata::{ImageInfo, ImageRow};
 use imagehub_oci::{Reference, RepoName};
@@ -51,7 +51,7 @@ pub async fn list_images(
     let name = readable_repository(&state, &caller, &org, &repo).await?;
     let mut images = state.registry.images(&name).await.map_err(internal)?;
     if images.is_empty() {
-        return Err(not_found(&name));
+        return Err(super::repository_not_found(&name));
     }
     match query.sort.as_deref().unwrap_or("pushed") {
         "pushed" => {} // the registry lists them most recent first
@@ -107,8 +107,7 @@ pub async fn get_image(
     Path((org, repo, reference)): Path<(String, String, String)>,
 ) -> ApiResult {
     let name = readable_repository(&state, &caller, &org, &repo).await?;
-    let image = state.registry.image(&name, &reference).await.map_err(internal)?;
-    let image = image.ok_or_else(|| ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{name} has no image {reference:?}")))?;
+    let image = existing_image(&state, &name, &reference).await?;
     ok_json(StatusCode::OK, image_json(&state, &name, &image, true).await?)
 }
 
@@ -131,8 +130,8 @@ pub async fn get_image(
     security(("basic" = []))
 )]
 pub async fn run_index(State(state): State<ApiState>, ApiCaller(caller): ApiCaller) -> ApiResult {
-    let user = caller.require_user()?;
-    if !(user.is_admin && user.password_login) {
+    if !caller.is_admin() {
+        caller.require_user()?;
         return Err(ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", "only site admins, with their password, run the indexing queue"));
     }
     let ran = state.registry.run_index_jobs().await.map_err(internal)?;
@@ -268,9 +267,8 @@ pub async fn delete_image(
     let parsed: Reference = reference.parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
     match state.registry.delete_manifest(&name, &parsed).await {
         Ok(()) => {}
-        Err(imagehub_core::CoreError::ManifestUnknown(_) | imagehub_core::CoreError::NameUnknown(_)) => {
-            return Err(ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{name} has no image {reference:?}")));
-        }
+        Err(imagehub_core::CoreError::NameUnknown(_)) => return Err(super::repository_not_found(&name)),
+        Err(imagehub_core::CoreError::ManifestUnknown(_)) => return Err(no_image(&name, &reference)),
         Err(e) => return Err(internal(e)),
     }
     audit(&state, &caller, "image.delete", &name, &reference).await;
@@ -327,7 +325,7 @@ pub async fn get_repository(State(state): State<ApiState>, ApiCaller(caller): Ap
     let name = repository_for(&state, &caller, &org, &repo, Action::Pull).await?;
     let value = repository_json(&state, &name).await?;
     if value["images"] == 0 {
-        return Err(not_found(&name));
+        return Err(super::repository_not_found(&name));
     }
     ok_json(StatusCode::OK, value)
 }
@@ -353,7 +351,7 @@ pub async fn get_repository(State(state): State<ApiState>, ApiCaller(caller): Ap
 pub async fn delete_repository(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path((org, repo)): Path<(String, String)>) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Delete).await?;
     if !state.registry.delete_repository(&name).await.map_err(internal)? {
-        return Err(not_found(&name));
+        return Err(super::repository_not_found(&name));
     }
     audit(&state, &caller, "repository.delete", &name, "").await;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -379,16 +377,18 @@ async fn repository_json(state: &ApiState, name: &RepoName) -> Result<Value, Api
 }
 
 async fn existing_image(state: &ApiState, name: &RepoName, reference: &str) -> Result<ImageView, ApiV1Error> {
-    state
-        .registry
-        .image(name, reference)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| {
-            ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{name} has no image {reference:?}"))
-                .with_detail("repository", name.as_str())
-                .with_detail("reference", reference)
-        })
+    let image = state.registry.image(name, reference).await.map_err(internal)?;
+    match image {
+        Some(image) => Ok(image),
+        None if !state.registry.repository_exists(name).await.map_err(internal)? => Err(super::repository_not_found(name)),
+        None => Err(no_image(name, reference)),
+    }
+}
+
+fn no_image(name: &RepoName, reference: &str) -> ApiV1Error {
+    ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{name} has no image {reference:?}"))
+        .with_detail("repository", name.as_str())
+        .with_detail("reference", reference)
 }
 
 async fn audit(state: &ApiState, caller: &Caller, action: &str, name: &RepoName, reference: &str) {
@@ -397,18 +397,11 @@ async fn audit(state: &ApiState, caller: &Caller, action: &str, name: &RepoName,
 }
 
 
-/// The repository `{org}/{repo}` if the caller may pull it (404 otherwise, so that its
-/// existence does not leak), and may do `action` (403 otherwise).
+/// The repository `{org}/{repo}` if the caller may do `action` to it (see
+/// [`super::authorize`] for the answers otherwise).
 async fn repository_for(state: &ApiState, caller: &Caller, org: &str, repo: &str, action: Action) -> Result<RepoName, ApiV1Error> {
     let name: RepoName = format!("{org}/{repo}").parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("repository", e))?;
-    let actions: Actions = state.accounts.repository_actions(caller, &name).await?;
-    if !actions.contains(Action::Pull) {
-        return Err(not_found(&name));
-    }
-    if !actions.contains(action) {
-        let denied = ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", format!("{} access to {name} is denied", action.as_str()));
-        return Err(denied.with_detail("repository", name.as_str()).with_detail("action", action.as_str()));
-    }
+    super::authorize(state, caller, &name, action).await?;
     Ok(name)
 }
 
@@ -416,11 +409,6 @@ async fn repository_for(state: &ApiState, caller: &Caller, org: &str, repo: &str
 async fn readable_repository(state: &ApiState, caller: &Caller, org: &str, repo: &str) -> Result<RepoName, ApiV1Error> {
     repository_for(state, caller, org, repo, Action::Pull).await
 }
-
-fn not_found(name: &RepoName) -> ApiV1Error {
-    ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no repository {name}")).with_detail("repository", name.as_str())
-}
-
 
 /// Base info, detail info and pulls; `full` adds the docs and where each came from.
 async fn image_json(state: &ApiState, name: &RepoName, image: &ImageView, full: bool) -> Result<Value, ApiV1Error> {

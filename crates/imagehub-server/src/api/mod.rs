@@ -27,12 +27,13 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
-use imagehub_auth::AccessTokenSecret;
-use imagehub_core::{AccountError, Accounts, Caller, Registry};
+use imagehub_auth::Action;
+use imagehub_core::{Access, AccountError, Accounts, Caller, Registry};
+use imagehub_oci::RepoName;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::auth::{Auth, Credentials};
+use crate::auth::{Auth, CredentialError};
 
 /// An `/api/v1` error. `detail` says for programs what `message` says for people:
 /// the field at fault, the repository, the document of an apply, when to retry.
@@ -146,23 +147,38 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Some(auth) = ApiState::from_ref(state).auth else { return Ok(ApiCaller(Caller::open_registry())) };
-        let credentials = Credentials::from_headers(&parts.headers).map_err(|_| ApiV1Error::invalid("malformed Authorization header"))?;
-        let caller = match credentials {
-            Credentials::None => Caller::Anonymous,
-            Credentials::Basic { user, password } => {
-                let client = auth.client_address(parts);
-                auth.accounts.login(&user, &password, &client, false).await?
-            }
-            Credentials::Bearer(token) if AccessTokenSecret::looks_like(&token) => auth.accounts.login_with_token(&token).await?,
-            Credentials::Bearer(token) => {
-                let claims = auth
-                    .verify_access_token(&token)
-                    .map_err(|e| ApiV1Error::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()))?;
-                auth.accounts.caller_from_claims(&claims).await?
-            }
-        };
-        Ok(ApiCaller(caller))
+        let identity = auth.identify(parts).await?;
+        Ok(ApiCaller(auth.caller(&identity).await?))
     }
+}
+
+impl From<CredentialError> for ApiV1Error {
+    fn from(e: CredentialError) -> Self {
+        match e {
+            CredentialError::Malformed => ApiV1Error::invalid("malformed Authorization header"),
+            CredentialError::BadToken(why) => ApiV1Error::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", why),
+            CredentialError::Account(e) => e.into(),
+        }
+    }
+}
+
+/// Checks `caller` may do `action` to `repository`, answering as `/v2` does: a read of
+/// a repository the caller may not see is the 404 of a missing one (same code, same
+/// message), and every refused write is the same 403, whether the repository exists.
+pub async fn authorize(state: &ApiState, caller: &Caller, repository: &RepoName, action: Action) -> Result<(), ApiV1Error> {
+    match state.accounts.authorize(caller, repository, action).await? {
+        Access::Allowed => Ok(()),
+        Access::Hidden if action == Action::Pull => Err(repository_not_found(repository)),
+        Access::Hidden | Access::Denied => {
+            let denied = ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", format!("{} access to {repository} is denied", action.as_str()));
+            Err(denied.with_detail("repository", repository.as_str()).with_detail("action", action.as_str()))
+        }
+    }
+}
+
+/// The answer for a repository that does not exist, or that the caller may not see.
+pub fn repository_not_found(repository: &RepoName) -> ApiV1Error {
+    ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no repository {repository}")).with_detail("repository", repository.as_str())
 }
 
 /// Parses a JSON request body into `T`, with a 400 naming the problem.

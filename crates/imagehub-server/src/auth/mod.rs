@@ -78,11 +78,9 @@ pub enum Credentials {
 impl Credentials {
     /// Reads `Authorization`; a header that is present but unreadable is an error, so a
     /// client with broken credentials is told so rather than treated as anonymous.
-    pub fn from_headers(headers: &HeaderMap) -> Result<Credentials, ApiError> {
+    pub fn from_headers(headers: &HeaderMap) -> Result<Credentials, CredentialError> {
         let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(Credentials::None) };
-        let malformed = || {
-            ApiError::new(OciErrorCode::Unauthorized).status(StatusCode::BAD_REQUEST).message("malformed Authorization header")
-        };
+        let malformed = || CredentialError::Malformed;
         let value = value.to_str().map_err(|_| malformed())?;
         let (scheme, rest) = value.split_once(' ').ok_or_else(malformed)?;
         match scheme.to_ascii_lowercase().as_str() {
@@ -98,7 +96,26 @@ impl Credentials {
     }
 }
 
-/// Who a registry request comes from, as far as the edge can tell without the database.
+/// Why a request's credentials were refused; each surface answers it in its own shape.
+#[derive(Debug)]
+pub enum CredentialError {
+    /// `Authorization` is present but unreadable.
+    Malformed,
+    /// A registry JWT that does not verify, has expired, or was issued before its user's
+    /// last password change or through an access token since revoked.
+    BadToken(String),
+    /// The accounts refused the login (wrong password, throttled) or failed.
+    Account(AccountError),
+}
+
+impl From<AccountError> for CredentialError {
+    fn from(e: AccountError) -> Self {
+        CredentialError::Account(e)
+    }
+}
+
+/// Who a request comes from. A registry JWT is checked without reading the user's
+/// rights, so the registry's hot path stays off the database.
 pub enum Identity {
     Anonymous,
     /// A verified registry JWT: its `access` claim says what it may do.
@@ -108,6 +125,16 @@ pub enum Identity {
 }
 
 impl Identity {
+    /// No credentials, or a registry JWT issued to nobody: refusals send such callers
+    /// the challenge that leads them to log in.
+    pub fn is_anonymous(&self) -> bool {
+        match self {
+            Identity::Anonymous => true,
+            Identity::Token(claims) => claims.sub.is_empty(),
+            Identity::Caller(_) => false,
+        }
+    }
+
     /// The user name, for the audit log.
     pub fn actor(&self) -> Option<&str> {
         match self {
@@ -177,30 +204,47 @@ impl Auth {
         }
     }
 
-    /// Reads and checks the request's credentials.
-    pub async fn identify(&self, parts: &Parts) -> Result<Identity, ApiError> {
+    /// Reads and checks the request's credentials: the one way every surface turns them
+    /// into an identity.
+    pub async fn identify(&self, parts: &Parts) -> Result<Identity, CredentialError> {
         match Credentials::from_headers(&parts.headers)? {
             Credentials::None => Ok(Identity::Anonymous),
             Credentials::Basic { user, password } => {
                 let client = self.client_address(parts);
-                match self.accounts.login(&user, &password, &client, false).await {
-                    Ok(caller) => Ok(Identity::Caller(caller)),
-                    Err(e) => Err(self.login_error(&parts.headers, e)),
-                }
+                Ok(Identity::Caller(self.accounts.login(&user, &password, &client, false).await?))
             }
             Credentials::Bearer(token) if AccessTokenSecret::looks_like(&token) => {
-                let caller = self.accounts.login_with_token(&token).await.map_err(|e| self.login_error(&parts.headers, e))?;
-                Ok(Identity::Caller(caller))
+                Ok(Identity::Caller(self.accounts.login_with_token(&token).await?))
             }
             Credentials::Bearer(token) => {
-                let claims = self.verify_access_token(&token).map_err(|e| self.challenge(&parts.headers, None, false).message(e.to_string()))?;
-                if let Some(id) = claims.tid
-                    && !self.accounts.token_alive(id).await.map_err(|e| account_error(&e))?
-                {
-                    return Err(self.challenge(&parts.headers, None, false).message("the access token behind this token was revoked or expired"));
+                let claims = self.verify_access_token(&token).map_err(|e| CredentialError::BadToken(e.to_string()))?;
+                if !self.accounts.registry_token_valid(&claims).await? {
+                    let why = "token rejected: issued before its user's last password change, or through an access token since revoked";
+                    return Err(CredentialError::BadToken(why.into()));
                 }
                 Ok(Identity::Token(claims))
             }
+        }
+    }
+
+    /// The caller behind an identity, with what its credential grants.
+    pub async fn caller(&self, identity: &Identity) -> Result<Caller, AccountError> {
+        match identity {
+            Identity::Anonymous => Ok(Caller::Anonymous),
+            Identity::Caller(caller) => Ok(caller.clone()),
+            Identity::Token(claims) => self.accounts.caller_from_claims(claims.clone()).await,
+        }
+    }
+
+    /// The `/v2` answer to refused credentials: 400 for a malformed header, the
+    /// challenge for bad credentials, 429 with `Retry-After` when throttled.
+    pub fn refusal(&self, headers: &HeaderMap, e: CredentialError) -> ApiError {
+        match e {
+            CredentialError::Malformed => {
+                ApiError::new(OciErrorCode::Unauthorized).status(StatusCode::BAD_REQUEST).message("malformed Authorization header")
+            }
+            CredentialError::BadToken(why) => self.challenge(headers, None, false).message(why),
+            CredentialError::Account(e) => self.login_error(headers, e),
         }
     }
 
@@ -214,21 +258,12 @@ impl Auth {
         Ok(claims)
     }
 
-    /// What `identity` may do to `repository`.
+    /// What `identity` may do to `repository`; a registry JWT answers from its claim.
     pub async fn repository_actions(&self, identity: &Identity, repository: &RepoName) -> Result<Actions, ApiError> {
         match identity {
             Identity::Token(claims) => Ok(claims.repository_actions(repository.as_str())),
             Identity::Anonymous => self.accounts.repository_actions(&Caller::Anonymous, repository).await.map_err(|e| account_error(&e)),
             Identity::Caller(caller) => self.accounts.repository_actions(caller, repository).await.map_err(|e| account_error(&e)),
-        }
-    }
-
-    /// The caller behind an identity, for listings that filter per user.
-    pub async fn caller(&self, identity: &Identity) -> Result<Caller, ApiError> {
-        match identity {
-            Identity::Anonymous => Ok(Caller::Anonymous),
-            Identity::Caller(caller) => Ok(caller.clone()),
-            Identity::Token(claims) => self.accounts.caller_from_claims(claims).await.map_err(|e| account_error(&e)),
         }
     }
 

@@ -25,7 +25,8 @@ pub async fn get_token(State(auth): State<Arc<Auth>>, request: Request) -> Respo
     let (parts, _) = request.into_parts();
     let query = query_pairs(parts.uri.query().unwrap_or(""));
     let result = async {
-        let caller = match Credentials::from_headers(&parts.headers)? {
+        let credentials = Credentials::from_headers(&parts.headers).map_err(|e| auth.refusal(&parts.headers, e))?;
+        let caller = match credentials {
             Credentials::None => Caller::Anonymous,
             Credentials::Basic { user, password } => {
                 let client = auth.client_address(&parts);
@@ -67,7 +68,7 @@ pub async fn post_token(State(auth): State<Arc<Auth>>, request: Request) -> Resp
                     .key
                     .verify(token, &auth.config.issuer, &auth.config.service, TokenUse::Refresh)
                     .map_err(|e| auth.challenge(&parts.headers, None, false).message(e.to_string()))?;
-                auth.accounts.caller_from_claims(&claims).await.map_err(|e| auth.login_error(&parts.headers, e))?
+                auth.accounts.caller_from_refresh_token(&claims).await.map_err(|e| auth.login_error(&parts.headers, e))?
             }
             other => return Err(bad_request(&format!("unsupported grant_type {:?} (password, refresh_token)", other.unwrap_or("")))),
         };
@@ -98,7 +99,8 @@ async fn issue(auth: &Auth, caller: &Caller, scopes: Vec<Scope>, offline: bool) 
     }
     let now = unix_now();
     let user = caller.user();
-    let token_expiry = user.and_then(|u| u.token.as_ref()).and_then(|t| t.expires_at).map(|e| e.max(0) as u64);
+    let via = user.and_then(|u| u.credential.access_token());
+    let token_expiry = via.and_then(|t| t.expires_at).map(|e| e.max(0) as u64);
     let capped = |ttl: u64| token_expiry.map_or(now + ttl, |e| e.min(now + ttl));
     let claims = Claims {
         iss: auth.config.issuer.clone(),
@@ -109,7 +111,7 @@ async fn issue(auth: &Auth, caller: &Caller, scopes: Vec<Scope>, offline: bool) 
         iat: now,
         jti: uuid::Uuid::new_v4().to_string(),
         access,
-        tid: user.and_then(|u| u.token.as_ref()).map(|t| t.id),
+        tid: via.map(|t| t.id),
         token_use: TokenUse::Access,
     };
     let token = auth.key.sign(&claims).map_err(|e| ApiError::internal(&e))?;

@@ -155,13 +155,13 @@ pub async fn list_catalog(
 
 /// The caller's catalog filter; a bearer token must carry `registry:catalog:*`.
 async fn catalog_filter(auth: &Auth, parts: &axum::http::request::Parts) -> Result<Option<RepositoryFilter>, ApiError> {
-    let identity = auth.identify(parts).await?;
+    let identity = auth.identify(parts).await.map_err(|e| auth.refusal(&parts.headers, e))?;
     if let Identity::Token(claims) = &identity
         && !claims.grants_catalog()
     {
         return Err(auth.challenge(&parts.headers, Some(Scope::Catalog), true));
     }
-    let caller = auth.caller(&identity).await?;
+    let caller = auth.caller(&identity).await.map_err(|e| account_error(&e))?;
     auth.accounts.catalog_filter(&caller).await.map_err(|e| account_error(&e))
 }
 

@@ -18,10 +18,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use imagehub_auth::{Action, Actions, Scope};
-use imagehub_core::Registry;
+use imagehub_core::{CoreError, Registry};
 use imagehub_oci::{OciErrorCode, RepoName};
 
-use crate::auth::{AuthState, Identity};
+use crate::auth::{Auth, AuthState, Identity, account_error};
 use crate::error::ApiError;
 use route::V2Route;
 
@@ -105,7 +105,7 @@ async fn api_version_check(State(state): State<V2State>, request: Request) -> Re
         match auth.identify(&parts).await {
             Ok(Identity::Anonymous) => return auth.challenge(&parts.headers, None, false).into_response(),
             Ok(_) => {}
-            Err(e) => return e.into_response(),
+            Err(e) => return auth.refusal(&parts.headers, e).into_response(),
         }
     }
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response()
@@ -149,6 +149,15 @@ async fn dispatch(
         Err(e) => return e.into_response(),
     };
     let audit = (method == Method::DELETE).then(|| (name.clone(), identity.actor().map(str::to_owned)));
+    // An anonymous caller is told to log in about a missing repository exactly as about
+    // one it may not see, so probing cannot tell them apart.
+    let missing_answer = match &state.auth {
+        Some(auth) if identity.is_anonymous() => {
+            let insufficient = matches!(identity, Identity::Token(_));
+            Some(login_challenge(auth, &parts.headers, &name, needed_action(&route, &method), insufficient))
+        }
+        _ => None,
+    };
     let access = Access { auth: state.auth.clone(), identity };
     let request = V2Request { registry: state.registry, name, access, query, headers: parts.headers, body };
     let result = match (route, method) {
@@ -168,6 +177,10 @@ async fn dispatch(
         (V2Route::Upload { id, .. }, Method::DELETE) => uploads::cancel_blob_upload(request, id).await,
         (_, method) => Err(ApiError::new(OciErrorCode::Unsupported)
             .message(format!("{method} is not supported on this endpoint"))),
+    };
+    let result = match (result, missing_answer) {
+        (Err(e), Some(challenge)) if e.code() == OciErrorCode::NameUnknown => Err(challenge),
+        (result, _) => result,
     };
     let response = result.unwrap_or_else(IntoResponse::into_response);
     if let (Some(auth), Some((name, actor))) = (&state.auth, audit)
@@ -189,8 +202,12 @@ fn needed_action(route: &V2Route<'_>, method: &Method) -> Action {
     }
 }
 
-/// Checks the caller may do what the request needs; a 401 with the challenge for the
-/// missing scope otherwise (`insufficient_scope` when the caller was authenticated).
+/// Checks the caller may do what the request needs. Refused: anonymous callers get the
+/// challenge that sends them to log in; a user who may not even pull the repository
+/// gets, for a pull, exactly what a missing repository answers (404 `NAME_UNKNOWN`),
+/// so its existence does not leak; other refusals are 403 `DENIED` for credentials
+/// checked here and 401 `insufficient_scope` for a registry token, whose client then
+/// asks for a new one.
 async fn authorize(
     state: &V2State,
     parts: &axum::http::request::Parts,
@@ -199,25 +216,39 @@ async fn authorize(
     name: &RepoName,
 ) -> Result<Identity, ApiError> {
     let Some(auth) = &state.auth else { return Ok(Identity::Anonymous) };
-    let identity = auth.identify(parts).await?;
+    let identity = auth.identify(parts).await.map_err(|e| auth.refusal(&parts.headers, e))?;
     let action = needed_action(route, method);
     let allowed = auth.repository_actions(&identity, name).await?;
     if allowed.contains(action) {
         return Ok(identity);
     }
-    // The challenge asks for pull and push even when the request only reads: the token
-    // endpoint grants only what the caller may do, so this never widens anyone's rights,
-    // and clients that keep the first token they got for a repository (oras-py) can then
-    // go on to push with it instead of failing on a pull-only token.
-    let wanted = Actions::PULL_PUSH.with(action);
-    let scope = Some(Scope::Repository { name: name.clone(), actions: wanted });
+    if identity.is_anonymous() {
+        return Err(login_challenge(auth, &parts.headers, name, action, matches!(identity, Identity::Token(_))));
+    }
+    let hidden = match &identity {
+        _ if action != Action::Pull => false,
+        Identity::Token(claims) => !auth.accounts.may_see(claims.clone(), name).await.map_err(|e| account_error(&e))?,
+        _ => !allowed.contains(Action::Pull),
+    };
+    if hidden {
+        return Err(CoreError::NameUnknown(name.clone()).into());
+    }
     match identity {
-        Identity::Caller(_) => Err(ApiError::new(OciErrorCode::Denied)
+        Identity::Token(_) => Err(login_challenge(auth, &parts.headers, name, action, true)),
+        _ => Err(ApiError::new(OciErrorCode::Denied)
             .message(format!("{} access to {name} is denied", action.as_str()))
             .detail(serde_json::json!({"name": name.as_str(), "action": action.as_str()}))),
-        Identity::Anonymous => Err(auth.challenge(&parts.headers, scope, false)),
-        Identity::Token(_) => Err(auth.challenge(&parts.headers, scope, true)),
     }
+}
+
+/// The 401 that sends a client to the token endpoint for `name`. It asks for pull and
+/// push even when the request only reads: the token endpoint grants only what the
+/// caller may do, so this never widens anyone's rights, and clients that keep the first
+/// token they got for a repository (oras-py) can then go on to push with it instead of
+/// failing on a pull-only token.
+fn login_challenge(auth: &Auth, headers: &HeaderMap, name: &RepoName, action: Action, insufficient: bool) -> ApiError {
+    let scope = Scope::Repository { name: name.clone(), actions: Actions::PULL_PUSH.with(action) };
+    auth.challenge(headers, Some(scope), insufficient)
 }
 
 fn route_name<'a>(route: &V2Route<'a>) -> &'a str {

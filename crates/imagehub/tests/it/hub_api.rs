@@ -88,7 +88,7 @@ async fn invalid_edits_are_refused_naming_the_field() {
     hub.create_user("eve", "eve-Secret-12").await;
     hub.api(&Cred::basic("eve", "eve-Secret-12"), Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(json!({"description": "x"})))
         .await
-        .expect(404, "an outsider does not see the repository");
+        .expect(403, "an outsider's edit is refused as one to a missing repository is");
     let missing = hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v9", Some(json!({"description": "x"}))).await;
     missing.expect(404, "no such tag");
     assert_eq!(missing.json()["errors"][0]["detail"], json!({"repository": "acme/app", "reference": "v9"}));

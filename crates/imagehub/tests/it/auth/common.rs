@@ -35,6 +35,10 @@ impl Cred {
         Cred::basic("admin", ADMIN_PASSWORD)
     }
 
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self, Cred::Anonymous)
+    }
+
     fn apply(&self, request: RequestBuilder) -> RequestBuilder {
         match self {
             Cred::Anonymous => request,

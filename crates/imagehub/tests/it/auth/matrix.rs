@@ -180,10 +180,15 @@ async fn registry_token(hub: &Hub, cred: &Cred, scope: &str) -> Option<String> {
     }
 }
 
-/// Allowed is 2xx; a denial on the registry is 401 with a Bearer challenge.
+/// Allowed is 2xx; a denial on the registry is 401 with a Bearer challenge, or, for a
+/// pull of a repository the caller may not see, the 404 of a missing one.
 fn registry_outcome(reply: &super::common::Reply, what: &str) -> bool {
     if reply.status.is_success() {
         return true;
+    }
+    if what == "pull" && reply.status == StatusCode::NOT_FOUND {
+        assert_eq!(reply.json()["errors"][0]["code"], "NAME_UNKNOWN", "{what}: {}", reply.text());
+        return false;
     }
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what} denied with {}: {}", reply.status, reply.text());
     let challenge = reply.header("www-authenticate").unwrap_or_default();

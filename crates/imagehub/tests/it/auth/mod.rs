@@ -2,7 +2,9 @@
 
 mod accounts_api;
 mod audit;
+mod credentials;
 pub mod common;
 mod external;
+mod hidden;
 mod matrix;
 mod tokens;
