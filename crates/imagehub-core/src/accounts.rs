@@ -747,6 +747,22 @@ impl Accounts {
         Ok(())
     }
 
+    /// Fails unless `caller` may change the settings of `repository` (visibility,
+    /// description); changes nothing, so a batch can check every change first.
+    pub async fn check_repository_settings(&self, caller: &Caller, repository: &RepoName) -> Result<()> {
+        self.require_repository_owner(caller, repository).await.map(|_| ())
+    }
+
+    /// Fails unless `caller` may create the organization `name` (the name is free and
+    /// they logged in with the password) or change it (they own it); changes nothing.
+    pub async fn check_org_change(&self, caller: &Caller, name: &str) -> Result<()> {
+        match self.meta.namespace_kind(name).await? {
+            Some(NamespaceKind::Org) => self.require_owner(caller, name).await,
+            Some(NamespaceKind::User) => Err(AccountError::Conflict(format!("the name {name:?} is already taken"))),
+            None => self.password_user(caller).map(|_| ()),
+        }
+    }
+
     /// Sets a repository's visibility: owners of its organization, the user whose
     /// namespace it is, or site admins.
     pub async fn set_visibility(&self, caller: &Caller, repository: &RepoName, visibility: Visibility) -> Result<()> {

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::openapi::schema::{ErrorBody, TooManyRequests, Unauthorized};
+use super::datapacks::DataPackSpec;
 use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, ok_json};
 
 pub const API_VERSION: &str = "imagehub.sealos.io/v1";
@@ -114,8 +115,9 @@ struct OrganizationSpec {
 }
 
 /// `POST /api/v1/apply`: YAML (one or more `---`-separated documents) or JSON (one
-/// document or an array). Every document is checked before any is applied, so a bad
-/// one leaves nothing half-done.
+/// document or an array). Every document is checked, its validity and the caller's
+/// right to make its change, before any is applied, so a bad or forbidden one leaves
+/// nothing half-done. (Only a failure of the server itself midway could.)
 #[utoipa::path(
     post,
     path = "/api/v1/apply",
@@ -159,7 +161,7 @@ enum Checked {
     Image { name: String, repository: RepoName, tag: String, details: Box<Details> },
     Repository { name: RepoName, visibility: Visibility },
     Organization { spec: OrganizationSpec },
-    DataPack { spec: Value },
+    DataPack { spec: DataPackSpec },
 }
 
 fn parse_documents(text: &str) -> Result<Vec<Document>, ApiV1Error> {
@@ -222,14 +224,19 @@ async fn check(state: &ApiState, caller: &Caller, document: Document) -> Result<
         "Repository" => {
             let spec: RepositorySpec = serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
             let name: RepoName = spec.name.parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("spec.name", e))?;
+            state.accounts.check_repository_settings(caller, &name).await?;
             Ok(Checked::Repository { name, visibility: spec.visibility })
         }
         "Organization" => {
             let spec: OrganizationSpec = serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
             spec.name.parse::<imagehub_oci::AccountName>().map_err(|e| ApiV1Error::invalid_field("spec.name", e))?;
+            if state.auth.is_none() {
+                return Err(ApiV1Error::invalid(format!("{}: organizations need accounts, which are off here (auth.enabled = false)", spec.name)));
+            }
+            state.accounts.check_org_change(caller, &spec.name).await?;
             Ok(Checked::Organization { spec })
         }
-        "DataPack" => Ok(Checked::DataPack { spec: document.spec }),
+        "DataPack" => Ok(Checked::DataPack { spec: super::datapacks::checked_spec(document.spec)? }),
         other => Err(ApiV1Error::invalid_field("kind", format!("{other:?} is not one of Image, Repository, Organization, DataPack"))),
     }
 }
@@ -252,9 +259,6 @@ async fn apply_one(state: &ApiState, caller: &Caller, document: Checked) -> Resu
             Ok(json!({"kind": "Repository", "name": name.as_str(), "result": if current == visibility { "unchanged" } else { "configured" }}))
         }
         Checked::Organization { spec } => {
-            if state.auth.is_none() {
-                return Err(ApiV1Error::invalid(format!("{}: organizations need accounts, which are off here (auth.enabled = false)", spec.name)));
-            }
             let existing = match state.accounts.org(caller, &spec.name).await {
                 Ok((org, _)) => Some(org),
                 Err(imagehub_core::AccountError::NotFound(_)) => None,
@@ -280,7 +284,7 @@ async fn apply_one(state: &ApiState, caller: &Caller, document: Checked) -> Resu
             Ok(json!({"kind": "Organization", "name": spec.name, "result": result}))
         }
         Checked::DataPack { spec } => {
-            let name = super::datapacks::save(state, spec).await?;
+            let name = super::datapacks::store(state, &spec).await?;
             Ok(json!({"kind": "DataPack", "name": name, "result": "configured"}))
         }
     }

@@ -106,14 +106,14 @@ pub async fn create_datapack(State(state): State<ApiState>, ApiCaller(caller): A
     answer(&state, &caller, &name, &spec, &headers, StatusCode::CREATED).await
 }
 
-/// Checks and stores a spec given as JSON (a `DataPack` document's `spec` in `apply`);
-/// returns the DataPack's name.
-pub(super) async fn save(state: &ApiState, spec: Value) -> Result<String, ApiV1Error> {
+/// Checks a spec given as JSON (a `DataPack` document's `spec` in `apply`).
+pub(super) fn checked_spec(spec: Value) -> Result<DataPackSpec, ApiV1Error> {
     let spec: DataPackSpec = serde_json::from_value(spec).map_err(|e| ApiV1Error::invalid(format!("spec: {e}")))?;
-    store(state, &spec.normalised()?).await
+    spec.normalised()
 }
 
-async fn store(state: &ApiState, spec: &DataPackSpec) -> Result<String, ApiV1Error> {
+/// Stores a checked spec; returns the DataPack's name.
+pub(super) async fn store(state: &ApiState, spec: &DataPackSpec) -> Result<String, ApiV1Error> {
     let name = spec.name();
     let spec_json = serde_json::to_string(spec).expect("specs serialise");
     state.registry.put_datapack(&name, &spec_json).await.map_err(super::internal)?;

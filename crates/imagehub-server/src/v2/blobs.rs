@@ -65,10 +65,12 @@ fn range_not_satisfiable(size: u64) -> HandlerResult {
         .map_err(|e| ApiError::internal(&e))
 }
 
-/// Parses a single `bytes=` range against a blob of `size` bytes into an inclusive
-/// `(start, end)`; `None` when it cannot be satisfied. Multiple ranges are not served.
+/// Parses a single `bytes=` range (the unit in any case, RFC 9110 §14.1) against a blob
+/// of `size` bytes into an inclusive `(start, end)`, an end past the blob clamped to its
+/// last byte; `None` when it cannot be satisfied. Multiple ranges are not served.
 fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
-    let spec = header.trim().strip_prefix("bytes=")?;
+    let header = header.trim();
+    let spec = header.get(..6).filter(|unit| unit.eq_ignore_ascii_case("bytes=")).map(|_| &header[6..])?;
     let (first, last) = spec.split_once('-')?;
     let (first, last) = (first.trim(), last.trim());
     if first.is_empty() {
@@ -106,5 +108,10 @@ mod tests {
         assert_eq!(parse_range("bytes=0-0", 0), None);
         assert_eq!(parse_range("items=0-1", 100), None);
         assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("Bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("BYTES=10-", 100), Some((10, 99)));
+        assert_eq!(parse_range("bytes=0-18446744073709551615", 100), Some((0, 99)));
+        assert_eq!(parse_range("bytes=-18446744073709551615", 100), Some((0, 99)));
+        assert_eq!(parse_range("bytes=é-1", 100), None);
     }
 }

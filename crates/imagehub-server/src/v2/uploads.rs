@@ -80,11 +80,11 @@ pub async fn patch_blob_upload(request: V2Request, id: &str) -> HandlerResult {
         None => None,
     };
     let expected_len = match range {
-        Some((start, end)) => Some(end - start + 1),
+        Some(ChunkRange { len, .. }) => Some(len),
         None => request.content_length()?,
     };
     let V2Request { registry, name, body, .. } = request;
-    let start = range.map(|(start, _)| start);
+    let start = range.map(|r| r.start);
     let (id, len) = registry.append_upload(&name, id, start, body.into_data_stream(), expected_len).await?;
     empty(StatusCode::ACCEPTED, session_headers(&name, id, len))
 }
@@ -104,25 +104,51 @@ pub async fn cancel_blob_upload(request: V2Request, id: &str) -> HandlerResult {
     empty(StatusCode::NO_CONTENT, Vec::new())
 }
 
-/// Parses `<start>-<end>` (also accepting `bytes <start>-<end>/<total>`), inclusive.
-fn parse_content_range(raw: &str) -> Option<(u64, u64)> {
+/// Where a chunk goes in its upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ChunkRange {
+    start: u64,
+    len: u64,
+}
+
+/// Parses `<start>-<end>` (also accepting `bytes <start>-<end>/<total>`, the unit in any
+/// case), inclusive; `None` when malformed, reversed, or when its length does not fit
+/// in 64 bits (`0-18446744073709551615`).
+fn parse_content_range(raw: &str) -> Option<ChunkRange> {
     let raw = raw.trim();
-    let raw = raw.strip_prefix("bytes ").or_else(|| raw.strip_prefix("bytes=")).unwrap_or(raw);
+    let raw = match raw.get(..6) {
+        Some(unit) if unit.eq_ignore_ascii_case("bytes ") || unit.eq_ignore_ascii_case("bytes=") => &raw[6..],
+        _ => raw,
+    };
     let raw = raw.split('/').next()?;
     let (start, end) = raw.split_once('-')?;
     let (start, end): (u64, u64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
-    (start <= end).then_some((start, end))
+    let len = end.checked_sub(start)?.checked_add(1)?;
+    Some(ChunkRange { start, len })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_content_range;
+    use super::{ChunkRange, parse_content_range};
+
+    #[track_caller]
+    fn check(raw: &str, expected: Option<(u64, u64)>) {
+        assert_eq!(parse_content_range(raw), expected.map(|(start, len)| ChunkRange { start, len }), "{raw:?}");
+    }
 
     #[test]
     fn content_ranges() {
-        assert_eq!(parse_content_range("0-99"), Some((0, 99)));
-        assert_eq!(parse_content_range("bytes 100-199/1000"), Some((100, 199)));
-        assert_eq!(parse_content_range("5-4"), None);
-        assert_eq!(parse_content_range("abc"), None);
+        check("0-99", Some((0, 100)));
+        check("bytes 100-199/1000", Some((100, 100)));
+        check("Bytes=100-199", Some((100, 100)));
+        check("BYTES 0-0/*", Some((0, 1)));
+        check("5-5", Some((5, 1)));
+        check("5-4", None);
+        check("abc", None);
+        check("-5", None);
+        check("", None);
+        check("0-18446744073709551615", None);
+        check("1-18446744073709551615", Some((1, u64::MAX)));
+        check("0-18446744073709551616", None);
     }
 }

@@ -368,3 +368,24 @@ async fn invalid_manifests_are_refused_naming_the_field_and_nothing_is_applied()
     let viewer = "apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    description: x\n";
     apply(&hub, &vic, viewer).await.expect(403, "a viewer applies");
 }
+
+#[tokio::test]
+async fn an_apply_refused_by_a_later_document_applies_nothing() {
+    let (hub, olga, vic) = setup().await;
+    hub.api(&olga, Method::PUT, "/api/v1/orgs/acme/members/vic", Some(json!({"role": "developer"}))).await.expect(200, "developer");
+    // vic may edit acme/app:v1 and create an organization, but not change acme/app's
+    // visibility (owners only): the whole apply is refused, the first two included.
+    let batch = "apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    description: should not stick\n---\n\
+                 apiVersion: imagehub.sealos.io/v1\nkind: Organization\nspec:\n  name: vics-org\n---\n\
+                 apiVersion: imagehub.sealos.io/v1\nkind: Repository\nspec:\n  name: acme/app\n  visibility: public\n";
+    let reply = apply(&hub, &vic, batch).await;
+    reply.expect(403, "a developer changes visibility in an apply");
+    assert_eq!(reply.json()["errors"][0]["detail"]["document"], 3, "{}", reply.text());
+    assert_eq!(image(&hub, &olga, "v1").await["details"]["description"], "from the image");
+    hub.api(&Cred::admin(), Method::GET, "/api/v1/orgs/vics-org", None).await.expect(404, "the organization was not created");
+    // An organization whose name is a user's is refused before anything is applied too.
+    let taken = batch.replace("name: vics-org", "name: olga").replace("visibility: public", "visibility: private");
+    let reply = apply(&hub, &olga, &taken).await;
+    reply.expect(409, "an organization named like a user");
+    assert_eq!(image(&hub, &olga, "v1").await["details"]["description"], "from the image");
+}

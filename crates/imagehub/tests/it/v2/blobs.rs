@@ -80,6 +80,17 @@ async fn blob_unsatisfiable_range_gets_416() {
     reply.expect_status(&[416], "GET with a range past the end");
 }
 
+#[tokio::test]
+async fn blob_range_past_the_end_is_clamped_and_the_unit_is_case_insensitive() {
+    let (reg, data, digest) = with_blob(100).await;
+    for range in ["bytes=50-18446744073709551615", "Bytes=50-1000", "BYTES=50-"] {
+        let reply = ranged(&reg, &digest, range).await;
+        reply.expect_status(&[206], &format!("GET with Range: {range}"));
+        assert_eq!(reply.header("Content-Range").as_deref(), Some("bytes 50-99/100"), "{range}");
+        assert_eq!(reply.body, &data[50..], "{range}");
+    }
+}
+
 /// A single POST with a sha512 digest stores the blob under that digest (or, if the
 /// registry does not take single-POST uploads, the 202 session accepts it).
 #[tokio::test]

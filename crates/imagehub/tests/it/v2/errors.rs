@@ -367,3 +367,19 @@ async fn malformed_requests_never_get_5xx() {
         }
     }
 }
+
+#[tokio::test]
+async fn content_range_whose_length_overflows_is_416_and_changes_nothing() {
+    let reg = Registry::start();
+    let location = reg.begin_upload(REPO).await;
+    reg.patch_chunk(&location, 0, b"first").await.expect_status(&[202], "a first chunk");
+    for range in ["0-18446744073709551615", "5-18446744073709551616", "bytes 5-4/10", "-1"] {
+        let reply = reg
+            .send(reg.request(Method::PATCH, &location).header("Content-Range", range).body(b"more".to_vec()))
+            .await;
+        reply.expect_oci_error(&[416], &["BLOB_UPLOAD_INVALID"], &format!("Content-Range {range}"));
+    }
+    let status = reg.get(&location).await;
+    status.expect_status(&[204], "upload status after the refused chunks");
+    assert_eq!(status.header("Range").as_deref(), Some("0-4"), "the upload still holds the first chunk only");
+}
