@@ -38,6 +38,18 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Seconds a new connection gets to show its protocol (or finish its TLS
+    /// handshake), and each request to send its head; an idle keep-alive connection is
+    /// closed after this long too.
+    pub header_read_timeout_secs: u64,
+    /// Largest request head, in bytes (request line and headers); larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Seconds a client may stop reading a response, or stop sending a request body,
+    /// before its connection is dropped. Slow transfers that make progress are never cut.
+    pub stall_timeout_secs: u64,
+    /// Most connections open at once; more wait until one closes (a warning says when).
+    /// Lowered at start to fit the open-file limit if that is too small.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +61,10 @@ impl Default for ServerConfig {
             trust_proxy_headers: false,
             tls_cert: None,
             tls_key: None,
+            header_read_timeout_secs: 30,
+            max_header_bytes: 64 * 1024,
+            stall_timeout_secs: 60,
+            max_connections: 4096,
         }
     }
 }
@@ -190,6 +206,10 @@ pub const KNOBS: &[(&str, &str)] = &[
     ("server.trust_proxy_headers", "believe X-Forwarded-Proto/Host from a reverse proxy (default false)"),
     ("server.tls_cert", "PEM certificate chain: serve HTTPS with tls_key (default: plain HTTP)"),
     ("server.tls_key", "PEM private key for tls_cert"),
+    ("server.header_read_timeout_secs", "time for a new connection's first bytes and each request head; idle keep-alive limit (default 30)"),
+    ("server.max_header_bytes", "largest request head; larger ones get 431 (default 65536)"),
+    ("server.stall_timeout_secs", "a client that stops reading a response or sending a body this long is dropped (default 60)"),
+    ("server.max_connections", "most connections open at once; fitted to the open-file limit (default 4096)"),
     ("auth.enabled", "accounts and permissions; false = open registry, anyone pushes and pulls (default true)"),
     ("auth.signup", "admin (only site admins create accounts) or open (default admin)"),
     ("auth.anonymous_pull", "callers without credentials may pull public repositories (default true)"),
@@ -245,6 +265,12 @@ impl Config {
         }
         if !self.auth.webhook_url.is_empty() && !self.auth.webhook_url.starts_with("http") {
             problems.push(format!("auth.webhook_url {:?} must be an http:// or https:// URL", self.auth.webhook_url));
+        }
+        if self.server.header_read_timeout_secs == 0 || self.server.stall_timeout_secs == 0 || self.server.max_connections == 0 {
+            problems.push("server.header_read_timeout_secs, server.stall_timeout_secs and server.max_connections must be positive".to_owned());
+        }
+        if self.server.max_header_bytes < 4096 {
+            problems.push(format!("server.max_header_bytes {} is below 4096: registry clients send large tokens", self.server.max_header_bytes));
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             problems.push("storage.data_dir is empty".to_owned());

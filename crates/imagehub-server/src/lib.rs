@@ -89,7 +89,14 @@ impl Server {
         let timeout = Duration::from_secs(self.config.server.shutdown_timeout_secs);
         let housekeeping = tokio::spawn(maintenance::run(self.registry.clone(), self.config.clone()));
         let indexer = tokio::spawn(maintenance::index_images(self.registry.clone()));
-        listener::serve(self.listener, app, shutdown, timeout, self.tls.clone()).await;
+        let server = &self.config.server;
+        let limits = listener::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+            max_header_bytes: server.max_header_bytes,
+            stall_timeout: Duration::from_secs(server.stall_timeout_secs),
+            max_connections: listener::fit_to_file_limit(server.max_connections),
+        };
+        listener::serve(self.listener, app, shutdown, timeout, self.tls.clone(), limits).await;
         housekeeping.abort();
         indexer.abort();
         self.registry.close().await;
