@@ -5,8 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use imagehub_extract::{DetailSource, Details, Layer, ReadmeSearch, details_from_labels, find_readme, parse_readme};
+use futures_util::StreamExt as _;
+use imagehub_extract::{Budget, DetailSource, Details, Layer, LimitExceeded, Limits, ReadmeSearch, details_from_labels, find_readme, parse_readme};
 use imagehub_metadata::{ImageInfo, Job, JobOutcome};
 use imagehub_oci::{Descriptor, Digest, Manifest, ManifestKind, RepoName};
 use serde::Deserialize;
@@ -24,18 +27,40 @@ const MAX_ATTEMPTS: u32 = 5;
 /// Largest config blob read (real configs are a few KiB).
 const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
-/// Wakes the background runner when a push queued work, and lets one runner at a time
-/// work the queue, so that "run the queue now" returns only when the jobs due when it
-/// was called are done, whoever ran them.
+/// How indexing reads images: the budget of each job and how many jobs run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSettings {
+    /// What reading one image (or index) may cost.
+    pub limits: Limits,
+    /// Jobs indexed at once, so that one slow image does not hold up the others.
+    pub workers: usize,
+}
+
+impl Default for IndexSettings {
+    fn default() -> Self {
+        IndexSettings { limits: Limits::default(), workers: 2 }
+    }
+}
+
+/// The indexer's shared state: it wakes the background runner when a push queued work,
+/// lets one runner at a time work the queue (so that "run the queue now" returns only
+/// when the jobs due when it was called are done, whoever ran them), holds the
+/// settings, and the flag that stops extraction at shutdown.
 #[derive(Default)]
 pub struct Wakeup {
     notify: Notify,
     running: tokio::sync::Mutex<()>,
+    settings: std::sync::Mutex<IndexSettings>,
+    cancel: Arc<AtomicBool>,
 }
 
 impl Wakeup {
     pub fn wake(&self) {
         self.notify.notify_one();
+    }
+
+    fn settings(&self) -> IndexSettings {
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -71,6 +96,22 @@ struct Indexed {
 }
 
 impl Registry {
+    /// Sets how indexing reads images (the server's `[index]` section).
+    pub fn set_index_settings(&self, settings: IndexSettings) {
+        *self.indexer.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings;
+    }
+
+    /// Stops extraction in progress at its next read and makes later jobs fail the same
+    /// way (they stay queued for the next start): for shutdown, which must not wait on
+    /// a hostile image.
+    pub fn stop_indexing(&self) {
+        self.indexer.cancel.store(true, Ordering::Relaxed);
+    }
+
+    fn indexing_stopped(&self) -> bool {
+        self.indexer.cancel.load(Ordering::Relaxed)
+    }
+
     /// Waits until a push queues indexing work or `timeout` passes; says which.
     pub async fn wait_for_index_work(&self, timeout: std::time::Duration) -> bool {
         tokio::time::timeout(timeout, self.indexer.notify.notified()).await.is_ok()
@@ -93,6 +134,9 @@ impl Registry {
         let relaxed = self.meta.relaxed();
         let mut ran = 0;
         loop {
+            if self.indexing_stopped() {
+                return Ok(ran);
+            }
             let jobs = relaxed.claim_jobs(LEASE_SECS, BATCH).await?;
             if jobs.is_empty() {
                 return Ok(ran);
@@ -100,14 +144,25 @@ impl Registry {
             ran += jobs.len();
             let mut outcomes = Vec::with_capacity(jobs.len());
             let mut done = HashSet::new();
-            for job in &jobs {
-                // The same manifest pushed twice in a burst is indexed once.
-                if !done.insert((job.repository.as_str(), job.digest.as_str())) {
-                    outcomes.push(nothing_stored(job));
-                    continue;
+            // The same manifest pushed twice in a burst is indexed once.
+            let (unique, repeated): (Vec<&Job>, Vec<&Job>) = jobs.iter().partition(|job| done.insert((job.repository.as_str(), job.digest.as_str())));
+            outcomes.extend(repeated.into_iter().map(nothing_stored));
+            // Several at once, each within its own budget, so one slow image (a
+            // decompression bomb, a huge image without a README) holds up one worker only.
+            let workers = self.indexer.settings().workers.max(1);
+            let work = unique.into_iter().cloned().map(|job| {
+                let registry = self.clone();
+                async move {
+                    let result = registry.index(&job).await;
+                    (job, result)
                 }
-                match self.index(job).await {
+            });
+            let results: Vec<(Job, Result<JobOutcome, CoreError>)> = futures_util::stream::iter(work).buffer_unordered(workers).collect().await;
+            for (job, result) in results {
+                match result {
                     Ok(outcome) => outcomes.push(outcome),
+                    // Interrupted by shutdown: the job is given back to run first next time.
+                    Err(_) if self.indexing_stopped() => relaxed.release_job(job.id).await?,
                     Err(e) if job.attempts < MAX_ATTEMPTS => {
                         tracing::warn!(repository = %job.repository, digest = %job.digest, attempt = job.attempts, error = %e, "indexing failed; will retry");
                         relaxed.retry_job(job.id, &e.to_string(), 30 * (1 << job.attempts)).await?;
@@ -115,7 +170,7 @@ impl Registry {
                     Err(e) => {
                         tracing::error!(repository = %job.repository, digest = %job.digest, error = %e, "indexing failed for good");
                         let info = ImageInfo { platforms_json: "[]".into(), error: Some(e.to_string()), ..ImageInfo::default() };
-                        outcomes.push(JobOutcome { info: Some(info), ..nothing_stored(job) });
+                        outcomes.push(JobOutcome { info: Some(info), ..nothing_stored(&job) });
                     }
                 }
             }
@@ -141,9 +196,11 @@ impl Registry {
             return Ok(outcome); // deleted since it was pushed
         };
         let manifest = Manifest::parse(Some(&stored.media_type), &stored.content)?;
+        let settings = self.indexer.settings();
+        let budget = Arc::new(Budget::new(settings.limits, self.indexer.cancel.clone()));
         let (info, readme, labels) = match manifest.kind {
             ManifestKind::Image => {
-                let image = self.index_image(&manifest).await?;
+                let image = self.index_image(&manifest, &budget).await?;
                 let platforms = json!([platform_json(&image.config, image.size)]);
                 let info = ImageInfo {
                     config_digest: image.config_digest.as_ref().map(Digest::to_string),
@@ -154,7 +211,7 @@ impl Registry {
                 };
                 (info, image.readme, with_annotations(image.labels, &manifest.annotations))
             }
-            ManifestKind::Index => self.index_index(&repository, &manifest).await?,
+            ManifestKind::Index => self.index_index(&repository, &manifest, &budget).await?,
         };
         outcome.info = Some(info);
         let readme_json = readme.map(|d| serde_json::to_string(&d).expect("details serialise"));
@@ -164,7 +221,7 @@ impl Registry {
     }
 
     /// Config, size, README and labels of an image manifest.
-    async fn index_image(&self, manifest: &Manifest) -> Result<Indexed, CoreError> {
+    async fn index_image(&self, manifest: &Manifest, budget: &Arc<Budget>) -> Result<Indexed, CoreError> {
         let mut indexed = Indexed { config_digest: None, config: ImageConfig::default(), size: 0, readme: None, labels: Details::default(), error: None };
         if let Some(config) = &manifest.config {
             indexed.config_digest = Some(config.digest.clone());
@@ -179,7 +236,7 @@ impl Registry {
             indexed.labels = details_from_labels(labels);
         }
         if manifest.layers.iter().all(|l| is_filesystem_layer(&l.media_type)) && !manifest.layers.is_empty() {
-            match self.search_readme(&manifest.layers).await? {
+            match self.search_readme(&manifest.layers, budget.clone()).await? {
                 Ok(Some(readme)) => indexed.readme = Some(readme),
                 Ok(None) => {}
                 Err(problem) => indexed.error = Some(problem),
@@ -189,7 +246,7 @@ impl Registry {
     }
 
     /// An index: platforms of its children; details from the first child with a README.
-    async fn index_index(&self, repository: &RepoName, manifest: &Manifest) -> Result<(ImageInfo, Option<Details>, Details), CoreError> {
+    async fn index_index(&self, repository: &RepoName, manifest: &Manifest, budget: &Arc<Budget>) -> Result<(ImageInfo, Option<Details>, Details), CoreError> {
         let mut platforms = Vec::new();
         let (mut readme, mut labels, mut first_size, mut errors) = (None, None, None, Vec::new());
         for child in &manifest.manifests {
@@ -198,7 +255,7 @@ impl Registry {
             if child_manifest.kind != ManifestKind::Image {
                 continue;
             }
-            let image = self.index_image(&child_manifest).await?;
+            let image = self.index_image(&child_manifest, budget).await?;
             let mut platform = platform_json(&image.config, image.size);
             if let Some(p) = &child.platform {
                 platform["os"] = p.os.clone().into();
@@ -243,14 +300,15 @@ impl Registry {
     }
 
     /// The README found in `layers`, or why the layers could not be read.
-    async fn search_readme(&self, layers: &[Descriptor]) -> Result<Result<Option<Details>, String>, CoreError> {
+    async fn search_readme(&self, layers: &[Descriptor], budget: Arc<Budget>) -> Result<Result<Option<Details>, String>, CoreError> {
         let refs: Vec<Layer> = layers.iter().map(|l| Layer { digest: l.digest.to_string(), media_type: l.media_type.clone() }).collect();
         let paths: Vec<_> = layers.iter().map(|l| self.blobs.blob_path(&l.digest)).collect();
         let search = tokio::task::spawn_blocking(move || {
-            find_readme(&refs, |layer| {
+            let open = |layer: &Layer| {
                 let i = refs.iter().position(|r| r.digest == layer.digest).unwrap_or(0);
                 Ok(Box::new(std::fs::File::open(&paths[i])?) as Box<dyn Read + Send>)
-            })
+            };
+            find_readme(&refs, open, &budget)
         })
         .await
         .map_err(|e| CoreError::Internal(Box::new(e)))?;
@@ -265,6 +323,10 @@ impl Registry {
             Ok(ReadmeSearch::Deleted { .. } | ReadmeSearch::NotFound { .. }) => Ok(None),
             // A layer file that cannot be opened is the registry's problem: retry.
             Err(imagehub_extract::LayerError::Io { source, .. }) => return Err(CoreError::Internal(Box::new(source))),
+            // Shutdown is no fault of the image: the job runs again after the restart.
+            Err(e @ imagehub_extract::LayerError::Limit { limit: LimitExceeded::Cancelled, .. }) => {
+                return Err(CoreError::Internal(Box::new(e)));
+            }
             Err(e) => Err(e.to_string()),
         })
     }

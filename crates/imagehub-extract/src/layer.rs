@@ -10,6 +10,8 @@ pub enum LayerError {
     Io { digest: String, source: io::Error },
     #[error("layer {digest} is not a tar archive: {detail}")]
     NotTar { digest: String, detail: String },
+    #[error("reading layer {digest} stopped: {limit}")]
+    Limit { digest: String, limit: crate::LimitExceeded },
 }
 
 /// How a layer's tar stream is compressed.

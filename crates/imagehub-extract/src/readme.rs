@@ -6,7 +6,9 @@
 use std::io::{self, Read};
 use std::path::{Component, Path};
 
+use crate::budget::{Budget, Metered, limit_of};
 use crate::layer::{LayerError, tar_stream};
+use crate::tar_walk::{EntryKind, TarWalk};
 
 /// Longest README kept; the rest is cut off and the cut noted.
 pub const MAX_README_BYTES: usize = 1 << 20;
@@ -31,26 +33,37 @@ pub enum ReadmeSearch {
     NotFound { layers_read: usize },
 }
 
-/// Searches `layers` (in manifest order, bottom first) from the top down. `open` gives
-/// the raw blob of a layer; it is called only for the layers actually read.
+/// Searches `layers` (in manifest order, bottom first) from the top down, within
+/// `budget`. `open` gives the raw blob of a layer; it is called only for the layers
+/// actually read, and at most once per digest in a budget's life.
 pub fn find_readme(
     layers: &[Layer],
     mut open: impl FnMut(&Layer) -> io::Result<Box<dyn Read + Send>>,
+    budget: &Budget,
 ) -> Result<ReadmeSearch, LayerError> {
-    for (read, layer) in layers.iter().rev().enumerate() {
-        let layers_read = read + 1;
+    let mut layers_read = 0;
+    for layer in layers.iter().rev() {
+        if budget.already_searched(&layer.digest) {
+            continue;
+        }
+        budget.check_time().map_err(|limit| LayerError::Limit { digest: layer.digest.clone(), limit })?;
+        layers_read += 1;
         let io_error = |source| LayerError::Io { digest: layer.digest.clone(), source };
         let blob = open(layer).map_err(io_error)?;
-        // Once the blob is open, every failure is the content's: not gzip, not zstd, not tar.
-        let not_tar = |e: io::Error| LayerError::NotTar { digest: layer.digest.clone(), detail: e.to_string() };
-        match search_layer(&layer.media_type, blob).map_err(not_tar)? {
+        // Once the blob is open, every failure is the content's: not gzip, not zstd, not
+        // tar, or more than the budget allows.
+        let content_error = |e: io::Error| match limit_of(&e) {
+            Some(limit) => LayerError::Limit { digest: layer.digest.clone(), limit },
+            None => LayerError::NotTar { digest: layer.digest.clone(), detail: e.to_string() },
+        };
+        match search_layer(&layer.media_type, blob, budget).map_err(content_error)? {
             InLayer::File { text, truncated } => return Ok(ReadmeSearch::Found { text, truncated, layer: layer.digest.clone(), layers_read }),
             InLayer::Deleted => return Ok(ReadmeSearch::Deleted { layer: layer.digest.clone(), layers_read }),
             InLayer::Opaque => return Ok(ReadmeSearch::NotFound { layers_read }),
-            InLayer::Nothing => {}
+            InLayer::Nothing => budget.mark_searched(&layer.digest),
         }
     }
-    Ok(ReadmeSearch::NotFound { layers_read: layers.len() })
+    Ok(ReadmeSearch::NotFound { layers_read })
 }
 
 enum InLayer {
@@ -61,18 +74,19 @@ enum InLayer {
     Nothing,
 }
 
-fn search_layer(media_type: &str, blob: Box<dyn Read + Send>) -> io::Result<InLayer> {
-    let mut archive = tar::Archive::new(tar_stream(media_type, blob)?);
+fn search_layer(media_type: &str, blob: Box<dyn Read + Send>, budget: &Budget) -> io::Result<InLayer> {
+    let mut archive = TarWalk::new(Metered::new(tar_stream(media_type, blob)?, budget));
     let mut opaque = false;
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
-        let Some(name) = root_name(&path) else { continue };
+    let mut entries = 0;
+    while let Some(entry) = archive.next_entry()? {
+        entries += 1;
+        budget.count_entry(entries).map_err(io::Error::other)?;
+        let Some(name) = root_name(Path::new(&entry.path)) else { continue };
         match name.as_str() {
-            README if entry.header().entry_type().is_file() => {
-                let mut bytes = Vec::new();
-                (&mut entry).take(MAX_README_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+            README if entry.kind == EntryKind::File => {
+                let bytes = archive.read_data(entry.size, MAX_README_BYTES + 1)?;
                 let truncated = bytes.len() > MAX_README_BYTES;
+                let mut bytes = bytes;
                 bytes.truncate(MAX_README_BYTES);
                 return Ok(InLayer::File { text: utf8_text(bytes), truncated });
             }
@@ -144,10 +158,14 @@ mod tests {
     fn search(layers: Vec<(&str, Vec<u8>)>) -> ReadmeSearch {
         let refs: Vec<Layer> =
             layers.iter().enumerate().map(|(i, (mt, _))| Layer { digest: format!("layer{i}"), media_type: (*mt).to_string() }).collect();
-        find_readme(&refs, |layer| {
-            let i: usize = layer.digest.trim_start_matches("layer").parse().unwrap();
-            Ok(Box::new(io::Cursor::new(layers[i].1.clone())) as Box<dyn Read + Send>)
-        })
+        find_readme(
+            &refs,
+            |layer| {
+                let i: usize = layer.digest.trim_start_matches("layer").parse().unwrap();
+                Ok(Box::new(io::Cursor::new(layers[i].1.clone())) as Box<dyn Read + Send>)
+            },
+            &unlimited(),
+        )
         .unwrap()
     }
 
@@ -214,7 +232,45 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let refs = [Layer { digest: "bad".into(), media_type: TGZ.into() }];
-        let result = find_readme(&refs, |_| Ok(Box::new(io::Cursor::new(b"not gzip at all".to_vec())) as Box<dyn Read + Send>));
+        let result = find_readme(&refs, |_| Ok(Box::new(io::Cursor::new(b"not gzip at all".to_vec())) as Box<dyn Read + Send>), &unlimited());
         assert!(result.is_err());
+    }
+
+    fn unlimited() -> Budget {
+        Budget::new(crate::Limits::default(), Default::default())
+    }
+
+    #[test]
+    fn a_layer_listed_many_times_is_read_once() {
+        let layer = tar_of(&[("bin/app", Some(b"app"))]);
+        let refs: Vec<Layer> = (0..1000).map(|_| Layer { digest: "same".into(), media_type: TAR.into() }).collect();
+        let mut opened = 0;
+        let found = find_readme(
+            &refs,
+            |_| {
+                opened += 1;
+                Ok(Box::new(io::Cursor::new(layer.clone())) as Box<dyn Read + Send>)
+            },
+            &unlimited(),
+        );
+        assert_eq!(found.unwrap(), ReadmeSearch::NotFound { layers_read: 1 });
+        assert_eq!(opened, 1);
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_budget() {
+        // 64 MiB of zeros in a tar entry, zstd-compressed to a few KiB.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(64 << 20);
+        builder.append_data(&mut header, "zeros", io::repeat(0).take(64 << 20)).unwrap();
+        let bomb = zstd::encode_all(&builder.into_inner().unwrap()[..], 3).unwrap();
+        assert!(bomb.len() < 64 << 10, "the bomb is small: {} bytes", bomb.len());
+        let limits = crate::Limits { layer_bytes: 1 << 20, ..crate::Limits::default() };
+        let budget = Budget::new(limits, Default::default());
+        let refs = [Layer { digest: "bomb".into(), media_type: TZST.into() }];
+        let result = find_readme(&refs, |_| Ok(Box::new(io::Cursor::new(bomb.clone())) as Box<dyn Read + Send>), &budget);
+        assert!(matches!(result, Err(LayerError::Limit { limit: crate::LimitExceeded::LayerBytes(_), .. })), "{result:?}");
+        assert!(budget.bytes_read() < 2 << 20, "stopped near the limit: {}", budget.bytes_read());
     }
 }

@@ -135,6 +135,17 @@ impl Metadata {
         Ok(())
     }
 
+    /// Gives back a claimed job that was interrupted (by shutdown), not failed: it is due
+    /// at once and the claim does not count as an attempt.
+    pub async fn release_job(&self, id: i64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET run_after = ?, attempts = max(attempts - 1, 0) WHERE id = ?")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Jobs waiting or running.
     pub async fn pending_jobs(&self) -> Result<u64> {
         let row = sqlx::query("SELECT count(*) FROM jobs").fetch_one(&self.pool).await?;

@@ -18,6 +18,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub uploads: UploadsConfig,
     pub gc: GcConfig,
+    pub index: IndexConfig,
 }
 
 /// `[server]`: where and how to listen.
@@ -105,6 +106,53 @@ impl Default for LogConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `[index]`: what reading a pushed image for its details (README, labels) may cost.
+/// An image past a limit keeps its base info; the README search stops and says why on
+/// the image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexConfig {
+    /// Decompressed bytes read from one layer.
+    pub max_layer_bytes: u64,
+    /// Decompressed bytes read from all the layers of one image (or index).
+    pub max_image_bytes: u64,
+    /// Tar entries read from one layer.
+    pub max_layer_entries: u64,
+    /// Tar entries read from all the layers of one image (or index).
+    pub max_image_entries: u64,
+    /// Seconds one image's indexing may take.
+    pub timeout_secs: u64,
+    /// Images indexed at once.
+    pub workers: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        let limits = imagehub_core::ExtractLimits::default();
+        IndexConfig {
+            max_layer_bytes: limits.layer_bytes,
+            max_image_bytes: limits.image_bytes,
+            max_layer_entries: limits.layer_entries,
+            max_image_entries: limits.image_entries,
+            timeout_secs: limits.time.as_secs(),
+            workers: imagehub_core::IndexSettings::default().workers,
+        }
+    }
+}
+
+impl IndexConfig {
+    pub fn settings(&self) -> imagehub_core::IndexSettings {
+        let limits = imagehub_core::ExtractLimits {
+            layer_bytes: self.max_layer_bytes,
+            layer_entries: self.max_layer_entries,
+            image_bytes: self.max_image_bytes,
+            image_entries: self.max_image_entries,
+            time: std::time::Duration::from_secs(self.timeout_secs),
+        };
+        imagehub_core::IndexSettings { limits, workers: self.workers.max(1) }
+    }
 }
 
 /// `[auth]`: accounts and token auth.
@@ -210,6 +258,12 @@ pub const KNOBS: &[(&str, &str)] = &[
     ("server.max_header_bytes", "largest request head; larger ones get 431 (default 65536)"),
     ("server.stall_timeout_secs", "a client that stops reading a response or sending a body this long is dropped (default 60)"),
     ("server.max_connections", "most connections open at once; fitted to the open-file limit (default 4096)"),
+    ("index.max_layer_bytes", "decompressed bytes read from one layer for details (default 4294967296)"),
+    ("index.max_image_bytes", "decompressed bytes read from one image's layers (default 8589934592)"),
+    ("index.max_layer_entries", "tar entries read from one layer (default 1000000)"),
+    ("index.max_image_entries", "tar entries read from one image's layers (default 2000000)"),
+    ("index.timeout_secs", "seconds one image's indexing may take (default 60)"),
+    ("index.workers", "images indexed at once (default 2)"),
     ("auth.enabled", "accounts and permissions; false = open registry, anyone pushes and pulls (default true)"),
     ("auth.signup", "admin (only site admins create accounts) or open (default admin)"),
     ("auth.anonymous_pull", "callers without credentials may pull public repositories (default true)"),
@@ -271,6 +325,9 @@ impl Config {
         }
         if self.server.max_header_bytes < 4096 {
             problems.push(format!("server.max_header_bytes {} is below 4096: registry clients send large tokens", self.server.max_header_bytes));
+        }
+        if self.index.timeout_secs == 0 || self.index.workers == 0 {
+            problems.push("index.timeout_secs and index.workers must be positive".to_owned());
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             problems.push("storage.data_dir is empty".to_owned());

@@ -66,6 +66,7 @@ impl Server {
             (Some(cert), Some(key)) => Some(listener::load_tls(cert, key)?),
             _ => None,
         };
+        registry.set_index_settings(config.index.settings());
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -95,6 +96,14 @@ impl Server {
             max_header_bytes: server.max_header_bytes,
             stall_timeout: Duration::from_secs(server.stall_timeout_secs),
             max_connections: listener::fit_to_file_limit(server.max_connections),
+        };
+        // Extraction runs on blocking threads, which the runtime waits for at exit, and
+        // an in-flight `/api/v1/admin/index` waits for it: stop it at its next read as
+        // soon as shutdown starts, rather than at the end of a hostile layer.
+        let registry = self.registry.clone();
+        let shutdown = async move {
+            shutdown.await;
+            registry.stop_indexing();
         };
         listener::serve(self.listener, app, shutdown, timeout, self.tls.clone(), limits).await;
         housekeeping.abort();

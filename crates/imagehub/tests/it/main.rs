@@ -3,6 +3,7 @@
 //! to it over HTTP or drives real clients against it.
 
 mod auth;
+mod bombs;
 mod connections;
 mod gc;
 mod hub;

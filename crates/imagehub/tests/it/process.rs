@@ -76,6 +76,30 @@ impl ServerProcess {
         &self.url
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then asserts the process exits successfully within `limit` (and kills it
+    /// if it does not, so a hung server fails the test instead of hanging it).
+    pub fn terminate_within(mut self, limit: std::time::Duration) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + limit;
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().expect("check the server") {
+                break exit;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("imagehub serve did not exit within {limit:?} of SIGTERM; its log:\n{}", self.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(exit.success(), "imagehub serve exited with {exit} after SIGTERM");
+    }
+
     /// SIGKILL: the process gets no chance to clean up.
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL the server");
