@@ -15,7 +15,7 @@ use imagehub_metadata::{
 use imagehub_oci::{AccountName, RepoName};
 use serde::Deserialize;
 
-use crate::login_limiter::LoginLimiter;
+use crate::login_limiter::{Counted, LoginLimiter};
 use crate::session_epochs::SessionEpochs;
 
 /// Settings of the accounts model (from the server's `auth` config section).
@@ -274,13 +274,18 @@ impl Accounts {
     /// endpoint records, as that is where clients log in; Basic credentials sent with
     /// each registry or API request do not, or every request would be a login.
     pub async fn login(&self, username: &str, password: &str, client: &str, record: bool) -> Result<Caller> {
-        if let Some(retry_after) = self.limiter.wait(username, client) {
+        // Access tokens are not throttled: they cannot be guessed, and a correct one must
+        // work even while someone guesses the user's password.
+        let throttled = !AccessTokenSecret::looks_like(password);
+        if throttled && let Some(retry_after) = self.limiter.wait(username, client) {
             tracing::warn!(user = username, client, "login refused: too many failures");
             return Err(AccountError::TooManyAttempts { retry_after });
         }
         match self.check_credentials(username, password).await {
             Ok(Some(caller)) => {
-                self.limiter.succeeded(username);
+                if throttled {
+                    self.limiter.succeeded(username, client);
+                }
                 if record {
                     let via = caller.user().map_or("password", |u| u.credential.kind());
                     self.audit(caller.name(), "login", None, None, Some(client), Some(serde_json::json!({"via": via}))).await;
@@ -288,7 +293,10 @@ impl Accounts {
                 Ok(caller)
             }
             Ok(None) => {
-                self.limiter.failed(username, client);
+                if throttled && self.limiter.failed(username, client) == Counted::AccountLimitReached {
+                    tracing::warn!(user = username, client, "password logins to this account are slowed down: failures from many addresses");
+                    self.audit(None, "login.throttled", None, Some(username), Some(client), None).await;
+                }
                 tracing::warn!(user = username, client, "login failed");
                 self.audit(None, "login.failed", None, Some(username), Some(client), None).await;
                 Err(AccountError::BadCredentials)

@@ -174,7 +174,8 @@ pub struct AuthConfig {
     pub token_ttl_secs: u64,
     /// Lifetime of OAuth2 refresh tokens, in seconds.
     pub refresh_token_ttl_secs: u64,
-    /// Failed logins per user before growing delays start (per client address: 4×).
+    /// Failed password logins of one user from one client address before growing
+    /// delays start there (per address, any user: 4×; per account, any address: 20×).
     pub max_failed_logins: u32,
     /// An htpasswd file with bcrypt entries whose users may log in too.
     pub htpasswd_file: Option<PathBuf>,
@@ -271,7 +272,7 @@ pub const KNOBS: &[(&str, &str)] = &[
     ("auth.issuer", "issuer of registry tokens (default imagehub)"),
     ("auth.token_ttl_secs", "lifetime of registry bearer tokens (default 300)"),
     ("auth.refresh_token_ttl_secs", "lifetime of OAuth2 refresh tokens (default 2592000)"),
-    ("auth.max_failed_logins", "failed logins per user before growing delays (per address 4x; default 5)"),
+    ("auth.max_failed_logins", "failed password logins per user and address before growing delays (per address 4x, per account 20x; default 5)"),
     ("auth.htpasswd_file", "htpasswd file (bcrypt) whose users may log in too (default none)"),
     ("auth.webhook_url", "URL POSTed {username,password} to accept logins (default none)"),
 ];

@@ -349,7 +349,7 @@ async fn an_expired_access_token_is_refused_and_ends_its_jwts() {
 // ---- login throttling ----
 
 #[tokio::test]
-async fn repeated_wrong_passwords_block_the_user_but_not_the_address() {
+async fn repeated_wrong_passwords_slow_the_user_from_that_address_but_not_others() {
     let hub = Hub::start_with(|c| c.auth.max_failed_logins = 3);
     hub.create_user("alice", "alice-Secret-1").await;
     hub.create_user("bob", "bob-Secret-1").await;
@@ -365,6 +365,50 @@ async fn repeated_wrong_passwords_block_the_user_but_not_the_address() {
 
     let bob = get_token(&hub, &Cred::basic("bob", "bob-Secret-1"), &[&repo_scope("bob/app", "pull")]).await;
     bob.expect(200, "another user from the same address");
+}
+
+/// `/token` as seen from `address` (through a trusted proxy's `X-Forwarded-For`).
+async fn token_from(hub: &Hub, address: &str, user: &str, secret: &str) -> Reply {
+    let request = hub.client.get(hub.url("/token")).query(&[("service", "imagehub"), ("scope", "repository:alice/app:pull")]);
+    hub.send(request.basic_auth(user, Some(secret)).header("x-forwarded-for", address)).await
+}
+
+#[tokio::test]
+async fn a_guesser_cannot_lock_the_real_user_out() {
+    let hub = Hub::start_with(|c| {
+        c.auth.max_failed_logins = 5;
+        c.server.trust_proxy_headers = true;
+    });
+    hub.create_user("alice", "alice-Secret-1").await;
+    let (_, ci_token) = hub.create_token(&Cred::basic("alice", "alice-Secret-1"), "ci", &["pull"], None).await;
+    let attacker = "203.0.113.66";
+    for attempt in 1..=5 {
+        token_from(&hub, attacker, "alice", "guess").await.expect(401, &format!("guess #{attempt}"));
+    }
+    token_from(&hub, attacker, "alice", "guess").await.expect(429, "the guesser is slowed down");
+    token_from(&hub, attacker, "alice", "alice-Secret-1").await.expect(429, "even the right password from the guesser's address");
+    // alice, from her own address, and her CI's access token, from anywhere, still work.
+    token_from(&hub, "198.51.100.7", "alice", "alice-Secret-1").await.expect(200, "alice from her own address");
+    token_from(&hub, attacker, "alice", &ci_token).await.expect(200, "her access token, even from the guesser's address");
+    token_from(&hub, "198.51.100.8", "alice", &ci_token).await.expect(200, "her access token from elsewhere");
+}
+
+#[tokio::test]
+async fn an_account_guessed_from_many_addresses_is_slowed_and_audited() {
+    let hub = Hub::start_with(|c| {
+        c.auth.max_failed_logins = 2;
+        c.server.trust_proxy_headers = true;
+    });
+    hub.create_user("alice", "alice-Secret-1").await;
+    // 2 per address, 20 times 2 per account: 40 guesses from 20 addresses.
+    for i in 0..40 {
+        token_from(&hub, &format!("203.0.113.{}", i / 2), "alice", "guess").await.expect(401, &format!("guess #{i}"));
+    }
+    token_from(&hub, "198.51.100.7", "alice", "alice-Secret-1").await.expect(429, "the account-wide limit, far above the per-address one");
+    let audit = hub.api(&Cred::admin(), reqwest::Method::GET, "/api/v1/audit", None).await;
+    audit.expect(200, "audit log");
+    let throttled = audit.json()["events"].as_array().expect("events").iter().filter(|e| e["action"] == "login.throttled").count();
+    assert_eq!(throttled, 1, "{}", audit.text());
 }
 
 // ---- Basic credentials straight to /v2 ----
