@@ -179,12 +179,18 @@ impl Registry {
 
     /// Stores a DataPack spec (JSON) under its name.
     pub async fn put_datapack(&self, name: &str, spec_json: &str) -> Result<(), CoreError> {
-        Ok(self.meta.put_datapack(name, spec_json).await?)
+        Ok(self.meta.put_datapack(name, spec_json, self.settings().datapacks.kept).await?)
     }
 
     /// A stored DataPack spec (JSON).
     pub async fn datapack(&self, name: &str) -> Result<Option<String>, CoreError> {
         Ok(self.meta.datapack(name).await?)
+    }
+
+    /// Forgets DataPacks unused for longer than the configured age; returns how many.
+    pub async fn prune_datapacks(&self) -> Result<u64, CoreError> {
+        let max_age = i64::try_from(self.settings().datapacks.max_age.as_secs()).unwrap_or(i64::MAX);
+        Ok(self.meta.prune_datapacks(max_age).await?)
     }
 
     /// The repositories of `namespace` that `filter` lets through (`None`: all), by name.

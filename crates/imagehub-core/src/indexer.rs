@@ -44,23 +44,18 @@ impl Default for IndexSettings {
 
 /// The indexer's shared state: it wakes the background runner when a push queued work,
 /// lets one runner at a time work the queue (so that "run the queue now" returns only
-/// when the jobs due when it was called are done, whoever ran them), holds the
-/// settings, and the flag that stops extraction at shutdown.
+/// when the jobs due when it was called are done, whoever ran them), and holds the flag
+/// that stops extraction at shutdown.
 #[derive(Default)]
 pub struct Wakeup {
     notify: Notify,
     running: tokio::sync::Mutex<()>,
-    settings: std::sync::Mutex<IndexSettings>,
     cancel: Arc<AtomicBool>,
 }
 
 impl Wakeup {
     pub fn wake(&self) {
         self.notify.notify_one();
-    }
-
-    fn settings(&self) -> IndexSettings {
-        *self.settings.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -96,11 +91,6 @@ struct Indexed {
 }
 
 impl Registry {
-    /// Sets how indexing reads images (the server's `[index]` section).
-    pub fn set_index_settings(&self, settings: IndexSettings) {
-        *self.indexer.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings;
-    }
-
     /// Stops extraction in progress at its next read and makes later jobs fail the same
     /// way (they stay queued for the next start): for shutdown, which must not wait on
     /// a hostile image.
@@ -149,7 +139,7 @@ impl Registry {
             outcomes.extend(repeated.into_iter().map(nothing_stored));
             // Several at once, each within its own budget, so one slow image (a
             // decompression bomb, a huge image without a README) holds up one worker only.
-            let workers = self.indexer.settings().workers.max(1);
+            let workers = self.settings().index.workers.max(1);
             let work = unique.into_iter().cloned().map(|job| {
                 let registry = self.clone();
                 async move {
@@ -196,7 +186,7 @@ impl Registry {
             return Ok(outcome); // deleted since it was pushed
         };
         let manifest = Manifest::parse(Some(&stored.media_type), &stored.content)?;
-        let settings = self.indexer.settings();
+        let settings = self.settings().index;
         let budget = Arc::new(Budget::new(settings.limits, self.indexer.cancel.clone()));
         let (info, readme, labels) = match manifest.kind {
             ManifestKind::Image => {

@@ -14,6 +14,7 @@ mod login_limiter;
 mod pulls;
 mod maintenance;
 mod registry;
+mod settings;
 mod tag_cache;
 
 pub use accounts::{Access, AccountError, AccountSettings, Accounts, Caller, Credential, TokenGrant, UserCaller};
@@ -26,3 +27,4 @@ pub use imagehub_metadata::{Referrer, RepositoryFilter, StoredManifest, Usage};
 pub use maintenance::{GcOptions, GcReport};
 pub use tag_cache::Tags;
 pub use registry::{BlobReader, PushedManifest, Registry};
+pub use settings::{DataPackLimits, Settings, UploadCaps};

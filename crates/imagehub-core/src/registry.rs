@@ -10,6 +10,7 @@ use imagehub_metadata::{Metadata, NewManifest, Referrer, RepositoryFilter, Store
 use imagehub_oci::{Digest, Manifest, Reference, RepoName, Tag};
 
 use crate::CoreError;
+use crate::settings::Settings;
 use crate::tag_cache::{self, TagCache, Tags};
 
 type Result<T, E = CoreError> = std::result::Result<T, E>;
@@ -25,6 +26,7 @@ pub struct Registry {
     pub(crate) tags: Arc<TagCache>,
     pub(crate) indexer: Arc<crate::indexer::Wakeup>,
     pub(crate) pulls: Arc<crate::pulls::PullCounter>,
+    settings: Arc<std::sync::RwLock<Settings>>,
 }
 
 /// A blob opened for reading, with its size.
@@ -47,7 +49,16 @@ impl Registry {
         tokio::fs::create_dir_all(data_dir).await?;
         let blobs = FsBlobStore::open(data_dir).await?;
         let meta = Metadata::open_sqlite(&data_dir.join("imagehub.db")).await?;
-        Ok(Registry { blobs, meta, tags: Arc::default(), indexer: Arc::default(), pulls: Arc::default() })
+        Ok(Registry { blobs, meta, tags: Arc::default(), indexer: Arc::default(), pulls: Arc::default(), settings: Arc::default() })
+    }
+
+    /// Applies the server's configuration (it starts with [`Settings::default`]).
+    pub fn configure(&self, settings: Settings) {
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+    }
+
+    pub(crate) fn settings(&self) -> Settings {
+        *self.settings.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The accounts kept in the same database.
@@ -109,11 +120,16 @@ impl Registry {
 
     // ---- push ----
 
-    /// Starts an upload session in `repository`.
-    pub async fn start_upload(&self, repository: &RepoName) -> Result<UploadId> {
+    /// Starts an upload session in `repository` for `owner` (a user name; empty for an
+    /// anonymous caller), within the caps on open sessions.
+    pub async fn start_upload(&self, repository: &RepoName, owner: &str) -> Result<UploadId> {
         let upload = self.blobs.create_upload().await?;
-        self.meta.create_upload(&upload.id().to_string(), repository).await?;
-        Ok(upload.id())
+        let id = upload.id();
+        if let Err(e) = self.meta.create_upload(&id.to_string(), repository, owner, self.settings().uploads).await {
+            self.blobs.delete_upload(upload).await?;
+            return Err(e.into());
+        }
+        Ok(id)
     }
 
     /// Links a blob from `from` into `repository`; `false` when `from` cannot provide it,

@@ -44,6 +44,31 @@ pub enum MetadataError {
     CommitFailed(std::sync::Arc<sqlx::Error>),
     #[error("the database writer has stopped")]
     WriterStopped,
+    #[error("{limit} upload sessions are already open {scope}; finish or cancel some first")]
+    TooManyUploads { scope: UploadScope, limit: u32 },
+}
+
+/// Which cap on open upload sessions was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadScope {
+    User,
+    Repository,
+}
+
+impl std::fmt::Display for UploadScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UploadScope::User => "by this user",
+            UploadScope::Repository => "in this repository",
+        })
+    }
+}
+
+/// The most upload sessions open at once per owner and per repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadCaps {
+    pub per_owner: u32,
+    pub per_repository: u32,
 }
 
 pub use accounts::{
@@ -322,16 +347,32 @@ impl Metadata {
             .collect()
     }
 
-    /// Records a new upload session for `repository`.
-    pub async fn create_upload(&self, id: &str, repository: &RepoName) -> Result<()> {
-        let (id, repository) = (id.to_string(), repository.to_string());
+    /// Records a new upload session for `repository`, opened by `owner` (a user name,
+    /// or empty for anonymous callers), unless either already has `caps` open. The count
+    /// and the insert are one write, so concurrent starts cannot pass the cap together.
+    pub async fn create_upload(&self, id: &str, repository: &RepoName, owner: &str, caps: UploadCaps) -> Result<()> {
+        let (id, repository, owner) = (id.to_string(), repository.to_string(), owner.to_string());
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
-                    sqlx::query("INSERT INTO uploads (id, repository, started_at) VALUES (?, ?, ?)")
+                    let (by_owner, in_repository): (i64, i64) = sqlx::query_as(
+                        "SELECT (SELECT count(*) FROM uploads WHERE owner = ?1), (SELECT count(*) FROM uploads WHERE repository = ?2)",
+                    )
+                    .bind(&owner)
+                    .bind(&repository)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if by_owner >= i64::from(caps.per_owner) {
+                        return Err(MetadataError::TooManyUploads { scope: UploadScope::User, limit: caps.per_owner });
+                    }
+                    if in_repository >= i64::from(caps.per_repository) {
+                        return Err(MetadataError::TooManyUploads { scope: UploadScope::Repository, limit: caps.per_repository });
+                    }
+                    sqlx::query("INSERT INTO uploads (id, repository, started_at, owner) VALUES (?, ?, ?, ?)")
                         .bind(id)
                         .bind(repository)
                         .bind(now())
+                        .bind(owner)
                         .execute(conn)
                         .await?;
                     Ok(())

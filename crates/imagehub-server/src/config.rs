@@ -19,6 +19,24 @@ pub struct Config {
     pub uploads: UploadsConfig,
     pub gc: GcConfig,
     pub index: IndexConfig,
+    pub datapacks: DataPacksConfig,
+}
+
+impl Config {
+    /// What the registry below the HTTP edge is told.
+    pub fn registry_settings(&self) -> imagehub_core::Settings {
+        imagehub_core::Settings {
+            index: self.index.settings(),
+            uploads: imagehub_core::UploadCaps {
+                per_owner: self.uploads.max_sessions_per_user,
+                per_repository: self.uploads.max_sessions_per_repository,
+            },
+            datapacks: imagehub_core::DataPackLimits {
+                kept: self.datapacks.max_kept,
+                max_age: std::time::Duration::from_secs(self.datapacks.max_age_secs),
+            },
+        }
+    }
 }
 
 /// `[server]`: where and how to listen.
@@ -215,11 +233,35 @@ pub enum Signup {
 pub struct UploadsConfig {
     /// Seconds after which an unfinished upload session is deleted.
     pub expiry_secs: u64,
+    /// Upload sessions one user may have open at once (anonymous callers count as one
+    /// user); more get 429 with `Retry-After`.
+    pub max_sessions_per_user: u32,
+    /// Upload sessions open at once in one repository.
+    pub max_sessions_per_repository: u32,
 }
 
 impl Default for UploadsConfig {
     fn default() -> Self {
-        UploadsConfig { expiry_secs: 24 * 3600 }
+        let caps = imagehub_core::Settings::default().uploads;
+        UploadsConfig { expiry_secs: 24 * 3600, max_sessions_per_user: caps.per_owner, max_sessions_per_repository: caps.per_repository }
+    }
+}
+
+/// `[datapacks]`: DataPacks are cached results, kept by last use. Anonymous callers get
+/// results without anything being stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataPacksConfig {
+    /// DataPacks kept at most; creating one more drops the least recently used.
+    pub max_kept: u32,
+    /// Seconds an unused DataPack is kept.
+    pub max_age_secs: u64,
+}
+
+impl Default for DataPacksConfig {
+    fn default() -> Self {
+        let limits = imagehub_core::Settings::default().datapacks;
+        DataPacksConfig { max_kept: limits.kept, max_age_secs: limits.max_age.as_secs() }
     }
 }
 
@@ -249,6 +291,10 @@ pub const KNOBS: &[(&str, &str)] = &[
     ("log.format", "text or json (default text)"),
     ("log.level", "log filter when RUST_LOG is unset (default info)"),
     ("uploads.expiry_secs", "seconds before an unfinished upload is deleted (default 86400)"),
+    ("uploads.max_sessions_per_user", "upload sessions one user may have open; more get 429 (default 1000)"),
+    ("uploads.max_sessions_per_repository", "upload sessions open at once in one repository (default 500)"),
+    ("datapacks.max_kept", "DataPacks kept; more drop the least recently used (default 10000)"),
+    ("datapacks.max_age_secs", "seconds an unused DataPack is kept (default 7776000)"),
     ("gc.interval_secs", "seconds between background garbage collections, 0 = off (default 0)"),
     ("gc.grace_period_secs", "garbage younger than this is kept, protecting pushes in flight (default 3600)"),
     ("server.public_url", "URL clients reach the server at, for token challenges (default: from each request's Host)"),
@@ -326,6 +372,9 @@ impl Config {
         }
         if self.server.max_header_bytes < 4096 {
             problems.push(format!("server.max_header_bytes {} is below 4096: registry clients send large tokens", self.server.max_header_bytes));
+        }
+        if self.uploads.max_sessions_per_user == 0 || self.uploads.max_sessions_per_repository == 0 || self.datapacks.max_kept == 0 {
+            problems.push("uploads.max_sessions_per_user, uploads.max_sessions_per_repository and datapacks.max_kept must be positive".to_owned());
         }
         if self.index.timeout_secs == 0 || self.index.workers == 0 {
             problems.push("index.timeout_secs and index.workers must be positive".to_owned());

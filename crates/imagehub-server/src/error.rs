@@ -133,6 +133,11 @@ impl From<CoreError> for ApiError {
             CoreError::ManifestReferenceUnknown { digest, .. } => ApiError::new(C::ManifestBlobUnknown)
                 .message(message)
                 .detail(json!({ "digest": digest })),
+            // Sessions end when finished, cancelled or expired; a minute is a fair wait.
+            CoreError::TooManyUploads { limit, .. } => ApiError::new(C::TooManyRequests)
+                .message(message)
+                .detail(json!({ "limit": limit }))
+                .header(header::RETRY_AFTER, "60"),
             CoreError::Internal(cause) => ApiError::internal(cause.as_ref()),
         }
     }

@@ -66,7 +66,7 @@ impl Server {
             (Some(cert), Some(key)) => Some(listener::load_tls(cert, key)?),
             _ => None,
         };
-        registry.set_index_settings(config.index.settings());
+        registry.configure(config.registry_settings());
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;

@@ -32,6 +32,11 @@ pub async fn run(registry: Registry, config: Config) {
                 if let Err(e) = registry.expire_uploads(expiry).await {
                     tracing::warn!(error = %e, "upload expiry failed");
                 }
+                match registry.prune_datapacks().await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(datapacks.pruned = pruned, "forgot DataPacks unused for too long"),
+                    Err(e) => tracing::warn!(error = %e, "pruning DataPacks failed"),
+                }
             }
             _ = gc_tick.tick(), if !gc_interval.is_zero() => {
                 if let Err(e) = registry.collect_garbage(gc_options).await {

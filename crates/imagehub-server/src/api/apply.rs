@@ -236,7 +236,11 @@ async fn check(state: &ApiState, caller: &Caller, document: Document) -> Result<
             state.accounts.check_org_change(caller, &spec.name).await?;
             Ok(Checked::Organization { spec })
         }
-        "DataPack" => Ok(Checked::DataPack { spec: super::datapacks::checked_spec(document.spec)? }),
+        "DataPack" => {
+            // Anonymous callers get DataPack results but never store them.
+            caller.require_user()?;
+            Ok(Checked::DataPack { spec: super::datapacks::checked_spec(document.spec)? })
+        }
         other => Err(ApiV1Error::invalid_field("kind", format!("{other:?} is not one of Image, Repository, Organization, DataPack"))),
     }
 }

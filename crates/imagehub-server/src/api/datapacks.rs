@@ -87,10 +87,14 @@ fn parse_image_name(name: &str) -> Result<(RepoName, Option<String>), ApiV1Error
     tag = "datapacks",
     summary = "Create a DataPack",
     description = "Stores the normalised spec (names deduplicated and sorted) under its hash, and answers the result, \
-                   computed for the caller: names that do not exist or that the caller may not pull are `unknown`.",
+                   computed for the caller: names that do not exist or that the caller may not pull are `unknown`. \
+                   Anonymous callers get the result (200) without anything being stored. Stored DataPacks are a \
+                   cache: the least recently used go beyond `datapacks.max_kept`, and unused ones after \
+                   `datapacks.max_age_secs`.",
     params(("If-None-Match" = Option<String>, Header, description = "ETags of answers the client holds; a match answers 304.")),
     request_body = DataPackSpec,
     responses(
+        (status = 200, description = "The result, for an anonymous caller; nothing was stored.", body = DataPack, headers(("ETag" = String, description = "The hash of the answer; send it back as `If-None-Match`."))),
         (status = 201, description = "The DataPack's result.", body = DataPack, headers(("ETag" = String, description = "The hash of the answer; send it back as `If-None-Match`."))),
         (status = 304, description = "The result still matches `If-None-Match`.", headers(("ETag" = String, description = "The hash of the answer; send it back as `If-None-Match`."))),
         (status = 400, description = "An invalid spec or image name, or a malformed Authorization header.", body = ErrorBody),
@@ -102,6 +106,11 @@ fn parse_image_name(name: &str) -> Result<(RepoName, Option<String>), ApiV1Error
 pub async fn create_datapack(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
     let headers = request.headers().clone();
     let spec: DataPackSpec = json_body::<DataPackSpec>(request).await?.normalised()?;
+    // Anonymous callers get the result but store nothing, so they cannot fill the disk;
+    // what users store is bounded in number and age.
+    if caller.user().is_none() {
+        return answer(&state, &caller, &spec.name(), &spec, &headers, StatusCode::OK).await;
+    }
     let name = store(&state, &spec).await?;
     answer(&state, &caller, &name, &spec, &headers, StatusCode::CREATED).await
 }

@@ -59,7 +59,8 @@ pub async fn start_blob_upload(request: V2Request) -> HandlerResult {
         registry.push_blob(&name, &digest, body.into_data_stream(), expected_len).await?;
         return created(&name, &digest);
     }
-    let id = request.registry.start_upload(&request.name).await?;
+    let owner = request.access.actor().unwrap_or_default();
+    let id = request.registry.start_upload(&request.name, owner).await?;
     empty(StatusCode::ACCEPTED, session_headers(&request.name, id, 0))
 }
 

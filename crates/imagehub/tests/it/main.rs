@@ -5,6 +5,7 @@
 mod auth;
 mod bombs;
 mod connections;
+mod floods;
 mod gc;
 mod hub;
 mod hub_api;
