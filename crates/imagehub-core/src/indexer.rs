@@ -203,6 +203,29 @@ impl Registry {
             }
             ManifestKind::Index => self.index_index(&repository, &manifest, &budget).await?,
         };
+        // Details from the image meet the rules of details typed by a user: what fails
+        // is dropped, and why is recorded on the image.
+        let (readme, dropped_from_readme) = match readme {
+            Some(details) => {
+                let (details, dropped) = details.sanitized();
+                (Some(details), dropped)
+            }
+            None => (None, Vec::new()),
+        };
+        let (labels, dropped_from_labels) = labels.sanitized();
+        let dropped: Vec<String> = dropped_from_readme
+            .iter()
+            .map(|d| format!("README front matter {d}"))
+            .chain(dropped_from_labels.iter().map(|d| format!("labels {d}")))
+            .collect();
+        let mut info = info;
+        if !dropped.is_empty() {
+            let note = format!("details dropped: {}", dropped.join("; "));
+            info.error = Some(match info.error.take() {
+                Some(error) => format!("{error}; {note}"),
+                None => note,
+            });
+        }
         outcome.info = Some(info);
         let readme_json = readme.map(|d| serde_json::to_string(&d).expect("details serialise"));
         let labels_json = (!labels.is_empty()).then(|| serde_json::to_string(&labels).expect("details serialise"));

@@ -86,20 +86,54 @@ impl Details {
 
     /// Checks what users may set: URLs are http(s), keywords and texts are bounded.
     pub fn validate(&self) -> Result<(), InvalidDetail> {
-        let invalid = |field, problem| Err(InvalidDetail { field, problem });
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// The same rules for details an image carries (README front matter, labels): what
+    /// fails is dropped rather than refused, and the reasons are returned to be recorded
+    /// on the image. Keywords are dropped one by one and cut at [`MAX_KEYWORDS`].
+    pub fn sanitized(mut self) -> (Details, Vec<InvalidDetail>) {
+        let mut dropped = Vec::new();
+        if let Some(keywords) = self.keywords.take() {
+            let given = keywords.len();
+            let mut kept: Vec<String> = Vec::new();
+            for keyword in keywords {
+                match keyword_problem(&keyword) {
+                    Some(problem) => dropped.push(InvalidDetail { field: "keywords", problem }),
+                    None if kept.len() < MAX_KEYWORDS => kept.push(keyword),
+                    None => {}
+                }
+            }
+            if given > MAX_KEYWORDS {
+                dropped.push(InvalidDetail { field: "keywords", problem: format!("at most {MAX_KEYWORDS} are kept, not {given}") });
+            }
+            self.keywords = (!kept.is_empty()).then_some(kept);
+        }
+        // Bounded, so that a hostile image cannot make the record of what was dropped huge.
+        dropped.truncate(MAX_KEYWORDS);
+        for problem in self.problems() {
+            self.clear(problem.field);
+            dropped.push(problem);
+        }
+        (self, dropped)
+    }
+
+    /// Every rule the details break, one per field.
+    fn problems(&self) -> Vec<InvalidDetail> {
+        let mut problems = Vec::new();
         for (field, value) in [("icon", &self.icon), ("url", &self.url), ("documentation", &self.documentation), ("source", &self.source)] {
-            if let Some(v) = value
-                && !(v.starts_with("https://") || v.starts_with("http://"))
-            {
-                return invalid(field, format!("must be an http:// or https:// URL, not {v:?}"));
+            if let Some(problem) = value.as_deref().and_then(url_problem) {
+                problems.push(InvalidDetail { field, problem });
             }
         }
         if let Some(keywords) = &self.keywords {
             if keywords.len() > MAX_KEYWORDS {
-                return invalid("keywords", format!("at most {MAX_KEYWORDS}, not {}", keywords.len()));
-            }
-            if let Some(k) = keywords.iter().find(|k| k.trim().is_empty() || k.chars().count() > MAX_KEYWORD_CHARS) {
-                return invalid("keywords", format!("each must be 1 to {MAX_KEYWORD_CHARS} characters, not {k:?}"));
+                problems.push(InvalidDetail { field: "keywords", problem: format!("at most {MAX_KEYWORDS}, not {}", keywords.len()) });
+            } else if let Some(problem) = keywords.iter().find_map(|k| keyword_problem(k)) {
+                problems.push(InvalidDetail { field: "keywords", problem });
             }
         }
         for (field, value, max) in [
@@ -110,10 +144,56 @@ impl Details {
             ("docs", &self.docs, MAX_DOCS_CHARS),
         ] {
             if value.as_ref().is_some_and(|v| v.chars().count() > max) {
-                return invalid(field, format!("at most {max} characters"));
+                problems.push(InvalidDetail { field, problem: format!("at most {max} characters") });
             }
         }
-        Ok(())
+        problems
+    }
+
+    fn clear(&mut self, field: &str) {
+        match field {
+            "icon" => self.icon = None,
+            "url" => self.url = None,
+            "documentation" => self.documentation = None,
+            "source" => self.source = None,
+            "keywords" => self.keywords = None,
+            "description" => self.description = None,
+            "title" => self.title = None,
+            "vendor" => self.vendor = None,
+            "licenses" => self.licenses = None,
+            "docs" => self.docs = None,
+            other => unreachable!("no detail field {other}"),
+        }
+    }
+}
+
+/// Why `value` is not a URL a page may link to: it must parse as an absolute http(s)
+/// URL with a host, and hold nothing that could break out of an HTML attribute or a
+/// Markdown link (quotes, angle brackets, backslashes, spaces, control characters).
+fn url_problem(value: &str) -> Option<String> {
+    let unsafe_char = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`');
+    if value.len() > MAX_URL_BYTES {
+        return Some(format!("a URL of at most {MAX_URL_BYTES} bytes"));
+    }
+    if let Some(c) = value.chars().find(|c| unsafe_char(*c)) {
+        return Some(format!("a URL may not hold {c:?}: {:?}", shorten(value)));
+    }
+    match url::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => None,
+        _ => Some(format!("must be an http:// or https:// URL, not {:?}", shorten(value))),
+    }
+}
+
+fn keyword_problem(keyword: &str) -> Option<String> {
+    let bad = keyword.trim().is_empty() || keyword.chars().count() > MAX_KEYWORD_CHARS || keyword.chars().any(char::is_control);
+    bad.then(|| format!("each must be 1 to {MAX_KEYWORD_CHARS} characters, not {:?}", shorten(keyword)))
+}
+
+/// At most 60 characters of a value, for messages.
+fn shorten(value: &str) -> String {
+    match value.char_indices().nth(60) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_string(),
     }
 }
 
@@ -123,6 +203,7 @@ pub const MAX_KEYWORD_CHARS: usize = 50;
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 const MAX_SHORT_CHARS: usize = 200;
 const MAX_DOCS_CHARS: usize = 1 << 20;
+const MAX_URL_BYTES: usize = 2048;
 
 /// Details from OCI labels (a config's `config.Labels`) or manifest annotations, which
 /// use the same `org.opencontainers.image.*` keys.
@@ -156,6 +237,57 @@ mod tests {
         assert_eq!(long.validate().unwrap_err().to_string(), "description: at most 1000 characters");
         let fine = Details { url: Some("https://example.org".into()), keywords: Some(vec!["db".into()]), ..Details::default() };
         assert_eq!(fine.validate(), Ok(()));
+    }
+
+    #[track_caller]
+    fn check_url(value: &str, ok: bool) {
+        assert_eq!(url_problem(value).is_none(), ok, "{value:?}: {:?}", url_problem(value));
+    }
+
+    #[test]
+    fn urls_are_parsed_not_matched_by_prefix() {
+        check_url("https://example.org/a?b=c#d", true);
+        check_url("http://localhost:8080/x", true);
+        check_url("HTTPS://EXAMPLE.ORG", true);
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "https://example.org/\" onmouseover=\"alert(1)",
+            "https://example.org/'x",
+            "https://example.org/<b>",
+            "https://exa mple.org",
+            "https://example.org/\nx",
+            "http:",
+            "ftp://example.org",
+            "//example.org",
+            "example.org",
+            "",
+        ] {
+            check_url(bad, false);
+        }
+        check_url(&format!("https://example.org/{}", "a".repeat(3000)), false);
+    }
+
+    #[test]
+    fn hostile_details_are_dropped_field_by_field_with_reasons() {
+        let hostile = Details {
+            icon: Some("javascript:alert(1)".into()),
+            url: Some("https://example.org".into()),
+            keywords: Some((0..50_000).map(|i| format!("k{i}")).chain([" ".to_string()]).collect()),
+            description: Some("x".repeat(200_000)),
+            title: Some("fine".into()),
+            ..Details::default()
+        };
+        let (kept, dropped) = hostile.sanitized();
+        assert_eq!(kept.icon, None);
+        assert_eq!(kept.url.as_deref(), Some("https://example.org"));
+        assert_eq!(kept.keywords.as_ref().map(Vec::len), Some(MAX_KEYWORDS));
+        assert_eq!(kept.description, None);
+        assert_eq!(kept.title.as_deref(), Some("fine"));
+        assert_eq!(kept.validate(), Ok(()), "what is kept passes the edit rules");
+        let fields: Vec<&str> = dropped.iter().map(|d| d.field).collect();
+        assert!(fields.contains(&"icon") && fields.contains(&"keywords") && fields.contains(&"description"), "{dropped:?}");
+        assert!(dropped.len() <= MAX_KEYWORDS + 10, "the record of what was dropped is bounded: {}", dropped.len());
     }
 
     #[test]

@@ -187,6 +187,39 @@ async fn labels_alone_give_details() {
 }
 
 #[tokio::test]
+async fn hostile_front_matter_and_labels_are_held_to_the_edit_rules() {
+    let s = Setup::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let l = layout(&dir, "hostile");
+    let keywords: Vec<String> = (0..50_000).map(|i| format!("k{i}")).collect();
+    let readme = format!(
+        "---\nicon: \"javascript:alert(1)\"\nkeywords: [{}]\ndescription: {}\nurl: \"data:text/html,<script>alert(1)</script>\"\n---\n# Hostile\n",
+        keywords.join(", "),
+        "x".repeat(200_000)
+    );
+    let labels = json!({
+        "org.opencontainers.image.documentation": "https://docs.example.org/\" onmouseover=\"alert(1)",
+        "org.opencontainers.image.source": "https://git.example.org/app",
+        "org.opencontainers.image.title": "t".repeat(5000),
+    });
+    let image = l.image("amd64", &[("README.md", readme.as_bytes())], labels);
+    l.tag(&image.manifest, "h");
+    s.push(&l, "hostile", "h", false).await;
+    let v = s.image("hostile", "h").await;
+    let d = &v["details"];
+    assert!(d["icon"].is_null() && d["url"].is_null() && d["documentation"].is_null() && d["title"].is_null(), "{d:#}");
+    assert!(d["description"].as_str().is_none_or(|text| text.chars().count() <= 1000), "{d:#}");
+    assert_eq!(d["keywords"].as_array().map(Vec::len), Some(20), "{d:#}");
+    assert_eq!(d["source"], "https://git.example.org/app", "what passes is kept");
+    assert_eq!(d["docs"], "# Hostile\n");
+    let error = v["index_error"].as_str().unwrap_or_default();
+    for field in ["icon", "keywords", "description", "url", "documentation", "title"] {
+        assert!(error.contains(&format!(" {field}: ")), "{field} is named in {error:?}");
+    }
+    assert!(error.len() < 8 * 1024, "the record is bounded: {} bytes", error.len());
+}
+
+#[tokio::test]
 async fn a_broken_layer_is_recorded_on_the_image_and_the_push_succeeds() {
     let s = Setup::new();
     let dir = tempfile::tempdir().expect("temp dir");
