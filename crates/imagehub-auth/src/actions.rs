@@ -91,7 +91,9 @@ impl Actions {
     /// Parses a comma-separated list strictly: every entry must be an action.
     pub fn parse_strict(list: &str) -> Result<Actions, String> {
         list.split(',').map(str::trim).try_fold(Actions::NONE, |set, name| {
-            name.parse().map(|a| set.with(a)).map_err(|()| format!("unknown action {name:?} (pull, push, delete)"))
+            name.parse()
+                .map(|a| set.with(a))
+                .map_err(|()| format!("unknown action {name:?} (pull, push, delete)"))
         })
     }
 
@@ -123,7 +125,10 @@ mod tests {
         assert_eq!(Actions::parse_lenient("pull,frobnicate"), Actions::PULL);
         assert_eq!(Actions::parse_lenient(""), Actions::NONE);
         assert!(Actions::parse_strict("pull,frobnicate").is_err());
-        assert_eq!(Actions::parse_strict("delete, pull").map(|a| a.to_string()), Ok("pull,delete".to_string()));
+        assert_eq!(
+            Actions::parse_strict("delete, pull").map(|a| a.to_string()),
+            Ok("pull,delete".to_string())
+        );
     }
 
     #[test]

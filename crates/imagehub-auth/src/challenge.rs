@@ -39,7 +39,10 @@ mod tests {
         let c = Challenge {
             realm: "http://h/token",
             service: "imagehub",
-            scope: Some(Scope::Repository { name: "a/b".parse().unwrap(), actions: Actions::PULL_PUSH }),
+            scope: Some(Scope::Repository {
+                name: "a/b".parse().unwrap(),
+                actions: Actions::PULL_PUSH,
+            }),
             insufficient_scope: true,
         };
         assert_eq!(

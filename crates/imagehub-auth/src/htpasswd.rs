@@ -21,8 +21,13 @@ pub struct Htpasswd {
 
 impl Htpasswd {
     pub fn load(path: &Path) -> Result<Htpasswd, HtpasswdError> {
-        let text = std::fs::read_to_string(path).map_err(|source| HtpasswdError::Read { path: path.display().to_string(), source })?;
-        Self::parse(&text).map_err(|(line, problem)| HtpasswdError::Line { path: path.display().to_string(), line, problem })
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| HtpasswdError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text).map_err(|(line, problem)| HtpasswdError::Line {
+            path: path.display().to_string(),
+            line,
+            problem,
+        })
     }
 
     /// Parses file contents; blank lines and `#` comments are skipped.
@@ -33,9 +38,13 @@ impl Htpasswd {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (user, hash) = line.split_once(':').ok_or((i + 1, "expected user:hash".to_string()))?;
+            let (user, hash) =
+                line.split_once(':').ok_or((i + 1, "expected user:hash".to_string()))?;
             if !["$2y$", "$2b$", "$2a$"].iter().any(|p| hash.starts_with(p)) {
-                return Err((i + 1, format!("the entry for {user:?} is not bcrypt (create it with htpasswd -B)")));
+                return Err((
+                    i + 1,
+                    format!("the entry for {user:?} is not bcrypt (create it with htpasswd -B)"),
+                ));
             }
             entries.insert(user.to_string(), hash.to_string());
         }

@@ -18,7 +18,9 @@ mod token;
 
 pub use actions::{Action, Actions};
 pub use challenge::Challenge;
-pub use password::{PasswordError, generate_password, hash_password, verify_password, verify_password_of_nobody};
+pub use password::{
+    PasswordError, generate_password, hash_password, verify_password, verify_password_of_nobody,
+};
 pub use policy::{Role, Standing, TokenLimits, Visibility, repository_actions};
 pub use scope::{Scope, ScopeError, parse_scopes};
 pub use secret::{ACCESS_TOKEN_PREFIX, AccessTokenSecret};

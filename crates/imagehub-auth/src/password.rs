@@ -49,7 +49,9 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         return false;
     }
     let Ok(hash) = PasswordHash::new(phc) else { return false };
-    let (Ok(algorithm), Some(salt), Some(expected)) = (Algorithm::try_from(hash.algorithm), hash.salt, hash.hash) else {
+    let (Ok(algorithm), Some(salt), Some(expected)) =
+        (Algorithm::try_from(hash.algorithm), hash.salt, hash.hash)
+    else {
         return false;
     };
     let version = match hash.version.map(Version::try_from) {
@@ -68,7 +70,12 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         if memory.len() < blocks {
             memory.resize(blocks, Block::default());
         }
-        argon2.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..blocks])
+        argon2.hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut out,
+            &mut memory[..blocks],
+        )
     });
     computed.is_ok() && Output::new(&out).is_ok_and(|out| out == expected)
 }
@@ -84,12 +91,18 @@ pub fn verify_password_of_nobody(password: &str) -> bool {
 /// A well-formed hash with the parameters of new hashes, which nothing matches.
 fn nobody_hash() -> String {
     let (m, t, p) = (Params::DEFAULT_M_COST, Params::DEFAULT_T_COST, Params::DEFAULT_P_COST);
-    format!("$argon2id$v=19$m={m},t={t},p={p}$bm9ib2R5LW5vYm9keQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    format!(
+        "$argon2id$v=19$m={m},t={t},p={p}$bm9ib2R5LW5vYm9keQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    )
 }
 
 /// A random password of 24 letters and digits (about 142 bits).
 pub fn generate_password() -> String {
-    rand::thread_rng().sample_iter(rand::distributions::Alphanumeric).take(24).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
 }
 
 #[cfg(test)]
@@ -121,7 +134,10 @@ mod tests {
     #[test]
     fn length_is_bounded() {
         assert!(matches!(hash_password("short"), Err(PasswordError::Length)));
-        assert!(matches!(hash_password(&"x".repeat(MAX_PASSWORD_LEN + 1)), Err(PasswordError::Length)));
+        assert!(matches!(
+            hash_password(&"x".repeat(MAX_PASSWORD_LEN + 1)),
+            Err(PasswordError::Length)
+        ));
         assert_eq!(generate_password().len(), 24);
         assert_ne!(generate_password(), generate_password());
     }

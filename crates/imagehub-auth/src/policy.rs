@@ -106,7 +106,11 @@ pub enum Standing {
 }
 
 /// What `standing` allows on a repository of the given visibility.
-pub fn repository_actions(standing: Standing, visibility: Visibility, anonymous_pull: bool) -> Actions {
+pub fn repository_actions(
+    standing: Standing,
+    visibility: Visibility,
+    anonymous_pull: bool,
+) -> Actions {
     let public_pull = if visibility == Visibility::Public { Actions::PULL } else { Actions::NONE };
     match standing {
         Standing::SiteAdmin | Standing::NamespaceOwner => Actions::ALL,
@@ -163,7 +167,11 @@ mod tests {
             (SiteAdmin, Private, false, Actions::ALL),
         ];
         for (standing, visibility, anonymous_pull, expected) in cases {
-            assert_eq!(repository_actions(standing, visibility, anonymous_pull), expected, "{standing:?} {visibility:?}");
+            assert_eq!(
+                repository_actions(standing, visibility, anonymous_pull),
+                expected,
+                "{standing:?} {visibility:?}"
+            );
         }
     }
 

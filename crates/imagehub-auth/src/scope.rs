@@ -8,7 +8,10 @@ use crate::Actions;
 /// One requested scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    Repository { name: RepoName, actions: Actions },
+    Repository {
+        name: RepoName,
+        actions: Actions,
+    },
     /// `registry:catalog:*`: listing the catalog.
     Catalog,
 }
@@ -27,11 +30,15 @@ impl Scope {
     /// callers skip: a token endpoint grants nothing for them rather than failing.
     pub fn parse(s: &str) -> Result<Option<Scope>, ScopeError> {
         let (kind, rest) = s.split_once(':').ok_or_else(|| ScopeError::Malformed(s.to_string()))?;
-        let (name, actions) = rest.rsplit_once(':').ok_or_else(|| ScopeError::Malformed(s.to_string()))?;
+        let (name, actions) =
+            rest.rsplit_once(':').ok_or_else(|| ScopeError::Malformed(s.to_string()))?;
         // `repository(plugin):name:pull` is an old Docker class suffix; the class is ignored.
         let kind = kind.split_once('(').map_or(kind, |(k, _)| k);
         match (kind, name) {
-            ("repository", _) => Ok(Some(Scope::Repository { name: name.parse()?, actions: Actions::parse_lenient(actions) })),
+            ("repository", _) => Ok(Some(Scope::Repository {
+                name: name.parse()?,
+                actions: Actions::parse_lenient(actions),
+            })),
             ("registry", "catalog") => Ok(Some(Scope::Catalog)),
             _ => Ok(None),
         }
@@ -48,7 +55,9 @@ impl Scope {
 
 /// Parses every `scope` value of a token request. Docker sends one `scope` parameter per
 /// scope; some clients join several with spaces (RFC 6749), so both are accepted.
-pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<Scope>, ScopeError> {
+pub fn parse_scopes<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Scope>, ScopeError> {
     let mut scopes = Vec::new();
     for value in values {
         for part in value.split(' ').filter(|p| !p.is_empty()) {
@@ -69,7 +78,10 @@ mod tests {
         let s = Scope::parse("repository:acme/app:pull,push").unwrap().unwrap();
         assert_eq!(s.to_scope_string(), "repository:acme/app:pull,push");
         assert_eq!(Scope::parse("registry:catalog:*").unwrap(), Some(Scope::Catalog));
-        assert_eq!(Scope::parse("repository(plugin):acme/app:pull").unwrap().unwrap().to_scope_string(), "repository:acme/app:pull");
+        assert_eq!(
+            Scope::parse("repository(plugin):acme/app:pull").unwrap().unwrap().to_scope_string(),
+            "repository:acme/app:pull"
+        );
         assert_eq!(Scope::parse("something:else:pull").unwrap(), None);
     }
 
@@ -81,7 +93,9 @@ mod tests {
 
     #[test]
     fn several_scopes_in_one_value() {
-        let scopes = parse_scopes(["repository:a/b:pull repository:a/c:push", "registry:catalog:*"]).unwrap();
+        let scopes =
+            parse_scopes(["repository:a/b:pull repository:a/c:push", "registry:catalog:*"])
+                .unwrap();
         assert_eq!(scopes.len(), 3);
     }
 }

@@ -19,7 +19,11 @@ pub struct AccessTokenSecret {
 
 impl AccessTokenSecret {
     pub fn generate() -> AccessTokenSecret {
-        let random: String = rand::thread_rng().sample_iter(rand::distributions::Alphanumeric).take(40).map(char::from).collect();
+        let random: String = rand::thread_rng()
+            .sample_iter(rand::distributions::Alphanumeric)
+            .take(40)
+            .map(char::from)
+            .collect();
         let secret = format!("{ACCESS_TOKEN_PREFIX}{random}");
         let hash = Self::hash_of(&secret);
         AccessTokenSecret { secret, hash }

@@ -36,7 +36,11 @@ pub struct AccessEntry {
 
 impl AccessEntry {
     pub fn repository(name: &str, actions: Actions) -> AccessEntry {
-        AccessEntry { kind: "repository".into(), name: name.into(), actions: actions.names().into_iter().map(String::from).collect() }
+        AccessEntry {
+            kind: "repository".into(),
+            name: name.into(),
+            actions: actions.names().into_iter().map(String::from).collect(),
+        }
     }
 
     pub fn catalog() -> AccessEntry {
@@ -45,7 +49,11 @@ impl AccessEntry {
 
     /// The actions this entry grants on repository `name`.
     pub fn repository_actions(&self, name: &str) -> Actions {
-        if self.kind == "repository" && self.name == name { Actions::parse_lenient(&self.actions.join(",")) } else { Actions::NONE }
+        if self.kind == "repository" && self.name == name {
+            Actions::parse_lenient(&self.actions.join(","))
+        } else {
+            Actions::NONE
+        }
     }
 }
 
@@ -108,13 +116,15 @@ impl SigningKey {
             Ok(pem) => pem,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
-                let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| invalid(path, e))?.to_string();
+                let pem =
+                    key.to_pkcs8_pem(LineEnding::LF).map_err(|e| invalid(path, e))?.to_string();
                 write_private(path, pem.as_bytes()).map_err(file_error)?;
                 pem
             }
             Err(e) => return Err(file_error(e)),
         };
-        Self::from_pem(&pem).map_err(|detail| TokenError::KeyInvalid { path: path.display().to_string(), detail })
+        Self::from_pem(&pem)
+            .map_err(|detail| TokenError::KeyInvalid { path: path.display().to_string(), detail })
     }
 
     /// A key from PKCS#8 PEM.
@@ -123,10 +133,16 @@ impl SigningKey {
         let public = secret.public_key();
         let public_pem = public.to_public_key_pem(LineEnding::LF).map_err(|e| e.to_string())?;
         let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
-        let decoding = DecodingKey::from_ec_pem(public_pem.as_bytes()).map_err(|e| e.to_string())?;
-        let jwk: serde_json::Value = serde_json::from_str(&public.to_jwk_string()).map_err(|e| e.to_string())?;
+        let decoding =
+            DecodingKey::from_ec_pem(public_pem.as_bytes()).map_err(|e| e.to_string())?;
+        let jwk: serde_json::Value =
+            serde_json::from_str(&public.to_jwk_string()).map_err(|e| e.to_string())?;
         // RFC 7638 thumbprint: SHA-256 of the required members in lexicographic order.
-        let thumbprint_input = format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, jwk["x"].as_str().unwrap_or(""), jwk["y"].as_str().unwrap_or(""));
+        let thumbprint_input = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk["x"].as_str().unwrap_or(""),
+            jwk["y"].as_str().unwrap_or("")
+        );
         let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint_input.as_bytes()));
         let mut jwk = jwk;
         jwk["kid"] = kid.clone().into();
@@ -148,20 +164,31 @@ impl SigningKey {
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| TokenError::Invalid(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 
     /// Verifies signature, algorithm, issuer, audience, expiry and use; returns the claims.
-    pub fn verify(&self, token: &str, issuer: &str, audience: &str, expected: TokenUse) -> Result<Claims, TokenError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        expected: TokenUse,
+    ) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::ES256);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = 30;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| TokenError::Invalid(reason(&e).into()))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| TokenError::Invalid(reason(&e).into()))?;
         if data.claims.token_use != expected {
-            return Err(TokenError::Invalid(format!("a {:?} token cannot be used here", data.claims.token_use)));
+            return Err(TokenError::Invalid(format!(
+                "a {:?} token cannot be used here",
+                data.claims.token_use
+            )));
         }
         Ok(data.claims)
     }
@@ -175,8 +202,12 @@ fn reason(e: &jsonwebtoken::errors::Error) -> &'static str {
         ErrorKind::ExpiredSignature => "the token has expired",
         ErrorKind::ImmatureSignature => "the token is not valid yet",
         ErrorKind::InvalidSignature => "the token's signature does not verify",
-        ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => "the token was issued for another registry",
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "the token is not signed with ES256",
+        ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => {
+            "the token was issued for another registry"
+        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "the token is not signed with ES256"
+        }
         ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim",
         _ => "the token is malformed",
     }
@@ -189,7 +220,12 @@ fn invalid(path: &Path, e: impl std::fmt::Display) -> TokenError {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -204,7 +240,8 @@ mod tests {
     use super::*;
 
     fn claims(exp: u64) -> Claims {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         Claims {
             iss: "imagehub".into(),
             sub: "alice".into(),
@@ -245,6 +282,9 @@ mod tests {
         assert!(other.verify(&token, "imagehub", "registry", TokenUse::Access).is_err());
         let mut expired = claims(0);
         expired.exp -= 3600;
-        assert!(key.verify(&key.sign(&expired).unwrap(), "imagehub", "registry", TokenUse::Access).is_err());
+        assert!(
+            key.verify(&key.sign(&expired).unwrap(), "imagehub", "registry", TokenUse::Access)
+                .is_err()
+        );
     }
 }

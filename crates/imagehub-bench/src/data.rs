@@ -112,7 +112,10 @@ impl Pool {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        Self { rng: Mutex::new(Rng::new(nanos ^ (u64::from(std::process::id()) << 32))), shared: Mutex::new(Bytes::new()) }
+        Self {
+            rng: Mutex::new(Rng::new(nanos ^ (u64::from(std::process::id()) << 32))),
+            shared: Mutex::new(Bytes::new()),
+        }
     }
 
     fn random(&self, len: usize) -> Bytes {
@@ -130,7 +133,9 @@ impl Pool {
             return Blob::from_chunks(vec![self.random(size as usize)]);
         }
         let shared = {
-            let Ok(mut guard) = self.shared.lock() else { return Blob::from_chunks(vec![self.random(size as usize)]) };
+            let Ok(mut guard) = self.shared.lock() else {
+                return Blob::from_chunks(vec![self.random(size as usize)]);
+            };
             if (guard.len() as u64) < size {
                 *guard = self.random(size as usize);
             }

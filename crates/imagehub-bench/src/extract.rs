@@ -55,18 +55,24 @@ pub struct Io {
 
 impl Io {
     fn since(self, earlier: Io) -> Io {
-        Io { rchar: self.rchar.saturating_sub(earlier.rchar), read_bytes: self.read_bytes.saturating_sub(earlier.read_bytes) }
+        Io {
+            rchar: self.rchar.saturating_sub(earlier.rchar),
+            read_bytes: self.read_bytes.saturating_sub(earlier.read_bytes),
+        }
     }
 }
 
 fn parse_io(text: &str) -> Option<Io> {
-    let field = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().parse().ok());
+    let field = |key: &str| {
+        text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().parse().ok())
+    };
     Some(Io { rchar: field("rchar")?, read_bytes: field("read_bytes")? })
 }
 
 /// The read counters of process `pid`, all its threads included.
 pub fn proc_io(pid: u32) -> Result<Io> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).with_context(|| format!("reading /proc/{pid}/io"))?;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .with_context(|| format!("reading /proc/{pid}/io"))?;
     parse_io(&text).ok_or_else(|| anyhow!("/proc/{pid}/io has no rchar or read_bytes"))
 }
 
@@ -132,7 +138,10 @@ fn config_blob(layers: &[&Blob]) -> Blob {
 }
 
 fn manifest(config: &Blob, layers: &[&Blob]) -> Bytes {
-    let layers: Vec<Value> = layers.iter().map(|l| json!({"mediaType": LAYER_TAR, "digest": l.digest, "size": l.size})).collect();
+    let layers: Vec<Value> = layers
+        .iter()
+        .map(|l| json!({"mediaType": LAYER_TAR, "digest": l.digest, "size": l.size}))
+        .collect();
     let v = json!({
         "schemaVersion": 2,
         "mediaType": registry::OCI_MANIFEST,
@@ -198,7 +207,9 @@ async fn push_blobs(target: &Arc<Target>, admin: &Admin, image: &Image) -> Resul
     conn.set_default_header(AUTHORIZATION, &admin.basic())?;
     let t0 = Instant::now();
     for blob in [&image.bottom, &image.top, &image.config] {
-        registry::upload_monolithic(&mut conn, REPO, blob).await.with_context(|| format!("uploading {}", blob.digest))?;
+        registry::upload_monolithic(&mut conn, REPO, blob)
+            .await
+            .with_context(|| format!("uploading {}", blob.digest))?;
     }
     Ok((conn, t0.elapsed().as_secs_f64()))
 }
@@ -214,7 +225,12 @@ async fn index_measured(target: &Arc<Target>, admin: &Admin, pid: u32) -> Result
 async fn check_details(target: &Arc<Target>, admin: &Admin) -> Result<Value> {
     let mut conn = Conn::connect(target).await?;
     let (org, repo) = REPO.split_once('/').unwrap_or(("bench", REPO));
-    let r = conn.call(Req::get(format!("/api/v1/orgs/{org}/repos/{repo}/images/{TAG}")).header(AUTHORIZATION, &admin.basic())).await?;
+    let r = conn
+        .call(
+            Req::get(format!("/api/v1/orgs/{org}/repos/{repo}/images/{TAG}"))
+                .header(AUTHORIZATION, &admin.basic()),
+        )
+        .await?;
     r.expect(&[200], "GET the image")?;
     let v: Value = serde_json::from_slice(&r.body).context("image answer is not JSON")?;
     let d = &v["details"];
@@ -223,7 +239,10 @@ async fn check_details(target: &Arc<Target>, admin: &Admin) -> Result<Value> {
         && d["docs"].as_str().is_some_and(|s| s.starts_with("# Big"))
         && v["detail_sources"].as_array().is_some_and(|s| s.iter().any(|x| x == "image_readme"));
     if !from_readme || v["index_error"] != Value::Null {
-        bail!("the image's details did not come from its README:\n{}", serde_json::to_string_pretty(&v)?);
+        bail!(
+            "the image's details did not come from its README:\n{}",
+            serde_json::to_string_pretty(&v)?
+        );
     }
     Ok(v)
 }
@@ -275,7 +294,11 @@ fn int(b: u64) -> String {
 
 fn bytes_cell(b: u64) -> String {
     let mib = b as f64 / (1 << 20) as f64;
-    if mib >= 1.0 { format!("{} B = {} MiB", int(b), fmt_num(mib)) } else { format!("{} B", int(b)) }
+    if mib >= 1.0 {
+        format!("{} B = {} MiB", int(b), fmt_num(mib))
+    } else {
+        format!("{} B", int(b))
+    }
 }
 
 /// The text table of the results.
@@ -287,13 +310,31 @@ pub fn table(f: &Figures) -> String {
         ("push (blobs)", format!("{} s", fmt_num(f.push_seconds))),
         (
             "indexing wall time",
-            format!("{} ms ({} job run; same call, empty queue: {} ms)", fmt_num(f.index_seconds * 1e3), f.index_ran, fmt_num(f.empty_index_seconds * 1e3)),
+            format!(
+                "{} ms ({} job run; same call, empty queue: {} ms)",
+                fmt_num(f.index_seconds * 1e3),
+                f.index_ran,
+                fmt_num(f.empty_index_seconds * 1e3)
+            ),
         ),
         (
             "server rchar delta",
-            format!("{} B = {:.5} % of the image ({}; empty queue: {} B)", int(f.io.rchar), f.rchar_pct_of_image, f.window, int(f.empty_io.rchar)),
+            format!(
+                "{} B = {:.5} % of the image ({}; empty queue: {} B)",
+                int(f.io.rchar),
+                f.rchar_pct_of_image,
+                f.window,
+                int(f.empty_io.rchar)
+            ),
         ),
-        ("server read_bytes delta", format!("{} B (disk reads that missed the page cache; empty queue: {} B)", int(f.io.read_bytes), int(f.empty_io.read_bytes))),
+        (
+            "server read_bytes delta",
+            format!(
+                "{} B (disk reads that missed the page cache; empty queue: {} B)",
+                int(f.io.read_bytes),
+                int(f.empty_io.read_bytes)
+            ),
+        ),
     ];
     let mut out = String::new();
     for (label, value) in rows {
@@ -315,7 +356,12 @@ pub async fn run(opts: Options) -> Result<()> {
     let password = format!("Bench-{}-Pw1", hex::encode(Pool::new().bytes(12)));
     let admin = Admin { user: "admin".into(), password };
     let server = Server::start_hub(&opts.imagehub_bin, &admin.password, None).await?;
-    eprintln!("started imagehub pid {} at {} (log {})", server.pid, server.url, server.log_path().display());
+    eprintln!(
+        "started imagehub pid {} at {} (log {})",
+        server.pid,
+        server.url,
+        server.log_path().display()
+    );
     let result = measure(&server, &admin, opts.size_mib).await;
     if result.is_err() {
         eprintln!("server log tail:\n{}", server.log_tail());
@@ -323,10 +369,15 @@ pub async fn run(opts: Options) -> Result<()> {
     server.stop();
     let f = result?;
     let load_end = report::loadavg();
-    println!("extract: README in the top layer of {REPO}:{TAG} | load start {load_start} | load end {load_end}");
+    println!(
+        "extract: README in the top layer of {REPO}:{TAG} | load start {load_start} | load end {load_end}"
+    );
     print!("{}", table(&f));
     if let Some(path) = &opts.json {
-        crate::write_json(path, &json!({"load_start": load_start, "load_end": load_end, "size_mib": opts.size_mib, "figures": f}))?;
+        crate::write_json(
+            path,
+            &json!({"load_start": load_start, "load_end": load_end, "size_mib": opts.size_mib, "figures": f}),
+        )?;
         println!("JSON: {}", path.display());
     }
     Ok(())

@@ -113,7 +113,12 @@ pub struct Req {
 
 impl Req {
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Self { method, path: Target::path_of(&path.into()), headers: Vec::new(), body: ChunkBody::default() }
+        Self {
+            method,
+            path: Target::path_of(&path.into()),
+            headers: Vec::new(),
+            body: ChunkBody::default(),
+        }
     }
     pub fn get(path: impl Into<String>) -> Self {
         Self::new(Method::GET, path)
@@ -235,16 +240,23 @@ impl Conn {
             for (name, value) in &req.headers {
                 builder = builder.header(name, value);
             }
-            for (name, value) in self.defaults.iter().filter(|(n, _)| !req.headers.iter().any(|(h, _)| h == n)) {
+            for (name, value) in
+                self.defaults.iter().filter(|(n, _)| !req.headers.iter().any(|(h, _)| h == n))
+            {
                 builder = builder.header(name, value);
             }
-            if req.body.len() == 0 && matches!(req.method, Method::PUT | Method::POST | Method::PATCH) {
+            if req.body.len() == 0
+                && matches!(req.method, Method::PUT | Method::POST | Method::PATCH)
+            {
                 builder = builder.header(CONTENT_LENGTH, "0");
             }
             let request = builder.body(req.body.clone())?;
             match sender.send_request(request).await {
                 Ok(resp) => return Ok(resp),
-                Err(e) if !retried && (e.is_canceled() || e.is_closed() || e.is_incomplete_message()) => {
+                Err(e)
+                    if !retried
+                        && (e.is_canceled() || e.is_closed() || e.is_incomplete_message()) =>
+                {
                     retried = true;
                     self.sender = None;
                 }
@@ -287,16 +299,23 @@ mod tests {
 
     #[test]
     fn parses_targets_and_paths() {
-        assert_eq!(Target::parse("http://127.0.0.1:5000/").expect("valid").authority, "127.0.0.1:5000");
+        assert_eq!(
+            Target::parse("http://127.0.0.1:5000/").expect("valid").authority,
+            "127.0.0.1:5000"
+        );
         assert_eq!(Target::parse("http://reg").expect("valid").authority, "reg:80");
         assert!(Target::parse("https://reg").is_err());
-        assert_eq!(Target::path_of("http://h:1/v2/a/blobs/uploads/x?y=1"), "/v2/a/blobs/uploads/x?y=1");
+        assert_eq!(
+            Target::path_of("http://h:1/v2/a/blobs/uploads/x?y=1"),
+            "/v2/a/blobs/uploads/x?y=1"
+        );
         assert_eq!(Target::path_of("/v2/a"), "/v2/a");
     }
 
     #[test]
     fn chunk_body_length() {
-        let b = ChunkBody::new([Bytes::from_static(b"ab"), Bytes::new(), Bytes::from_static(b"cde")]);
+        let b =
+            ChunkBody::new([Bytes::from_static(b"ab"), Bytes::new(), Bytes::from_static(b"cde")]);
         assert_eq!(b.len(), 5);
         assert_eq!(http_body::Body::size_hint(&b).exact(), Some(5));
     }

@@ -59,7 +59,13 @@ impl Outcome {
 
 /// Runs `conns` tasks; task `t` sends `make(t, seq)` (seq counts globally from 0) and
 /// expects a status in `expect`. Connections are opened before the clock starts.
-pub async fn run<F>(target: &Arc<Target>, conns: usize, stop: Stop, expect: &'static [u16], make: F) -> Result<Outcome>
+pub async fn run<F>(
+    target: &Arc<Target>,
+    conns: usize,
+    stop: Stop,
+    expect: &'static [u16],
+    make: F,
+) -> Result<Outcome>
 where
     F: Fn(usize, u64) -> Req + Send + Sync + 'static,
 {
@@ -102,7 +108,11 @@ where
                     Ok(r) => {
                         out.failed += 1;
                         out.first_error.get_or_insert_with(|| {
-                            format!("HTTP {}: {}", r.status.as_u16(), String::from_utf8_lossy(&r.body[..r.body.len().min(200)]))
+                            format!(
+                                "HTTP {}: {}",
+                                r.status.as_u16(),
+                                String::from_utf8_lossy(&r.body[..r.body.len().min(200)])
+                            )
                         });
                     }
                     Err(e) => {

@@ -161,20 +161,37 @@ fn write_json(path: &PathBuf, value: &serde_json::Value) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, serde_json::to_string_pretty(value)?).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, serde_json::to_string_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
-async fn compare(rounds: usize, quick: bool, only: &[String], ih_bin: PathBuf, dist_bin: PathBuf, json_path: PathBuf) -> Result<()> {
+async fn compare(
+    rounds: usize,
+    quick: bool,
+    only: &[String],
+    ih_bin: PathBuf,
+    dist_bin: PathBuf,
+    json_path: PathBuf,
+) -> Result<()> {
     let machine = Machine::detect();
     let load_start = report::loadavg();
     println!("machine: {} | load at start {load_start}", machine.describe());
     let mut results: Vec<(Kind, usize, RunReport)> = Vec::new();
     for round in 0..rounds {
         // Alternate which server goes first: ih, dist | dist, ih | ...
-        let order = if round % 2 == 0 { [Kind::Imagehub, Kind::Distribution] } else { [Kind::Distribution, Kind::Imagehub] };
+        let order = if round % 2 == 0 {
+            [Kind::Imagehub, Kind::Distribution]
+        } else {
+            [Kind::Distribution, Kind::Imagehub]
+        };
         for kind in order {
             let bin = if kind == Kind::Imagehub { &ih_bin } else { &dist_bin };
-            eprintln!("== round {}/{rounds}: {} (load {})", round + 1, kind.name(), report::loadavg());
+            eprintln!(
+                "== round {}/{rounds}: {} (load {})",
+                round + 1,
+                kind.name(),
+                report::loadavg()
+            );
             let server = Server::start(kind, bin).await?;
             let rep = measure(&server.url, Some(server.pid), quick, only).await?;
             if !rep.errors.is_empty() {
@@ -187,7 +204,8 @@ async fn compare(rounds: usize, quick: bool, only: &[String], ih_bin: PathBuf, d
     }
     let load_end = report::loadavg();
     let pick = |k: Kind| -> Vec<RunReport> {
-        let mut v: Vec<(usize, RunReport)> = results.iter().filter(|r| r.0 == k).map(|r| (r.1, r.2.clone())).collect();
+        let mut v: Vec<(usize, RunReport)> =
+            results.iter().filter(|r| r.0 == k).map(|r| (r.1, r.2.clone())).collect();
         v.sort_by_key(|r| r.0);
         v.into_iter().map(|r| r.1).collect()
     };
@@ -195,7 +213,10 @@ async fn compare(rounds: usize, quick: bool, only: &[String], ih_bin: PathBuf, d
     let rows = report::summarize(&ih, &dist);
     println!();
     println!("machine: {} | load start {load_start} | load end {load_end}", machine.describe());
-    println!("{rounds} rounds{}, medians per server; \"imagehub is\" = ratio of medians in the better direction\n", if quick { " (quick)" } else { "" });
+    println!(
+        "{rounds} rounds{}, medians per server; \"imagehub is\" = ratio of medians in the better direction\n",
+        if quick { " (quick)" } else { "" }
+    );
     print!("{}", report::compare_table(&rows));
     print!("{}", report::upload_vs_sha256(&rows, &machine));
     for (kind, round, rep) in &results {
@@ -203,8 +224,10 @@ async fn compare(rounds: usize, quick: bool, only: &[String], ih_bin: PathBuf, d
             println!("ERROR {} round {}: {e}", kind.name(), round + 1);
         }
     }
-    let runs: Vec<serde_json::Value> =
-        results.iter().map(|(k, r, rep)| json!({"server": k.name(), "round": r + 1, "report": rep})).collect();
+    let runs: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(k, r, rep)| json!({"server": k.name(), "round": r + 1, "report": rep}))
+        .collect();
     write_json(
         &json_path,
         &json!({"machine": machine, "load_start": load_start, "load_end": load_end, "rounds": rounds, "quick": quick,

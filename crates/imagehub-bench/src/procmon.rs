@@ -38,7 +38,12 @@ pub fn machine_busy_seconds() -> Option<f64> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     // user nice system idle iowait irq softirq steal
-    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7).copied().unwrap_or(0.0);
+    let busy = v.first()?
+        + v.get(1)?
+        + v.get(2)?
+        + v.get(5)?
+        + v.get(6)?
+        + v.get(7).copied().unwrap_or(0.0);
     Some(busy / clk_tck())
 }
 

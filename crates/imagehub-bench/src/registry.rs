@@ -34,7 +34,10 @@ pub fn link_next(value: &str) -> Option<String> {
             let p = p.trim().trim_end_matches(',').trim();
             let Some((k, v)) = p.split_once('=') else { return false };
             k.trim().eq_ignore_ascii_case("rel")
-                && v.trim().trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next"))
+                && v.trim()
+                    .trim_matches('"')
+                    .split_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case("next"))
         });
         if is_next {
             return Some(target.to_string());
@@ -119,7 +122,8 @@ pub async fn mount_or_upload(conn: &mut Conn, repo: &str, from: &str, blob: &Blo
     if r.status.as_u16() == 201 {
         return Ok(true);
     }
-    let location = r.header("location").ok_or_else(|| anyhow!("mount answered 202 without Location"))?;
+    let location =
+        r.header("location").ok_or_else(|| anyhow!("mount answered 202 without Location"))?;
     let r = conn
         .call(
             Req::put(with_digest(location, &blob.digest))
@@ -159,7 +163,9 @@ pub fn manifest_json(config: &Blob, layers: &[&Blob], annotation: &str) -> Bytes
 
 /// The request for `PUT /v2/<repo>/manifests/<reference>`.
 pub fn put_manifest_req(repo: &str, reference: &str, body: Bytes) -> Req {
-    Req::put(format!("/v2/{repo}/manifests/{reference}")).header(CONTENT_TYPE, OCI_MANIFEST).bytes(body)
+    Req::put(format!("/v2/{repo}/manifests/{reference}"))
+        .header(CONTENT_TYPE, OCI_MANIFEST)
+        .bytes(body)
 }
 
 /// `GET /v2/<repo>/manifests/<reference>` as a pull client asks for it.
@@ -195,8 +201,8 @@ pub async fn walk(conn: &mut Conn, first: &str) -> Result<Vec<Bytes>> {
 pub fn listing_entries(pages: &[Bytes], field: &str) -> Result<Vec<String>> {
     let mut entries = Vec::new();
     for (i, body) in pages.iter().enumerate() {
-        let mut page: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(body).with_context(|| format!("JSON of listing page {}", i + 1))?;
+        let mut page: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            .with_context(|| format!("JSON of listing page {}", i + 1))?;
         if let Some(serde_json::Value::Array(items)) = page.remove(field) {
             entries.extend(items.into_iter().filter_map(|x| match x {
                 serde_json::Value::String(s) => Some(s),
@@ -217,11 +223,11 @@ mod tests {
             link_next(r#"</v2/_catalog?last=b&n=100>; rel="next""#).as_deref(),
             Some("/v2/_catalog?last=b&n=100")
         );
-        assert_eq!(link_next("<http://h/v2/r/tags/list?n=5&last=x>;rel=next").as_deref(), Some("http://h/v2/r/tags/list?n=5&last=x"));
         assert_eq!(
-            link_next(r#"</a>; rel="prev", </b>; rel="next""#).as_deref(),
-            Some("/b")
+            link_next("<http://h/v2/r/tags/list?n=5&last=x>;rel=next").as_deref(),
+            Some("http://h/v2/r/tags/list?n=5&last=x")
         );
+        assert_eq!(link_next(r#"</a>; rel="prev", </b>; rel="next""#).as_deref(), Some("/b"));
         assert_eq!(link_next(r#"</a>; rel="prev""#), None);
         assert_eq!(link_next(""), None);
         assert_eq!(link_next(r#"</c>; title="x"; rel="first next""#).as_deref(), Some("/c"));

@@ -33,7 +33,14 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    pub fn add(&mut self, key: &str, label: &str, value: f64, unit: &str, better: Better) -> &mut Figure {
+    pub fn add(
+        &mut self,
+        key: &str,
+        label: &str,
+        value: f64,
+        unit: &str,
+        better: Better,
+    ) -> &mut Figure {
         self.figures.push(Figure {
             key: key.to_string(),
             label: label.to_string(),
@@ -68,7 +75,15 @@ pub fn fmt_num(v: f64) -> String {
     if !v.is_finite() {
         return "-".to_string();
     }
-    let decimals = if v.abs() >= 100.0 { 0 } else if v.abs() >= 10.0 { 1 } else if v.abs() >= 1.0 { 2 } else { 3 };
+    let decimals = if v.abs() >= 100.0 {
+        0
+    } else if v.abs() >= 10.0 {
+        1
+    } else if v.abs() >= 1.0 {
+        2
+    } else {
+        3
+    };
     let s = format!("{v:.decimals$}");
     let (int, frac) = s.split_once('.').map_or((s.as_str(), None), |(a, b)| (a, Some(b)));
     let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
@@ -87,10 +102,21 @@ pub fn fmt_num(v: f64) -> String {
 
 /// The table printed by `run`.
 pub fn run_table(r: &RunReport) -> String {
-    let mut out = format!("imagehub-bench run against {} ({:.0} s{})\n", r.url, r.seconds, if r.quick { ", quick" } else { "" });
+    let mut out = format!(
+        "imagehub-bench run against {} ({:.0} s{})\n",
+        r.url,
+        r.seconds,
+        if r.quick { ", quick" } else { "" }
+    );
     out.push_str(&format!("{:<64} {:>12} {:<8} {:>7}\n", "figure", "value", "unit", "failed"));
     for f in &r.figures {
-        out.push_str(&format!("{:<64} {:>12} {:<8} {:>7}\n", f.label, fmt_num(f.value), f.unit, f.failed));
+        out.push_str(&format!(
+            "{:<64} {:>12} {:<8} {:>7}\n",
+            f.label,
+            fmt_num(f.value),
+            f.unit,
+            f.failed
+        ));
     }
     for e in &r.errors {
         out.push_str(&format!("ERROR: {e}\n"));
@@ -120,7 +146,9 @@ impl Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
-            .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string()))
+            .find_map(|l| {
+                l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string())
+            })
             .unwrap_or_else(|| "unknown".to_string());
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let mem_kib: f64 = meminfo
@@ -130,7 +158,10 @@ impl Machine {
         Self {
             cpu_model,
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
             memory_gib: mem_kib / (1 << 20) as f64,
             sha256_mb_per_s: sha256_speed(),
             fsync_write_mb_per_s: fsync_write_speed().unwrap_or(f64::NAN),
@@ -141,7 +172,12 @@ impl Machine {
     pub fn describe(&self) -> String {
         format!(
             "{} | {} cores | kernel {} | {:.1} GiB RAM | SHA-256 one core {:.0} MB/s | write+fsync /tmp {:.0} MB/s",
-            self.cpu_model, self.cores, self.kernel, self.memory_gib, self.sha256_mb_per_s, self.fsync_write_mb_per_s
+            self.cpu_model,
+            self.cores,
+            self.kernel,
+            self.memory_gib,
+            self.sha256_mb_per_s,
+            self.fsync_write_mb_per_s
         )
     }
 }
@@ -186,7 +222,9 @@ pub fn loadavg() -> String {
 /// speed and of its write+fsync speed (the two ceilings of a durable upload).
 pub fn upload_vs_sha256(rows: &[SummaryRow], machine: &Machine) -> String {
     let mut out = String::new();
-    for row in rows.iter().filter(|r| r.key.starts_with("upload_") && r.key.ends_with("ib_mbps") && r.key != "upload_1mib_mbps") {
+    for row in rows.iter().filter(|r| {
+        r.key.starts_with("upload_") && r.key.ends_with("ib_mbps") && r.key != "upload_1mib_mbps"
+    }) {
         if let Some(v) = row.imagehub_median.filter(|_| !row.key.contains("chunked")) {
             out.push_str(&format!(
                 "{}: imagehub {:.0} MB/s = {:.0} % of one core's SHA-256, {:.0} % of write+fsync\n",
@@ -235,7 +273,12 @@ pub fn summarize(imagehub: &[RunReport], distribution: &[RunReport]) -> Vec<Summ
             let values = |rs: &[RunReport]| -> Vec<f64> {
                 rs.iter().filter_map(|r| r.get(&k.key)).map(|f| f.value).collect()
             };
-            let failed: u64 = imagehub.iter().chain(distribution).filter_map(|r| r.get(&k.key)).map(|f| f.failed).sum();
+            let failed: u64 = imagehub
+                .iter()
+                .chain(distribution)
+                .filter_map(|r| r.get(&k.key))
+                .map(|f| f.failed)
+                .sum();
             let (iv, dv) = (values(imagehub), values(distribution));
             let (im, dm) = (median(&iv), median(&dv));
             let per_round: Vec<f64> = imagehub
@@ -276,7 +319,8 @@ pub fn compare_table(rows: &[SummaryRow]) -> String {
             Some(g) => format!("{:.2}× worse", 1.0 / g),
             None => "-".to_string(),
         };
-        let failed = if r.failed > 0 { format!(" ({} failed requests)", r.failed) } else { String::new() };
+        let failed =
+            if r.failed > 0 { format!(" ({} failed requests)", r.failed) } else { String::new() };
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {}{} |\n",
             r.label,

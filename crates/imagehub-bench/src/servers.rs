@@ -71,7 +71,9 @@ http:
 impl Server {
     /// Starts a fresh server of `kind` from `bin` and waits until `GET /v2/` answers.
     pub async fn start(kind: Kind, bin: &Path) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix(&format!("imagehub-bench-{}-", kind.name())).tempdir_in("/tmp")?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("imagehub-bench-{}-", kind.name()))
+            .tempdir_in("/tmp")?;
         let port = free_port()?;
         let data: PathBuf = dir.path().join("data");
         std::fs::create_dir_all(&data)?;
@@ -120,7 +122,13 @@ impl Server {
     }
 
     /// Spawns `cmd` (output to `server.log` in `dir`) and waits until it answers.
-    async fn launch(kind: Kind, bin: &Path, mut cmd: Command, dir: tempfile::TempDir, port: u16) -> Result<Self> {
+    async fn launch(
+        kind: Kind,
+        bin: &Path,
+        mut cmd: Command,
+        dir: tempfile::TempDir,
+        port: u16,
+    ) -> Result<Self> {
         let log = std::fs::File::create(dir.path().join("server.log"))?;
         let child = cmd
             .stdin(Stdio::null())
@@ -145,18 +153,22 @@ impl Server {
     }
 
     async fn wait_ready(&mut self, port: u16) -> Result<()> {
-        let target = std::sync::Arc::new(crate::http::Target::parse(&format!("http://127.0.0.1:{port}"))?);
+        let target =
+            std::sync::Arc::new(crate::http::Target::parse(&format!("http://127.0.0.1:{port}"))?);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
-                bail!("{} exited with {status} during start-up:\n{}", self.kind.name(), self.log_tail());
+                bail!(
+                    "{} exited with {status} during start-up:\n{}",
+                    self.kind.name(),
+                    self.log_tail()
+                );
             }
-            if let Ok(mut conn) = crate::http::Conn::connect(&target).await {
-                if let Ok(r) = conn.call(crate::http::Req::get("/v2/")).await {
-                    if matches!(r.status.as_u16(), 200 | 401) {
-                        return Ok(());
-                    }
-                }
+            if let Ok(mut conn) = crate::http::Conn::connect(&target).await
+                && let Ok(r) = conn.call(crate::http::Req::get("/v2/")).await
+                && matches!(r.status.as_u16(), 200 | 401)
+            {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

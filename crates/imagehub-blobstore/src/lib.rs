@@ -67,10 +67,7 @@ impl FsBlobStore {
 
     /// Where the blob with `digest` lives (whether or not it exists).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.blobs_dir
-            .join(digest.algorithm().as_str())
-            .join(&digest.hex()[..2])
-            .join(digest.hex())
+        self.blobs_dir.join(digest.algorithm().as_str()).join(&digest.hex()[..2]).join(digest.hex())
     }
 
     /// The size of a stored blob, or `None` when it is not stored.
@@ -83,7 +80,10 @@ impl FsBlobStore {
     }
 
     /// Opens a stored blob for reading, or `None` when it is not stored.
-    pub async fn open_blob(&self, digest: &Digest) -> Result<Option<tokio::fs::File>, BlobStoreError> {
+    pub async fn open_blob(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<tokio::fs::File>, BlobStoreError> {
         match tokio::fs::File::open(self.blob_path(digest)).await {
             Ok(file) => Ok(Some(file)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -110,7 +110,11 @@ impl FsBlobStore {
     /// Verifies that `upload` hashes to `expected`, makes it durable and moves it to its
     /// content-addressed place. Returns the blob's size. On a mismatch the upload is
     /// left as it was.
-    pub async fn commit_upload(&self, upload: Upload, expected: &Digest) -> Result<u64, BlobStoreError> {
+    pub async fn commit_upload(
+        &self,
+        upload: Upload,
+        expected: &Digest,
+    ) -> Result<u64, BlobStoreError> {
         let actual = upload.digest(expected.algorithm()).await?;
         if &actual != expected {
             return Err(BlobStoreError::DigestMismatch { expected: expected.clone(), actual });
@@ -139,7 +143,9 @@ impl FsBlobStore {
     /// Hashes a stored file with `algorithm`, streaming it (used for sha512 uploads, whose
     /// algorithm is only known when the upload is finished).
     async fn hash_file(path: PathBuf, algorithm: Algorithm) -> Result<Digest, BlobStoreError> {
-        let hashed = tokio::task::spawn_blocking(move || upload::hash_file(&path, imagehub_oci::Hasher::new(algorithm)));
+        let hashed = tokio::task::spawn_blocking(move || {
+            upload::hash_file(&path, imagehub_oci::Hasher::new(algorithm))
+        });
         let (_, hasher) = hashed.await.expect("hash task does not panic")?;
         Ok(hasher.finish())
     }
@@ -165,11 +171,17 @@ impl FsBlobStore {
                     for entry in read_dir_if_exists(&prefix?.path())? {
                         let entry = entry?;
                         let name = entry.file_name();
-                        let Ok(digest) = format!("{}:{}", algorithm.as_str(), name.to_string_lossy()).parse() else {
+                        let Ok(digest) =
+                            format!("{}:{}", algorithm.as_str(), name.to_string_lossy()).parse()
+                        else {
                             continue;
                         };
                         let meta = entry.metadata()?;
-                        found.push(StoredBlob { digest, size: meta.len(), modified: meta.modified()? });
+                        found.push(StoredBlob {
+                            digest,
+                            size: meta.len(),
+                            modified: meta.modified()?,
+                        });
                     }
                 }
             }
@@ -181,7 +193,11 @@ impl FsBlobStore {
     /// Deletes a blob file only if it was last written before `cutoff`: a file written
     /// since then belongs to an upload that just committed the same content again.
     /// Returns the bytes freed.
-    pub async fn delete_blob_written_before(&self, digest: &Digest, cutoff: SystemTime) -> Result<u64, BlobStoreError> {
+    pub async fn delete_blob_written_before(
+        &self,
+        digest: &Digest,
+        cutoff: SystemTime,
+    ) -> Result<u64, BlobStoreError> {
         let path = self.blob_path(digest);
         let meta = match tokio::fs::metadata(&path).await {
             Ok(meta) => meta,
@@ -214,7 +230,9 @@ impl FsBlobStore {
     }
 }
 
-fn read_dir_if_exists(dir: &Path) -> io::Result<Box<dyn Iterator<Item = io::Result<std::fs::DirEntry>>>> {
+fn read_dir_if_exists(
+    dir: &Path,
+) -> io::Result<Box<dyn Iterator<Item = io::Result<std::fs::DirEntry>>>> {
     match std::fs::read_dir(dir) {
         Ok(entries) => Ok(Box::new(entries)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),

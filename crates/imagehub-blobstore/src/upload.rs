@@ -72,7 +72,11 @@ pub struct Upload {
 }
 
 impl FsBlobStore {
-    pub(crate) async fn checkout(&self, id: UploadId, create: bool) -> Result<Upload, BlobStoreError> {
+    pub(crate) async fn checkout(
+        &self,
+        id: UploadId,
+        create: bool,
+    ) -> Result<Upload, BlobStoreError> {
         let path = upload_path(&self.uploads_dir, id);
         if create {
             tokio::fs::File::create(&path).await?;
@@ -138,7 +142,11 @@ const PIPELINE_DEPTH: usize = 16;
 const FLUSH_EVERY: u64 = 8 * 1024 * 1024;
 
 /// Writes chunks at `start` onward; returns how many bytes were written.
-fn write_chunks(path: &Path, start: u64, mut chunks: tokio::sync::mpsc::Receiver<Bytes>) -> io::Result<u64> {
+fn write_chunks(
+    path: &Path,
+    start: u64,
+    mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
+) -> io::Result<u64> {
     let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
     file.seek(io::SeekFrom::Start(start))?;
     let mut flusher: Option<Flusher> = None;
@@ -215,7 +223,11 @@ impl Upload {
 
     /// Appends a request body, hashing it on the way. When `expected_len` is given and the
     /// body has another length, nothing is kept. Returns the new total length.
-    pub async fn append<S, E>(&mut self, body: S, expected_len: Option<u64>) -> Result<u64, AppendError>
+    pub async fn append<S, E>(
+        &mut self,
+        body: S,
+        expected_len: Option<u64>,
+    ) -> Result<u64, AppendError>
     where
         S: Stream<Item = Result<Bytes, E>>,
         E: std::error::Error + Send + Sync + 'static,
@@ -236,7 +248,8 @@ impl Upload {
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(bytes) => {
-                    let sent = write_tx.send(bytes.clone()).await.is_ok() && hash_tx.send(bytes).await.is_ok();
+                    let sent = write_tx.send(bytes.clone()).await.is_ok()
+                        && hash_tx.send(bytes).await.is_ok();
                     if !sent {
                         break; // The writer failed; its error is reported below.
                     }
@@ -249,7 +262,8 @@ impl Upload {
         }
         drop((write_tx, hash_tx));
         let hasher = hashing.await.expect("upload hasher does not panic");
-        let outcome = writer.await.expect("upload writer does not panic").map(|written| (written, hasher));
+        let outcome =
+            writer.await.expect("upload writer does not panic").map(|written| (written, hasher));
         let error = match (body_error, outcome) {
             (Some(e), _) => e,
             (None, Err(e)) => AppendError::Store(e.into()),

@@ -7,10 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imagehub_auth::{AccessTokenSecret, Action, Actions, Claims, Role, Standing, TokenLimits, Visibility, htpasswd::Htpasswd};
+use imagehub_auth::{
+    AccessTokenSecret, Action, Actions, Claims, Role, Standing, TokenLimits, Visibility,
+    htpasswd::Htpasswd,
+};
 use imagehub_metadata::{
-    AccessTokenRow, AuditEvent, MemberRow, Metadata, MetadataError, NamespaceKind, NewAccessToken, NewAuditEvent, NewUser, OrgRow,
-    RepositoryFilter, UserRow, UserSource,
+    AccessTokenRow, AuditEvent, MemberRow, Metadata, MetadataError, NamespaceKind, NewAccessToken,
+    NewAuditEvent, NewUser, OrgRow, RepositoryFilter, UserRow, UserSource,
 };
 use imagehub_oci::{AccountName, RepoName};
 use serde::Deserialize;
@@ -34,7 +37,13 @@ pub struct AccountSettings {
 impl AccountSettings {
     /// Settings for a server with accounts off, where nobody logs in.
     pub fn open_registry() -> AccountSettings {
-        AccountSettings { anonymous_pull: true, open_signup: false, free_login_failures: 0, htpasswd_file: None, webhook_url: None }
+        AccountSettings {
+            anonymous_pull: true,
+            open_signup: false,
+            free_login_failures: 0,
+            htpasswd_file: None,
+            webhook_url: None,
+        }
     }
 }
 
@@ -66,8 +75,12 @@ pub enum AccountError {
 impl From<MetadataError> for AccountError {
     fn from(e: MetadataError) -> Self {
         match e {
-            MetadataError::NameTaken(name) => AccountError::Conflict(format!("the name {name:?} is already taken")),
-            MetadataError::LastOwner => AccountError::Conflict("an organization must keep at least one owner".into()),
+            MetadataError::NameTaken(name) => {
+                AccountError::Conflict(format!("the name {name:?} is already taken"))
+            }
+            MetadataError::LastOwner => {
+                AccountError::Conflict("an organization must keep at least one owner".into())
+            }
             e @ MetadataError::OrgNotEmpty { .. } => AccountError::Conflict(e.to_string()),
             e => AccountError::Metadata(e),
         }
@@ -160,7 +173,12 @@ impl Caller {
     /// anyone may then push, pull and delete anything, so through the API they act as a
     /// site admin too; the account routes are not served then.
     pub fn open_registry() -> Caller {
-        Caller::User(UserCaller { id: 0, name: "anonymous".into(), is_admin: true, credential: Credential::Password })
+        Caller::User(UserCaller {
+            id: 0,
+            name: "anonymous".into(),
+            is_admin: true,
+            credential: Credential::Password,
+        })
     }
 
     pub fn user(&self) -> Option<&UserCaller> {
@@ -220,7 +238,9 @@ impl Accounts {
     /// Loads the htpasswd file if one is configured.
     pub fn new(meta: Metadata, settings: AccountSettings) -> Result<Accounts> {
         let htpasswd = match &settings.htpasswd_file {
-            Some(path) => Some(Arc::new(Htpasswd::load(path).map_err(|e| AccountError::Setup(e.to_string()))?)),
+            Some(path) => Some(Arc::new(
+                Htpasswd::load(path).map_err(|e| AccountError::Setup(e.to_string()))?,
+            )),
             None => None,
         };
         let http = reqwest::Client::builder()
@@ -231,20 +251,36 @@ impl Accounts {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let slow_hashes = Arc::new(crate::hash_pool::HashPool::new(cores));
         let epochs = Arc::new(SessionEpochs::default());
-        Ok(Accounts { meta, settings: Arc::new(settings), limiter, htpasswd, http, slow_hashes, epochs })
+        Ok(Accounts {
+            meta,
+            settings: Arc::new(settings),
+            limiter,
+            htpasswd,
+            http,
+            slow_hashes,
+            epochs,
+        })
     }
 
     /// Runs a password hash or check on the hashing threads.
-    async fn slow_hash<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        self.slow_hashes.run(work).await.ok_or_else(|| AccountError::Setup("password hashing failed".into()))
+    async fn slow_hash<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        self.slow_hashes
+            .run(work)
+            .await
+            .ok_or_else(|| AccountError::Setup("password hashing failed".into()))
     }
 
     /// An argon2id hash of a new password.
     async fn hash(&self, password: String) -> Result<String> {
-        self.slow_hash(move || imagehub_auth::hash_password(&password)).await?.map_err(|e| match e {
-            imagehub_auth::PasswordError::Length => AccountError::Invalid(e.to_string()),
-            imagehub_auth::PasswordError::Hash(_) => AccountError::Setup(e.to_string()),
-        })
+        self.slow_hash(move || imagehub_auth::hash_password(&password)).await?.map_err(
+            |e| match e {
+                imagehub_auth::PasswordError::Length => AccountError::Invalid(e.to_string()),
+                imagehub_auth::PasswordError::Hash(_) => AccountError::Setup(e.to_string()),
+            },
+        )
     }
 
     pub fn settings(&self) -> &AccountSettings {
@@ -261,7 +297,13 @@ impl Accounts {
         let password = password.unwrap_or_else(imagehub_auth::generate_password);
         let hash = self.hash(password.clone()).await?;
         self.meta
-            .create_user(NewUser { name: "admin", email: None, password_hash: Some(&hash), source: UserSource::Local, is_admin: true })
+            .create_user(NewUser {
+                name: "admin",
+                email: None,
+                password_hash: Some(&hash),
+                source: UserSource::Local,
+                is_admin: true,
+            })
             .await?;
         self.audit(None, "user.create", Some("admin"), Some("admin"), None, None).await;
         Ok(generated.then_some(password))
@@ -273,7 +315,13 @@ impl Accounts {
     /// after failures. `record` adds a `login` audit event on success: the token
     /// endpoint records, as that is where clients log in; Basic credentials sent with
     /// each registry or API request do not, or every request would be a login.
-    pub async fn login(&self, username: &str, password: &str, client: &str, record: bool) -> Result<Caller> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: &str,
+        record: bool,
+    ) -> Result<Caller> {
         // Access tokens are not throttled: they cannot be guessed, and a correct one must
         // work even while someone guesses the user's password.
         let throttled = !AccessTokenSecret::looks_like(password);
@@ -288,14 +336,29 @@ impl Accounts {
                 }
                 if record {
                     let via = caller.user().map_or("password", |u| u.credential.kind());
-                    self.audit(caller.name(), "login", None, None, Some(client), Some(serde_json::json!({"via": via}))).await;
+                    self.audit(
+                        caller.name(),
+                        "login",
+                        None,
+                        None,
+                        Some(client),
+                        Some(serde_json::json!({"via": via})),
+                    )
+                    .await;
                 }
                 Ok(caller)
             }
             Ok(None) => {
-                if throttled && self.limiter.failed(username, client) == Counted::AccountLimitReached {
-                    tracing::warn!(user = username, client, "password logins to this account are slowed down: failures from many addresses");
-                    self.audit(None, "login.throttled", None, Some(username), Some(client), None).await;
+                if throttled
+                    && self.limiter.failed(username, client) == Counted::AccountLimitReached
+                {
+                    tracing::warn!(
+                        user = username,
+                        client,
+                        "password logins to this account are slowed down: failures from many addresses"
+                    );
+                    self.audit(None, "login.throttled", None, Some(username), Some(client), None)
+                        .await;
                 }
                 tracing::warn!(user = username, client, "login failed");
                 self.audit(None, "login.failed", None, Some(username), Some(client), None).await;
@@ -309,7 +372,9 @@ impl Accounts {
     /// No throttling: the secrets are not guessable.
     pub async fn login_with_token(&self, secret: &str) -> Result<Caller> {
         match self.meta.use_access_token(&AccessTokenSecret::hash_of(secret)).await? {
-            Some((token, user)) => Ok(user_caller(&user, Credential::AccessToken(token_grant(&token)))),
+            Some((token, user)) => {
+                Ok(user_caller(&user, Credential::AccessToken(token_grant(&token))))
+            }
             None => Err(AccountError::BadCredentials),
         }
     }
@@ -323,7 +388,8 @@ impl Accounts {
             && let Some(phc) = user.password_hash.clone()
         {
             let password = password.to_string();
-            let ok = self.slow_hash(move || imagehub_auth::verify_password(&password, &phc)).await?;
+            let ok =
+                self.slow_hash(move || imagehub_auth::verify_password(&password, &phc)).await?;
             return Ok(ok.then(|| user_caller(user, Credential::Password)));
         }
         if let Some(file) = self.htpasswd.clone().filter(|f| f.contains(username)) {
@@ -343,7 +409,9 @@ impl Accounts {
     }
 
     async fn check_access_token(&self, username: &str, secret: &str) -> Result<Option<Caller>> {
-        let Some((token, user)) = self.meta.use_access_token(&AccessTokenSecret::hash_of(secret)).await? else {
+        let Some((token, user)) =
+            self.meta.use_access_token(&AccessTokenSecret::hash_of(secret)).await?
+        else {
             return Ok(None);
         };
         // The name must match too: a leaked secret alone names no one.
@@ -353,7 +421,12 @@ impl Accounts {
         Ok(Some(user_caller(&user, Credential::AccessToken(token_grant(&token)))))
     }
 
-    async fn check_webhook(&self, url: &str, username: &str, password: &str) -> Result<Option<Caller>> {
+    async fn check_webhook(
+        &self,
+        url: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Caller>> {
         let response = self
             .http
             .post(url)
@@ -364,9 +437,13 @@ impl Accounts {
         if !response.status().is_success() {
             return Ok(None);
         }
-        let answer: WebhookAnswer = response.json().await.map_err(|e| AccountError::Webhook(format!("unreadable answer: {e}")))?;
-        let name: AccountName =
-            answer.user.parse().map_err(|_| AccountError::Webhook(format!("it named an invalid user {:?}", answer.user)))?;
+        let answer: WebhookAnswer = response
+            .json()
+            .await
+            .map_err(|e| AccountError::Webhook(format!("unreadable answer: {e}")))?;
+        let name: AccountName = answer.user.parse().map_err(|_| {
+            AccountError::Webhook(format!("it named an invalid user {:?}", answer.user))
+        })?;
         tracing::debug!(user = %name, groups = ?answer.groups, "webhook accepted a login");
         let existing = self.meta.user_by_name(name.as_str()).await?;
         self.external_user(name.as_str(), UserSource::Webhook, existing).await
@@ -375,7 +452,12 @@ impl Accounts {
     /// The user an external source vouched for, created on first sight. A source only
     /// speaks for its own users: an htpasswd file or a webhook naming a local account
     /// (`admin`, say) or another source's does not log anyone in as that account.
-    async fn external_user(&self, name: &str, source: UserSource, existing: Option<UserRow>) -> Result<Option<Caller>> {
+    async fn external_user(
+        &self,
+        name: &str,
+        source: UserSource,
+        existing: Option<UserRow>,
+    ) -> Result<Option<Caller>> {
         if let Some(user) = existing {
             if user.source != source.as_str() {
                 tracing::warn!(user = %user.name, source = source.as_str(), account_source = %user.source, "login refused: the account belongs to another source");
@@ -384,15 +466,32 @@ impl Accounts {
             return Ok(Some(user_caller(&user, Credential::Password)));
         }
         let Ok(name) = name.parse::<AccountName>() else {
-            tracing::warn!(user = name, source = source.as_str(), "login refused: not a valid account name");
+            tracing::warn!(
+                user = name,
+                source = source.as_str(),
+                "login refused: not a valid account name"
+            );
             return Ok(None);
         };
         let user = self
             .meta
-            .create_user(NewUser { name: name.as_str(), email: None, password_hash: None, source, is_admin: false })
+            .create_user(NewUser {
+                name: name.as_str(),
+                email: None,
+                password_hash: None,
+                source,
+                is_admin: false,
+            })
             .await?;
-        self.audit(Some(name.as_str()), "user.create", Some(name.as_str()), Some(name.as_str()), None, Some(serde_json::json!({"source": source.as_str()})))
-            .await;
+        self.audit(
+            Some(name.as_str()),
+            "user.create",
+            Some(name.as_str()),
+            Some(name.as_str()),
+            None,
+            Some(serde_json::json!({"source": source.as_str()})),
+        )
+        .await;
         Ok(Some(user_caller(&user, Credential::Password)))
     }
 
@@ -400,13 +499,17 @@ impl Accounts {
     /// its user may still do. Fails when the user is gone, changed their password after
     /// it was issued, or the access token it was issued through was revoked or expired.
     pub async fn caller_from_claims(&self, claims: Arc<Claims>) -> Result<Caller> {
-        let Some((user, via)) = self.user_behind(&claims).await? else { return Ok(Caller::Anonymous) };
+        let Some((user, via)) = self.user_behind(&claims).await? else {
+            return Ok(Caller::Anonymous);
+        };
         Ok(user_caller(&user, Credential::RegistryToken { claims, via }))
     }
 
     /// The caller a verified refresh token stands for at the token endpoint.
     pub async fn caller_from_refresh_token(&self, claims: &Claims) -> Result<Caller> {
-        let Some((user, via)) = self.user_behind(claims).await? else { return Ok(Caller::Anonymous) };
+        let Some((user, via)) = self.user_behind(claims).await? else {
+            return Ok(Caller::Anonymous);
+        };
         Ok(user_caller(&user, Credential::RefreshToken(via)))
     }
 
@@ -416,7 +519,9 @@ impl Accounts {
     /// (and dropped at once when this process changes it).
     pub async fn registry_token_valid(&self, claims: &Claims) -> Result<bool> {
         if !claims.sub.is_empty() {
-            let Some(valid_after) = self.sessions_valid_after(&claims.sub).await? else { return Ok(false) };
+            let Some(valid_after) = self.sessions_valid_after(&claims.sub).await? else {
+                return Ok(false);
+            };
             // `<=`: a token from the very second of a password change is not trusted either.
             if (claims.iat as i64) <= valid_after {
                 return Ok(false);
@@ -443,12 +548,15 @@ impl Accounts {
         if claims.sub.is_empty() {
             return Ok(None);
         }
-        let user = self.meta.user_by_name(&claims.sub).await?.ok_or(AccountError::Unauthenticated)?;
+        let user =
+            self.meta.user_by_name(&claims.sub).await?.ok_or(AccountError::Unauthenticated)?;
         if (claims.iat as i64) <= user.sessions_valid_after {
             return Err(AccountError::Unauthenticated);
         }
         let via = match claims.tid {
-            Some(id) => Some(token_grant(&self.meta.live_access_token(id).await?.ok_or(AccountError::Unauthenticated)?)),
+            Some(id) => Some(token_grant(
+                &self.meta.live_access_token(id).await?.ok_or(AccountError::Unauthenticated)?,
+            )),
             None => None,
         };
         Ok(Some((user, via)))
@@ -458,7 +566,12 @@ impl Accounts {
 
     /// Whether `caller` may do `action` to `repository`, and if not, whether the answer
     /// must hide that the repository exists.
-    pub async fn authorize(&self, caller: &Caller, repository: &RepoName, action: Action) -> Result<Access> {
+    pub async fn authorize(
+        &self,
+        caller: &Caller,
+        repository: &RepoName,
+        action: Action,
+    ) -> Result<Access> {
         let actions = self.repository_actions(caller, repository).await?;
         Ok(if actions.contains(action) {
             Access::Allowed
@@ -471,10 +584,16 @@ impl Accounts {
 
     /// What `caller` may do to `repository`: the policy for where the user stands,
     /// narrowed by the credential they presented.
-    pub async fn repository_actions(&self, caller: &Caller, repository: &RepoName) -> Result<Actions> {
+    pub async fn repository_actions(
+        &self,
+        caller: &Caller,
+        repository: &RepoName,
+    ) -> Result<Actions> {
         let rights = self.user_rights(caller, repository).await?;
         Ok(match caller.user().map(|u| &u.credential) {
-            Some(Credential::RegistryToken { claims, .. }) => rights.intersect(claims.repository_actions(repository.as_str())),
+            Some(Credential::RegistryToken { claims, .. }) => {
+                rights.intersect(claims.repository_actions(repository.as_str()))
+            }
             _ => rights,
         })
     }
@@ -493,7 +612,8 @@ impl Accounts {
         let namespace = repository.namespace();
         let standing = self.standing(caller, namespace).await?;
         let visibility = self.visibility(repository).await?;
-        let allowed = imagehub_auth::repository_actions(standing, visibility, self.settings.anonymous_pull);
+        let allowed =
+            imagehub_auth::repository_actions(standing, visibility, self.settings.anonymous_pull);
         Ok(match caller.user().and_then(|u| u.credential.access_token()) {
             Some(grant) => grant.limits.restrict(namespace, allowed),
             None => allowed,
@@ -521,7 +641,8 @@ impl Accounts {
     }
 
     async fn visibility(&self, repository: &RepoName) -> Result<Visibility> {
-        let stored = self.meta.repository_visibility(repository.as_str(), repository.namespace()).await?;
+        let stored =
+            self.meta.repository_visibility(repository.as_str(), repository.namespace()).await?;
         stored.parse().map_err(|e: String| AccountError::Metadata(MetadataError::Corrupt(e)))
     }
 
@@ -529,7 +650,9 @@ impl Accounts {
     /// A registry JWT lists its user's repositories only when it grants the catalog
     /// (`registry:catalog:*`); otherwise what an anonymous caller would see.
     pub async fn catalog_filter(&self, caller: &Caller) -> Result<Option<RepositoryFilter>> {
-        let anonymous = || Some(RepositoryFilter { public: self.settings.anonymous_pull, ..Default::default() });
+        let anonymous = || {
+            Some(RepositoryFilter { public: self.settings.anonymous_pull, ..Default::default() })
+        };
         let Some(user) = caller.user() else { return Ok(anonymous()) };
         if let Credential::RegistryToken { claims, .. } = &user.credential
             && !claims.grants_catalog()
@@ -545,11 +668,16 @@ impl Accounts {
         if user.is_admin {
             namespaces.extend(only_namespaces.iter().flatten().cloned());
         } else {
-            namespaces.extend(self.meta.orgs(Some(user.id)).await?.into_iter().map(|(org, _)| org.name));
+            namespaces
+                .extend(self.meta.orgs(Some(user.id)).await?.into_iter().map(|(org, _)| org.name));
         }
         let pulls = grant.is_none_or(|t| t.limits.actions.contains(Action::Pull));
         if !pulls {
-            return Ok(Some(RepositoryFilter { public: false, namespaces: Vec::new(), only_namespaces: Some(Vec::new()) }));
+            return Ok(Some(RepositoryFilter {
+                public: false,
+                namespaces: Vec::new(),
+                only_namespaces: Some(Vec::new()),
+            }));
         }
         Ok(Some(RepositoryFilter { public: true, namespaces, only_namespaces }))
     }
@@ -557,17 +685,41 @@ impl Accounts {
     // ---- users ----
 
     /// Creates a local user: by an admin, or by anyone when sign-up is open.
-    pub async fn create_user(&self, caller: &Caller, name: &str, email: Option<&str>, password: &str) -> Result<UserRow> {
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        name: &str,
+        email: Option<&str>,
+        password: &str,
+    ) -> Result<UserRow> {
         if !caller.is_admin() && !self.settings.open_signup {
-            return Err(AccountError::Forbidden("only site admins create accounts (auth.signup = \"admin\")".into()));
+            return Err(AccountError::Forbidden(
+                "only site admins create accounts (auth.signup = \"admin\")".into(),
+            ));
         }
-        let name: AccountName = name.parse().map_err(|e: imagehub_oci::NameError| AccountError::Invalid(e.to_string()))?;
+        let name: AccountName = name
+            .parse()
+            .map_err(|e: imagehub_oci::NameError| AccountError::Invalid(e.to_string()))?;
         let hash = self.hash(password.to_string()).await?;
         let user = self
             .meta
-            .create_user(NewUser { name: name.as_str(), email, password_hash: Some(&hash), source: UserSource::Local, is_admin: false })
+            .create_user(NewUser {
+                name: name.as_str(),
+                email,
+                password_hash: Some(&hash),
+                source: UserSource::Local,
+                is_admin: false,
+            })
             .await?;
-        self.audit(caller.name(), "user.create", Some(name.as_str()), Some(name.as_str()), None, None).await;
+        self.audit(
+            caller.name(),
+            "user.create",
+            Some(name.as_str()),
+            Some(name.as_str()),
+            None,
+            None,
+        )
+        .await;
         Ok(user)
     }
 
@@ -580,7 +732,12 @@ impl Accounts {
 
     /// Changes the caller's password or email; only with the password itself, so a
     /// leaked token cannot take the account over.
-    pub async fn update_user(&self, caller: &Caller, password: Option<&str>, email: Option<Option<&str>>) -> Result<UserRow> {
+    pub async fn update_user(
+        &self,
+        caller: &Caller,
+        password: Option<&str>,
+        email: Option<Option<&str>>,
+    ) -> Result<UserRow> {
         let me = self.password_user(caller)?;
         if let Some(password) = password {
             let hash = self.hash(password.to_string()).await?;
@@ -588,7 +745,8 @@ impl Accounts {
             // Registry tokens issued before now stop working here at once; other
             // replicas drop their cached epoch within `EPOCH_TTL`.
             self.epochs.forget(&me.name);
-            self.audit(Some(&me.name), "user.password", Some(&me.name), Some(&me.name), None, None).await;
+            self.audit(Some(&me.name), "user.password", Some(&me.name), Some(&me.name), None, None)
+                .await;
         }
         if let Some(email) = email {
             self.meta.set_email(me.id, email).await?;
@@ -608,12 +766,18 @@ impl Accounts {
     ) -> Result<CreatedToken> {
         let me = self.password_user(caller)?;
         if name.trim().is_empty() || name.len() > 100 {
-            return Err(AccountError::Invalid("a token needs a name of 1 to 100 characters".into()));
+            return Err(AccountError::Invalid(
+                "a token needs a name of 1 to 100 characters".into(),
+            ));
         }
         if actions.is_empty() {
-            return Err(AccountError::Invalid("a token needs at least one scope: pull, push, delete".into()));
+            return Err(AccountError::Invalid(
+                "a token needs at least one scope: pull, push, delete".into(),
+            ));
         }
-        if expires_at.is_some_and(|at| at <= imagehub_metadata::unix_seconds(std::time::SystemTime::now())) {
+        if expires_at
+            .is_some_and(|at| at <= imagehub_metadata::unix_seconds(std::time::SystemTime::now()))
+        {
             return Err(AccountError::Invalid("expires_at is in the past".into()));
         }
         if let Some(list) = &namespaces {
@@ -633,8 +797,15 @@ impl Accounts {
                 expires_at,
             })
             .await?;
-        self.audit(Some(&me.name), "token.create", Some(&me.name), Some(name), None, Some(serde_json::json!({"id": info.id, "scopes": actions.names()})))
-            .await;
+        self.audit(
+            Some(&me.name),
+            "token.create",
+            Some(&me.name),
+            Some(name),
+            None,
+            Some(serde_json::json!({"id": info.id, "scopes": actions.names()})),
+        )
+        .await;
         Ok(CreatedToken { info, secret: secret.secret })
     }
 
@@ -645,8 +816,20 @@ impl Accounts {
 
     pub async fn revoke_token(&self, caller: &Caller, id: i64) -> Result<()> {
         let me = self.password_user(caller)?;
-        let name = self.meta.delete_access_token(me.id, id).await?.ok_or_else(|| AccountError::NotFound(format!("no token {id}")))?;
-        self.audit(Some(&me.name), "token.revoke", Some(&me.name), Some(&name), None, Some(serde_json::json!({"id": id}))).await;
+        let name = self
+            .meta
+            .delete_access_token(me.id, id)
+            .await?
+            .ok_or_else(|| AccountError::NotFound(format!("no token {id}")))?;
+        self.audit(
+            Some(&me.name),
+            "token.revoke",
+            Some(&me.name),
+            Some(&name),
+            None,
+            Some(serde_json::json!({"id": id})),
+        )
+        .await;
         Ok(())
     }
 
@@ -655,7 +838,10 @@ impl Accounts {
     fn password_user<'a>(&self, caller: &'a Caller) -> Result<&'a UserCaller> {
         let me = caller.require_user()?;
         if me.credential != Credential::Password {
-            return Err(AccountError::Forbidden(format!("this needs the password (Basic credentials), not a {}", me.credential.kind())));
+            return Err(AccountError::Forbidden(format!(
+                "this needs the password (Basic credentials), not a {}",
+                me.credential.kind()
+            )));
         }
         Ok(me)
     }
@@ -667,18 +853,38 @@ impl Accounts {
         match me.credential {
             Credential::Password | Credential::AccessToken(_) => Ok(me),
             Credential::RefreshToken(_) | Credential::RegistryToken { .. } => {
-                Err(AccountError::Forbidden(format!("a {} grants only the repository access it names, not the account", me.credential.kind())))
+                Err(AccountError::Forbidden(format!(
+                    "a {} grants only the repository access it names, not the account",
+                    me.credential.kind()
+                )))
             }
         }
     }
 
     // ---- organizations ----
 
-    pub async fn create_org(&self, caller: &Caller, name: &str, visibility: Visibility, description: &str) -> Result<OrgRow> {
+    pub async fn create_org(
+        &self,
+        caller: &Caller,
+        name: &str,
+        visibility: Visibility,
+        description: &str,
+    ) -> Result<OrgRow> {
         let me = self.password_user(caller)?;
-        let name: AccountName = name.parse().map_err(|e: imagehub_oci::NameError| AccountError::Invalid(e.to_string()))?;
-        let org = self.meta.create_org(name.as_str(), me.id, visibility.as_str(), description).await?;
-        self.audit(Some(&me.name), "org.create", Some(name.as_str()), Some(name.as_str()), None, None).await;
+        let name: AccountName = name
+            .parse()
+            .map_err(|e: imagehub_oci::NameError| AccountError::Invalid(e.to_string()))?;
+        let org =
+            self.meta.create_org(name.as_str(), me.id, visibility.as_str(), description).await?;
+        self.audit(
+            Some(&me.name),
+            "org.create",
+            Some(name.as_str()),
+            Some(name.as_str()),
+            None,
+            None,
+        )
+        .await;
         Ok(org)
     }
 
@@ -717,7 +923,13 @@ impl Accounts {
         }
     }
 
-    pub async fn update_org(&self, caller: &Caller, org: &str, visibility: Option<Visibility>, description: Option<&str>) -> Result<OrgRow> {
+    pub async fn update_org(
+        &self,
+        caller: &Caller,
+        org: &str,
+        visibility: Option<Visibility>,
+        description: Option<&str>,
+    ) -> Result<OrgRow> {
         self.require_owner(caller, org).await?;
         self.meta.update_org(org, visibility.map(Visibility::as_str), description).await?;
         self.audit(caller.name(), "org.update", Some(org), Some(org), None, Some(serde_json::json!({"default_visibility": visibility.map(Visibility::as_str), "description": description})))
@@ -737,17 +949,39 @@ impl Accounts {
         Ok(self.meta.members(org).await?)
     }
 
-    pub async fn set_member(&self, caller: &Caller, org: &str, user: &str, role: Role) -> Result<()> {
+    pub async fn set_member(
+        &self,
+        caller: &Caller,
+        org: &str,
+        user: &str,
+        role: Role,
+    ) -> Result<()> {
         self.require_owner(caller, org).await?;
-        let member = self.meta.user_by_name(user).await?.ok_or_else(|| AccountError::NotFound(format!("no user {user:?}")))?;
+        let member = self
+            .meta
+            .user_by_name(user)
+            .await?
+            .ok_or_else(|| AccountError::NotFound(format!("no user {user:?}")))?;
         self.meta.set_member(org, member.id, role.as_str()).await?;
-        self.audit(caller.name(), "member.set", Some(org), Some(user), None, Some(serde_json::json!({"role": role.as_str()}))).await;
+        self.audit(
+            caller.name(),
+            "member.set",
+            Some(org),
+            Some(user),
+            None,
+            Some(serde_json::json!({"role": role.as_str()})),
+        )
+        .await;
         Ok(())
     }
 
     pub async fn remove_member(&self, caller: &Caller, org: &str, user: &str) -> Result<()> {
         self.require_owner(caller, org).await?;
-        let member = self.meta.user_by_name(user).await?.ok_or_else(|| AccountError::NotFound(format!("no user {user:?}")))?;
+        let member = self
+            .meta
+            .user_by_name(user)
+            .await?
+            .ok_or_else(|| AccountError::NotFound(format!("no user {user:?}")))?;
         if !self.meta.remove_member(org, member.id).await? {
             return Err(AccountError::NotFound(format!("{user} is not a member of {org}")));
         }
@@ -757,7 +991,11 @@ impl Accounts {
 
     /// Fails unless `caller` may change the settings of `repository` (visibility,
     /// description); changes nothing, so a batch can check every change first.
-    pub async fn check_repository_settings(&self, caller: &Caller, repository: &RepoName) -> Result<()> {
+    pub async fn check_repository_settings(
+        &self,
+        caller: &Caller,
+        repository: &RepoName,
+    ) -> Result<()> {
         self.require_repository_owner(caller, repository).await.map(|_| ())
     }
 
@@ -766,29 +1004,56 @@ impl Accounts {
     pub async fn check_org_change(&self, caller: &Caller, name: &str) -> Result<()> {
         match self.meta.namespace_kind(name).await? {
             Some(NamespaceKind::Org) => self.require_owner(caller, name).await,
-            Some(NamespaceKind::User) => Err(AccountError::Conflict(format!("the name {name:?} is already taken"))),
+            Some(NamespaceKind::User) => {
+                Err(AccountError::Conflict(format!("the name {name:?} is already taken")))
+            }
             None => self.password_user(caller).map(|_| ()),
         }
     }
 
     /// Sets a repository's visibility: owners of its organization, the user whose
     /// namespace it is, or site admins.
-    pub async fn set_visibility(&self, caller: &Caller, repository: &RepoName, visibility: Visibility) -> Result<()> {
+    pub async fn set_visibility(
+        &self,
+        caller: &Caller,
+        repository: &RepoName,
+        visibility: Visibility,
+    ) -> Result<()> {
         let (me, namespace) = self.require_repository_owner(caller, repository).await?;
         self.meta.set_repository_visibility(repository.as_str(), visibility.as_str()).await?;
-        self.audit(Some(&me.name), "repository.visibility", Some(namespace), Some(repository.as_str()), None, Some(serde_json::json!({"visibility": visibility.as_str()})))
-            .await;
+        self.audit(
+            Some(&me.name),
+            "repository.visibility",
+            Some(namespace),
+            Some(repository.as_str()),
+            None,
+            Some(serde_json::json!({"visibility": visibility.as_str()})),
+        )
+        .await;
         Ok(())
     }
 
     /// Sets (or with `None`, clears) a repository's own description; same rights as visibility.
-    pub async fn set_repository_description(&self, caller: &Caller, repository: &RepoName, description: Option<&str>) -> Result<()> {
+    pub async fn set_repository_description(
+        &self,
+        caller: &Caller,
+        repository: &RepoName,
+        description: Option<&str>,
+    ) -> Result<()> {
         if description.is_some_and(|d| d.chars().count() > 1000) {
             return Err(AccountError::Invalid("description: at most 1000 characters".into()));
         }
         let (me, namespace) = self.require_repository_owner(caller, repository).await?;
         self.meta.set_repository_description(repository.as_str(), description).await?;
-        self.audit(Some(&me.name), "repository.description", Some(namespace), Some(repository.as_str()), None, None).await;
+        self.audit(
+            Some(&me.name),
+            "repository.description",
+            Some(namespace),
+            Some(repository.as_str()),
+            None,
+            None,
+        )
+        .await;
         Ok(())
     }
 
@@ -799,8 +1064,14 @@ impl Accounts {
 
     /// Fails unless the caller, logged in with the password, owns the repository's
     /// namespace (its user, an owner of its organization) or is a site admin.
-    async fn require_repository_owner<'a, 'r>(&self, caller: &'a Caller, repository: &'r RepoName) -> Result<(&'a UserCaller, &'r str)> {
-        let namespace = repository.namespace().ok_or_else(|| AccountError::Invalid("top-level repositories belong to no namespace".into()))?;
+    async fn require_repository_owner<'a, 'r>(
+        &self,
+        caller: &'a Caller,
+        repository: &'r RepoName,
+    ) -> Result<(&'a UserCaller, &'r str)> {
+        let namespace = repository.namespace().ok_or_else(|| {
+            AccountError::Invalid("top-level repositories belong to no namespace".into())
+        })?;
         let me = self.password_user(caller)?;
         let allowed = match self.meta.namespace_kind(namespace).await? {
             _ if me.is_admin => true,
@@ -809,7 +1080,9 @@ impl Accounts {
             None => false,
         };
         if !allowed {
-            return Err(AccountError::Forbidden(format!("only owners of {namespace} may change the settings of its repositories")));
+            return Err(AccountError::Forbidden(format!(
+                "only owners of {namespace} may change the settings of its repositories"
+            )));
         }
         Ok((me, namespace))
     }
@@ -834,7 +1107,12 @@ impl Accounts {
 
     /// Audit events for the caller: all for site admins, those of the organizations
     /// they own otherwise.
-    pub async fn audit_events(&self, caller: &Caller, before: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
+    pub async fn audit_events(
+        &self,
+        caller: &Caller,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
         let me = self.password_user(caller)?;
         if me.is_admin {
             return Ok(self.meta.audit_events(None, before, limit).await?);
@@ -848,7 +1126,9 @@ impl Accounts {
             .map(|(org, _)| org.name)
             .collect();
         if owned.is_empty() {
-            return Err(AccountError::Forbidden("the audit log is for site admins and organization owners".into()));
+            return Err(AccountError::Forbidden(
+                "the audit log is for site admins and organization owners".into(),
+            ));
         }
         Ok(self.meta.audit_events(Some(&owned), before, limit).await?)
     }
@@ -859,13 +1139,21 @@ fn parse_role(role: &str) -> Result<Role> {
 }
 
 fn user_caller(user: &UserRow, credential: Credential) -> Caller {
-    Caller::User(UserCaller { id: user.id, name: user.name.clone(), is_admin: user.is_admin, credential })
+    Caller::User(UserCaller {
+        id: user.id,
+        name: user.name.clone(),
+        is_admin: user.is_admin,
+        credential,
+    })
 }
 
 fn token_grant(token: &AccessTokenRow) -> TokenGrant {
     TokenGrant {
         id: token.id,
-        limits: TokenLimits { actions: Actions::parse_lenient(&token.actions), namespaces: token.namespaces.clone() },
+        limits: TokenLimits {
+            actions: Actions::parse_lenient(&token.actions),
+            namespaces: token.namespaces.clone(),
+        },
         expires_at: token.expires_at,
     }
 }

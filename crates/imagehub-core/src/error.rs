@@ -26,7 +26,9 @@ pub enum CoreError {
     ManifestInvalid(#[from] ManifestError),
     #[error("manifest references {digest}, which is not in this repository")]
     ManifestReferenceUnknown { digest: Digest, is_manifest: bool },
-    #[error("{limit} upload sessions are already open {scope}; finish or cancel some, or let them expire")]
+    #[error(
+        "{limit} upload sessions are already open {scope}; finish or cancel some, or let them expire"
+    )]
     TooManyUploads { scope: imagehub_metadata::UploadScope, limit: u32 },
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -38,7 +40,9 @@ impl From<MetadataError> for CoreError {
             MetadataError::MissingReference { digest, is_manifest } => {
                 CoreError::ManifestReferenceUnknown { digest, is_manifest }
             }
-            MetadataError::TooManyUploads { scope, limit } => CoreError::TooManyUploads { scope, limit },
+            MetadataError::TooManyUploads { scope, limit } => {
+                CoreError::TooManyUploads { scope, limit }
+            }
             other => CoreError::Internal(Box::new(other)),
         }
     }

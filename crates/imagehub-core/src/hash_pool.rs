@@ -20,7 +20,9 @@ impl HashPool {
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
-            let spawned = std::thread::Builder::new().name(format!("imagehub-hash-{i}")).spawn(move || work_loop(&rx));
+            let spawned = std::thread::Builder::new()
+                .name(format!("imagehub-hash-{i}"))
+                .spawn(move || work_loop(&rx));
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "could not start a password hashing thread");
             }
@@ -29,7 +31,10 @@ impl HashPool {
     }
 
     /// Runs `work` on a pool thread and waits for its result; `None` if the pool is gone.
-    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Work = Box::new(move || {
             let _ = tx.send(work());

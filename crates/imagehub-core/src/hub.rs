@@ -29,13 +29,23 @@ impl Registry {
     }
 
     /// One image by tag or digest.
-    pub async fn image(&self, repository: &RepoName, reference: &str) -> Result<Option<ImageView>, CoreError> {
-        let Some(row) = self.meta.image(repository.as_str(), reference).await? else { return Ok(None) };
+    pub async fn image(
+        &self,
+        repository: &RepoName,
+        reference: &str,
+    ) -> Result<Option<ImageView>, CoreError> {
+        let Some(row) = self.meta.image(repository.as_str(), reference).await? else {
+            return Ok(None);
+        };
         self.with_details(repository, row).await.map(Some)
     }
 
     /// One image row with its merged details.
-    async fn with_details(&self, repository: &RepoName, row: ImageRow) -> Result<ImageView, CoreError> {
+    async fn with_details(
+        &self,
+        repository: &RepoName,
+        row: ImageRow,
+    ) -> Result<ImageView, CoreError> {
         let mut references = vec![row.digest.as_str()];
         references.extend(row.tag.as_deref());
         let details = self.meta.image_details(repository.as_str(), &references).await?;
@@ -65,17 +75,27 @@ pub fn latest_image(images: &[ImageView]) -> Option<&ImageView> {
 impl Registry {
     /// The latest image of `repository` (see [`latest_image`]), found without listing
     /// every image: a repository may hold thousands of tags.
-    pub async fn latest_image(&self, repository: &RepoName) -> Result<Option<ImageView>, CoreError> {
+    pub async fn latest_image(
+        &self,
+        repository: &RepoName,
+    ) -> Result<Option<ImageView>, CoreError> {
         Ok(self.latest_images(&[repository.to_string()]).await?.remove(repository.as_str()))
     }
 
     /// The latest images of several repositories with their merged details, by
     /// repository name, in two queries whatever their number.
-    async fn latest_images(&self, names: &[String]) -> Result<HashMap<String, ImageView>, CoreError> {
+    async fn latest_images(
+        &self,
+        names: &[String],
+    ) -> Result<HashMap<String, ImageView>, CoreError> {
         let rows = self.meta.latest_images(names).await?;
         let keys: Vec<(String, String)> = rows
             .iter()
-            .flat_map(|(name, row)| std::iter::once(&row.digest).chain(&row.tag).map(|reference| (name.clone(), reference.clone())))
+            .flat_map(|(name, row)| {
+                std::iter::once(&row.digest)
+                    .chain(&row.tag)
+                    .map(|reference| (name.clone(), reference.clone()))
+            })
             .collect();
         let mut details: HashMap<String, Vec<DetailRow>> = HashMap::new();
         for (name, row) in self.meta.image_details_of(&keys).await? {
@@ -98,7 +118,11 @@ impl Registry {
 
     /// Refreshes the search rows of `repositories`, writing them in one transaction
     /// through `meta` (the indexer's relaxed handle).
-    pub(crate) async fn refresh_search_of(&self, meta: &Metadata, repositories: impl IntoIterator<Item = &str>) -> Result<(), CoreError> {
+    pub(crate) async fn refresh_search_of(
+        &self,
+        meta: &Metadata,
+        repositories: impl IntoIterator<Item = &str>,
+    ) -> Result<(), CoreError> {
         let names: Vec<String> = repositories.into_iter().map(str::to_string).collect();
         let mut latest = self.latest_images(&names).await?;
         let documents: Vec<(String, Option<SearchDocument>)> = names
@@ -117,9 +141,20 @@ impl Registry {
 
     /// Repositories matching `query`, best first, among those `filter` lets through
     /// (`None`: all); with the total number of matches.
-    pub async fn search(&self, query: &str, filter: Option<&RepositoryFilter>, page: u32, per_page: u32) -> Result<(Vec<SearchHit>, u64), CoreError> {
+    pub async fn search(
+        &self,
+        query: &str,
+        filter: Option<&RepositoryFilter>,
+        page: u32,
+        per_page: u32,
+    ) -> Result<(Vec<SearchHit>, u64), CoreError> {
         let query: String = query.trim().to_lowercase().chars().take(MAX_QUERY_CHARS).collect();
-        let terms: Vec<String> = query.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).take(MAX_QUERY_TERMS).map(str::to_string).collect();
+        let terms: Vec<String> = query
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|t| !t.is_empty())
+            .take(MAX_QUERY_TERMS)
+            .map(str::to_string)
+            .collect();
         if terms.is_empty() {
             return Ok((Vec::new(), 0));
         }
@@ -131,11 +166,13 @@ impl Registry {
     /// The hits of a page, with three queries for the whole page rather than three per hit.
     async fn search_hits(&self, names: Vec<String>) -> Result<Vec<SearchHit>, CoreError> {
         let mut latest = self.latest_images(&names).await?;
-        let pulls: HashMap<String, u64> = self.meta.pull_counts(&names).await?.into_iter().collect();
+        let pulls: HashMap<String, u64> =
+            self.meta.pull_counts(&names).await?.into_iter().collect();
         Ok(names
             .into_iter()
             .map(|name| {
-                let pulls = pulls.get(&name).copied().unwrap_or(0) + self.pulls.pending(&name, None);
+                let pulls =
+                    pulls.get(&name).copied().unwrap_or(0) + self.pulls.pending(&name, None);
                 SearchHit { latest: latest.remove(&name), repository: name, pulls }
             })
             .collect())
@@ -145,16 +182,34 @@ impl Registry {
 impl Registry {
     /// The details a user stored for `reference` of `source` (an edit, or a README
     /// given at push), if any.
-    pub async fn user_details(&self, repository: &RepoName, reference: &str, source: DetailSource) -> Result<Option<Details>, CoreError> {
+    pub async fn user_details(
+        &self,
+        repository: &RepoName,
+        reference: &str,
+        source: DetailSource,
+    ) -> Result<Option<Details>, CoreError> {
         let rows = self.meta.image_details(repository.as_str(), &[reference]).await?;
-        Ok(rows.iter().find(|r| r.source == source.as_str()).and_then(|r| serde_json::from_str(&r.details_json).ok()))
+        Ok(rows
+            .iter()
+            .find(|r| r.source == source.as_str())
+            .and_then(|r| serde_json::from_str(&r.details_json).ok()))
     }
 
     /// Stores (or with `None`, removes) a user's details for `reference`, and refreshes
     /// the repository's search row.
-    pub async fn set_user_details(&self, repository: &RepoName, reference: &str, source: DetailSource, details: Option<&Details>) -> Result<(), CoreError> {
-        let json = details.filter(|d| !d.is_empty()).map(|d| serde_json::to_string(d).expect("details serialise"));
-        self.meta.put_image_details(repository.as_str(), reference, source.as_str(), json.as_deref()).await?;
+    pub async fn set_user_details(
+        &self,
+        repository: &RepoName,
+        reference: &str,
+        source: DetailSource,
+        details: Option<&Details>,
+    ) -> Result<(), CoreError> {
+        let json = details
+            .filter(|d| !d.is_empty())
+            .map(|d| serde_json::to_string(d).expect("details serialise"));
+        self.meta
+            .put_image_details(repository.as_str(), reference, source.as_str(), json.as_deref())
+            .await?;
         self.refresh_search(repository).await
     }
 
@@ -169,11 +224,16 @@ impl Registry {
 
     /// The user edits stored for images of `namespace`, pushed or waiting for their tag:
     /// `(repository, reference, details)`.
-    pub async fn edits_in_namespace(&self, namespace: &str) -> Result<Vec<(String, String, Details)>, CoreError> {
+    pub async fn edits_in_namespace(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<(String, String, Details)>, CoreError> {
         let rows = self.meta.details_in_namespace(namespace, DetailSource::Edit.as_str()).await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(repository, row)| Some((repository, row.reference, serde_json::from_str(&row.details_json).ok()?)))
+            .filter_map(|(repository, row)| {
+                Some((repository, row.reference, serde_json::from_str(&row.details_json).ok()?))
+            })
             .collect())
     }
 
@@ -189,12 +249,17 @@ impl Registry {
 
     /// Forgets DataPacks unused for longer than the configured age; returns how many.
     pub async fn prune_datapacks(&self) -> Result<u64, CoreError> {
-        let max_age = i64::try_from(self.settings().datapacks.max_age.as_secs()).unwrap_or(i64::MAX);
+        let max_age =
+            i64::try_from(self.settings().datapacks.max_age.as_secs()).unwrap_or(i64::MAX);
         Ok(self.meta.prune_datapacks(max_age).await?)
     }
 
     /// The repositories of `namespace` that `filter` lets through (`None`: all), by name.
-    pub async fn repositories_in(&self, namespace: &str, filter: Option<&RepositoryFilter>) -> Result<Vec<String>, CoreError> {
+    pub async fn repositories_in(
+        &self,
+        namespace: &str,
+        filter: Option<&RepositoryFilter>,
+    ) -> Result<Vec<String>, CoreError> {
         Ok(self.meta.repositories_in(namespace, filter).await?)
     }
 }
@@ -210,9 +275,18 @@ fn view(row: ImageRow, details: &[DetailRow]) -> ImageView {
             .and_then(|d| serde_json::from_str(&d.details_json).ok())
     };
     let mut sources = Vec::new();
-    for source in [DetailSource::Edit, DetailSource::PushReadme, DetailSource::ImageReadme, DetailSource::Labels] {
+    for source in [
+        DetailSource::Edit,
+        DetailSource::PushReadme,
+        DetailSource::ImageReadme,
+        DetailSource::Labels,
+    ] {
         let user_given = matches!(source, DetailSource::Edit | DetailSource::PushReadme);
-        let found = if user_given { find(row.tag.as_deref(), source).or_else(|| find(Some(&row.digest), source)) } else { find(Some(&row.digest), source) };
+        let found = if user_given {
+            find(row.tag.as_deref(), source).or_else(|| find(Some(&row.digest), source))
+        } else {
+            find(Some(&row.digest), source)
+        };
         if let Some(d) = found {
             sources.push((source, d));
         }

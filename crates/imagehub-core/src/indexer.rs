@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt as _;
-use imagehub_extract::{Budget, DetailSource, Details, Layer, LimitExceeded, Limits, ReadmeSearch, details_from_labels, find_readme, parse_readme};
+use imagehub_extract::{
+    Budget, DetailSource, Details, Layer, LimitExceeded, Limits, ReadmeSearch, details_from_labels,
+    find_readme, parse_readme,
+};
 use imagehub_metadata::{ImageInfo, Job, JobOutcome};
 use imagehub_oci::{Descriptor, Digest, Manifest, ManifestKind, RepoName};
 use serde::Deserialize;
@@ -135,7 +138,9 @@ impl Registry {
             let mut outcomes = Vec::with_capacity(jobs.len());
             let mut done = HashSet::new();
             // The same manifest pushed twice in a burst is indexed once.
-            let (unique, repeated): (Vec<&Job>, Vec<&Job>) = jobs.iter().partition(|job| done.insert((job.repository.as_str(), job.digest.as_str())));
+            let (unique, repeated): (Vec<&Job>, Vec<&Job>) = jobs
+                .iter()
+                .partition(|job| done.insert((job.repository.as_str(), job.digest.as_str())));
             outcomes.extend(repeated.into_iter().map(nothing_stored));
             // Several at once, each within its own budget, so one slow image (a
             // decompression bomb, a huge image without a README) holds up one worker only.
@@ -147,7 +152,8 @@ impl Registry {
                     (job, result)
                 }
             });
-            let results: Vec<(Job, Result<JobOutcome, CoreError>)> = futures_util::stream::iter(work).buffer_unordered(workers).collect().await;
+            let results: Vec<(Job, Result<JobOutcome, CoreError>)> =
+                futures_util::stream::iter(work).buffer_unordered(workers).collect().await;
             for (job, result) in results {
                 match result {
                     Ok(outcome) => outcomes.push(outcome),
@@ -159,13 +165,18 @@ impl Registry {
                     }
                     Err(e) => {
                         tracing::error!(repository = %job.repository, digest = %job.digest, error = %e, "indexing failed for good");
-                        let info = ImageInfo { platforms_json: "[]".into(), error: Some(e.to_string()), ..ImageInfo::default() };
+                        let info = ImageInfo {
+                            platforms_json: "[]".into(),
+                            error: Some(e.to_string()),
+                            ..ImageInfo::default()
+                        };
                         outcomes.push(JobOutcome { info: Some(info), ..nothing_stored(&job) });
                     }
                 }
             }
             relaxed.finish_jobs(&outcomes).await?;
-            let repositories: BTreeSet<&str> = outcomes.iter().map(|o| o.repository.as_str()).collect();
+            let repositories: BTreeSet<&str> =
+                outcomes.iter().map(|o| o.repository.as_str()).collect();
             self.refresh_search_of(&relaxed, repositories).await?;
         }
     }
@@ -175,8 +186,14 @@ impl Registry {
     /// the job is retried.
     async fn index(&self, job: &Job) -> Result<JobOutcome, CoreError> {
         let mut outcome = nothing_stored(job);
-        let repository: RepoName = job.repository.parse().map_err(|e: imagehub_oci::NameError| CoreError::Internal(Box::new(e)))?;
-        let digest: Digest = job.digest.parse().map_err(|e: imagehub_oci::DigestError| CoreError::Internal(Box::new(e)))?;
+        let repository: RepoName = job
+            .repository
+            .parse()
+            .map_err(|e: imagehub_oci::NameError| CoreError::Internal(Box::new(e)))?;
+        let digest: Digest = job
+            .digest
+            .parse()
+            .map_err(|e: imagehub_oci::DigestError| CoreError::Internal(Box::new(e)))?;
         // A manifest pushed again (under another tag, say) has the same content, so what
         // was extracted stands; only which image is the latest may have changed.
         if self.meta.image_indexed(repository.as_str(), &job.digest).await? {
@@ -228,14 +245,29 @@ impl Registry {
         }
         outcome.info = Some(info);
         let readme_json = readme.map(|d| serde_json::to_string(&d).expect("details serialise"));
-        let labels_json = (!labels.is_empty()).then(|| serde_json::to_string(&labels).expect("details serialise"));
-        outcome.details = vec![(DetailSource::ImageReadme.as_str().to_string(), readme_json), (DetailSource::Labels.as_str().to_string(), labels_json)];
+        let labels_json = (!labels.is_empty())
+            .then(|| serde_json::to_string(&labels).expect("details serialise"));
+        outcome.details = vec![
+            (DetailSource::ImageReadme.as_str().to_string(), readme_json),
+            (DetailSource::Labels.as_str().to_string(), labels_json),
+        ];
         Ok(outcome)
     }
 
     /// Config, size, README and labels of an image manifest.
-    async fn index_image(&self, manifest: &Manifest, budget: &Arc<Budget>) -> Result<Indexed, CoreError> {
-        let mut indexed = Indexed { config_digest: None, config: ImageConfig::default(), size: 0, readme: None, labels: Details::default(), error: None };
+    async fn index_image(
+        &self,
+        manifest: &Manifest,
+        budget: &Arc<Budget>,
+    ) -> Result<Indexed, CoreError> {
+        let mut indexed = Indexed {
+            config_digest: None,
+            config: ImageConfig::default(),
+            size: 0,
+            readme: None,
+            labels: Details::default(),
+            error: None,
+        };
         if let Some(config) = &manifest.config {
             indexed.config_digest = Some(config.digest.clone());
             indexed.size += config.size;
@@ -248,7 +280,9 @@ impl Registry {
         if let Some(labels) = indexed.config.config.as_ref().and_then(|c| c.labels.as_ref()) {
             indexed.labels = details_from_labels(labels);
         }
-        if manifest.layers.iter().all(|l| is_filesystem_layer(&l.media_type)) && !manifest.layers.is_empty() {
+        if manifest.layers.iter().all(|l| is_filesystem_layer(&l.media_type))
+            && !manifest.layers.is_empty()
+        {
             match self.search_readme(&manifest.layers, budget.clone()).await? {
                 Ok(Some(readme)) => indexed.readme = Some(readme),
                 Ok(None) => {}
@@ -259,12 +293,23 @@ impl Registry {
     }
 
     /// An index: platforms of its children; details from the first child with a README.
-    async fn index_index(&self, repository: &RepoName, manifest: &Manifest, budget: &Arc<Budget>) -> Result<(ImageInfo, Option<Details>, Details), CoreError> {
+    async fn index_index(
+        &self,
+        repository: &RepoName,
+        manifest: &Manifest,
+        budget: &Arc<Budget>,
+    ) -> Result<(ImageInfo, Option<Details>, Details), CoreError> {
         let mut platforms = Vec::new();
         let (mut readme, mut labels, mut first_size, mut errors) = (None, None, None, Vec::new());
         for child in &manifest.manifests {
-            let Some(stored) = self.meta.manifest_by_digest(repository, &child.digest).await? else { continue };
-            let Ok(child_manifest) = Manifest::parse(Some(&stored.media_type), &stored.content) else { continue };
+            let Some(stored) = self.meta.manifest_by_digest(repository, &child.digest).await?
+            else {
+                continue;
+            };
+            let Ok(child_manifest) = Manifest::parse(Some(&stored.media_type), &stored.content)
+            else {
+                continue;
+            };
             if child_manifest.kind != ManifestKind::Image {
                 continue;
             }
@@ -298,23 +343,41 @@ impl Registry {
     }
 
     /// The parsed config, or why it could not be read as an image config.
-    async fn read_config(&self, config: &Descriptor) -> Result<Result<ImageConfig, String>, CoreError> {
+    async fn read_config(
+        &self,
+        config: &Descriptor,
+    ) -> Result<Result<ImageConfig, String>, CoreError> {
         if config.size > MAX_CONFIG_BYTES {
-            return Ok(Err(format!("config blob is {} bytes, more than the {MAX_CONFIG_BYTES} read", config.size)));
+            return Ok(Err(format!(
+                "config blob is {} bytes, more than the {MAX_CONFIG_BYTES} read",
+                config.size
+            )));
         }
         let path = self.blobs.blob_path(&config.digest);
         let bytes = tokio::fs::read(&path).await?;
         Ok(match serde_json::from_slice::<ImageConfig>(&bytes) {
             Ok(parsed) => Ok(parsed),
             // Artifacts have configs that are not image configs; that is not a failure.
-            Err(_) if !config.media_type.contains("image.config") && !config.media_type.contains("container.image") => Ok(ImageConfig::default()),
+            Err(_)
+                if !config.media_type.contains("image.config")
+                    && !config.media_type.contains("container.image") =>
+            {
+                Ok(ImageConfig::default())
+            }
             Err(e) => Err(format!("config is not a valid image config: {e}")),
         })
     }
 
     /// The README found in `layers`, or why the layers could not be read.
-    async fn search_readme(&self, layers: &[Descriptor], budget: Arc<Budget>) -> Result<Result<Option<Details>, String>, CoreError> {
-        let refs: Vec<Layer> = layers.iter().map(|l| Layer { digest: l.digest.to_string(), media_type: l.media_type.clone() }).collect();
+    async fn search_readme(
+        &self,
+        layers: &[Descriptor],
+        budget: Arc<Budget>,
+    ) -> Result<Result<Option<Details>, String>, CoreError> {
+        let refs: Vec<Layer> = layers
+            .iter()
+            .map(|l| Layer { digest: l.digest.to_string(), media_type: l.media_type.clone() })
+            .collect();
         let paths: Vec<_> = layers.iter().map(|l| self.blobs.blob_path(&l.digest)).collect();
         let search = tokio::task::spawn_blocking(move || {
             let open = |layer: &Layer| {
@@ -335,9 +398,13 @@ impl Registry {
             }
             Ok(ReadmeSearch::Deleted { .. } | ReadmeSearch::NotFound { .. }) => Ok(None),
             // A layer file that cannot be opened is the registry's problem: retry.
-            Err(imagehub_extract::LayerError::Io { source, .. }) => return Err(CoreError::Internal(Box::new(source))),
+            Err(imagehub_extract::LayerError::Io { source, .. }) => {
+                return Err(CoreError::Internal(Box::new(source)));
+            }
             // Shutdown is no fault of the image: the job runs again after the restart.
-            Err(e @ imagehub_extract::LayerError::Limit { limit: LimitExceeded::Cancelled, .. }) => {
+            Err(
+                e @ imagehub_extract::LayerError::Limit { limit: LimitExceeded::Cancelled, .. },
+            ) => {
                 return Err(CoreError::Internal(Box::new(e)));
             }
             Err(e) => Err(e.to_string()),
@@ -347,7 +414,13 @@ impl Registry {
 
 /// The outcome of `job` that stores nothing and only ends it.
 fn nothing_stored(job: &Job) -> JobOutcome {
-    JobOutcome { job_id: job.id, repository: job.repository.clone(), digest: job.digest.clone(), info: None, details: Vec::new() }
+    JobOutcome {
+        job_id: job.id,
+        repository: job.repository.clone(),
+        digest: job.digest.clone(),
+        info: None,
+        details: Vec::new(),
+    }
 }
 
 /// Layers that are filesystem tars (OCI and Docker), as opposed to artifact files.
@@ -366,5 +439,8 @@ fn platform_json(config: &ImageConfig, size: u64) -> serde_json::Value {
 /// Labels, with the manifest's own `org.opencontainers.image.*` annotations filling
 /// what the config's labels leave empty.
 fn with_annotations(labels: Details, annotations: &BTreeMap<String, String>) -> Details {
-    Details::merge(vec![(DetailSource::Labels, labels), (DetailSource::Labels, details_from_labels(annotations))])
+    Details::merge(vec![
+        (DetailSource::Labels, labels),
+        (DetailSource::Labels, details_from_labels(annotations)),
+    ])
 }

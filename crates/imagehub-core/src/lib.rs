@@ -5,26 +5,28 @@
 //! returns typed results and `CoreError`s; the server maps those to the wire.
 
 pub mod accounts;
-mod session_epochs;
 mod error;
 mod hash_pool;
 mod hub;
 mod indexer;
 mod login_limiter;
-mod pulls;
 mod maintenance;
+mod pulls;
 mod registry;
+mod session_epochs;
 mod settings;
 mod tag_cache;
 
-pub use accounts::{Access, AccountError, AccountSettings, Accounts, Caller, Credential, TokenGrant, UserCaller};
+pub use accounts::{
+    Access, AccountError, AccountSettings, Accounts, Caller, Credential, TokenGrant, UserCaller,
+};
 pub use error::CoreError;
 pub use hub::{ImageView, SearchHit, latest_image};
-pub use imagehub_extract::{DetailSource, Details, Limits as ExtractLimits, parse_readme};
-pub use indexer::IndexSettings;
 pub use imagehub_blobstore::UploadId;
+pub use imagehub_extract::{DetailSource, Details, Limits as ExtractLimits, parse_readme};
 pub use imagehub_metadata::{Referrer, RepositoryFilter, StoredManifest, Usage};
+pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};
-pub use tag_cache::Tags;
 pub use registry::{BlobReader, PushedManifest, Registry};
 pub use settings::{DataPackLimits, Settings, UploadCaps};
+pub use tag_cache::Tags;

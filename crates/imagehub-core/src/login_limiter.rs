@@ -75,7 +75,10 @@ impl LoginLimiter {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_KEYS {
-            entries.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER && f.blocked_until.is_some_and(|until| until > now));
+            entries.retain(|_, f| {
+                now.duration_since(f.last) < FORGET_AFTER
+                    && f.blocked_until.is_some_and(|until| until > now)
+            });
             if entries.len() >= MAX_KEYS {
                 entries.clear();
             }
@@ -83,7 +86,11 @@ impl LoginLimiter {
         let mut counted = Counted::Failure;
         for (key, factor) in keys(user, address) {
             let free = self.free_failures.saturating_mul(factor);
-            let f = entries.entry(key.clone()).or_insert(Failures { count: 0, last: now, blocked_until: None });
+            let f = entries.entry(key.clone()).or_insert(Failures {
+                count: 0,
+                last: now,
+                blocked_until: None,
+            });
             if now.duration_since(f.last) >= FORGET_AFTER {
                 *f = Failures { count: 0, last: now, blocked_until: None };
             }
@@ -104,7 +111,10 @@ impl LoginLimiter {
     /// address's own, so one success does not let a guesser behind the same address go
     /// on with other users, nor the account's, which guessers elsewhere built up).
     pub fn succeeded(&self, user: &str, address: &str) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(&Key::UserAtAddress(user.to_string(), address.to_string()));
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&Key::UserAtAddress(user.to_string(), address.to_string()));
     }
 }
 
@@ -150,8 +160,12 @@ mod tests {
     #[test]
     fn an_account_guessed_from_many_addresses_is_slowed_far_later_and_says_so_once() {
         let limiter = LoginLimiter::new(2);
-        let reached: Vec<Counted> = (0..41).map(|i| limiter.failed("bob", &format!("10.1.0.{i}"))).collect();
-        assert!(reached[..39].iter().all(|c| *c == Counted::Failure), "below 20 x 2 failures nothing happens");
+        let reached: Vec<Counted> =
+            (0..41).map(|i| limiter.failed("bob", &format!("10.1.0.{i}"))).collect();
+        assert!(
+            reached[..39].iter().all(|c| *c == Counted::Failure),
+            "below 20 x 2 failures nothing happens"
+        );
         assert_eq!(reached[39], Counted::AccountLimitReached);
         assert_eq!(reached[40], Counted::Failure, "reported once");
         assert!(limiter.wait("bob", "10.9.9.9").is_some());

@@ -120,7 +120,10 @@ impl Registry {
             cleaned += 1;
         }
         if cleaned > 0 {
-            tracing::info!(uploads.cleaned = cleaned, "removed upload leftovers from an earlier run");
+            tracing::info!(
+                uploads.cleaned = cleaned,
+                "removed upload leftovers from an earlier run"
+            );
         }
         Ok(cleaned)
     }

@@ -19,7 +19,11 @@ pub struct PullCounter {
 impl PullCounter {
     pub(crate) fn pending(&self, repository: &str, digest: Option<&str>) -> u64 {
         let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.iter().filter(|((r, d), _)| r == repository && digest.is_none_or(|digest| d == digest)).map(|(_, n)| n).sum()
+        pending
+            .iter()
+            .filter(|((r, d), _)| r == repository && digest.is_none_or(|digest| d == digest))
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -50,7 +54,11 @@ impl Registry {
     }
 
     /// Pulls of an image (`Some(digest)`) or of a whole repository.
-    pub async fn pull_count(&self, repository: &RepoName, digest: Option<&str>) -> Result<u64, CoreError> {
+    pub async fn pull_count(
+        &self,
+        repository: &RepoName,
+        digest: Option<&str>,
+    ) -> Result<u64, CoreError> {
         let stored = self.meta.pull_count(repository.as_str(), digest).await?;
         Ok(stored + self.pulls.pending(repository.as_str(), digest))
     }

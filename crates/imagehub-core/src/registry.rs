@@ -49,7 +49,14 @@ impl Registry {
         tokio::fs::create_dir_all(data_dir).await?;
         let blobs = FsBlobStore::open(data_dir).await?;
         let meta = Metadata::open_sqlite(&data_dir.join("imagehub.db")).await?;
-        Ok(Registry { blobs, meta, tags: Arc::default(), indexer: Arc::default(), pulls: Arc::default(), settings: Arc::default() })
+        Ok(Registry {
+            blobs,
+            meta,
+            tags: Arc::default(),
+            indexer: Arc::default(),
+            pulls: Arc::default(),
+            settings: Arc::default(),
+        })
     }
 
     /// Applies the server's configuration (it starts with [`Settings::default`]).
@@ -62,7 +69,10 @@ impl Registry {
     }
 
     /// The accounts kept in the same database.
-    pub fn accounts(&self, settings: crate::AccountSettings) -> Result<crate::Accounts, crate::AccountError> {
+    pub fn accounts(
+        &self,
+        settings: crate::AccountSettings,
+    ) -> Result<crate::Accounts, crate::AccountError> {
         crate::Accounts::new(self.meta.clone(), settings)
     }
 
@@ -89,14 +99,20 @@ impl Registry {
     // ---- pull ----
 
     /// The manifest `reference` names in `repository`.
-    pub async fn get_manifest(&self, repository: &RepoName, reference: &Reference) -> Result<StoredManifest> {
+    pub async fn get_manifest(
+        &self,
+        repository: &RepoName,
+        reference: &Reference,
+    ) -> Result<StoredManifest> {
         let found = match reference {
             Reference::Tag(tag) => self.meta.manifest_by_tag(repository, tag).await?,
             Reference::Digest(digest) => self.meta.manifest_by_digest(repository, digest).await?,
         };
         match found {
             Some(manifest) => Ok(manifest),
-            None => Err(self.unknown_in(repository, CoreError::ManifestUnknown(reference.to_string())).await?),
+            None => Err(self
+                .unknown_in(repository, CoreError::ManifestUnknown(reference.to_string()))
+                .await?),
         }
     }
 
@@ -105,7 +121,9 @@ impl Registry {
     pub async fn stat_blob(&self, repository: &RepoName, digest: &Digest) -> Result<u64> {
         match self.meta.linked_blob_size(repository, digest).await? {
             Some(size) => Ok(size),
-            None => Err(self.unknown_in(repository, CoreError::BlobUnknown(digest.clone())).await?),
+            None => {
+                Err(self.unknown_in(repository, CoreError::BlobUnknown(digest.clone())).await?)
+            }
         }
     }
 
@@ -125,7 +143,11 @@ impl Registry {
     pub async fn start_upload(&self, repository: &RepoName, owner: &str) -> Result<UploadId> {
         let upload = self.blobs.create_upload().await?;
         let id = upload.id();
-        if let Err(e) = self.meta.create_upload(&id.to_string(), repository, owner, self.settings().uploads).await {
+        if let Err(e) = self
+            .meta
+            .create_upload(&id.to_string(), repository, owner, self.settings().uploads)
+            .await
+        {
             self.blobs.delete_upload(upload).await?;
             return Err(e.into());
         }
@@ -134,7 +156,12 @@ impl Registry {
 
     /// Links a blob from `from` into `repository`; `false` when `from` cannot provide it,
     /// in which case the client falls back to uploading.
-    pub async fn mount_blob(&self, repository: &RepoName, digest: &Digest, from: &RepoName) -> Result<bool> {
+    pub async fn mount_blob(
+        &self,
+        repository: &RepoName,
+        digest: &Digest,
+        from: &RepoName,
+    ) -> Result<bool> {
         let Some(size) = self.meta.linked_blob_size(from, digest).await? else {
             return Ok(false);
         };
@@ -268,7 +295,11 @@ impl Registry {
                 subject: subject.clone(),
                 annotations_json,
                 content: content.to_vec(),
-                blobs: manifest.blob_references().filter(|d| is_distributable(&d.media_type)).map(|d| d.digest.clone()).collect(),
+                blobs: manifest
+                    .blob_references()
+                    .filter(|d| is_distributable(&d.media_type))
+                    .map(|d| d.digest.clone())
+                    .collect(),
                 manifests: manifest.manifests.iter().map(|d| d.digest.clone()).collect(),
                 tag: tag.cloned(),
                 pushed_by: pushed_by.map(str::to_string),
@@ -284,7 +315,11 @@ impl Registry {
     // ---- content management ----
 
     /// Deletes a manifest (by digest, with its tags) or only a tag.
-    pub async fn delete_manifest(&self, repository: &RepoName, reference: &Reference) -> Result<()> {
+    pub async fn delete_manifest(
+        &self,
+        repository: &RepoName,
+        reference: &Reference,
+    ) -> Result<()> {
         let deleted = match reference {
             Reference::Digest(digest) => self.meta.delete_manifest(repository, digest).await?,
             Reference::Tag(tag) => self.meta.delete_tag(repository, tag).await?,
@@ -314,7 +349,12 @@ impl Registry {
     // ---- content discovery ----
 
     /// Up to `limit` tags after `last`, sorted; `NameUnknown` for a repository never pushed.
-    pub async fn list_tags(&self, repository: &RepoName, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
+    pub async fn list_tags(
+        &self,
+        repository: &RepoName,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
         let tags = self.all_tags(repository).await?;
         Ok(tag_cache::page(tags.as_slice(), last, limit))
     }
@@ -341,7 +381,12 @@ impl Registry {
         Ok(self.meta.repository_exists(repository).await?)
     }
 
-    pub async fn list_repositories(&self, last: Option<&str>, limit: u32, filter: Option<&RepositoryFilter>) -> Result<Vec<String>> {
+    pub async fn list_repositories(
+        &self,
+        last: Option<&str>,
+        limit: u32,
+        filter: Option<&RepositoryFilter>,
+    ) -> Result<Vec<String>> {
         match filter {
             None => Ok(self.meta.list_repositories(last, limit).await?),
             Some(filter) => Ok(self.meta.list_visible_repositories(last, limit, filter).await?),

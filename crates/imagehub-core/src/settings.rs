@@ -30,7 +30,10 @@ impl Default for Settings {
         Settings {
             index: IndexSettings::default(),
             uploads: UploadCaps { per_owner: 1000, per_repository: 500 },
-            datapacks: DataPackLimits { kept: 10_000, max_age: Duration::from_secs(90 * 24 * 3600) },
+            datapacks: DataPackLimits {
+                kept: 10_000,
+                max_age: Duration::from_secs(90 * 24 * 3600),
+            },
         }
     }
 }

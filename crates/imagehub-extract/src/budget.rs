@@ -5,9 +5,9 @@
 
 use std::collections::HashSet;
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The bounds of a [`Budget`].
@@ -30,7 +30,13 @@ impl Default for Limits {
     /// reads whole layers (an image without a README) stops after 4 GiB of one layer
     /// or 8 GiB of all, or after a minute.
     fn default() -> Self {
-        Limits { layer_bytes: 4 << 30, layer_entries: 1_000_000, image_bytes: 8 << 30, image_entries: 2_000_000, time: Duration::from_secs(60) }
+        Limits {
+            layer_bytes: 4 << 30,
+            layer_entries: 1_000_000,
+            image_bytes: 8 << 30,
+            image_entries: 2_000_000,
+            time: Duration::from_secs(60),
+        }
     }
 }
 
@@ -66,7 +72,14 @@ pub struct Budget {
 impl Budget {
     /// A budget starting now; setting `cancel` stops the reading at the next check.
     pub fn new(limits: Limits, cancel: Arc<AtomicBool>) -> Budget {
-        Budget { limits, started: Instant::now(), bytes: AtomicU64::new(0), entries: AtomicU64::new(0), cancel, searched: Mutex::new(HashSet::new()) }
+        Budget {
+            limits,
+            started: Instant::now(),
+            bytes: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            cancel,
+            searched: Mutex::new(HashSet::new()),
+        }
     }
 
     /// Fails once the deadline has passed or shutdown was asked for.
@@ -151,7 +164,13 @@ mod tests {
         Budget::new(limits, Arc::new(AtomicBool::new(false)))
     }
 
-    const SMALL: Limits = Limits { layer_bytes: 100, layer_entries: 3, image_bytes: 150, image_entries: 5, time: Duration::from_secs(3600) };
+    const SMALL: Limits = Limits {
+        layer_bytes: 100,
+        layer_entries: 3,
+        image_bytes: 150,
+        image_entries: 5,
+        time: Duration::from_secs(3600),
+    };
 
     fn read_all(budget: &Budget, len: usize) -> Result<u64, LimitExceeded> {
         let mut metered = Metered::new(io::repeat(b'x').take(len as u64), budget);
@@ -173,7 +192,10 @@ mod tests {
         let b = budget(SMALL);
         assert!((1..=3).all(|i| b.count_entry(i).is_ok()));
         assert_eq!(b.count_entry(4), Err(LimitExceeded::LayerEntries(3)));
-        assert!(b.count_entry(1).is_ok() && b.count_entry(2).is_ok(), "the refused entry did not count");
+        assert!(
+            b.count_entry(1).is_ok() && b.count_entry(2).is_ok(),
+            "the refused entry did not count"
+        );
         assert_eq!(b.count_entry(3), Err(LimitExceeded::ImageEntries(5)));
     }
 

@@ -108,7 +108,10 @@ impl Details {
                 }
             }
             if given > MAX_KEYWORDS {
-                dropped.push(InvalidDetail { field: "keywords", problem: format!("at most {MAX_KEYWORDS} are kept, not {given}") });
+                dropped.push(InvalidDetail {
+                    field: "keywords",
+                    problem: format!("at most {MAX_KEYWORDS} are kept, not {given}"),
+                });
             }
             self.keywords = (!kept.is_empty()).then_some(kept);
         }
@@ -124,14 +127,22 @@ impl Details {
     /// Every rule the details break, one per field.
     fn problems(&self) -> Vec<InvalidDetail> {
         let mut problems = Vec::new();
-        for (field, value) in [("icon", &self.icon), ("url", &self.url), ("documentation", &self.documentation), ("source", &self.source)] {
+        for (field, value) in [
+            ("icon", &self.icon),
+            ("url", &self.url),
+            ("documentation", &self.documentation),
+            ("source", &self.source),
+        ] {
             if let Some(problem) = value.as_deref().and_then(url_problem) {
                 problems.push(InvalidDetail { field, problem });
             }
         }
         if let Some(keywords) = &self.keywords {
             if keywords.len() > MAX_KEYWORDS {
-                problems.push(InvalidDetail { field: "keywords", problem: format!("at most {MAX_KEYWORDS}, not {}", keywords.len()) });
+                problems.push(InvalidDetail {
+                    field: "keywords",
+                    problem: format!("at most {MAX_KEYWORDS}, not {}", keywords.len()),
+                });
             } else if let Some(problem) = keywords.iter().find_map(|k| keyword_problem(k)) {
                 problems.push(InvalidDetail { field: "keywords", problem });
             }
@@ -144,7 +155,8 @@ impl Details {
             ("docs", &self.docs, MAX_DOCS_CHARS),
         ] {
             if value.as_ref().is_some_and(|v| v.chars().count() > max) {
-                problems.push(InvalidDetail { field, problem: format!("at most {max} characters") });
+                problems
+                    .push(InvalidDetail { field, problem: format!("at most {max} characters") });
             }
         }
         problems
@@ -171,7 +183,9 @@ impl Details {
 /// URL with a host, and hold nothing that could break out of an HTML attribute or a
 /// Markdown link (quotes, angle brackets, backslashes, spaces, control characters).
 fn url_problem(value: &str) -> Option<String> {
-    let unsafe_char = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`');
+    let unsafe_char = |c: char| {
+        c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`')
+    };
     if value.len() > MAX_URL_BYTES {
         return Some(format!("a URL of at most {MAX_URL_BYTES} bytes"));
     }
@@ -185,8 +199,12 @@ fn url_problem(value: &str) -> Option<String> {
 }
 
 fn keyword_problem(keyword: &str) -> Option<String> {
-    let bad = keyword.trim().is_empty() || keyword.chars().count() > MAX_KEYWORD_CHARS || keyword.chars().any(char::is_control);
-    bad.then(|| format!("each must be 1 to {MAX_KEYWORD_CHARS} characters, not {:?}", shorten(keyword)))
+    let bad = keyword.trim().is_empty()
+        || keyword.chars().count() > MAX_KEYWORD_CHARS
+        || keyword.chars().any(char::is_control);
+    bad.then(|| {
+        format!("each must be 1 to {MAX_KEYWORD_CHARS} characters, not {:?}", shorten(keyword))
+    })
 }
 
 /// At most 60 characters of a value, for messages.
@@ -208,7 +226,12 @@ const MAX_URL_BYTES: usize = 2048;
 /// Details from OCI labels (a config's `config.Labels`) or manifest annotations, which
 /// use the same `org.opencontainers.image.*` keys.
 pub fn details_from_labels(labels: &BTreeMap<String, String>) -> Details {
-    let get = |key: &str| labels.get(&format!("org.opencontainers.image.{key}")).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let get = |key: &str| {
+        labels
+            .get(&format!("org.opencontainers.image.{key}"))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     Details {
         description: get("description"),
         url: get("url"),
@@ -229,13 +252,23 @@ mod tests {
     fn validation_names_the_field() {
         let bad_url = Details { icon: Some("javascript:alert(1)".into()), ..Details::default() };
         assert_eq!(bad_url.validate().unwrap_err().field, "icon");
-        let many = Details { keywords: Some((0..21).map(|i| i.to_string()).collect()), ..Details::default() };
+        let many = Details {
+            keywords: Some((0..21).map(|i| i.to_string()).collect()),
+            ..Details::default()
+        };
         assert_eq!(many.validate().unwrap_err().field, "keywords");
         let empty_keyword = Details { keywords: Some(vec![" ".into()]), ..Details::default() };
         assert!(empty_keyword.validate().is_err());
         let long = Details { description: Some("x".repeat(1001)), ..Details::default() };
-        assert_eq!(long.validate().unwrap_err().to_string(), "description: at most 1000 characters");
-        let fine = Details { url: Some("https://example.org".into()), keywords: Some(vec!["db".into()]), ..Details::default() };
+        assert_eq!(
+            long.validate().unwrap_err().to_string(),
+            "description: at most 1000 characters"
+        );
+        let fine = Details {
+            url: Some("https://example.org".into()),
+            keywords: Some(vec!["db".into()]),
+            ..Details::default()
+        };
         assert_eq!(fine.validate(), Ok(()));
     }
 
@@ -286,8 +319,17 @@ mod tests {
         assert_eq!(kept.title.as_deref(), Some("fine"));
         assert_eq!(kept.validate(), Ok(()), "what is kept passes the edit rules");
         let fields: Vec<&str> = dropped.iter().map(|d| d.field).collect();
-        assert!(fields.contains(&"icon") && fields.contains(&"keywords") && fields.contains(&"description"), "{dropped:?}");
-        assert!(dropped.len() <= MAX_KEYWORDS + 10, "the record of what was dropped is bounded: {}", dropped.len());
+        assert!(
+            fields.contains(&"icon")
+                && fields.contains(&"keywords")
+                && fields.contains(&"description"),
+            "{dropped:?}"
+        );
+        assert!(
+            dropped.len() <= MAX_KEYWORDS + 10,
+            "the record of what was dropped is bounded: {}",
+            dropped.len()
+        );
     }
 
     #[test]
@@ -309,10 +351,22 @@ mod tests {
 
     #[test]
     fn the_strongest_source_wins_field_by_field() {
-        let labels = Details { description: Some("labels".into()), url: Some("https://labels".into()), ..Details::default() };
-        let readme = Details { description: Some("readme".into()), docs: Some("docs".into()), ..Details::default() };
+        let labels = Details {
+            description: Some("labels".into()),
+            url: Some("https://labels".into()),
+            ..Details::default()
+        };
+        let readme = Details {
+            description: Some("readme".into()),
+            docs: Some("docs".into()),
+            ..Details::default()
+        };
         let edit = Details { description: Some("edited".into()), ..Details::default() };
-        let merged = Details::merge(vec![(DetailSource::Labels, labels), (DetailSource::Edit, edit), (DetailSource::ImageReadme, readme)]);
+        let merged = Details::merge(vec![
+            (DetailSource::Labels, labels),
+            (DetailSource::Edit, edit),
+            (DetailSource::ImageReadme, readme),
+        ]);
         assert_eq!(merged.description.as_deref(), Some("edited"));
         assert_eq!(merged.docs.as_deref(), Some("docs"));
         assert_eq!(merged.url.as_deref(), Some("https://labels"));

@@ -41,10 +41,13 @@ enum Keywords {
 /// Splits and parses a README; `truncated` adds a note that the text was cut.
 pub fn parse_readme(text: &str, truncated: bool) -> Readme {
     let (yaml, body) = split_front_matter(text);
-    let (front, front_matter_error) = match yaml.map(serde_yaml_ng::from_str::<Option<FrontMatter>>) {
+    let (front, front_matter_error) = match yaml.map(serde_yaml_ng::from_str::<Option<FrontMatter>>)
+    {
         None => (FrontMatter::default(), None),
         Some(Ok(front)) => (front.unwrap_or_default(), None),
-        Some(Err(e)) => (FrontMatter::default(), Some(format!("README front matter is not valid YAML: {e}"))),
+        Some(Err(e)) => {
+            (FrontMatter::default(), Some(format!("README front matter is not valid YAML: {e}")))
+        }
     };
     let mut docs = body.trim_start_matches(['\r', '\n']).to_string();
     if truncated {
@@ -54,7 +57,9 @@ pub fn parse_readme(text: &str, truncated: bool) -> Readme {
         Keywords::List(list) => list,
         Keywords::Text(text) => text.split(',').map(str::to_string).collect(),
     });
-    let keywords = keywords.map(|k| k.into_iter().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect::<Vec<_>>());
+    let keywords = keywords.map(|k| {
+        k.into_iter().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect::<Vec<_>>()
+    });
     let description = nonempty(front.description).or_else(|| first_paragraph(&docs));
     let details = Details {
         docs: Some(docs).filter(|d| !d.trim().is_empty()),
@@ -71,7 +76,9 @@ pub fn parse_readme(text: &str, truncated: bool) -> Readme {
 /// or `...`.
 fn split_front_matter(text: &str) -> (Option<&str>, &str) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let Some(rest) = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n")) else { return (None, text) };
+    let Some(rest) = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n")) else {
+        return (None, text);
+    };
     let mut offset = 0;
     for line in rest.split_inclusive('\n') {
         let trimmed = line.trim_end();

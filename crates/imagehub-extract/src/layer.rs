@@ -52,7 +52,10 @@ impl Compression {
 }
 
 /// The decompressed tar stream of a layer blob.
-pub fn tar_stream(media_type: &str, blob: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+pub fn tar_stream(
+    media_type: &str,
+    blob: Box<dyn Read + Send>,
+) -> io::Result<Box<dyn Read + Send>> {
     let mut buffered = BufReader::with_capacity(64 * 1024, blob);
     let compression = match Compression::from_media_type(media_type) {
         Some(c) => c,
@@ -71,10 +74,22 @@ mod tests {
 
     #[test]
     fn media_types_and_magic_bytes() {
-        assert_eq!(Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+gzip"), Some(Compression::Gzip));
-        assert_eq!(Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd"), Some(Compression::Zstd));
-        assert_eq!(Compression::from_media_type("application/vnd.oci.image.layer.v1.tar"), Some(Compression::None));
-        assert_eq!(Compression::from_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"), Some(Compression::Gzip));
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+gzip"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar"),
+            Some(Compression::None)
+        );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Some(Compression::Gzip)
+        );
         assert_eq!(Compression::from_media_type("application/octet-stream"), None);
         assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
         assert_eq!(Compression::sniff(&ZSTD_MAGIC), Compression::Zstd);

@@ -27,10 +27,20 @@ pub struct Layer {
 /// What the search found, and how many layers it had to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadmeSearch {
-    Found { text: String, truncated: bool, layer: String, layers_read: usize },
+    Found {
+        text: String,
+        truncated: bool,
+        layer: String,
+        layers_read: usize,
+    },
     /// An upper layer deletes the README (a whiteout, or a non-file in its place).
-    Deleted { layer: String, layers_read: usize },
-    NotFound { layers_read: usize },
+    Deleted {
+        layer: String,
+        layers_read: usize,
+    },
+    NotFound {
+        layers_read: usize,
+    },
 }
 
 /// Searches `layers` (in manifest order, bottom first) from the top down, within
@@ -46,7 +56,9 @@ pub fn find_readme(
         if budget.already_searched(&layer.digest) {
             continue;
         }
-        budget.check_time().map_err(|limit| LayerError::Limit { digest: layer.digest.clone(), limit })?;
+        budget
+            .check_time()
+            .map_err(|limit| LayerError::Limit { digest: layer.digest.clone(), limit })?;
         layers_read += 1;
         let io_error = |source| LayerError::Io { digest: layer.digest.clone(), source };
         let blob = open(layer).map_err(io_error)?;
@@ -57,8 +69,17 @@ pub fn find_readme(
             None => LayerError::NotTar { digest: layer.digest.clone(), detail: e.to_string() },
         };
         match search_layer(&layer.media_type, blob, budget).map_err(content_error)? {
-            InLayer::File { text, truncated } => return Ok(ReadmeSearch::Found { text, truncated, layer: layer.digest.clone(), layers_read }),
-            InLayer::Deleted => return Ok(ReadmeSearch::Deleted { layer: layer.digest.clone(), layers_read }),
+            InLayer::File { text, truncated } => {
+                return Ok(ReadmeSearch::Found {
+                    text,
+                    truncated,
+                    layer: layer.digest.clone(),
+                    layers_read,
+                });
+            }
+            InLayer::Deleted => {
+                return Ok(ReadmeSearch::Deleted { layer: layer.digest.clone(), layers_read });
+            }
             InLayer::Opaque => return Ok(ReadmeSearch::NotFound { layers_read }),
             InLayer::Nothing => budget.mark_searched(&layer.digest),
         }
@@ -67,14 +88,21 @@ pub fn find_readme(
 }
 
 enum InLayer {
-    File { text: String, truncated: bool },
+    File {
+        text: String,
+        truncated: bool,
+    },
     Deleted,
     /// The root is opaque: nothing below this layer is visible.
     Opaque,
     Nothing,
 }
 
-fn search_layer(media_type: &str, blob: Box<dyn Read + Send>, budget: &Budget) -> io::Result<InLayer> {
+fn search_layer(
+    media_type: &str,
+    blob: Box<dyn Read + Send>,
+    budget: &Budget,
+) -> io::Result<InLayer> {
     let mut archive = TarWalk::new(Metered::new(tar_stream(media_type, blob)?, budget));
     let mut opaque = false;
     let mut entries = 0;
@@ -102,7 +130,8 @@ fn search_layer(media_type: &str, blob: Box<dyn Read + Send>, budget: &Budget) -
 /// The file name of `path` if it sits directly in the root (`README.md`,
 /// `./README.md`, `/README.md`).
 fn root_name(path: &Path) -> Option<String> {
-    let mut parts = path.components().filter(|c| !matches!(c, Component::CurDir | Component::RootDir));
+    let mut parts =
+        path.components().filter(|c| !matches!(c, Component::CurDir | Component::RootDir));
     let first = parts.next()?;
     match (first, parts.next()) {
         (Component::Normal(name), None) => name.to_str().map(str::to_owned),
@@ -156,8 +185,14 @@ mod tests {
     }
 
     fn search(layers: Vec<(&str, Vec<u8>)>) -> ReadmeSearch {
-        let refs: Vec<Layer> =
-            layers.iter().enumerate().map(|(i, (mt, _))| Layer { digest: format!("layer{i}"), media_type: (*mt).to_string() }).collect();
+        let refs: Vec<Layer> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, (mt, _))| Layer {
+                digest: format!("layer{i}"),
+                media_type: (*mt).to_string(),
+            })
+            .collect();
         find_readme(
             &refs,
             |layer| {
@@ -178,21 +213,35 @@ mod tests {
         let bottom = tar_of(&[("README.md", Some(b"old"))]);
         let top = tar_of(&[("./README.md", Some(b"new")), ("etc", None)]);
         let found = search(vec![(TAR, bottom), (TGZ, gzip(&top))]);
-        assert_eq!(found, ReadmeSearch::Found { text: "new".into(), truncated: false, layer: "layer1".into(), layers_read: 1 });
+        assert_eq!(
+            found,
+            ReadmeSearch::Found {
+                text: "new".into(),
+                truncated: false,
+                layer: "layer1".into(),
+                layers_read: 1
+            }
+        );
     }
 
     #[test]
     fn a_whiteout_deletes_the_readme_of_lower_layers() {
         let bottom = tar_of(&[("README.md", Some(b"old"))]);
         let top = tar_of(&[(".wh.README.md", Some(b""))]);
-        assert_eq!(search(vec![(TAR, bottom), (TAR, top)]), ReadmeSearch::Deleted { layer: "layer1".into(), layers_read: 1 });
+        assert_eq!(
+            search(vec![(TAR, bottom), (TAR, top)]),
+            ReadmeSearch::Deleted { layer: "layer1".into(), layers_read: 1 }
+        );
     }
 
     #[test]
     fn an_opaque_root_hides_lower_layers() {
         let bottom = tar_of(&[("README.md", Some(b"old"))]);
         let top = tar_of(&[(".wh..wh..opq", Some(b"")), ("bin", None)]);
-        assert_eq!(search(vec![(TAR, bottom), (TAR, top)]), ReadmeSearch::NotFound { layers_read: 1 });
+        assert_eq!(
+            search(vec![(TAR, bottom), (TAR, top)]),
+            ReadmeSearch::NotFound { layers_read: 1 }
+        );
     }
 
     #[test]
@@ -201,7 +250,15 @@ mod tests {
         let top = tar_of(&[("docs/README.md", Some(b"nested")), ("app/.wh.README.md", Some(b""))]);
         let zstd_top = zstd::encode_all(&top[..], 1).unwrap();
         let found = search(vec![(TAR, bottom), (TZST, zstd_top)]);
-        assert_eq!(found, ReadmeSearch::Found { text: "root one".into(), truncated: false, layer: "layer0".into(), layers_read: 2 });
+        assert_eq!(
+            found,
+            ReadmeSearch::Found {
+                text: "root one".into(),
+                truncated: false,
+                layer: "layer0".into(),
+                layers_read: 2
+            }
+        );
     }
 
     #[test]
@@ -232,7 +289,11 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let refs = [Layer { digest: "bad".into(), media_type: TGZ.into() }];
-        let result = find_readme(&refs, |_| Ok(Box::new(io::Cursor::new(b"not gzip at all".to_vec())) as Box<dyn Read + Send>), &unlimited());
+        let result = find_readme(
+            &refs,
+            |_| Ok(Box::new(io::Cursor::new(b"not gzip at all".to_vec())) as Box<dyn Read + Send>),
+            &unlimited(),
+        );
         assert!(result.is_err());
     }
 
@@ -243,7 +304,8 @@ mod tests {
     #[test]
     fn a_layer_listed_many_times_is_read_once() {
         let layer = tar_of(&[("bin/app", Some(b"app"))]);
-        let refs: Vec<Layer> = (0..1000).map(|_| Layer { digest: "same".into(), media_type: TAR.into() }).collect();
+        let refs: Vec<Layer> =
+            (0..1000).map(|_| Layer { digest: "same".into(), media_type: TAR.into() }).collect();
         let mut opened = 0;
         let found = find_readme(
             &refs,
@@ -269,8 +331,18 @@ mod tests {
         let limits = crate::Limits { layer_bytes: 1 << 20, ..crate::Limits::default() };
         let budget = Budget::new(limits, Default::default());
         let refs = [Layer { digest: "bomb".into(), media_type: TZST.into() }];
-        let result = find_readme(&refs, |_| Ok(Box::new(io::Cursor::new(bomb.clone())) as Box<dyn Read + Send>), &budget);
-        assert!(matches!(result, Err(LayerError::Limit { limit: crate::LimitExceeded::LayerBytes(_), .. })), "{result:?}");
+        let result = find_readme(
+            &refs,
+            |_| Ok(Box::new(io::Cursor::new(bomb.clone())) as Box<dyn Read + Send>),
+            &budget,
+        );
+        assert!(
+            matches!(
+                result,
+                Err(LayerError::Limit { limit: crate::LimitExceeded::LayerBytes(_), .. })
+            ),
+            "{result:?}"
+        );
         assert!(budget.bytes_read() < 2 << 20, "stopped near the limit: {}", budget.bytes_read());
     }
 }

@@ -57,7 +57,9 @@ impl<R: Read> TarWalk<R> {
             if !read_block(&mut self.inner, &mut block)? || block.iter().all(|b| *b == 0) {
                 return match (long_name, pax.path) {
                     (None, None) => Ok(None),
-                    _ => Err(invalid("an extension header describes an entry that does not follow")),
+                    _ => {
+                        Err(invalid("an extension header describes an entry that does not follow"))
+                    }
                 };
             }
             let header = Header::parse(&block)?;
@@ -72,9 +74,12 @@ impl<R: Read> TarWalk<R> {
                 }
                 _ => {
                     let size = pax.size.unwrap_or(header.size);
-                    self.unread = size.checked_add(padding(size)).ok_or_else(|| invalid("entry size overflows"))?;
+                    self.unread = size
+                        .checked_add(padding(size))
+                        .ok_or_else(|| invalid("entry size overflows"))?;
                     let path = pax.path.or(long_name).unwrap_or_else(|| header.path());
-                    let path = String::from_utf8(path).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                    let path = String::from_utf8(path)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                     return Ok(Some(EntryHeader { path, kind: header.kind(), size }));
                 }
             }
@@ -124,10 +129,19 @@ struct Header<'a> {
 
 impl<'a> Header<'a> {
     fn parse(block: &'a [u8; BLOCK]) -> io::Result<Header<'a>> {
-        let stored = parse_octal(&block[148..156]).ok_or_else(|| invalid("unreadable header checksum"))?;
+        let stored =
+            parse_octal(&block[148..156]).ok_or_else(|| invalid("unreadable header checksum"))?;
         // The checksum counts its own field as spaces; some old writers summed signed bytes.
-        let unsigned: u64 = block.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u64::from(*b) }).sum();
-        let signed: i64 = block.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { i64::from(*b as i8) }).sum();
+        let unsigned: u64 = block
+            .iter()
+            .enumerate()
+            .map(|(i, b)| if (148..156).contains(&i) { 32 } else { u64::from(*b) })
+            .sum();
+        let signed: i64 = block
+            .iter()
+            .enumerate()
+            .map(|(i, b)| if (148..156).contains(&i) { 32 } else { i64::from(*b as i8) })
+            .sum();
         if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
             return Err(invalid("header checksum mismatch"));
         }
@@ -140,11 +154,7 @@ impl<'a> Header<'a> {
         let name = until_nul(&self.block[..100]);
         let ustar = &self.block[257..263] == b"ustar\0";
         let prefix = until_nul(&self.block[345..500]);
-        if ustar && !prefix.is_empty() {
-            [prefix, b"/", name].concat()
-        } else {
-            name.to_vec()
-        }
+        if ustar && !prefix.is_empty() { [prefix, b"/", name].concat() } else { name.to_vec() }
     }
 
     fn kind(&self) -> EntryKind {
@@ -168,8 +178,14 @@ impl Pax {
     fn parse(mut data: &[u8]) -> io::Result<Pax> {
         let mut pax = Pax::default();
         while !data.is_empty() && data[0] != 0 {
-            let space = data.iter().position(|b| *b == b' ').ok_or_else(|| invalid("malformed PAX record"))?;
-            let len: usize = std::str::from_utf8(&data[..space]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| invalid("malformed PAX record length"))?;
+            let space = data
+                .iter()
+                .position(|b| *b == b' ')
+                .ok_or_else(|| invalid("malformed PAX record"))?;
+            let len: usize = std::str::from_utf8(&data[..space])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| invalid("malformed PAX record length"))?;
             if len <= space + 1 || len > data.len() || data[len - 1] != b'\n' {
                 return Err(invalid("malformed PAX record"));
             }
@@ -179,7 +195,10 @@ impl Pax {
                 match key {
                     b"path" => pax.path = Some(value.to_vec()),
                     b"size" => {
-                        let size = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()).ok_or_else(|| invalid("malformed PAX size"))?;
+                        let size = std::str::from_utf8(value)
+                            .ok()
+                            .and_then(|s| s.parse().ok())
+                            .ok_or_else(|| invalid("malformed PAX size"))?;
                         pax.size = Some(size);
                     }
                     _ => {}
@@ -277,14 +296,23 @@ mod tests {
                 header.set_mode(0o644);
                 builder.append_data(&mut header, path, data).unwrap();
             }
-            assert_eq!(walk(&builder.into_inner().unwrap()).unwrap(), vec![file("short.txt", 3), file(&long, 8)]);
+            assert_eq!(
+                walk(&builder.into_inner().unwrap()).unwrap(),
+                vec![file("short.txt", 3), file(&long, 8)]
+            );
         }
     }
 
     #[test]
     fn pax_paths_and_sizes_apply_to_the_next_entry() {
         let mut builder = tar::Builder::new(Vec::new());
-        builder.append_pax_extensions([("path", &b"from/pax.md"[..]), ("size", b"5"), ("SCHILY.xattr.user.x", b"y")]).unwrap();
+        builder
+            .append_pax_extensions([
+                ("path", &b"from/pax.md"[..]),
+                ("size", b"5"),
+                ("SCHILY.xattr.user.x", b"y"),
+            ])
+            .unwrap();
         let mut header = tar::Header::new_ustar();
         header.set_size(5);
         header.set_mode(0o644);
@@ -314,7 +342,11 @@ mod tests {
         for typeflag in [b'L', b'K', b'x', b'g'] {
             let archive = extension_header(typeflag, 1 << 30);
             let error = walk(&archive).unwrap_err();
-            assert!(error.to_string().contains("over the 16384-byte limit"), "{}: {error}", char::from(typeflag));
+            assert!(
+                error.to_string().contains("over the 16384-byte limit"),
+                "{}: {error}",
+                char::from(typeflag)
+            );
         }
     }
 

@@ -123,8 +123,10 @@ pub struct RepositoryFilter {
     pub only_namespaces: Option<Vec<String>>,
 }
 
-const USER_COLUMNS: &str = "id, name, email, password_hash, source, is_admin, created_at, sessions_valid_after";
-const TOKEN_COLUMNS: &str = "id, user_id, name, actions, namespaces, expires_at, created_at, last_used_at";
+const USER_COLUMNS: &str =
+    "id, name, email, password_hash, source, is_admin, created_at, sessions_valid_after";
+const TOKEN_COLUMNS: &str =
+    "id, user_id, name, actions, namespaces, expires_at, created_at, last_used_at";
 
 impl Metadata {
     pub async fn count_users(&self) -> Result<u64> {
@@ -175,28 +177,55 @@ impl Metadata {
     }
 
     pub async fn set_email(&self, user_id: i64, email: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE users SET email = ? WHERE id = ?").bind(email).bind(user_id).execute(&self.pool).await?;
+        sqlx::query("UPDATE users SET email = ? WHERE id = ?")
+            .bind(email)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     pub async fn namespace_kind(&self, name: &str) -> Result<Option<NamespaceKind>> {
-        let row = sqlx::query("SELECT kind FROM namespaces WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT kind FROM namespaces WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| parse_kind(r.get(0))).transpose()
     }
 
     /// Creates an organization owned by `owner_id`.
-    pub async fn create_org(&self, name: &str, owner_id: i64, default_visibility: &str, description: &str) -> Result<OrgRow> {
+    pub async fn create_org(
+        &self,
+        name: &str,
+        owner_id: i64,
+        default_visibility: &str,
+        description: &str,
+    ) -> Result<OrgRow> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = now();
-        claim_namespace(&mut tx, name, NamespaceKind::Org, Some((default_visibility, description)), now).await?;
-        sqlx::query("INSERT INTO org_members (org, user_id, role, added_at) VALUES (?, ?, 'owner', ?)")
-            .bind(name)
-            .bind(owner_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        claim_namespace(
+            &mut tx,
+            name,
+            NamespaceKind::Org,
+            Some((default_visibility, description)),
+            now,
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO org_members (org, user_id, role, added_at) VALUES (?, ?, 'owner', ?)",
+        )
+        .bind(name)
+        .bind(owner_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(OrgRow { name: name.into(), default_visibility: default_visibility.into(), description: description.into(), created_at: now })
+        Ok(OrgRow {
+            name: name.into(),
+            default_visibility: default_visibility.into(),
+            description: description.into(),
+            created_at: now,
+        })
     }
 
     pub async fn org(&self, name: &str) -> Result<Option<OrgRow>> {
@@ -221,7 +250,12 @@ impl Metadata {
         Ok(rows.iter().map(|r| (org_row(r), r.get(4))).collect())
     }
 
-    pub async fn update_org(&self, name: &str, default_visibility: Option<&str>, description: Option<&str>) -> Result<bool> {
+    pub async fn update_org(
+        &self,
+        name: &str,
+        default_visibility: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE namespaces SET default_visibility = COALESCE(?, default_visibility), description = COALESCE(?, description)
              WHERE name = ? AND kind = 'org'",
@@ -245,7 +279,10 @@ impl Metadata {
         if repos > 0 {
             return Err(MetadataError::OrgNotEmpty { repositories: repos as u64 });
         }
-        let done = sqlx::query("DELETE FROM namespaces WHERE name = ? AND kind = 'org'").bind(name).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM namespaces WHERE name = ? AND kind = 'org'")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM repository_visibility WHERE name LIKE ? ESCAPE '\\'")
             .bind(format!("{}/%", name.replace('_', "\\_")))
             .execute(&mut *tx)
@@ -262,7 +299,10 @@ impl Metadata {
         .bind(org)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| MemberRow { user: r.get(0), role: r.get(1), added_at: r.get(2) }).collect())
+        Ok(rows
+            .iter()
+            .map(|r| MemberRow { user: r.get(0), role: r.get(1), added_at: r.get(2) })
+            .collect())
     }
 
     pub async fn member_role(&self, org: &str, user_id: i64) -> Result<Option<String>> {
@@ -309,7 +349,11 @@ impl Metadata {
 
     /// The visibility of `repository`: its own setting, else its namespace's default,
     /// else private.
-    pub async fn repository_visibility(&self, repository: &str, namespace: Option<&str>) -> Result<String> {
+    pub async fn repository_visibility(
+        &self,
+        repository: &str,
+        namespace: Option<&str>,
+    ) -> Result<String> {
         let row = sqlx::query(
             "SELECT COALESCE((SELECT visibility FROM repository_visibility WHERE name = ?),
                              (SELECT default_visibility FROM namespaces WHERE name = ?), 'private')",
@@ -321,7 +365,11 @@ impl Metadata {
         Ok(row.get(0))
     }
 
-    pub async fn set_repository_visibility(&self, repository: &str, visibility: &str) -> Result<()> {
+    pub async fn set_repository_visibility(
+        &self,
+        repository: &str,
+        visibility: &str,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO repository_visibility (name, visibility) VALUES (?, ?)
              ON CONFLICT (name) DO UPDATE SET visibility = excluded.visibility",
@@ -334,7 +382,11 @@ impl Metadata {
     }
 
     /// Sets (or with `None`, clears) a repository's own description.
-    pub async fn set_repository_description(&self, repository: &str, description: Option<&str>) -> Result<()> {
+    pub async fn set_repository_description(
+        &self,
+        repository: &str,
+        description: Option<&str>,
+    ) -> Result<()> {
         match description {
             Some(d) => sqlx::query(
                 "INSERT INTO repository_descriptions (name, description) VALUES (?, ?)
@@ -342,7 +394,9 @@ impl Metadata {
             )
             .bind(repository)
             .bind(d),
-            None => sqlx::query("DELETE FROM repository_descriptions WHERE name = ?").bind(repository),
+            None => {
+                sqlx::query("DELETE FROM repository_descriptions WHERE name = ?").bind(repository)
+            }
         }
         .execute(&self.pool)
         .await?;
@@ -350,12 +404,20 @@ impl Metadata {
     }
 
     pub async fn repository_description(&self, repository: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT description FROM repository_descriptions WHERE name = ?").bind(repository).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT description FROM repository_descriptions WHERE name = ?")
+            .bind(repository)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.get(0)))
     }
 
     /// A page of repository names the filter lets through, sorted.
-    pub async fn list_visible_repositories(&self, last: Option<&str>, limit: u32, filter: &RepositoryFilter) -> Result<Vec<String>> {
+    pub async fn list_visible_repositories(
+        &self,
+        last: Option<&str>,
+        limit: u32,
+        filter: &RepositoryFilter,
+    ) -> Result<Vec<String>> {
         let params = visibility::Params::of(Some(filter));
         let sql = format!(
             "SELECT r.name FROM repositories r {} WHERE r.name > ?1 AND {} ORDER BY r.name LIMIT ?6",
@@ -390,7 +452,10 @@ impl Metadata {
     }
 
     /// The unexpired token with this secret hash, and its user; marks it used.
-    pub async fn use_access_token(&self, secret_hash: &str) -> Result<Option<(AccessTokenRow, UserRow)>> {
+    pub async fn use_access_token(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<(AccessTokenRow, UserRow)>> {
         let now = now();
         let row = sqlx::query(&format!(
             "UPDATE access_tokens SET last_used_at = ?1 WHERE secret_hash = ?2 AND (expires_at IS NULL OR expires_at > ?1)
@@ -422,20 +487,23 @@ impl Metadata {
     }
 
     pub async fn access_tokens(&self, user_id: i64) -> Result<Vec<AccessTokenRow>> {
-        let rows = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE user_id = ? ORDER BY id"))
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE user_id = ? ORDER BY id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(token_row).collect()
     }
 
     /// Deletes one of a user's tokens; returns its name if it existed.
     pub async fn delete_access_token(&self, user_id: i64, id: i64) -> Result<Option<String>> {
-        let row = sqlx::query("DELETE FROM access_tokens WHERE id = ? AND user_id = ? RETURNING name")
-            .bind(id)
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("DELETE FROM access_tokens WHERE id = ? AND user_id = ? RETURNING name")
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -455,7 +523,12 @@ impl Metadata {
 
     /// Audit events, newest first, before event id `before`; only those of
     /// `namespaces` when given.
-    pub async fn audit_events(&self, namespaces: Option<&[String]>, before: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
+    pub async fn audit_events(
+        &self,
+        namespaces: Option<&[String]>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
         let rows = sqlx::query(
             "SELECT id, at, actor, action, namespace, target, client, detail FROM audit_events
              WHERE id < ?1 AND (?2 IS NULL OR namespace IN (SELECT value FROM json_each(?2)))
@@ -512,19 +585,26 @@ async fn claim_namespace(
 }
 
 /// Fails with `LastOwner` unless `org` has an owner other than `user_id`.
-async fn ensure_other_owner(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, org: &str, user_id: i64) -> Result<()> {
-    let others: i64 = sqlx::query("SELECT count(*) FROM org_members WHERE org = ? AND role = 'owner' AND user_id != ?")
-        .bind(org)
-        .bind(user_id)
-        .fetch_one(&mut **tx)
-        .await?
-        .get(0);
-    let is_owner = sqlx::query("SELECT 1 FROM org_members WHERE org = ? AND role = 'owner' AND user_id = ?")
-        .bind(org)
-        .bind(user_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .is_some();
+async fn ensure_other_owner(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    org: &str,
+    user_id: i64,
+) -> Result<()> {
+    let others: i64 = sqlx::query(
+        "SELECT count(*) FROM org_members WHERE org = ? AND role = 'owner' AND user_id != ?",
+    )
+    .bind(org)
+    .bind(user_id)
+    .fetch_one(&mut **tx)
+    .await?
+    .get(0);
+    let is_owner =
+        sqlx::query("SELECT 1 FROM org_members WHERE org = ? AND role = 'owner' AND user_id = ?")
+            .bind(org)
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
     if is_owner && others == 0 { Err(MetadataError::LastOwner) } else { Ok(()) }
 }
 
@@ -550,13 +630,21 @@ fn user_row(r: &SqliteRow) -> UserRow {
 }
 
 fn org_row(r: &SqliteRow) -> OrgRow {
-    OrgRow { name: r.get(0), default_visibility: r.get(1), description: r.get(2), created_at: r.get(3) }
+    OrgRow {
+        name: r.get(0),
+        default_visibility: r.get(1),
+        description: r.get(2),
+        created_at: r.get(3),
+    }
 }
 
 fn token_row(r: &SqliteRow) -> Result<AccessTokenRow> {
     let namespaces = r
         .get::<Option<String>, _>(4)
-        .map(|json| serde_json::from_str(&json).map_err(|e| MetadataError::Corrupt(format!("token namespaces: {e}"))))
+        .map(|json| {
+            serde_json::from_str(&json)
+                .map_err(|e| MetadataError::Corrupt(format!("token namespaces: {e}")))
+        })
         .transpose()?;
     Ok(AccessTokenRow {
         id: r.get(0),

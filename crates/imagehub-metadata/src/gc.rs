@@ -57,15 +57,19 @@ impl Metadata {
             if deleted.is_empty() {
                 break;
             }
-            let (count, bytes) = (deleted.len() as u64, deleted.iter().map(|r| r.get::<i64, _>(0) as u64).sum::<u64>());
+            let (count, bytes) = (
+                deleted.len() as u64,
+                deleted.iter().map(|r| r.get::<i64, _>(0) as u64).sum::<u64>(),
+            );
             plan.manifests += count;
             plan.manifest_bytes += bytes;
         }
-        plan.blob_links = sqlx::query(&format!("DELETE FROM repository_blobs AS rb WHERE {GARBAGE_LINK}"))
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        plan.blob_links =
+            sqlx::query(&format!("DELETE FROM repository_blobs AS rb WHERE {GARBAGE_LINK}"))
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         let rows = sqlx::query(
             "DELETE FROM blobs AS b WHERE b.created_at <= ?1
              AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
@@ -75,7 +79,10 @@ impl Metadata {
         .fetch_all(&mut *tx)
         .await?;
         for row in rows {
-            plan.blobs.push(UnlinkedBlob { digest: parse_digest(row.get(0))?, size: row.get::<i64, _>(1) as u64 });
+            plan.blobs.push(UnlinkedBlob {
+                digest: parse_digest(row.get(0))?,
+                size: row.get::<i64, _>(1) as u64,
+            });
         }
         if apply {
             tx.commit().await?;

@@ -98,8 +98,16 @@ impl Metadata {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut jobs: Vec<Job> =
-            rows.iter().map(|r| Job { id: r.get(0), kind: r.get(1), repository: r.get(2), digest: r.get(3), attempts: r.get::<i64, _>(4) as u32 }).collect();
+        let mut jobs: Vec<Job> = rows
+            .iter()
+            .map(|r| Job {
+                id: r.get(0),
+                kind: r.get(1),
+                repository: r.get(2),
+                digest: r.get(3),
+                attempts: r.get::<i64, _>(4) as u32,
+            })
+            .collect();
         jobs.sort_by_key(|j| j.id);
         Ok(jobs)
     }
@@ -119,9 +127,19 @@ impl Metadata {
                 put_image_info(&mut tx, &outcome.repository, &outcome.digest, info).await?;
             }
             for (source, details_json) in outcome.details.iter().filter(|_| exists) {
-                put_image_details(&mut tx, &outcome.repository, &outcome.digest, source, details_json.as_deref()).await?;
+                put_image_details(
+                    &mut tx,
+                    &outcome.repository,
+                    &outcome.digest,
+                    source,
+                    details_json.as_deref(),
+                )
+                .await?;
             }
-            sqlx::query("DELETE FROM jobs WHERE id = ?").bind(outcome.job_id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM jobs WHERE id = ?")
+                .bind(outcome.job_id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -156,14 +174,23 @@ impl Metadata {
     }
 
     /// Stores (or with `None`, removes) one source's details for a reference.
-    pub async fn put_image_details(&self, repository: &str, reference: &str, source: &str, details_json: Option<&str>) -> Result<()> {
+    pub async fn put_image_details(
+        &self,
+        repository: &str,
+        reference: &str,
+        source: &str,
+        details_json: Option<&str>,
+    ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         put_image_details(&mut conn, repository, reference, source, details_json).await
     }
 
     /// Every stored detail set for any of `keys`, `(repository, reference)` pairs, with
     /// its repository.
-    pub async fn image_details_of(&self, keys: &[(String, String)]) -> Result<Vec<(String, DetailRow)>> {
+    pub async fn image_details_of(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<(String, DetailRow)>> {
         let keys = serde_json::to_string(keys).expect("string pairs serialise");
         let rows = sqlx::query(
             "SELECT repository, reference, source, details FROM image_details WHERE (repository, reference) IN
@@ -172,12 +199,26 @@ impl Metadata {
         .bind(keys)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| (r.get(0), DetailRow { reference: r.get(1), source: r.get(2), details_json: r.get(3) })).collect())
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    DetailRow { reference: r.get(1), source: r.get(2), details_json: r.get(3) },
+                )
+            })
+            .collect())
     }
 
     /// Every stored detail set of `repository` for any of `references`.
-    pub async fn image_details(&self, repository: &str, references: &[&str]) -> Result<Vec<DetailRow>> {
-        let refs = serde_json::Value::from(references.iter().map(|r| r.to_string()).collect::<Vec<_>>()).to_string();
+    pub async fn image_details(
+        &self,
+        repository: &str,
+        references: &[&str],
+    ) -> Result<Vec<DetailRow>> {
+        let refs =
+            serde_json::Value::from(references.iter().map(|r| r.to_string()).collect::<Vec<_>>())
+                .to_string();
         let rows = sqlx::query(
             "SELECT reference, source, details FROM image_details
              WHERE repository = ? AND reference IN (SELECT value FROM json_each(?))",
@@ -186,12 +227,17 @@ impl Metadata {
         .bind(refs)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| DetailRow { reference: r.get(0), source: r.get(1), details_json: r.get(2) }).collect())
+        Ok(rows
+            .iter()
+            .map(|r| DetailRow { reference: r.get(0), source: r.get(1), details_json: r.get(2) })
+            .collect())
     }
 
     /// The images of a repository (see `IMAGES_FROM`), most recently pushed first.
     pub async fn images(&self, repository: &str) -> Result<Vec<ImageRow>> {
-        let sql = format!("SELECT t.name, {IMAGE_COLUMNS} {IMAGES_FROM} AND r.name = ?1 ORDER BY m.pushed_at_ms DESC, t.name");
+        let sql = format!(
+            "SELECT t.name, {IMAGE_COLUMNS} {IMAGES_FROM} AND r.name = ?1 ORDER BY m.pushed_at_ms DESC, t.name"
+        );
         let rows = sqlx::query(&sql).bind(repository).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(|r| image_row(r, r.get(0))).collect())
     }
@@ -231,17 +277,33 @@ impl Metadata {
     /// details stored for it; returns whether it existed.
     pub async fn delete_repository(&self, repository: &str) -> Result<bool> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query("DELETE FROM repositories WHERE name = ?").bind(repository).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM image_details WHERE repository = ?").bind(repository).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM jobs WHERE repository = ?").bind(repository).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM pull_counts WHERE repository = ?").bind(repository).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM repositories WHERE name = ?")
+            .bind(repository)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM image_details WHERE repository = ?")
+            .bind(repository)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM jobs WHERE repository = ?")
+            .bind(repository)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM pull_counts WHERE repository = ?")
+            .bind(repository)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// Repository names in `namespace` that hold images, visible through `filter`
     /// (`None`: all), sorted.
-    pub async fn repositories_in(&self, namespace: &str, filter: Option<&crate::RepositoryFilter>) -> Result<Vec<String>> {
+    pub async fn repositories_in(
+        &self,
+        namespace: &str,
+        filter: Option<&crate::RepositoryFilter>,
+    ) -> Result<Vec<String>> {
         let params = visibility::Params::of(filter);
         let sql = format!(
             "SELECT r.name FROM repositories r {}
@@ -250,7 +312,9 @@ impl Metadata {
             visibility::JOINS,
             visibility::condition(2)
         );
-        let rows = visibility::bind(sqlx::query(&sql).bind(namespace), &params).fetch_all(&self.pool).await?;
+        let rows = visibility::bind(sqlx::query(&sql).bind(namespace), &params)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -294,7 +358,11 @@ impl Metadata {
 
     /// Every stored detail set of `source` in the repositories of `namespace`, by
     /// repository and reference: what an export of user edits lists.
-    pub async fn details_in_namespace(&self, namespace: &str, source: &str) -> Result<Vec<(String, DetailRow)>> {
+    pub async fn details_in_namespace(
+        &self,
+        namespace: &str,
+        source: &str,
+    ) -> Result<Vec<(String, DetailRow)>> {
         let rows = sqlx::query(
             "SELECT repository, reference, source, details FROM image_details
              WHERE source = ? AND substr(repository, 1, length(?) + 1) = ? || '/'
@@ -305,7 +373,15 @@ impl Metadata {
         .bind(namespace)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| (r.get(0), DetailRow { reference: r.get(1), source: r.get(2), details_json: r.get(3) })).collect())
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    DetailRow { reference: r.get(1), source: r.get(2), details_json: r.get(3) },
+                )
+            })
+            .collect())
     }
 
     /// Stores a DataPack spec under its name (idempotent: the name is its hash), marks
@@ -338,18 +414,28 @@ impl Metadata {
     /// A stored DataPack spec. Reading it marks it used, at most once a day, so reads
     /// stay reads.
     pub async fn datapack(&self, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT spec, used_at FROM datapacks WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT spec, used_at FROM datapacks WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let now = now();
         if row.get::<i64, _>(1) < now - DATAPACK_TOUCH_SECS {
-            sqlx::query("UPDATE datapacks SET used_at = ? WHERE name = ?").bind(now).bind(name).execute(&self.pool).await?;
+            sqlx::query("UPDATE datapacks SET used_at = ? WHERE name = ?")
+                .bind(now)
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
         }
         Ok(Some(row.get(0)))
     }
 
     /// Forgets DataPacks unused for `max_age_secs`; returns how many.
     pub async fn prune_datapacks(&self, max_age_secs: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM datapacks WHERE used_at < ?").bind(now() - max_age_secs).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM datapacks WHERE used_at < ?")
+            .bind(now() - max_age_secs)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -386,7 +472,12 @@ fn image_row(r: &sqlx::sqlite::SqliteRow, tag: Option<String>) -> ImageRow {
 }
 
 /// Stores the base info of `repository@digest`, if the manifest still exists.
-async fn put_image_info(conn: &mut SqliteConnection, repository: &str, digest: &str, info: &ImageInfo) -> Result<()> {
+async fn put_image_info(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    digest: &str,
+    info: &ImageInfo,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO image_info (repository_id, digest, config_digest, platforms, size, created, error, indexed_at)
          SELECT m.repository_id, m.digest, ?, ?, ?, ?, ?, ? FROM manifests m JOIN repositories r ON r.id = m.repository_id
@@ -409,7 +500,13 @@ async fn put_image_info(conn: &mut SqliteConnection, repository: &str, digest: &
 }
 
 /// Stores (or with `None`, removes) one source's details for a reference.
-async fn put_image_details(conn: &mut SqliteConnection, repository: &str, reference: &str, source: &str, details_json: Option<&str>) -> Result<()> {
+async fn put_image_details(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    reference: &str,
+    source: &str,
+    details_json: Option<&str>,
+) -> Result<()> {
     match details_json {
         Some(json) => {
             sqlx::query(
@@ -425,12 +522,14 @@ async fn put_image_details(conn: &mut SqliteConnection, repository: &str, refere
             .await?;
         }
         None => {
-            sqlx::query("DELETE FROM image_details WHERE repository = ? AND reference = ? AND source = ?")
-                .bind(repository)
-                .bind(reference)
-                .bind(source)
-                .execute(conn)
-                .await?;
+            sqlx::query(
+                "DELETE FROM image_details WHERE repository = ? AND reference = ? AND source = ?",
+            )
+            .bind(repository)
+            .bind(reference)
+            .bind(source)
+            .execute(conn)
+            .await?;
         }
     }
     Ok(())
@@ -463,7 +562,11 @@ mod tests {
         assert_eq!(kept, 2);
         assert!(meta.datapack("c").await.unwrap().is_some(), "the one just stored is kept");
         assert_eq!(meta.prune_datapacks(3600).await.unwrap(), 0, "nothing is an hour old");
-        assert_eq!(meta.prune_datapacks(-1).await.unwrap(), 2, "everything is older than a second from now");
+        assert_eq!(
+            meta.prune_datapacks(-1).await.unwrap(),
+            2,
+            "everything is older than a second from now"
+        );
         assert!(meta.datapack("c").await.unwrap().is_none());
     }
 
@@ -475,12 +578,31 @@ mod tests {
         meta.create_upload("1", &repo("x/a"), "alice", caps).await.unwrap();
         meta.create_upload("2", &repo("x/a"), "alice", caps).await.unwrap();
         let full = meta.create_upload("3", &repo("x/a"), "bob", caps).await;
-        assert!(matches!(full, Err(MetadataError::TooManyUploads { scope: crate::UploadScope::Repository, limit: 2 })), "{full:?}");
+        assert!(
+            matches!(
+                full,
+                Err(MetadataError::TooManyUploads {
+                    scope: crate::UploadScope::Repository,
+                    limit: 2
+                })
+            ),
+            "{full:?}"
+        );
         meta.create_upload("4", &repo("x/b"), "alice", caps).await.unwrap();
         let full = meta.create_upload("5", &repo("x/c"), "alice", caps).await;
-        assert!(matches!(full, Err(MetadataError::TooManyUploads { scope: crate::UploadScope::User, limit: 3 })), "{full:?}");
+        assert!(
+            matches!(
+                full,
+                Err(MetadataError::TooManyUploads { scope: crate::UploadScope::User, limit: 3 })
+            ),
+            "{full:?}"
+        );
         meta.delete_upload("1").await.unwrap();
         meta.create_upload("6", &repo("x/c"), "alice", caps).await.unwrap();
-        assert_eq!(meta.upload_repository("3").await.unwrap(), None, "a refused session leaves no row");
+        assert_eq!(
+            meta.upload_repository("3").await.unwrap(),
+            None,
+            "a refused session leaves no row"
+        );
     }
 }

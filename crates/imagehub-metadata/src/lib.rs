@@ -72,8 +72,8 @@ pub struct UploadCaps {
 }
 
 pub use accounts::{
-    AccessTokenRow, AuditEvent, MemberRow, NamespaceKind, NewAccessToken, NewAuditEvent, NewUser, OrgRow, RepositoryFilter,
-    UserRow, UserSource,
+    AccessTokenRow, AuditEvent, MemberRow, NamespaceKind, NewAccessToken, NewAuditEvent, NewUser,
+    OrgRow, RepositoryFilter, UserRow, UserSource,
 };
 pub use gc::{GcPlan, UnlinkedBlob};
 pub use hub::{DetailRow, ImageInfo, ImageRow, Job, JobOutcome};
@@ -151,7 +151,8 @@ impl Metadata {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
+        let pool =
+            SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let writer = Writer::start(&options).await?;
         let relaxed = SqlitePoolOptions::new()
@@ -167,7 +168,11 @@ impl Metadata {
     /// work that is redone when lost, such as indexing: a lost result goes with its
     /// lost job deletion, and the job runs again.
     pub fn relaxed(&self) -> Metadata {
-        Metadata { pool: self.relaxed.clone(), relaxed: self.relaxed.clone(), writer: self.writer.clone() }
+        Metadata {
+            pool: self.relaxed.clone(),
+            relaxed: self.relaxed.clone(),
+            writer: self.writer.clone(),
+        }
     }
 
     /// Whether the repository exists (has had content pushed or mounted).
@@ -180,7 +185,11 @@ impl Metadata {
     }
 
     /// The size of `digest` if it is linked to `repository`.
-    pub async fn linked_blob_size(&self, repository: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+    pub async fn linked_blob_size(
+        &self,
+        repository: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>> {
         let row = sqlx::query(
             "SELECT b.size FROM repository_blobs rb
              JOIN repositories r ON r.id = rb.repository_id
@@ -197,17 +206,30 @@ impl Metadata {
     /// Records a verified blob and links it to `repository`, creating the repository.
     pub async fn link_blob(&self, repository: &RepoName, digest: &Digest, size: u64) -> Result<()> {
         let (repository, digest) = (repository.clone(), digest.clone());
-        self.writer.write(move |conn| Box::pin(async move { link_blob(conn, &repository, &digest, size).await })).await
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move { link_blob(conn, &repository, &digest, size).await })
+            })
+            .await
     }
 
     /// Links a blob whose upload session `id` just completed, and ends the session.
-    pub async fn finish_upload(&self, id: &str, repository: &RepoName, digest: &Digest, size: u64) -> Result<()> {
+    pub async fn finish_upload(
+        &self,
+        id: &str,
+        repository: &RepoName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
         let (id, repository, digest) = (id.to_string(), repository.clone(), digest.clone());
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
                     link_blob(&mut *conn, &repository, &digest, size).await?;
-                    sqlx::query("DELETE FROM uploads WHERE id = ?").bind(&id).execute(&mut *conn).await?;
+                    sqlx::query("DELETE FROM uploads WHERE id = ?")
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             })
@@ -229,7 +251,11 @@ impl Metadata {
     }
 
     /// The manifest a tag points at.
-    pub async fn manifest_by_tag(&self, repository: &RepoName, tag: &Tag) -> Result<Option<StoredManifest>> {
+    pub async fn manifest_by_tag(
+        &self,
+        repository: &RepoName,
+        tag: &Tag,
+    ) -> Result<Option<StoredManifest>> {
         let row = sqlx::query(
             "SELECT m.digest, m.media_type, m.content FROM tags t
              JOIN repositories r ON r.id = t.repository_id
@@ -264,7 +290,9 @@ impl Metadata {
     /// Stores a manifest and its references, and moves its tag, in one transaction.
     /// Fails with `MissingReference` when a blob or child manifest is not in the repository.
     pub async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
-        self.writer.write(move |conn| Box::pin(async move { put_manifest(conn, &manifest).await })).await
+        self.writer
+            .write(move |conn| Box::pin(async move { put_manifest(conn, &manifest).await }))
+            .await
     }
 
     /// Deletes a manifest and every tag pointing at it; returns whether it existed.
@@ -307,11 +335,12 @@ impl Metadata {
 
     /// Up to `limit` repository names after `last`, in lexical (byte) order.
     pub async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
-            .bind(last.unwrap_or(""))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
+                .bind(last.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
@@ -350,7 +379,13 @@ impl Metadata {
     /// Records a new upload session for `repository`, opened by `owner` (a user name,
     /// or empty for anonymous callers), unless either already has `caps` open. The count
     /// and the insert are one write, so concurrent starts cannot pass the cap together.
-    pub async fn create_upload(&self, id: &str, repository: &RepoName, owner: &str, caps: UploadCaps) -> Result<()> {
+    pub async fn create_upload(
+        &self,
+        id: &str,
+        repository: &RepoName,
+        owner: &str,
+        caps: UploadCaps,
+    ) -> Result<()> {
         let (id, repository, owner) = (id.to_string(), repository.to_string(), owner.to_string());
         self.writer
             .write(move |conn| {
@@ -426,7 +461,11 @@ impl Metadata {
     }
 }
 
-async fn ensure_repository(conn: &mut SqliteConnection, repository: &RepoName, now: i64) -> Result<i64> {
+async fn ensure_repository(
+    conn: &mut SqliteConnection,
+    repository: &RepoName,
+    now: i64,
+) -> Result<i64> {
     let row = sqlx::query(
         "INSERT INTO repositories (name, created_at) VALUES (?, ?)
          ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
@@ -450,14 +489,21 @@ async fn ensure_repository(conn: &mut SqliteConnection, repository: &RepoName, n
 }
 
 /// Records a verified blob and links it to `repository`, creating the repository.
-async fn link_blob(conn: &mut SqliteConnection, repository: &RepoName, digest: &Digest, size: u64) -> Result<()> {
+async fn link_blob(
+    conn: &mut SqliteConnection,
+    repository: &RepoName,
+    digest: &Digest,
+    size: u64,
+) -> Result<()> {
     let now = now();
-    sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-        .bind(digest.to_string())
-        .bind(size as i64)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(digest.to_string())
+    .bind(size as i64)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     let repository_id = ensure_repository(&mut *conn, repository, now).await?;
     sqlx::query("INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
         .bind(repository_id)
@@ -474,13 +520,17 @@ async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Re
     let now = now();
     let repository_id = ensure_repository(&mut *conn, &manifest.repository, now).await?;
     for digest in &manifest.blobs {
-        let linked = sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
-            .bind(repository_id)
-            .bind(digest.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
+        let linked =
+            sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
+                .bind(repository_id)
+                .bind(digest.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
         if linked.is_none() {
-            return Err(MetadataError::MissingReference { digest: digest.clone(), is_manifest: false });
+            return Err(MetadataError::MissingReference {
+                digest: digest.clone(),
+                is_manifest: false,
+            });
         }
     }
     for digest in &manifest.manifests {
@@ -490,7 +540,10 @@ async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Re
             .fetch_optional(&mut *conn)
             .await?;
         if exists.is_none() {
-            return Err(MetadataError::MissingReference { digest: digest.clone(), is_manifest: true });
+            return Err(MetadataError::MissingReference {
+                digest: digest.clone(),
+                is_manifest: true,
+            });
         }
     }
     let digest = manifest.digest.to_string();
@@ -525,7 +578,11 @@ async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Re
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    let children = manifest.blobs.iter().map(|d| (d, false)).chain(manifest.manifests.iter().map(|d| (d, true)));
+    let children = manifest
+        .blobs
+        .iter()
+        .map(|d| (d, false))
+        .chain(manifest.manifests.iter().map(|d| (d, true)));
     for (child, is_manifest) in children {
         sqlx::query(
             "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, child_is_manifest)
@@ -555,7 +612,11 @@ async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Re
 }
 
 fn stored_manifest(row: sqlx::sqlite::SqliteRow) -> Result<StoredManifest> {
-    Ok(StoredManifest { digest: parse_digest(row.get(0))?, media_type: row.get(1), content: row.get(2) })
+    Ok(StoredManifest {
+        digest: parse_digest(row.get(0))?,
+        media_type: row.get(1),
+        content: row.get(2),
+    })
 }
 
 fn parse_digest(s: String) -> Result<Digest> {

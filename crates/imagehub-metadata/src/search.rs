@@ -26,7 +26,10 @@ pub struct SearchPage {
 impl Metadata {
     /// Replaces the search rows of repositories in one transaction; `None` removes a
     /// repository's row (no images left).
-    pub async fn put_search_documents(&self, documents: &[(String, Option<SearchDocument>)]) -> Result<()> {
+    pub async fn put_search_documents(
+        &self,
+        documents: &[(String, Option<SearchDocument>)],
+    ) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for (repository, document) in documents {
             sqlx::query("DELETE FROM repository_search WHERE rowid = (SELECT id FROM repositories WHERE name = ?)")
@@ -69,7 +72,14 @@ impl Metadata {
     /// microsecond per match, which for a common word among 50,000 repositories is far
     /// beyond the 20 ms a search may take. The queries share one read transaction, so the
     /// counts and the page agree with each other while pushes go on.
-    pub async fn search_repositories(&self, query: &str, terms: &[String], filter: Option<&RepositoryFilter>, limit: u32, offset: u32) -> Result<SearchPage> {
+    pub async fn search_repositories(
+        &self,
+        query: &str,
+        terms: &[String],
+        filter: Option<&RepositoryFilter>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<SearchPage> {
         let Some(access) = Access::of(filter).filter(|_| !terms.is_empty()) else {
             return Ok(SearchPage { names: Vec::new(), total: 0 });
         };
@@ -79,20 +89,31 @@ impl Metadata {
         // covers before it can skip through them, so `bench*` in `bench/nuxt-…` read all
         // 50,000 rows' entries where `bench` seeks; an exact-name query went from 7 ms to 1.
         let last = terms.len() - 1;
-        let all = terms.iter().enumerate().map(|(i, t)| if i == last { format!("\"{t}\"*") } else { format!("\"{t}\"") }).collect::<Vec<_>>().join(" AND ");
+        let all = terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| if i == last { format!("\"{t}\"*") } else { format!("\"{t}\"") })
+            .collect::<Vec<_>>()
+            .join(" AND ");
         let phrase = format!("\"{}\" *", terms.join(" "));
         let in_name = format!("{{name}} : ({all})");
         let in_keywords = format!("{{keywords}} : ({all})");
         let in_text = format!("{{description docs}} : ({all})");
         let name_tier = access.restrict(&in_name);
         let keyword_tier = access.restrict(&format!("({in_keywords}) NOT ({in_name})"));
-        let text_tier = access.restrict(&format!("({in_text}) NOT (({in_name}) OR ({in_keywords}))"));
+        let text_tier =
+            access.restrict(&format!("({in_text}) NOT (({in_name}) OR ({in_keywords}))"));
 
         // Names starting with the query are among those whose first tokens (of the
         // whole name or of its last component) are the query's terms.
         let mut snapshot = self.pool.begin().await?;
         let conn = &mut *snapshot;
-        let starts = names_starting_with(conn, &access.restrict(&format!("({{name}} : ^ {phrase}) OR ({{last}} : ^ {phrase})")), query).await?;
+        let starts = names_starting_with(
+            conn,
+            &access.restrict(&format!("({{name}} : ^ {phrase}) OR ({{last}} : ^ {phrase})")),
+            query,
+        )
+        .await?;
         // With one term, "in the name, or the keywords, or the text" is one column set,
         // which FTS5 answers with one pass over the term's entries instead of three.
         let any_tier = match terms.len() {
@@ -104,9 +125,13 @@ impl Metadata {
         let page = Window { start: u64::from(offset), end: u64::from(offset) + u64::from(limit) };
         let mut names = Vec::new();
         if let Some((skip, take)) = page.overlap(0, starts.len() as u64) {
-            names.extend(starts.iter().skip(skip as usize).take(take as usize).map(|(_, name)| name.clone()));
+            names.extend(
+                starts.iter().skip(skip as usize).take(take as usize).map(|(_, name)| name.clone()),
+            );
         }
-        let starts_ids = serde_json::Value::from(starts.iter().map(|(id, _)| *id).collect::<Vec<_>>()).to_string();
+        let starts_ids =
+            serde_json::Value::from(starts.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+                .to_string();
         let tiers = [(name_tier, starts_ids.as_str()), (keyword_tier, "[]"), (text_tier, "[]")];
         let mut tier_first = starts.len() as u64;
         for (i, (expression, excluded)) in tiers.iter().enumerate() {
@@ -130,7 +155,11 @@ impl Metadata {
 
 /// `(rowid, name)` of the matches of `expression` whose name or last component
 /// starts with `query`: equal first, then shorter first, then by name.
-async fn names_starting_with(conn: &mut SqliteConnection, expression: &str, query: &str) -> Result<Vec<(i64, String)>> {
+async fn names_starting_with(
+    conn: &mut SqliteConnection,
+    expression: &str,
+    query: &str,
+) -> Result<Vec<(i64, String)>> {
     let rows = sqlx::query(
         "SELECT id, name FROM (
              SELECT rowid AS id, name,
@@ -156,7 +185,13 @@ async fn count_matches(conn: &mut SqliteConnection, expression: &str) -> Result<
 
 /// Names of the matches of `expression` but not of the rowids in `excluded` (a JSON
 /// array), newest first, `take` of them after skipping `skip`.
-async fn newest_matches(conn: &mut SqliteConnection, expression: &str, excluded: &str, skip: u64, take: u64) -> Result<Vec<String>> {
+async fn newest_matches(
+    conn: &mut SqliteConnection,
+    expression: &str,
+    excluded: &str,
+    skip: u64,
+    take: u64,
+) -> Result<Vec<String>> {
     let rows = sqlx::query(
         "SELECT name FROM repository_search WHERE repository_search MATCH ?1
          AND rowid NOT IN (SELECT value FROM json_each(?2)) ORDER BY rowid DESC LIMIT ?3 OFFSET ?4",
@@ -182,7 +217,9 @@ impl Access {
     /// `None` when the filter lets nothing through.
     fn of(filter: Option<&RepositoryFilter>) -> Option<Access> {
         let Some(filter) = filter else { return Some(Access::All) };
-        let namespaces = |names: &[String]| names.iter().map(|n| namespace_token(n)).collect::<Vec<_>>().join(" OR ");
+        let namespaces = |names: &[String]| {
+            names.iter().map(|n| namespace_token(n)).collect::<Vec<_>>().join(" OR ")
+        };
         let mut visible = Vec::new();
         if filter.public {
             visible.push("{visibility} : public".to_string());
@@ -197,7 +234,10 @@ impl Access {
         match &filter.only_namespaces {
             None => Some(Access::Matching(visible)),
             Some(only) if only.is_empty() => None,
-            Some(only) => Some(Access::Matching(format!("({visible}) AND ({{namespace}} : ({}))", namespaces(only)))),
+            Some(only) => Some(Access::Matching(format!(
+                "({visible}) AND ({{namespace}} : ({}))",
+                namespaces(only)
+            ))),
         }
     }
 
@@ -250,7 +290,9 @@ mod tests {
     async fn database_before_0010(dir: &Path) -> std::path::PathBuf {
         let migrations = dir.join("migrations");
         std::fs::create_dir(&migrations).unwrap();
-        for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")).unwrap() {
+        for entry in
+            std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")).unwrap()
+        {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             if name.as_str() < "0010" {
@@ -258,7 +300,11 @@ mod tests {
             }
         }
         let db = dir.join("imagehub.db");
-        let pool = sqlx::SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db).create_if_missing(true)).await.unwrap();
+        let pool = sqlx::SqlitePool::connect_with(
+            SqliteConnectOptions::new().filename(&db).create_if_missing(true),
+        )
+        .await
+        .unwrap();
         Migrator::new(migrations.as_path()).await.unwrap().run(&pool).await.unwrap();
         for sql in [
             "INSERT INTO namespaces (name, kind, default_visibility, created_at) VALUES ('acme', 'org', 'public', 0)",
@@ -288,14 +334,33 @@ mod tests {
         let meta = Metadata::open_sqlite(&database_before_0010(dir.path()).await).await.unwrap();
         assert_eq!(names(&meta, "redis", None).await, ["acme/redis", "acme/secret-redis"]);
         assert_eq!(names(&meta, "redis", Some(&public_only())).await, ["acme/redis"]);
-        assert_eq!(names(&meta, "cache", Some(&public_only())).await, ["acme/redis"], "keywords carried over");
-        let member = RepositoryFilter { public: false, namespaces: vec!["acme".into()], only_namespaces: None };
-        assert_eq!(names(&meta, "redis", Some(&member)).await, ["acme/redis", "acme/secret-redis"], "namespace token");
+        assert_eq!(
+            names(&meta, "cache", Some(&public_only())).await,
+            ["acme/redis"],
+            "keywords carried over"
+        );
+        let member = RepositoryFilter {
+            public: false,
+            namespaces: vec!["acme".into()],
+            only_namespaces: None,
+        };
+        assert_eq!(
+            names(&meta, "redis", Some(&member)).await,
+            ["acme/redis", "acme/secret-redis"],
+            "namespace token"
+        );
 
         meta.set_repository_visibility("acme/secret-redis", "public").await.unwrap();
-        assert_eq!(names(&meta, "redis", Some(&public_only())).await, ["acme/redis", "acme/secret-redis"]);
+        assert_eq!(
+            names(&meta, "redis", Some(&public_only())).await,
+            ["acme/redis", "acme/secret-redis"]
+        );
         meta.delete_repository("acme/secret-redis").await.unwrap();
-        assert_eq!(names(&meta, "redis", None).await, ["acme/redis"], "the row goes with its repository");
+        assert_eq!(
+            names(&meta, "redis", None).await,
+            ["acme/redis"],
+            "the row goes with its repository"
+        );
     }
 
     #[tokio::test]
@@ -313,12 +378,25 @@ mod tests {
         ];
         for (name, keywords, description) in documents {
             meta.link_blob(&name.parse().unwrap(), &digest, 4).await.unwrap();
-            let document = SearchDocument { keywords: vec![keywords.to_string()], description: description.to_string(), docs: String::new() };
+            let document = SearchDocument {
+                keywords: vec![keywords.to_string()],
+                description: description.to_string(),
+                docs: String::new(),
+            };
             meta.put_search_documents(&[(name.to_string(), Some(document))]).await.unwrap();
         }
         let terms = ["redis".to_string()];
         let all = meta.search_repositories("redis", &terms, None, 20, 0).await.unwrap();
-        assert_eq!(all.names, ["acme/redis", "acme/redis-operator", "acme/my-redis-thing", "acme/cache", "acme/store"]);
+        assert_eq!(
+            all.names,
+            [
+                "acme/redis",
+                "acme/redis-operator",
+                "acme/my-redis-thing",
+                "acme/cache",
+                "acme/store"
+            ]
+        );
         assert_eq!(all.total, 5);
         let mut paged = Vec::new();
         for offset in 0..6 {

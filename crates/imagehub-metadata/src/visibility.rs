@@ -8,8 +8,7 @@ use sqlx::sqlite::SqliteArguments;
 use crate::RepositoryFilter;
 
 /// Joins the condition needs, on a query over `repositories r`.
-pub(crate) const JOINS: &str =
-    "LEFT JOIN repository_visibility rv ON rv.name = r.name LEFT JOIN namespaces ns ON ns.name = r.namespace";
+pub(crate) const JOINS: &str = "LEFT JOIN repository_visibility rv ON rv.name = r.name LEFT JOIN namespaces ns ON ns.name = r.namespace";
 
 /// The condition, taking its four parameters from `?{first}` on (bind them with [`bind`]).
 pub(crate) fn condition(first: usize) -> String {
@@ -35,7 +34,10 @@ impl Params {
             None => Params { all: true, only: None, public: false, namespaces: "[]".into() },
             Some(f) => Params {
                 all: false,
-                only: f.only_namespaces.as_ref().map(|n| serde_json::Value::from(n.clone()).to_string()),
+                only: f
+                    .only_namespaces
+                    .as_ref()
+                    .map(|n| serde_json::Value::from(n.clone()).to_string()),
                 public: f.public,
                 namespaces: serde_json::Value::from(f.namespaces.clone()).to_string(),
             },
@@ -44,6 +46,13 @@ impl Params {
 }
 
 /// Binds the condition's parameters, in order, after those already bound.
-pub(crate) fn bind<'q>(query: Query<'q, Sqlite, SqliteArguments<'q>>, params: &'q Params) -> Query<'q, Sqlite, SqliteArguments<'q>> {
-    query.bind(params.all).bind(params.only.as_deref()).bind(params.public).bind(params.namespaces.as_str())
+pub(crate) fn bind<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    params: &'q Params,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    query
+        .bind(params.all)
+        .bind(params.only.as_deref())
+        .bind(params.public)
+        .bind(params.namespaces.as_str())
 }

@@ -109,12 +109,19 @@ impl Writer {
         T: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Box::new(Pending { write, reply })).await.map_err(|_| MetadataError::WriterStopped)?;
+        self.queue
+            .send(Box::new(Pending { write, reply }))
+            .await
+            .map_err(|_| MetadataError::WriterStopped)?;
         answer.await.map_err(|_| MetadataError::WriterStopped)?
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut writes: mpsc::Receiver<Box<dyn QueuedWrite>>, mut stop: oneshot::Receiver<oneshot::Sender<()>>) {
+async fn run(
+    mut conn: SqliteConnection,
+    mut writes: mpsc::Receiver<Box<dyn QueuedWrite>>,
+    mut stop: oneshot::Receiver<oneshot::Sender<()>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = None;
     loop {
@@ -137,7 +144,10 @@ async fn run(mut conn: SqliteConnection, mut writes: mpsc::Receiver<Box<dyn Queu
     }
 }
 
-async fn commit_batch(conn: &mut SqliteConnection, batch: impl Iterator<Item = Box<dyn QueuedWrite>>) {
+async fn commit_batch(
+    conn: &mut SqliteConnection,
+    batch: impl Iterator<Item = Box<dyn QueuedWrite>>,
+) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
         let e = Arc::new(e);
         batch.for_each(|w| w.fail(Arc::clone(&e)));
@@ -191,13 +201,20 @@ mod tests {
     use super::*;
 
     async fn writer(dir: &tempfile::TempDir) -> (Writer, SqliteConnection) {
-        let options = SqliteConnectOptions::new().filename(dir.path().join("db")).create_if_missing(true);
+        let options =
+            SqliteConnectOptions::new().filename(dir.path().join("db")).create_if_missing(true);
         let mut reader = options.connect().await.unwrap();
-        sqlx::query("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)").execute(&mut reader).await.unwrap();
+        sqlx::query("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
+            .execute(&mut reader)
+            .await
+            .unwrap();
         (Writer::start(&options).await.unwrap(), reader)
     }
 
-    fn insert(v: i64) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<()>> + Send + 'static {
+    fn insert(
+        v: i64,
+    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<()>> + Send + 'static
+    {
         move |conn| {
             Box::pin(async move {
                 sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *conn).await?;
@@ -221,7 +238,8 @@ mod tests {
         let (writer, mut reader) = writer(&dir).await;
         // One poll of `join!` queues all three before the writer task (on this
         // current-thread runtime) runs, so they share a transaction.
-        let (a, b, c) = tokio::join!(writer.write(insert(1)), writer.write(failing), writer.write(insert(2)));
+        let (a, b, c) =
+            tokio::join!(writer.write(insert(1)), writer.write(failing), writer.write(insert(2)));
         assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
         assert!(matches!(b, Err(MetadataError::Database(_))), "{b:?}");
         let rows = sqlx::query("SELECT v FROM t ORDER BY v").fetch_all(&mut reader).await.unwrap();
@@ -236,7 +254,8 @@ mod tests {
         let (queued, ()) = tokio::join!(writer.write(insert(1)), writer.close());
         queued.unwrap();
         assert!(matches!(writer.write(insert(2)).await, Err(MetadataError::WriterStopped)));
-        let count: i64 = sqlx::query("SELECT count(*) FROM t").fetch_one(&mut reader).await.unwrap().get(0);
+        let count: i64 =
+            sqlx::query("SELECT count(*) FROM t").fetch_one(&mut reader).await.unwrap().get(0);
         assert_eq!(count, 1);
     }
 
@@ -253,7 +272,8 @@ mod tests {
         for w in writes {
             w.await.unwrap().unwrap();
         }
-        let count: i64 = sqlx::query("SELECT count(*) FROM t").fetch_one(&mut reader).await.unwrap().get(0);
+        let count: i64 =
+            sqlx::query("SELECT count(*) FROM t").fetch_one(&mut reader).await.unwrap().get(0);
         assert_eq!(count, 500);
     }
 }

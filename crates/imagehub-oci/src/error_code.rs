@@ -46,8 +46,14 @@ impl OciErrorCode {
             BlobUnknown => ("BLOB_UNKNOWN", 404, "blob unknown to registry"),
             BlobUploadInvalid => ("BLOB_UPLOAD_INVALID", 400, "blob upload invalid"),
             BlobUploadUnknown => ("BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry"),
-            DigestInvalid => ("DIGEST_INVALID", 400, "provided digest did not match uploaded content"),
-            ManifestBlobUnknown => ("MANIFEST_BLOB_UNKNOWN", 400, "manifest references a manifest or blob unknown to registry"),
+            DigestInvalid => {
+                ("DIGEST_INVALID", 400, "provided digest did not match uploaded content")
+            }
+            ManifestBlobUnknown => (
+                "MANIFEST_BLOB_UNKNOWN",
+                400,
+                "manifest references a manifest or blob unknown to registry",
+            ),
             ManifestInvalid => ("MANIFEST_INVALID", 400, "manifest invalid"),
             ManifestUnknown => ("MANIFEST_UNKNOWN", 404, "manifest unknown to registry"),
             NameInvalid => ("NAME_INVALID", 400, "invalid repository name"),

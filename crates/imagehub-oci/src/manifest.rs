@@ -145,13 +145,10 @@ impl Manifest {
                 }
             }
         }
-        let artifact_type = raw
-            .artifact_type
-            .clone()
-            .or_else(|| match kind {
-                ManifestKind::Image => raw.config.as_ref().map(|c| c.media_type.clone()),
-                ManifestKind::Index => None,
-            });
+        let artifact_type = raw.artifact_type.clone().or_else(|| match kind {
+            ManifestKind::Image => raw.config.as_ref().map(|c| c.media_type.clone()),
+            ManifestKind::Index => None,
+        });
         Ok(Manifest {
             media_type,
             kind,
@@ -214,8 +211,11 @@ mod tests {
 
     #[test]
     fn parses_oci_image() {
-        let m = Manifest::parse(Some(media_type::OCI_MANIFEST), image(media_type::OCI_MANIFEST).as_bytes())
-            .expect("valid");
+        let m = Manifest::parse(
+            Some(media_type::OCI_MANIFEST),
+            image(media_type::OCI_MANIFEST).as_bytes(),
+        )
+        .expect("valid");
         assert_eq!(m.kind, ManifestKind::Image);
         assert_eq!(m.blob_references().count(), 2);
         assert_eq!(m.artifact_type.as_deref(), Some(media_type::OCI_CONFIG));
@@ -223,7 +223,10 @@ mod tests {
 
     #[test]
     fn rejects_disagreeing_media_types() {
-        let err = Manifest::parse(Some(media_type::DOCKER_MANIFEST), image(media_type::OCI_MANIFEST).as_bytes());
+        let err = Manifest::parse(
+            Some(media_type::DOCKER_MANIFEST),
+            image(media_type::OCI_MANIFEST).as_bytes(),
+        );
         assert!(matches!(err, Err(ManifestError::Invalid(_))));
     }
 
@@ -235,10 +238,8 @@ mod tests {
 
     #[test]
     fn takes_media_type_from_header_or_shape() {
-        let body = image(media_type::DOCKER_MANIFEST).replace(
-            &format!(r#""mediaType":"{}","#, media_type::DOCKER_MANIFEST),
-            "",
-        );
+        let body = image(media_type::DOCKER_MANIFEST)
+            .replace(&format!(r#""mediaType":"{}","#, media_type::DOCKER_MANIFEST), "");
         let m = Manifest::parse(Some(media_type::DOCKER_MANIFEST), body.as_bytes()).expect("valid");
         assert_eq!(m.media_type, media_type::DOCKER_MANIFEST);
         let m = Manifest::parse(None, body.as_bytes()).expect("valid");
@@ -251,7 +252,8 @@ mod tests {
         assert!(Manifest::parse(None, b"[]").is_err());
         let bad = image(media_type::OCI_MANIFEST).replace(&digest('a'), "sha256:nothex");
         assert!(Manifest::parse(None, bad.as_bytes()).is_err());
-        let schema1 = image(media_type::OCI_MANIFEST).replace("\"schemaVersion\":2", "\"schemaVersion\":1");
+        let schema1 =
+            image(media_type::OCI_MANIFEST).replace("\"schemaVersion\":2", "\"schemaVersion\":1");
         assert!(Manifest::parse(None, schema1.as_bytes()).is_err());
     }
 

@@ -15,7 +15,9 @@ pub const MAX_TAG_LEN: usize = 128;
 pub enum NameError {
     #[error("repository name {0:?} does not match the OCI name grammar")]
     InvalidName(String),
-    #[error("account name {0:?} must be 1 to 64 lower-case letters and digits, joined by '.', '_', '__' or '-'")]
+    #[error(
+        "account name {0:?} must be 1 to 64 lower-case letters and digits, joined by '.', '_', '__' or '-'"
+    )]
     InvalidAccountName(String),
     #[error("tag {0:?} does not match [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}")]
     InvalidTag(String),
@@ -133,9 +135,8 @@ impl FromStr for Tag {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = s.as_bytes();
         let first_ok = bytes.first().is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_');
-        let rest_ok = bytes
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+        let rest_ok =
+            bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
         if !first_ok || !rest_ok || s.len() > MAX_TAG_LEN {
             return Err(NameError::InvalidTag(s.to_owned()));
         }

@@ -243,7 +243,11 @@ pub struct UploadsConfig {
 impl Default for UploadsConfig {
     fn default() -> Self {
         let caps = imagehub_core::Settings::default().uploads;
-        UploadsConfig { expiry_secs: 24 * 3600, max_sessions_per_user: caps.per_owner, max_sessions_per_repository: caps.per_repository }
+        UploadsConfig {
+            expiry_secs: 24 * 3600,
+            max_sessions_per_user: caps.per_owner,
+            max_sessions_per_repository: caps.per_repository,
+        }
     }
 }
 
@@ -286,39 +290,81 @@ impl Default for GcConfig {
 /// Printed by `imagehub --help`; a unit test keeps it in step with the structs above.
 pub const KNOBS: &[(&str, &str)] = &[
     ("server.listen", "address to listen on (default 127.0.0.1:5000)"),
-    ("server.shutdown_timeout_secs", "seconds in-flight requests get to finish on SIGTERM/SIGINT (default 30)"),
+    (
+        "server.shutdown_timeout_secs",
+        "seconds in-flight requests get to finish on SIGTERM/SIGINT (default 30)",
+    ),
     ("storage.data_dir", "directory for the SQLite database, blobs and uploads (default ./data)"),
     ("log.format", "text or json (default text)"),
     ("log.level", "log filter when RUST_LOG is unset (default info)"),
     ("uploads.expiry_secs", "seconds before an unfinished upload is deleted (default 86400)"),
-    ("uploads.max_sessions_per_user", "upload sessions one user may have open; more get 429 (default 1000)"),
-    ("uploads.max_sessions_per_repository", "upload sessions open at once in one repository (default 500)"),
+    (
+        "uploads.max_sessions_per_user",
+        "upload sessions one user may have open; more get 429 (default 1000)",
+    ),
+    (
+        "uploads.max_sessions_per_repository",
+        "upload sessions open at once in one repository (default 500)",
+    ),
     ("datapacks.max_kept", "DataPacks kept; more drop the least recently used (default 10000)"),
     ("datapacks.max_age_secs", "seconds an unused DataPack is kept (default 7776000)"),
     ("gc.interval_secs", "seconds between background garbage collections, 0 = off (default 0)"),
-    ("gc.grace_period_secs", "garbage younger than this is kept, protecting pushes in flight (default 3600)"),
-    ("server.public_url", "URL clients reach the server at, for token challenges (default: from each request's Host)"),
-    ("server.trust_proxy_headers", "believe X-Forwarded-Proto/Host from a reverse proxy (default false)"),
+    (
+        "gc.grace_period_secs",
+        "garbage younger than this is kept, protecting pushes in flight (default 3600)",
+    ),
+    (
+        "server.public_url",
+        "URL clients reach the server at, for token challenges (default: from each request's Host)",
+    ),
+    (
+        "server.trust_proxy_headers",
+        "believe X-Forwarded-Proto/Host from a reverse proxy (default false)",
+    ),
     ("server.tls_cert", "PEM certificate chain: serve HTTPS with tls_key (default: plain HTTP)"),
     ("server.tls_key", "PEM private key for tls_cert"),
-    ("server.header_read_timeout_secs", "time for a new connection's first bytes and each request head; idle keep-alive limit (default 30)"),
+    (
+        "server.header_read_timeout_secs",
+        "time for a new connection's first bytes and each request head; idle keep-alive limit (default 30)",
+    ),
     ("server.max_header_bytes", "largest request head; larger ones get 431 (default 65536)"),
-    ("server.stall_timeout_secs", "a client that stops reading a response or sending a body this long is dropped (default 60)"),
-    ("server.max_connections", "most connections open at once; fitted to the open-file limit (default 4096)"),
-    ("index.max_layer_bytes", "decompressed bytes read from one layer for details (default 4294967296)"),
-    ("index.max_image_bytes", "decompressed bytes read from one image's layers (default 8589934592)"),
+    (
+        "server.stall_timeout_secs",
+        "a client that stops reading a response or sending a body this long is dropped (default 60)",
+    ),
+    (
+        "server.max_connections",
+        "most connections open at once; fitted to the open-file limit (default 4096)",
+    ),
+    (
+        "index.max_layer_bytes",
+        "decompressed bytes read from one layer for details (default 4294967296)",
+    ),
+    (
+        "index.max_image_bytes",
+        "decompressed bytes read from one image's layers (default 8589934592)",
+    ),
     ("index.max_layer_entries", "tar entries read from one layer (default 1000000)"),
     ("index.max_image_entries", "tar entries read from one image's layers (default 2000000)"),
     ("index.timeout_secs", "seconds one image's indexing may take (default 60)"),
     ("index.workers", "images indexed at once (default 2)"),
-    ("auth.enabled", "accounts and permissions; false = open registry, anyone pushes and pulls (default true)"),
+    (
+        "auth.enabled",
+        "accounts and permissions; false = open registry, anyone pushes and pulls (default true)",
+    ),
     ("auth.signup", "admin (only site admins create accounts) or open (default admin)"),
-    ("auth.anonymous_pull", "callers without credentials may pull public repositories (default true)"),
+    (
+        "auth.anonymous_pull",
+        "callers without credentials may pull public repositories (default true)",
+    ),
     ("auth.service", "service name in challenges and token audience (default imagehub)"),
     ("auth.issuer", "issuer of registry tokens (default imagehub)"),
     ("auth.token_ttl_secs", "lifetime of registry bearer tokens (default 300)"),
     ("auth.refresh_token_ttl_secs", "lifetime of OAuth2 refresh tokens (default 2592000)"),
-    ("auth.max_failed_logins", "failed password logins per user and address before growing delays (per address 4x, per account 20x; default 5)"),
+    (
+        "auth.max_failed_logins",
+        "failed password logins per user and address before growing delays (per address 4x, per account 20x; default 5)",
+    ),
     ("auth.htpasswd_file", "htpasswd file (bcrypt) whose users may log in too (default none)"),
     ("auth.webhook_url", "URL POSTed {username,password} to accept logins (default none)"),
 ];
@@ -356,24 +402,41 @@ impl Config {
         }
         let url = &self.server.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
-            problems.push(format!("server.public_url {:?} must start with http:// or https://", self.server.public_url));
+            problems.push(format!(
+                "server.public_url {:?} must start with http:// or https://",
+                self.server.public_url
+            ));
         }
         if self.server.public_url.contains('"') {
             problems.push("server.public_url must not contain quotes".to_owned());
         }
         if self.auth.token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
-            problems.push("auth.token_ttl_secs and auth.refresh_token_ttl_secs must be positive".to_owned());
+            problems.push(
+                "auth.token_ttl_secs and auth.refresh_token_ttl_secs must be positive".to_owned(),
+            );
         }
         if !self.auth.webhook_url.is_empty() && !self.auth.webhook_url.starts_with("http") {
-            problems.push(format!("auth.webhook_url {:?} must be an http:// or https:// URL", self.auth.webhook_url));
+            problems.push(format!(
+                "auth.webhook_url {:?} must be an http:// or https:// URL",
+                self.auth.webhook_url
+            ));
         }
-        if self.server.header_read_timeout_secs == 0 || self.server.stall_timeout_secs == 0 || self.server.max_connections == 0 {
+        if self.server.header_read_timeout_secs == 0
+            || self.server.stall_timeout_secs == 0
+            || self.server.max_connections == 0
+        {
             problems.push("server.header_read_timeout_secs, server.stall_timeout_secs and server.max_connections must be positive".to_owned());
         }
         if self.server.max_header_bytes < 4096 {
-            problems.push(format!("server.max_header_bytes {} is below 4096: registry clients send large tokens", self.server.max_header_bytes));
+            problems.push(format!(
+                "server.max_header_bytes {} is below 4096: registry clients send large tokens",
+                self.server.max_header_bytes
+            ));
         }
-        if self.uploads.max_sessions_per_user == 0 || self.uploads.max_sessions_per_repository == 0 || self.datapacks.max_kept == 0 {
+        if self.uploads.max_sessions_per_user == 0
+            || self.uploads.max_sessions_per_repository == 0
+            || self.datapacks.max_kept == 0
+        {
             problems.push("uploads.max_sessions_per_user, uploads.max_sessions_per_repository and datapacks.max_kept must be positive".to_owned());
         }
         if self.index.timeout_secs == 0 || self.index.workers == 0 {
@@ -424,7 +487,10 @@ mod tests {
     #[expect(clippy::result_large_err, reason = "figment::Jail fixes the closure's error type")]
     fn file_and_env_override_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("imagehub.toml", "[server]\nlisten = \"127.0.0.1:6000\"\n[log]\nformat = \"json\"\n")?;
+            jail.create_file(
+                "imagehub.toml",
+                "[server]\nlisten = \"127.0.0.1:6000\"\n[log]\nformat = \"json\"\n",
+            )?;
             jail.set_env("IMAGEHUB_STORAGE__DATA_DIR", "/srv/imagehub");
             jail.set_env("IMAGEHUB_ADMIN_PASSWORD", "not-a-config-key");
             let config = Config::load(Some(Path::new("imagehub.toml"))).expect("loads");

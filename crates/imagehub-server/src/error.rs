@@ -95,9 +95,9 @@ impl From<CoreError> for ApiError {
         use OciErrorCode as C;
         let message = e.to_string();
         match e {
-            CoreError::NameUnknown(name) => {
-                ApiError::new(C::NameUnknown).message(message).detail(json!({ "name": name.as_str() }))
-            }
+            CoreError::NameUnknown(name) => ApiError::new(C::NameUnknown)
+                .message(message)
+                .detail(json!({ "name": name.as_str() })),
             CoreError::BlobUnknown(digest) => {
                 ApiError::new(C::BlobUnknown).message(message).detail(json!({ "digest": digest }))
             }
@@ -117,10 +117,12 @@ impl From<CoreError> for ApiError {
             CoreError::DigestMismatch { expected, actual } => ApiError::new(C::DigestInvalid)
                 .message(message)
                 .detail(json!({ "expected": expected, "actual": actual })),
-            CoreError::ManifestInvalid(ManifestError::TooLarge(size)) => ApiError::new(C::ManifestInvalid)
-                .status(StatusCode::PAYLOAD_TOO_LARGE)
-                .message(message)
-                .detail(json!({ "size": size, "limit": imagehub_oci::manifest::MAX_MANIFEST_BYTES })),
+            CoreError::ManifestInvalid(ManifestError::TooLarge(size)) => ApiError::new(
+                C::ManifestInvalid,
+            )
+            .status(StatusCode::PAYLOAD_TOO_LARGE)
+            .message(message)
+            .detail(json!({ "size": size, "limit": imagehub_oci::manifest::MAX_MANIFEST_BYTES })),
             CoreError::ManifestInvalid(ManifestError::UnsupportedMediaType(media_type)) => {
                 ApiError::new(C::ManifestInvalid)
                     .status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
@@ -130,9 +132,11 @@ impl From<CoreError> for ApiError {
             CoreError::ManifestInvalid(ManifestError::Invalid(_)) => {
                 ApiError::new(C::ManifestInvalid).message(message)
             }
-            CoreError::ManifestReferenceUnknown { digest, .. } => ApiError::new(C::ManifestBlobUnknown)
-                .message(message)
-                .detail(json!({ "digest": digest })),
+            CoreError::ManifestReferenceUnknown { digest, .. } => {
+                ApiError::new(C::ManifestBlobUnknown)
+                    .message(message)
+                    .detail(json!({ "digest": digest }))
+            }
             // Sessions end when finished, cancelled or expired; a minute is a fair wait.
             CoreError::TooManyUploads { limit, .. } => ApiError::new(C::TooManyRequests)
                 .message(message)
@@ -147,7 +151,9 @@ impl From<CoreError> for ApiError {
 impl From<NameError> for ApiError {
     fn from(e: NameError) -> Self {
         let code = match e {
-            NameError::InvalidName(_) | NameError::InvalidAccountName(_) => OciErrorCode::NameInvalid,
+            NameError::InvalidName(_) | NameError::InvalidAccountName(_) => {
+                OciErrorCode::NameInvalid
+            }
             NameError::InvalidTag(_) => OciErrorCode::ManifestInvalid,
             NameError::InvalidDigest(_) => OciErrorCode::DigestInvalid,
         };
@@ -170,10 +176,15 @@ pub fn range_header_value(len: u64) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            errors: [ErrorEntry { code: self.code.as_str(), message: &self.message, detail: self.detail.as_ref() }],
+            errors: [ErrorEntry {
+                code: self.code.as_str(),
+                message: &self.message,
+                detail: self.detail.as_ref(),
+            }],
         };
         let json = serde_json::to_vec(&body).expect("error bodies serialise");
-        let mut response = (self.status, [(header::CONTENT_TYPE, "application/json")], json).into_response();
+        let mut response =
+            (self.status, [(header::CONTENT_TYPE, "application/json")], json).into_response();
         for (name, value) in self.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 response.headers_mut().append(name, value);

@@ -10,9 +10,9 @@ mod auth;
 pub mod config;
 mod error;
 mod listener;
+pub mod logging;
 mod maintenance;
 mod metrics;
-pub mod logging;
 mod v2;
 
 use std::future::Future;
@@ -51,11 +51,18 @@ impl Server {
     /// On a database without users, the site admin `admin` is created with the password
     /// in `IMAGEHUB_ADMIN_PASSWORD`, or a generated one that is logged once.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
-        Server::bind_with_admin_password(config, std::env::var("IMAGEHUB_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty())).await
+        Server::bind_with_admin_password(
+            config,
+            std::env::var("IMAGEHUB_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+        )
+        .await
     }
 
     /// `bind`, with the first admin's password given rather than read from the environment.
-    pub async fn bind_with_admin_password(config: Config, admin_password: Option<String>) -> anyhow::Result<Server> {
+    pub async fn bind_with_admin_password(
+        config: Config,
+        admin_password: Option<String>,
+    ) -> anyhow::Result<Server> {
         let registry = open_registry(&config).await?;
         registry.clean_stale_uploads().await.context("cleaning up after an earlier run")?;
         let auth = match config.auth.enabled {
@@ -80,7 +87,10 @@ impl Server {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish (up to
     /// `server.shutdown_timeout_secs`) and closes storage.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let app = app(self.registry.clone(), self.auth.clone());
         tracing::info!(
             server.addr = %self.local_addr(),
@@ -88,7 +98,8 @@ impl Server {
             "imagehub is listening"
         );
         let timeout = Duration::from_secs(self.config.server.shutdown_timeout_secs);
-        let housekeeping = tokio::spawn(maintenance::run(self.registry.clone(), self.config.clone()));
+        let housekeeping =
+            tokio::spawn(maintenance::run(self.registry.clone(), self.config.clone()));
         let indexer = tokio::spawn(maintenance::index_images(self.registry.clone()));
         let server = &self.config.server;
         let limits = listener::ConnectionLimits {
@@ -132,7 +143,11 @@ async fn open_registry(config: &Config) -> anyhow::Result<Registry> {
 }
 
 /// Accounts, the first admin, and the token signing key (created on first start).
-async fn open_accounts(config: &Config, registry: &Registry, admin_password: Option<String>) -> anyhow::Result<Auth> {
+async fn open_accounts(
+    config: &Config,
+    registry: &Registry,
+    admin_password: Option<String>,
+) -> anyhow::Result<Auth> {
     let settings = AccountSettings {
         anonymous_pull: config.auth.anonymous_pull,
         open_signup: config.auth.signup == Signup::Open,
@@ -141,7 +156,9 @@ async fn open_accounts(config: &Config, registry: &Registry, admin_password: Opt
         webhook_url: Some(config.auth.webhook_url.clone()).filter(|u| !u.is_empty()),
     };
     let accounts = registry.accounts(settings).context("setting up accounts")?;
-    if let Some(generated) = accounts.bootstrap_admin(admin_password).await.context("creating the site admin")? {
+    if let Some(generated) =
+        accounts.bootstrap_admin(admin_password).await.context("creating the site admin")?
+    {
         // Shown once, on purpose: nobody could log in otherwise.
         tracing::warn!(
             "created the site admin \"admin\" with the generated password {generated} (shown only this once; set IMAGEHUB_ADMIN_PASSWORD on first start to choose it)"
@@ -172,7 +189,9 @@ pub fn app(registry: Registry, auth: AuthState) -> Router {
     }
     let accounts = match &auth {
         Some(auth) => auth.accounts.clone(),
-        None => registry.accounts(AccountSettings::open_registry()).expect("accounts without htpasswd or webhook cannot fail to set up"),
+        None => registry
+            .accounts(AccountSettings::open_registry())
+            .expect("accounts without htpasswd or webhook cannot fail to set up"),
     };
     router = router.merge(api::router(auth, accounts, registry.clone()));
     router

@@ -147,11 +147,14 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let stall = limits.stall_timeout;
-        let service = TowerToHyperService::new(app.clone().map_request(move |request: http::Request<Incoming>| {
-            let mut request = request.map(|body| axum::body::Body::new(TimeoutBody::new(stall, body)));
-            request.extensions_mut().insert(ClientAddr(peer));
-            request
-        }));
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |request: http::Request<Incoming>| {
+                let mut request =
+                    request.map(|body| axum::body::Body::new(TimeoutBody::new(stall, body)));
+                request.extensions_mut().insert(ClientAddr(peer));
+                request
+            },
+        ));
         // Subscribed here, before the task runs, so that a shutdown signalled before `watch`
         // is reached (a handshake finishing just as shutdown starts) still reaches the
         // connection.
@@ -172,7 +175,10 @@ pub async fn serve(
     handshakes.cancel();
     tracing::info!("shutting down: finishing in-flight requests");
     if tokio::time::timeout(timeout, graceful.shutdown()).await.is_err() {
-        tracing::warn!(timeout_secs = timeout.as_secs(), "in-flight requests did not finish in time");
+        tracing::warn!(
+            timeout_secs = timeout.as_secs(),
+            "in-flight requests did not finish in time"
+        );
     }
 }
 
@@ -192,12 +198,21 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 /// Finishes the TLS handshake, or on a plain port tells the protocol from the first
 /// bytes, within the header-read timeout; `None` when the client is gone, too slow, or
 /// sent a TLS handshake to the plain port (it gets the HTTP answer Go clients need).
-async fn open(stream: TcpStream, peer: SocketAddr, acceptor: Option<&TlsAcceptor>, limits: &ConnectionLimits) -> Option<(Transport, Protocol)> {
+async fn open(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: Option<&TlsAcceptor>,
+    limits: &ConnectionLimits,
+) -> Option<(Transport, Protocol)> {
     let deadline = limits.header_read_timeout;
     let opened: Option<(Box<dyn Io>, Protocol)> = match acceptor {
         Some(acceptor) => match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
-                let protocol = if tls.get_ref().1.alpn_protocol() == Some(b"h2") { Protocol::Http2 } else { Protocol::Http1 };
+                let protocol = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    Protocol::Http2
+                } else {
+                    Protocol::Http1
+                };
                 Some((Box::new(tls), protocol))
             }
             // Scanners, plain-HTTP clients and unknown CAs fail here all day: not news.
@@ -255,18 +270,32 @@ async fn detect(mut stream: TcpStream) -> std::io::Result<Detected> {
         }
         let so_far = &first[..len];
         if !H2_PREFACE.starts_with(so_far) {
-            return Ok(Detected::Http(Prefixed::new(stream, Bytes::copy_from_slice(so_far)), Protocol::Http1));
+            return Ok(Detected::Http(
+                Prefixed::new(stream, Bytes::copy_from_slice(so_far)),
+                Protocol::Http1,
+            ));
         }
         if len == H2_PREFACE.len() {
-            return Ok(Detected::Http(Prefixed::new(stream, Bytes::copy_from_slice(so_far)), Protocol::Http2));
+            return Ok(Detected::Http(
+                Prefixed::new(stream, Bytes::copy_from_slice(so_far)),
+                Protocol::Http2,
+            ));
         }
     }
 }
 
 /// HTTP/1.1 or HTTP/2 over `io`, until the client leaves or a graceful shutdown ends it.
-async fn serve_connection<S>(io: Transport, protocol: Protocol, service: S, watcher: Watcher, limits: &ConnectionLimits)
-where
-    S: hyper::service::Service<http::Request<Incoming>, Response = axum::response::Response> + Clone + Send + 'static,
+async fn serve_connection<S>(
+    io: Transport,
+    protocol: Protocol,
+    service: S,
+    watcher: Watcher,
+    limits: &ConnectionLimits,
+) where
+    S: hyper::service::Service<http::Request<Incoming>, Response = axum::response::Response>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -359,7 +388,11 @@ impl<S> Prefixed<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
             let first = self.prefix.split_to(n);
@@ -371,7 +404,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -404,7 +441,11 @@ impl<S> StallGuard<S> {
     }
 
     /// `pending` was the inner write's answer: arms the timer, or fails once it fires.
-    fn check<T>(&mut self, cx: &mut Context<'_>, pending: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        pending: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
         if pending.is_ready() {
             self.waiting = None;
             return pending;
@@ -412,23 +453,38 @@ impl<S> StallGuard<S> {
         let stall_timeout = self.stall_timeout;
         let timer = self.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep(stall_timeout)));
         ready!(timer.as_mut().poll(cx));
-        Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")))
+        Poll::Ready(Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client stopped reading",
+        )))
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for StallGuard<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for StallGuard<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let written = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.check(cx, written)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
         let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.check(cx, written)
     }
@@ -474,14 +530,19 @@ mod tests {
     /// A connected pair of TCP streams: (client, server side).
     async fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let client = TcpStream::connect(listener.local_addr().expect("address")).await.expect("connect");
+        let client =
+            TcpStream::connect(listener.local_addr().expect("address")).await.expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
         (client, server)
     }
 
     #[tokio::test]
     async fn the_first_bytes_tell_the_protocol_and_are_read_again() {
-        for (sent, expected) in [(&b"GET / HTTP/1.1\r\n"[..], Some(Protocol::Http1)), (H2_PREFACE, Some(Protocol::Http2)), (b"\x16\x03\x01", None)] {
+        for (sent, expected) in [
+            (&b"GET / HTTP/1.1\r\n"[..], Some(Protocol::Http1)),
+            (H2_PREFACE, Some(Protocol::Http2)),
+            (b"\x16\x03\x01", None),
+        ] {
             let (mut client, server) = pair().await;
             client.write_all(sent).await.expect("send");
             match (detect(server).await, expected) {
@@ -499,7 +560,9 @@ mod tests {
         let (mut client, server) = pair().await;
         client.write_all(b"PRI * HT").await.expect("send");
         client.shutdown().await.expect("half-close");
-        assert!(matches!(detect(server).await, Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof));
+        assert!(
+            matches!(detect(server).await, Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
+        );
     }
 
     #[tokio::test]
@@ -524,9 +587,13 @@ mod tests {
     async fn requests_carry_the_peer_address_and_shutdown_ends_serve() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("bound address");
-        let app = Router::new().route("/", get(|Extension(ClientAddr(peer)): Extension<ClientAddr>| async move {
-            peer.to_string()
-        }));
+        let app =
+            Router::new().route(
+                "/",
+                get(|Extension(ClientAddr(peer)): Extension<ClientAddr>| async move {
+                    peer.to_string()
+                }),
+            );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             listener,
@@ -548,7 +615,10 @@ mod tests {
         let mut reply = String::new();
         stream.read_to_string(&mut reply).await.expect("read reply");
         assert!(reply.starts_with("HTTP/1.1 200"), "reply: {reply:?}");
-        assert!(reply.ends_with(&local.to_string()), "the body is the client's address {local}: {reply:?}");
+        assert!(
+            reply.ends_with(&local.to_string()),
+            "the body is the client's address {local}: {reply:?}"
+        );
 
         let _ = stop.send(());
         tokio::time::timeout(Duration::from_secs(10), server)

@@ -16,10 +16,17 @@ const PULL_FLUSH: Duration = Duration::from_secs(10);
 pub async fn run(registry: Registry, config: Config) {
     let expiry = Duration::from_secs(config.uploads.expiry_secs);
     let gc_interval = Duration::from_secs(config.gc.interval_secs);
-    let gc_options = GcOptions { grace_period: Duration::from_secs(config.gc.grace_period_secs), dry_run: false };
-    let mut expiry_tick = tokio::time::interval(UPLOAD_EXPIRY_CHECK.min(expiry.max(Duration::from_secs(1))));
+    let gc_options = GcOptions {
+        grace_period: Duration::from_secs(config.gc.grace_period_secs),
+        dry_run: false,
+    };
+    let mut expiry_tick =
+        tokio::time::interval(UPLOAD_EXPIRY_CHECK.min(expiry.max(Duration::from_secs(1))));
     // With GC off this timer is never awaited; the interval value only has to be valid.
-    let mut gc_tick = tokio::time::interval_at(tokio::time::Instant::now() + gc_interval, gc_interval.max(Duration::from_secs(1)));
+    let mut gc_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + gc_interval,
+        gc_interval.max(Duration::from_secs(1)),
+    );
     let mut pull_tick = tokio::time::interval(PULL_FLUSH);
     loop {
         tokio::select! {
@@ -65,7 +72,9 @@ pub async fn index_images(registry: Registry) {
         }
         if registry.wait_for_index_work(INDEX_POLL).await {
             let woken = tokio::time::Instant::now();
-            while woken.elapsed() < INDEX_MAX_DELAY && registry.wait_for_index_work(INDEX_QUIET).await {}
+            while woken.elapsed() < INDEX_MAX_DELAY
+                && registry.wait_for_index_work(INDEX_QUIET).await
+            {}
         }
     }
 }

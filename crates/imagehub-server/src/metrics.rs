@@ -69,11 +69,23 @@ impl Metrics {
         let bytes_out = Family::<RouteLabels, Counter>::default();
         let (uploads_in_progress, storage_bytes, blobs, repositories) =
             (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
-        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency", durations.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            durations.clone(),
+        );
         registry.register("http_request_bytes", "Request body bytes received", bytes_in.clone());
         registry.register("http_response_bytes", "Response body bytes sent", bytes_out.clone());
-        registry.register("uploads_in_progress", "Blob upload sessions open", uploads_in_progress.clone());
+        registry.register(
+            "uploads_in_progress",
+            "Blob upload sessions open",
+            uploads_in_progress.clone(),
+        );
         registry.register("storage_blob_bytes", "Bytes of blobs stored", storage_bytes.clone());
         registry.register("storage_blobs", "Blobs stored", blobs.clone());
         registry.register("repositories", "Repositories", repositories.clone());
@@ -131,7 +143,10 @@ fn method_label(method: &Method) -> &'static str {
 
 /// Middleware: counts and times every request, and the body bytes each way.
 pub async fn record(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    let labels = RouteLabels { route: route_label(request.uri().path()), method: method_label(request.method()) };
+    let labels = RouteLabels {
+        route: route_label(request.uri().path()),
+        method: method_label(request.method()),
+    };
     let started = Instant::now();
     let counter = metrics.inner.bytes_in.get_or_create(&labels).clone();
     let request = request.map(|body| {
@@ -145,7 +160,10 @@ pub async fn record(State(metrics): State<Metrics>, request: Request, next: Next
     let response = next.run(request).await;
     let inner = &metrics.inner;
     let status = response.status().as_u16();
-    inner.requests.get_or_create(&RequestLabels { route: labels.route, method: labels.method, status }).inc();
+    inner
+        .requests
+        .get_or_create(&RequestLabels { route: labels.route, method: labels.method, status })
+        .inc();
     inner.durations.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     let sent = response
         .headers()
@@ -175,5 +193,6 @@ pub async fn serve_metrics(State((metrics, registry)): State<(Metrics, Registry)
         tracing::error!(error = %e, "encoding metrics failed");
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        .into_response()
 }

@@ -38,7 +38,10 @@ impl TestServer {
     }
 
     /// Starts a server over an existing data directory, e.g. to test a restart.
-    pub fn start_in(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> TestServer {
+    pub fn start_in(
+        data_dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".parse().expect("valid address");
         config.storage.data_dir = data_dir.path().to_path_buf();
@@ -54,7 +57,12 @@ impl TestServer {
                 .build()
                 .expect("build test runtime");
             runtime.block_on(async move {
-                let server = match imagehub_server::Server::bind_with_admin_password(config, Some(ADMIN_PASSWORD.to_owned())).await {
+                let server = match imagehub_server::Server::bind_with_admin_password(
+                    config,
+                    Some(ADMIN_PASSWORD.to_owned()),
+                )
+                .await
+                {
                     Ok(server) => server,
                     Err(e) => {
                         addr_tx.send(Err(format!("{e:#}"))).expect("test waits for the address");

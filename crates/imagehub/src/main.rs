@@ -117,7 +117,10 @@ fn toml_of(config: &Config) -> anyhow::Result<String> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     imagehub_server::logging::init(&config.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(async move {
         let server = imagehub_server::Server::bind(config).await?;
         server.run(shutdown_signal()).await
@@ -128,15 +131,23 @@ fn gc(args: GcArgs) -> anyhow::Result<()> {
     let config = args.storage.load()?;
     imagehub_server::logging::init(&config.log);
     let grace = args.grace_period_secs.unwrap_or(config.gc.grace_period_secs);
-    let options = GcOptions { grace_period: std::time::Duration::from_secs(grace), dry_run: args.dry_run };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let options =
+        GcOptions { grace_period: std::time::Duration::from_secs(grace), dry_run: args.dry_run };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     let report = runtime.block_on(imagehub_server::collect_garbage(&config, options))?;
     let verb = if report.dry_run { "would remove" } else { "removed" };
     println!("{verb} {} manifests ({} bytes)", report.manifests, report.manifest_bytes);
     println!("{verb} {} blob links", report.blob_links);
     println!("{verb} {} blobs ({} bytes)", report.blobs, report.blob_bytes);
     println!("{verb} {} orphaned blob files ({} bytes)", report.orphan_files, report.orphan_bytes);
-    println!("bytes freed: {}{}", report.bytes_freed(), if report.dry_run { " (dry run)" } else { "" });
+    println!(
+        "bytes freed: {}{}",
+        report.bytes_freed(),
+        if report.dry_run { " (dry run)" } else { "" }
+    );
     Ok(())
 }
 

@@ -28,7 +28,8 @@ pub async fn run(ctx: &Ctx, st: &mut State, rep: &mut RunReport) -> Result<()> {
     let t0 = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..16 {
-        let (image, next, mounted, prefix) = (image.clone(), next.clone(), mounted.clone(), prefix.clone());
+        let (image, next, mounted, prefix) =
+            (image.clone(), next.clone(), mounted.clone(), prefix.clone());
         let mut conn = Conn::connect(&ctx.target).await?;
         workers.push(tokio::spawn(async move {
             let mut failed = (0u64, None::<String>);
@@ -64,9 +65,15 @@ pub async fn run(ctx: &Ctx, st: &mut State, rep: &mut RunReport) -> Result<()> {
         }
     }
     let fill_s = t0.elapsed().as_secs_f64();
-    rep.add("catalog_fill_repos_per_s", &format!("catalog fill: {n} repos (2 mounts + manifest), 16 workers"), n as f64 / fill_s, "repos/s", Better::Higher)
-        .failed(failed)
-        .detail(json!({"seconds": fill_s, "mounted": mounted.load(Ordering::Relaxed), "error": err}));
+    rep.add(
+        "catalog_fill_repos_per_s",
+        &format!("catalog fill: {n} repos (2 mounts + manifest), 16 workers"),
+        n as f64 / fill_s,
+        "repos/s",
+        Better::Higher,
+    )
+    .failed(failed)
+    .detail(json!({"seconds": fill_s, "mounted": mounted.load(Ordering::Relaxed), "error": err}));
 
     let mut conn = Conn::connect(&ctx.target).await?;
     let (mut times, mut pages, mut ours, mut total) = (Vec::new(), 0, 0, 0);
@@ -79,9 +86,15 @@ pub async fn run(ctx: &Ctx, st: &mut State, rep: &mut RunReport) -> Result<()> {
         total = repos.len();
         ours = repos.iter().filter(|r| r.starts_with(&prefix)).count();
     }
-    rep.add(&format!("catalog_{n}_ms"), &format!("_catalog, {n} repos, complete walk (default n)"), median(&times).unwrap_or(f64::NAN), "ms", Better::Lower)
-        .failed(u64::from(ours as u64 != n - failed))
-        .detail(json!({"times_ms": times, "pages": pages, "ours": ours, "total": total}));
+    rep.add(
+        &format!("catalog_{n}_ms"),
+        &format!("_catalog, {n} repos, complete walk (default n)"),
+        median(&times).unwrap_or(f64::NAN),
+        "ms",
+        Better::Lower,
+    )
+    .failed(u64::from(ours as u64 != n - failed))
+    .detail(json!({"times_ms": times, "pages": pages, "ours": ours, "total": total}));
     rep.notes.push(format!("_catalog: {total} repositories in {pages} page(s), {ours} of ours"));
     if ours as u64 != n - failed {
         bail!("_catalog listed {ours} of our {} repositories", n - failed);

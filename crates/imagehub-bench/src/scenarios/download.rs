@@ -31,13 +31,19 @@ pub async fn run(ctx: &Ctx, st: &mut State, rep: &mut RunReport) -> Result<()> {
     for conns in [1usize, 8] {
         let p = path.clone();
         let cpu = CpuMeter::start(ctx.pid);
-        let o = load::run(&ctx.target, conns, Stop::For(s.load), &[200], move |_, _| Req::get(p.clone())).await?;
+        let o = load::run(&ctx.target, conns, Stop::For(s.load), &[200], move |_, _| {
+            Req::get(p.clone())
+        })
+        .await?;
         let cpu_s = cpu.seconds();
         let expected = o.ok * small.size;
         let f = rep
             .add(
                 &format!("download_1mib_c{conns}_mbps"),
-                &format!("download 1 MiB blob, {conns} connection{}", if conns > 1 { "s" } else { "" }),
+                &format!(
+                    "download 1 MiB blob, {conns} connection{}",
+                    if conns > 1 { "s" } else { "" }
+                ),
                 o.mb_per_s(),
                 "MB/s",
                 Better::Higher,
@@ -46,15 +52,26 @@ pub async fn run(ctx: &Ctx, st: &mut State, rep: &mut RunReport) -> Result<()> {
         f.detail(json!({"requests": o.ok, "bytes": o.bytes, "seconds": o.elapsed.as_secs_f64(),
             "p50_ms": o.p_ms(50.0), "p99_ms": o.p_ms(99.0), "server_cpu_s": cpu_s, "error": o.first_error}));
         if o.bytes != expected {
-            rep.notes.push(format!("download 1 MiB c{conns}: got {} bytes for {} responses", o.bytes, o.ok));
+            rep.notes.push(format!(
+                "download 1 MiB c{conns}: got {} bytes for {} responses",
+                o.bytes, o.ok
+            ));
         }
         if let Some(c) = cpu_s.filter(|_| conns == 8 && o.bytes > 0) {
-            rep.add("download_1mib_c8_server_cpu_s_per_gb", "server CPU for 1 MiB ×8 download", c / (o.bytes as f64 / 1e9), "cpu-s/GB", Better::Lower)
-                .detail(json!({"server_cpu_s": c, "bytes": o.bytes}));
+            rep.add(
+                "download_1mib_c8_server_cpu_s_per_gb",
+                "server CPU for 1 MiB ×8 download",
+                c / (o.bytes as f64 / 1e9),
+                "cpu-s/GB",
+                Better::Lower,
+            )
+            .detail(json!({"server_cpu_s": c, "bytes": o.bytes}));
         }
     }
 
-    let Some(big) = st.big_blob.clone() else { bail!("no big blob uploaded; skipping the {} download", size_label(s.big)) };
+    let Some(big) = st.big_blob.clone() else {
+        bail!("no big blob uploaded; skipping the {} download", size_label(s.big))
+    };
     let path = format!("/v2/{repo}/blobs/{}", big.digest);
     let mut rates = Vec::new();
     let (mut failed, mut err, mut bytes) = (0u64, None, 0u64);
@@ -79,12 +96,24 @@ pub async fn run(ctx: &Ctx, st: &mut State, rep: &mut RunReport) -> Result<()> {
     }
     let cpu_s = cpu.seconds();
     let k = size_key(s.big);
-    rep.add(&format!("download_{k}_mbps"), &format!("download {} blob, single stream", size_label(s.big)), median(&rates).unwrap_or(f64::NAN), "MB/s", Better::Higher)
-        .failed(failed)
-        .detail(json!({"rates": rates, "error": err}));
+    rep.add(
+        &format!("download_{k}_mbps"),
+        &format!("download {} blob, single stream", size_label(s.big)),
+        median(&rates).unwrap_or(f64::NAN),
+        "MB/s",
+        Better::Higher,
+    )
+    .failed(failed)
+    .detail(json!({"rates": rates, "error": err}));
     if let Some(c) = cpu_s.filter(|_| bytes > 0) {
-        rep.add(&format!("download_{k}_server_cpu_s_per_gb"), &format!("server CPU for {} download", size_label(s.big)), c / (bytes as f64 / 1e9), "cpu-s/GB", Better::Lower)
-            .detail(json!({"server_cpu_s": c, "bytes": bytes}));
+        rep.add(
+            &format!("download_{k}_server_cpu_s_per_gb"),
+            &format!("server CPU for {} download", size_label(s.big)),
+            c / (bytes as f64 / 1e9),
+            "cpu-s/GB",
+            Better::Lower,
+        )
+        .detail(json!({"server_cpu_s": c, "bytes": bytes}));
     }
     Ok(())
 }

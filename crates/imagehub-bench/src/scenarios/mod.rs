@@ -89,7 +89,7 @@ impl Sizes {
 
 /// "1 MiB", "64 MiB", "1 GiB".
 pub fn size_label(bytes: u64) -> String {
-    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
         format!("{} GiB", bytes >> 30)
     } else {
         format!("{} MiB", bytes >> 20)
@@ -167,19 +167,24 @@ pub fn sync_disks() {
 /// Runs every scenario in order and returns the report.
 pub async fn run_all(ctx: &Ctx, url: &str) -> RunReport {
     let started = Instant::now();
-    let mut rep = RunReport { url: url.to_string(), quick: ctx.sizes.quick, server_pid: ctx.pid, ..Default::default() };
+    let mut rep = RunReport {
+        url: url.to_string(),
+        quick: ctx.sizes.quick,
+        server_pid: ctx.pid,
+        ..Default::default()
+    };
     let mut st = State::default();
     macro_rules! scenario {
         ($name:literal, $call:expr) => {{
             if !ctx.only.is_empty() && !ctx.only.iter().any(|n| n == $name) {
                 eprintln!("[{:>6.1}s] {} skipped", started.elapsed().as_secs_f64(), $name);
             } else {
-            sync_disks();
-            eprintln!("[{:>6.1}s] {}", started.elapsed().as_secs_f64(), $name);
-            if let Err(e) = $call.await {
-                eprintln!("  {} failed: {e:#}", $name);
-                rep.errors.push(format!("{}: {e:#}", $name));
-            }
+                sync_disks();
+                eprintln!("[{:>6.1}s] {}", started.elapsed().as_secs_f64(), $name);
+                if let Err(e) = $call.await {
+                    eprintln!("  {} failed: {e:#}", $name);
+                    rep.errors.push(format!("{}: {e:#}", $name));
+                }
             }
         }};
     }
@@ -192,7 +197,13 @@ pub async fn run_all(ctx: &Ctx, url: &str) -> RunReport {
     if let Some(pid) = ctx.pid {
         match procmon::status_kib(pid, "VmHWM") {
             Some(kib) => {
-                rep.add("server_peak_rss_mib", "server peak RSS (VmHWM, whole run)", kib as f64 / 1024.0, "MiB", crate::stats::Better::Lower);
+                rep.add(
+                    "server_peak_rss_mib",
+                    "server peak RSS (VmHWM, whole run)",
+                    kib as f64 / 1024.0,
+                    "MiB",
+                    crate::stats::Better::Lower,
+                );
             }
             None => rep.notes.push(format!("could not read /proc/{pid}/status")),
         }

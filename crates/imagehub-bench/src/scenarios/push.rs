@@ -31,7 +31,11 @@ pub async fn run(ctx: &Ctx, _st: &mut State, rep: &mut RunReport) -> Result<()> 
             .map(|i| {
                 let config = ctx.config_blob(&format!("img-{i}"));
                 let layers = [ctx.pool.blob(256 << 10), ctx.pool.blob(256 << 10)];
-                let manifest = registry::manifest_json(&config, &[&layers[0], &layers[1]], &format!("img-{i}"));
+                let manifest = registry::manifest_json(
+                    &config,
+                    &[&layers[0], &layers[1]],
+                    &format!("img-{i}"),
+                );
                 PushImage { config, layers, manifest }
             })
             .collect(),
@@ -54,7 +58,8 @@ pub async fn run(ctx: &Ctx, _st: &mut State, rep: &mut RunReport) -> Result<()> 
                     for blob in [&img.config, &img.layers[0], &img.layers[1]] {
                         registry::push_blob(&mut conn, &repo, blob).await?;
                     }
-                    registry::put_manifest(&mut conn, &repo, &format!("v{i}"), img.manifest.clone()).await
+                    registry::put_manifest(&mut conn, &repo, &format!("v{i}"), img.manifest.clone())
+                        .await
                 }
                 .await;
                 if let Err(e) = res {
@@ -74,8 +79,14 @@ pub async fn run(ctx: &Ctx, _st: &mut State, rep: &mut RunReport) -> Result<()> 
         }
     }
     let secs = t0.elapsed().as_secs_f64();
-    rep.add(&format!("push_{n}_images_s"), &format!("push {n} small images, {workers} workers (wall)"), secs, "s", Better::Lower)
-        .failed(failed)
-        .detail(json!({"images": n, "error": err}));
+    rep.add(
+        &format!("push_{n}_images_s"),
+        &format!("push {n} small images, {workers} workers (wall)"),
+        secs,
+        "s",
+        Better::Lower,
+    )
+    .failed(failed)
+    .detail(json!({"images": n, "error": err}));
     Ok(())
 }

@@ -24,9 +24,17 @@ pub async fn run(ctx: &Ctx, _st: &mut State, rep: &mut RunReport) -> Result<()> 
         registry::put_manifest_req(&repo, &format!("t{i:05}"), body.clone())
     })
     .await?;
-    rep.add("tag_fill_rps", &format!("tag fill: {n} tags → one manifest, 16 connections"), o.rate(), "req/s", Better::Higher)
-        .failed(o.failed)
-        .detail(json!({"seconds": o.elapsed.as_secs_f64(), "p99_ms": o.p_ms(99.0), "error": o.first_error}));
+    rep.add(
+        "tag_fill_rps",
+        &format!("tag fill: {n} tags → one manifest, 16 connections"),
+        o.rate(),
+        "req/s",
+        Better::Higher,
+    )
+    .failed(o.failed)
+    .detail(
+        json!({"seconds": o.elapsed.as_secs_f64(), "p99_ms": o.p_ms(99.0), "error": o.first_error}),
+    );
 
     let mut conn = Conn::connect(&ctx.target).await?;
     let first = format!("/v2/{}/tags/list", image.repo);
@@ -41,10 +49,19 @@ pub async fn run(ctx: &Ctx, _st: &mut State, rep: &mut RunReport) -> Result<()> 
         sorted = tags.windows(2).all(|w| w[0] < w[1]);
     }
     let expected = n as usize + 1;
-    rep.add(&format!("tags_list_{n}_ms"), &format!("tags/list, {n} tags, complete walk (median of {})", ctx.sizes.list_reps), median(&times).unwrap_or(f64::NAN), "ms", Better::Lower)
-        .failed(u64::from(count != expected))
-        .detail(json!({"times_ms": times, "pages": pages, "tags": count, "sorted": sorted}));
-    rep.notes.push(format!("tags/list: {count} tags in {pages} page(s), {}sorted", if sorted { "" } else { "not " }));
+    rep.add(
+        &format!("tags_list_{n}_ms"),
+        &format!("tags/list, {n} tags, complete walk (median of {})", ctx.sizes.list_reps),
+        median(&times).unwrap_or(f64::NAN),
+        "ms",
+        Better::Lower,
+    )
+    .failed(u64::from(count != expected))
+    .detail(json!({"times_ms": times, "pages": pages, "tags": count, "sorted": sorted}));
+    rep.notes.push(format!(
+        "tags/list: {count} tags in {pages} page(s), {}sorted",
+        if sorted { "" } else { "not " }
+    ));
     if count != expected {
         bail!("tags/list returned {count} tags, expected {expected}");
     }

@@ -12,8 +12,8 @@ use crate::data::Blob;
 use crate::http::Conn;
 use crate::procmon::RssSampler;
 use crate::registry;
-use crate::stats::{Better, median};
 use crate::report::RunReport;
+use crate::stats::{Better, median};
 
 /// Per-blob upload seconds of the successful uploads, plus failures.
 struct Timed {
@@ -95,11 +95,23 @@ pub async fn run(ctx: &Ctx, st: &mut State, rep: &mut RunReport) -> Result<()> {
     let t = upload_each(&mut conn, &repo, &blobs, None).await;
     let wall = t0.elapsed().as_secs_f64();
     let ok = t.secs.len();
-    rep.add("upload_1mib_mbps", &format!("upload 1 MiB monolithic ×{} (sequential)", s.small_count), ok as f64 * MIB as f64 / 1e6 / wall, "MB/s", Better::Higher)
-        .failed(t.failed)
-        .detail(json!({"wall_s": wall, "error": t.first_error}));
-    rep.add("upload_1mib_ms_per_blob", "upload 1 MiB: time per blob (POST+PUT)", wall * 1000.0 / s.small_count as f64, "ms", Better::Lower)
-        .failed(t.failed);
+    rep.add(
+        "upload_1mib_mbps",
+        &format!("upload 1 MiB monolithic ×{} (sequential)", s.small_count),
+        ok as f64 * MIB as f64 / 1e6 / wall,
+        "MB/s",
+        Better::Higher,
+    )
+    .failed(t.failed)
+    .detail(json!({"wall_s": wall, "error": t.first_error}));
+    rep.add(
+        "upload_1mib_ms_per_blob",
+        "upload 1 MiB: time per blob (POST+PUT)",
+        wall * 1000.0 / s.small_count as f64,
+        "ms",
+        Better::Lower,
+    )
+    .failed(t.failed);
     if t.failed == 0 {
         st.small_blob = blobs.last().cloned();
     }
@@ -107,11 +119,23 @@ pub async fn run(ctx: &Ctx, st: &mut State, rep: &mut RunReport) -> Result<()> {
 
     // Mid-size monolithic.
     let (t, _, _) = big_uploads(ctx, &mut conn, &repo, s.mid, s.mid_reps, None, false).await;
-    mbps_figure(rep, &format!("upload_{}_mbps", size_key(s.mid)), &format!("upload {} monolithic (median of {})", size_label(s.mid), s.mid_reps), s.mid, &t);
+    mbps_figure(
+        rep,
+        &format!("upload_{}_mbps", size_key(s.mid)),
+        &format!("upload {} monolithic (median of {})", size_label(s.mid), s.mid_reps),
+        s.mid,
+        &t,
+    );
 
     // Big monolithic, with the server's RSS sampled.
     let (t, rss, blob) = big_uploads(ctx, &mut conn, &repo, s.big, s.big_reps, None, true).await;
-    mbps_figure(rep, &format!("upload_{}_mbps", size_key(s.big)), &format!("upload {} monolithic (median of {})", size_label(s.big), s.big_reps), s.big, &t);
+    mbps_figure(
+        rep,
+        &format!("upload_{}_mbps", size_key(s.big)),
+        &format!("upload {} monolithic (median of {})", size_label(s.big), s.big_reps),
+        s.big,
+        &t,
+    );
     if let Some(kib) = rss {
         rep.add(
             &format!("upload_{}_server_rss_max_mib", size_key(s.big)),
@@ -124,11 +148,17 @@ pub async fn run(ctx: &Ctx, st: &mut State, rep: &mut RunReport) -> Result<()> {
     st.big_blob = blob;
 
     // Chunked.
-    let (t, _, _) = big_uploads(ctx, &mut conn, &repo, s.chunked, s.chunked_reps, Some(s.chunk), false).await;
+    let (t, _, _) =
+        big_uploads(ctx, &mut conn, &repo, s.chunked, s.chunked_reps, Some(s.chunk), false).await;
     mbps_figure(
         rep,
         &format!("upload_chunked_{}_mbps", size_key(s.chunked)),
-        &format!("upload {} chunked, {} MiB PATCHes (median of {})", size_label(s.chunked), s.chunk >> 20, s.chunked_reps),
+        &format!(
+            "upload {} chunked, {} MiB PATCHes (median of {})",
+            size_label(s.chunked),
+            s.chunk >> 20,
+            s.chunked_reps
+        ),
         s.chunked,
         &t,
     );

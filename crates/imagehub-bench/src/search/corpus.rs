@@ -14,40 +14,265 @@ use crate::data::{Blob, Rng};
 
 /// Keyword and name vocabulary, most frequent first (the Zipf rank is the index).
 pub const VOCAB: [&str; 200] = [
-    "linux", "server", "database", "web", "python", "alpine", "debian", "nodejs", "golang", "java",
-    "cache", "proxy", "monitoring", "logging", "queue", "storage", "security", "build", "testing", "network",
-    "postgres", "redis", "nginx", "mysql", "mongodb", "kafka", "rabbitmq", "elasticsearch", "grafana", "prometheus",
-    "ubuntu", "fedora", "rust", "ruby", "php", "dotnet", "kotlin", "scala", "haskell", "erlang",
-    "elixir", "clojure", "perl", "lua", "swift", "dart", "julia", "fortran", "cobol", "zig",
-    "backup", "restore", "sync", "mirror", "registry", "gateway", "router", "loadbalancer", "firewall", "vpn",
-    "dns", "dhcp", "ntp", "smtp", "imap", "ldap", "kerberos", "oauth", "saml", "vault",
-    "secrets", "certs", "tls", "ssh", "git", "svn", "mercurial", "jenkins", "gitlab", "gitea",
-    "drone", "tekton", "argo", "flux", "helm", "kustomize", "terraform", "ansible", "puppet", "chef",
-    "salt", "packer", "vagrant", "consul", "nomad", "etcd", "zookeeper", "cassandra", "scylla", "cockroach",
-    "sqlite", "mariadb", "oracle", "clickhouse", "influxdb", "timescale", "questdb", "druid", "pinot", "presto",
-    "trino", "spark", "flink", "beam", "airflow", "dagster", "prefect", "luigi", "celery", "sidekiq",
-    "resque", "nats", "pulsar", "mosquitto", "mqtt", "amqp", "grpc", "graphql", "rest", "soap",
-    "websocket", "http", "tcp", "udp", "quic", "envoy", "traefik", "haproxy", "caddy", "apache",
-    "tomcat", "jetty", "wildfly", "django", "flask", "fastapi", "rails", "sinatra", "laravel", "symfony",
-    "spring", "quarkus", "micronaut", "express", "nestjs", "nextjs", "nuxt", "svelte", "react", "vue",
-    "angular", "ember", "webpack", "vite", "esbuild", "babel", "eslint", "prettier", "jest", "mocha",
-    "pytest", "junit", "selenium", "cypress", "playwright", "puppeteer", "chrome", "firefox", "wasm", "llvm",
-    "gcc", "clang", "cmake", "bazel", "gradle", "maven", "sbt", "cargo", "npm", "yarn",
-    "pnpm", "pip", "poetry", "conda", "jupyter", "pandas", "numpy", "pytorch", "tensorflow", "onnx",
+    "linux",
+    "server",
+    "database",
+    "web",
+    "python",
+    "alpine",
+    "debian",
+    "nodejs",
+    "golang",
+    "java",
+    "cache",
+    "proxy",
+    "monitoring",
+    "logging",
+    "queue",
+    "storage",
+    "security",
+    "build",
+    "testing",
+    "network",
+    "postgres",
+    "redis",
+    "nginx",
+    "mysql",
+    "mongodb",
+    "kafka",
+    "rabbitmq",
+    "elasticsearch",
+    "grafana",
+    "prometheus",
+    "ubuntu",
+    "fedora",
+    "rust",
+    "ruby",
+    "php",
+    "dotnet",
+    "kotlin",
+    "scala",
+    "haskell",
+    "erlang",
+    "elixir",
+    "clojure",
+    "perl",
+    "lua",
+    "swift",
+    "dart",
+    "julia",
+    "fortran",
+    "cobol",
+    "zig",
+    "backup",
+    "restore",
+    "sync",
+    "mirror",
+    "registry",
+    "gateway",
+    "router",
+    "loadbalancer",
+    "firewall",
+    "vpn",
+    "dns",
+    "dhcp",
+    "ntp",
+    "smtp",
+    "imap",
+    "ldap",
+    "kerberos",
+    "oauth",
+    "saml",
+    "vault",
+    "secrets",
+    "certs",
+    "tls",
+    "ssh",
+    "git",
+    "svn",
+    "mercurial",
+    "jenkins",
+    "gitlab",
+    "gitea",
+    "drone",
+    "tekton",
+    "argo",
+    "flux",
+    "helm",
+    "kustomize",
+    "terraform",
+    "ansible",
+    "puppet",
+    "chef",
+    "salt",
+    "packer",
+    "vagrant",
+    "consul",
+    "nomad",
+    "etcd",
+    "zookeeper",
+    "cassandra",
+    "scylla",
+    "cockroach",
+    "sqlite",
+    "mariadb",
+    "oracle",
+    "clickhouse",
+    "influxdb",
+    "timescale",
+    "questdb",
+    "druid",
+    "pinot",
+    "presto",
+    "trino",
+    "spark",
+    "flink",
+    "beam",
+    "airflow",
+    "dagster",
+    "prefect",
+    "luigi",
+    "celery",
+    "sidekiq",
+    "resque",
+    "nats",
+    "pulsar",
+    "mosquitto",
+    "mqtt",
+    "amqp",
+    "grpc",
+    "graphql",
+    "rest",
+    "soap",
+    "websocket",
+    "http",
+    "tcp",
+    "udp",
+    "quic",
+    "envoy",
+    "traefik",
+    "haproxy",
+    "caddy",
+    "apache",
+    "tomcat",
+    "jetty",
+    "wildfly",
+    "django",
+    "flask",
+    "fastapi",
+    "rails",
+    "sinatra",
+    "laravel",
+    "symfony",
+    "spring",
+    "quarkus",
+    "micronaut",
+    "express",
+    "nestjs",
+    "nextjs",
+    "nuxt",
+    "svelte",
+    "react",
+    "vue",
+    "angular",
+    "ember",
+    "webpack",
+    "vite",
+    "esbuild",
+    "babel",
+    "eslint",
+    "prettier",
+    "jest",
+    "mocha",
+    "pytest",
+    "junit",
+    "selenium",
+    "cypress",
+    "playwright",
+    "puppeteer",
+    "chrome",
+    "firefox",
+    "wasm",
+    "llvm",
+    "gcc",
+    "clang",
+    "cmake",
+    "bazel",
+    "gradle",
+    "maven",
+    "sbt",
+    "cargo",
+    "npm",
+    "yarn",
+    "pnpm",
+    "pip",
+    "poetry",
+    "conda",
+    "jupyter",
+    "pandas",
+    "numpy",
+    "pytorch",
+    "tensorflow",
+    "onnx",
 ];
 
 /// Words found only in descriptions (and the README body), drawn uniformly.
 pub const DESC_WORDS: [&str; 40] = [
-    "lightweight", "minimal", "hardened", "distroless", "official", "community", "experimental", "stable",
-    "fast", "small", "secure", "portable", "multiarch", "rootless", "reproducible", "patched",
-    "slim", "full", "debug", "production", "development", "nightly", "legacy", "modern",
-    "scalable", "resilient", "embedded", "headless", "standalone", "clustered", "replicated", "sharded",
-    "tuned", "preconfigured", "batteries", "compact", "verified", "signed", "audited", "curated",
+    "lightweight",
+    "minimal",
+    "hardened",
+    "distroless",
+    "official",
+    "community",
+    "experimental",
+    "stable",
+    "fast",
+    "small",
+    "secure",
+    "portable",
+    "multiarch",
+    "rootless",
+    "reproducible",
+    "patched",
+    "slim",
+    "full",
+    "debug",
+    "production",
+    "development",
+    "nightly",
+    "legacy",
+    "modern",
+    "scalable",
+    "resilient",
+    "embedded",
+    "headless",
+    "standalone",
+    "clustered",
+    "replicated",
+    "sharded",
+    "tuned",
+    "preconfigured",
+    "batteries",
+    "compact",
+    "verified",
+    "signed",
+    "audited",
+    "curated",
 ];
 
 /// Words each in exactly five repositories (in the description).
-pub const RARE: [&str; 10] =
-    ["quokka", "zeugma", "xylograph", "quillwort", "jacquard", "fjord", "wombat", "kumquat", "sphinx", "bivouac"];
+pub const RARE: [&str; 10] = [
+    "quokka",
+    "zeugma",
+    "xylograph",
+    "quillwort",
+    "jacquard",
+    "fjord",
+    "wombat",
+    "kumquat",
+    "sphinx",
+    "bivouac",
+];
 
 /// Repositories that carry a rare word (ten words × five).
 const RARE_REPOS: u64 = 50;
@@ -104,11 +329,18 @@ impl Corpus {
     /// Number of repositories carrying a given rare word.
     pub fn rare_count(&self, word: &str) -> u64 {
         let stride = (self.n / RARE_REPOS).max(1);
-        (0..RARE_REPOS.min(self.n)).map(|s| s * stride + stride / 2).filter(|&i| i < self.n && self.rare_word(i) == Some(word)).count() as u64
+        (0..RARE_REPOS.min(self.n))
+            .map(|s| s * stride + stride / 2)
+            .filter(|&i| i < self.n && self.rare_word(i) == Some(word))
+            .count() as u64
     }
 
     fn rng(&self, i: u64, salt: u64) -> Rng {
-        Rng::new(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ salt)
+        Rng::new(
+            self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ i.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+                ^ salt,
+        )
     }
 
     /// The name of repository `i` (`bench/<w1>-<w2>-<i>`).
@@ -135,7 +367,9 @@ impl Corpus {
             words.push(pick(&mut rng, &DESC_WORDS));
         }
         words.push(&keywords[0]);
-        words.push(["image", "service", "toolkit", "runtime", "stack"][(rng.next_u64() % 5) as usize]);
+        words.push(
+            ["image", "service", "toolkit", "runtime", "stack"][(rng.next_u64() % 5) as usize],
+        );
         if let Some(rare) = self.rare_word(i) {
             words.push("with");
             words.push(rare);
@@ -162,7 +396,10 @@ impl Corpus {
     /// Repository `i`'s image: a one-file layer holding its README, and a unique config.
     pub fn image(&self, i: u64) -> (RepoDoc, Blob, Blob) {
         let doc = self.doc(i);
-        let layer = Blob::from_chunks(vec![Bytes::from(ustar(&[("README.md", Self::readme(&doc).as_bytes())]))]);
+        let layer = Blob::from_chunks(vec![Bytes::from(ustar(&[(
+            "README.md",
+            Self::readme(&doc).as_bytes(),
+        )]))]);
         let config = format!(
             r#"{{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","rootfs":{{"type":"layers","diff_ids":["{}"]}},"config":{{"Labels":{{"org.imagehub.bench.repo":"{}"}}}}}}"#,
             layer.digest, doc.name
@@ -176,9 +413,13 @@ impl Corpus {
         let n = self.n;
         let exact = (0..10).map(|k| self.name((n * k / 10 + 3).min(n - 1))).collect();
         // What someone types before finishing a word: all but its last letter, 3 to 5 letters.
-        let prefix = [5, 33, 61, 89, 117, 145, 173].iter().map(|&r| VOCAB[r][..(VOCAB[r].len() - 1).clamp(3, 5)].to_string()).collect();
+        let prefix = [5, 33, 61, 89, 117, 145, 173]
+            .iter()
+            .map(|&r| VOCAB[r][..(VOCAB[r].len() - 1).clamp(3, 5)].to_string())
+            .collect();
         let keyword = (12..20).map(|r| VOCAB[r].to_string()).collect();
-        let desc = [0, 5, 10, 15, 20, 25, 30, 35].iter().map(|&d| DESC_WORDS[d].to_string()).collect();
+        let desc =
+            [0, 5, 10, 15, 20, 25, 30, 35].iter().map(|&d| DESC_WORDS[d].to_string()).collect();
         let multi = vec![
             format!("{} {}", VOCAB[2], VOCAB[21]),
             format!("{} {}", VOCAB[4], VOCAB[142]),

@@ -113,8 +113,10 @@ pub async fn access_token(target: &Arc<Target>, admin: &Admin) -> Result<Admin> 
         )
         .await?;
     r.expect(&[201], "create an access token")?;
-    let v: serde_json::Value = serde_json::from_slice(&r.body).context("token creation answer is not JSON")?;
-    let secret = v["secret"].as_str().ok_or_else(|| anyhow!("token creation answer has no \"secret\""))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&r.body).context("token creation answer is not JSON")?;
+    let secret =
+        v["secret"].as_str().ok_or_else(|| anyhow!("token creation answer has no \"secret\""))?;
     Ok(Admin { user: admin.user.clone(), password: secret.to_string() })
 }
 
@@ -126,8 +128,12 @@ async fn token(conn: &mut Conn, admin: &Admin, repos: &[String]) -> Result<Strin
     }
     let r = conn.call(Req::get(path).header(AUTHORIZATION, &admin.basic())).await?;
     r.expect(&[200], "GET /token")?;
-    let v: serde_json::Value = serde_json::from_slice(&r.body).context("token response is not JSON")?;
-    v["token"].as_str().map(str::to_string).ok_or_else(|| anyhow!("token response has no \"token\""))
+    let v: serde_json::Value =
+        serde_json::from_slice(&r.body).context("token response is not JSON")?;
+    v["token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("token response has no \"token\""))
 }
 
 /// Pushes repository `i` of the corpus: layer, config, manifest tagged `latest`.
@@ -145,14 +151,20 @@ async fn push_one(conn: &mut Conn, corpus: &Corpus, i: u64) -> Result<()> {
 }
 
 /// Pushes the whole corpus with `workers` connections, printing progress to stderr.
-pub async fn push_all(target: &Arc<Target>, admin: &Admin, corpus: Arc<Corpus>, workers: usize) -> Result<FillReport> {
+pub async fn push_all(
+    target: &Arc<Target>,
+    admin: &Admin,
+    corpus: Arc<Corpus>,
+    workers: usize,
+) -> Result<FillReport> {
     let n = corpus.n;
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..workers {
-        let (next, done, corpus, admin) = (next.clone(), done.clone(), corpus.clone(), admin.clone());
+        let (next, done, corpus, admin) =
+            (next.clone(), done.clone(), corpus.clone(), admin.clone());
         let mut conn = Conn::connect(target).await?;
         tasks.push(tokio::spawn(async move {
             let (mut failed, mut tokens, mut first_error) = (0u64, 0u64, None::<String>);
@@ -172,7 +184,8 @@ pub async fn push_all(target: &Arc<Target>, admin: &Admin, corpus: Arc<Corpus>, 
                     }
                 };
                 tokens += 1;
-                if let Err(e) = conn.set_default_header(AUTHORIZATION, &format!("Bearer {bearer}")) {
+                if let Err(e) = conn.set_default_header(AUTHORIZATION, &format!("Bearer {bearer}"))
+                {
                     failed += batch.len() as u64;
                     first_error.get_or_insert(format!("{e:#}"));
                     continue;
@@ -221,7 +234,11 @@ pub async fn push_all(target: &Arc<Target>, admin: &Admin, corpus: Arc<Corpus>, 
 
 /// Runs the indexing queue (`POST /api/v1/admin/index`) until it returns; gives up after
 /// `limit`. Returns (seconds, jobs run, jobs pending after).
-pub async fn run_index(target: &Arc<Target>, admin: &Admin, limit: Duration) -> Result<(f64, u64, u64)> {
+pub async fn run_index(
+    target: &Arc<Target>,
+    admin: &Admin,
+    limit: Duration,
+) -> Result<(f64, u64, u64)> {
     let mut conn = Conn::connect(target).await?;
     let t0 = Instant::now();
     let call = conn.call(Req::post("/api/v1/admin/index").header(AUTHORIZATION, &admin.basic()));
@@ -231,7 +248,8 @@ pub async fn run_index(target: &Arc<Target>, admin: &Admin, limit: Duration) -> 
     };
     let seconds = t0.elapsed().as_secs_f64();
     r.expect(&[200], "POST /api/v1/admin/index")?;
-    let v: serde_json::Value = serde_json::from_slice(&r.body).context("index response is not JSON")?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&r.body).context("index response is not JSON")?;
     Ok((seconds, v["ran"].as_u64().unwrap_or(0), v["pending"].as_u64().unwrap_or(0)))
 }
 

@@ -110,26 +110,43 @@ pub async fn check(target: &Arc<Target>, kind: &QueryKind) -> Result<Vec<Checked
     for q in &kind.queries {
         let r = conn.call(Req::get(path(q))).await?;
         r.expect(&[200], &format!("search {q:?}"))?;
-        let v: serde_json::Value = serde_json::from_slice(&r.body).with_context(|| format!("search {q:?}: not JSON"))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&r.body).with_context(|| format!("search {q:?}: not JSON"))?;
         let results = v["results"].as_array().cloned().unwrap_or_default();
-        let top = results.iter().take(3).filter_map(|r| r["name"].as_str().map(str::to_string)).collect();
+        let top =
+            results.iter().take(3).filter_map(|r| r["name"].as_str().map(str::to_string)).collect();
         let indexed = results.first().is_some_and(|r| {
-            r["keywords"].as_array().is_some_and(|k| !k.is_empty()) && r["description"].as_str().is_some_and(|d| !d.is_empty())
+            r["keywords"].as_array().is_some_and(|k| !k.is_empty())
+                && r["description"].as_str().is_some_and(|d| !d.is_empty())
         });
-        out.push(Checked { query: q.clone(), total: v["total"].as_u64().unwrap_or(0), top, indexed });
+        out.push(Checked {
+            query: q.clone(),
+            total: v["total"].as_u64().unwrap_or(0),
+            top,
+            indexed,
+        });
     }
     Ok(out)
 }
 
 /// Times `reps` searches of `kind` over `conns` connections (queries rotated).
-pub async fn time(target: &Arc<Target>, kind: &QueryKind, conns: usize, reps: u64, pid: Option<u32>) -> Result<(Lat, Outcome)> {
+pub async fn time(
+    target: &Arc<Target>,
+    kind: &QueryKind,
+    conns: usize,
+    reps: u64,
+    pid: Option<u32>,
+) -> Result<(Lat, Outcome)> {
     let paths: Arc<Vec<String>> = Arc::new(kind.queries.iter().map(|q| path(q)).collect());
     if paths.is_empty() {
         bail!("no queries of kind {}", kind.key);
     }
     let cpu = CpuMeter::start(pid);
     let other = OtherLoad::start(&pid.into_iter().collect::<Vec<_>>());
-    let o = load::run(target, conns, Stop::Count(reps), &[200], move |_, seq| Req::get(paths[(seq % paths.len() as u64) as usize].clone())).await?;
+    let o = load::run(target, conns, Stop::Count(reps), &[200], move |_, seq| {
+        Req::get(paths[(seq % paths.len() as u64) as usize].clone())
+    })
+    .await?;
     let lat = Lat::of(&o, cpu.seconds(), other.seconds());
     Ok((lat, o))
 }

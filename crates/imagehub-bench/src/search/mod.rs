@@ -82,7 +82,12 @@ fn resources(pid: Option<u32>, data_dir: Option<&Path>) -> Resources {
         if let Ok(entries) = std::fs::read_dir(dir) {
             let mut list: Vec<(String, f64)> = entries
                 .flatten()
-                .map(|e| (e.file_name().to_string_lossy().into_owned(), dir_bytes(&e.path()) as f64 / (1 << 20) as f64))
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        dir_bytes(&e.path()) as f64 / (1 << 20) as f64,
+                    )
+                })
                 .collect();
             list.sort_by(|a, b| b.1.total_cmp(&a.1));
             r.data_dir_entries = list;
@@ -101,7 +106,12 @@ fn dir_bytes(path: &Path) -> u64 {
 }
 
 fn have_taskset() -> bool {
-    Command::new("taskset").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("taskset")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// CPUs of a simple `taskset` list (`0`, `0,2`, `0-1`); `None` if it is something else.
@@ -109,7 +119,9 @@ fn parse_cpus(list: &str) -> Option<Vec<usize>> {
     let mut cpus = Vec::new();
     for part in list.split(',') {
         match part.split_once('-') {
-            Some((a, b)) => cpus.extend(a.trim().parse::<usize>().ok()?..=b.trim().parse::<usize>().ok()?),
+            Some((a, b)) => {
+                cpus.extend(a.trim().parse::<usize>().ok()?..=b.trim().parse::<usize>().ok()?)
+            }
             None => cpus.push(part.trim().parse().ok()?),
         }
     }
@@ -120,7 +132,8 @@ fn parse_cpus(list: &str) -> Option<Vec<usize>> {
 fn pin_self_away_from(server: &str) -> Option<String> {
     let taken = parse_cpus(server)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rest: Vec<String> = (0..cores).filter(|c| !taken.contains(c)).map(|c| c.to_string()).collect();
+    let rest: Vec<String> =
+        (0..cores).filter(|c| !taken.contains(c)).map(|c| c.to_string()).collect();
     if rest.is_empty() {
         return None;
     }
@@ -227,16 +240,28 @@ pub async fn run(opts: Options) -> Result<()> {
             client_cpus = pin_self_away_from(cpus);
             server_cpus = Some(cpus.clone());
         }
-        let out = (s.url.clone(), Some(s.pid), Some(s.data_dir()), Admin { user: "admin".into(), password });
+        let out = (
+            s.url.clone(),
+            Some(s.pid),
+            Some(s.data_dir()),
+            Admin { user: "admin".into(), password },
+        );
         eprintln!("started imagehub pid {} at {} (log {})", s.pid, s.url, s.log_path().display());
         server = Some(s);
         out
     } else {
         let password = opts.admin_password.clone().unwrap_or_default();
         if password.is_empty() && !opts.skip_fill {
-            bail!("filling a running hub needs the admin password (--admin-password or IMAGEHUB_ADMIN_PASSWORD)");
+            bail!(
+                "filling a running hub needs the admin password (--admin-password or IMAGEHUB_ADMIN_PASSWORD)"
+            );
         }
-        (opts.url.clone().unwrap_or_default(), opts.pid, None, Admin { user: opts.admin_user.clone(), password })
+        (
+            opts.url.clone().unwrap_or_default(),
+            opts.pid,
+            None,
+            Admin { user: opts.admin_user.clone(), password },
+        )
     };
     println!(
         "server: {url} | pinned to CPU {} | bench on CPU {}",
@@ -279,7 +304,12 @@ pub async fn run(opts: Options) -> Result<()> {
         end.rss_mib.map_or("-".into(), fmt_num),
         end.peak_rss_mib.map_or("-".into(), fmt_num),
         end.data_dir_mib.map_or("-".into(), fmt_num),
-        end.data_dir_entries.iter().take(4).map(|(n, m)| format!("{n} {}", fmt_num(*m))).collect::<Vec<_>>().join(", ")
+        end.data_dir_entries
+            .iter()
+            .take(4)
+            .map(|(n, m)| format!("{n} {}", fmt_num(*m)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!("{} requests per kind and mode; per_page={}\n", opts.queries, measure::PER_PAGE);
     print!("{}", table(&kinds, &seq, &conc, opts.conns));
@@ -325,7 +355,13 @@ pub async fn run(opts: Options) -> Result<()> {
 
 type Measured = (Option<FillReport>, Resources, Vec<KindResult>, Lat, Lat, Resources);
 
-async fn measure_all(opts: &Options, url: &str, pid: Option<u32>, data_dir: Option<&Path>, admin: &Admin) -> Result<Measured> {
+async fn measure_all(
+    opts: &Options,
+    url: &str,
+    pid: Option<u32>,
+    data_dir: Option<&Path>,
+    admin: &Admin,
+) -> Result<Measured> {
     let target = Arc::new(Target::parse(url)?);
     let corpus = Arc::new(Corpus::new(opts.repos, opts.seed));
     let fill = if opts.skip_fill {
@@ -339,7 +375,12 @@ async fn measure_all(opts: &Options, url: &str, pid: Option<u32>, data_dir: Opti
         let (s, ran, pending) = fill::run_index(&target, admin, Duration::from_secs(3600)).await?;
         (f.index_seconds, f.index_ran, f.index_pending_after) = (s, ran, pending);
         if f.failed > opts.repos / 100 {
-            bail!("{} of {} pushes failed; first: {}", f.failed, opts.repos, f.first_error.unwrap_or_default());
+            bail!(
+                "{} of {} pushes failed; first: {}",
+                f.failed,
+                opts.repos,
+                f.first_error.unwrap_or_default()
+            );
         }
         Some(f)
     };
@@ -349,23 +390,32 @@ async fn measure_all(opts: &Options, url: &str, pid: Option<u32>, data_dir: Opti
     let kinds = corpus.queries();
     let mut checked = Vec::new();
     for k in &kinds {
-        let c = measure::check(&target, k).await.with_context(|| format!("checking {} queries", k.key))?;
-        eprintln!(
-            "  {:<12} hits {:?}",
-            k.key,
-            c.iter().map(|c| c.total).collect::<Vec<_>>()
-        );
+        let c = measure::check(&target, k)
+            .await
+            .with_context(|| format!("checking {} queries", k.key))?;
+        eprintln!("  {:<12} hits {:?}", k.key, c.iter().map(|c| c.total).collect::<Vec<_>>());
         checked.push(c);
     }
     if checked.iter().flatten().all(|c| c.total == 0) {
         bail!("no query found anything: was the catalogue indexed?");
     }
-    if let Some(c) = checked.first().and_then(|c| c.iter().find(|c| c.top.first() != Some(&c.query))) {
-        eprintln!("warning: exact-name query {:?} did not rank its repository first: {:?}", c.query, c.top);
+    if let Some(c) =
+        checked.first().and_then(|c| c.iter().find(|c| c.top.first() != Some(&c.query)))
+    {
+        eprintln!(
+            "warning: exact-name query {:?} did not rank its repository first: {:?}",
+            c.query, c.top
+        );
     }
     if let Some((k, c)) = kinds.iter().zip(&checked).find(|(k, _)| k.key == "rare") {
         for c in c.iter().filter(|c| c.total < corpus.rare_count(&c.query)) {
-            eprintln!("warning: rare word {:?} found {} repositories of {} ({})", c.query, c.total, corpus.rare_count(&c.query), k.key);
+            eprintln!(
+                "warning: rare word {:?} found {} repositories of {} ({})",
+                c.query,
+                c.total,
+                corpus.rare_count(&c.query),
+                k.key
+            );
         }
     }
     // Warm-up (untimed): every query a few times.
@@ -390,9 +440,13 @@ async fn measure_all(opts: &Options, url: &str, pid: Option<u32>, data_dir: Opti
         conc_all.push(o);
     }
     let overall = |parts: Vec<Outcome>, lats: &[Lat]| -> Lat {
-        let cpu: Option<f64> = lats.iter().map(|l| l.server_cpu_us_per_req.map(|us| us * l.requests as f64 / 1e6)).sum();
+        let cpu: Option<f64> = lats
+            .iter()
+            .map(|l| l.server_cpu_us_per_req.map(|us| us * l.requests as f64 / 1e6))
+            .sum();
         let secs: Vec<f64> = parts.iter().map(|o| o.elapsed.as_secs_f64()).collect();
-        let other: Option<f64> = lats.iter().zip(&secs).map(|(l, s)| l.other_cores.map(|c| c * s)).sum();
+        let other: Option<f64> =
+            lats.iter().zip(&secs).map(|(l, s)| l.other_cores.map(|c| c * s)).sum();
         Lat::of(&measure::merge(parts), cpu, other)
     };
     let (seq_overall, conc_overall) = (overall(seq_all, &seq), overall(conc_all, &conc));
@@ -400,7 +454,13 @@ async fn measure_all(opts: &Options, url: &str, pid: Option<u32>, data_dir: Opti
         .iter()
         .zip(checked)
         .zip(seq.into_iter().zip(conc))
-        .map(|((k, checked), (sequential, concurrent))| KindResult { key: k.key, label: k.label, checked, sequential, concurrent })
+        .map(|((k, checked), (sequential, concurrent))| KindResult {
+            key: k.key,
+            label: k.label,
+            checked,
+            sequential,
+            concurrent,
+        })
         .collect();
     let end = resources(pid, data_dir);
     Ok((fill, after_fill, results, seq_overall, conc_overall, end))

@@ -18,8 +18,8 @@ use imagehub_oci::{RepoName, Tag};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::openapi::schema::{ErrorBody, TooManyRequests, Unauthorized};
 use super::datapacks::DataPackSpec;
+use super::openapi::schema::{ErrorBody, TooManyRequests, Unauthorized};
 use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, ok_json};
 
 pub const API_VERSION: &str = "imagehub.sealos.io/v1";
@@ -91,7 +91,15 @@ impl ImageDetail {
     }
 
     fn from_details(d: &Details) -> ImageDetail {
-        ImageDetail { url: d.url.clone(), keywords: d.keywords.clone(), description: d.description.clone(), icon: d.icon.clone(), docs: d.docs.clone(), id: None, arch: None }
+        ImageDetail {
+            url: d.url.clone(),
+            keywords: d.keywords.clone(),
+            description: d.description.clone(),
+            icon: d.icon.clone(),
+            docs: d.docs.clone(),
+            id: None,
+            arch: None,
+        }
     }
 }
 
@@ -139,15 +147,23 @@ struct OrganizationSpec {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn apply(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
-    let body: Bytes = axum::body::to_bytes(request.into_body(), MAX_APPLY_BYTES)
-        .await
-        .map_err(|_| ApiV1Error::new(StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", "apply takes at most 4 MiB"))?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiV1Error::invalid("the body is not UTF-8 text"))?;
+pub async fn apply(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    request: Request,
+) -> ApiResult {
+    let body: Bytes =
+        axum::body::to_bytes(request.into_body(), MAX_APPLY_BYTES).await.map_err(|_| {
+            ApiV1Error::new(StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", "apply takes at most 4 MiB")
+        })?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiV1Error::invalid("the body is not UTF-8 text"))?;
     let documents = parse_documents(text)?;
     let mut checked = Vec::with_capacity(documents.len());
     for (i, document) in documents.into_iter().enumerate() {
-        checked.push(check(&state, &caller, document).await.map_err(|e| e.context(&format!("document {}", i + 1)).with_detail("document", i + 1))?);
+        checked.push(check(&state, &caller, document).await.map_err(|e| {
+            e.context(&format!("document {}", i + 1)).with_detail("document", i + 1)
+        })?);
     }
     let mut results = Vec::with_capacity(checked.len());
     for document in checked {
@@ -167,18 +183,26 @@ enum Checked {
 fn parse_documents(text: &str) -> Result<Vec<Document>, ApiV1Error> {
     let trimmed = text.trim_start();
     let documents: Vec<Document> = if trimmed.starts_with('[') {
-        serde_json::from_str(trimmed).map_err(|e| ApiV1Error::invalid(format!("invalid JSON: {e}")))?
+        serde_json::from_str(trimmed)
+            .map_err(|e| ApiV1Error::invalid(format!("invalid JSON: {e}")))?
     } else if trimmed.starts_with('{') {
-        vec![serde_json::from_str(trimmed).map_err(|e| ApiV1Error::invalid(format!("invalid JSON: {e}")))?]
+        vec![
+            serde_json::from_str(trimmed)
+                .map_err(|e| ApiV1Error::invalid(format!("invalid JSON: {e}")))?,
+        ]
     } else {
         let mut documents = Vec::new();
         for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-            let in_document = |e: ApiV1Error| e.context(&format!("document {}", i + 1)).with_detail("document", i + 1);
-            let value = serde_yaml_ng::Value::deserialize(document).map_err(|e| in_document(ApiV1Error::invalid(format!("invalid YAML: {e}"))))?;
+            let in_document = |e: ApiV1Error| {
+                e.context(&format!("document {}", i + 1)).with_detail("document", i + 1)
+            };
+            let value = serde_yaml_ng::Value::deserialize(document)
+                .map_err(|e| in_document(ApiV1Error::invalid(format!("invalid YAML: {e}"))))?;
             if value.is_null() {
                 continue; // an empty document between separators
             }
-            let document = serde_yaml_ng::from_value(value).map_err(|e| in_document(ApiV1Error::invalid(e.to_string())))?;
+            let document = serde_yaml_ng::from_value(value)
+                .map_err(|e| in_document(ApiV1Error::invalid(e.to_string())))?;
             documents.push(document);
         }
         documents
@@ -189,49 +213,87 @@ fn parse_documents(text: &str) -> Result<Vec<Document>, ApiV1Error> {
     Ok(documents)
 }
 
-async fn check(state: &ApiState, caller: &Caller, document: Document) -> Result<Checked, ApiV1Error> {
+async fn check(
+    state: &ApiState,
+    caller: &Caller,
+    document: Document,
+) -> Result<Checked, ApiV1Error> {
     if document.api_version != API_VERSION {
-        return Err(ApiV1Error::invalid_field("apiVersion", format!("must be {API_VERSION}, not {:?}", document.api_version)));
+        return Err(ApiV1Error::invalid_field(
+            "apiVersion",
+            format!("must be {API_VERSION}, not {:?}", document.api_version),
+        ));
     }
-    let field_error = |e: serde_path_to_error::Error<serde_json::Error>| match e.path().to_string().as_str() {
-        "." => ApiV1Error::invalid_field("spec", e.inner()),
-        path => ApiV1Error::invalid_field(&format!("spec.{path}"), e.inner()),
-    };
+    let field_error =
+        |e: serde_path_to_error::Error<serde_json::Error>| match e.path().to_string().as_str() {
+            "." => ApiV1Error::invalid_field("spec", e.inner()),
+            path => ApiV1Error::invalid_field(&format!("spec.{path}"), e.inner()),
+        };
     match document.kind.as_str() {
         "Image" => {
-            let spec: ImageSpec = serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
-            let (repository, tag) = spec
-                .name
-                .rsplit_once(':')
-                .filter(|(_, tag)| !tag.contains('/'))
-                .ok_or_else(|| ApiV1Error::invalid_field("spec.name", format!("{:?} must be org/repo:tag", spec.name)))?;
-            let repository: RepoName = repository.parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("spec.name", e))?;
+            let spec: ImageSpec =
+                serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
+            let (repository, tag) =
+                spec.name.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).ok_or_else(
+                    || {
+                        ApiV1Error::invalid_field(
+                            "spec.name",
+                            format!("{:?} must be org/repo:tag", spec.name),
+                        )
+                    },
+                )?;
+            let repository: RepoName = repository
+                .parse()
+                .map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("spec.name", e))?;
             if repository.namespace().is_none() {
-                return Err(ApiV1Error::invalid_field("spec.name", format!("{:?} must be org/repo:tag", spec.name)));
+                return Err(ApiV1Error::invalid_field(
+                    "spec.name",
+                    format!("{:?} must be org/repo:tag", spec.name),
+                ));
             }
             tag.parse::<Tag>().map_err(|e| ApiV1Error::invalid_field("spec.name", e))?;
             let expected = metadata_name(&spec.name);
             if let Some(given) = &document.metadata.name
                 && *given != expected
             {
-                return Err(ApiV1Error::invalid_field("metadata.name", format!("{given:?} must be {expected:?} (spec.name with '/' and ':' as '.')")));
+                return Err(ApiV1Error::invalid_field(
+                    "metadata.name",
+                    format!("{given:?} must be {expected:?} (spec.name with '/' and ':' as '.')"),
+                ));
             }
             let details = spec.detail.to_details();
-            details.validate().map_err(|e| ApiV1Error::invalid_field(&format!("spec.detail.{}", e.field), e.problem))?;
+            details.validate().map_err(|e| {
+                ApiV1Error::invalid_field(&format!("spec.detail.{}", e.field), e.problem)
+            })?;
             super::authorize(state, caller, &repository, Action::Push).await?;
-            Ok(Checked::Image { name: spec.name.clone(), repository, tag: tag.to_string(), details: Box::new(details) })
+            Ok(Checked::Image {
+                name: spec.name.clone(),
+                repository,
+                tag: tag.to_string(),
+                details: Box::new(details),
+            })
         }
         "Repository" => {
-            let spec: RepositorySpec = serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
-            let name: RepoName = spec.name.parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("spec.name", e))?;
+            let spec: RepositorySpec =
+                serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
+            let name: RepoName = spec
+                .name
+                .parse()
+                .map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("spec.name", e))?;
             state.accounts.check_repository_settings(caller, &name).await?;
             Ok(Checked::Repository { name, visibility: spec.visibility })
         }
         "Organization" => {
-            let spec: OrganizationSpec = serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
-            spec.name.parse::<imagehub_oci::AccountName>().map_err(|e| ApiV1Error::invalid_field("spec.name", e))?;
+            let spec: OrganizationSpec =
+                serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
+            spec.name
+                .parse::<imagehub_oci::AccountName>()
+                .map_err(|e| ApiV1Error::invalid_field("spec.name", e))?;
             if state.auth.is_none() {
-                return Err(ApiV1Error::invalid(format!("{}: organizations need accounts, which are off here (auth.enabled = false)", spec.name)));
+                return Err(ApiV1Error::invalid(format!(
+                    "{}: organizations need accounts, which are off here (auth.enabled = false)",
+                    spec.name
+                )));
             }
             state.accounts.check_org_change(caller, &spec.name).await?;
             Ok(Checked::Organization { spec })
@@ -241,26 +303,46 @@ async fn check(state: &ApiState, caller: &Caller, document: Document) -> Result<
             caller.require_user()?;
             Ok(Checked::DataPack { spec: super::datapacks::checked_spec(document.spec)? })
         }
-        other => Err(ApiV1Error::invalid_field("kind", format!("{other:?} is not one of Image, Repository, Organization, DataPack"))),
+        other => Err(ApiV1Error::invalid_field(
+            "kind",
+            format!("{other:?} is not one of Image, Repository, Organization, DataPack"),
+        )),
     }
 }
 
-async fn apply_one(state: &ApiState, caller: &Caller, document: Checked) -> Result<Value, ApiV1Error> {
+async fn apply_one(
+    state: &ApiState,
+    caller: &Caller,
+    document: Checked,
+) -> Result<Value, ApiV1Error> {
     match document {
         Checked::Image { name, repository, tag, details } => {
-            let current = state.registry.user_details(&repository, &tag, DetailSource::Edit).await.map_err(super::internal)?;
-            let unchanged = current.as_ref() == Some(&*details) || (current.is_none() && details.is_empty());
+            let current = state
+                .registry
+                .user_details(&repository, &tag, DetailSource::Edit)
+                .await
+                .map_err(super::internal)?;
+            let unchanged =
+                current.as_ref() == Some(&*details) || (current.is_none() && details.is_empty());
             if !unchanged {
-                state.registry.set_user_details(&repository, &tag, DetailSource::Edit, Some(&details)).await.map_err(super::internal)?;
+                state
+                    .registry
+                    .set_user_details(&repository, &tag, DetailSource::Edit, Some(&details))
+                    .await
+                    .map_err(super::internal)?;
             }
-            Ok(json!({"kind": "Image", "name": name, "result": if unchanged { "unchanged" } else { "configured" }}))
+            Ok(
+                json!({"kind": "Image", "name": name, "result": if unchanged { "unchanged" } else { "configured" }}),
+            )
         }
         Checked::Repository { name, visibility } => {
             let current = state.accounts.visibility_of(&name).await?;
             if current != visibility {
                 state.accounts.set_visibility(caller, &name, visibility).await?;
             }
-            Ok(json!({"kind": "Repository", "name": name.as_str(), "result": if current == visibility { "unchanged" } else { "configured" }}))
+            Ok(
+                json!({"kind": "Repository", "name": name.as_str(), "result": if current == visibility { "unchanged" } else { "configured" }}),
+            )
         }
         Checked::Organization { spec } => {
             let existing = match state.accounts.org(caller, &spec.name).await {
@@ -271,16 +353,35 @@ async fn apply_one(state: &ApiState, caller: &Caller, document: Checked) -> Resu
             let result = match existing {
                 None => {
                     let visibility = spec.default_visibility.unwrap_or(Visibility::Private);
-                    state.accounts.create_org(caller, &spec.name, visibility, spec.description.as_deref().unwrap_or("")).await?;
+                    state
+                        .accounts
+                        .create_org(
+                            caller,
+                            &spec.name,
+                            visibility,
+                            spec.description.as_deref().unwrap_or(""),
+                        )
+                        .await?;
                     "created"
                 }
                 Some(org) => {
-                    let same_visibility = spec.default_visibility.is_none_or(|v| v.as_str() == org.default_visibility);
-                    let same_description = spec.description.as_ref().is_none_or(|d| *d == org.description);
+                    let same_visibility = spec
+                        .default_visibility
+                        .is_none_or(|v| v.as_str() == org.default_visibility);
+                    let same_description =
+                        spec.description.as_ref().is_none_or(|d| *d == org.description);
                     if same_visibility && same_description {
                         "unchanged"
                     } else {
-                        state.accounts.update_org(caller, &spec.name, spec.default_visibility, spec.description.as_deref()).await?;
+                        state
+                            .accounts
+                            .update_org(
+                                caller,
+                                &spec.name,
+                                spec.default_visibility,
+                                spec.description.as_deref(),
+                            )
+                            .await?;
                         "configured"
                     }
                 }
@@ -326,52 +427,88 @@ pub struct ExportQuery {
     ),
     security(("basic" = []), ("bearer" = []), ())
 )]
-pub async fn export(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, query: Result<Query<ExportQuery>, QueryRejection>) -> ApiResult {
+pub async fn export(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> ApiResult {
     let Query(query) = query.map_err(|e| ApiV1Error::invalid(e.body_text()))?;
     let documents = match query.kind.as_str() {
         "Image" => export_images(&state, &caller, &query.org).await?,
         "Repository" => export_repositories(&state, &caller, &query.org).await?,
         "Organization" => {
             let (org, _) = state.accounts.org(&caller, &query.org).await?;
-            let visibility: Visibility = org.default_visibility.parse().map_err(ApiV1Error::invalid)?;
-            let spec = OrganizationSpec { name: org.name.clone(), description: Some(org.description).filter(|d| !d.is_empty()), default_visibility: Some(visibility) };
+            let visibility: Visibility =
+                org.default_visibility.parse().map_err(ApiV1Error::invalid)?;
+            let spec = OrganizationSpec {
+                name: org.name.clone(),
+                description: Some(org.description).filter(|d| !d.is_empty()),
+                default_visibility: Some(visibility),
+            };
             vec![document("Organization", &org.name, &spec)]
         }
-        other => return Err(ApiV1Error::invalid(format!("kind {other:?} is not one of Image, Repository, Organization"))),
+        other => {
+            return Err(ApiV1Error::invalid(format!(
+                "kind {other:?} is not one of Image, Repository, Organization"
+            )));
+        }
     };
     let mut yaml = String::new();
     for d in &documents {
         yaml.push_str("---\n");
-        yaml.push_str(&serde_yaml_ng::to_string(d).map_err(|e| ApiV1Error::invalid(e.to_string()))?);
+        yaml.push_str(
+            &serde_yaml_ng::to_string(d).map_err(|e| ApiV1Error::invalid(e.to_string()))?,
+        );
     }
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"))], yaml).into_response())
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"))],
+        yaml,
+    )
+        .into_response())
 }
 
 /// Every image of `org` with a user edit (pushed or waiting for its tag) that the
 /// caller may pull.
-async fn export_images(state: &ApiState, caller: &Caller, org: &str) -> Result<Vec<Document>, ApiV1Error> {
+async fn export_images(
+    state: &ApiState,
+    caller: &Caller,
+    org: &str,
+) -> Result<Vec<Document>, ApiV1Error> {
     let edits = state.registry.edits_in_namespace(org).await.map_err(super::internal)?;
     let mut documents = Vec::new();
     for (repository, reference, details) in edits {
         let Ok(name) = repository.parse::<RepoName>() else { continue };
-        if !state.accounts.repository_actions(caller, &name).await?.contains(Action::Pull) || reference.contains(':') {
+        if !state.accounts.repository_actions(caller, &name).await?.contains(Action::Pull)
+            || reference.contains(':')
+        {
             continue; // not visible, or an edit by digest (Image documents name tags)
         }
         let spec_name = format!("{repository}:{reference}");
-        let spec = ImageSpec { name: spec_name.clone(), detail: ImageDetail::from_details(&details) };
+        let spec =
+            ImageSpec { name: spec_name.clone(), detail: ImageDetail::from_details(&details) };
         documents.push(document("Image", &metadata_name(&spec_name), &spec));
     }
     Ok(documents)
 }
 
-async fn export_repositories(state: &ApiState, caller: &Caller, org: &str) -> Result<Vec<Document>, ApiV1Error> {
+async fn export_repositories(
+    state: &ApiState,
+    caller: &Caller,
+    org: &str,
+) -> Result<Vec<Document>, ApiV1Error> {
     let filter = state.accounts.catalog_filter(caller).await?;
-    let names = state.registry.repositories_in(org, filter.as_ref()).await.map_err(super::internal)?;
+    let names =
+        state.registry.repositories_in(org, filter.as_ref()).await.map_err(super::internal)?;
     let mut documents = Vec::new();
     for name in names {
         let Ok(repository) = name.parse::<RepoName>() else { continue };
         let visibility = state.accounts.visibility_of(&repository).await?;
-        documents.push(document("Repository", &metadata_name(&name), &RepositorySpec { name: name.clone(), visibility }));
+        documents.push(document(
+            "Repository",
+            &metadata_name(&name),
+            &RepositorySpec { name: name.clone(), visibility },
+        ));
     }
     Ok(documents)
 }
@@ -398,7 +535,8 @@ mod tests {
     fn yaml_and_json_documents_parse() {
         let yaml = "apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: a/b:1\n---\n---\napiVersion: imagehub.sealos.io/v1\nkind: DataPack\nspec: {type: base, names: [a/b:1]}\n";
         assert_eq!(parse_documents(yaml).unwrap().len(), 2);
-        let json = r#"[{"apiVersion":"imagehub.sealos.io/v1","kind":"Image","spec":{"name":"a/b:1"}}]"#;
+        let json =
+            r#"[{"apiVersion":"imagehub.sealos.io/v1","kind":"Image","spec":{"name":"a/b:1"}}]"#;
         assert_eq!(parse_documents(json).unwrap().len(), 1);
         assert!(parse_documents("kind: [").is_err());
         assert!(parse_documents("").is_err());

@@ -12,9 +12,9 @@ use imagehub_auth::Action;
 use imagehub_core::Caller;
 use imagehub_oci::{Digest, RepoName, Tag};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use serde_json::{Value, json};
 use sha2::Digest as _;
+use utoipa::ToSchema;
 
 use super::openapi::schema::{DataPack, ErrorBody, TooManyRequests, Unauthorized};
 use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body};
@@ -76,7 +76,8 @@ fn parse_image_name(name: &str) -> Result<(RepoName, Option<String>), ApiV1Error
     } else {
         (name, None)
     };
-    let repository: RepoName = repository.parse().map_err(|e: imagehub_oci::NameError| invalid(e.to_string()))?;
+    let repository: RepoName =
+        repository.parse().map_err(|e: imagehub_oci::NameError| invalid(e.to_string()))?;
     Ok((repository, reference))
 }
 
@@ -103,7 +104,11 @@ fn parse_image_name(name: &str) -> Result<(RepoName, Option<String>), ApiV1Error
     ),
     security(("basic" = []), ("bearer" = []), ())
 )]
-pub async fn create_datapack(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
+pub async fn create_datapack(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    request: Request,
+) -> ApiResult {
     let headers = request.headers().clone();
     let spec: DataPackSpec = json_body::<DataPackSpec>(request).await?.normalised()?;
     // Anonymous callers get the result but store nothing, so they cannot fill the disk;
@@ -117,7 +122,8 @@ pub async fn create_datapack(State(state): State<ApiState>, ApiCaller(caller): A
 
 /// Checks a spec given as JSON (a `DataPack` document's `spec` in `apply`).
 pub(super) fn checked_spec(spec: Value) -> Result<DataPackSpec, ApiV1Error> {
-    let spec: DataPackSpec = serde_json::from_value(spec).map_err(|e| ApiV1Error::invalid(format!("spec: {e}")))?;
+    let spec: DataPackSpec =
+        serde_json::from_value(spec).map_err(|e| ApiV1Error::invalid(format!("spec: {e}")))?;
     spec.normalised()
 }
 
@@ -151,18 +157,36 @@ pub(super) async fn store(state: &ApiState, spec: &DataPackSpec) -> Result<Strin
     ),
     security(("basic" = []), ("bearer" = []), ())
 )]
-pub async fn get_datapack(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+pub async fn get_datapack(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
     let stored = state.registry.datapack(&name).await.map_err(super::internal)?;
-    let stored = stored.ok_or_else(|| ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no DataPack {name:?}")))?;
+    let stored = stored.ok_or_else(|| {
+        ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no DataPack {name:?}"))
+    })?;
     let spec: DataPackSpec = serde_json::from_str(&stored).map_err(|e| {
         tracing::error!(datapack = %name, error = %e, "a stored DataPack spec is unreadable");
-        ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
+        ApiV1Error::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error; see the server log",
+        )
     })?;
     answer(&state, &caller, &name, &spec, &headers, StatusCode::OK).await
 }
 
 /// The result for `caller`, or 304 when it still matches the client's ETag.
-async fn answer(state: &ApiState, caller: &Caller, name: &str, spec: &DataPackSpec, headers: &HeaderMap, status: StatusCode) -> ApiResult {
+async fn answer(
+    state: &ApiState,
+    caller: &Caller,
+    name: &str,
+    spec: &DataPackSpec,
+    headers: &HeaderMap,
+    status: StatusCode,
+) -> ApiResult {
     let mut images = Vec::new();
     let mut unknown = Vec::new();
     for image_name in &spec.names {
@@ -181,28 +205,37 @@ async fn answer(state: &ApiState, caller: &Caller, name: &str, spec: &DataPackSp
     });
     let bytes = serde_json::to_vec(&body).expect("JSON serialises");
     let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&bytes))[..32]);
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|candidate| candidate.trim() == etag || candidate.trim() == "*"));
+    let matches =
+        headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            v.split(',').any(|candidate| candidate.trim() == etag || candidate.trim() == "*")
+        });
     let etag_value = HeaderValue::from_str(&etag).expect("hex ETags are valid headers");
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
     }
-    let mut response: Response = (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response();
+    let mut response: Response =
+        (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes)
+            .into_response();
     response.headers_mut().insert(header::ETAG, etag_value);
     Ok(response)
 }
 
 /// One image's info, or `None` when it does not exist or the caller may not pull it.
-async fn image_info(state: &ApiState, caller: &Caller, name: &str, kind: PackKind) -> Result<Option<Value>, ApiV1Error> {
+async fn image_info(
+    state: &ApiState,
+    caller: &Caller,
+    name: &str,
+    kind: PackKind,
+) -> Result<Option<Value>, ApiV1Error> {
     let (repository, reference) = parse_image_name(name)?;
     let actions = state.accounts.repository_actions(caller, &repository).await?;
     if !actions.contains(Action::Pull) {
         return Ok(None);
     }
     let image = match &reference {
-        Some(reference) => state.registry.image(&repository, reference).await.map_err(super::internal)?,
+        Some(reference) => {
+            state.registry.image(&repository, reference).await.map_err(super::internal)?
+        }
         None => state.registry.latest_image(&repository).await.map_err(super::internal)?,
     };
     let Some(image) = image else { return Ok(None) };
@@ -221,10 +254,20 @@ mod tests {
 
     #[test]
     fn equal_specs_have_equal_names() {
-        let a = DataPackSpec { kind: PackKind::Base, names: vec!["b/x:1".into(), "a/y:2".into(), "b/x:1".into()] }.normalised().unwrap();
-        let b = DataPackSpec { kind: PackKind::Base, names: vec!["a/y:2".into(), "b/x:1".into()] }.normalised().unwrap();
+        let a = DataPackSpec {
+            kind: PackKind::Base,
+            names: vec!["b/x:1".into(), "a/y:2".into(), "b/x:1".into()],
+        }
+        .normalised()
+        .unwrap();
+        let b = DataPackSpec { kind: PackKind::Base, names: vec!["a/y:2".into(), "b/x:1".into()] }
+            .normalised()
+            .unwrap();
         assert_eq!(a.name(), b.name());
-        let c = DataPackSpec { kind: PackKind::Detail, names: vec!["a/y:2".into(), "b/x:1".into()] }.normalised().unwrap();
+        let c =
+            DataPackSpec { kind: PackKind::Detail, names: vec!["a/y:2".into(), "b/x:1".into()] }
+                .normalised()
+                .unwrap();
         assert_ne!(a.name(), c.name());
     }
 

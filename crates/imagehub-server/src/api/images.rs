@@ -14,14 +14,28 @@ use imagehub_metadata::{ImageInfo, ImageRow};
 use imagehub_oci::{Reference, RepoName};
 use serde_json::{Map, Value, json};
 
-use super::openapi::schema::{ErrorBody, Image, ImagePath, NamespacePath, RepoPath, ImageEdit, ImageList, IndexRun, Repository, RepositoryList, TooManyRequests, Unauthorized};
+use super::openapi::schema::{
+    ErrorBody, Image, ImageEdit, ImageList, ImagePath, IndexRun, NamespacePath, RepoPath,
+    Repository, RepositoryList, TooManyRequests, Unauthorized,
+};
 use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, internal, json_body, ok_json, timestamp};
 
 /// Largest README accepted at push, as for a README read from an image.
 const README_LIMIT: usize = 1 << 20;
 
 /// Fields a user may edit.
-const EDITABLE: [&str; 10] = ["docs", "keywords", "icon", "description", "url", "documentation", "source", "title", "vendor", "licenses"];
+const EDITABLE: [&str; 10] = [
+    "docs",
+    "keywords",
+    "icon",
+    "description",
+    "url",
+    "documentation",
+    "source",
+    "title",
+    "vendor",
+    "licenses",
+];
 
 /// `GET …/images`: most recently pushed first.
 #[utoipa::path(
@@ -56,17 +70,31 @@ pub async fn list_images(
     match query.sort.as_deref().unwrap_or("pushed") {
         "pushed" => {} // the registry lists them most recent first
         // Tags by name; images without a tag after them, by digest.
-        "name" => images.sort_by(|a, b| (a.row.tag.is_none(), &a.row.tag, &a.row.digest).cmp(&(b.row.tag.is_none(), &b.row.tag, &b.row.digest))),
-        other => return Err(ApiV1Error::invalid(format!("sort {other:?} is neither \"pushed\" nor \"name\""))),
+        "name" => images.sort_by(|a, b| {
+            (a.row.tag.is_none(), &a.row.tag, &a.row.digest).cmp(&(
+                b.row.tag.is_none(),
+                &b.row.tag,
+                &b.row.digest,
+            ))
+        }),
+        other => {
+            return Err(ApiV1Error::invalid(format!(
+                "sort {other:?} is neither \"pushed\" nor \"name\""
+            )));
+        }
     }
     let total = images.len();
     let page = query.page.unwrap_or(1).max(1) as usize;
-    let per_page = query.per_page.unwrap_or(DEFAULT_IMAGES_PER_PAGE).clamp(1, MAX_IMAGES_PER_PAGE) as usize;
+    let per_page =
+        query.per_page.unwrap_or(DEFAULT_IMAGES_PER_PAGE).clamp(1, MAX_IMAGES_PER_PAGE) as usize;
     let mut listed = Vec::new();
     for image in images.iter().skip((page - 1).saturating_mul(per_page)).take(per_page) {
         listed.push(image_json(&state, &name, image, false).await?);
     }
-    ok_json(StatusCode::OK, json!({"repository": name.as_str(), "total": total, "page": page, "per_page": per_page, "images": listed}))
+    ok_json(
+        StatusCode::OK,
+        json!({"repository": name.as_str(), "total": total, "page": page, "per_page": per_page, "images": listed}),
+    )
 }
 
 const DEFAULT_IMAGES_PER_PAGE: u32 = 50;
@@ -132,7 +160,11 @@ pub async fn get_image(
 pub async fn run_index(State(state): State<ApiState>, ApiCaller(caller): ApiCaller) -> ApiResult {
     if !caller.is_admin() {
         caller.require_user()?;
-        return Err(ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", "only site admins, with their password, run the indexing queue"));
+        return Err(ApiV1Error::new(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            "only site admins, with their password, run the indexing queue",
+        ));
     }
     let ran = state.registry.run_index_jobs().await.map_err(internal)?;
     let pending = state.registry.pending_index_jobs().await.map_err(internal)?;
@@ -171,10 +203,19 @@ pub async fn edit_image(
     let name = repository_for(&state, &caller, &org, &repo, Action::Push).await?;
     let patch: Map<String, Value> = json_body(request).await?;
     if let Some(unknown) = patch.keys().find(|k| !EDITABLE.contains(&k.as_str())) {
-        return Err(ApiV1Error::invalid(format!("{unknown:?} is not an editable field ({})", EDITABLE.join(", "))).with_detail("field", unknown.as_str()));
+        return Err(ApiV1Error::invalid(format!(
+            "{unknown:?} is not an editable field ({})",
+            EDITABLE.join(", ")
+        ))
+        .with_detail("field", unknown.as_str()));
     }
     existing_image(&state, &name, &reference).await?;
-    let current = state.registry.user_details(&name, &reference, DetailSource::Edit).await.map_err(internal)?.unwrap_or_default();
+    let current = state
+        .registry
+        .user_details(&name, &reference, DetailSource::Edit)
+        .await
+        .map_err(internal)?
+        .unwrap_or_default();
     let mut merged = match serde_json::to_value(&current) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
@@ -186,7 +227,8 @@ pub async fn edit_image(
             merged.insert(key, value);
         }
     }
-    let edit: Details = serde_json::from_value(Value::Object(merged)).map_err(|e| ApiV1Error::invalid(format!("invalid details: {e}")))?;
+    let edit: Details = serde_json::from_value(Value::Object(merged))
+        .map_err(|e| ApiV1Error::invalid(format!("invalid details: {e}")))?;
     edit.validate().map_err(|e| ApiV1Error::invalid_field(e.field, e.problem))?;
     store_user_details(&state, &caller, &name, &reference, DetailSource::Edit, &edit).await
 }
@@ -222,18 +264,45 @@ pub async fn put_readme(
 ) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Push).await?;
     existing_image(&state, &name, &reference).await?;
-    let body: Bytes = axum::body::to_bytes(request.into_body(), README_LIMIT)
-        .await
-        .map_err(|_| ApiV1Error::new(StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", "a README may be at most 1 MiB"))?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiV1Error::invalid("the README is not UTF-8 text"))?;
+    let body: Bytes =
+        axum::body::to_bytes(request.into_body(), README_LIMIT).await.map_err(|_| {
+            ApiV1Error::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "TOO_LARGE",
+                "a README may be at most 1 MiB",
+            )
+        })?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiV1Error::invalid("the README is not UTF-8 text"))?;
     let readme = imagehub_core::parse_readme(text, false);
-    readme.details.validate().map_err(|e| ApiV1Error::invalid_field(e.field, e.problem).context("README front matter"))?;
-    store_user_details(&state, &caller, &name, &reference, DetailSource::PushReadme, &readme.details).await
+    readme.details.validate().map_err(|e| {
+        ApiV1Error::invalid_field(e.field, e.problem).context("README front matter")
+    })?;
+    store_user_details(
+        &state,
+        &caller,
+        &name,
+        &reference,
+        DetailSource::PushReadme,
+        &readme.details,
+    )
+    .await
 }
 
 /// Stores a user's details, audits it, and answers the image as it now reads.
-async fn store_user_details(state: &ApiState, caller: &Caller, name: &RepoName, reference: &str, source: DetailSource, details: &Details) -> ApiResult {
-    state.registry.set_user_details(name, reference, source, Some(details)).await.map_err(internal)?;
+async fn store_user_details(
+    state: &ApiState,
+    caller: &Caller,
+    name: &RepoName,
+    reference: &str,
+    source: DetailSource,
+    details: &Details,
+) -> ApiResult {
+    state
+        .registry
+        .set_user_details(name, reference, source, Some(details))
+        .await
+        .map_err(internal)?;
     let action = if source == DetailSource::Edit { "image.edit" } else { "image.readme" };
     audit(state, caller, action, name, reference).await;
     let image = existing_image(state, name, reference).await?;
@@ -264,11 +333,17 @@ pub async fn delete_image(
     Path((org, repo, reference)): Path<(String, String, String)>,
 ) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Delete).await?;
-    let parsed: Reference = reference.parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
+    let parsed: Reference = reference
+        .parse()
+        .map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
     match state.registry.delete_manifest(&name, &parsed).await {
         Ok(()) => {}
-        Err(imagehub_core::CoreError::NameUnknown(_)) => return Err(super::repository_not_found(&name)),
-        Err(imagehub_core::CoreError::ManifestUnknown(_)) => return Err(no_image(&name, &reference)),
+        Err(imagehub_core::CoreError::NameUnknown(_)) => {
+            return Err(super::repository_not_found(&name));
+        }
+        Err(imagehub_core::CoreError::ManifestUnknown(_)) => {
+            return Err(no_image(&name, &reference));
+        }
         Err(e) => return Err(internal(e)),
     }
     audit(&state, &caller, "image.delete", &name, &reference).await;
@@ -293,7 +368,11 @@ pub async fn delete_image(
     ),
     security(("basic" = []), ("bearer" = []), ())
 )]
-pub async fn list_repositories(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path(org): Path<String>) -> ApiResult {
+pub async fn list_repositories(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    Path(org): Path<String>,
+) -> ApiResult {
     let filter = state.accounts.catalog_filter(&caller).await?;
     let names = state.registry.repositories_in(&org, filter.as_ref()).await.map_err(internal)?;
     let mut repositories = Vec::with_capacity(names.len());
@@ -321,7 +400,11 @@ pub async fn list_repositories(State(state): State<ApiState>, ApiCaller(caller):
     ),
     security(("basic" = []), ("bearer" = []), ())
 )]
-pub async fn get_repository(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path((org, repo)): Path<(String, String)>) -> ApiResult {
+pub async fn get_repository(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    Path((org, repo)): Path<(String, String)>,
+) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Pull).await?;
     let value = repository_json(&state, &name).await?;
     if value["images"] == 0 {
@@ -348,7 +431,11 @@ pub async fn get_repository(State(state): State<ApiState>, ApiCaller(caller): Ap
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn delete_repository(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, Path((org, repo)): Path<(String, String)>) -> ApiResult {
+pub async fn delete_repository(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    Path((org, repo)): Path<(String, String)>,
+) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Delete).await?;
     if !state.registry.delete_repository(&name).await.map_err(internal)? {
         return Err(super::repository_not_found(&name));
@@ -376,42 +463,70 @@ async fn repository_json(state: &ApiState, name: &RepoName) -> Result<Value, Api
     }))
 }
 
-async fn existing_image(state: &ApiState, name: &RepoName, reference: &str) -> Result<ImageView, ApiV1Error> {
+async fn existing_image(
+    state: &ApiState,
+    name: &RepoName,
+    reference: &str,
+) -> Result<ImageView, ApiV1Error> {
     let image = state.registry.image(name, reference).await.map_err(internal)?;
     match image {
         Some(image) => Ok(image),
-        None if !state.registry.repository_exists(name).await.map_err(internal)? => Err(super::repository_not_found(name)),
+        None if !state.registry.repository_exists(name).await.map_err(internal)? => {
+            Err(super::repository_not_found(name))
+        }
         None => Err(no_image(name, reference)),
     }
 }
 
 fn no_image(name: &RepoName, reference: &str) -> ApiV1Error {
-    ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{name} has no image {reference:?}"))
-        .with_detail("repository", name.as_str())
-        .with_detail("reference", reference)
+    ApiV1Error::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        format!("{name} has no image {reference:?}"),
+    )
+    .with_detail("repository", name.as_str())
+    .with_detail("reference", reference)
 }
 
 async fn audit(state: &ApiState, caller: &Caller, action: &str, name: &RepoName, reference: &str) {
-    let target = if reference.is_empty() { name.to_string() } else { format!("{name}:{reference}") };
+    let target =
+        if reference.is_empty() { name.to_string() } else { format!("{name}:{reference}") };
     state.accounts.audit(caller.name(), action, name.namespace(), Some(&target), None, None).await;
 }
 
-
 /// The repository `{org}/{repo}` if the caller may do `action` to it (see
 /// [`super::authorize`] for the answers otherwise).
-async fn repository_for(state: &ApiState, caller: &Caller, org: &str, repo: &str, action: Action) -> Result<RepoName, ApiV1Error> {
-    let name: RepoName = format!("{org}/{repo}").parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("repository", e))?;
+async fn repository_for(
+    state: &ApiState,
+    caller: &Caller,
+    org: &str,
+    repo: &str,
+    action: Action,
+) -> Result<RepoName, ApiV1Error> {
+    let name: RepoName = format!("{org}/{repo}")
+        .parse()
+        .map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("repository", e))?;
     super::authorize(state, caller, &name, action).await?;
     Ok(name)
 }
 
 /// The repository `{org}/{repo}` if the caller may pull it; 404 otherwise.
-async fn readable_repository(state: &ApiState, caller: &Caller, org: &str, repo: &str) -> Result<RepoName, ApiV1Error> {
+async fn readable_repository(
+    state: &ApiState,
+    caller: &Caller,
+    org: &str,
+    repo: &str,
+) -> Result<RepoName, ApiV1Error> {
     repository_for(state, caller, org, repo, Action::Pull).await
 }
 
 /// Base info, detail info and pulls; `full` adds the docs and where each came from.
-async fn image_json(state: &ApiState, name: &RepoName, image: &ImageView, full: bool) -> Result<Value, ApiV1Error> {
+async fn image_json(
+    state: &ApiState,
+    name: &RepoName,
+    image: &ImageView,
+    full: bool,
+) -> Result<Value, ApiV1Error> {
     let pulls = state.registry.pull_count(name, Some(&image.row.digest)).await.map_err(internal)?;
     let row = &image.row;
     let reference = row.tag.clone().unwrap_or_else(|| row.digest.clone());
@@ -423,14 +538,18 @@ async fn image_json(state: &ApiState, name: &RepoName, image: &ImageView, full: 
         map.remove("docs");
     }
     details["id"] = info.and_then(|i| i.config_digest.clone()).into();
-    details["arch"] = value["platforms"].as_array().map(|p| p.iter().filter_map(|x| x["architecture"].as_str()).collect::<Vec<_>>()).into();
+    details["arch"] = value["platforms"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|x| x["architecture"].as_str()).collect::<Vec<_>>())
+        .into();
     value["tag"] = row.tag.clone().into();
     value["pull_count"] = pulls.into();
     value["indexed"] = info.is_some().into();
     value["index_error"] = info.and_then(|i| i.error.clone()).into();
     value["details"] = details;
     if full {
-        value["detail_sources"] = image.sources.iter().map(|s| s.as_str()).collect::<Vec<_>>().into();
+        value["detail_sources"] =
+            image.sources.iter().map(|s| s.as_str()).collect::<Vec<_>>().into();
     }
     Ok(value)
 }

@@ -48,7 +48,13 @@ pub struct ApiV1Error {
 
 impl ApiV1Error {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiV1Error {
-        ApiV1Error { status, code, message: message.into(), detail: serde_json::Map::new(), retry_after: None }
+        ApiV1Error {
+            status,
+            code,
+            message: message.into(),
+            detail: serde_json::Map::new(),
+            retry_after: None,
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> ApiV1Error {
@@ -78,10 +84,14 @@ impl From<AccountError> for ApiV1Error {
     fn from(e: AccountError) -> Self {
         let message = e.to_string();
         let (status, code) = match &e {
-            AccountError::BadCredentials | AccountError::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            AccountError::BadCredentials | AccountError::Unauthenticated => {
+                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+            }
             AccountError::TooManyAttempts { retry_after } => {
                 let secs = retry_after.as_secs().max(1);
-                let error = ApiV1Error::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message).with_detail("retry_after_secs", secs);
+                let error =
+                    ApiV1Error::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message)
+                        .with_detail("retry_after_secs", secs);
                 return ApiV1Error { retry_after: Some(secs), ..error };
             }
             AccountError::Forbidden(_) => (StatusCode::FORBIDDEN, "DENIED"),
@@ -97,11 +107,19 @@ impl From<AccountError> for ApiV1Error {
 
 impl IntoResponse for ApiV1Error {
     fn into_response(self) -> Response {
-        let detail = if self.detail.is_empty() { serde_json::Value::Null } else { serde_json::Value::Object(self.detail) };
-        let body = json!({"errors": [{"code": self.code, "message": self.message, "detail": detail}]});
+        let detail = if self.detail.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::Value::Object(self.detail)
+        };
+        let body =
+            json!({"errors": [{"code": self.code, "message": self.message, "detail": detail}]});
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(r#"Basic realm="imagehub""#));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(r#"Basic realm="imagehub""#),
+            );
         }
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, secs.into());
@@ -115,7 +133,11 @@ pub type ApiResult = Result<Response, ApiV1Error>;
 /// A failure of the server itself: logged with its cause, answered without it.
 pub fn internal(e: impl std::fmt::Display) -> ApiV1Error {
     tracing::error!(error = %e, "management API request failed");
-    ApiV1Error::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the server log")
+    ApiV1Error::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        "internal error; see the server log",
+    )
 }
 
 /// What `/api/v1` handlers work with; the account routes, mounted only with accounts
@@ -146,7 +168,9 @@ where
     type Rejection = ApiV1Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Some(auth) = ApiState::from_ref(state).auth else { return Ok(ApiCaller(Caller::open_registry())) };
+        let Some(auth) = ApiState::from_ref(state).auth else {
+            return Ok(ApiCaller(Caller::open_registry()));
+        };
         let identity = auth.identify(parts).await?;
         Ok(ApiCaller(auth.caller(&identity).await?))
     }
@@ -156,7 +180,9 @@ impl From<CredentialError> for ApiV1Error {
     fn from(e: CredentialError) -> Self {
         match e {
             CredentialError::Malformed => ApiV1Error::invalid("malformed Authorization header"),
-            CredentialError::BadToken(why) => ApiV1Error::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", why),
+            CredentialError::BadToken(why) => {
+                ApiV1Error::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", why)
+            }
             CredentialError::Account(e) => e.into(),
         }
     }
@@ -165,20 +191,32 @@ impl From<CredentialError> for ApiV1Error {
 /// Checks `caller` may do `action` to `repository`, answering as `/v2` does: a read of
 /// a repository the caller may not see is the 404 of a missing one (same code, same
 /// message), and every refused write is the same 403, whether the repository exists.
-pub async fn authorize(state: &ApiState, caller: &Caller, repository: &RepoName, action: Action) -> Result<(), ApiV1Error> {
+pub async fn authorize(
+    state: &ApiState,
+    caller: &Caller,
+    repository: &RepoName,
+    action: Action,
+) -> Result<(), ApiV1Error> {
     match state.accounts.authorize(caller, repository, action).await? {
         Access::Allowed => Ok(()),
         Access::Hidden if action == Action::Pull => Err(repository_not_found(repository)),
         Access::Hidden | Access::Denied => {
-            let denied = ApiV1Error::new(StatusCode::FORBIDDEN, "DENIED", format!("{} access to {repository} is denied", action.as_str()));
-            Err(denied.with_detail("repository", repository.as_str()).with_detail("action", action.as_str()))
+            let denied = ApiV1Error::new(
+                StatusCode::FORBIDDEN,
+                "DENIED",
+                format!("{} access to {repository} is denied", action.as_str()),
+            );
+            Err(denied
+                .with_detail("repository", repository.as_str())
+                .with_detail("action", action.as_str()))
         }
     }
 }
 
 /// The answer for a repository that does not exist, or that the caller may not see.
 pub fn repository_not_found(repository: &RepoName) -> ApiV1Error {
-    ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no repository {repository}")).with_detail("repository", repository.as_str())
+    ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no repository {repository}"))
+        .with_detail("repository", repository.as_str())
 }
 
 /// Parses a JSON request body into `T`, with a 400 naming the problem.
@@ -188,9 +226,12 @@ pub async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiV1
         .map_err(|_| ApiV1Error::invalid("the body is missing or larger than 1 MiB"))?;
     // The path names the field at fault (`type: unknown variant …`), not just a column.
     let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| match e.path().to_string().as_str() {
-        "." => ApiV1Error::invalid(format!("invalid JSON body: {}", e.inner())),
-        path => ApiV1Error::invalid(format!("invalid JSON body: {path}: {}", e.inner())).with_detail("field", path),
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        match e.path().to_string().as_str() {
+            "." => ApiV1Error::invalid(format!("invalid JSON body: {}", e.inner())),
+            path => ApiV1Error::invalid(format!("invalid JSON body: {path}: {}", e.inner()))
+                .with_detail("field", path),
+        }
     })
 }
 
@@ -203,9 +244,15 @@ pub fn ok_json(status: StatusCode, value: serde_json::Value) -> ApiResult {
 pub fn router(auth: Option<Arc<Auth>>, accounts: Accounts, registry: Registry) -> Router {
     let hub = Router::new()
         .route("/api/v1/orgs/{org}/repos", get(images::list_repositories))
-        .route("/api/v1/orgs/{org}/repos/{repo}", get(images::get_repository).patch(orgs::update_repo).delete(images::delete_repository))
+        .route(
+            "/api/v1/orgs/{org}/repos/{repo}",
+            get(images::get_repository).patch(orgs::update_repo).delete(images::delete_repository),
+        )
         .route("/api/v1/orgs/{org}/repos/{repo}/images", get(images::list_images))
-        .route("/api/v1/orgs/{org}/repos/{repo}/images/{reference}", get(images::get_image).patch(images::edit_image).delete(images::delete_image))
+        .route(
+            "/api/v1/orgs/{org}/repos/{repo}/images/{reference}",
+            get(images::get_image).patch(images::edit_image).delete(images::delete_image),
+        )
         .route("/api/v1/orgs/{org}/repos/{repo}/images/{reference}/readme", put(images::put_readme))
         .route("/api/v1/admin/index", axum::routing::post(images::run_index))
         .route("/api/v1/search", get(search::search))
@@ -215,7 +262,9 @@ pub fn router(auth: Option<Arc<Auth>>, accounts: Accounts, registry: Registry) -
         .route("/api/v1/datapacks", axum::routing::post(datapacks::create_datapack))
         .route("/api/v1/datapacks/{name}", get(datapacks::get_datapack));
     if auth.is_none() {
-        let off = ACCOUNT_PATHS.iter().fold(hub, |router, path| router.route(path, axum::routing::any(accounts_off)));
+        let off = ACCOUNT_PATHS
+            .iter()
+            .fold(hub, |router, path| router.route(path, axum::routing::any(accounts_off)));
         return off.with_state(ApiState { auth, accounts, registry });
     }
     let account_routes = Router::new()
@@ -224,9 +273,15 @@ pub fn router(auth: Option<Arc<Auth>>, accounts: Accounts, registry: Registry) -
         .route("/api/v1/user/tokens", get(users::list_tokens).post(users::create_token))
         .route("/api/v1/user/tokens/{id}", delete(users::revoke_token))
         .route("/api/v1/orgs", get(orgs::list_orgs).post(orgs::create_org))
-        .route("/api/v1/orgs/{org}", get(orgs::get_org).patch(orgs::update_org).delete(orgs::delete_org))
+        .route(
+            "/api/v1/orgs/{org}",
+            get(orgs::get_org).patch(orgs::update_org).delete(orgs::delete_org),
+        )
         .route("/api/v1/orgs/{org}/members", get(orgs::list_members))
-        .route("/api/v1/orgs/{org}/members/{user}", put(orgs::set_member).delete(orgs::remove_member))
+        .route(
+            "/api/v1/orgs/{org}/members/{user}",
+            put(orgs::set_member).delete(orgs::remove_member),
+        )
         .route("/api/v1/audit", get(users::audit));
     hub.merge(account_routes).with_state(ApiState { auth, accounts, registry })
 }
@@ -249,7 +304,10 @@ async fn accounts_off(uri: axum::http::Uri) -> ApiV1Error {
     ApiV1Error::new(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
-        format!("{}: accounts (users, tokens, organizations, audit) are off on this server (auth.enabled = false)", uri.path()),
+        format!(
+            "{}: accounts (users, tokens, organizations, audit) are off on this server (auth.enabled = false)",
+            uri.path()
+        ),
     )
 }
 

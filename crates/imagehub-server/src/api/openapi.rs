@@ -150,7 +150,9 @@ impl Modify for SecurityAddon {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("registry JWT or ihp_ access token")
-                    .description(Some("A registry JWT from `GET /token`, or an access token (`ihp_…`)."))
+                    .description(Some(
+                        "A registry JWT from `GET /token`, or an access token (`ihp_…`).",
+                    ))
                     .build(),
             ),
         );
@@ -169,7 +171,9 @@ impl Modify for SecurityAddon {
 )]
 pub async fn serve() -> impl IntoResponse {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
-    let document = DOCUMENT.get_or_init(|| ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises"));
+    let document = DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises")
+    });
     ([(header::CONTENT_TYPE, "application/json")], document.as_str())
 }
 

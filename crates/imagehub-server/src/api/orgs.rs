@@ -9,10 +9,14 @@ use imagehub_auth::{Role, Visibility};
 use imagehub_metadata::OrgRow;
 use imagehub_oci::RepoName;
 use serde::Deserialize;
-use utoipa::ToSchema;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-use super::openapi::schema::{ErrorBody, MemberList, MemberPath, OrgPath, RepoPath, MemberRole, Org, OrgList, RepositoryVisibility, Role as RoleSchema, TooManyRequests, Unauthorized, Visibility as VisibilitySchema};
+use super::openapi::schema::{
+    ErrorBody, MemberList, MemberPath, MemberRole, Org, OrgList, OrgPath, RepoPath,
+    RepositoryVisibility, Role as RoleSchema, TooManyRequests, Unauthorized,
+    Visibility as VisibilitySchema,
+};
 use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body, ok_json, timestamp};
 use crate::auth::Auth;
 
@@ -48,10 +52,17 @@ pub struct NewOrg {
     ),
     security(("basic" = []))
 )]
-pub async fn create_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
+pub async fn create_org(
+    State(auth): State<Arc<Auth>>,
+    ApiCaller(caller): ApiCaller,
+    request: Request,
+) -> ApiResult {
     let body: NewOrg = json_body(request).await?;
     let visibility = parse_visibility(body.default_visibility.as_deref().unwrap_or("private"))?;
-    let org = auth.accounts.create_org(&caller, &body.name, visibility, body.description.as_deref().unwrap_or("")).await?;
+    let org = auth
+        .accounts
+        .create_org(&caller, &body.name, visibility, body.description.as_deref().unwrap_or(""))
+        .await?;
     ok_json(StatusCode::CREATED, org_json(&org, Some(Role::Owner.as_str())))
 }
 
@@ -72,7 +83,10 @@ pub async fn create_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCal
 )]
 pub async fn list_orgs(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller) -> ApiResult {
     let orgs = auth.accounts.orgs(&caller).await?;
-    ok_json(StatusCode::OK, json!({"orgs": orgs.iter().map(|(o, r)| org_json(o, r.as_deref())).collect::<Vec<_>>()}))
+    ok_json(
+        StatusCode::OK,
+        json!({"orgs": orgs.iter().map(|(o, r)| org_json(o, r.as_deref())).collect::<Vec<_>>()}),
+    )
 }
 
 /// `GET /api/v1/orgs/{org}`.
@@ -92,7 +106,11 @@ pub async fn list_orgs(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCall
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn get_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path(org): Path<String>) -> ApiResult {
+pub async fn get_org(
+    State(auth): State<Arc<Auth>>,
+    ApiCaller(caller): ApiCaller,
+    Path(org): Path<String>,
+) -> ApiResult {
     let (row, role) = auth.accounts.org(&caller, &org).await?;
     ok_json(StatusCode::OK, org_json(&row, role.map(Role::as_str)))
 }
@@ -130,7 +148,12 @@ pub struct OrgChange {
     ),
     security(("basic" = []))
 )]
-pub async fn update_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path(org): Path<String>, request: Request) -> ApiResult {
+pub async fn update_org(
+    State(auth): State<Arc<Auth>>,
+    ApiCaller(caller): ApiCaller,
+    Path(org): Path<String>,
+    request: Request,
+) -> ApiResult {
     let body: OrgChange = json_body(request).await?;
     let visibility = body.default_visibility.as_deref().map(parse_visibility).transpose()?;
     auth.accounts.update_org(&caller, &org, visibility, body.description.as_deref()).await?;
@@ -159,7 +182,11 @@ pub async fn update_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCal
     ),
     security(("basic" = []))
 )]
-pub async fn delete_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path(org): Path<String>) -> ApiResult {
+pub async fn delete_org(
+    State(auth): State<Arc<Auth>>,
+    ApiCaller(caller): ApiCaller,
+    Path(org): Path<String>,
+) -> ApiResult {
     auth.accounts.delete_org(&caller, &org).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -181,10 +208,16 @@ pub async fn delete_org(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCal
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn list_members(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path(org): Path<String>) -> ApiResult {
+pub async fn list_members(
+    State(auth): State<Arc<Auth>>,
+    ApiCaller(caller): ApiCaller,
+    Path(org): Path<String>,
+) -> ApiResult {
     let members = auth.accounts.members(&caller, &org).await?;
-    let members: Vec<Value> =
-        members.iter().map(|m| json!({"user": m.user, "role": m.role, "added_at": timestamp(m.added_at)})).collect();
+    let members: Vec<Value> = members
+        .iter()
+        .map(|m| json!({"user": m.user, "role": m.role, "added_at": timestamp(m.added_at)}))
+        .collect();
     ok_json(StatusCode::OK, json!({"members": members}))
 }
 
@@ -252,7 +285,11 @@ pub async fn set_member(
     ),
     security(("basic" = []))
 )]
-pub async fn remove_member(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path((org, user)): Path<(String, String)>) -> ApiResult {
+pub async fn remove_member(
+    State(auth): State<Arc<Auth>>,
+    ApiCaller(caller): ApiCaller,
+    Path((org, user)): Path<(String, String)>,
+) -> ApiResult {
     auth.accounts.remove_member(&caller, &org, &user).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -306,7 +343,9 @@ pub async fn update_repo(
         return Err(ApiV1Error::invalid("give visibility or description"));
     }
     let visibility = body.visibility.as_deref().map(parse_visibility).transpose()?;
-    let name: RepoName = format!("{org}/{repo}").parse().map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
+    let name: RepoName = format!("{org}/{repo}")
+        .parse()
+        .map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
     if let Some(visibility) = visibility {
         state.accounts.set_visibility(&caller, &name, visibility).await?;
     }
@@ -315,7 +354,10 @@ pub async fn update_repo(
     }
     let visibility = state.accounts.visibility_of(&name).await?;
     let description = state.accounts.repository_description(&name).await?;
-    ok_json(StatusCode::OK, json!({"name": name.as_str(), "visibility": visibility.as_str(), "description": description}))
+    ok_json(
+        StatusCode::OK,
+        json!({"name": name.as_str(), "visibility": visibility.as_str(), "description": description}),
+    )
 }
 
 fn parse_visibility(s: &str) -> Result<Visibility, ApiV1Error> {

@@ -1,12 +1,12 @@
 //! `GET /api/v1/search?q=&page=&per_page=`: repositories by name, then keyword, then
 //! description and docs, among those the caller may pull.
 
-use axum::extract::{Query, State};
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use utoipa::IntoParams;
 use serde_json::{Value, json};
+use utoipa::IntoParams;
 
 use super::openapi::schema::{ErrorBody, SearchResults, TooManyRequests, Unauthorized};
 use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, ok_json, timestamp};
@@ -48,7 +48,11 @@ pub struct SearchQuery {
     ),
     security(("basic" = []), ("bearer" = []), ())
 )]
-pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller, query: Result<Query<SearchQuery>, QueryRejection>) -> ApiResult {
+pub async fn search(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    query: Result<Query<SearchQuery>, QueryRejection>,
+) -> ApiResult {
     let Query(query) = query.map_err(|e| ApiV1Error::invalid(e.body_text()))?;
     if query.q.trim().is_empty() {
         return Err(ApiV1Error::invalid("q is empty: say what to search for"));
@@ -56,7 +60,11 @@ pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller,
     let page = query.page.unwrap_or(1).max(1);
     let per_page = query.per_page.unwrap_or(DEFAULT_PER_PAGE).clamp(1, MAX_PER_PAGE);
     let filter = state.accounts.catalog_filter(&caller).await?;
-    let (hits, total) = state.registry.search(&query.q, filter.as_ref(), page, per_page).await.map_err(super::internal)?;
+    let (hits, total) = state
+        .registry
+        .search(&query.q, filter.as_ref(), page, per_page)
+        .await
+        .map_err(super::internal)?;
     let mut results: Vec<Value> = Vec::with_capacity(hits.len());
     for hit in &hits {
         results.push({
@@ -75,5 +83,8 @@ pub async fn search(State(state): State<ApiState>, ApiCaller(caller): ApiCaller,
             })
         });
     }
-    ok_json(StatusCode::OK, json!({"query": query.q, "page": page, "per_page": per_page, "total": total, "results": results}))
+    ok_json(
+        StatusCode::OK,
+        json!({"query": query.q, "page": page, "per_page": per_page, "total": total, "results": results}),
+    )
 }

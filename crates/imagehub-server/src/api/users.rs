@@ -9,10 +9,13 @@ use imagehub_auth::Actions;
 use imagehub_core::accounts::AccessTokenInfo;
 use imagehub_metadata::UserRow;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
-use super::openapi::schema::{AccessTokenList, AuditLog, CreatedAccessToken, ErrorBody, Scope, TooManyRequests, Unauthorized, User};
+use super::openapi::schema::{
+    AccessTokenList, AuditLog, CreatedAccessToken, ErrorBody, Scope, TooManyRequests, Unauthorized,
+    User,
+};
 use super::{ApiCaller, ApiResult, ApiV1Error, json_body, ok_json, timestamp};
 use crate::auth::Auth;
 
@@ -46,9 +49,16 @@ pub struct NewUser {
     ),
     security(("basic" = []), ("bearer" = []), ())
 )]
-pub async fn create_user(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
+pub async fn create_user(
+    State(auth): State<Arc<Auth>>,
+    ApiCaller(caller): ApiCaller,
+    request: Request,
+) -> ApiResult {
     let body: NewUser = json_body(request).await?;
-    let user = auth.accounts.create_user(&caller, &body.name, body.email.as_deref(), &body.password).await?;
+    let user = auth
+        .accounts
+        .create_user(&caller, &body.name, body.email.as_deref(), &body.password)
+        .await?;
     ok_json(StatusCode::CREATED, user_json(&user))
 }
 
@@ -104,7 +114,11 @@ pub struct UserChange {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn update_user(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
+pub async fn update_user(
+    State(auth): State<Arc<Auth>>,
+    ApiCaller(caller): ApiCaller,
+    request: Request,
+) -> ApiResult {
     let body: UserChange = json_body(request).await?;
     let email = body.email.as_ref().map(|e| e.as_deref());
     let user = auth.accounts.update_user(&caller, body.password.as_deref(), email).await?;
@@ -146,10 +160,17 @@ pub struct NewToken {
     ),
     security(("basic" = []))
 )]
-pub async fn create_token(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, request: Request) -> ApiResult {
+pub async fn create_token(
+    State(auth): State<Arc<Auth>>,
+    ApiCaller(caller): ApiCaller,
+    request: Request,
+) -> ApiResult {
     let body: NewToken = json_body(request).await?;
     let actions = Actions::parse_strict(&body.scopes.join(",")).map_err(ApiV1Error::invalid)?;
-    let created = auth.accounts.create_token(&caller, &body.name, actions, body.namespaces, body.expires_at).await?;
+    let created = auth
+        .accounts
+        .create_token(&caller, &body.name, actions, body.namespaces, body.expires_at)
+        .await?;
     let mut value = token_json(&created.info);
     value["secret"] = created.secret.into();
     ok_json(StatusCode::CREATED, value)
@@ -193,8 +214,13 @@ pub async fn list_tokens(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCa
     ),
     security(("basic" = []))
 )]
-pub async fn revoke_token(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller, Path(id): Path<String>) -> ApiResult {
-    let id: i64 = id.parse().map_err(|_| ApiV1Error::invalid(format!("token id {id:?} is not a number")))?;
+pub async fn revoke_token(
+    State(auth): State<Arc<Auth>>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id: i64 =
+        id.parse().map_err(|_| ApiV1Error::invalid(format!("token id {id:?} is not a number")))?;
     auth.accounts.revoke_token(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -266,7 +292,9 @@ fn token_json(token: &AccessTokenInfo) -> Value {
 mod double_option {
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
         Option::<T>::deserialize(d).map(Some)
     }
 }

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::http::{HeaderMap, StatusCode, header};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use imagehub_auth::{AccessTokenSecret, Actions, Challenge, Claims, Scope, SigningKey, TokenUse};
@@ -146,8 +146,14 @@ impl Identity {
 }
 
 impl Auth {
-    pub fn new(accounts: Accounts, key: SigningKey, config: AuthConfig, server: &ServerConfig) -> Auth {
-        let public_url = Some(server.public_url.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
+    pub fn new(
+        accounts: Accounts,
+        key: SigningKey,
+        config: AuthConfig,
+        server: &ServerConfig,
+    ) -> Auth {
+        let public_url =
+            Some(server.public_url.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
         Auth {
             accounts,
             key,
@@ -162,11 +168,15 @@ impl Auth {
     /// The address login throttling counts failures against.
     pub fn client_address(&self, parts: &Parts) -> String {
         if self.trust_proxy_headers
-            && let Some(forwarded) = header_str(&parts.headers, "x-forwarded-for").and_then(|v| v.split(',').next())
+            && let Some(forwarded) =
+                header_str(&parts.headers, "x-forwarded-for").and_then(|v| v.split(',').next())
         {
             return forwarded.trim().to_string();
         }
-        parts.extensions.get::<ClientAddr>().map_or_else(|| "unknown".to_string(), |a| a.0.ip().to_string())
+        parts
+            .extensions
+            .get::<ClientAddr>()
+            .map_or_else(|| "unknown".to_string(), |a| a.0.ip().to_string())
     }
 
     /// The URL clients reach this server at: config, else the proxy's or the client's view.
@@ -181,7 +191,8 @@ impl Auth {
             _ => "http".to_string(),
         };
         // A proxy chain may list several hosts; the first is what the client asked for.
-        let forwarded_host = forwarded("x-forwarded-host").and_then(|h| h.split(',').next()).map(str::trim);
+        let forwarded_host =
+            forwarded("x-forwarded-host").and_then(|h| h.split(',').next()).map(str::trim);
         let host = forwarded_host
             .filter(|h| is_valid_host(h))
             .or_else(|| header_str(headers, "host").filter(|h| is_valid_host(h)))
@@ -190,14 +201,25 @@ impl Auth {
     }
 
     /// A 401 telling the client where to get a token for `scope`.
-    pub fn challenge(&self, headers: &HeaderMap, scope: Option<Scope>, insufficient: bool) -> ApiError {
+    pub fn challenge(
+        &self,
+        headers: &HeaderMap,
+        scope: Option<Scope>,
+        insufficient: bool,
+    ) -> ApiError {
         let realm = format!("{}/token", self.public_url(headers));
-        let challenge = Challenge { realm: &realm, service: &self.config.service, scope: scope.clone(), insufficient_scope: insufficient };
+        let challenge = Challenge {
+            realm: &realm,
+            service: &self.config.service,
+            scope: scope.clone(),
+            insufficient_scope: insufficient,
+        };
         let detail = scope.map(|s| match s {
             Scope::Repository { name, actions } => serde_json::json!([{"Type": "repository", "Name": name.as_str(), "Action": actions.to_string()}]),
             Scope::Catalog => serde_json::json!([{"Type": "registry", "Name": "catalog", "Action": "*"}]),
         });
-        let error = ApiError::new(OciErrorCode::Unauthorized).header(header::WWW_AUTHENTICATE, challenge.to_string());
+        let error = ApiError::new(OciErrorCode::Unauthorized)
+            .header(header::WWW_AUTHENTICATE, challenge.to_string());
         match detail {
             Some(detail) => error.detail(detail),
             None => error,
@@ -217,7 +239,9 @@ impl Auth {
                 Ok(Identity::Caller(self.accounts.login_with_token(&token).await?))
             }
             Credentials::Bearer(token) => {
-                let claims = self.verify_access_token(&token).map_err(|e| CredentialError::BadToken(e.to_string()))?;
+                let claims = self
+                    .verify_access_token(&token)
+                    .map_err(|e| CredentialError::BadToken(e.to_string()))?;
                 if !self.accounts.registry_token_valid(&claims).await? {
                     let why = "token rejected: issued before its user's last password change, or through an access token since revoked";
                     return Err(CredentialError::BadToken(why.into()));
@@ -240,37 +264,59 @@ impl Auth {
     /// challenge for bad credentials, 429 with `Retry-After` when throttled.
     pub fn refusal(&self, headers: &HeaderMap, e: CredentialError) -> ApiError {
         match e {
-            CredentialError::Malformed => {
-                ApiError::new(OciErrorCode::Unauthorized).status(StatusCode::BAD_REQUEST).message("malformed Authorization header")
-            }
+            CredentialError::Malformed => ApiError::new(OciErrorCode::Unauthorized)
+                .status(StatusCode::BAD_REQUEST)
+                .message("malformed Authorization header"),
             CredentialError::BadToken(why) => self.challenge(headers, None, false).message(why),
             CredentialError::Account(e) => self.login_error(headers, e),
         }
     }
 
     /// Verifies a registry JWT presented as a bearer token, once per token text.
-    pub fn verify_access_token(&self, token: &str) -> Result<Arc<Claims>, imagehub_auth::TokenError> {
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+    ) -> Result<Arc<Claims>, imagehub_auth::TokenError> {
         if let Some(claims) = self.verified.get(token) {
             return Ok(claims);
         }
-        let claims = Arc::new(self.key.verify(token, &self.config.issuer, &self.config.service, TokenUse::Access)?);
+        let claims = Arc::new(self.key.verify(
+            token,
+            &self.config.issuer,
+            &self.config.service,
+            TokenUse::Access,
+        )?);
         self.verified.insert(token, claims.clone());
         Ok(claims)
     }
 
     /// What `identity` may do to `repository`; a registry JWT answers from its claim.
-    pub async fn repository_actions(&self, identity: &Identity, repository: &RepoName) -> Result<Actions, ApiError> {
+    pub async fn repository_actions(
+        &self,
+        identity: &Identity,
+        repository: &RepoName,
+    ) -> Result<Actions, ApiError> {
         match identity {
             Identity::Token(claims) => Ok(claims.repository_actions(repository.as_str())),
-            Identity::Anonymous => self.accounts.repository_actions(&Caller::Anonymous, repository).await.map_err(|e| account_error(&e)),
-            Identity::Caller(caller) => self.accounts.repository_actions(caller, repository).await.map_err(|e| account_error(&e)),
+            Identity::Anonymous => self
+                .accounts
+                .repository_actions(&Caller::Anonymous, repository)
+                .await
+                .map_err(|e| account_error(&e)),
+            Identity::Caller(caller) => self
+                .accounts
+                .repository_actions(caller, repository)
+                .await
+                .map_err(|e| account_error(&e)),
         }
     }
 
     /// The answer to a failed login: 401 with a challenge, or 429 with `Retry-After`.
     pub fn login_error(&self, headers: &HeaderMap, e: AccountError) -> ApiError {
         match e {
-            AccountError::BadCredentials | AccountError::Unauthenticated => self.challenge(headers, None, false).message(e.to_string()),
+            AccountError::BadCredentials | AccountError::Unauthenticated => {
+                self.challenge(headers, None, false).message(e.to_string())
+            }
             e => account_error(&e),
         }
     }
@@ -280,16 +326,24 @@ impl Auth {
 pub fn account_error(e: &AccountError) -> ApiError {
     let message = e.to_string();
     match e {
-        AccountError::BadCredentials | AccountError::Unauthenticated => ApiError::new(OciErrorCode::Unauthorized).message(message),
+        AccountError::BadCredentials | AccountError::Unauthenticated => {
+            ApiError::new(OciErrorCode::Unauthorized).message(message)
+        }
         AccountError::TooManyAttempts { retry_after } => {
-            ApiError::new(OciErrorCode::TooManyRequests).message(message).header(header::RETRY_AFTER, retry_after.as_secs().max(1).to_string())
+            ApiError::new(OciErrorCode::TooManyRequests)
+                .message(message)
+                .header(header::RETRY_AFTER, retry_after.as_secs().max(1).to_string())
         }
         AccountError::Forbidden(_) => ApiError::new(OciErrorCode::Denied).message(message),
         AccountError::NotFound(_) => ApiError::new(OciErrorCode::NameUnknown).message(message),
         AccountError::Conflict(_) | AccountError::Invalid(_) => {
-            ApiError::new(OciErrorCode::Unsupported).status(StatusCode::BAD_REQUEST).message(message)
+            ApiError::new(OciErrorCode::Unsupported)
+                .status(StatusCode::BAD_REQUEST)
+                .message(message)
         }
-        AccountError::Webhook(_) => ApiError::new(OciErrorCode::Unknown).status(StatusCode::BAD_GATEWAY).message(message),
+        AccountError::Webhook(_) => {
+            ApiError::new(OciErrorCode::Unknown).status(StatusCode::BAD_GATEWAY).message(message)
+        }
         AccountError::Setup(_) | AccountError::Metadata(_) => ApiError::internal(e),
     }
 }
@@ -301,7 +355,9 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// A `Host` value that can go into a URL and a quoted challenge: letters, digits, dots,
 /// dashes, a port, or a bracketed IPv6 address.
 fn is_valid_host(host: &str) -> bool {
-    !host.is_empty() && host.len() <= 255 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
 }
 
 /// Shared by the routers that need it.
@@ -323,10 +379,15 @@ mod tests {
     #[test]
     fn basic_and_bearer_credentials() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, "Basic YWxpY2U6cHc6d2l0aDpjb2xvbnM=".parse().unwrap());
-        assert!(matches!(Credentials::from_headers(&headers), Ok(Credentials::Basic { user, password }) if user == "alice" && password == "pw:with:colons"));
+        headers
+            .insert(header::AUTHORIZATION, "Basic YWxpY2U6cHc6d2l0aDpjb2xvbnM=".parse().unwrap());
+        assert!(
+            matches!(Credentials::from_headers(&headers), Ok(Credentials::Basic { user, password }) if user == "alice" && password == "pw:with:colons")
+        );
         headers.insert(header::AUTHORIZATION, "Bearer abc.def.ghi".parse().unwrap());
-        assert!(matches!(Credentials::from_headers(&headers), Ok(Credentials::Bearer(t)) if t == "abc.def.ghi"));
+        assert!(
+            matches!(Credentials::from_headers(&headers), Ok(Credentials::Bearer(t)) if t == "abc.def.ghi")
+        );
         headers.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
         assert!(Credentials::from_headers(&headers).is_err());
         headers.insert(header::AUTHORIZATION, "Digest x".parse().unwrap());

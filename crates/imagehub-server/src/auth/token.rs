@@ -25,17 +25,24 @@ pub async fn get_token(State(auth): State<Arc<Auth>>, request: Request) -> Respo
     let (parts, _) = request.into_parts();
     let query = query_pairs(parts.uri.query().unwrap_or(""));
     let result = async {
-        let credentials = Credentials::from_headers(&parts.headers).map_err(|e| auth.refusal(&parts.headers, e))?;
+        let credentials = Credentials::from_headers(&parts.headers)
+            .map_err(|e| auth.refusal(&parts.headers, e))?;
         let caller = match credentials {
             Credentials::None => Caller::Anonymous,
             Credentials::Basic { user, password } => {
                 let client = auth.client_address(&parts);
-                auth.accounts.login(&user, &password, &client, true).await.map_err(|e| auth.login_error(&parts.headers, e))?
+                auth.accounts
+                    .login(&user, &password, &client, true)
+                    .await
+                    .map_err(|e| auth.login_error(&parts.headers, e))?
             }
             Credentials::Bearer(_) => {
                 return Err(ApiError::new(OciErrorCode::Unauthorized)
                     .message("the token endpoint takes Basic credentials or none")
-                    .header(axum::http::header::WWW_AUTHENTICATE, format!(r#"Basic realm="{}""#, auth.config.service)));
+                    .header(
+                        axum::http::header::WWW_AUTHENTICATE,
+                        format!(r#"Basic realm="{}""#, auth.config.service),
+                    ));
             }
         };
         check_service(&auth, &query)?;
@@ -54,23 +61,41 @@ pub async fn post_token(State(auth): State<Arc<Auth>>, request: Request) -> Resp
         let body: Bytes = axum::body::to_bytes(body, 64 * 1024)
             .await
             .map_err(|_| bad_request("the form body is missing or larger than 64 KiB"))?;
-        let form = query_pairs(std::str::from_utf8(&body).map_err(|_| bad_request("the form body is not UTF-8"))?);
+        let form = query_pairs(
+            std::str::from_utf8(&body).map_err(|_| bad_request("the form body is not UTF-8"))?,
+        );
         let caller = match query_value(&form, "grant_type") {
             Some("password") => {
-                let user = query_value(&form, "username").ok_or_else(|| bad_request("username is missing"))?;
-                let password = query_value(&form, "password").ok_or_else(|| bad_request("password is missing"))?;
+                let user = query_value(&form, "username")
+                    .ok_or_else(|| bad_request("username is missing"))?;
+                let password = query_value(&form, "password")
+                    .ok_or_else(|| bad_request("password is missing"))?;
                 let client = auth.client_address(&parts);
-                auth.accounts.login(user, password, &client, true).await.map_err(|e| auth.login_error(&parts.headers, e))?
+                auth.accounts
+                    .login(user, password, &client, true)
+                    .await
+                    .map_err(|e| auth.login_error(&parts.headers, e))?
             }
             Some("refresh_token") => {
-                let token = query_value(&form, "refresh_token").ok_or_else(|| bad_request("refresh_token is missing"))?;
+                let token = query_value(&form, "refresh_token")
+                    .ok_or_else(|| bad_request("refresh_token is missing"))?;
                 let claims = auth
                     .key
                     .verify(token, &auth.config.issuer, &auth.config.service, TokenUse::Refresh)
-                    .map_err(|e| auth.challenge(&parts.headers, None, false).message(e.to_string()))?;
-                auth.accounts.caller_from_refresh_token(&claims).await.map_err(|e| auth.login_error(&parts.headers, e))?
+                    .map_err(|e| {
+                        auth.challenge(&parts.headers, None, false).message(e.to_string())
+                    })?;
+                auth.accounts
+                    .caller_from_refresh_token(&claims)
+                    .await
+                    .map_err(|e| auth.login_error(&parts.headers, e))?
             }
-            other => return Err(bad_request(&format!("unsupported grant_type {:?} (password, refresh_token)", other.unwrap_or("")))),
+            other => {
+                return Err(bad_request(&format!(
+                    "unsupported grant_type {:?} (password, refresh_token)",
+                    other.unwrap_or("")
+                )));
+            }
         };
         check_service(&auth, &form)?;
         let offline = query_value(&form, "access_type") == Some("offline");
@@ -85,15 +110,26 @@ pub async fn jwks(State(auth): State<Arc<Auth>>) -> Response {
     Json(auth.key.jwks()).into_response()
 }
 
-async fn issue(auth: &Auth, caller: &Caller, scopes: Vec<Scope>, offline: bool) -> Result<Response, ApiError> {
+async fn issue(
+    auth: &Auth,
+    caller: &Caller,
+    scopes: Vec<Scope>,
+    offline: bool,
+) -> Result<Response, ApiError> {
     let mut access = Vec::new();
     for scope in scopes {
         match scope {
             Scope::Repository { name, actions } => {
-                let allowed = auth.accounts.repository_actions(caller, &name).await.map_err(|e| account_error(&e))?;
+                let allowed = auth
+                    .accounts
+                    .repository_actions(caller, &name)
+                    .await
+                    .map_err(|e| account_error(&e))?;
                 access.push(AccessEntry::repository(name.as_str(), actions.intersect(allowed)));
             }
-            Scope::Catalog if caller.user().is_some() || auth.config.anonymous_pull => access.push(AccessEntry::catalog()),
+            Scope::Catalog if caller.user().is_some() || auth.config.anonymous_pull => {
+                access.push(AccessEntry::catalog())
+            }
             Scope::Catalog => {}
         }
     }
@@ -135,16 +171,20 @@ async fn issue(auth: &Auth, caller: &Caller, scopes: Vec<Scope>, offline: bool) 
 }
 
 fn scopes(pairs: &[(String, String)]) -> Result<Vec<Scope>, ApiError> {
-    parse_scopes(pairs.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()))
-        .map_err(|e| ApiError::new(OciErrorCode::Unsupported).status(StatusCode::BAD_REQUEST).message(e.to_string()))
+    parse_scopes(pairs.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str())).map_err(|e| {
+        ApiError::new(OciErrorCode::Unsupported)
+            .status(StatusCode::BAD_REQUEST)
+            .message(e.to_string())
+    })
 }
 
 /// A token names its audience; asking for another service's is a mistake worth telling.
 fn check_service(auth: &Auth, pairs: &[(String, String)]) -> Result<(), ApiError> {
     match query_value(pairs, "service") {
-        Some(service) if service != auth.config.service => {
-            Err(bad_request(&format!("this token endpoint serves {:?}, not {service:?}", auth.config.service)))
-        }
+        Some(service) if service != auth.config.service => Err(bad_request(&format!(
+            "this token endpoint serves {:?}, not {service:?}",
+            auth.config.service
+        ))),
         _ => Ok(()),
     }
 }
@@ -162,4 +202,3 @@ fn query_pairs(s: &str) -> Vec<(String, String)> {
 fn query_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
-

@@ -20,7 +20,9 @@ pub async fn get_blob(request: V2Request, digest: &str, with_body: bool) -> Hand
     let digest: Digest = digest.parse()?;
     if !with_body {
         let size = request.registry.stat_blob(&request.name, &digest).await?;
-        return blob_response(StatusCode::OK, &digest, size, None).body(Body::empty()).map_err(|e| ApiError::internal(&e));
+        return blob_response(StatusCode::OK, &digest, size, None)
+            .body(Body::empty())
+            .map_err(|e| ApiError::internal(&e));
     }
     let mut blob = request.registry.open_blob(&request.name, &digest).await?;
     let (status, start, len, content_range) = match request.header(header::RANGE) {
@@ -42,7 +44,12 @@ pub async fn get_blob(request: V2Request, digest: &str, with_body: bool) -> Hand
         .map_err(|e| ApiError::internal(&e))
 }
 
-fn blob_response(status: StatusCode, digest: &Digest, len: u64, content_range: Option<String>) -> axum::http::response::Builder {
+fn blob_response(
+    status: StatusCode,
+    digest: &Digest,
+    len: u64,
+    content_range: Option<String>,
+) -> axum::http::response::Builder {
     let mut builder = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/octet-stream")
@@ -70,7 +77,8 @@ fn range_not_satisfiable(size: u64) -> HandlerResult {
 /// last byte; `None` when it cannot be satisfied. Multiple ranges are not served.
 fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
     let header = header.trim();
-    let spec = header.get(..6).filter(|unit| unit.eq_ignore_ascii_case("bytes=")).map(|_| &header[6..])?;
+    let spec =
+        header.get(..6).filter(|unit| unit.eq_ignore_ascii_case("bytes=")).map(|_| &header[6..])?;
     let (first, last) = spec.split_once('-')?;
     let (first, last) = (first.trim(), last.trim());
     if first.is_empty() {
@@ -82,7 +90,11 @@ fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
         return Some((size.saturating_sub(n), size - 1));
     }
     let start: u64 = first.parse().ok()?;
-    let end = if last.is_empty() { size.checked_sub(1)? } else { last.parse::<u64>().ok()?.min(size.checked_sub(1)?) };
+    let end = if last.is_empty() {
+        size.checked_sub(1)?
+    } else {
+        last.parse::<u64>().ok()?.min(size.checked_sub(1)?)
+    };
     (start <= end).then_some((start, end))
 }
 

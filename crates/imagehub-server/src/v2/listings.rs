@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
-use bytes::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use imagehub_auth::Scope;
 use imagehub_core::{Referrer, RepositoryFilter};
 use imagehub_oci::{Digest, OciErrorCode, media_type};
@@ -48,18 +48,25 @@ impl Page {
     fn from_query(query: &HashMap<String, String>, default_n: u32) -> Result<Page, ApiError> {
         let n = match query.get("n") {
             None => default_n,
-            Some(raw) => raw.parse::<u32>().map_err(|_| {
-                ApiError::new(OciErrorCode::Unsupported)
-                    .status(StatusCode::BAD_REQUEST)
-                    .message(format!("n={raw:?} is not a non-negative integer"))
-            })?.min(MAX_PAGE),
+            Some(raw) => raw
+                .parse::<u32>()
+                .map_err(|_| {
+                    ApiError::new(OciErrorCode::Unsupported)
+                        .status(StatusCode::BAD_REQUEST)
+                        .message(format!("n={raw:?} is not a non-negative integer"))
+                })?
+                .min(MAX_PAGE),
         };
         Ok(Page { n, last: query.get("last").cloned() })
     }
 
     /// Runs `fetch` for one more item than the page holds, to learn whether a next page
     /// exists without a second query; returns the page and the `Link` for the next one.
-    async fn fetch<F, Fut>(&self, path: &str, fetch: F) -> Result<(Vec<String>, Option<String>), ApiError>
+    async fn fetch<F, Fut>(
+        &self,
+        path: &str,
+        fetch: F,
+    ) -> Result<(Vec<String>, Option<String>), ApiError>
     where
         F: FnOnce(Option<String>, u32) -> Fut,
         Fut: Future<Output = Result<Vec<String>, imagehub_core::CoreError>>,
@@ -70,7 +77,9 @@ impl Page {
         let mut items = fetch(self.last.clone(), self.n + 1).await?;
         let link = if items.len() > self.n as usize {
             items.truncate(self.n as usize);
-            items.last().map(|last| format!("<{path}?n={}&last={}>; rel=\"next\"", self.n, encode_query_value(last)))
+            items.last().map(|last| {
+                format!("<{path}?n={}&last={}>; rel=\"next\"", self.n, encode_query_value(last))
+            })
         } else {
             None
         };
@@ -83,7 +92,9 @@ fn encode_query_value(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
@@ -95,7 +106,8 @@ fn json_body(body: &impl Serialize, link: Option<String>) -> HandlerResult {
 }
 
 fn json_with_link(json: Bytes, link: Option<String>) -> HandlerResult {
-    let mut response = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
+    let mut response =
+        Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
     if let Some(link) = link {
         response = response.header(header::LINK, link);
     }
@@ -109,14 +121,19 @@ pub async fn list_tags(request: V2Request) -> HandlerResult {
         // The complete list, as most clients ask for it: rendered once per version.
         let tags = registry.all_tags(name).await?;
         let body = tags.rendered(|tags| {
-            Bytes::from(serde_json::to_vec(&TagList { name: name.as_str(), tags }).expect("tag lists serialise"))
+            Bytes::from(
+                serde_json::to_vec(&TagList { name: name.as_str(), tags })
+                    .expect("tag lists serialise"),
+            )
         });
         return json_with_link(body, None);
     }
     let page = Page::from_query(&request.query, UNLIMITED)?;
     let path = format!("/v2/{name}/tags/list");
     let (tags, link) = page
-        .fetch(&path, |last, limit| async move { registry.list_tags(name, last.as_deref(), limit).await })
+        .fetch(&path, |last, limit| async move {
+            registry.list_tags(name, last.as_deref(), limit).await
+        })
         .await?;
     if tags.is_empty() && page.n == 0 {
         // n=0 skips the query, so check the repository exists the long way.
@@ -142,11 +159,13 @@ pub async fn list_catalog(
         let page = Page::from_query(&query, DEFAULT_CATALOG_PAGE)?;
         let registry = state.registry.clone();
         let (repositories, link) = page
-            .fetch("/v2/_catalog", |last, limit| {
-                let (registry, filter) = (registry.clone(), filter.clone());
-                async move { registry.list_repositories(last.as_deref(), limit, filter.as_ref()).await }
-            })
-            .await?;
+                .fetch("/v2/_catalog", |last, limit| {
+                    let (registry, filter) = (registry.clone(), filter.clone());
+                    async move {
+                        registry.list_repositories(last.as_deref(), limit, filter.as_ref()).await
+                    }
+                })
+                .await?;
         json_body(&Catalog { repositories: &repositories }, link)
     }
     .await;
@@ -154,7 +173,10 @@ pub async fn list_catalog(
 }
 
 /// The caller's catalog filter; a bearer token must carry `registry:catalog:*`.
-async fn catalog_filter(auth: &Auth, parts: &axum::http::request::Parts) -> Result<Option<RepositoryFilter>, ApiError> {
+async fn catalog_filter(
+    auth: &Auth,
+    parts: &axum::http::request::Parts,
+) -> Result<Option<RepositoryFilter>, ApiError> {
     let identity = auth.identify(parts).await.map_err(|e| auth.refusal(&parts.headers, e))?;
     if let Identity::Token(claims) = &identity
         && !claims.grants_catalog()
@@ -209,7 +231,9 @@ pub async fn list_referrers(request: V2Request, digest: &str) -> HandlerResult {
         manifests: referrers.into_iter().map(ReferrerDescriptor::from).collect(),
     };
     let json = serde_json::to_vec(&index).map_err(|e| ApiError::internal(&e))?;
-    let mut response = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, media_type::OCI_INDEX);
+    let mut response = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, media_type::OCI_INDEX);
     if artifact_type.is_some() {
         response = response.header("oci-filters-applied", "artifactType");
     }

@@ -44,10 +44,10 @@ pub async fn put_manifest(request: V2Request, reference: &str) -> HandlerResult 
     let content_type = request
         .header(header::CONTENT_TYPE)
         .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_owned());
-    let declared_too_large = request.content_length()?.is_some_and(|len| len > MAX_MANIFEST_BYTES as u64);
-    let waits_for_continue = request
-        .header(header::EXPECT)
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let declared_too_large =
+        request.content_length()?.is_some_and(|len| len > MAX_MANIFEST_BYTES as u64);
+    let waits_for_continue =
+        request.header(header::EXPECT).is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     if declared_too_large && waits_for_continue {
         // The client has not sent the body yet and will not once it sees the 413.
         return Err(too_large());
@@ -55,7 +55,13 @@ pub async fn put_manifest(request: V2Request, reference: &str) -> HandlerResult 
     let content = read_manifest_body(request.body).await?;
     let pushed = request
         .registry
-        .put_manifest(&request.name, &reference, content_type.as_deref(), &content, request.access.actor())
+        .put_manifest(
+            &request.name,
+            &reference,
+            content_type.as_deref(),
+            &content,
+            request.access.actor(),
+        )
         .await?;
     let mut headers = vec![
         (header::LOCATION, format!("/v2/{}/manifests/{}", request.name, pushed.digest)),
@@ -78,7 +84,8 @@ async fn read_manifest_body(body: Body) -> Result<Vec<u8>, ApiError> {
     let (mut content, mut received) = (Vec::new(), 0usize);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            ApiError::new(OciErrorCode::ManifestInvalid).message(format!("reading the manifest failed: {e}"))
+            ApiError::new(OciErrorCode::ManifestInvalid)
+                .message(format!("reading the manifest failed: {e}"))
         })?;
         received += chunk.len();
         if received <= MAX_MANIFEST_BYTES {

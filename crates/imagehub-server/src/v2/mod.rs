@@ -59,7 +59,10 @@ impl Access {
     pub async fn may_pull(&self, repository: &RepoName) -> bool {
         match &self.auth {
             None => true,
-            Some(auth) => auth.repository_actions(&self.identity, repository).await.is_ok_and(|a| a.contains(Action::Pull)),
+            Some(auth) => auth
+                .repository_actions(&self.identity, repository)
+                .await
+                .is_ok_and(|a| a.contains(Action::Pull)),
         }
     }
 }
@@ -78,7 +81,8 @@ impl V2Request {
         match self.header(header::CONTENT_LENGTH) {
             None => Ok(None),
             Some(v) => v.trim().parse().map(Some).map_err(|_| {
-                ApiError::new(OciErrorCode::SizeInvalid).message(format!("Content-Length {v:?} is not a number"))
+                ApiError::new(OciErrorCode::SizeInvalid)
+                    .message(format!("Content-Length {v:?} is not a number"))
             }),
         }
     }
@@ -103,7 +107,9 @@ async fn api_version_check(State(state): State<V2State>, request: Request) -> Re
     if let Some(auth) = &state.auth {
         let (parts, _) = request.into_parts();
         match auth.identify(&parts).await {
-            Ok(Identity::Anonymous) => return auth.challenge(&parts.headers, None, false).into_response(),
+            Ok(Identity::Anonymous) => {
+                return auth.challenge(&parts.headers, None, false).into_response();
+            }
             Ok(_) => {}
             Err(e) => return auth.refusal(&parts.headers, e).into_response(),
         }
@@ -148,33 +154,57 @@ async fn dispatch(
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };
-    let audit = (method == Method::DELETE).then(|| (name.clone(), identity.actor().map(str::to_owned)));
+    let audit =
+        (method == Method::DELETE).then(|| (name.clone(), identity.actor().map(str::to_owned)));
     // An anonymous caller is told to log in about a missing repository exactly as about
     // one it may not see, so probing cannot tell them apart.
     let missing_answer = match &state.auth {
         Some(auth) if identity.is_anonymous() => {
             let insufficient = matches!(identity, Identity::Token(_));
-            Some(login_challenge(auth, &parts.headers, &name, needed_action(&route, &method), insufficient))
+            Some(login_challenge(
+                auth,
+                &parts.headers,
+                &name,
+                needed_action(&route, &method),
+                insufficient,
+            ))
         }
         _ => None,
     };
     let access = Access { auth: state.auth.clone(), identity };
-    let request = V2Request { registry: state.registry, name, access, query, headers: parts.headers, body };
+    let request =
+        V2Request { registry: state.registry, name, access, query, headers: parts.headers, body };
     let result = match (route, method) {
         (V2Route::Tags { .. }, Method::GET) => listings::list_tags(request).await,
-        (V2Route::Referrers { digest, .. }, Method::GET) => listings::list_referrers(request, digest).await,
-        (V2Route::Manifest { reference, .. }, Method::GET) => manifests::get_manifest(request, reference, true).await,
-        (V2Route::Manifest { reference, .. }, Method::HEAD) => manifests::get_manifest(request, reference, false).await,
-        (V2Route::Manifest { reference, .. }, Method::PUT) => manifests::put_manifest(request, reference).await,
-        (V2Route::Manifest { reference, .. }, Method::DELETE) => manifests::delete_manifest(request, reference).await,
+        (V2Route::Referrers { digest, .. }, Method::GET) => {
+            listings::list_referrers(request, digest).await
+        }
+        (V2Route::Manifest { reference, .. }, Method::GET) => {
+            manifests::get_manifest(request, reference, true).await
+        }
+        (V2Route::Manifest { reference, .. }, Method::HEAD) => {
+            manifests::get_manifest(request, reference, false).await
+        }
+        (V2Route::Manifest { reference, .. }, Method::PUT) => {
+            manifests::put_manifest(request, reference).await
+        }
+        (V2Route::Manifest { reference, .. }, Method::DELETE) => {
+            manifests::delete_manifest(request, reference).await
+        }
         (V2Route::Blob { digest, .. }, Method::GET) => blobs::get_blob(request, digest, true).await,
-        (V2Route::Blob { digest, .. }, Method::HEAD) => blobs::get_blob(request, digest, false).await,
+        (V2Route::Blob { digest, .. }, Method::HEAD) => {
+            blobs::get_blob(request, digest, false).await
+        }
         (V2Route::Blob { digest, .. }, Method::DELETE) => blobs::delete_blob(request, digest).await,
         (V2Route::UploadStart { .. }, Method::POST) => uploads::start_blob_upload(request).await,
         (V2Route::Upload { id, .. }, Method::GET) => uploads::get_blob_upload(request, id).await,
-        (V2Route::Upload { id, .. }, Method::PATCH) => uploads::patch_blob_upload(request, id).await,
+        (V2Route::Upload { id, .. }, Method::PATCH) => {
+            uploads::patch_blob_upload(request, id).await
+        }
         (V2Route::Upload { id, .. }, Method::PUT) => uploads::put_blob_upload(request, id).await,
-        (V2Route::Upload { id, .. }, Method::DELETE) => uploads::cancel_blob_upload(request, id).await,
+        (V2Route::Upload { id, .. }, Method::DELETE) => {
+            uploads::cancel_blob_upload(request, id).await
+        }
         (_, method) => Err(ApiError::new(OciErrorCode::Unsupported)
             .message(format!("{method} is not supported on this endpoint"))),
     };
@@ -187,7 +217,9 @@ async fn dispatch(
         && response.status().is_success()
     {
         let target = format!("/v2/{path}");
-        auth.accounts.audit(actor.as_deref(), "registry.delete", name.namespace(), Some(&target), None, None).await;
+        auth.accounts
+            .audit(actor.as_deref(), "registry.delete", name.namespace(), Some(&target), None, None)
+            .await;
     }
     response
 }
@@ -223,11 +255,19 @@ async fn authorize(
         return Ok(identity);
     }
     if identity.is_anonymous() {
-        return Err(login_challenge(auth, &parts.headers, name, action, matches!(identity, Identity::Token(_))));
+        return Err(login_challenge(
+            auth,
+            &parts.headers,
+            name,
+            action,
+            matches!(identity, Identity::Token(_)),
+        ));
     }
     let hidden = match &identity {
         _ if action != Action::Pull => false,
-        Identity::Token(claims) => !auth.accounts.may_see(claims.clone(), name).await.map_err(|e| account_error(&e))?,
+        Identity::Token(claims) => {
+            !auth.accounts.may_see(claims.clone(), name).await.map_err(|e| account_error(&e))?
+        }
         _ => !allowed.contains(Action::Pull),
     };
     if hidden {
@@ -246,7 +286,13 @@ async fn authorize(
 /// caller may do, so this never widens anyone's rights, and clients that keep the first
 /// token they got for a repository (oras-py) can then go on to push with it instead of
 /// failing on a pull-only token.
-fn login_challenge(auth: &Auth, headers: &HeaderMap, name: &RepoName, action: Action, insufficient: bool) -> ApiError {
+fn login_challenge(
+    auth: &Auth,
+    headers: &HeaderMap,
+    name: &RepoName,
+    action: Action,
+    insufficient: bool,
+) -> ApiError {
     let scope = Scope::Repository { name: name.clone(), actions: Actions::PULL_PUSH.with(action) };
     auth.challenge(headers, Some(scope), insufficient)
 }

@@ -22,7 +22,9 @@ impl<'a> V2Route<'a> {
         if let Some(name) = path.strip_suffix("/tags/list") {
             return Some(V2Route::Tags { name });
         }
-        if let Some(name) = path.strip_suffix("/blobs/uploads/").or_else(|| path.strip_suffix("/blobs/uploads")) {
+        if let Some(name) =
+            path.strip_suffix("/blobs/uploads/").or_else(|| path.strip_suffix("/blobs/uploads"))
+        {
             return Some(V2Route::UploadStart { name });
         }
         // The last marker wins: a repository may itself be called `x/blobs/y`.
@@ -61,8 +63,14 @@ mod tests {
         check("a/blobs/uploads", Some(V2Route::UploadStart { name: "a" }));
         check("a/blobs/uploads/1234", Some(V2Route::Upload { name: "a", id: "1234" }));
         check("a/referrers/sha256:ab", Some(V2Route::Referrers { name: "a", digest: "sha256:ab" }));
-        check("x/blobs/y/manifests/v1", Some(V2Route::Manifest { name: "x/blobs/y", reference: "v1" }));
-        check("x/manifests/y/blobs/sha256:1", Some(V2Route::Blob { name: "x/manifests/y", digest: "sha256:1" }));
+        check(
+            "x/blobs/y/manifests/v1",
+            Some(V2Route::Manifest { name: "x/blobs/y", reference: "v1" }),
+        );
+        check(
+            "x/manifests/y/blobs/sha256:1",
+            Some(V2Route::Blob { name: "x/manifests/y", digest: "sha256:1" }),
+        );
         check("x/manifests/y/tags/list", Some(V2Route::Tags { name: "x/manifests/y" }));
         check("a/manifests/", None);
         check("a/manifests/x/y", None);

@@ -35,7 +35,8 @@ fn created(name: &RepoName, digest: &Digest) -> HandlerResult {
 fn required_digest(request: &V2Request) -> Result<Digest, ApiError> {
     match request.query("digest") {
         Some(digest) => Ok(digest.parse()?),
-        None => Err(ApiError::new(OciErrorCode::DigestInvalid).message("the digest query parameter is required")),
+        None => Err(ApiError::new(OciErrorCode::DigestInvalid)
+            .message("the digest query parameter is required")),
     }
 }
 
@@ -86,7 +87,8 @@ pub async fn patch_blob_upload(request: V2Request, id: &str) -> HandlerResult {
     };
     let V2Request { registry, name, body, .. } = request;
     let start = range.map(|r| r.start);
-    let (id, len) = registry.append_upload(&name, id, start, body.into_data_stream(), expected_len).await?;
+    let (id, len) =
+        registry.append_upload(&name, id, start, body.into_data_stream(), expected_len).await?;
     empty(StatusCode::ACCEPTED, session_headers(&name, id, len))
 }
 
@@ -118,7 +120,11 @@ struct ChunkRange {
 fn parse_content_range(raw: &str) -> Option<ChunkRange> {
     let raw = raw.trim();
     let raw = match raw.get(..6) {
-        Some(unit) if unit.eq_ignore_ascii_case("bytes ") || unit.eq_ignore_ascii_case("bytes=") => &raw[6..],
+        Some(unit)
+            if unit.eq_ignore_ascii_case("bytes ") || unit.eq_ignore_ascii_case("bytes=") =>
+        {
+            &raw[6..]
+        }
         _ => raw,
     };
     let raw = raw.split('/').next()?;
@@ -134,7 +140,11 @@ mod tests {
 
     #[track_caller]
     fn check(raw: &str, expected: Option<(u64, u64)>) {
-        assert_eq!(parse_content_range(raw), expected.map(|(start, len)| ChunkRange { start, len }), "{raw:?}");
+        assert_eq!(
+            parse_content_range(raw),
+            expected.map(|(start, len)| ChunkRange { start, len }),
+            "{raw:?}"
+        );
     }
 
     #[test]

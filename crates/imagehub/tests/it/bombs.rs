@@ -90,7 +90,11 @@ fn long_name_bomb(size: u64) -> Vec<u8> {
 
 /// A layer holding one file of `size` zero bytes.
 fn zeros_bomb(size: u64) -> Vec<u8> {
-    ZstdFrame::new().raw(&tar_header(tar::EntryType::Regular, "zeros", size)).repeat(0, size).repeat(0, 1024).finish()
+    ZstdFrame::new()
+        .raw(&tar_header(tar::EntryType::Regular, "zeros", size))
+        .repeat(0, size)
+        .repeat(0, 1024)
+        .finish()
 }
 
 /// A plain tar layer with one small file and no README.
@@ -105,7 +109,9 @@ fn small_layer() -> Vec<u8> {
 /// Pushes `repo:tag` with the given layers (each `(media type, blob)`, possibly the same
 /// blob many times) on an open registry.
 async fn push_layers(hub: &Hub, repo: &str, tag: &str, layers: &[(&str, &[u8])]) {
-    let config = format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers"}},"tag":"{tag}"}}"#);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers"}},"tag":"{tag}"}}"#
+    );
     let config_digest = hub.push_blob(None, repo, config.as_bytes()).await.expect("push config");
     let mut descriptors = Vec::new();
     let mut pushed = std::collections::HashSet::new();
@@ -122,23 +128,42 @@ async fn push_layers(hub: &Hub, repo: &str, tag: &str, layers: &[(&str, &[u8])])
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
         "layers": descriptors,
     });
-    let request = hub.v2(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), None).header("content-type", OCI_MANIFEST).body(manifest.to_string());
+    let request = hub
+        .v2(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), None)
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest.to_string());
     hub.send(request).await.expect(201, &format!("push {repo}:{tag}"));
 }
 
 async fn run_index(hub: &Hub) {
-    hub.api(&Cred::Anonymous, Method::POST, "/api/v1/admin/index", None).await.expect(200, "run the indexing queue");
+    hub.api(&Cred::Anonymous, Method::POST, "/api/v1/admin/index", None)
+        .await
+        .expect(200, "run the indexing queue");
 }
 
 async fn image(hub: &Hub, repo: &str, tag: &str) -> Value {
     let (org, name) = repo.split_once('/').expect("org/repo");
-    let reply = hub.api(&Cred::Anonymous, Method::GET, &format!("/api/v1/orgs/{org}/repos/{name}/images/{tag}"), None).await;
+    let reply = hub
+        .api(
+            &Cred::Anonymous,
+            Method::GET,
+            &format!("/api/v1/orgs/{org}/repos/{name}/images/{tag}"),
+            None,
+        )
+        .await;
     reply.expect(200, &format!("{repo}:{tag}"));
     reply.json()
 }
 
 async fn push_honest_image(hub: &Hub) {
-    hub.push_readme_image(None, "good/app", "v1", "---\ndescription: indexed all the same\n---\n# Good").await.expect("push the honest image");
+    hub.push_readme_image(
+        None,
+        "good/app",
+        "v1",
+        "---\ndescription: indexed all the same\n---\n# Good",
+    )
+    .await
+    .expect("push the honest image");
 }
 
 #[tokio::test]
@@ -161,9 +186,18 @@ async fn budgets_stop_bombs_and_other_images_are_indexed_all_the_same() {
     push_honest_image(&hub).await;
     run_index(&hub).await;
 
-    let error = image(&hub, "bad/long-name", "v1").await["index_error"].as_str().unwrap_or_default().to_string();
-    assert!(error.contains("extension header ('L') of 1073741824 bytes is over the 16384-byte limit"), "{error}");
-    let error = image(&hub, "bad/zeros", "v1").await["index_error"].as_str().unwrap_or_default().to_string();
+    let error = image(&hub, "bad/long-name", "v1").await["index_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("extension header ('L') of 1073741824 bytes is over the 16384-byte limit"),
+        "{error}"
+    );
+    let error = image(&hub, "bad/zeros", "v1").await["index_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(error.contains("more than 67108864 decompressed bytes in one layer"), "{error}");
     let many = image(&hub, "bad/many", "v1").await;
     assert!(many["index_error"].is_null(), "a layer listed 1,000 times is read once: {many}");
@@ -174,7 +208,8 @@ async fn budgets_stop_bombs_and_other_images_are_indexed_all_the_same() {
 
 /// The server's peak resident memory, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/PID/status");
     line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmHWM in kB")
 }
@@ -182,8 +217,10 @@ fn peak_rss_kib(pid: u32) -> u64 {
 /// CPU seconds the process has used.
 fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
-    let fields: Vec<&str> = stat.rsplit_once(") ").expect("stat fields").1.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    let fields: Vec<&str> =
+        stat.rsplit_once(") ").expect("stat fields").1.split_whitespace().collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
     ticks as f64 / 100.0
 }
 
@@ -197,9 +234,15 @@ async fn a_long_name_bomb_costs_the_server_no_memory_with_the_default_limits() {
     push_layers(&hub, "bad/long-name", "v1", &[(ZSTD_LAYER, &long_name_bomb(2 << 30))]).await;
     push_honest_image(&hub).await;
     run_index(&hub).await;
-    let error = image(&hub, "bad/long-name", "v1").await["index_error"].as_str().unwrap_or_default().to_string();
+    let error = image(&hub, "bad/long-name", "v1").await["index_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(error.contains("over the 16384-byte limit"), "{error}");
-    assert_eq!(image(&hub, "good/app", "v1").await["details"]["description"], "indexed all the same");
+    assert_eq!(
+        image(&hub, "good/app", "v1").await["details"]["description"],
+        "indexed all the same"
+    );
     let peak = peak_rss_kib(server.pid());
     assert!(peak < 256 * 1024, "the server's peak RSS was {} MiB", peak / 1024);
     server.terminate();

@@ -65,7 +65,10 @@ async fn an_idle_keep_alive_connection_is_closed_after_its_response() {
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("send");
     let answer = String::from_utf8_lossy(&read_until_closed(&mut stream).await).into_owned();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
-    assert!(answer.ends_with("ok"), "the one response, then the server closed the idle connection: {answer:?}");
+    assert!(
+        answer.ends_with("ok"),
+        "the one response, then the server closed the idle connection: {answer:?}"
+    );
 }
 
 #[tokio::test]
@@ -78,7 +81,12 @@ async fn a_request_head_over_the_limit_gets_431() {
     let answer = String::from_utf8_lossy(&read_until_closed(&mut stream).await).into_owned();
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
     // A head within the limit is served.
-    let reply = reqwest::Client::new().get(format!("{}/v2/", server.url())).header("x-big", "a".repeat(32 * 1024)).send().await.expect("request");
+    let reply = reqwest::Client::new()
+        .get(format!("{}/v2/", server.url()))
+        .header("x-big", "a".repeat(32 * 1024))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(reply.status(), 200);
 }
 
@@ -89,14 +97,23 @@ async fn an_upload_whose_client_stops_sending_is_dropped_without_a_partial_chunk
     let location = reg.begin_upload("conn/stall").await;
     let path = crate::v2::common::location_path(&location);
     let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
-    let head = format!("PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n");
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n"
+    );
     stream.write_all(head.as_bytes()).await.expect("send the head");
     stream.write_all(&[7u8; 10]).await.expect("send 10 of the 1000 bytes");
     let answer = String::from_utf8_lossy(&read_until_closed(&mut stream).await).into_owned();
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "a stalled body is the client's failure: {answer:?}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "a stalled body is the client's failure: {answer:?}"
+    );
     let status = reg.get(&location).await;
     status.expect_status(&[204], "the upload after the stalled chunk");
-    assert_eq!(status.header("Range").as_deref(), Some("0-0"), "the 10 bytes of the unfinished chunk were not kept");
+    assert_eq!(
+        status.header("Range").as_deref(),
+        Some("0-0"),
+        "the 10 bytes of the unfinished chunk were not kept"
+    );
 }
 
 #[tokio::test]
@@ -109,7 +126,9 @@ async fn slow_transfers_that_make_progress_are_never_cut() {
     let whole: Vec<u8> = parts.concat();
     let path = crate::v2::common::location_path(&location);
     let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
-    let head = format!("PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(head.as_bytes()).await.expect("send the head");
     for part in &parts {
         stream.write_all(format!("{:x}\r\n", part.len()).as_bytes()).await.expect("chunk size");
@@ -120,15 +139,26 @@ async fn slow_transfers_that_make_progress_are_never_cut() {
     stream.write_all(b"0\r\n\r\n").await.expect("last chunk");
     let answer = String::from_utf8_lossy(&read_until_closed(&mut stream).await).into_owned();
     assert!(answer.starts_with("HTTP/1.1 202"), "a slow upload is accepted: {answer:?}");
-    assert!(answer.to_ascii_lowercase().contains(&format!("range: 0-{}", whole.len() - 1)), "all of it was kept: {answer:?}");
+    assert!(
+        answer.to_ascii_lowercase().contains(&format!("range: 0-{}", whole.len() - 1)),
+        "all of it was kept: {answer:?}"
+    );
     let digest = sha256_digest(&whole);
     reg.put_upload(&location, &digest, b"").await.expect_status(&[201], "finish the slow upload");
 
     // A download read 64 KiB at a time, 300 ms apart, for longer than the stall timeout.
-    let mut response = reqwest::Client::new().get(reg.url(&format!("/v2/conn/slow/blobs/{digest}"))).send().await.expect("download");
+    let mut response = reqwest::Client::new()
+        .get(reg.url(&format!("/v2/conn/slow/blobs/{digest}")))
+        .send()
+        .await
+        .expect("download");
     assert_eq!(response.status(), 200);
     let mut received = Vec::new();
-    while let Some(chunk) = tokio::time::timeout(GUARD, response.chunk()).await.expect("next chunk").expect("the download goes on") {
+    while let Some(chunk) = tokio::time::timeout(GUARD, response.chunk())
+        .await
+        .expect("next chunk")
+        .expect("the download goes on")
+    {
         received.extend_from_slice(&chunk);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -148,7 +178,12 @@ async fn a_download_whose_client_stops_reading_is_dropped() {
     // The client that stops reading: nothing is read for five stall timeouts.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let received = read_until_closed(&mut stream).await;
-    assert!(received.len() < blob.len(), "the server gave up on the stalled client ({} of {} bytes sent)", received.len(), blob.len());
+    assert!(
+        received.len() < blob.len(),
+        "the server gave up on the stalled client ({} of {} bytes sent)",
+        received.len(),
+        blob.len()
+    );
 }
 
 #[tokio::test]
@@ -160,7 +195,10 @@ async fn no_more_than_max_connections_are_served_at_once() {
     }
     // The fourth connection waits in the backlog until a silent one is closed.
     let mut fourth = TcpStream::connect(server.addr()).await.expect("connect");
-    fourth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("send");
+    fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
     let answer = String::from_utf8_lossy(&read_until_closed(&mut fourth).await).into_owned();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     // It was served only after the server had closed one of the first three.

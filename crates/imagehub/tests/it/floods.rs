@@ -15,14 +15,24 @@ async fn anonymous_datapack_floods_store_nothing_and_stored_ones_are_bounded() {
     let spec = |i: usize| json!({"type": "base", "names": [format!("flood/image{i}:v1")]});
 
     for i in 0..50 {
-        let reply = hub.api(&Cred::Anonymous, Method::POST, "/api/v1/datapacks", Some(spec(i))).await;
+        let reply =
+            hub.api(&Cred::Anonymous, Method::POST, "/api/v1/datapacks", Some(spec(i))).await;
         reply.expect(200, "an anonymous DataPack is answered");
         assert_eq!(reply.json()["unknown"], json!([format!("flood/image{i}:v1")]));
         let name = reply.json()["name"].as_str().expect("name").to_string();
-        hub.api(&Cred::Anonymous, Method::GET, &format!("/api/v1/datapacks/{name}"), None).await.expect(404, "but not stored");
+        hub.api(&Cred::Anonymous, Method::GET, &format!("/api/v1/datapacks/{name}"), None)
+            .await
+            .expect(404, "but not stored");
     }
     let apply = "apiVersion: imagehub.sealos.io/v1\nkind: DataPack\nspec:\n  type: base\n  names: [flood/x:v1]\n";
-    let reply = hub.send(hub.client.post(hub.url("/api/v1/apply")).header("content-type", "application/yaml").body(apply)).await;
+    let reply = hub
+        .send(
+            hub.client
+                .post(hub.url("/api/v1/apply"))
+                .header("content-type", "application/yaml")
+                .body(apply),
+        )
+        .await;
     reply.expect(401, "an anonymous apply of a DataPack");
 
     let mut names = Vec::new();
@@ -33,11 +43,16 @@ async fn anonymous_datapack_floods_store_nothing_and_stored_ones_are_bounded() {
     }
     let mut kept = 0;
     for name in &names {
-        kept += usize::from(hub.api(&alice, Method::GET, &format!("/api/v1/datapacks/{name}"), None).await.status == 200);
+        kept += usize::from(
+            hub.api(&alice, Method::GET, &format!("/api/v1/datapacks/{name}"), None).await.status
+                == 200,
+        );
     }
     assert_eq!(kept, 5, "datapacks.max_kept bounds what is stored");
     let last = names.last().expect("names");
-    hub.api(&alice, Method::GET, &format!("/api/v1/datapacks/{last}"), None).await.expect(200, "the newest is kept");
+    hub.api(&alice, Method::GET, &format!("/api/v1/datapacks/{last}"), None)
+        .await
+        .expect(200, "the newest is kept");
 }
 
 /// Files in the data directory's `uploads/`.
@@ -59,7 +74,8 @@ async fn upload_sessions_are_capped_per_user_and_per_repository() {
         let hub = &hub;
         async move {
             let token = hub.token(&cred, &[repo_scope(repo, "pull,push")]).await.expect("token");
-            hub.send(hub.v2(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), Some(&token))).await
+            hub.send(hub.v2(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), Some(&token)))
+                .await
         }
     };
     let alice = Cred::basic("alice", "alice-Secret-1");
@@ -78,10 +94,16 @@ async fn upload_sessions_are_capped_per_user_and_per_repository() {
     }
     let full = start("alice/z", alice.clone()).await;
     full.expect(429, "a sixth session of one user");
-    assert!(full.json()["errors"][0]["message"].as_str().is_some_and(|m| m.contains("by this user")), "{}", full.text());
+    assert!(
+        full.json()["errors"][0]["message"].as_str().is_some_and(|m| m.contains("by this user")),
+        "{}",
+        full.text()
+    );
     // The admin has a cap of their own; the repository's is shared.
     start("alice/x", olga.clone()).await.expect(429, "the repository is full for everyone");
-    start("bob/x", Cred::basic("bob", "bob-Secret-1")).await.expect(202, "another user, another repository");
+    start("bob/x", Cred::basic("bob", "bob-Secret-1"))
+        .await
+        .expect(202, "another user, another repository");
     assert_eq!(upload_files(&hub), 6, "refused sessions leave no file behind");
 
     // A cancelled session makes room.

@@ -4,8 +4,8 @@
 
 use crate::process::run_cli;
 use crate::v2::common::{
-    OCI_INDEX, OCI_MANIFEST, Registry, descriptor, image_config, image_index, image_manifest, random_bytes,
-    sha256_digest,
+    OCI_INDEX, OCI_MANIFEST, Registry, descriptor, image_config, image_index, image_manifest,
+    random_bytes, sha256_digest,
 };
 
 fn gc(reg: &Registry, extra: &[&str]) -> String {
@@ -28,7 +28,8 @@ async fn status(reg: &Registry, path: &str) -> u16 {
 async fn gc_removes_an_untagged_image_and_keeps_shared_layers() {
     let reg = Registry::start();
     let repo = "gc/app";
-    let (shared, only_a, only_b) = (random_bytes(4096, 1), random_bytes(4096, 2), random_bytes(4096, 3));
+    let (shared, only_a, only_b) =
+        (random_bytes(4096, 1), random_bytes(4096, 2), random_bytes(4096, 3));
     let (config_a, config_b) = (image_config("a"), image_config("b"));
     for blob in [&shared, &only_a, &only_b, &config_a, &config_b] {
         reg.push_blob(repo, blob).await;
@@ -42,7 +43,11 @@ async fn gc_removes_an_untagged_image_and_keeps_shared_layers() {
     let dry = gc(&reg, &["--grace-period-secs", "0", "--dry-run"]);
     assert!(dry.contains("would remove 1 manifests"), "{dry}");
     assert!(dry.contains("would remove 2 blobs"), "{dry}");
-    assert_eq!(status(&reg, &format!("/v2/{repo}/manifests/{digest_a}")).await, 200, "a dry run removes nothing");
+    assert_eq!(
+        status(&reg, &format!("/v2/{repo}/manifests/{digest_a}")).await,
+        200,
+        "a dry run removes nothing"
+    );
     assert!(blob_file_exists(&reg, &sha256_digest(&only_a)));
 
     let report = gc(&reg, &["--grace-period-secs", "0"]);
@@ -67,7 +72,8 @@ async fn gc_removes_an_untagged_image_and_keeps_shared_layers() {
 async fn gc_keeps_everything_younger_than_the_grace_period() {
     let reg = Registry::start();
     let repo = "gc/young";
-    let (config, layer, loose) = (image_config("young"), random_bytes(2048, 4), random_bytes(2048, 5));
+    let (config, layer, loose) =
+        (image_config("young"), random_bytes(2048, 4), random_bytes(2048, 5));
     for blob in [&config, &layer, &loose] {
         reg.push_blob(repo, blob).await;
     }
@@ -88,7 +94,8 @@ async fn gc_keeps_index_children_and_removes_them_with_the_index() {
     let repo = "gc/multi";
     let mut children = Vec::new();
     for arch in ["amd64", "arm64"] {
-        let (config, layer) = (image_config(arch), random_bytes(1024, arch.as_bytes()[1] as u64 + 40));
+        let (config, layer) =
+            (image_config(arch), random_bytes(1024, arch.as_bytes()[1] as u64 + 40));
         reg.push_blob(repo, &config).await;
         reg.push_blob(repo, &layer).await;
         let manifest = image_manifest(&config, &[&layer]);
@@ -101,12 +108,17 @@ async fn gc_keeps_index_children_and_removes_them_with_the_index() {
     let report = gc(&reg, &["--grace-period-secs", "0"]);
     assert!(report.contains("removed 0 manifests"), "children of a tagged index stay: {report}");
 
-    reg.delete(&format!("/v2/{repo}/manifests/multi")).await.expect_status(&[202], "untag the index");
+    reg.delete(&format!("/v2/{repo}/manifests/multi"))
+        .await
+        .expect_status(&[202], "untag the index");
     let report = gc(&reg, &["--grace-period-secs", "0"]);
     assert!(report.contains("removed 3 manifests"), "the index, then its children: {report}");
     assert!(report.contains("removed 4 blobs"), "{report}");
     for child in &children {
-        assert_eq!(status(&reg, &format!("/v2/{repo}/manifests/{}", sha256_digest(child))).await, 404);
+        assert_eq!(
+            status(&reg, &format!("/v2/{repo}/manifests/{}", sha256_digest(child))).await,
+            404
+        );
     }
 }
 
@@ -140,7 +152,9 @@ async fn gc_keeps_a_referrer_while_its_subject_lives() {
     let referrers = reg.get(&format!("/v2/{repo}/referrers/{image_digest}")).await;
     assert_eq!(referrers.json()["manifests"].as_array().map(Vec::len), Some(1));
 
-    reg.delete(&format!("/v2/{repo}/manifests/{image_digest}")).await.expect_status(&[202], "delete the image");
+    reg.delete(&format!("/v2/{repo}/manifests/{image_digest}"))
+        .await
+        .expect_status(&[202], "delete the image");
     let report = gc(&reg, &["--grace-period-secs", "0"]);
     assert!(report.contains("removed 1 manifests"), "the referrer goes with its subject: {report}");
     assert_eq!(status(&reg, &format!("/v2/{repo}/manifests/{referrer_digest}")).await, 404);
@@ -175,7 +189,8 @@ async fn pushes_racing_the_collector_succeed() {
     for i in 0..16u64 {
         let reg = reg.clone();
         pushes.push(tokio::spawn(async move {
-            let (config, layer) = (image_config(&format!("race-{i}")), random_bytes(8192, 1000 + i));
+            let (config, layer) =
+                (image_config(&format!("race-{i}")), random_bytes(8192, 1000 + i));
             reg.push_blob("gc/race", &config).await;
             reg.push_blob("gc/race", &layer).await;
             let manifest = image_manifest(&config, &[&layer]);

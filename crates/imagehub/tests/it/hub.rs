@@ -33,7 +33,15 @@ impl Setup {
     fn new() -> Setup {
         let hub = Hub::start();
         let clients = Clients::new(&hub.server().host());
-        clients.skopeo(&["login", "--tls-verify=false", "-u", "admin", "-p", imagehub_testkit::ADMIN_PASSWORD, &hub.server().host()]);
+        clients.skopeo(&[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "admin",
+            "-p",
+            imagehub_testkit::ADMIN_PASSWORD,
+            &hub.server().host(),
+        ]);
         Setup { hub, clients }
     }
 
@@ -51,7 +59,15 @@ impl Setup {
     }
 
     async fn image(&self, repo: &str, reference: &str) -> Value {
-        let reply = self.hub.api(&Cred::admin(), Method::GET, &format!("/api/v1/orgs/admin/repos/{repo}/images/{reference}"), None).await;
+        let reply = self
+            .hub
+            .api(
+                &Cred::admin(),
+                Method::GET,
+                &format!("/api/v1/orgs/admin/repos/{repo}/images/{reference}"),
+                None,
+            )
+            .await;
         reply.expect(200, "image details");
         reply.json()
     }
@@ -76,7 +92,10 @@ async fn a_readme_with_front_matter_fills_the_details() {
     let labels = json!({"org.opencontainers.image.description": "from labels", "org.opencontainers.image.licenses": "GPL-2.0"});
     let image = l.image_with_layers(
         "amd64",
-        &[(TAR, tar(&[("bin/mysqld", b"binary")])), (TAR_GZIP, gzip(&tar(&[("README.md", README_WITH_FRONT_MATTER.as_bytes())])))],
+        &[
+            (TAR, tar(&[("bin/mysqld", b"binary")])),
+            (TAR_GZIP, gzip(&tar(&[("README.md", README_WITH_FRONT_MATTER.as_bytes())]))),
+        ],
         labels,
     );
     l.tag(&image.manifest, "v8");
@@ -106,7 +125,8 @@ async fn without_front_matter_the_first_paragraph_describes_the_image() {
     let s = Setup::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let l = layout(&dir, "plain");
-    let image = l.image("amd64", &[("README.md", b"# Cache\n\nA fast\ncache.\n\nMore text.")], json!({}));
+    let image =
+        l.image("amd64", &[("README.md", b"# Cache\n\nA fast\ncache.\n\nMore text.")], json!({}));
     l.tag(&image.manifest, "1");
     s.push(&l, "cache", "1", false).await;
     let d = &s.image("cache", "1").await["details"];
@@ -121,7 +141,10 @@ async fn a_whiteout_in_an_upper_layer_deletes_the_readme() {
     let l = layout(&dir, "whiteout");
     let image = l.image_with_layers(
         "amd64",
-        &[(TAR, tar(&[("README.md", README_WITH_FRONT_MATTER.as_bytes())])), (TAR, tar(&[(".wh.README.md", b"")]))],
+        &[
+            (TAR, tar(&[("README.md", README_WITH_FRONT_MATTER.as_bytes())])),
+            (TAR, tar(&[(".wh.README.md", b"")])),
+        ],
         json!({"org.opencontainers.image.description": "labels only now"}),
     );
     l.tag(&image.manifest, "2");
@@ -137,7 +160,9 @@ async fn a_zstd_layer_is_read() {
     let s = Setup::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let l = layout(&dir, "zstd");
-    let layer = zstd::encode_all(&tar(&[("README.md", README_WITH_FRONT_MATTER.as_bytes())])[..], 3).expect("zstd");
+    let layer =
+        zstd::encode_all(&tar(&[("README.md", README_WITH_FRONT_MATTER.as_bytes())])[..], 3)
+            .expect("zstd");
     let image = l.image_with_layers("arm64", &[(TAR_ZSTD, layer)], json!({}));
     l.tag(&image.manifest, "z");
     s.push(&l, "zstd", "z", false).await;
@@ -149,13 +174,23 @@ async fn an_index_lists_its_platforms_and_takes_the_first_readme() {
     let s = Setup::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let l = layout(&dir, "multi");
-    let amd64 = l.image("amd64", &[("bin/app", b"x86")], json!({"org.opencontainers.image.url": "https://labels.example"}));
-    let arm64 = l.image("arm64", &[("README.md", b"---\ndescription: from arm64\n---\nbody")], json!({}));
+    let amd64 = l.image(
+        "amd64",
+        &[("bin/app", b"x86")],
+        json!({"org.opencontainers.image.url": "https://labels.example"}),
+    );
+    let arm64 =
+        l.image("arm64", &[("README.md", b"---\ndescription: from arm64\n---\nbody")], json!({}));
     let index = l.index(&[&amd64.manifest, &arm64.manifest]);
     l.tag(&index, "multi");
     s.push(&l, "multi", "multi", true).await;
     let v = s.image("multi", "multi").await;
-    let archs: Vec<&str> = v["platforms"].as_array().expect("platforms").iter().map(|p| p["architecture"].as_str().unwrap_or("")).collect();
+    let archs: Vec<&str> = v["platforms"]
+        .as_array()
+        .expect("platforms")
+        .iter()
+        .map(|p| p["architecture"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(archs, ["amd64", "arm64"]);
     assert_eq!(v["details"]["description"], "from arm64");
     assert_eq!(v["details"]["url"], "https://labels.example");
@@ -207,7 +242,13 @@ async fn hostile_front_matter_and_labels_are_held_to_the_edit_rules() {
     s.push(&l, "hostile", "h", false).await;
     let v = s.image("hostile", "h").await;
     let d = &v["details"];
-    assert!(d["icon"].is_null() && d["url"].is_null() && d["documentation"].is_null() && d["title"].is_null(), "{d:#}");
+    assert!(
+        d["icon"].is_null()
+            && d["url"].is_null()
+            && d["documentation"].is_null()
+            && d["title"].is_null(),
+        "{d:#}"
+    );
     assert!(d["description"].as_str().is_none_or(|text| text.chars().count() <= 1000), "{d:#}");
     assert_eq!(d["keywords"].as_array().map(Vec::len), Some(20), "{d:#}");
     assert_eq!(d["source"], "https://git.example.org/app", "what passes is kept");
@@ -224,12 +265,21 @@ async fn a_broken_layer_is_recorded_on_the_image_and_the_push_succeeds() {
     let s = Setup::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let l = layout(&dir, "broken");
-    let image = l.image_with_layers("amd64", &[(TAR_GZIP, b"this is not gzip".to_vec())], json!({"org.opencontainers.image.description": "still described"}));
+    let image = l.image_with_layers(
+        "amd64",
+        &[(TAR_GZIP, b"this is not gzip".to_vec())],
+        json!({"org.opencontainers.image.description": "still described"}),
+    );
     l.tag(&image.manifest, "b");
     s.push(&l, "broken", "b", false).await;
     let v = s.image("broken", "b").await;
     assert_eq!(v["indexed"], true);
-    assert!(v["index_error"].as_str().is_some_and(|e| e.contains("not a tar") || e.contains("gzip") || e.contains("layer")), "{v:#}");
+    assert!(
+        v["index_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a tar") || e.contains("gzip") || e.contains("layer")),
+        "{v:#}"
+    );
     assert_eq!(v["details"]["description"], "still described");
 }
 
@@ -241,7 +291,10 @@ async fn images_of_a_repository_are_listed_and_hidden_from_those_who_may_not_pul
     let image = l.image("amd64", &[("README.md", README_WITH_FRONT_MATTER.as_bytes())], json!({}));
     l.tag(&image.manifest, "v1");
     s.push(&l, "listed", "v1", false).await;
-    let reply = s.hub.api(&Cred::admin(), Method::GET, "/api/v1/orgs/admin/repos/listed/images", None).await;
+    let reply = s
+        .hub
+        .api(&Cred::admin(), Method::GET, "/api/v1/orgs/admin/repos/listed/images", None)
+        .await;
     reply.expect(200, "list images");
     let images = reply.json()["images"].clone();
     assert_eq!(images.as_array().map(Vec::len), Some(1));
@@ -251,7 +304,16 @@ async fn images_of_a_repository_are_listed_and_hidden_from_those_who_may_not_pul
 
     s.hub.create_user("eve", "eve-Secret-12").await;
     let eve = Cred::basic("eve", "eve-Secret-12");
-    s.hub.api(&eve, Method::GET, "/api/v1/orgs/admin/repos/listed/images", None).await.expect(404, "a private repository");
-    s.hub.api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/admin/repos/listed/images/v1", None).await.expect(404, "anonymous");
-    s.hub.api(&eve, Method::POST, "/api/v1/admin/index", None).await.expect(403, "only admins run the queue");
+    s.hub
+        .api(&eve, Method::GET, "/api/v1/orgs/admin/repos/listed/images", None)
+        .await
+        .expect(404, "a private repository");
+    s.hub
+        .api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/admin/repos/listed/images/v1", None)
+        .await
+        .expect(404, "anonymous");
+    s.hub
+        .api(&eve, Method::POST, "/api/v1/admin/index", None)
+        .await
+        .expect(403, "only admins run the queue");
 }

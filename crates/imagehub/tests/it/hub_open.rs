@@ -14,10 +14,16 @@ fn open_hub() -> Hub {
 async fn images_search_and_edits_work_without_accounts() {
     let hub = open_hub();
     let readme = "---\nkeywords: [cache]\ndescription: An open cache\n---\n# Cache";
-    hub.push_readme_image(None, "team/cache", "v1", readme).await.expect("anonymous push to an open registry");
-    hub.api(&Cred::Anonymous, Method::POST, "/api/v1/admin/index", None).await.expect(200, "run the indexing queue");
+    hub.push_readme_image(None, "team/cache", "v1", readme)
+        .await
+        .expect("anonymous push to an open registry");
+    hub.api(&Cred::Anonymous, Method::POST, "/api/v1/admin/index", None)
+        .await
+        .expect(200, "run the indexing queue");
 
-    let image = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/team/repos/cache/images/v1", None).await;
+    let image = hub
+        .api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/team/repos/cache/images/v1", None)
+        .await;
     image.expect(200, "image");
     assert_eq!(image.json()["details"]["description"], "An open cache");
 
@@ -26,8 +32,12 @@ async fn images_search_and_edits_work_without_accounts() {
     assert_eq!(found.json()["results"][0]["name"], "team/cache");
 
     let edit = json!({"description": "Edited"});
-    hub.api(&Cred::Anonymous, Method::PATCH, "/api/v1/orgs/team/repos/cache/images/v1", Some(edit)).await.expect(200, "edit");
-    let image = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/team/repos/cache/images/v1", None).await;
+    hub.api(&Cred::Anonymous, Method::PATCH, "/api/v1/orgs/team/repos/cache/images/v1", Some(edit))
+        .await
+        .expect(200, "edit");
+    let image = hub
+        .api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/team/repos/cache/images/v1", None)
+        .await;
     assert_eq!(image.json()["details"]["description"], "Edited");
 
     let repos = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/team/repos", None).await;
@@ -38,13 +48,24 @@ async fn images_search_and_edits_work_without_accounts() {
 #[tokio::test]
 async fn account_routes_say_accounts_are_off() {
     let hub = open_hub();
-    for (method, path) in [(Method::GET, "/api/v1/user"), (Method::POST, "/api/v1/orgs"), (Method::GET, "/api/v1/audit"), (Method::GET, "/api/v1/orgs/team")] {
+    for (method, path) in [
+        (Method::GET, "/api/v1/user"),
+        (Method::POST, "/api/v1/orgs"),
+        (Method::GET, "/api/v1/audit"),
+        (Method::GET, "/api/v1/orgs/team"),
+    ] {
         let reply = hub.api(&Cred::Anonymous, method, path, None).await;
         reply.expect(404, path);
         let message = reply.json()["errors"][0]["message"].as_str().unwrap_or_default().to_string();
         assert!(message.contains("auth.enabled = false"), "{path}: {message}");
     }
     let apply = "apiVersion: imagehub.sealos.io/v1\nkind: Organization\nspec:\n  name: team\n";
-    let reply = hub.send(hub.v2(Method::POST, "/api/v1/apply", None).header("content-type", "application/yaml").body(apply)).await;
+    let reply = hub
+        .send(
+            hub.v2(Method::POST, "/api/v1/apply", None)
+                .header("content-type", "application/yaml")
+                .body(apply),
+        )
+        .await;
     reply.expect(400, "an Organization without accounts");
 }

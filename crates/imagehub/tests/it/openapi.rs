@@ -50,12 +50,17 @@ const ROUTES: &[(&str, &str)] = &[
 /// Routes whose operations answer no 4xx of their own.
 const WITHOUT_ERRORS: &[&str] = &["/api/v1/openapi.json"];
 
-const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
+const HTTP_METHODS: [&str; 8] =
+    ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
 
 async fn document(hub: &Hub) -> Value {
     let reply = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/openapi.json", None).await;
     reply.expect(200, "GET /api/v1/openapi.json anonymously");
-    assert!(reply.header("content-type").is_some_and(|t| t.starts_with("application/json")), "{:?}", reply.header("content-type"));
+    assert!(
+        reply.header("content-type").is_some_and(|t| t.starts_with("application/json")),
+        "{:?}",
+        reply.header("content-type")
+    );
     reply.json()
 }
 
@@ -77,11 +82,17 @@ fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
 async fn the_document_names_every_route_and_no_other() {
     let hub = Hub::start();
     let doc = document(&hub).await;
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "openapi: {}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "openapi: {}",
+        doc["openapi"]
+    );
     assert!(!doc["info"]["title"].as_str().unwrap_or_default().is_empty());
 
-    let documented: BTreeSet<(String, String)> = operations(&doc).into_iter().map(|(m, p, _)| (m, p)).collect();
-    let routed: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let documented: BTreeSet<(String, String)> =
+        operations(&doc).into_iter().map(|(m, p, _)| (m, p)).collect();
+    let routed: BTreeSet<(String, String)> =
+        ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(routed.len(), ROUTES.len(), "ROUTES has duplicates");
     let undocumented: Vec<_> = routed.difference(&documented).collect();
     assert!(undocumented.is_empty(), "routes the document lacks: {undocumented:?}");
@@ -94,27 +105,47 @@ async fn the_document_names_every_route_and_no_other() {
 
     let error_body = &doc["components"]["schemas"]["ErrorBody"];
     assert!(error_body["properties"]["errors"].is_object(), "ErrorBody: {error_body}");
-    assert!(error_body["required"].as_array().is_some_and(|r| r.contains(&json!("errors"))), "ErrorBody: {error_body}");
+    assert!(
+        error_body["required"].as_array().is_some_and(|r| r.contains(&json!("errors"))),
+        "ErrorBody: {error_body}"
+    );
 
     let mut operation_ids = BTreeSet::new();
     for (method, path, operation) in operations(&doc) {
         let what = format!("{method} {path}");
-        assert!(operation["summary"].as_str().is_some_and(|s| !s.is_empty()), "{what} has no summary");
-        assert!(operation_ids.insert(operation["operationId"].to_string()), "{what}: operationId {} again", operation["operationId"]);
+        assert!(
+            operation["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{what} has no summary"
+        );
+        assert!(
+            operation_ids.insert(operation["operationId"].to_string()),
+            "{what}: operationId {} again",
+            operation["operationId"]
+        );
         assert!(operation["tags"].as_array().is_some_and(|t| !t.is_empty()), "{what} has no tag");
         for name in path_parameters(&path) {
-            let declared = operation["parameters"].as_array().into_iter().flatten().any(|p| p["in"] == "path" && p["name"] == name);
+            let declared = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["in"] == "path" && p["name"] == name);
             assert!(declared, "{what} does not describe its path parameter {name:?}");
         }
-        let responses = operation["responses"].as_object().unwrap_or_else(|| panic!("{what} has no responses"));
+        let responses =
+            operation["responses"].as_object().unwrap_or_else(|| panic!("{what} has no responses"));
         if WITHOUT_ERRORS.contains(&path.as_str()) {
             continue;
         }
-        let client_errors: Vec<&String> = responses.keys().filter(|status| status.starts_with('4')).collect();
+        let client_errors: Vec<&String> =
+            responses.keys().filter(|status| status.starts_with('4')).collect();
         assert!(!client_errors.is_empty(), "{what} documents no 4xx response");
         for status in client_errors {
-            let schema = &response(&doc, &responses[status])["content"]["application/json"]["schema"];
-            assert_eq!(schema["$ref"], "#/components/schemas/ErrorBody", "{what} {status} is not an ErrorBody");
+            let schema =
+                &response(&doc, &responses[status])["content"]["application/json"]["schema"];
+            assert_eq!(
+                schema["$ref"], "#/components/schemas/ErrorBody",
+                "{what} {status} is not an ErrorBody"
+            );
         }
     }
 }
@@ -155,7 +186,12 @@ async fn answers_match_the_documented_schemas() {
     let admin = Cred::admin();
     let readme = "---\ndescription: a database\nkeywords: [db, sql]\nicon: https://example.org/i.png\n---\n# App";
 
-    let check = async |cred: &Cred, method: Method, path: &str, template: &str, body: Option<Value>, status: u16| {
+    let check = async |cred: &Cred,
+                       method: Method,
+                       path: &str,
+                       template: &str,
+                       body: Option<Value>,
+                       status: u16| {
         let reply = hub.api(cred, method.clone(), path, body).await;
         reply.expect(status, &format!("{method} {path}"));
         let operation = &doc["paths"][template][method.as_str().to_lowercase()];
@@ -165,18 +201,44 @@ async fn answers_match_the_documented_schemas() {
         let schema = &documented["content"]["application/json"]["schema"];
         let value = reply.json();
         if let Err(problem) = conforms(&doc, schema, &value, "$") {
-            panic!("{method} {path} ({status}) answered JSON its schema does not describe: {problem}\n{value:#}");
+            panic!(
+                "{method} {path} ({status}) answered JSON its schema does not describe: {problem}\n{value:#}"
+            );
         }
         value
     };
 
-    check(&olga, Method::POST, "/api/v1/orgs", "/api/v1/orgs", Some(json!({"name": "acme", "description": "Acme"})), 201).await;
-    check(&olga, Method::PUT, "/api/v1/orgs/acme/members/vic", "/api/v1/orgs/{org}/members/{user}", Some(json!({"role": "viewer"})), 200).await;
+    check(
+        &olga,
+        Method::POST,
+        "/api/v1/orgs",
+        "/api/v1/orgs",
+        Some(json!({"name": "acme", "description": "Acme"})),
+        201,
+    )
+    .await;
+    check(
+        &olga,
+        Method::PUT,
+        "/api/v1/orgs/acme/members/vic",
+        "/api/v1/orgs/{org}/members/{user}",
+        Some(json!({"role": "viewer"})),
+        200,
+    )
+    .await;
     hub.push_with_readme(&olga, "acme/app", "v1", readme).await;
     hub.push_with_readme(&olga, "acme/bare", "v1", "").await;
 
     check(&olga, Method::GET, "/api/v1/user", "/api/v1/user", None, 200).await;
-    check(&olga, Method::PATCH, "/api/v1/user", "/api/v1/user", Some(json!({"email": "olga@example.org"})), 200).await;
+    check(
+        &olga,
+        Method::PATCH,
+        "/api/v1/user",
+        "/api/v1/user",
+        Some(json!({"email": "olga@example.org"})),
+        200,
+    )
+    .await;
     let token = check(
         &olga,
         Method::POST,
@@ -190,36 +252,119 @@ async fn answers_match_the_documented_schemas() {
     check(&olga, Method::GET, "/api/v1/orgs", "/api/v1/orgs", None, 200).await;
     check(&admin, Method::GET, "/api/v1/orgs", "/api/v1/orgs", None, 200).await;
     check(&olga, Method::GET, "/api/v1/orgs/acme", "/api/v1/orgs/{org}", None, 200).await;
-    check(&olga, Method::PATCH, "/api/v1/orgs/acme", "/api/v1/orgs/{org}", Some(json!({"default_visibility": "public"})), 200).await;
-    check(&olga, Method::GET, "/api/v1/orgs/acme/members", "/api/v1/orgs/{org}/members", None, 200).await;
-    check(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app", "/api/v1/orgs/{org}/repos/{repo}", Some(json!({"visibility": "public"})), 200).await;
-    check(&olga, Method::GET, "/api/v1/orgs/acme/repos", "/api/v1/orgs/{org}/repos", None, 200).await;
-    check(&olga, Method::GET, "/api/v1/orgs/acme/repos/app", "/api/v1/orgs/{org}/repos/{repo}", None, 200).await;
-    check(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images", "/api/v1/orgs/{org}/repos/{repo}/images", None, 200).await;
+    check(
+        &olga,
+        Method::PATCH,
+        "/api/v1/orgs/acme",
+        "/api/v1/orgs/{org}",
+        Some(json!({"default_visibility": "public"})),
+        200,
+    )
+    .await;
+    check(&olga, Method::GET, "/api/v1/orgs/acme/members", "/api/v1/orgs/{org}/members", None, 200)
+        .await;
+    check(
+        &olga,
+        Method::PATCH,
+        "/api/v1/orgs/acme/repos/app",
+        "/api/v1/orgs/{org}/repos/{repo}",
+        Some(json!({"visibility": "public"})),
+        200,
+    )
+    .await;
+    check(&olga, Method::GET, "/api/v1/orgs/acme/repos", "/api/v1/orgs/{org}/repos", None, 200)
+        .await;
+    check(
+        &olga,
+        Method::GET,
+        "/api/v1/orgs/acme/repos/app",
+        "/api/v1/orgs/{org}/repos/{repo}",
+        None,
+        200,
+    )
+    .await;
+    check(
+        &olga,
+        Method::GET,
+        "/api/v1/orgs/acme/repos/app/images",
+        "/api/v1/orgs/{org}/repos/{repo}/images",
+        None,
+        200,
+    )
+    .await;
     let image = "/api/v1/orgs/{org}/repos/{repo}/images/{reference}";
-    let app = check(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images/v1", image, None, 200).await;
-    assert!(app["details"]["docs"].is_string() && app["detail_sources"].is_array(), "a single image has docs and sources: {app}");
+    let app =
+        check(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images/v1", image, None, 200).await;
+    assert!(
+        app["details"]["docs"].is_string() && app["detail_sources"].is_array(),
+        "a single image has docs and sources: {app}"
+    );
     let digest = app["digest"].as_str().expect("digest");
-    check(&olga, Method::GET, &format!("/api/v1/orgs/acme/repos/bare/images/{digest}"), image, None, 404).await;
-    check(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", image, Some(json!({"title": "App", "description": null})), 200).await;
-    check(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", image, Some(json!({"colour": "red"})), 400).await;
+    check(
+        &olga,
+        Method::GET,
+        &format!("/api/v1/orgs/acme/repos/bare/images/{digest}"),
+        image,
+        None,
+        404,
+    )
+    .await;
+    check(
+        &olga,
+        Method::PATCH,
+        "/api/v1/orgs/acme/repos/app/images/v1",
+        image,
+        Some(json!({"title": "App", "description": null})),
+        200,
+    )
+    .await;
+    check(
+        &olga,
+        Method::PATCH,
+        "/api/v1/orgs/acme/repos/app/images/v1",
+        image,
+        Some(json!({"colour": "red"})),
+        400,
+    )
+    .await;
     check(&Cred::Anonymous, Method::GET, "/api/v1/search?q=app", "/api/v1/search", None, 200).await;
     check(&Cred::Anonymous, Method::GET, "/api/v1/search", "/api/v1/search", None, 400).await;
-    let names = json!(["acme/app:v1", format!("acme/app@{digest}"), "acme/bare", "acme/missing:v1"]);
+    let names =
+        json!(["acme/app:v1", format!("acme/app@{digest}"), "acme/bare", "acme/missing:v1"]);
     for kind in ["base", "detail"] {
-        let pack = check(&olga, Method::POST, "/api/v1/datapacks", "/api/v1/datapacks", Some(json!({"type": kind, "names": names})), 201).await;
+        let pack = check(
+            &olga,
+            Method::POST,
+            "/api/v1/datapacks",
+            "/api/v1/datapacks",
+            Some(json!({"type": kind, "names": names})),
+            201,
+        )
+        .await;
         let name = pack["name"].as_str().expect("DataPack name");
-        check(&olga, Method::GET, &format!("/api/v1/datapacks/{name}"), "/api/v1/datapacks/{name}", None, 200).await;
+        check(
+            &olga,
+            Method::GET,
+            &format!("/api/v1/datapacks/{name}"),
+            "/api/v1/datapacks/{name}",
+            None,
+            200,
+        )
+        .await;
     }
     check(&admin, Method::POST, "/api/v1/admin/index", "/api/v1/admin/index", None, 200).await;
     check(&admin, Method::GET, "/api/v1/audit?limit=50", "/api/v1/audit", None, 200).await;
     check(&olga, Method::GET, "/api/v1/orgs/nowhere", "/api/v1/orgs/{org}", None, 404).await;
-    check(&Cred::basic("olga", "wrong"), Method::GET, "/api/v1/user", "/api/v1/user", None, 401).await;
+    check(&Cred::basic("olga", "wrong"), Method::GET, "/api/v1/user", "/api/v1/user", None, 401)
+        .await;
     check(&Cred::Anonymous, Method::GET, "/api/v1/user", "/api/v1/user", None, 401).await;
     check(&olga, Method::DELETE, "/api/v1/orgs/acme", "/api/v1/orgs/{org}", None, 409).await;
-    check(&olga, Method::POST, "/api/v1/orgs", "/api/v1/orgs", Some(json!({"name": "acme"})), 409).await;
+    check(&olga, Method::POST, "/api/v1/orgs", "/api/v1/orgs", Some(json!({"name": "acme"})), 409)
+        .await;
     let id = token["id"].as_i64().expect("token id");
-    hub.api(&olga, Method::DELETE, &format!("/api/v1/user/tokens/{id}"), None).await.expect(204, "revoke");
+    hub.api(&olga, Method::DELETE, &format!("/api/v1/user/tokens/{id}"), None)
+        .await
+        .expect(204, "revoke");
 }
 
 /// `{name}`s of a path template.
@@ -239,7 +384,9 @@ fn response<'a>(doc: &'a Value, response: &'a Value) -> &'a Value {
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
     match schema["$ref"].as_str() {
         Some(reference) => {
-            let name = reference.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected $ref {reference}"));
+            let name = reference
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("unexpected $ref {reference}"));
             let resolved = &doc["components"]["schemas"][name];
             assert!(resolved.is_object(), "$ref to a missing schema {reference}");
             resolved
@@ -270,12 +417,18 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
         return Err(format!("{at}: {value} is not one of {}", schema["enum"]));
     }
     match value {
-        Value::Null if !fits("null") => Err(format!("{at}: null, but the schema's type is {}", schema["type"])),
-        Value::Bool(_) if !fits("boolean") => Err(format!("{at}: a boolean, but the schema's type is {}", schema["type"])),
+        Value::Null if !fits("null") => {
+            Err(format!("{at}: null, but the schema's type is {}", schema["type"]))
+        }
+        Value::Bool(_) if !fits("boolean") => {
+            Err(format!("{at}: a boolean, but the schema's type is {}", schema["type"]))
+        }
         Value::Number(n) if !(fits("number") || (n.is_i64() || n.is_u64()) && fits("integer")) => {
             Err(format!("{at}: {n}, but the schema's type is {}", schema["type"]))
         }
-        Value::String(_) if !fits("string") => Err(format!("{at}: a string, but the schema's type is {}", schema["type"])),
+        Value::String(_) if !fits("string") => {
+            Err(format!("{at}: a string, but the schema's type is {}", schema["type"]))
+        }
         Value::Array(items) => {
             if !fits("array") {
                 return Err(format!("{at}: an array, but the schema's type is {}", schema["type"]));
@@ -289,10 +442,15 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
         }
         Value::Object(fields) => {
             if !fits("object") {
-                return Err(format!("{at}: an object, but the schema's type is {}", schema["type"]));
+                return Err(format!(
+                    "{at}: an object, but the schema's type is {}",
+                    schema["type"]
+                ));
             }
             let Some(properties) = schema["properties"].as_object() else { return Ok(()) };
-            for required in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            for required in
+                schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str)
+            {
                 if !fields.contains_key(required) {
                     return Err(format!("{at}: the required {required:?} is missing"));
                 }

@@ -84,7 +84,10 @@ impl ServerProcess {
     /// SIGTERM, then asserts the process exits successfully within `limit` (and kills it
     /// if it does not, so a hung server fails the test instead of hanging it).
     pub fn terminate_within(mut self, limit: std::time::Duration) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill -TERM");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
         assert!(status.success(), "kill -TERM failed");
         let deadline = std::time::Instant::now() + limit;
         let exit = loop {
@@ -93,7 +96,10 @@ impl ServerProcess {
             }
             if std::time::Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("imagehub serve did not exit within {limit:?} of SIGTERM; its log:\n{}", self.log());
+                panic!(
+                    "imagehub serve did not exit within {limit:?} of SIGTERM; its log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         };

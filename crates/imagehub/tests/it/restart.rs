@@ -8,7 +8,8 @@ use reqwest::Client;
 
 use crate::process::ServerProcess;
 use crate::v2::common::{
-    OCI_MANIFEST, Registry, image_config, image_manifest, location_path, random_bytes, sha256_digest,
+    OCI_MANIFEST, Registry, image_config, image_manifest, location_path, random_bytes,
+    sha256_digest,
 };
 
 /// Uploads the first part of `data` and returns the session's path.
@@ -37,11 +38,14 @@ async fn finish_upload(reg: &Registry, repo: &str, location: &str, data: &[u8], 
 async fn upload_started_before_a_graceful_restart_can_be_finished() {
     let data = random_bytes(300_000, 11);
     let server = TestServer::start();
-    let location = start_partial_upload(&Registry::at(&server.url()), "restart/graceful", &data, 100_000).await;
+    let location =
+        start_partial_upload(&Registry::at(&server.url()), "restart/graceful", &data, 100_000)
+            .await;
     let data_dir = server.stop();
 
     let server = TestServer::start_in(data_dir, |_| {});
-    finish_upload(&Registry::at(&server.url()), "restart/graceful", &location, &data, 100_000).await;
+    finish_upload(&Registry::at(&server.url()), "restart/graceful", &location, &data, 100_000)
+        .await;
 }
 
 /// One push the server acknowledged: a tag, its manifest and its layer.
@@ -79,7 +83,8 @@ async fn acknowledged_pushes_survive_sigkill_and_uploads_resume() {
     let base = server.url().to_owned();
 
     let partial = random_bytes(200_000, 21);
-    let location = start_partial_upload(&Registry::at(&base), "crash/upload", &partial, 50_000).await;
+    let location =
+        start_partial_upload(&Registry::at(&base), "crash/upload", &partial, 50_000).await;
 
     // Eight clients push images until the server dies under them.
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -11,11 +11,13 @@ use crate::v2::common::{Registry, random_bytes};
 /// temporary directory; returns the directory (kept alive by the caller) and the cert PEM.
 fn self_signed() -> (tempfile::TempDir, String) {
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let certified = rcgen::generate_simple_self_signed(names).expect("generate a self-signed certificate");
+    let certified =
+        rcgen::generate_simple_self_signed(names).expect("generate a self-signed certificate");
     let cert_pem = certified.cert.pem();
     let dir = tempfile::tempdir().expect("create temp dir for TLS files");
     std::fs::write(dir.path().join("cert.pem"), &cert_pem).expect("write cert.pem");
-    std::fs::write(dir.path().join("key.pem"), certified.signing_key.serialize_pem()).expect("write key.pem");
+    std::fs::write(dir.path().join("key.pem"), certified.signing_key.serialize_pem())
+        .expect("write key.pem");
     (dir, cert_pem)
 }
 
@@ -34,7 +36,9 @@ fn start_tls_server() -> (TestServer, tempfile::TempDir, String) {
 fn https_registry(server: &TestServer, cert_pem: &str) -> Registry {
     let mut reg = Registry::at(&format!("https://localhost:{}", server.addr().port()));
     reg.client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("parse test certificate"))
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("parse test certificate"),
+        )
         .timeout(Duration::from_secs(60))
         .build()
         .expect("build HTTPS client");
@@ -58,7 +62,8 @@ async fn version_check_and_blob_push_pull_work_over_https() {
 #[tokio::test]
 async fn plain_http_on_the_tls_port_is_not_served() {
     let (server, _tls_files, _) = start_tls_server();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("build client");
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("build client");
     // Usually an error: the request is not a ClientHello, so the handshake fails and the
     // connection closes (after a TLS alert no HTTP client can parse).
     if let Ok(reply) = client.get(format!("{}/v2/", server.url())).send().await {

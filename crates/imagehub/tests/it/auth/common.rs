@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use imagehub_testkit::{ADMIN_PASSWORD, TestServer};
 use imagehub_server::config::Config;
+use imagehub_testkit::{ADMIN_PASSWORD, TestServer};
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -57,7 +57,9 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("reply is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
@@ -143,19 +145,38 @@ impl Hub {
 
     /// Creates a user as the admin.
     pub async fn create_user(&self, name: &str, password: &str) {
-        self.api(&Cred::admin(), Method::POST, "/api/v1/users", Some(json!({"name": name, "password": password})))
-            .await
-            .expect(201, &format!("create user {name}"));
+        self.api(
+            &Cred::admin(),
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"name": name, "password": password})),
+        )
+        .await
+        .expect(201, &format!("create user {name}"));
     }
 
     /// Creates an access token; returns (id, secret).
-    pub async fn create_token(&self, cred: &Cred, name: &str, scopes: &[&str], expires_at: Option<i64>) -> (i64, String) {
+    pub async fn create_token(
+        &self,
+        cred: &Cred,
+        name: &str,
+        scopes: &[&str],
+        expires_at: Option<i64>,
+    ) -> (i64, String) {
         let reply = self
-            .api(cred, Method::POST, "/api/v1/user/tokens", Some(json!({"name": name, "scopes": scopes, "expires_at": expires_at})))
+            .api(
+                cred,
+                Method::POST,
+                "/api/v1/user/tokens",
+                Some(json!({"name": name, "scopes": scopes, "expires_at": expires_at})),
+            )
             .await;
         reply.expect(201, &format!("create token {name}"));
         let v = reply.json();
-        (v["id"].as_i64().expect("token id"), v["secret"].as_str().expect("token secret").to_string())
+        (
+            v["id"].as_i64().expect("token id"),
+            v["secret"].as_str().expect("token secret").to_string(),
+        )
     }
 
     /// `GET /token` as Docker asks for it; `Err(status)` when the token endpoint refuses.
@@ -180,30 +201,63 @@ impl Hub {
 
     /// Pushes a small image (unique config, one layer) to `repo:tag` with a token that
     /// allows it; returns the manifest digest.
-    pub async fn push_image(&self, token: Option<&str>, repo: &str, tag: &str) -> Result<String, Reply> {
-        let config = format!(r#"{{"architecture":"amd64","os":"linux","repo":"{repo}","tag":"{tag}"}}"#);
+    pub async fn push_image(
+        &self,
+        token: Option<&str>,
+        repo: &str,
+        tag: &str,
+    ) -> Result<String, Reply> {
+        let config =
+            format!(r#"{{"architecture":"amd64","os":"linux","repo":"{repo}","tag":"{tag}"}}"#);
         let layer = format!("layer of {repo}:{tag}");
         self.push_parts(token, repo, tag, config.as_bytes(), layer.as_bytes()).await
     }
 
     /// Pushes `repo:tag` whose only layer holds `/README.md` = `readme` (empty: no
     /// README), and runs the indexing queue (as the admin).
-    pub async fn push_with_readme(&self, cred: &Cred, repo: &str, tag: &str, readme: &str) -> String {
+    pub async fn push_with_readme(
+        &self,
+        cred: &Cred,
+        repo: &str,
+        tag: &str,
+        readme: &str,
+    ) -> String {
         let token = self.token(cred, &[repo_scope(repo, "pull,push")]).await.expect("token");
         let digest = self.push_readme_image(Some(&token), repo, tag, readme).await.expect("push");
-        self.api(&Cred::admin(), Method::POST, "/api/v1/admin/index", None).await.expect(200, "run the indexing queue");
+        self.api(&Cred::admin(), Method::POST, "/api/v1/admin/index", None)
+            .await
+            .expect(200, "run the indexing queue");
         digest
     }
 
     /// Pushes `repo:tag` whose only layer holds `/README.md` = `readme` (empty: no README).
-    pub async fn push_readme_image(&self, token: Option<&str>, repo: &str, tag: &str, readme: &str) -> Result<String, Reply> {
-        let layer = if readme.is_empty() { tar(&[("bin/app", b"app")]) } else { tar(&[("README.md", readme.as_bytes())]) };
-        let config = format!(r#"{{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","repo":"{repo}:{tag}"}}"#);
+    pub async fn push_readme_image(
+        &self,
+        token: Option<&str>,
+        repo: &str,
+        tag: &str,
+        readme: &str,
+    ) -> Result<String, Reply> {
+        let layer = if readme.is_empty() {
+            tar(&[("bin/app", b"app")])
+        } else {
+            tar(&[("README.md", readme.as_bytes())])
+        };
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","repo":"{repo}:{tag}"}}"#
+        );
         self.push_parts(token, repo, tag, config.as_bytes(), &layer).await
     }
 
     /// Pushes a config, one layer (as an uncompressed tar) and the manifest tying them.
-    async fn push_parts(&self, token: Option<&str>, repo: &str, tag: &str, config: &[u8], layer: &[u8]) -> Result<String, Reply> {
+    async fn push_parts(
+        &self,
+        token: Option<&str>,
+        repo: &str,
+        tag: &str,
+        config: &[u8],
+        layer: &[u8],
+    ) -> Result<String, Reply> {
         let config_digest = self.push_blob(token, repo, config).await?;
         let layer_digest = self.push_blob(token, repo, layer).await?;
         let manifest = json!({
@@ -214,7 +268,11 @@ impl Hub {
         })
         .to_string();
         let reply = self
-            .send(self.v2(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), token).header("content-type", OCI_MANIFEST).body(manifest.clone()))
+            .send(
+                self.v2(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), token)
+                    .header("content-type", OCI_MANIFEST)
+                    .body(manifest.clone()),
+            )
             .await;
         if reply.status != StatusCode::CREATED {
             return Err(reply);
@@ -223,16 +281,23 @@ impl Hub {
     }
 
     /// Monolithic blob upload (POST + PUT).
-    pub async fn push_blob(&self, token: Option<&str>, repo: &str, data: &[u8]) -> Result<String, Reply> {
+    pub async fn push_blob(
+        &self,
+        token: Option<&str>,
+        repo: &str,
+        data: &[u8],
+    ) -> Result<String, Reply> {
         let digest = sha256(data);
-        let start = self.send(self.v2(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), token)).await;
+        let start =
+            self.send(self.v2(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), token)).await;
         if start.status != StatusCode::ACCEPTED {
             return Err(start);
         }
         let location = start.header("location").expect("upload location");
         let target = if location.starts_with('/') { self.url(&location) } else { location };
         let separator = if target.contains('?') { '&' } else { '?' };
-        let mut request = self.client.put(format!("{target}{separator}digest={digest}")).body(data.to_vec());
+        let mut request =
+            self.client.put(format!("{target}{separator}digest={digest}")).body(data.to_vec());
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

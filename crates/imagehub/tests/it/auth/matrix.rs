@@ -59,7 +59,11 @@ async fn every_cell_of_the_permission_matrix_holds() {
             for (op, expected) in OPS.iter().zip(row.chars()) {
                 let allowed = attempt(&hub, subject, cred, repo, *op).await;
                 if allowed != (expected == 'Y') {
-                    failures.push(format!("{subject} {op:?} {repo}: expected {}, got {}", deny_or_allow(expected == 'Y'), deny_or_allow(allowed)));
+                    failures.push(format!(
+                        "{subject} {op:?} {repo}: expected {}, got {}",
+                        deny_or_allow(expected == 'Y'),
+                        deny_or_allow(allowed)
+                    ));
                 }
             }
         }
@@ -78,25 +82,42 @@ async fn setup(hub: &Hub) -> Vec<(&'static str, Cred)> {
         hub.create_user(user, &password(user)).await;
     }
     let owner = Cred::basic("owner1", &password("owner1"));
-    hub.api(&owner, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme"}))).await.expect(201, "create acme");
+    hub.api(&owner, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme"})))
+        .await
+        .expect(201, "create acme");
     for (user, role) in [("dev1", "developer"), ("viewer1", "viewer")] {
-        hub.api(&owner, Method::PUT, &format!("/api/v1/orgs/acme/members/{user}"), Some(json!({"role": role})))
-            .await
-            .expect(200, "add member");
+        hub.api(
+            &owner,
+            Method::PUT,
+            &format!("/api/v1/orgs/acme/members/{user}"),
+            Some(json!({"role": role})),
+        )
+        .await
+        .expect(200, "add member");
     }
     for repo in REPOS {
-        let token = hub.token(&Cred::admin(), &[repo_scope(repo, "pull,push")]).await.expect("admin token");
+        let token =
+            hub.token(&Cred::admin(), &[repo_scope(repo, "pull,push")]).await.expect("admin token");
         hub.push_image(Some(&token), repo, "v1").await.expect("admin pushes");
     }
-    hub.api(&owner, Method::PATCH, "/api/v1/orgs/acme/repos/public-app", Some(json!({"visibility": "public"})))
-        .await
-        .expect(200, "make public-app public");
+    hub.api(
+        &owner,
+        Method::PATCH,
+        "/api/v1/orgs/acme/repos/public-app",
+        Some(json!({"visibility": "public"})),
+    )
+    .await
+    .expect(200, "make public-app public");
 
     let (_, pull_only) = hub.create_token(&owner, "pull-only", &["pull"], None).await;
-    let (expired_id, expired) = hub.create_token(&owner, "expired", &["pull", "push", "delete"], None).await;
+    let (expired_id, expired) =
+        hub.create_token(&owner, "expired", &["pull", "push", "delete"], None).await;
     expire_token(hub, expired_id).await;
-    let (revoked_id, revoked) = hub.create_token(&owner, "revoked", &["pull", "push", "delete"], None).await;
-    hub.api(&owner, Method::DELETE, &format!("/api/v1/user/tokens/{revoked_id}"), None).await.expect(204, "revoke");
+    let (revoked_id, revoked) =
+        hub.create_token(&owner, "revoked", &["pull", "push", "delete"], None).await;
+    hub.api(&owner, Method::DELETE, &format!("/api/v1/user/tokens/{revoked_id}"), None)
+        .await
+        .expect(204, "revoke");
 
     vec![
         ("anonymous", Cred::Anonymous),
@@ -116,13 +137,23 @@ async fn setup(hub: &Hub) -> Vec<(&'static str, Cred)> {
 async fn attempt(hub: &Hub, subject: &str, cred: &Cred, repo: &str, op: Op) -> bool {
     match op {
         Op::Pull => {
-            let Some(token) = registry_token(hub, cred, &repo_scope(repo, "pull")).await else { return false };
-            let reply = hub.send(hub.v2(Method::GET, &format!("/v2/{repo}/manifests/v1"), Some(&token)).header("accept", super::common::OCI_MANIFEST)).await;
+            let Some(token) = registry_token(hub, cred, &repo_scope(repo, "pull")).await else {
+                return false;
+            };
+            let reply = hub
+                .send(
+                    hub.v2(Method::GET, &format!("/v2/{repo}/manifests/v1"), Some(&token))
+                        .header("accept", super::common::OCI_MANIFEST),
+                )
+                .await;
             registry_outcome(&reply, "pull")
         }
         Op::Push => {
             let tag = format!("pushed-by-{subject}");
-            let Some(token) = registry_token(hub, cred, &repo_scope(repo, "pull,push")).await else { return false };
+            let Some(token) = registry_token(hub, cred, &repo_scope(repo, "pull,push")).await
+            else {
+                return false;
+            };
             match hub.push_image(Some(&token), repo, &tag).await {
                 Ok(_) => true,
                 Err(reply) => {
@@ -134,16 +165,34 @@ async fn attempt(hub: &Hub, subject: &str, cred: &Cred, repo: &str, op: Op) -> b
         }
         Op::Delete => {
             let victim = format!("victim-of-{subject}");
-            let admin = hub.token(&Cred::admin(), &[repo_scope(repo, "pull,push")]).await.expect("admin token");
+            let admin = hub
+                .token(&Cred::admin(), &[repo_scope(repo, "pull,push")])
+                .await
+                .expect("admin token");
             hub.push_image(Some(&admin), repo, &victim).await.expect("admin pushes the victim");
-            let Some(token) = registry_token(hub, cred, &repo_scope(repo, "delete")).await else { return false };
-            let reply = hub.send(hub.v2(Method::DELETE, &format!("/v2/{repo}/manifests/{victim}"), Some(&token))).await;
+            let Some(token) = registry_token(hub, cred, &repo_scope(repo, "delete")).await else {
+                return false;
+            };
+            let reply = hub
+                .send(hub.v2(
+                    Method::DELETE,
+                    &format!("/v2/{repo}/manifests/{victim}"),
+                    Some(&token),
+                ))
+                .await;
             let allowed = registry_outcome(&reply, "delete");
-            assert_eq!(tag_exists(hub, repo, &victim).await, !allowed, "{repo}:{victim} after a delete that was {}", deny_or_allow(allowed));
+            assert_eq!(
+                tag_exists(hub, repo, &victim).await,
+                !allowed,
+                "{repo}:{victim} after a delete that was {}",
+                deny_or_allow(allowed)
+            );
             allowed
         }
         Op::Catalog => {
-            let Some(token) = registry_token(hub, cred, "registry:catalog:*").await else { return false };
+            let Some(token) = registry_token(hub, cred, "registry:catalog:*").await else {
+                return false;
+            };
             let reply = hub.send(hub.v2(Method::GET, "/v2/_catalog", Some(&token))).await;
             reply.expect(200, "catalog with a catalog token");
             reply.json()["repositories"].as_array().expect("repositories").iter().any(|r| r == repo)
@@ -151,17 +200,46 @@ async fn attempt(hub: &Hub, subject: &str, cred: &Cred, repo: &str, op: Op) -> b
         Op::Members => {
             let (org, rest) = repo.split_once('/').expect("namespaced repo");
             let reply = if org == "acme" {
-                hub.api(cred, Method::PUT, "/api/v1/orgs/acme/members/alice", Some(json!({"role": "viewer"}))).await
+                hub.api(
+                    cred,
+                    Method::PUT,
+                    "/api/v1/orgs/acme/members/alice",
+                    Some(json!({"role": "viewer"})),
+                )
+                .await
             } else {
-                hub.api(cred, Method::PATCH, &format!("/api/v1/orgs/{org}/repos/{rest}"), Some(json!({"visibility": "private"}))).await
+                hub.api(
+                    cred,
+                    Method::PATCH,
+                    &format!("/api/v1/orgs/{org}/repos/{rest}"),
+                    Some(json!({"visibility": "private"})),
+                )
+                .await
             };
             let allowed = api_outcome(&reply, "change members");
             if org == "acme" {
-                let members = hub.api(&Cred::admin(), Method::GET, "/api/v1/orgs/acme/members", None).await;
-                let has_alice = members.json()["members"].as_array().expect("members").iter().any(|m| m["user"] == "alice");
-                assert_eq!(has_alice, allowed, "alice's membership after a change that was {}", deny_or_allow(allowed));
+                let members =
+                    hub.api(&Cred::admin(), Method::GET, "/api/v1/orgs/acme/members", None).await;
+                let has_alice = members.json()["members"]
+                    .as_array()
+                    .expect("members")
+                    .iter()
+                    .any(|m| m["user"] == "alice");
+                assert_eq!(
+                    has_alice,
+                    allowed,
+                    "alice's membership after a change that was {}",
+                    deny_or_allow(allowed)
+                );
                 if allowed {
-                    hub.api(&Cred::admin(), Method::DELETE, "/api/v1/orgs/acme/members/alice", None).await.expect(204, "undo");
+                    hub.api(
+                        &Cred::admin(),
+                        Method::DELETE,
+                        "/api/v1/orgs/acme/members/alice",
+                        None,
+                    )
+                    .await
+                    .expect(204, "undo");
                 }
             }
             allowed
@@ -190,7 +268,13 @@ fn registry_outcome(reply: &super::common::Reply, what: &str) -> bool {
         assert_eq!(reply.json()["errors"][0]["code"], "NAME_UNKNOWN", "{what}: {}", reply.text());
         return false;
     }
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what} denied with {}: {}", reply.status, reply.text());
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "{what} denied with {}: {}",
+        reply.status,
+        reply.text()
+    );
     let challenge = reply.header("www-authenticate").unwrap_or_default();
     assert!(challenge.starts_with("Bearer realm="), "{what}: challenge {challenge:?}");
     false
@@ -202,14 +286,24 @@ fn api_outcome(reply: &super::common::Reply, what: &str) -> bool {
     if reply.status.is_success() {
         return true;
     }
-    assert!([401, 403, 404].contains(&reply.status.as_u16()), "{what} denied with {}: {}", reply.status, reply.text());
+    assert!(
+        [401, 403, 404].contains(&reply.status.as_u16()),
+        "{what} denied with {}: {}",
+        reply.status,
+        reply.text()
+    );
     assert!(reply.json()["errors"][0]["code"].is_string(), "{what}: error body {}", reply.text());
     false
 }
 
 async fn tag_exists(hub: &Hub, repo: &str, tag: &str) -> bool {
     let token = hub.token(&Cred::admin(), &[repo_scope(repo, "pull")]).await.expect("admin token");
-    let reply = hub.send(hub.v2(Method::HEAD, &format!("/v2/{repo}/manifests/{tag}"), Some(&token)).header("accept", super::common::OCI_MANIFEST)).await;
+    let reply = hub
+        .send(
+            hub.v2(Method::HEAD, &format!("/v2/{repo}/manifests/{tag}"), Some(&token))
+                .header("accept", super::common::OCI_MANIFEST),
+        )
+        .await;
     reply.status == StatusCode::OK
 }
 
@@ -218,7 +312,20 @@ async fn tag_exists(hub: &Hub, repo: &str, tag: &str) -> bool {
 async fn expire_token(hub: &Hub, id: i64) {
     use sqlx::ConnectOptions as _;
     let db = hub.server().data_dir().join("imagehub.db");
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&db).connect().await.expect("open the test database");
-    let past = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64 - 60;
-    sqlx::query("UPDATE access_tokens SET expires_at = ? WHERE id = ?").bind(past).bind(id).execute(&mut conn).await.expect("expire the token");
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .connect()
+        .await
+        .expect("open the test database");
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+        - 60;
+    sqlx::query("UPDATE access_tokens SET expires_at = ? WHERE id = ?")
+        .bind(past)
+        .bind(id)
+        .execute(&mut conn)
+        .await
+        .expect("expire the token");
 }

@@ -2,8 +2,8 @@
 
 mod accounts_api;
 mod audit;
-mod credentials;
 pub mod common;
+mod credentials;
 mod external;
 mod hidden;
 mod matrix;

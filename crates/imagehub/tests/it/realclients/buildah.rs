@@ -25,11 +25,7 @@ fn buildah_build_from_scratch_and_push() {
     assert_eq!(digest(&c.skopeo_raw_manifest("buildah/app:v1")), pushed);
     let info = c.skopeo_inspect("buildah/app:v1");
     assert_eq!(str_at(&info, "/Digest"), pushed, "{info:#}");
-    assert_eq!(
-        str_at(&info, "/Labels/org.opencontainers.image.title"),
-        "buildah-test",
-        "{info:#}"
-    );
+    assert_eq!(str_at(&info, "/Labels/org.opencontainers.image.title"), "buildah-test", "{info:#}");
     assert_eq!(str_at(&info, "/Architecture"), "amd64", "{info:#}");
     let layer_digest = str_at(&info, "/Layers/0");
     assert_eq!(info["Layers"].as_array().map(Vec::len), Some(1), "{info:#}");
@@ -37,16 +33,9 @@ fn buildah_build_from_scratch_and_push() {
     // Its one layer holds the copied file.
     let pulled = c.skopeo_pull("buildah/app:v1", "pulled");
     assert_eq!(layout_top_digest(&pulled), pushed);
+    assert_eq!(verify_layout_blobs(&pulled), 3, "manifest, config and one layer");
     assert_eq!(
-        verify_layout_blobs(&pulled),
-        3,
-        "manifest, config and one layer"
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&file_in_layer(
-            blob_path(&pulled, layer_digest),
-            "README.md"
-        )),
+        String::from_utf8_lossy(&file_in_layer(blob_path(&pulled, layer_digest), "README.md")),
         README
     );
 }

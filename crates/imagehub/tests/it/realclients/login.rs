@@ -57,19 +57,14 @@ fn login(c: &Clients, program: &str, user: &str, secret: &str) {
 
 /// The entry the auth file holds for the registry under test, if any.
 fn stored_login(c: &Clients) -> Option<Value> {
-    read_json(c.path("auth.json"))["auths"]
-        .get(c.host())
-        .cloned()
+    read_json(c.path("auth.json"))["auths"].get(c.host()).cloned()
 }
 
 /// Asserts that the auth file holds credentials for the registry under test.
 #[track_caller]
 fn assert_logged_in(c: &Clients) {
     let entry = stored_login(c).unwrap_or_else(|| panic!("no credentials stored for {}", c.host()));
-    assert!(
-        entry["auth"].as_str().is_some_and(|a| !a.is_empty()),
-        "{entry:#}"
-    );
+    assert!(entry["auth"].as_str().is_some_and(|a| !a.is_empty()), "{entry:#}");
 }
 
 /// Writes a one-layer OCI layout image tagged `v1` under `name` in the temp dir;
@@ -78,43 +73,29 @@ fn layout_image(c: &Clients, name: &str, text: &str) -> (String, String) {
     let layout = OciLayout::create(c.path(name));
     let image = layout.image("amd64", &[("hello.txt", text.as_bytes())], json!({}));
     layout.tag(&image.manifest, "v1");
-    (
-        format!("oci:{}:v1", layout.dir.display()),
-        str_at(&image.manifest, "/digest").to_string(),
-    )
+    (format!("oci:{}:v1", layout.dir.display()), str_at(&image.manifest, "/digest").to_string())
 }
 
 /// [`Clients::skopeo_pull`] of a one-image reference into a new OCI layout `name`; checks
 /// its blobs and returns the digest its `index.json` points at.
 fn skopeo_pull_digest(c: &Clients, reference: &str, name: &str) -> String {
     let dir = c.skopeo_pull(reference, name);
-    assert_eq!(
-        verify_layout_blobs(&dir),
-        3,
-        "manifest, config and one layer"
-    );
+    assert_eq!(verify_layout_blobs(&dir), 3, "manifest, config and one layer");
     layout_top_digest(&dir)
 }
 
 /// A new access token of `dev` that may pull and push; clients send it as the password.
 async fn pull_push_token(hub: &Hub, name: &str) -> String {
-    let (_, secret) = hub
-        .create_token(&dev(), name, &["pull", "push"], None)
-        .await;
+    let (_, secret) = hub.create_token(&dev(), name, &["pull", "push"], None).await;
     assert!(secret.starts_with("ihp_"), "{secret}");
     secret
 }
 
 /// Runs a command that must fail; returns what it printed (stdout, then stderr).
 fn run_failing(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
+    let printed =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(
         !out.status.success(),
         "{:?} {:?} succeeded but should have failed:\n{printed}",
@@ -126,23 +107,15 @@ fn run_failing(cmd: &mut Command) -> String {
 
 /// `skopeo --policy <policy.json> ARGS...`, which must fail.
 fn skopeo_failing(c: &Clients, args: &[&str]) -> String {
-    run_failing(
-        c.command("skopeo")
-            .args(["--policy", &c.policy()])
-            .args(args),
-    )
+    run_failing(c.command("skopeo").args(["--policy", &c.policy()]).args(args))
 }
 
 /// The tags of `repo` as `dev` sees them over the registry API; `None` when the
 /// repository does not exist.
 async fn tags_as_dev(hub: &Hub, repo: &str) -> Option<Vec<String>> {
-    let token = hub
-        .token(&dev(), &[repo_scope(repo, "pull")])
-        .await
-        .expect("dev gets a pull token");
-    let reply = hub
-        .send(hub.v2(Method::GET, &format!("/v2/{repo}/tags/list"), Some(&token)))
-        .await;
+    let token =
+        hub.token(&dev(), &[repo_scope(repo, "pull")]).await.expect("dev gets a pull token");
+    let reply = hub.send(hub.v2(Method::GET, &format!("/v2/{repo}/tags/list"), Some(&token))).await;
     match reply.status {
         StatusCode::NOT_FOUND => None,
         StatusCode::OK => {
@@ -240,10 +213,7 @@ async fn skopeo_login_with_an_access_token_then_push_and_pull() {
     let (src, digest) = layout_image(&c, "src", "pushed with an access token\n");
     assert_eq!(c.skopeo_push(&src, "dev/ci:v1"), digest);
     assert_eq!(skopeo_pull_digest(&c, "dev/ci:v1", "pulled"), digest);
-    assert_eq!(
-        tags_as_dev(&hub, "dev/ci").await,
-        Some(vec!["v1".to_string()])
-    );
+    assert_eq!(tags_as_dev(&hub, "dev/ci").await, Some(vec!["v1".to_string()]));
 }
 
 #[tokio::test]
@@ -288,26 +258,16 @@ async fn a_pull_only_token_pulls_but_cannot_push() {
     // …pushing does not, neither a new tag nor a new repository.
     let (src2, _) = layout_image(&c, "src2", "must not arrive\n");
     for target in ["dev/app:v2", "dev/readonly:v1"] {
-        let printed = skopeo_failing(
-            &c,
-            &["copy", "--dest-tls-verify=false", &src2, &c.docker(target)],
-        );
+        let printed =
+            skopeo_failing(&c, &["copy", "--dest-tls-verify=false", &src2, &c.docker(target)]);
         let lower = printed.to_lowercase();
         assert!(
             lower.contains("unauthorized") || lower.contains("denied"),
             "push to {target}:\n{printed}"
         );
     }
-    assert_eq!(
-        tags_as_dev(&hub, "dev/app").await,
-        Some(vec!["v1".to_string()]),
-        "a tag appeared"
-    );
-    assert_eq!(
-        tags_as_dev(&hub, "dev/readonly").await,
-        None,
-        "a repository appeared"
-    );
+    assert_eq!(tags_as_dev(&hub, "dev/app").await, Some(vec!["v1".to_string()]), "a tag appeared");
+    assert_eq!(tags_as_dev(&hub, "dev/readonly").await, None, "a repository appeared");
 }
 
 #[tokio::test]
@@ -324,22 +284,11 @@ async fn after_logout_a_private_repository_is_closed_until_it_is_made_public() {
     let pulled = c.path("pulled");
     let printed = skopeo_failing(
         &c,
-        &[
-            "copy",
-            "--src-tls-verify=false",
-            &c.docker("dev/app:v1"),
-            &format!("oci:{pulled}:v1"),
-        ],
+        &["copy", "--src-tls-verify=false", &c.docker("dev/app:v1"), &format!("oci:{pulled}:v1")],
     );
     let lower = printed.to_lowercase();
-    assert!(
-        lower.contains("unauthorized") || lower.contains("denied"),
-        "{printed}"
-    );
-    skopeo_failing(
-        &c,
-        &["inspect", "--tls-verify=false", &c.docker("dev/app:v1")],
-    );
+    assert!(lower.contains("unauthorized") || lower.contains("denied"), "{printed}");
+    skopeo_failing(&c, &["inspect", "--tls-verify=false", &c.docker("dev/app:v1")]);
 
     // dev makes it public; anyone may pull it now, still nobody may push anonymously.
     hub.api(
@@ -352,21 +301,7 @@ async fn after_logout_a_private_repository_is_closed_until_it_is_made_public() {
     .expect(200, "dev makes dev/app public");
     let info = c.skopeo_inspect("dev/app:v1");
     assert_eq!(str_at(&info, "/Digest"), digest, "{info:#}");
-    assert_eq!(
-        skopeo_pull_digest(&c, "dev/app:v1", "pulled-anonymously"),
-        digest
-    );
-    skopeo_failing(
-        &c,
-        &[
-            "copy",
-            "--dest-tls-verify=false",
-            &src,
-            &c.docker("dev/app:anonymous"),
-        ],
-    );
-    assert_eq!(
-        tags_as_dev(&hub, "dev/app").await,
-        Some(vec!["v1".to_string()])
-    );
+    assert_eq!(skopeo_pull_digest(&c, "dev/app:v1", "pulled-anonymously"), digest);
+    skopeo_failing(&c, &["copy", "--dest-tls-verify=false", &src, &c.docker("dev/app:anonymous")]);
+    assert_eq!(tags_as_dev(&hub, "dev/app").await, Some(vec!["v1".to_string()]));
 }

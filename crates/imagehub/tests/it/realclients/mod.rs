@@ -68,16 +68,10 @@ impl Clients {
                 "unqualified-search-registries = []\n\n[[registry]]\nlocation = \"{host}\"\ninsecure = true\n"
             ),
         );
-        write(
-            root.join("policy.json"),
-            r#"{"default": [{"type": "insecureAcceptAnything"}]}"#,
-        );
+        write(root.join("policy.json"), r#"{"default": [{"type": "insecureAcceptAnything"}]}"#);
         // buildah and podman refuse an auth file that does not exist.
         write(root.join("auth.json"), "{}");
-        Clients {
-            dir,
-            host: host.to_string(),
-        }
+        Clients { dir, host: host.to_string() }
     }
 
     /// The registry host as clients take it: `127.0.0.1:PORT`.
@@ -122,10 +116,7 @@ impl Clients {
 
     /// Runs `skopeo --policy <policy.json> ARGS...`.
     pub fn skopeo(&self, args: &[&str]) -> Output {
-        run(self
-            .command("skopeo")
-            .args(["--policy", &self.policy()])
-            .args(args))
+        run(self.command("skopeo").args(["--policy", &self.policy()]).args(args))
     }
 
     /// `skopeo inspect` of `docker://HOST/REFERENCE`, parsed.
@@ -135,13 +126,7 @@ impl Clients {
 
     /// The raw manifest bytes of `docker://HOST/REFERENCE`, as skopeo fetched them.
     pub fn skopeo_raw_manifest(&self, reference: &str) -> Vec<u8> {
-        self.skopeo(&[
-            "inspect",
-            "--tls-verify=false",
-            "--raw",
-            &self.docker(reference),
-        ])
-        .stdout
+        self.skopeo(&["inspect", "--tls-verify=false", "--raw", &self.docker(reference)]).stdout
     }
 
     /// Pushes `src` (e.g. an `oci:` layout) to `docker://HOST/REFERENCE` with skopeo,
@@ -245,10 +230,7 @@ impl Clients {
         let src = self.path(file);
         write(&src, contents);
         let container = self
-            .run(
-                "buildah",
-                &["from", "--signature-policy", &policy, "scratch"],
-            )
+            .run("buildah", &["from", "--signature-policy", &policy, "scratch"])
             .stdout_trimmed();
         self.run("buildah", &["copy", &container, &src, &format!("/{file}")]);
         let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -258,17 +240,7 @@ impl Clients {
         }
         config.extend(["--os", "linux", "--arch", "amd64", &container]);
         self.run("buildah", &config);
-        self.run(
-            "buildah",
-            &[
-                "commit",
-                "--rm",
-                "--signature-policy",
-                &policy,
-                &container,
-                tag,
-            ],
-        );
+        self.run("buildah", &["commit", "--rm", "--signature-policy", &policy, &container, tag]);
     }
 
     /// Pushes the local image `local` to `docker://HOST/REFERENCE` with `program` push
@@ -297,16 +269,7 @@ impl Clients {
     pub fn podman_pull(&self, reference: &str) {
         let policy = self.policy();
         let image = format!("{}/{reference}", self.host);
-        self.run(
-            "podman",
-            &[
-                "pull",
-                "--tls-verify=false",
-                "--signature-policy",
-                &policy,
-                &image,
-            ],
-        );
+        self.run("podman", &["pull", "--tls-verify=false", "--signature-policy", &policy, &image]);
     }
 
     /// `podman image inspect` of the local image `image`, parsed: the one entry for it.
@@ -349,13 +312,8 @@ impl Output {
 /// its stdout and its stderr.
 pub fn run(cmd: &mut Command) -> Output {
     let line = command_line(cmd);
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `{line}`: {e}"));
-    let output = Output {
-        stdout: out.stdout,
-        stderr: out.stderr,
-    };
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run `{line}`: {e}"));
+    let output = Output { stdout: out.stdout, stderr: out.stderr };
     assert!(
         out.status.success(),
         "command failed ({}): {line}\n--- stdout ---\n{}\n--- stderr ---\n{}",
@@ -384,11 +342,7 @@ fn quote(arg: &OsStr) -> String {
 /// A command's stdout as JSON; fails the test with both outputs otherwise.
 pub fn parse_json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}):\n{}\n--- stderr ---\n{}",
-            out.stdout_str(),
-            out.stderr_str()
-        )
+        panic!("not JSON ({e}):\n{}\n--- stderr ---\n{}", out.stdout_str(), out.stderr_str())
     })
 }
 
@@ -424,11 +378,7 @@ pub fn read_digest_file(path: impl AsRef<Path>) -> String {
 /// One file out of a (possibly gzip-compressed) layer tarball, via `tar -xO`.
 pub fn file_in_layer(layer: impl AsRef<Path>, name: &str) -> Vec<u8> {
     require_program("tar");
-    run(Command::new("tar")
-        .arg("-xOf")
-        .arg(layer.as_ref())
-        .arg(name))
-    .stdout
+    run(Command::new("tar").arg("-xOf").arg(layer.as_ref()).arg(name)).stdout
 }
 
 /// An uncompressed ustar archive of regular files (mode 0644, root-owned, fixed mtime).
@@ -437,11 +387,7 @@ pub fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
         header[offset..offset + value.len()].copy_from_slice(value);
     }
     fn octal(header: &mut [u8], offset: usize, len: usize, value: u64) {
-        put(
-            header,
-            offset,
-            format!("{value:0width$o}\0", width = len - 1).as_bytes(),
-        );
+        put(header, offset, format!("{value:0width$o}\0", width = len - 1).as_bytes());
     }
     let mut out = Vec::new();
     for (name, data) in files {
@@ -511,8 +457,14 @@ impl OciLayout {
 
     /// A linux image for `arch` whose layers (bottom first) are the given blobs with
     /// their media types (compressed or not), with `labels` in its config.
-    pub fn image_with_layers(&self, arch: &str, layers: &[(&str, Vec<u8>)], labels: Value) -> LayoutImage {
-        let descriptors: Vec<Value> = layers.iter().map(|(media_type, bytes)| self.blob(bytes, media_type)).collect();
+    pub fn image_with_layers(
+        &self,
+        arch: &str,
+        layers: &[(&str, Vec<u8>)],
+        labels: Value,
+    ) -> LayoutImage {
+        let descriptors: Vec<Value> =
+            layers.iter().map(|(media_type, bytes)| self.blob(bytes, media_type)).collect();
         // diff_ids are of the uncompressed tars; skopeo does not check them, and the
         // tests do not depend on them, so the blob digests stand in.
         let diff_ids: Vec<Value> = descriptors.iter().map(|d| d["digest"].clone()).collect();
@@ -561,9 +513,8 @@ impl OciLayout {
 
 /// `DIR/blobs/sha256/<hex>` for `sha256:<hex>`.
 pub fn blob_path(layout_dir: impl AsRef<Path>, digest: &str) -> PathBuf {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .unwrap_or_else(|| panic!("not a sha256 digest: {digest}"));
+    let hex =
+        digest.strip_prefix("sha256:").unwrap_or_else(|| panic!("not a sha256 digest: {digest}"));
     layout_dir.as_ref().join("blobs/sha256").join(hex)
 }
 
@@ -575,11 +526,7 @@ pub fn verify_layout_blobs(layout_dir: impl AsRef<Path>) -> usize {
     let mut count = 0;
     for entry in entries {
         let path = entry.expect("dir entry").path();
-        let name = path
-            .file_name()
-            .expect("file name")
-            .to_string_lossy()
-            .into_owned();
+        let name = path.file_name().expect("file name").to_string_lossy().into_owned();
         assert_eq!(
             digest(&read(&path)),
             format!("sha256:{name}"),

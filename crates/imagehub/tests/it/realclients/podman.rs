@@ -36,28 +36,16 @@ fn podman_build_push_rmi_pull() {
     c.podman_pull("podman/app:v1");
     let info = &c.podman_inspect(&image);
     assert_eq!(str_at(info, "/Digest"), pushed, "{info:#}");
-    assert_eq!(
-        str_at(info, "/Labels/org.opencontainers.image.title"),
-        "podman-test",
-        "{info:#}"
-    );
+    assert_eq!(str_at(info, "/Labels/org.opencontainers.image.title"), "podman-test", "{info:#}");
     let repo_digest = format!("{}/podman/app@{pushed}", c.host());
     assert!(
-        info["RepoDigests"]
-            .as_array()
-            .is_some_and(|d| d.contains(&json!(repo_digest))),
+        info["RepoDigests"].as_array().is_some_and(|d| d.contains(&json!(repo_digest))),
         "RepoDigests lack {repo_digest}: {info:#}"
     );
-    assert_eq!(
-        info["RootFS"]["Layers"].as_array().map(Vec::len),
-        Some(1),
-        "{info:#}"
-    );
+    assert_eq!(info["RootFS"]["Layers"].as_array().map(Vec::len), Some(1), "{info:#}");
 
     // The pulled image holds the copied file.
-    let mountpoint = c
-        .run("podman", &["image", "mount", &image])
-        .stdout_trimmed();
+    let mountpoint = c.run("podman", &["image", "mount", &image]).stdout_trimmed();
     let note = std::fs::read_to_string(Path::new(&mountpoint).join("note.txt"));
     c.run("podman", &["image", "unmount", &image]);
     assert_eq!(note.expect("read note.txt in the pulled image"), NOTE);

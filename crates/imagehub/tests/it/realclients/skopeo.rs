@@ -21,10 +21,7 @@ fn skopeo_push_inspect_copy_across_repos_and_pull() {
     let layout = OciLayout::create(c.path("src"));
     let image = layout.image(
         "amd64",
-        &[
-            ("README.md", README.as_bytes()),
-            ("hello.txt", b"hello from skopeo\n"),
-        ],
+        &[("README.md", README.as_bytes()), ("hello.txt", b"hello from skopeo\n")],
         json!({ "org.opencontainers.image.description": "skopeo test image" }),
     );
     layout.tag(&image.manifest, "v1");
@@ -37,10 +34,7 @@ fn skopeo_push_inspect_copy_across_repos_and_pull() {
 
     // Inspect: the manifest comes back byte for byte, by tag and by digest; the config
     // blob and its labels are the ones pushed; the tag is listed.
-    assert_eq!(
-        digest(&c.skopeo_raw_manifest("skopeo/src:v1")),
-        manifest_digest
-    );
+    assert_eq!(digest(&c.skopeo_raw_manifest("skopeo/src:v1")), manifest_digest);
     assert_eq!(
         digest(&c.skopeo_raw_manifest(&format!("skopeo/src@{manifest_digest}"))),
         manifest_digest
@@ -91,25 +85,15 @@ fn skopeo_push_inspect_copy_across_repos_and_pull() {
         !log.contains(&format!("Upload of layer {} complete", image.layer_digest)),
         "skopeo uploaded the layer again instead of mounting it:\n{log}"
     );
-    assert_eq!(
-        digest(&c.skopeo_raw_manifest("skopeo/dst:v1")),
-        manifest_digest
-    );
+    assert_eq!(digest(&c.skopeo_raw_manifest("skopeo/dst:v1")), manifest_digest);
 
     // Pull back as an OCI layout: same manifest, intact blobs, the same README.
     let pulled = c.skopeo_pull("skopeo/dst:v1", "pulled");
     assert_eq!(layout_top_digest(&pulled), manifest_digest);
-    assert_eq!(
-        verify_layout_blobs(&pulled),
-        3,
-        "manifest, config and one layer"
-    );
+    assert_eq!(verify_layout_blobs(&pulled), 3, "manifest, config and one layer");
     let layer = blob_path(&pulled, &image.layer_digest);
     assert_eq!(read(&layer), read(layout.blob_path(&image.layer_digest)));
-    assert_eq!(
-        String::from_utf8_lossy(&file_in_layer(&layer, "README.md")),
-        README
-    );
+    assert_eq!(String::from_utf8_lossy(&file_in_layer(&layer, "README.md")), README);
 
     // Pull back as a docker-archive (skopeo converts to Docker schema 2 on the way).
     let archive = c.path("image.tar");
@@ -124,17 +108,9 @@ fn skopeo_push_inspect_copy_across_repos_and_pull() {
         serde_json::from_slice(&file_in_layer(&archive, "manifest.json")).expect("manifest.json");
     assert_eq!(entries[0]["RepoTags"], json!([name]), "{entries:#}");
     let layer_tar = file_in_layer(&archive, str_at(&entries, "/0/Layers/0"));
-    assert_eq!(
-        digest(&layer_tar),
-        image.layer_digest,
-        "docker-archive layer differs"
-    );
+    assert_eq!(digest(&layer_tar), image.layer_digest, "docker-archive layer differs");
     let config = file_in_layer(&archive, str_at(&entries, "/0/Config"));
-    assert_eq!(
-        digest(&config),
-        image.config_digest,
-        "docker-archive config differs"
-    );
+    assert_eq!(digest(&config), image.config_digest, "docker-archive config differs");
 
     // And push the docker-archive back in: a Docker schema 2 image with the same layer.
     c.skopeo(&[
@@ -196,16 +172,9 @@ fn skopeo_multi_arch_index_copy_all() {
 
     let pulled = c.skopeo_pull_all("skopeo-multi/app:v1", "pulled");
     assert_eq!(layout_top_digest(&pulled), index_digest);
-    assert_eq!(
-        verify_layout_blobs(&pulled),
-        7,
-        "index + 2 × (manifest, config, layer)"
-    );
+    assert_eq!(verify_layout_blobs(&pulled), 7, "index + 2 × (manifest, config, layer)");
     for (arch, image) in [("amd64", &amd64), ("arm64", &arm64)] {
         let layer = blob_path(&pulled, &image.layer_digest);
-        assert_eq!(
-            file_in_layer(&layer, "arch.txt"),
-            format!("{arch}\n").as_bytes()
-        );
+        assert_eq!(file_in_layer(&layer, "arch.txt"), format!("{arch}\n").as_bytes());
     }
 }

@@ -89,7 +89,10 @@ fn tls_client_hello_on_plain_http_port_gets_http_400() {
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => reply.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("reading the answer to a ClientHello: {e}; read so far {:?}", String::from_utf8_lossy(&reply)),
+            Err(e) => panic!(
+                "reading the answer to a ClientHello: {e}; read so far {:?}",
+                String::from_utf8_lossy(&reply)
+            ),
         }
     }
     assert!(

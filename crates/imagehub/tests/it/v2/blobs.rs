@@ -3,7 +3,9 @@
 
 use reqwest::Method;
 
-use super::common::{Registry, parse_raw_response, random_bytes, raw_exchange, sha256_digest, sha512_digest};
+use super::common::{
+    Registry, parse_raw_response, random_bytes, raw_exchange, sha256_digest, sha512_digest,
+};
 
 const REPO: &str = "blobs/test";
 
@@ -41,7 +43,8 @@ async fn blob_get_carries_digest_and_length() {
 }
 
 async fn ranged(reg: &Registry, digest: &str, range: &str) -> super::common::Reply {
-    let req = reg.request(Method::GET, &format!("/v2/{REPO}/blobs/{digest}")).header("Range", range);
+    let req =
+        reg.request(Method::GET, &format!("/v2/{REPO}/blobs/{digest}")).header("Range", range);
     reg.send(req).await
 }
 

@@ -164,7 +164,13 @@ impl Registry {
     }
 
     /// `PUT /v2/<repo>/manifests/<reference>` with the given `Content-Type`.
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Reply {
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Reply {
         let req = self
             .request(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
             .header("Content-Type", media_type)
@@ -173,7 +179,13 @@ impl Registry {
     }
 
     /// Pushes a manifest, asserting `201 Created` with a `Location`; returns its sha256 digest.
-    pub async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> String {
+    pub async fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> String {
         let reply = self.put_manifest(repo, reference, media_type, body).await;
         reply.expect_status(&[201], &format!("PUT manifest {repo}:{reference}"));
         assert!(reply.header("Location").is_some(), "201 for a manifest push carries a Location");
@@ -225,7 +237,9 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().expect("header value is visible ASCII").to_string())
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("header value is visible ASCII").to_string())
     }
 
     /// Every value of a header that may repeat.
@@ -284,18 +298,27 @@ impl Reply {
 pub fn assert_error_body(reply: &Reply, codes: &[&str], what: &str) {
     let content_type = reply.header("Content-Type").unwrap_or_default();
     let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    assert_eq!(media_type, "application/json", "{what}: error body Content-Type; {}", reply.describe());
+    assert_eq!(
+        media_type,
+        "application/json",
+        "{what}: error body Content-Type; {}",
+        reply.describe()
+    );
     let body: Value = serde_json::from_slice(&reply.body)
         .unwrap_or_else(|e| panic!("{what}: error body is not JSON ({e}); {}", reply.describe()));
-    let errors = body
-        .get("errors")
-        .and_then(Value::as_array)
-        .unwrap_or_else(|| panic!("{what}: error body has no \"errors\" array; {}", reply.describe()));
+    let errors = body.get("errors").and_then(Value::as_array).unwrap_or_else(|| {
+        panic!("{what}: error body has no \"errors\" array; {}", reply.describe())
+    });
     assert!(!errors.is_empty(), "{what}: \"errors\" is empty; {}", reply.describe());
     for error in errors {
         let code = error.get("code").and_then(Value::as_str);
-        let code = code.unwrap_or_else(|| panic!("{what}: error without a string code; {}", reply.describe()));
-        assert!(SPEC_ERROR_CODES.contains(&code), "{what}: {code} is not a spec error code; {}", reply.describe());
+        let code = code
+            .unwrap_or_else(|| panic!("{what}: error without a string code; {}", reply.describe()));
+        assert!(
+            SPEC_ERROR_CODES.contains(&code),
+            "{what}: {code} is not a spec error code; {}",
+            reply.describe()
+        );
         assert!(
             error.get("message").is_some_and(Value::is_string),
             "{what}: error without a string message; {}",
@@ -400,7 +423,12 @@ pub fn image_index(manifests: &[&[u8]]) -> Vec<u8> {
 
 /// Pushes a config and one layer, then an image manifest over them under `reference`.
 /// Returns the manifest bytes and digest.
-pub async fn push_image(reg: &Registry, repo: &str, reference: &str, label: &str) -> (Vec<u8>, String) {
+pub async fn push_image(
+    reg: &Registry,
+    repo: &str,
+    reference: &str,
+    label: &str,
+) -> (Vec<u8>, String) {
     let config = image_config(label);
     let layer = random_bytes(64, label.len() as u64 + 7);
     reg.push_blob(repo, &config).await;
@@ -537,7 +565,8 @@ pub fn reply_from_raw(raw: &[u8]) -> Reply {
     let (status, parsed, body) = parse_raw_response(raw);
     let mut headers = HeaderMap::new();
     for (name, value) in parsed {
-        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("valid header name");
+        let name =
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("valid header name");
         headers.append(name, value.parse().expect("valid header value"));
     }
     Reply { status, headers, body }
@@ -545,9 +574,16 @@ pub fn reply_from_raw(raw: &[u8]) -> Reply {
 
 /// Sends a request with `Expect: 100-continue` on a fresh connection: the body goes out only
 /// if the server asks for it with `100 Continue`; returns the final response.
-pub async fn raw_exchange_expecting_continue(server: &TestServer, head: &str, body: &[u8]) -> Reply {
+pub async fn raw_exchange_expecting_continue(
+    server: &TestServer,
+    head: &str,
+    body: &[u8],
+) -> Reply {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    assert!(head.ends_with("\r\n\r\n") && head.contains("Expect: 100-continue"), "a request head asking to continue");
+    assert!(
+        head.ends_with("\r\n\r\n") && head.contains("Expect: 100-continue"),
+        "a request head asking to continue"
+    );
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
         stream.write_all(head.as_bytes()).await.expect("write request head");
@@ -558,7 +594,11 @@ pub async fn raw_exchange_expecting_continue(server: &TestServer, head: &str, bo
                 break i + 4;
             }
             let n = stream.read(&mut buf).await.expect("read response head");
-            assert!(n > 0, "connection closed before a response: {:?}", String::from_utf8_lossy(&raw));
+            assert!(
+                n > 0,
+                "connection closed before a response: {:?}",
+                String::from_utf8_lossy(&raw)
+            );
             raw.extend_from_slice(&buf[..n]);
         };
         if raw.starts_with(b"HTTP/1.1 100") || raw.starts_with(b"HTTP/1.0 100") {
@@ -569,7 +609,7 @@ pub async fn raw_exchange_expecting_continue(server: &TestServer, head: &str, bo
         let _ = stream.read_to_end(&mut raw).await;
         raw
     };
-    let raw = tokio::time::timeout(EXCHANGE_GUARD, exchange).await.expect("server answers and closes");
+    let raw =
+        tokio::time::timeout(EXCHANGE_GUARD, exchange).await.expect("server answers and closes");
     reply_from_raw(&raw)
 }
-

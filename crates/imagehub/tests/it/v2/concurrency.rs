@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use super::common::{OCI_MANIFEST, Registry, image_config, image_manifest, random_bytes, sha256_digest, string_list};
+use super::common::{
+    OCI_MANIFEST, Registry, image_config, image_manifest, random_bytes, sha256_digest, string_list,
+};
 
 const REPO: &str = "concurrency/test";
 const TASKS: usize = 16;
@@ -17,7 +19,8 @@ async fn concurrent_pushes_of_same_blob_and_tag_all_succeed() {
 
     let mut tasks = Vec::new();
     for i in 0..TASKS {
-        let (reg, config, layer, manifest) = (reg.clone(), config.clone(), layer.clone(), manifest.clone());
+        let (reg, config, layer, manifest) =
+            (reg.clone(), config.clone(), layer.clone(), manifest.clone());
         tasks.push(tokio::spawn(async move {
             // Half the tasks upload the layer in two chunks, half in one PUT.
             if i % 2 == 0 {

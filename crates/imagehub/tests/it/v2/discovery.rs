@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::common::{OCI_INDEX, OCI_MANIFEST, Registry, Reply, sha256_digest, string_list};
 use super::fixtures::{
-    ANNOTATION_KEY, ARTIFACT_TYPE_A, ARTIFACT_TYPE_B, ARTIFACT_TYPE_INDEX, DEFAULT_TAG, Data, EMPTY_JSON_DIGEST, Slot,
-    dummy_digest,
+    ANNOTATION_KEY, ARTIFACT_TYPE_A, ARTIFACT_TYPE_B, ARTIFACT_TYPE_INDEX, DEFAULT_TAG, Data,
+    EMPTY_JSON_DIGEST, Slot, dummy_digest,
 };
 
 const REPO: &str = "conformance/discovery";
@@ -25,7 +25,12 @@ async fn put_blob(reg: &Registry, blob: &[u8], what: &str) {
 async fn put_referrer(reg: &Registry, body: &[u8], media_type: &str, subject: &str, what: &str) {
     let reply = reg.put_manifest(REPO, &sha256_digest(body), media_type, body).await;
     reply.expect_status(OK, what);
-    assert_eq!(reply.header("OCI-Subject").as_deref(), Some(subject), "{what}: OCI-Subject; {}", reply.describe());
+    assert_eq!(
+        reply.header("OCI-Subject").as_deref(),
+        Some(subject),
+        "{what}: OCI-Subject; {}",
+        reply.describe()
+    );
 }
 
 /// Upstream setup, first part: a config, the layer and eight tags (test0..3, TEST0..3).
@@ -34,7 +39,8 @@ async fn setup_tags(reg: &Registry, data: &Data) {
     put_blob(reg, &data.layer, "setup: populate registry with test layer").await;
     for i in 0..4 {
         for tag in [format!("test{i}"), format!("TEST{i}")] {
-            let reply = reg.put_manifest(REPO, &tag, OCI_MANIFEST, data.manifest(Slot::Discovery)).await;
+            let reply =
+                reg.put_manifest(REPO, &tag, OCI_MANIFEST, data.manifest(Slot::Discovery)).await;
             reply.expect_status(OK, "setup: populate registry with test tags");
         }
     }
@@ -47,20 +53,56 @@ async fn setup_referrers(reg: &Registry, data: &Data) {
     let subject = data.manifest_digest(Slot::Subject);
     put_blob(reg, &data.empty_json, "setup: empty JSON blob").await;
     put_blob(reg, &data.ref_blob_a, "setup: reference blob A").await;
-    put_referrer(reg, &data.refs_a_config, OCI_MANIFEST, &subject, "setup: artifact A (config type)").await;
-    put_referrer(reg, &data.refs_a_layer, OCI_MANIFEST, &subject, "setup: artifact A (artifactType)").await;
+    put_referrer(
+        reg,
+        &data.refs_a_config,
+        OCI_MANIFEST,
+        &subject,
+        "setup: artifact A (config type)",
+    )
+    .await;
+    put_referrer(
+        reg,
+        &data.refs_a_layer,
+        OCI_MANIFEST,
+        &subject,
+        "setup: artifact A (artifactType)",
+    )
+    .await;
     put_referrer(reg, &data.refs_index, OCI_INDEX, &subject, "setup: index artifact").await;
 
     put_blob(reg, data.config(Slot::Subject), "setup: subject config").await;
     put_blob(reg, &data.layer, "setup: subject layer").await;
-    let reply = reg.put_manifest(REPO, DEFAULT_TAG, OCI_MANIFEST, data.manifest(Slot::Subject)).await;
+    let reply =
+        reg.put_manifest(REPO, DEFAULT_TAG, OCI_MANIFEST, data.manifest(Slot::Subject)).await;
     reply.expect_status(OK, "setup: subject manifest");
 
     put_blob(reg, &data.ref_blob_b, "setup: reference blob B").await;
-    put_referrer(reg, &data.refs_b_config, OCI_MANIFEST, &subject, "setup: artifact B (config type)").await;
-    put_referrer(reg, &data.refs_b_layer, OCI_MANIFEST, &subject, "setup: artifact B (artifactType)").await;
+    put_referrer(
+        reg,
+        &data.refs_b_config,
+        OCI_MANIFEST,
+        &subject,
+        "setup: artifact B (config type)",
+    )
+    .await;
+    put_referrer(
+        reg,
+        &data.refs_b_layer,
+        OCI_MANIFEST,
+        &subject,
+        "setup: artifact B (artifactType)",
+    )
+    .await;
     let missing = data.manifest_digest(Slot::MissingSubject);
-    put_referrer(reg, &data.refs_c_layer, OCI_MANIFEST, &missing, "setup: artifact of a missing subject").await;
+    put_referrer(
+        reg,
+        &data.refs_c_layer,
+        OCI_MANIFEST,
+        &missing,
+        "setup: artifact of a missing subject",
+    )
+    .await;
 }
 
 async fn ready() -> (Registry, Data) {
@@ -101,7 +143,9 @@ fn referrer_descriptors(reply: &Reply, what: &str) -> Vec<Value> {
     index
         .get("manifests")
         .and_then(Value::as_array)
-        .unwrap_or_else(|| panic!("{what}: the image index has a \"manifests\" array; {}", reply.describe()))
+        .unwrap_or_else(|| {
+            panic!("{what}: the image index has a \"manifests\" array; {}", reply.describe())
+        })
         .clone()
 }
 
@@ -114,7 +158,8 @@ fn check_annotations(descriptors: &[Value], data: &Data) {
     let expected = data.expected_referrer_annotations();
     for desc in descriptors {
         let digest = digest_of(desc);
-        let annotations = desc["annotations"].as_object().unwrap_or_else(|| panic!("annotations of {desc}"));
+        let annotations =
+            desc["annotations"].as_object().unwrap_or_else(|| panic!("annotations of {desc}"));
         assert_eq!(annotations.len(), 1, "one annotation on {desc}");
         let want = expected.iter().find(|(d, _)| *d == digest).map(|(_, v)| *v);
         assert_eq!(annotations[ANNOTATION_KEY].as_str(), want, "annotation value of {desc}");
@@ -184,7 +229,8 @@ async fn discovery_referrers_of_subject_lists_all_five_with_annotations() {
     let descriptors = referrer_descriptors(&reply, "referrers of the subject");
     assert_eq!(descriptors.len(), 5, "five referrers: {descriptors:?}");
     let found: BTreeSet<String> = descriptors.iter().map(digest_of).collect();
-    let expected: BTreeSet<String> = data.expected_referrer_annotations().into_iter().map(|(d, _)| d).collect();
+    let expected: BTreeSet<String> =
+        data.expected_referrer_annotations().into_iter().map(|(d, _)| d).collect();
     assert_eq!(found, expected, "the five referrers, once each");
     check_annotations(&descriptors, &data);
 }
@@ -203,7 +249,9 @@ async fn discovery_referrers_filtered_by_artifact_type() {
     assert_eq!(descriptors.len(), 2, "two referrers of type A: {descriptors:?}");
     let found: BTreeSet<String> = descriptors.iter().map(digest_of).collect();
     let expected: BTreeSet<String> =
-        [sha256_digest(&data.refs_a_config), sha256_digest(&data.refs_a_layer)].into_iter().collect();
+        [sha256_digest(&data.refs_a_config), sha256_digest(&data.refs_a_layer)]
+            .into_iter()
+            .collect();
     assert_eq!(found, expected);
     check_annotations(&descriptors, &data);
 }
@@ -274,5 +322,7 @@ async fn discovery_teardown_deletes_manifests_then_blobs() {
         let path = format!("/v2/{REPO}/blobs/{}", sha256_digest(blob));
         reg.delete(&path).await.expect_status(&[202, 404], "DELETE blob created in setup");
     }
-    reg.get_manifest(REPO, DEFAULT_TAG).await.expect_status(&[404], "the subject's tag is gone with it");
+    reg.get_manifest(REPO, DEFAULT_TAG)
+        .await
+        .expect_status(&[404], "the subject's tag is gone with it");
 }

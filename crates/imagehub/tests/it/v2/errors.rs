@@ -6,8 +6,9 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::common::{
-    OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Registry, annotated_manifest, descriptor, image_config,
-    image_manifest, push_image, random_bytes, raw_exchange_expecting_continue, sha256_digest,
+    OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Registry, annotated_manifest, descriptor,
+    image_config, image_manifest, push_image, random_bytes, raw_exchange_expecting_continue,
+    sha256_digest,
 };
 
 const REPO: &str = "errors/test";
@@ -64,7 +65,11 @@ async fn upload_put_with_malformed_digest_is_400_digest_invalid() {
     for digest in malformed_digests() {
         let location = reg.begin_upload(REPO).await;
         let reply = reg.put_upload(&location, &digest, &data).await;
-        reply.expect_oci_error(&[400], &["DIGEST_INVALID"], &format!("PUT upload with digest {digest}"));
+        reply.expect_oci_error(
+            &[400],
+            &["DIGEST_INVALID"],
+            &format!("PUT upload with digest {digest}"),
+        );
     }
 }
 
@@ -124,7 +129,11 @@ async fn single_post_with_mismatched_digest_is_400_digest_invalid() {
     let reply = reg.send(req).await;
     if reply.status != 202 {
         // 202 means the registry ignored the single-POST digest and opened a session.
-        reply.expect_oci_error(&[400], &["DIGEST_INVALID"], "single POST whose digest does not match");
+        reply.expect_oci_error(
+            &[400],
+            &["DIGEST_INVALID"],
+            "single POST whose digest does not match",
+        );
     }
 }
 
@@ -182,8 +191,14 @@ async fn manifest_over_4_mib_is_413() {
         body.len()
     );
     let reply = raw_exchange_expecting_continue(reg.server(), &head, &body).await;
-    reply.expect_oci_error(&[413], &["SIZE_INVALID", "MANIFEST_INVALID"], "PUT of a manifest over 4 MiB");
-    reg.get_manifest(REPO, "big").await.expect_status(&[404], "the oversized manifest was not stored");
+    reply.expect_oci_error(
+        &[413],
+        &["SIZE_INVALID", "MANIFEST_INVALID"],
+        "PUT of a manifest over 4 MiB",
+    );
+    reg.get_manifest(REPO, "big")
+        .await
+        .expect_status(&[404], "the oversized manifest was not stored");
 }
 
 /// A client that streams the whole oversized body without waiting (as most HTTP clients
@@ -196,7 +211,11 @@ async fn manifest_over_4_mib_is_413_for_a_client_streaming_the_body() {
     reg.push_blob(REPO, &config).await;
     let body = annotated_manifest(&config, &[], json!({ "pad": "p".repeat(4 * 1024 * 1024) }));
     let reply = reg.put_manifest(REPO, "big", OCI_MANIFEST, &body).await;
-    reply.expect_oci_error(&[413], &["SIZE_INVALID", "MANIFEST_INVALID"], "PUT of a manifest over 4 MiB");
+    reply.expect_oci_error(
+        &[413],
+        &["SIZE_INVALID", "MANIFEST_INVALID"],
+        "PUT of a manifest over 4 MiB",
+    );
 }
 
 #[tokio::test]
@@ -259,8 +278,14 @@ async fn push_manifest_with_unknown_layer_is_rejected() {
     let missing_layer = random_bytes(40, 4);
     let body = image_manifest(&config, &[&missing_layer]);
     let reply = reg.put_manifest(REPO, "dangling", OCI_MANIFEST, &body).await;
-    reply.expect_oci_error(&[400, 404], &["MANIFEST_BLOB_UNKNOWN"], "manifest with an unknown layer");
-    reg.get_manifest(REPO, "dangling").await.expect_status(&[404], "the rejected manifest was not stored");
+    reply.expect_oci_error(
+        &[400, 404],
+        &["MANIFEST_BLOB_UNKNOWN"],
+        "manifest with an unknown layer",
+    );
+    reg.get_manifest(REPO, "dangling")
+        .await
+        .expect_status(&[404], "the rejected manifest was not stored");
 }
 
 #[tokio::test]
@@ -276,7 +301,11 @@ async fn push_manifest_with_unknown_config_is_rejected() {
     }))
     .expect("serialize");
     let reply = reg.put_manifest(REPO, "dangling", OCI_MANIFEST, &body).await;
-    reply.expect_oci_error(&[400, 404], &["MANIFEST_BLOB_UNKNOWN"], "manifest with an unknown config");
+    reply.expect_oci_error(
+        &[400, 404],
+        &["MANIFEST_BLOB_UNKNOWN"],
+        "manifest with an unknown config",
+    );
 }
 
 #[tokio::test]
@@ -286,7 +315,11 @@ async fn index_referencing_unknown_manifest_is_rejected() {
     let unknown = image_manifest(&image_config("never pushed"), &[]);
     let body = super::common::image_index(&[&known, &unknown]);
     let reply = reg.put_manifest(REPO, "index", OCI_INDEX, &body).await;
-    reply.expect_oci_error(&[400, 404], &["MANIFEST_BLOB_UNKNOWN"], "index with an unknown child manifest");
+    reply.expect_oci_error(
+        &[400, 404],
+        &["MANIFEST_BLOB_UNKNOWN"],
+        "index with an unknown child manifest",
+    );
 }
 
 #[tokio::test]
@@ -295,8 +328,14 @@ async fn manifest_put_by_digest_not_matching_body_is_400() {
     let (body, _) = push_image(&reg, REPO, "latest", "mismatch").await;
     let wrong = sha256_digest(b"some other manifest");
     let reply = reg.put_manifest(REPO, &wrong, OCI_MANIFEST, &body).await;
-    reply.expect_oci_error(&[400], &["DIGEST_INVALID", "MANIFEST_INVALID"], "PUT by a digest the body does not have");
-    reg.get_manifest(REPO, &wrong).await.expect_status(&[404], "nothing stored under the wrong digest");
+    reply.expect_oci_error(
+        &[400],
+        &["DIGEST_INVALID", "MANIFEST_INVALID"],
+        "PUT by a digest the body does not have",
+    );
+    reg.get_manifest(REPO, &wrong)
+        .await
+        .expect_status(&[404], "nothing stored under the wrong digest");
 }
 
 #[tokio::test]
@@ -338,9 +377,17 @@ async fn not_found_errors_have_oci_json_bodies() {
     let reply = reg.delete(&format!("/v2/{REPO}/manifests/no-such-tag")).await;
     reply.expect_oci_error(&[404], &["MANIFEST_UNKNOWN"], "DELETE of an unknown tag");
     let reply = reg.get_manifest("no/such/repo", "latest").await;
-    reply.expect_oci_error(&[404], &["NAME_UNKNOWN", "MANIFEST_UNKNOWN"], "GET of a manifest in an unknown repo");
+    reply.expect_oci_error(
+        &[404],
+        &["NAME_UNKNOWN", "MANIFEST_UNKNOWN"],
+        "GET of a manifest in an unknown repo",
+    );
     let reply = reg.get(&format!("/v2/no/such/repo/blobs/{missing}")).await;
-    reply.expect_oci_error(&[404], &["NAME_UNKNOWN", "BLOB_UNKNOWN"], "GET of a blob in an unknown repo");
+    reply.expect_oci_error(
+        &[404],
+        &["NAME_UNKNOWN", "BLOB_UNKNOWN"],
+        "GET of a blob in an unknown repo",
+    );
 }
 
 /// No malformed request makes the server fail with a 5xx.
@@ -361,9 +408,17 @@ async fn malformed_requests_never_get_5xx() {
     ];
     for (method, target) in targets {
         let reply = reg.send(reg.request(method.clone(), &target).body(Vec::new())).await;
-        assert!(reply.status < 500, "{method} {target} must not fail with 5xx; {}", reply.describe());
+        assert!(
+            reply.status < 500,
+            "{method} {target} must not fail with 5xx; {}",
+            reply.describe()
+        );
         if reply.status >= 400 && method != Method::HEAD {
-            super::common::assert_error_body(&reply, super::common::SPEC_ERROR_CODES, &format!("{method} {target}"));
+            super::common::assert_error_body(
+                &reply,
+                super::common::SPEC_ERROR_CODES,
+                &format!("{method} {target}"),
+            );
         }
     }
 }
@@ -375,11 +430,19 @@ async fn content_range_whose_length_overflows_is_416_and_changes_nothing() {
     reg.patch_chunk(&location, 0, b"first").await.expect_status(&[202], "a first chunk");
     for range in ["0-18446744073709551615", "5-18446744073709551616", "bytes 5-4/10", "-1"] {
         let reply = reg
-            .send(reg.request(Method::PATCH, &location).header("Content-Range", range).body(b"more".to_vec()))
+            .send(
+                reg.request(Method::PATCH, &location)
+                    .header("Content-Range", range)
+                    .body(b"more".to_vec()),
+            )
             .await;
         reply.expect_oci_error(&[416], &["BLOB_UPLOAD_INVALID"], &format!("Content-Range {range}"));
     }
     let status = reg.get(&location).await;
     status.expect_status(&[204], "upload status after the refused chunks");
-    assert_eq!(status.header("Range").as_deref(), Some("0-4"), "the upload still holds the first chunk only");
+    assert_eq!(
+        status.header("Range").as_deref(),
+        Some("0-4"),
+        "the upload still holds the first chunk only"
+    );
 }

@@ -6,7 +6,8 @@
 use serde_json::{Value, json};
 
 use super::common::{
-    OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, base64, descriptor, random_bytes, sha256_digest,
+    OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, base64, descriptor, random_bytes,
+    sha256_digest,
 };
 
 /// Which workflow an image belongs to; each gets its own config, hence its own manifest digest.
@@ -26,7 +27,8 @@ pub enum Slot {
 pub const SLOTS: usize = 7;
 
 /// The known sha256 digest of the two-byte JSON `{}` (the OCI "empty" descriptor).
-pub const EMPTY_JSON_DIGEST: &str = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+pub const EMPTY_JSON_DIGEST: &str =
+    "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
 
 pub const ANNOTATION_KEY: &str = "org.example.conformance.check";
 pub const ARTIFACT_TYPE_A: &str = "application/vnd.example.sbom.alpha";
@@ -112,7 +114,8 @@ impl Data {
     pub fn new() -> Data {
         let configs: Vec<Vec<u8>> = (0..SLOTS).map(config_for).collect();
         let layer = random_bytes(137, 0x1A7E5);
-        let manifests: Vec<Vec<u8>> = configs.iter().map(|c| manifest_with_extras(c, &layer)).collect();
+        let manifests: Vec<Vec<u8>> =
+            configs.iter().map(|c| manifest_with_extras(c, &layer)).collect();
 
         let empty_layer_manifest = pretty(&json!({
             "schemaVersion": 2,

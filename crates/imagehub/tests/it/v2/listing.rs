@@ -5,8 +5,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::common::{
-    OCI_MANIFEST, Registry, Reply, image_config, image_manifest, location_path, next_link, push_image, query_params,
-    string_list,
+    OCI_MANIFEST, Registry, Reply, image_config, image_manifest, location_path, next_link,
+    push_image, query_params, string_list,
 };
 
 const REPO: &str = "listing/test";
@@ -36,7 +36,8 @@ async fn catalog(reg: &Registry, n: Option<usize>, last: Option<&str>) -> Reply 
 
 /// Checks a `Link` of the form `</path?n=<n>&last=<last>>; rel="next"`; returns its target.
 fn check_next_link(reply: &Reply, path: &str, n: usize, last: &str) -> String {
-    let target = next_link(reply).unwrap_or_else(|| panic!("a Link with rel=\"next\"; {}", reply.describe()));
+    let target = next_link(reply)
+        .unwrap_or_else(|| panic!("a Link with rel=\"next\"; {}", reply.describe()));
     let target_path = location_path(&target);
     assert!(target_path.starts_with(&format!("{path}?")), "Link target {target:?} is {path}?...");
     let params = query_params(&target);
@@ -61,7 +62,8 @@ async fn tags_list_of_repo_without_tags_is_empty_array() {
     let config = image_config("untagged");
     reg.push_blob(REPO, &config).await;
     let manifest = image_manifest(&config, &[]);
-    reg.push_manifest(REPO, &super::common::sha256_digest(&manifest), OCI_MANIFEST, &manifest).await;
+    reg.push_manifest(REPO, &super::common::sha256_digest(&manifest), OCI_MANIFEST, &manifest)
+        .await;
     let reply = reg.tags_list(REPO, None, None).await;
     reply.expect_status(&[200], "GET tags list of a repository with no tags");
     assert_eq!(reply.json(), json!({ "name": REPO, "tags": [] }), "{}", reply.describe());
@@ -70,7 +72,9 @@ async fn tags_list_of_repo_without_tags_is_empty_array() {
 #[tokio::test]
 async fn tags_list_after_deleting_the_only_tag_is_empty_array() {
     let reg = with_tags(&["only"]).await;
-    reg.delete(&format!("/v2/{REPO}/manifests/only")).await.expect_status(&[202], "DELETE of the tag");
+    reg.delete(&format!("/v2/{REPO}/manifests/only"))
+        .await
+        .expect_status(&[202], "DELETE of the tag");
     let reply = reg.tags_list(REPO, None, None).await;
     reply.expect_status(&[200], "GET tags list after deleting the only tag");
     assert_eq!(reply.json(), json!({ "name": REPO, "tags": [] }), "{}", reply.describe());
@@ -149,7 +153,10 @@ async fn catalog_lists_repositories_sorted() {
     let reg = with_repos(&["zeta", "alpha/two", "alpha", "mid/deep/name"]).await;
     let reply = catalog(&reg, None, None).await;
     reply.expect_status(&[200], "GET /v2/_catalog");
-    assert_eq!(string_list(&reply.json(), "repositories"), ["alpha", "alpha/two", "mid/deep/name", "zeta"]);
+    assert_eq!(
+        string_list(&reply.json(), "repositories"),
+        ["alpha", "alpha/two", "mid/deep/name", "zeta"]
+    );
     assert!(next_link(&reply).is_none());
 }
 
@@ -197,6 +204,8 @@ async fn tags_list_follows_every_tag_change_after_being_listed() {
     reg.delete(&format!("/v2/{repo}/manifests/one")).await.expect_status(&[202], "delete tag one");
     assert_eq!(tags(&reg.tags_list(repo, None, None).await), ["two"]);
 
-    reg.delete(&format!("/v2/{repo}/manifests/{digest}")).await.expect_status(&[202], "delete by digest");
+    reg.delete(&format!("/v2/{repo}/manifests/{digest}"))
+        .await
+        .expect_status(&[202], "delete by digest");
     assert!(tags(&reg.tags_list(repo, None, None).await).is_empty());
 }

@@ -15,7 +15,8 @@ async fn setup(reg: &Registry, data: &Data) -> usize {
         let reply = reg.put_upload(&location, &sha256_digest(blob), blob).await;
         reply.expect_status(OK, "setup: populate registry with test blob");
     }
-    let reply = reg.put_manifest(REPO, DEFAULT_TAG, OCI_MANIFEST, data.manifest(Slot::Management)).await;
+    let reply =
+        reg.put_manifest(REPO, DEFAULT_TAG, OCI_MANIFEST, data.manifest(Slot::Management)).await;
     reply.expect_status(OK, "setup: populate registry with test tag");
     let reply = reg.tags_list(REPO, None, None).await;
     reply.expect_status(&[200], "setup: count tags before deleting");
@@ -124,11 +125,16 @@ async fn management_delete_tag_removes_only_the_tag() {
 async fn management_delete_manifest_by_digest_removes_its_tags() {
     let (reg, data, _tags) = ready().await;
     let digest = data.manifest_digest(Slot::Management);
-    let reply = reg.put_manifest(REPO, "second", OCI_MANIFEST, data.manifest(Slot::Management)).await;
+    let reply =
+        reg.put_manifest(REPO, "second", OCI_MANIFEST, data.manifest(Slot::Management)).await;
     reply.expect_status(&[201], "PUT a second tag");
-    reg.delete(&manifest_path(&digest)).await.expect_status(&[202], "DELETE of the manifest by digest");
+    reg.delete(&manifest_path(&digest))
+        .await
+        .expect_status(&[202], "DELETE of the manifest by digest");
     reg.get_manifest(REPO, &digest).await.expect_status(&[404], "GET by digest after delete");
-    reg.get_manifest(REPO, DEFAULT_TAG).await.expect_status(&[404], "GET by first tag after delete");
+    reg.get_manifest(REPO, DEFAULT_TAG)
+        .await
+        .expect_status(&[404], "GET by first tag after delete");
     reg.get_manifest(REPO, "second").await.expect_status(&[404], "GET by second tag after delete");
 }
 

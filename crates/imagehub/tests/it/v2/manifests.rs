@@ -6,15 +6,18 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::common::{
-    DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, Registry, Reply,
-    annotated_manifest, descriptor, image_config, image_index, push_image, random_bytes, sha256_digest, sha512_digest,
+    DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST,
+    Registry, Reply, annotated_manifest, descriptor, image_config, image_index, push_image,
+    random_bytes, sha256_digest, sha512_digest,
 };
 
 const REPO: &str = "manifests/test";
 
 /// GET with `Accept: <media_type>`.
 async fn get_as(reg: &Registry, reference: &str, media_type: &str) -> Reply {
-    let req = reg.request(Method::GET, &format!("/v2/{REPO}/manifests/{reference}")).header("Accept", media_type);
+    let req = reg
+        .request(Method::GET, &format!("/v2/{REPO}/manifests/{reference}"))
+        .header("Accept", media_type);
     reg.send(req).await
 }
 
@@ -22,8 +25,17 @@ async fn get_as(reg: &Registry, reference: &str, media_type: &str) -> Reply {
 fn check_served(reply: &Reply, body: &[u8], media_type: &str, digest: &str) {
     reply.expect_status(&[200], "GET of a pushed manifest");
     assert_eq!(reply.body, body, "the exact bytes pushed");
-    assert_eq!(reply.header("Content-Type").as_deref(), Some(media_type), "Content-Type; {}", reply.describe());
-    assert_eq!(reply.header("Docker-Content-Digest").as_deref(), Some(digest), "Docker-Content-Digest");
+    assert_eq!(
+        reply.header("Content-Type").as_deref(),
+        Some(media_type),
+        "Content-Type; {}",
+        reply.describe()
+    );
+    assert_eq!(
+        reply.header("Docker-Content-Digest").as_deref(),
+        Some(digest),
+        "Docker-Content-Digest"
+    );
     assert_eq!(reply.header("Content-Length"), Some(body.len().to_string()), "Content-Length");
 }
 
@@ -52,12 +64,14 @@ async fn manifest_put_answers_digest_and_pullable_location() {
     let reg = Registry::start();
     let config = image_config("put-headers");
     reg.push_blob(REPO, &config).await;
-    let body = annotated_manifest(&config, &[], json!({ "note": "whitespace and key order are kept" }));
+    let body =
+        annotated_manifest(&config, &[], json!({ "note": "whitespace and key order are kept" }));
     let reply = reg.put_manifest(REPO, "v1", OCI_MANIFEST, &body).await;
     reply.expect_status(&[201], "PUT of a manifest");
     let digest = sha256_digest(&body);
     assert_eq!(reply.header("Docker-Content-Digest"), Some(digest.clone()));
-    let fetched = reg.send(reg.request(Method::GET, &reply.location()).header("Accept", OCI_MANIFEST)).await;
+    let fetched =
+        reg.send(reg.request(Method::GET, &reply.location()).header("Accept", OCI_MANIFEST)).await;
     check_served(&fetched, &body, OCI_MANIFEST, &digest);
 }
 
@@ -94,7 +108,8 @@ async fn docker_manifest_list_round_trips() {
         "layers": [descriptor(DOCKER_LAYER, &layer)],
     }))
     .expect("serialize");
-    let child_digest = reg.push_manifest(REPO, &sha256_digest(&child), DOCKER_MANIFEST, &child).await;
+    let child_digest =
+        reg.push_manifest(REPO, &sha256_digest(&child), DOCKER_MANIFEST, &child).await;
     let mut entry = descriptor(DOCKER_MANIFEST, &child);
     entry["platform"] = json!({ "architecture": "amd64", "os": "linux" });
     let list = serde_json::to_vec_pretty(&json!({
@@ -104,8 +119,18 @@ async fn docker_manifest_list_round_trips() {
     }))
     .expect("serialize");
     let digest = reg.push_manifest(REPO, "list", DOCKER_MANIFEST_LIST, &list).await;
-    check_served(&get_as(&reg, "list", DOCKER_MANIFEST_LIST).await, &list, DOCKER_MANIFEST_LIST, &digest);
-    check_served(&get_as(&reg, &child_digest, DOCKER_MANIFEST).await, &child, DOCKER_MANIFEST, &child_digest);
+    check_served(
+        &get_as(&reg, "list", DOCKER_MANIFEST_LIST).await,
+        &list,
+        DOCKER_MANIFEST_LIST,
+        &digest,
+    );
+    check_served(
+        &get_as(&reg, &child_digest, DOCKER_MANIFEST).await,
+        &child,
+        DOCKER_MANIFEST,
+        &child_digest,
+    );
 }
 
 #[tokio::test]
@@ -126,7 +151,11 @@ async fn manifest_pushed_by_sha512_digest_is_stored_under_it() {
     let digest = sha512_digest(&body);
     let reply = reg.put_manifest(REPO, &digest, OCI_MANIFEST, &body).await;
     reply.expect_status(&[201], "PUT of a manifest by sha512 digest");
-    assert_eq!(reply.header("Docker-Content-Digest"), Some(digest.clone()), "the sha512 digest is answered");
+    assert_eq!(
+        reply.header("Docker-Content-Digest"),
+        Some(digest.clone()),
+        "the sha512 digest is answered"
+    );
     check_served(&get_as(&reg, &digest, OCI_MANIFEST).await, &body, OCI_MANIFEST, &digest);
     let head = reg.head_manifest(REPO, &digest).await;
     head.expect_status(&[200], "HEAD by sha512 digest");
@@ -220,6 +249,16 @@ async fn manifest_tag_moves_to_the_latest_push() {
     let (first, first_digest) = push_image(&reg, REPO, "moving", "first").await;
     let (second, second_digest) = push_image(&reg, REPO, "moving", "second").await;
     assert_ne!(first, second);
-    check_served(&get_as(&reg, "moving", OCI_MANIFEST).await, &second, OCI_MANIFEST, &second_digest);
-    check_served(&get_as(&reg, &first_digest, OCI_MANIFEST).await, &first, OCI_MANIFEST, &first_digest);
+    check_served(
+        &get_as(&reg, "moving", OCI_MANIFEST).await,
+        &second,
+        OCI_MANIFEST,
+        &second_digest,
+    );
+    check_served(
+        &get_as(&reg, &first_digest, OCI_MANIFEST).await,
+        &first,
+        OCI_MANIFEST,
+        &first_digest,
+    );
 }

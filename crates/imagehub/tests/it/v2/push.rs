@@ -157,7 +157,9 @@ async fn open_chunked(reg: &Registry) -> ChunkedSession {
     let reply = reg.post_upload(REPO).await;
     reply.expect_status(&[202], "POST opening a chunked upload");
     let min = reply.header("OCI-Chunk-Min-Length").map(|v| {
-        v.trim().parse::<usize>().unwrap_or_else(|_| panic!("OCI-Chunk-Min-Length is an integer: {v:?}"))
+        v.trim()
+            .parse::<usize>()
+            .unwrap_or_else(|_| panic!("OCI-Chunk-Min-Length is an integer: {v:?}"))
     });
     ChunkedSession { location: reply.location(), blob: ChunkedBlob::for_min_chunk(min) }
 }
@@ -167,7 +169,11 @@ async fn after_first_chunk(reg: &Registry) -> (ChunkedSession, Reply) {
     let session = open_chunked(reg).await;
     let reply = reg.patch_chunk(&session.location, 0, session.blob.first()).await;
     reply.expect_status(&[202], "PATCH of the first chunk");
-    assert_eq!(reply.header("Range"), Some(session.blob.first_range()), "Range after the first chunk");
+    assert_eq!(
+        reply.header("Range"),
+        Some(session.blob.first_range()),
+        "Range after the first chunk"
+    );
     (session, reply)
 }
 
@@ -203,7 +209,11 @@ async fn push_status_of_stale_upload_is_204_with_range_and_location() {
     let reply = reg.get(&session.location).await;
     reply.expect_status(&[204], "GET of the upload session");
     reply.location();
-    assert_eq!(reply.header("Range"), Some(session.blob.first_range()), "Range of the upload status");
+    assert_eq!(
+        reply.header("Range"),
+        Some(session.blob.first_range()),
+        "Range of the upload status"
+    );
 }
 
 /// First chunk, a rejected retry, a status GET, then the second chunk at the status Location.
@@ -213,7 +223,8 @@ async fn after_second_chunk(reg: &Registry) -> (ChunkedSession, Reply) {
     retry.expect_status(&[416], "retry of the first chunk");
     let status = reg.get(&session.location).await;
     status.expect_status(&[204], "GET of the upload session");
-    let reply = reg.patch_chunk(&status.location(), session.blob.split, session.blob.second()).await;
+    let reply =
+        reg.patch_chunk(&status.location(), session.blob.split, session.blob.second()).await;
     (session, reply)
 }
 
@@ -279,7 +290,11 @@ async fn push_mounted_blob_is_readable_in_target_repo() {
     reply.expect_status(&[201, 202], "mount of another repository's blob");
     if reply.status == 201 {
         let location = reply.location();
-        assert_eq!(location_path(&location), blob_path(CROSS_REPO, &digest), "Location of the mounted blob");
+        assert_eq!(
+            location_path(&location),
+            blob_path(CROSS_REPO, &digest),
+            "Location of the mounted blob"
+        );
         let fetched = reg.get(&location).await;
         fetched.expect_status(&[200], "GET of the mounted blob");
         assert_eq!(fetched.body, data.blob_a);
@@ -311,10 +326,15 @@ async fn push_mount_without_from_of_known_blob_is_201_or_202() {
     let reply = mount(&reg, &digest, None).await;
     reply.expect_status(&[201, 202], "mount of a known blob without `from`");
     if reply.status == 201 {
-        reg.get(&blob_path(CROSS_REPO, &digest)).await.expect_status(&[200], "GET of the mounted blob");
+        reg.get(&blob_path(CROSS_REPO, &digest))
+            .await
+            .expect_status(&[200], "GET of the mounted blob");
     } else {
         let path = location_path(&reply.location());
-        assert!(path.starts_with(&format!("/v2/{CROSS_REPO}/blobs/uploads/")), "upload session: {path}");
+        assert!(
+            path.starts_with(&format!("/v2/{CROSS_REPO}/blobs/uploads/")),
+            "upload session: {path}"
+        );
     }
 }
 
@@ -345,7 +365,9 @@ async fn push_blobs_for_manifest(reg: &Registry, data: &Data) {
 /// Pushes the push-workflow manifest under tags test0..test3, asserting 201 + Location.
 async fn push_manifest_under_tags(reg: &Registry, data: &Data) {
     for i in 0..4 {
-        let reply = reg.put_manifest(REPO, &format!("test{i}"), OCI_MANIFEST, data.manifest(Slot::Push)).await;
+        let reply = reg
+            .put_manifest(REPO, &format!("test{i}"), OCI_MANIFEST, data.manifest(Slot::Push))
+            .await;
         reply.expect_status(&[201], "PUT manifest by tag");
         reply.location();
     }
@@ -354,7 +376,9 @@ async fn push_manifest_under_tags(reg: &Registry, data: &Data) {
 #[tokio::test]
 async fn push_get_nonexistent_manifest_is_404() {
     let reg = Registry::start();
-    reg.get_manifest(REPO, NONEXISTENT_MANIFEST).await.expect_status(&[404], "GET nonexistent manifest");
+    reg.get_manifest(REPO, NONEXISTENT_MANIFEST)
+        .await
+        .expect_status(&[404], "GET nonexistent manifest");
 }
 
 #[tokio::test]
@@ -370,7 +394,8 @@ async fn push_manifest_without_layers_is_201() {
     let reg = Registry::start();
     let data = Data::new();
     push_blobs_for_manifest(&reg, &data).await;
-    let reply = reg.put_manifest(REPO, "emptylayer", OCI_MANIFEST, &data.empty_layer_manifest).await;
+    let reply =
+        reg.put_manifest(REPO, "emptylayer", OCI_MANIFEST, &data.empty_layer_manifest).await;
     reply.expect_status(&[201], "PUT manifest with no layers");
     reply.location();
 }
@@ -393,7 +418,8 @@ async fn push_teardown_deletes_manifests_then_blobs() {
     let data = Data::new();
     push_blobs_for_manifest(&reg, &data).await;
     push_manifest_under_tags(&reg, &data).await;
-    let reply = reg.put_manifest(REPO, "emptylayer", OCI_MANIFEST, &data.empty_layer_manifest).await;
+    let reply =
+        reg.put_manifest(REPO, "emptylayer", OCI_MANIFEST, &data.empty_layer_manifest).await;
     reply.expect_status(&[201], "PUT manifest with no layers");
 
     for manifest in [data.manifest(Slot::Push), &data.empty_layer_manifest[..]] {

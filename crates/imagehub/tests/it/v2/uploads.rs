@@ -17,7 +17,11 @@ async fn upload_status_is_204_with_range_location_and_uuid() {
     let reply = reg.get(&patched.location()).await;
     reply.expect_status(&[204], "GET of the upload session");
     assert_eq!(reply.header("Range").as_deref(), Some("0-29"), "Range after 30 bytes");
-    assert!(reply.header("Docker-Upload-UUID").is_some_and(|u| !u.is_empty()), "Docker-Upload-UUID; {}", reply.describe());
+    assert!(
+        reply.header("Docker-Upload-UUID").is_some_and(|u| !u.is_empty()),
+        "Docker-Upload-UUID; {}",
+        reply.describe()
+    );
     reply.location();
     assert!(reply.body.is_empty(), "204 has no body");
 }
@@ -69,7 +73,12 @@ async fn upload_patch_at_wrong_offset_is_416_with_current_range() {
 
     let reply = reg.patch_chunk(&location, 5, &data[5..15]).await;
     reply.expect_status(&[416], "PATCH starting at 5 when 10 bytes are stored");
-    assert_eq!(reply.header("Range").as_deref(), Some("0-9"), "416 reports the stored range; {}", reply.describe());
+    assert_eq!(
+        reply.header("Range").as_deref(),
+        Some("0-9"),
+        "416 reports the stored range; {}",
+        reply.describe()
+    );
 
     let reply = reg.patch_chunk(&location, 12, &data[12..20]).await;
     reply.expect_status(&[416], "PATCH leaving a gap");
@@ -106,7 +115,9 @@ async fn upload_session_is_gone_after_completion() {
     let reg = Registry::start();
     let data = random_bytes(16, 0xD0);
     let location = reg.begin_upload(REPO).await;
-    reg.put_upload(&location, &sha256_digest(&data), &data).await.expect_status(&[201], "PUT of the blob");
+    reg.put_upload(&location, &sha256_digest(&data), &data)
+        .await
+        .expect_status(&[201], "PUT of the blob");
     let reply = reg.get(&location).await;
     reply.expect_oci_error(&[404], &["BLOB_UPLOAD_UNKNOWN"], "GET of a completed upload session");
 }
