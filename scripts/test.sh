@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project: all unit and integration tests of the workspace,
-# including the real-client tests (skopeo, podman, buildah, oras-py) in
-# crates/imagehub/tests/it/realclients/.
+# Runs every check of the project: formatting (cargo fmt --check), lints (cargo clippy,
+# warnings denied), and all unit and integration tests of the workspace, including the
+# real-client tests (skopeo, podman, buildah, oras-py) in crates/imagehub/tests/it/realclients/.
 #
 # On a fresh Debian machine (as root, or with sudo) it first installs what the tests
 # need; when everything is already installed it goes straight to `cargo test`.
@@ -83,6 +83,18 @@ if ! command -v cargo >/dev/null 2>&1; then
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
 fi
+
+# The house rules: formatted as rustfmt.toml says, and no clippy warning.
+for component in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+    say "installing the $component component"
+    rustup component add "$component"
+  fi
+done
+say "checking formatting: cargo fmt --check"
+cargo fmt --all --check
+say "linting: cargo clippy --workspace --all-targets --locked -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 say "running all tests: cargo test --workspace --locked $*"
 cargo test --workspace --locked "$@"
