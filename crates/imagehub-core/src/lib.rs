@@ -24,7 +24,9 @@ pub use error::CoreError;
 pub use hub::{ImageView, SearchHit, latest_image};
 pub use imagehub_blobstore::UploadId;
 pub use imagehub_extract::{DetailSource, Details, Limits as ExtractLimits, parse_readme};
-pub use imagehub_metadata::{Referrer, RepositoryFilter, StoredManifest, Usage};
+pub use imagehub_metadata::{
+    ImageInfo, ImageRow, OrgRow, Referrer, RepositoryFilter, StoredManifest, Usage, UserRow,
+};
 pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};
 pub use registry::{BlobReader, PushedManifest, Registry};

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use imagehub_auth::Action;
 use imagehub_core::{Caller, DetailSource, Details, ImageView};
-use imagehub_metadata::{ImageInfo, ImageRow};
+use imagehub_core::{ImageInfo, ImageRow};
 use imagehub_oci::{Reference, RepoName};
 use serde_json::{Map, Value, json};
 

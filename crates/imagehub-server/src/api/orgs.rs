@@ -6,7 +6,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use imagehub_auth::{Role, Visibility};
-use imagehub_metadata::OrgRow;
+use imagehub_core::OrgRow;
 use imagehub_oci::RepoName;
 use serde::Deserialize;
 use serde_json::{Value, json};
