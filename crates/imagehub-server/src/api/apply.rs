@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::datapacks::DataPackSpec;
-use super::openapi::schema::{ErrorBody, TooManyRequests, Unauthorized};
-use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, ok_json};
+use super::{
+    ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, ErrorCode, TooManyRequests,
+    Unauthorized, ok_json,
+};
 
 pub const API_VERSION: &str = "imagehub.sealos.io/v1";
 /// Largest body `apply` reads.
@@ -152,10 +154,9 @@ pub async fn apply(
     ApiCaller(caller): ApiCaller,
     request: Request,
 ) -> ApiResult {
-    let body: Bytes =
-        axum::body::to_bytes(request.into_body(), MAX_APPLY_BYTES).await.map_err(|_| {
-            ApiV1Error::new(StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", "apply takes at most 4 MiB")
-        })?;
+    let body: Bytes = axum::body::to_bytes(request.into_body(), MAX_APPLY_BYTES)
+        .await
+        .map_err(|_| ApiV1Error::new(ErrorCode::TooLarge, "apply takes at most 4 MiB"))?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiV1Error::invalid("the body is not UTF-8 text"))?;
     let documents = parse_documents(text)?;

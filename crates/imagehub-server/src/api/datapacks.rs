@@ -16,8 +16,11 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 use utoipa::ToSchema;
 
-use super::openapi::schema::{DataPack, ErrorBody, TooManyRequests, Unauthorized};
-use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body};
+use super::openapi::schema::DataPack;
+use super::{
+    ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, ErrorCode, TooManyRequests,
+    Unauthorized, json_body,
+};
 
 /// Most names in one DataPack.
 const MAX_NAMES: usize = 500;
@@ -164,16 +167,11 @@ pub async fn get_datapack(
     headers: HeaderMap,
 ) -> ApiResult {
     let stored = state.registry.datapack(&name).await.map_err(super::internal)?;
-    let stored = stored.ok_or_else(|| {
-        ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no DataPack {name:?}"))
-    })?;
+    let stored = stored
+        .ok_or_else(|| ApiV1Error::new(ErrorCode::NotFound, format!("no DataPack {name:?}")))?;
     let spec: DataPackSpec = serde_json::from_str(&stored).map_err(|e| {
         tracing::error!(datapack = %name, error = %e, "a stored DataPack spec is unreadable");
-        ApiV1Error::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            "internal error; see the server log",
-        )
+        ApiV1Error::new(ErrorCode::Internal, "internal error; see the server log")
     })?;
     answer(&state, &caller, &name, &spec, &headers, StatusCode::OK).await
 }

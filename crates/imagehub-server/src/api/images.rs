@@ -15,10 +15,13 @@ use imagehub_oci::{Reference, RepoName};
 use serde_json::{Map, Value, json};
 
 use super::openapi::schema::{
-    ErrorBody, Image, ImageEdit, ImageList, ImagePath, IndexRun, NamespacePath, RepoPath,
-    Repository, RepositoryList, TooManyRequests, Unauthorized,
+    Image, ImageEdit, ImageList, ImagePath, IndexRun, NamespacePath, RepoPath, Repository,
+    RepositoryList,
 };
-use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, internal, json_body, ok_json, timestamp};
+use super::{
+    ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, ErrorCode, TooManyRequests,
+    Unauthorized, internal, json_body, ok_json, timestamp,
+};
 
 /// Largest README accepted at push, as for a README read from an image.
 const README_LIMIT: usize = 1 << 20;
@@ -161,8 +164,7 @@ pub async fn run_index(State(state): State<ApiState>, ApiCaller(caller): ApiCall
     if !caller.is_admin() {
         caller.require_user()?;
         return Err(ApiV1Error::new(
-            StatusCode::FORBIDDEN,
-            "DENIED",
+            ErrorCode::Denied,
             "only site admins, with their password, run the indexing queue",
         ));
     }
@@ -264,14 +266,9 @@ pub async fn put_readme(
 ) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Push).await?;
     existing_image(&state, &name, &reference).await?;
-    let body: Bytes =
-        axum::body::to_bytes(request.into_body(), README_LIMIT).await.map_err(|_| {
-            ApiV1Error::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "TOO_LARGE",
-                "a README may be at most 1 MiB",
-            )
-        })?;
+    let body: Bytes = axum::body::to_bytes(request.into_body(), README_LIMIT)
+        .await
+        .map_err(|_| ApiV1Error::new(ErrorCode::TooLarge, "a README may be at most 1 MiB"))?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiV1Error::invalid("the README is not UTF-8 text"))?;
     let readme = imagehub_core::parse_readme(text, false);
@@ -479,13 +476,9 @@ async fn existing_image(
 }
 
 fn no_image(name: &RepoName, reference: &str) -> ApiV1Error {
-    ApiV1Error::new(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-        format!("{name} has no image {reference:?}"),
-    )
-    .with_detail("repository", name.as_str())
-    .with_detail("reference", reference)
+    ApiV1Error::new(ErrorCode::NotFound, format!("{name} has no image {reference:?}"))
+        .with_detail("repository", name.as_str())
+        .with_detail("reference", reference)
 }
 
 async fn audit(state: &ApiState, caller: &Caller, action: &str, name: &RepoName, reference: &str) {

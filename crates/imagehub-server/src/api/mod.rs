@@ -12,6 +12,7 @@
 
 mod apply;
 mod datapacks;
+mod error;
 mod images;
 mod openapi;
 mod orgs;
@@ -23,122 +24,19 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
 use imagehub_auth::Action;
-use imagehub_core::{Access, AccountError, Accounts, Caller, Registry};
+use imagehub_core::{Access, Accounts, Caller, Registry};
 use imagehub_oci::RepoName;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
-use crate::auth::{Auth, CredentialError};
-
-/// An `/api/v1` error. `detail` says for programs what `message` says for people:
-/// the field at fault, the repository, the document of an apply, when to retry.
-#[derive(Debug)]
-pub struct ApiV1Error {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    detail: serde_json::Map<String, serde_json::Value>,
-    retry_after: Option<u64>,
-}
-
-impl ApiV1Error {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiV1Error {
-        ApiV1Error {
-            status,
-            code,
-            message: message.into(),
-            detail: serde_json::Map::new(),
-            retry_after: None,
-        }
-    }
-
-    pub fn invalid(message: impl Into<String>) -> ApiV1Error {
-        ApiV1Error::new(StatusCode::BAD_REQUEST, "INVALID", message)
-    }
-
-    /// A 400 about one field of the request (`spec.name`, `keywords`); the message
-    /// starts with the field.
-    pub fn invalid_field(field: &str, problem: impl std::fmt::Display) -> ApiV1Error {
-        ApiV1Error::invalid(format!("{field}: {problem}")).with_detail("field", field)
-    }
-
-    /// Adds `key` to the error's `detail` object.
-    pub fn with_detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> ApiV1Error {
-        self.detail.insert(key.to_string(), value.into());
-        self
-    }
-
-    /// The same error, its message prefixed with where it happened.
-    pub fn context(mut self, place: &str) -> ApiV1Error {
-        self.message = format!("{place}: {}", self.message);
-        self
-    }
-}
-
-impl From<AccountError> for ApiV1Error {
-    fn from(e: AccountError) -> Self {
-        let message = e.to_string();
-        let (status, code) = match &e {
-            AccountError::BadCredentials | AccountError::Unauthenticated => {
-                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
-            }
-            AccountError::TooManyAttempts { retry_after } => {
-                let secs = retry_after.as_secs().max(1);
-                let error =
-                    ApiV1Error::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message)
-                        .with_detail("retry_after_secs", secs);
-                return ApiV1Error { retry_after: Some(secs), ..error };
-            }
-            AccountError::Forbidden(_) => (StatusCode::FORBIDDEN, "DENIED"),
-            AccountError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            AccountError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
-            AccountError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID"),
-            AccountError::Webhook(_) => (StatusCode::BAD_GATEWAY, "UPSTREAM"),
-            AccountError::Setup(_) | AccountError::Metadata(_) => return internal(e),
-        };
-        ApiV1Error::new(status, code, message)
-    }
-}
-
-impl IntoResponse for ApiV1Error {
-    fn into_response(self) -> Response {
-        let detail = if self.detail.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::Value::Object(self.detail)
-        };
-        let body =
-            json!({"errors": [{"code": self.code, "message": self.message, "detail": detail}]});
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static(r#"Basic realm="imagehub""#),
-            );
-        }
-        if let Some(secs) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, secs.into());
-        }
-        response
-    }
-}
+use crate::auth::Auth;
+pub use error::{ApiV1Error, ErrorBody, ErrorCode, TooManyRequests, Unauthorized, internal};
 
 pub type ApiResult = Result<Response, ApiV1Error>;
-
-/// A failure of the server itself: logged with its cause, answered without it.
-pub fn internal(e: impl std::fmt::Display) -> ApiV1Error {
-    tracing::error!(error = %e, "management API request failed");
-    ApiV1Error::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "INTERNAL",
-        "internal error; see the server log",
-    )
-}
 
 /// What `/api/v1` handlers work with; the account routes, mounted only with accounts
 /// on, take `State<Arc<Auth>>`.
@@ -176,18 +74,6 @@ where
     }
 }
 
-impl From<CredentialError> for ApiV1Error {
-    fn from(e: CredentialError) -> Self {
-        match e {
-            CredentialError::Malformed => ApiV1Error::invalid("malformed Authorization header"),
-            CredentialError::BadToken(why) => {
-                ApiV1Error::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", why)
-            }
-            CredentialError::Account(e) => e.into(),
-        }
-    }
-}
-
 /// Checks `caller` may do `action` to `repository`, answering as `/v2` does: a read of
 /// a repository the caller may not see is the 404 of a missing one (same code, same
 /// message), and every refused write is the same 403, whether the repository exists.
@@ -202,8 +88,7 @@ pub async fn authorize(
         Access::Hidden if action == Action::Pull => Err(repository_not_found(repository)),
         Access::Hidden | Access::Denied => {
             let denied = ApiV1Error::new(
-                StatusCode::FORBIDDEN,
-                "DENIED",
+                ErrorCode::Denied,
                 format!("{} access to {repository} is denied", action.as_str()),
             );
             Err(denied
@@ -215,7 +100,7 @@ pub async fn authorize(
 
 /// The answer for a repository that does not exist, or that the caller may not see.
 pub fn repository_not_found(repository: &RepoName) -> ApiV1Error {
-    ApiV1Error::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no repository {repository}"))
+    ApiV1Error::new(ErrorCode::NotFound, format!("no repository {repository}"))
         .with_detail("repository", repository.as_str())
 }
 
@@ -302,8 +187,7 @@ const ACCOUNT_PATHS: [&str; 9] = [
 /// An account route with accounts off.
 async fn accounts_off(uri: axum::http::Uri) -> ApiV1Error {
     ApiV1Error::new(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
+        ErrorCode::NotFound,
         format!(
             "{}: accounts (users, tokens, organizations, audit) are off on this server (auth.enabled = false)",
             uri.path()

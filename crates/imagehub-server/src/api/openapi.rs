@@ -13,6 +13,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::error::{ErrorBody, ErrorCode, ErrorItem, TooManyRequests, Unauthorized};
 use schema::*;
 
 #[derive(OpenApi)]
@@ -181,7 +182,7 @@ pub async fn serve() -> impl IntoResponse {
 #[allow(dead_code)]
 pub mod schema {
     use serde::Deserialize;
-    use utoipa::{IntoParams, ToResponse, ToSchema};
+    use utoipa::{IntoParams, ToSchema};
 
     /// Path parameters of a namespace's routes.
     #[derive(IntoParams)]
@@ -230,66 +231,6 @@ pub mod schema {
         /// The user's name.
         pub user: String,
     }
-
-    /// An error answer.
-    #[derive(ToSchema)]
-    #[schema(example = json!({"errors": [{"code": "NOT_FOUND", "message": "no repository team/app", "detail": {"repository": "team/app"}}]}))]
-    pub struct ErrorBody {
-        /// Always one error.
-        pub errors: Vec<ErrorItem>,
-    }
-
-    #[derive(ToSchema)]
-    pub struct ErrorItem {
-        pub code: ErrorCode,
-        /// What went wrong, for people.
-        pub message: String,
-        /// The same for programs, or `null`: an object with, where they apply, `field`
-        /// (the field at fault: `keywords`, `spec.name`, `metadata.name`), `document` (which
-        /// document of an apply, from 1), `repository` and `reference` (what was not found
-        /// or denied), `action` (what was denied), `retry_after_secs` (with 429).
-        #[schema(required = true, value_type = Option<Object>)]
-        pub detail: Option<serde_json::Value>,
-    }
-
-    #[derive(ToSchema)]
-    #[schema(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum ErrorCode {
-        /// 400: the request is malformed (body, parameter, name, Authorization header).
-        Invalid,
-        /// 401: credentials are needed, or the ones given are wrong, expired or revoked.
-        Unauthorized,
-        /// 403: the caller may not do this.
-        Denied,
-        /// 404: no such thing, or the caller may not see it.
-        NotFound,
-        /// 409: the name is taken, the organization still has repositories, or it would lose its last owner.
-        Conflict,
-        /// 413: the body is too large.
-        TooLarge,
-        /// 429: too many failed logins; see `Retry-After`.
-        TooManyRequests,
-        /// 500: see the server log.
-        Internal,
-        /// 502: the login webhook failed.
-        Upstream,
-    }
-
-    /// Credentials are needed, or the ones given are wrong, expired or revoked.
-    #[derive(ToResponse)]
-    #[response(
-        description = "Credentials are needed, or the ones given are wrong, expired or revoked (`UNAUTHORIZED`).",
-        headers(("WWW-Authenticate" = String, description = "`Basic realm=\"imagehub\"`"))
-    )]
-    pub struct Unauthorized(pub ErrorBody);
-
-    /// Too many failed logins with this user name from this address.
-    #[derive(ToResponse)]
-    #[response(
-        description = "Too many failed logins with this user name from this client (`TOO_MANY_REQUESTS`); Basic credentials only.",
-        headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))
-    )]
-    pub struct TooManyRequests(pub ErrorBody);
 
     /// An account.
     #[derive(ToSchema)]

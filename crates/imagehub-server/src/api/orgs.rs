@@ -13,11 +13,13 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::openapi::schema::{
-    ErrorBody, MemberList, MemberPath, MemberRole, Org, OrgList, OrgPath, RepoPath,
-    RepositoryVisibility, Role as RoleSchema, TooManyRequests, Unauthorized,
-    Visibility as VisibilitySchema,
+    MemberList, MemberPath, MemberRole, Org, OrgList, OrgPath, RepoPath, RepositoryVisibility,
+    Role as RoleSchema, Visibility as VisibilitySchema,
 };
-use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, json_body, ok_json, timestamp};
+use super::{
+    ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, TooManyRequests, Unauthorized,
+    json_body, ok_json, timestamp,
+};
 use crate::auth::Auth;
 
 /// A new organization.

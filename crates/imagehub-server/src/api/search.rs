@@ -8,8 +8,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 
-use super::openapi::schema::{ErrorBody, SearchResults, TooManyRequests, Unauthorized};
-use super::{ApiCaller, ApiResult, ApiState, ApiV1Error, ok_json, timestamp};
+use super::openapi::schema::SearchResults;
+use super::{
+    ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, TooManyRequests, Unauthorized, ok_json,
+    timestamp,
+};
 
 const DEFAULT_PER_PAGE: u32 = 20;
 const MAX_PER_PAGE: u32 = 100;

@@ -12,11 +12,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use super::openapi::schema::{
-    AccessTokenList, AuditLog, CreatedAccessToken, ErrorBody, Scope, TooManyRequests, Unauthorized,
-    User,
+use super::openapi::schema::{AccessTokenList, AuditLog, CreatedAccessToken, Scope, User};
+use super::{
+    ApiCaller, ApiResult, ApiV1Error, ErrorBody, TooManyRequests, Unauthorized, json_body, ok_json,
+    timestamp,
 };
-use super::{ApiCaller, ApiResult, ApiV1Error, json_body, ok_json, timestamp};
 use crate::auth::Auth;
 
 /// A new local account.
