@@ -889,9 +889,12 @@ impl Accounts {
     }
 
     /// The organizations the caller belongs to (all of them for a site admin), with roles.
-    pub async fn orgs(&self, caller: &Caller) -> Result<Vec<(OrgRow, Option<String>)>> {
+    pub async fn orgs(&self, caller: &Caller) -> Result<Vec<(OrgRow, Option<Role>)>> {
         let me = self.account_reader(caller)?;
-        Ok(self.meta.orgs(if caller.is_admin() { None } else { Some(me.id) }).await?)
+        let orgs = self.meta.orgs(if caller.is_admin() { None } else { Some(me.id) }).await?;
+        orgs.into_iter()
+            .map(|(org, role)| Ok((org, role.as_deref().map(parse_role).transpose()?)))
+            .collect()
     }
 
     /// An organization and the caller's role in it. Members and admins see it; for

@@ -23,9 +23,12 @@ pub use accounts::{
 pub use error::CoreError;
 pub use hub::{ImageView, SearchHit, latest_image};
 pub use imagehub_blobstore::UploadId;
-pub use imagehub_extract::{DetailSource, Details, Limits as ExtractLimits, parse_readme};
+pub use imagehub_extract::{
+    DetailSource, Details, DetailsEdit, Limits as ExtractLimits, parse_readme,
+};
 pub use imagehub_metadata::{
-    ImageInfo, ImageRow, OrgRow, Referrer, RepositoryFilter, StoredManifest, Usage, UserRow,
+    AuditEvent, ImageInfo, ImageRow, MemberRow, OrgRow, Referrer, RepositoryFilter, StoredManifest,
+    Usage, UserRow,
 };
 pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};

@@ -52,6 +52,22 @@ pub struct Details {
     pub licenses: Option<String>,
 }
 
+/// A change to a user's edit: for each field, `None` leaves it as it was, `Some(None)`
+/// stops editing it (the README or labels show through again), `Some(Some(v))` sets it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetailsEdit {
+    pub docs: Option<Option<String>>,
+    pub keywords: Option<Option<Vec<String>>>,
+    pub icon: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+    pub url: Option<Option<String>>,
+    pub documentation: Option<Option<String>>,
+    pub source: Option<Option<String>>,
+    pub title: Option<Option<String>>,
+    pub vendor: Option<Option<String>>,
+    pub licenses: Option<Option<String>>,
+}
+
 /// A detail a user may not set as given: which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
@@ -82,6 +98,28 @@ impl Details {
 
     pub fn is_empty(&self) -> bool {
         *self == Details::default()
+    }
+
+    /// These details (a user's earlier edit) with `edit` applied, field by field.
+    pub fn edited(self, edit: DetailsEdit) -> Details {
+        fn apply<T>(current: Option<T>, change: Option<Option<T>>) -> Option<T> {
+            match change {
+                None => current,
+                Some(new) => new,
+            }
+        }
+        Details {
+            docs: apply(self.docs, edit.docs),
+            keywords: apply(self.keywords, edit.keywords),
+            icon: apply(self.icon, edit.icon),
+            description: apply(self.description, edit.description),
+            url: apply(self.url, edit.url),
+            documentation: apply(self.documentation, edit.documentation),
+            source: apply(self.source, edit.source),
+            title: apply(self.title, edit.title),
+            vendor: apply(self.vendor, edit.vendor),
+            licenses: apply(self.licenses, edit.licenses),
+        }
     }
 
     /// Checks what users may set: URLs are http(s), keywords and texts are bounded.
@@ -329,6 +367,30 @@ mod tests {
             dropped.len() <= MAX_KEYWORDS + 10,
             "the record of what was dropped is bounded: {}",
             dropped.len()
+        );
+    }
+
+    #[test]
+    fn an_edit_sets_clears_and_keeps_fields() {
+        let earlier = Details {
+            description: Some("old".into()),
+            url: Some("https://a".into()),
+            ..Details::default()
+        };
+        let edit = DetailsEdit {
+            description: Some(Some("new".into())),
+            url: Some(None),
+            keywords: Some(Some(vec!["db".into()])),
+            ..DetailsEdit::default()
+        };
+        let edited = earlier.clone().edited(edit);
+        assert_eq!(edited.description.as_deref(), Some("new"));
+        assert_eq!(edited.url, None);
+        assert_eq!(edited.keywords, Some(vec!["db".into()]));
+        assert_eq!(
+            earlier.clone().edited(DetailsEdit::default()),
+            earlier,
+            "an empty edit changes nothing"
         );
     }
 

@@ -14,7 +14,7 @@ mod readme;
 mod tar_walk;
 
 pub use budget::{Budget, LimitExceeded, Limits};
-pub use details::{DetailSource, Details, InvalidDetail, details_from_labels};
+pub use details::{DetailSource, Details, DetailsEdit, InvalidDetail, details_from_labels};
 pub use front_matter::{Readme, parse_readme};
 pub use layer::{Compression, LayerError};
 pub use readme::{Layer, MAX_README_BYTES, ReadmeSearch, find_readme};

@@ -16,12 +16,13 @@ use imagehub_auth::{Action, Visibility};
 use imagehub_core::{Caller, DetailSource, Details};
 use imagehub_oci::{RepoName, Tag};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::datapacks::DataPackSpec;
+use super::views::{Applied, AppliedDocument, ApplyResult};
 use super::{
     ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, ErrorCode, TooManyRequests,
-    Unauthorized, ok_json,
+    Unauthorized, ok,
 };
 
 pub const API_VERSION: &str = "imagehub.sealos.io/v1";
@@ -139,7 +140,7 @@ struct OrganizationSpec {
                    checked before any is applied.",
     request_body(content = String, content_type = "application/yaml", description = "One or more manifest documents."),
     responses(
-        (status = 200, description = "What each document did: `created`, `configured` or `unchanged`.", body = Value),
+        (status = 200, description = "What each document did, in order.", body = Applied),
         (status = 400, description = "A document is invalid; the message names the document and the field.", body = ErrorBody),
         (status = 401, response = Unauthorized),
         (status = 403, description = "The caller may not change what a document describes.", body = ErrorBody),
@@ -170,7 +171,7 @@ pub async fn apply(
     for document in checked {
         results.push(apply_one(&state, &caller, document).await?);
     }
-    ok_json(StatusCode::OK, json!({"applied": results}))
+    ok(StatusCode::OK, Applied { applied: results })
 }
 
 /// A document that passed every check, ready to apply.
@@ -315,7 +316,7 @@ async fn apply_one(
     state: &ApiState,
     caller: &Caller,
     document: Checked,
-) -> Result<Value, ApiV1Error> {
+) -> Result<AppliedDocument, ApiV1Error> {
     match document {
         Checked::Image { name, repository, tag, details } => {
             let current = state
@@ -332,18 +333,15 @@ async fn apply_one(
                     .await
                     .map_err(super::internal)?;
             }
-            Ok(
-                json!({"kind": "Image", "name": name, "result": if unchanged { "unchanged" } else { "configured" }}),
-            )
+            Ok(AppliedDocument { kind: "Image", name, result: ApplyResult::changed(!unchanged) })
         }
         Checked::Repository { name, visibility } => {
             let current = state.accounts.visibility_of(&name).await?;
             if current != visibility {
                 state.accounts.set_visibility(caller, &name, visibility).await?;
             }
-            Ok(
-                json!({"kind": "Repository", "name": name.as_str(), "result": if current == visibility { "unchanged" } else { "configured" }}),
-            )
+            let result = ApplyResult::changed(current != visibility);
+            Ok(AppliedDocument { kind: "Repository", name: name.to_string(), result })
         }
         Checked::Organization { spec } => {
             let existing = match state.accounts.org(caller, &spec.name).await {
@@ -363,7 +361,7 @@ async fn apply_one(
                             spec.description.as_deref().unwrap_or(""),
                         )
                         .await?;
-                    "created"
+                    ApplyResult::Created
                 }
                 Some(org) => {
                     let same_visibility = spec
@@ -372,7 +370,7 @@ async fn apply_one(
                     let same_description =
                         spec.description.as_ref().is_none_or(|d| *d == org.description);
                     if same_visibility && same_description {
-                        "unchanged"
+                        ApplyResult::Unchanged
                     } else {
                         state
                             .accounts
@@ -383,15 +381,15 @@ async fn apply_one(
                                 spec.description.as_deref(),
                             )
                             .await?;
-                        "configured"
+                        ApplyResult::Configured
                     }
                 }
             };
-            Ok(json!({"kind": "Organization", "name": spec.name, "result": result}))
+            Ok(AppliedDocument { kind: "Organization", name: spec.name, result })
         }
         Checked::DataPack { spec } => {
             let name = super::datapacks::store(state, &spec).await?;
-            Ok(json!({"kind": "DataPack", "name": name, "result": "configured"}))
+            Ok(AppliedDocument { kind: "DataPack", name, result: ApplyResult::Configured })
         }
     }
 }

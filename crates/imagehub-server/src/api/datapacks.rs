@@ -12,11 +12,11 @@ use imagehub_auth::Action;
 use imagehub_core::Caller;
 use imagehub_oci::{Digest, RepoName, Tag};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::Digest as _;
 use utoipa::ToSchema;
 
-use super::openapi::schema::DataPack;
+use super::views::{DataPack, DataPackImage, PackKind};
 use super::{
     ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, ErrorCode, TooManyRequests,
     Unauthorized, json_body,
@@ -36,14 +36,6 @@ pub struct DataPackSpec {
     /// 1 to 500 image names: `org/repo:tag`, `org/repo@digest`, or `org/repo` for its latest image.
     #[schema(min_items = 1, max_items = 500)]
     names: Vec<String>,
-}
-
-/// The kind of info a DataPack holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-enum PackKind {
-    Base,
-    Detail,
 }
 
 impl DataPackSpec {
@@ -193,14 +185,14 @@ async fn answer(
             None => unknown.push(image_name.clone()),
         }
     }
-    let body = json!({
-        "apiVersion": "imagehub.sealos.io/v1",
-        "kind": "DataPack",
-        "name": name,
-        "type": spec.kind,
-        "images": images,
-        "unknown": unknown,
-    });
+    let body = DataPack {
+        api_version: "imagehub.sealos.io/v1",
+        kind: "DataPack",
+        name: name.to_string(),
+        info: spec.kind,
+        images,
+        unknown,
+    };
     let bytes = serde_json::to_vec(&body).expect("JSON serialises");
     let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&bytes))[..32]);
     let matches =
@@ -224,7 +216,7 @@ async fn image_info(
     caller: &Caller,
     name: &str,
     kind: PackKind,
-) -> Result<Option<Value>, ApiV1Error> {
+) -> Result<Option<DataPackImage>, ApiV1Error> {
     let (repository, reference) = parse_image_name(name)?;
     let actions = state.accounts.repository_actions(caller, &repository).await?;
     if !actions.contains(Action::Pull) {
@@ -237,13 +229,7 @@ async fn image_info(
         None => state.registry.latest_image(&repository).await.map_err(super::internal)?,
     };
     let Some(image) = image else { return Ok(None) };
-    let mut value = super::images::base_info(&image.row, name);
-    if kind == PackKind::Detail {
-        let mut details = serde_json::to_value(&image.details).unwrap_or_else(|_| json!({}));
-        details["id"] = image.row.info.as_ref().and_then(|i| i.config_digest.clone()).into();
-        value["details"] = details;
-    }
-    Ok(Some(value))
+    Ok(Some(DataPackImage::new(name, &image, kind)))
 }
 
 #[cfg(test)]

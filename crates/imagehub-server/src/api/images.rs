@@ -9,18 +9,18 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use imagehub_auth::Action;
-use imagehub_core::{Caller, DetailSource, Details, ImageView};
-use imagehub_core::{ImageInfo, ImageRow};
+use imagehub_core::{Caller, DetailSource, Details, DetailsEdit, ImageView};
 use imagehub_oci::{Reference, RepoName};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use super::openapi::schema::{
-    Image, ImageEdit, ImageList, ImagePath, IndexRun, NamespacePath, RepoPath, Repository,
-    RepositoryList,
-};
+use super::double_option;
+use super::params::{ImagePath, NamespacePath, RepoPath};
+use super::views::{Detail, Image, ImageList, IndexRun, Repository, RepositoryList};
 use super::{
     ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, ErrorCode, TooManyRequests,
-    Unauthorized, internal, json_body, ok_json, timestamp,
+    Unauthorized, internal, json_body, ok,
 };
 
 /// Largest README accepted at push, as for a README read from an image.
@@ -61,7 +61,7 @@ const EDITABLE: [&str; 10] = [
 pub async fn list_images(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
-    Path((org, repo)): Path<(String, String)>,
+    Path(RepoPath { org, repo }): Path<RepoPath>,
     query: Result<Query<ImagesQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(query) = query.map_err(|e| ApiV1Error::invalid(e.body_text()))?;
@@ -92,11 +92,12 @@ pub async fn list_images(
         query.per_page.unwrap_or(DEFAULT_IMAGES_PER_PAGE).clamp(1, MAX_IMAGES_PER_PAGE) as usize;
     let mut listed = Vec::new();
     for image in images.iter().skip((page - 1).saturating_mul(per_page)).take(per_page) {
-        listed.push(image_json(&state, &name, image, false).await?);
+        listed.push(image_view(&state, &name, image, Detail::Summary).await?);
     }
-    ok_json(
+    let (total, page, per_page) = (total as u64, page as u64, per_page as u64);
+    ok(
         StatusCode::OK,
-        json!({"repository": name.as_str(), "total": total, "page": page, "per_page": per_page, "images": listed}),
+        ImageList { repository: name.to_string(), total, page, per_page, images: listed },
     )
 }
 
@@ -135,11 +136,11 @@ pub struct ImagesQuery {
 pub async fn get_image(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
-    Path((org, repo, reference)): Path<(String, String, String)>,
+    Path(ImagePath { org, repo, reference }): Path<ImagePath>,
 ) -> ApiResult {
     let name = readable_repository(&state, &caller, &org, &repo).await?;
     let image = existing_image(&state, &name, &reference).await?;
-    ok_json(StatusCode::OK, image_json(&state, &name, &image, true).await?)
+    ok(StatusCode::OK, image_view(&state, &name, &image, Detail::Full).await?)
 }
 
 /// `POST /api/v1/admin/index`: runs the indexing jobs that are due and answers when they
@@ -170,7 +171,7 @@ pub async fn run_index(State(state): State<ApiState>, ApiCaller(caller): ApiCall
     }
     let ran = state.registry.run_index_jobs().await.map_err(internal)?;
     let pending = state.registry.pending_index_jobs().await.map_err(internal)?;
-    ok_json(StatusCode::OK, json!({"ran": ran, "pending": pending}))
+    ok(StatusCode::OK, IndexRun { ran: ran as u64, pending })
 }
 
 /// `PATCH …/images/{ref}`: a user's edit of the details, the strongest source. Fields
@@ -199,7 +200,7 @@ pub async fn run_index(State(state): State<ApiState>, ApiCaller(caller): ApiCall
 pub async fn edit_image(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
-    Path((org, repo, reference)): Path<(String, String, String)>,
+    Path(ImagePath { org, repo, reference }): Path<ImagePath>,
     request: Request,
 ) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Push).await?;
@@ -211,6 +212,8 @@ pub async fn edit_image(
         ))
         .with_detail("field", unknown.as_str()));
     }
+    let change: ImageEdit = serde_json::from_value(Value::Object(patch))
+        .map_err(|e| ApiV1Error::invalid(format!("invalid details: {e}")))?;
     existing_image(&state, &name, &reference).await?;
     let current = state
         .registry
@@ -218,19 +221,7 @@ pub async fn edit_image(
         .await
         .map_err(internal)?
         .unwrap_or_default();
-    let mut merged = match serde_json::to_value(&current) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    for (key, value) in patch {
-        if value.is_null() {
-            merged.remove(&key);
-        } else {
-            merged.insert(key, value);
-        }
-    }
-    let edit: Details = serde_json::from_value(Value::Object(merged))
-        .map_err(|e| ApiV1Error::invalid(format!("invalid details: {e}")))?;
+    let edit = current.edited(change.into());
     edit.validate().map_err(|e| ApiV1Error::invalid_field(e.field, e.problem))?;
     store_user_details(&state, &caller, &name, &reference, DetailSource::Edit, &edit).await
 }
@@ -261,7 +252,7 @@ pub async fn edit_image(
 pub async fn put_readme(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
-    Path((org, repo, reference)): Path<(String, String, String)>,
+    Path(ImagePath { org, repo, reference }): Path<ImagePath>,
     request: Request,
 ) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Push).await?;
@@ -303,7 +294,7 @@ async fn store_user_details(
     let action = if source == DetailSource::Edit { "image.edit" } else { "image.readme" };
     audit(state, caller, action, name, reference).await;
     let image = existing_image(state, name, reference).await?;
-    ok_json(StatusCode::OK, image_json(state, name, &image, true).await?)
+    ok(StatusCode::OK, image_view(state, name, &image, Detail::Full).await?)
 }
 
 /// `DELETE …/images/{ref}`: a tag, or a manifest with its tags. Needs delete.
@@ -327,7 +318,7 @@ async fn store_user_details(
 pub async fn delete_image(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
-    Path((org, repo, reference)): Path<(String, String, String)>,
+    Path(ImagePath { org, repo, reference }): Path<ImagePath>,
 ) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Delete).await?;
     let parsed: Reference = reference
@@ -368,16 +359,16 @@ pub async fn delete_image(
 pub async fn list_repositories(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
-    Path(org): Path<String>,
+    Path(NamespacePath { org }): Path<NamespacePath>,
 ) -> ApiResult {
     let filter = state.accounts.catalog_filter(&caller).await?;
     let names = state.registry.repositories_in(&org, filter.as_ref()).await.map_err(internal)?;
     let mut repositories = Vec::with_capacity(names.len());
     for name in names {
         let Ok(repository) = name.parse::<RepoName>() else { continue };
-        repositories.push(repository_json(&state, &repository).await?);
+        repositories.push(repository_view(&state, &repository).await?);
     }
-    ok_json(StatusCode::OK, json!({"namespace": org, "repositories": repositories}))
+    ok(StatusCode::OK, RepositoryList { namespace: org, repositories })
 }
 
 /// `GET /api/v1/orgs/{org}/repos/{repo}`.
@@ -400,14 +391,14 @@ pub async fn list_repositories(
 pub async fn get_repository(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
-    Path((org, repo)): Path<(String, String)>,
+    Path(RepoPath { org, repo }): Path<RepoPath>,
 ) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Pull).await?;
-    let value = repository_json(&state, &name).await?;
-    if value["images"] == 0 {
+    let repository = repository_view(&state, &name).await?;
+    if repository.images == 0 {
         return Err(super::repository_not_found(&name));
     }
-    ok_json(StatusCode::OK, value)
+    ok(StatusCode::OK, repository)
 }
 
 /// `DELETE /api/v1/orgs/{org}/repos/{repo}`: every tag and manifest (blobs go to GC).
@@ -431,7 +422,7 @@ pub async fn get_repository(
 pub async fn delete_repository(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
-    Path((org, repo)): Path<(String, String)>,
+    Path(RepoPath { org, repo }): Path<RepoPath>,
 ) -> ApiResult {
     let name = repository_for(&state, &caller, &org, &repo, Action::Delete).await?;
     if !state.registry.delete_repository(&name).await.map_err(internal)? {
@@ -441,23 +432,20 @@ pub async fn delete_repository(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn repository_json(state: &ApiState, name: &RepoName) -> Result<Value, ApiV1Error> {
+async fn repository_view(state: &ApiState, name: &RepoName) -> Result<Repository, ApiV1Error> {
     let images = state.registry.images(name).await.map_err(internal)?;
-    let latest = imagehub_core::latest_image(&images);
-    let visibility = state.accounts.visibility_of(name).await?;
-    let latest = match latest {
-        Some(l) => Some(image_json(state, name, l, false).await?),
+    let latest = match imagehub_core::latest_image(&images) {
+        Some(latest) => Some(image_view(state, name, latest, Detail::Summary).await?),
         None => None,
     };
-    let description = state.accounts.repository_description(name).await?;
-    Ok(json!({
-        "name": name.as_str(),
-        "visibility": visibility.as_str(),
-        "description": description,
-        "images": images.len(),
-        "pull_count": state.registry.pull_count(name, None).await.map_err(internal)?,
-        "latest": latest,
-    }))
+    Ok(Repository {
+        name: name.to_string(),
+        visibility: state.accounts.visibility_of(name).await?.into(),
+        description: state.accounts.repository_description(name).await?,
+        images: images.len() as u64,
+        pull_count: state.registry.pull_count(name, None).await.map_err(internal)?,
+        latest,
+    })
 }
 
 async fn existing_image(
@@ -513,57 +501,74 @@ async fn readable_repository(
     repository_for(state, caller, org, repo, Action::Pull).await
 }
 
-/// Base info, detail info and pulls; `full` adds the docs and where each came from.
-async fn image_json(
+/// An image of `name` with its pulls.
+async fn image_view(
     state: &ApiState,
     name: &RepoName,
     image: &ImageView,
-    full: bool,
-) -> Result<Value, ApiV1Error> {
+    detail: Detail,
+) -> Result<Image, ApiV1Error> {
     let pulls = state.registry.pull_count(name, Some(&image.row.digest)).await.map_err(internal)?;
-    let row = &image.row;
-    let reference = row.tag.clone().unwrap_or_else(|| row.digest.clone());
-    let separator = if row.tag.is_some() { ':' } else { '@' };
-    let info = row.info.as_ref();
-    let mut value = base_info(row, &format!("{name}{separator}{reference}"));
-    let mut details = serde_json::to_value(&image.details).unwrap_or_else(|_| json!({}));
-    if !full && let Some(map) = details.as_object_mut() {
-        map.remove("docs");
-    }
-    details["id"] = info.and_then(|i| i.config_digest.clone()).into();
-    details["arch"] = value["platforms"]
-        .as_array()
-        .map(|p| p.iter().filter_map(|x| x["architecture"].as_str()).collect::<Vec<_>>())
-        .into();
-    value["tag"] = row.tag.clone().into();
-    value["pull_count"] = pulls.into();
-    value["indexed"] = info.is_some().into();
-    value["index_error"] = info.and_then(|i| i.error.clone()).into();
-    value["details"] = details;
-    if full {
-        value["detail_sources"] =
-            image.sources.iter().map(|s| s.as_str()).collect::<Vec<_>>().into();
-    }
-    Ok(value)
+    Ok(Image::new(name.as_str(), image, pulls, detail))
 }
 
-/// An image's base info under `name`: digest, media type, platforms, size, created,
-/// pushed at and by.
-pub(super) fn base_info(row: &ImageRow, name: &str) -> Value {
-    let info = row.info.as_ref();
-    json!({
-        "name": name,
-        "digest": row.digest,
-        "media_type": row.media_type,
-        "platforms": platforms(info),
-        "size": info.and_then(|i| i.size),
-        "created": info.and_then(|i| i.created.clone()),
-        "pushed_at": timestamp(row.pushed_at),
-        "pushed_by": row.pushed_by,
-    })
+/// A user's edit of an image's details. Fields given replace those of earlier edits; a
+/// field given as `null` is no longer edited.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageEdit {
+    /// Markdown.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    docs: Option<Option<String>>,
+    /// At most 20, each 1 to 50 characters.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
+    keywords: Option<Option<Vec<String>>>,
+    /// An http(s) URL.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    icon: Option<Option<String>>,
+    /// At most 1000 characters.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+    /// An http(s) URL.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    url: Option<Option<String>>,
+    /// An http(s) URL.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    documentation: Option<Option<String>>,
+    /// An http(s) URL.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    source: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    title: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    vendor: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    licenses: Option<Option<String>>,
 }
 
-/// The platforms indexing found, as JSON (`[]` before indexing).
-pub(super) fn platforms(info: Option<&ImageInfo>) -> Value {
-    info.and_then(|i| serde_json::from_str(&i.platforms_json).ok()).unwrap_or_else(|| json!([]))
+impl From<ImageEdit> for DetailsEdit {
+    fn from(e: ImageEdit) -> DetailsEdit {
+        DetailsEdit {
+            docs: e.docs,
+            keywords: e.keywords,
+            icon: e.icon,
+            description: e.description,
+            url: e.url,
+            documentation: e.documentation,
+            source: e.source,
+            title: e.title,
+            vendor: e.vendor,
+            licenses: e.licenses,
+        }
+    }
 }

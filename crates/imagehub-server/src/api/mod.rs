@@ -16,8 +16,10 @@ mod error;
 mod images;
 mod openapi;
 mod orgs;
+pub mod params;
 mod search;
 mod users;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -120,7 +122,8 @@ pub async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiV1
     })
 }
 
-pub fn ok_json(status: StatusCode, value: serde_json::Value) -> ApiResult {
+/// An answer: `value` as JSON with `status`.
+pub fn ok<T: serde::Serialize>(status: StatusCode, value: T) -> ApiResult {
     Ok((status, axum::Json(value)).into_response())
 }
 
@@ -201,4 +204,16 @@ pub fn timestamp(secs: i64) -> String {
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
+}
+
+/// Tells "absent" from "null" in request fields that can be cleared: `None` when the
+/// field is absent, `Some(None)` when it is `null`.
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
 }

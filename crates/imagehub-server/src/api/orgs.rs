@@ -5,20 +5,17 @@ use std::sync::Arc;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use imagehub_auth::{Role, Visibility};
-use imagehub_core::OrgRow;
 use imagehub_oci::RepoName;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::openapi::schema::{
-    MemberList, MemberPath, MemberRole, Org, OrgList, OrgPath, RepoPath, RepositoryVisibility,
-    Role as RoleSchema, Visibility as VisibilitySchema,
+use super::params::{MemberPath, OrgPath, RepoPath};
+use super::views::{
+    Member, MemberList, MemberRole, Org, OrgList, RepositorySettings, Role, Visibility,
 };
 use super::{
     ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, TooManyRequests, Unauthorized,
-    json_body, ok_json, timestamp,
+    json_body, ok,
 };
 use crate::auth::Auth;
 
@@ -30,8 +27,7 @@ pub struct NewOrg {
     name: String,
     /// The visibility of repositories created in it; `private` by default.
     #[serde(default)]
-    #[schema(value_type = Option<VisibilitySchema>)]
-    default_visibility: Option<String>,
+    default_visibility: Option<Visibility>,
     #[serde(default)]
     description: Option<String>,
 }
@@ -60,12 +56,12 @@ pub async fn create_org(
     request: Request,
 ) -> ApiResult {
     let body: NewOrg = json_body(request).await?;
-    let visibility = parse_visibility(body.default_visibility.as_deref().unwrap_or("private"))?;
+    let visibility = body.default_visibility.unwrap_or(Visibility::Private).into();
     let org = auth
         .accounts
         .create_org(&caller, &body.name, visibility, body.description.as_deref().unwrap_or(""))
         .await?;
-    ok_json(StatusCode::CREATED, org_json(&org, Some(Role::Owner.as_str())))
+    ok(StatusCode::CREATED, Org::new(&org, Some(imagehub_auth::Role::Owner))?)
 }
 
 /// `GET /api/v1/orgs`: the caller's organizations (all, for a site admin).
@@ -85,10 +81,8 @@ pub async fn create_org(
 )]
 pub async fn list_orgs(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller) -> ApiResult {
     let orgs = auth.accounts.orgs(&caller).await?;
-    ok_json(
-        StatusCode::OK,
-        json!({"orgs": orgs.iter().map(|(o, r)| org_json(o, r.as_deref())).collect::<Vec<_>>()}),
-    )
+    let orgs = orgs.iter().map(|(org, role)| Org::new(org, *role)).collect::<Result<_, _>>()?;
+    ok(StatusCode::OK, OrgList { orgs })
 }
 
 /// `GET /api/v1/orgs/{org}`.
@@ -111,10 +105,10 @@ pub async fn list_orgs(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCall
 pub async fn get_org(
     State(auth): State<Arc<Auth>>,
     ApiCaller(caller): ApiCaller,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
 ) -> ApiResult {
     let (row, role) = auth.accounts.org(&caller, &org).await?;
-    ok_json(StatusCode::OK, org_json(&row, role.map(Role::as_str)))
+    ok(StatusCode::OK, Org::new(&row, role)?)
 }
 
 /// Changes to an organization; fields left out stay as they are.
@@ -123,8 +117,7 @@ pub async fn get_org(
 pub struct OrgChange {
     /// The visibility of repositories created from now on.
     #[serde(default)]
-    #[schema(value_type = Option<VisibilitySchema>)]
-    default_visibility: Option<String>,
+    default_visibility: Option<Visibility>,
     #[serde(default)]
     description: Option<String>,
 }
@@ -153,14 +146,14 @@ pub struct OrgChange {
 pub async fn update_org(
     State(auth): State<Arc<Auth>>,
     ApiCaller(caller): ApiCaller,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     request: Request,
 ) -> ApiResult {
     let body: OrgChange = json_body(request).await?;
-    let visibility = body.default_visibility.as_deref().map(parse_visibility).transpose()?;
+    let visibility = body.default_visibility.map(Into::into);
     auth.accounts.update_org(&caller, &org, visibility, body.description.as_deref()).await?;
     let (row, role) = auth.accounts.org(&caller, &org).await?;
-    ok_json(StatusCode::OK, org_json(&row, role.map(Role::as_str)))
+    ok(StatusCode::OK, Org::new(&row, role)?)
 }
 
 /// `DELETE /api/v1/orgs/{org}`: only an organization without repositories.
@@ -187,7 +180,7 @@ pub async fn update_org(
 pub async fn delete_org(
     State(auth): State<Arc<Auth>>,
     ApiCaller(caller): ApiCaller,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
 ) -> ApiResult {
     auth.accounts.delete_org(&caller, &org).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -213,22 +206,18 @@ pub async fn delete_org(
 pub async fn list_members(
     State(auth): State<Arc<Auth>>,
     ApiCaller(caller): ApiCaller,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
 ) -> ApiResult {
     let members = auth.accounts.members(&caller, &org).await?;
-    let members: Vec<Value> = members
-        .iter()
-        .map(|m| json!({"user": m.user, "role": m.role, "added_at": timestamp(m.added_at)}))
-        .collect();
-    ok_json(StatusCode::OK, json!({"members": members}))
+    let members = members.iter().map(Member::new).collect::<Result<_, _>>()?;
+    ok(StatusCode::OK, MemberList { members })
 }
 
 /// A member's role.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
-    #[schema(value_type = RoleSchema)]
-    role: String,
+    role: Role,
 }
 
 /// `PUT /api/v1/orgs/{org}/members/{user}` with `{"role": …}`: add or change a member.
@@ -256,13 +245,12 @@ pub struct Membership {
 pub async fn set_member(
     State(auth): State<Arc<Auth>>,
     ApiCaller(caller): ApiCaller,
-    Path((org, user)): Path<(String, String)>,
+    Path(MemberPath { org, user }): Path<MemberPath>,
     request: Request,
 ) -> ApiResult {
     let body: Membership = json_body(request).await?;
-    let role: Role = body.role.parse().map_err(ApiV1Error::invalid)?;
-    auth.accounts.set_member(&caller, &org, &user, role).await?;
-    ok_json(StatusCode::OK, json!({"user": user, "role": role.as_str()}))
+    auth.accounts.set_member(&caller, &org, &user, body.role.into()).await?;
+    ok(StatusCode::OK, MemberRole { user, role: body.role })
 }
 
 /// `DELETE /api/v1/orgs/{org}/members/{user}`.
@@ -290,7 +278,7 @@ pub async fn set_member(
 pub async fn remove_member(
     State(auth): State<Arc<Auth>>,
     ApiCaller(caller): ApiCaller,
-    Path((org, user)): Path<(String, String)>,
+    Path(MemberPath { org, user }): Path<MemberPath>,
 ) -> ApiResult {
     auth.accounts.remove_member(&caller, &org, &user).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -301,8 +289,7 @@ pub async fn remove_member(
 #[serde(deny_unknown_fields)]
 pub struct RepoChange {
     #[serde(default)]
-    #[schema(value_type = Option<VisibilitySchema>)]
-    visibility: Option<String>,
+    visibility: Option<Visibility>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable)]
     description: Option<Option<String>>,
@@ -326,7 +313,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     params(RepoPath),
     request_body = RepoChange,
     responses(
-        (status = 200, description = "The settings as now set.", body = RepositoryVisibility),
+        (status = 200, description = "The settings as now set.", body = RepositorySettings),
         (status = 400, description = "Invalid body, visibility or repository name, or a malformed Authorization header.", body = ErrorBody),
         (status = 401, response = Unauthorized),
         (status = 403, description = "The caller does not own the namespace, or used a token instead of the password.", body = ErrorBody),
@@ -337,14 +324,14 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 pub async fn update_repo(
     State(state): State<ApiState>,
     ApiCaller(caller): ApiCaller,
-    Path((org, repo)): Path<(String, String)>,
+    Path(RepoPath { org, repo }): Path<RepoPath>,
     request: Request,
 ) -> ApiResult {
     let body: RepoChange = json_body(request).await?;
     if body.visibility.is_none() && body.description.is_none() {
         return Err(ApiV1Error::invalid("give visibility or description"));
     }
-    let visibility = body.visibility.as_deref().map(parse_visibility).transpose()?;
+    let visibility = body.visibility.map(imagehub_auth::Visibility::from);
     let name: RepoName = format!("{org}/{repo}")
         .parse()
         .map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid(e.to_string()))?;
@@ -356,22 +343,8 @@ pub async fn update_repo(
     }
     let visibility = state.accounts.visibility_of(&name).await?;
     let description = state.accounts.repository_description(&name).await?;
-    ok_json(
+    ok(
         StatusCode::OK,
-        json!({"name": name.as_str(), "visibility": visibility.as_str(), "description": description}),
+        RepositorySettings { name: name.to_string(), visibility: visibility.into(), description },
     )
-}
-
-fn parse_visibility(s: &str) -> Result<Visibility, ApiV1Error> {
-    s.parse().map_err(ApiV1Error::invalid)
-}
-
-fn org_json(org: &OrgRow, role: Option<&str>) -> Value {
-    json!({
-        "name": org.name,
-        "default_visibility": org.default_visibility,
-        "description": org.description,
-        "created_at": timestamp(org.created_at),
-        "role": role,
-    })
 }

@@ -5,13 +5,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa::IntoParams;
 
-use super::openapi::schema::SearchResults;
+use super::views::{SearchResult, SearchResults};
 use super::{
-    ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, TooManyRequests, Unauthorized, ok_json,
-    timestamp,
+    ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, TooManyRequests, Unauthorized, ok,
 };
 
 const DEFAULT_PER_PAGE: u32 = 20;
@@ -68,26 +66,6 @@ pub async fn search(
         .search(&query.q, filter.as_ref(), page, per_page)
         .await
         .map_err(super::internal)?;
-    let mut results: Vec<Value> = Vec::with_capacity(hits.len());
-    for hit in &hits {
-        results.push({
-            let latest = hit.latest.as_ref();
-            let details = latest.map(|l| &l.details);
-            let info = latest.and_then(|l| l.row.info.as_ref());
-            json!({
-                "name": hit.repository,
-                "description": details.and_then(|d| d.description.clone()),
-                "keywords": details.and_then(|d| d.keywords.clone()).unwrap_or_default(),
-                "icon": details.and_then(|d| d.icon.clone()),
-                "latest_tag": latest.and_then(|l| l.row.tag.clone()),
-                "platforms": super::images::platforms(info),
-                "pushed_at": latest.map(|l| timestamp(l.row.pushed_at)),
-                "pull_count": hit.pulls,
-            })
-        });
-    }
-    ok_json(
-        StatusCode::OK,
-        json!({"query": query.q, "page": page, "per_page": per_page, "total": total, "results": results}),
-    )
+    let results = hits.iter().map(SearchResult::from).collect();
+    ok(StatusCode::OK, SearchResults { query: query.q, page, per_page, total, results })
 }

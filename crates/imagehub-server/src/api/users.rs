@@ -6,16 +6,15 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use imagehub_auth::Actions;
-use imagehub_core::UserRow;
-use imagehub_core::accounts::AccessTokenInfo;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use super::openapi::schema::{AccessTokenList, AuditLog, CreatedAccessToken, Scope, User};
+use super::double_option;
+use super::views::{
+    AccessToken, AccessTokenList, AuditEvent, AuditLog, CreatedAccessToken, Scope, User,
+};
 use super::{
-    ApiCaller, ApiResult, ApiV1Error, ErrorBody, TooManyRequests, Unauthorized, json_body, ok_json,
-    timestamp,
+    ApiCaller, ApiResult, ApiV1Error, ErrorBody, TooManyRequests, Unauthorized, json_body, ok,
 };
 use crate::auth::Auth;
 
@@ -59,7 +58,7 @@ pub async fn create_user(
         .accounts
         .create_user(&caller, &body.name, body.email.as_deref(), &body.password)
         .await?;
-    ok_json(StatusCode::CREATED, user_json(&user))
+    ok(StatusCode::CREATED, User::from(&user))
 }
 
 /// `GET /api/v1/user`: who the credentials belong to.
@@ -79,7 +78,7 @@ pub async fn create_user(
 )]
 pub async fn get_user(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller) -> ApiResult {
     let user = auth.accounts.user(&caller).await?;
-    ok_json(StatusCode::OK, user_json(&user))
+    ok(StatusCode::OK, User::from(&user))
 }
 
 /// Changes to the caller's account; fields left out stay as they are.
@@ -122,7 +121,7 @@ pub async fn update_user(
     let body: UserChange = json_body(request).await?;
     let email = body.email.as_ref().map(|e| e.as_deref());
     let user = auth.accounts.update_user(&caller, body.password.as_deref(), email).await?;
-    ok_json(StatusCode::OK, user_json(&user))
+    ok(StatusCode::OK, User::from(&user))
 }
 
 /// A new access token.
@@ -171,9 +170,10 @@ pub async fn create_token(
         .accounts
         .create_token(&caller, &body.name, actions, body.namespaces, body.expires_at)
         .await?;
-    let mut value = token_json(&created.info);
-    value["secret"] = created.secret.into();
-    ok_json(StatusCode::CREATED, value)
+    ok(
+        StatusCode::CREATED,
+        CreatedAccessToken::new(AccessToken::from(&created.info), created.secret),
+    )
 }
 
 /// `GET /api/v1/user/tokens`.
@@ -193,7 +193,7 @@ pub async fn create_token(
 )]
 pub async fn list_tokens(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller) -> ApiResult {
     let tokens = auth.accounts.tokens(&caller).await?;
-    ok_json(StatusCode::OK, json!({"tokens": tokens.iter().map(token_json).collect::<Vec<_>>()}))
+    ok(StatusCode::OK, AccessTokenList { tokens: tokens.iter().map(AccessToken::from).collect() })
 }
 
 /// `DELETE /api/v1/user/tokens/{id}`: revoked at once, JWTs issued through it included.
@@ -262,39 +262,5 @@ pub async fn audit(
     let Query(query) = query.map_err(|e| ApiV1Error::invalid(e.body_text()))?;
     let (before, limit) = (query.before, query.limit.unwrap_or(100).clamp(1, 1000));
     let events = auth.accounts.audit_events(&caller, before, limit).await?;
-    let events: Vec<Value> = events
-        .iter()
-        .map(|e| {
-            json!({"id": e.id, "at": timestamp(e.at), "actor": e.actor, "action": e.action, "namespace": e.namespace,
-                   "target": e.target, "client": e.client, "detail": e.detail})
-        })
-        .collect();
-    ok_json(StatusCode::OK, json!({"events": events}))
-}
-
-fn user_json(user: &UserRow) -> Value {
-    json!({"name": user.name, "email": user.email, "admin": user.is_admin, "source": user.source, "created_at": timestamp(user.created_at)})
-}
-
-fn token_json(token: &AccessTokenInfo) -> Value {
-    json!({
-        "id": token.id,
-        "name": token.name,
-        "scopes": Actions::parse_lenient(&token.actions).names(),
-        "namespaces": token.namespaces,
-        "expires_at": token.expires_at.map(timestamp),
-        "created_at": timestamp(token.created_at),
-        "last_used_at": token.last_used_at.map(timestamp),
-    })
-}
-
-/// Tells "absent" from "null" for fields that can be cleared.
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-        d: D,
-    ) -> Result<Option<Option<T>>, D::Error> {
-        Option::<T>::deserialize(d).map(Some)
-    }
+    ok(StatusCode::OK, AuditLog { events: events.into_iter().map(AuditEvent::from).collect() })
 }
