@@ -88,7 +88,55 @@ pub struct Claims {
     pub token_use: TokenUse,
 }
 
+/// Who a registry token is issued to, and by whom.
+#[derive(Debug, Clone)]
+pub struct Grantee<'a> {
+    /// `iss`: this server.
+    pub issuer: &'a str,
+    /// `aud`: the service the token is for.
+    pub audience: &'a str,
+    /// `sub`: the user name; empty for an anonymous caller.
+    pub subject: &'a str,
+    /// The access token the caller logged in with (its id, and when it expires): the
+    /// token names it, so revoking it ends the token, and never outlives it.
+    pub via: Option<(i64, Option<u64>)>,
+}
+
 impl Claims {
+    /// The claims of a new registry token granting `access` from `now` for `ttl_secs`,
+    /// cut short to the expiry of the access token it is issued through.
+    pub fn access(
+        grantee: &Grantee<'_>,
+        access: Vec<AccessEntry>,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Claims {
+        Claims {
+            iss: grantee.issuer.to_string(),
+            sub: grantee.subject.to_string(),
+            aud: grantee.audience.to_string(),
+            exp: expiry(grantee, now, ttl_secs),
+            nbf: now,
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            access,
+            tid: grantee.via.map(|(id, _)| id),
+            token_use: TokenUse::Access,
+        }
+    }
+
+    /// The claims of the refresh token issued with these access claims: the same login,
+    /// no access of its own, living `ttl_secs` (within the access token's life).
+    pub fn refresh(&self, grantee: &Grantee<'_>, ttl_secs: u64) -> Claims {
+        Claims {
+            exp: expiry(grantee, self.iat, ttl_secs),
+            jti: uuid::Uuid::new_v4().to_string(),
+            access: Vec::new(),
+            token_use: TokenUse::Refresh,
+            ..self.clone()
+        }
+    }
+
     /// The actions granted on repository `name`.
     pub fn repository_actions(&self, name: &str) -> Actions {
         self.access.iter().fold(Actions::NONE, |all, e| all.union(e.repository_actions(name)))
@@ -96,6 +144,15 @@ impl Claims {
 
     pub fn grants_catalog(&self) -> bool {
         self.access.iter().any(|e| e.kind == "registry" && e.name == "catalog")
+    }
+}
+
+/// `now + ttl_secs`, but never past the expiry of the access token behind the login.
+fn expiry(grantee: &Grantee<'_>, now: u64, ttl_secs: u64) -> u64 {
+    let natural = now.saturating_add(ttl_secs);
+    match grantee.via {
+        Some((_, Some(token_expires))) => natural.min(token_expires),
+        _ => natural,
     }
 }
 
@@ -286,5 +343,22 @@ mod tests {
             key.verify(&key.sign(&expired).unwrap(), "imagehub", "registry", TokenUse::Access)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn tokens_never_outlive_the_access_token_they_are_issued_through() {
+        let mut grantee = Grantee { issuer: "hub", audience: "hub", subject: "alice", via: None };
+        let claims = Claims::access(&grantee, Vec::new(), 1000, 300);
+        assert_eq!((claims.iat, claims.nbf, claims.exp, claims.tid), (1000, 1000, 1300, None));
+        assert_eq!(claims.token_use, TokenUse::Access);
+        grantee.via = Some((7, Some(1100)));
+        let claims = Claims::access(&grantee, Vec::new(), 1000, 300);
+        assert_eq!((claims.exp, claims.tid), (1100, Some(7)));
+        let refresh = claims.refresh(&grantee, 86_400);
+        assert_eq!(
+            (refresh.exp, refresh.token_use, refresh.sub.as_str()),
+            (1100, TokenUse::Refresh, "alice")
+        );
+        assert!(refresh.access.is_empty() && refresh.jti != claims.jti);
     }
 }

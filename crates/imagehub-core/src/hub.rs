@@ -7,6 +7,7 @@ use imagehub_extract::{DetailSource, Details};
 use imagehub_metadata::{DetailRow, ImageRow, Metadata, RepositoryFilter, SearchDocument};
 use imagehub_oci::RepoName;
 
+use crate::datapack::DataPackSpec;
 use crate::{CoreError, Registry};
 
 /// An image with its merged details.
@@ -237,14 +238,18 @@ impl Registry {
             .collect())
     }
 
-    /// Stores a DataPack spec (JSON) under its name.
-    pub async fn put_datapack(&self, name: &str, spec_json: &str) -> Result<(), CoreError> {
-        Ok(self.meta.put_datapack(name, spec_json, self.settings().datapacks.kept).await?)
+    /// Stores a DataPack spec under its name, which it returns.
+    pub async fn put_datapack(&self, spec: &DataPackSpec) -> Result<String, CoreError> {
+        let name = spec.name();
+        self.meta.put_datapack(&name, &spec.to_json(), self.settings().datapacks.kept).await?;
+        Ok(name)
     }
 
-    /// A stored DataPack spec (JSON).
-    pub async fn datapack(&self, name: &str) -> Result<Option<String>, CoreError> {
-        Ok(self.meta.datapack(name).await?)
+    /// A stored DataPack spec.
+    pub async fn datapack(&self, name: &str) -> Result<Option<DataPackSpec>, CoreError> {
+        let Some(json) = self.meta.datapack(name).await? else { return Ok(None) };
+        let spec = serde_json::from_str(&json).map_err(|e| CoreError::Internal(Box::new(e)))?;
+        Ok(Some(spec))
     }
 
     /// Forgets DataPacks unused for longer than the configured age; returns how many.

@@ -5,6 +5,7 @@
 //! returns typed results and `CoreError`s; the server maps those to the wire.
 
 pub mod accounts;
+mod datapack;
 mod error;
 mod hash_pool;
 mod hub;
@@ -20,6 +21,7 @@ mod tag_cache;
 pub use accounts::{
     Access, AccountError, AccountSettings, Accounts, Caller, Credential, TokenGrant, UserCaller,
 };
+pub use datapack::{DataPackError, DataPackSpec, MAX_DATAPACK_NAMES, PackKind};
 pub use error::CoreError;
 pub use hub::{ImageView, SearchHit, latest_image};
 pub use imagehub_blobstore::UploadId;

@@ -13,4 +13,4 @@ pub mod name;
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use error_code::OciErrorCode;
 pub use manifest::{Descriptor, Manifest, ManifestError, ManifestKind, Platform};
-pub use name::{AccountName, NameError, Reference, RepoName, Tag};
+pub use name::{AccountName, ImageName, NameError, Reference, RepoName, Tag};

@@ -179,9 +179,75 @@ impl fmt::Display for Reference {
     }
 }
 
+/// An image as people write it on this hub: `org/repo:tag`, `org/repo@digest`, or
+/// `org/repo` (its latest image). The registry host is not part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageName {
+    pub repository: RepoName,
+    /// `None` for the repository's latest image.
+    pub reference: Option<Reference>,
+}
+
+impl FromStr for ImageName {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // A digest follows '@'; a tag follows the last ':' when no '/' comes after it
+        // (a ':' before a '/' would be a registry port, which names are not given with).
+        let (repository, reference) = if let Some((repository, digest)) = s.split_once('@') {
+            (repository, Some(Reference::Digest(digest.parse()?)))
+        } else if let Some((repository, tag)) =
+            s.rsplit_once(':').filter(|(_, tag)| !tag.contains('/'))
+        {
+            (repository, Some(Reference::Tag(tag.parse()?)))
+        } else {
+            (s, None)
+        };
+        Ok(ImageName { repository: repository.parse()?, reference })
+    }
+}
+
+impl fmt::Display for ImageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reference {
+            None => self.repository.fmt(f),
+            Some(Reference::Tag(tag)) => write!(f, "{}:{tag}", self.repository),
+            Some(Reference::Digest(digest)) => write!(f, "{}@{digest}", self.repository),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[track_caller]
+    fn check_image(input: &str, expected: Option<(&str, Option<&str>)>) {
+        let parsed = input.parse::<ImageName>().ok();
+        let got = parsed
+            .as_ref()
+            .map(|i| (i.repository.as_str(), i.reference.as_ref().map(ToString::to_string)));
+        let expected = expected.map(|(repo, reference)| (repo, reference.map(str::to_string)));
+        assert_eq!(got, expected, "{input:?}");
+        if let Some(parsed) = parsed {
+            assert_eq!(parsed.to_string(), input, "{input:?} prints back as written");
+        }
+    }
+
+    #[test]
+    fn image_names() {
+        let digest = format!("sha256:{}", "0".repeat(64));
+        check_image("labring/mysql:v8.0.25", Some(("labring/mysql", Some("v8.0.25"))));
+        check_image("labring/mysql", Some(("labring/mysql", None)));
+        check_image(&format!("ns/team/app@{digest}"), Some(("ns/team/app", Some(&digest))));
+        check_image("nginx:1", Some(("nginx", Some("1"))));
+        check_image("Bad/Name:1", None);
+        check_image("a/b:bad tag", None);
+        check_image("a/b@sha256:nothex", None);
+        check_image("a/b:", None);
+        check_image(":tag", None);
+        check_image("", None);
+    }
 
     fn check_name(input: &str, ok: bool) {
         assert_eq!(input.parse::<RepoName>().is_ok(), ok, "{input:?}");

@@ -13,12 +13,11 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use imagehub_auth::{Action, Visibility};
-use imagehub_core::{Caller, DetailSource, Details};
-use imagehub_oci::{RepoName, Tag};
+use imagehub_core::{Caller, DataPackSpec, DetailSource, Details};
+use imagehub_oci::{ImageName, Reference, RepoName};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::datapacks::DataPackSpec;
 use super::views::{Applied, AppliedDocument, ApplyResult};
 use super::{
     ApiCaller, ApiResult, ApiState, ApiV1Error, ErrorBody, ErrorCode, TooManyRequests,
@@ -235,25 +234,22 @@ async fn check(
         "Image" => {
             let spec: ImageSpec =
                 serde_path_to_error::deserialize(document.spec).map_err(field_error)?;
-            let (repository, tag) =
-                spec.name.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).ok_or_else(
-                    || {
-                        ApiV1Error::invalid_field(
-                            "spec.name",
-                            format!("{:?} must be org/repo:tag", spec.name),
-                        )
-                    },
-                )?;
-            let repository: RepoName = repository
-                .parse()
-                .map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("spec.name", e))?;
-            if repository.namespace().is_none() {
-                return Err(ApiV1Error::invalid_field(
+            let must_be = || {
+                ApiV1Error::invalid_field(
                     "spec.name",
                     format!("{:?} must be org/repo:tag", spec.name),
-                ));
-            }
-            tag.parse::<Tag>().map_err(|e| ApiV1Error::invalid_field("spec.name", e))?;
+                )
+            };
+            let image: ImageName =
+                spec.name.parse().map_err(|e| ApiV1Error::invalid_field("spec.name", e))?;
+            let (repository, tag) = match image {
+                ImageName { repository, reference: Some(Reference::Tag(tag)) }
+                    if repository.namespace().is_some() =>
+                {
+                    (repository, tag)
+                }
+                _ => return Err(must_be()),
+            };
             let expected = metadata_name(&spec.name);
             if let Some(given) = &document.metadata.name
                 && *given != expected
@@ -271,7 +267,7 @@ async fn check(
             Ok(Checked::Image {
                 name: spec.name.clone(),
                 repository,
-                tag: tag.to_string(),
+                tag: tag.as_str().to_string(),
                 details: Box::new(details),
             })
         }

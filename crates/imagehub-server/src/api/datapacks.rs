@@ -9,9 +9,9 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use imagehub_auth::Action;
-use imagehub_core::Caller;
-use imagehub_oci::{Digest, RepoName, Tag};
-use serde::{Deserialize, Serialize};
+use imagehub_core::{Caller, DataPackSpec};
+use imagehub_oci::ImageName;
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::Digest as _;
 use utoipa::ToSchema;
@@ -22,14 +22,11 @@ use super::{
     Unauthorized, json_body,
 };
 
-/// Most names in one DataPack.
-const MAX_NAMES: usize = 500;
-
 /// What a DataPack holds: the kind of info, and image names (`org/repo:tag`,
 /// `org/repo@digest`, or `org/repo` for its latest image).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DataPackSpec {
+pub struct DataPackRequest {
     /// `base`: base info; `detail`: base info and details.
     #[serde(rename = "type")]
     kind: PackKind,
@@ -38,42 +35,12 @@ pub struct DataPackSpec {
     names: Vec<String>,
 }
 
-impl DataPackSpec {
-    /// Checked, with the names deduplicated and sorted, so equal specs hash alike.
-    fn normalised(mut self) -> Result<DataPackSpec, ApiV1Error> {
-        if self.names.is_empty() || self.names.len() > MAX_NAMES {
-            return Err(ApiV1Error::invalid(format!("names: 1 to {MAX_NAMES} image names")));
-        }
-        for name in &self.names {
-            parse_image_name(name)?;
-        }
-        self.names.sort();
-        self.names.dedup();
-        Ok(self)
+impl DataPackRequest {
+    /// The spec in normal form (names checked, deduplicated, sorted).
+    fn into_spec(self) -> Result<DataPackSpec, ApiV1Error> {
+        DataPackSpec::new(self.kind.into(), self.names)
+            .map_err(|e| ApiV1Error::invalid(e.to_string()))
     }
-
-    /// The DataPack's name: the hash of the normalised spec.
-    fn name(&self) -> String {
-        let json = serde_json::to_string(self).expect("specs serialise");
-        format!("dp-{}", &hex::encode(sha2::Sha256::digest(json.as_bytes()))[..32])
-    }
-}
-
-/// `org/repo:tag`, `org/repo@digest` or `org/repo` → repository and reference.
-fn parse_image_name(name: &str) -> Result<(RepoName, Option<String>), ApiV1Error> {
-    let invalid = |why: String| ApiV1Error::invalid(format!("names: {name:?} {why}"));
-    let (repository, reference) = if let Some((repo, digest)) = name.split_once('@') {
-        digest.parse::<Digest>().map_err(|e| invalid(e.to_string()))?;
-        (repo, Some(digest.to_string()))
-    } else if let Some((repo, tag)) = name.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')) {
-        tag.parse::<Tag>().map_err(|e| invalid(e.to_string()))?;
-        (repo, Some(tag.to_string()))
-    } else {
-        (name, None)
-    };
-    let repository: RepoName =
-        repository.parse().map_err(|e: imagehub_oci::NameError| invalid(e.to_string()))?;
-    Ok((repository, reference))
 }
 
 /// `POST /api/v1/datapacks`.
@@ -88,7 +55,7 @@ fn parse_image_name(name: &str) -> Result<(RepoName, Option<String>), ApiV1Error
                    cache: the least recently used go beyond `datapacks.max_kept`, and unused ones after \
                    `datapacks.max_age_secs`.",
     params(("If-None-Match" = Option<String>, Header, description = "ETags of answers the client holds; a match answers 304.")),
-    request_body = DataPackSpec,
+    request_body = DataPackRequest,
     responses(
         (status = 200, description = "The result, for an anonymous caller; nothing was stored.", body = DataPack, headers(("ETag" = String, description = "The hash of the answer; send it back as `If-None-Match`."))),
         (status = 201, description = "The DataPack's result.", body = DataPack, headers(("ETag" = String, description = "The hash of the answer; send it back as `If-None-Match`."))),
@@ -105,7 +72,7 @@ pub async fn create_datapack(
     request: Request,
 ) -> ApiResult {
     let headers = request.headers().clone();
-    let spec: DataPackSpec = json_body::<DataPackSpec>(request).await?.normalised()?;
+    let spec = json_body::<DataPackRequest>(request).await?.into_spec()?;
     // Anonymous callers get the result but store nothing, so they cannot fill the disk;
     // what users store is bounded in number and age.
     if caller.user().is_none() {
@@ -117,17 +84,14 @@ pub async fn create_datapack(
 
 /// Checks a spec given as JSON (a `DataPack` document's `spec` in `apply`).
 pub(super) fn checked_spec(spec: Value) -> Result<DataPackSpec, ApiV1Error> {
-    let spec: DataPackSpec =
+    let request: DataPackRequest =
         serde_json::from_value(spec).map_err(|e| ApiV1Error::invalid(format!("spec: {e}")))?;
-    spec.normalised()
+    request.into_spec()
 }
 
 /// Stores a checked spec; returns the DataPack's name.
 pub(super) async fn store(state: &ApiState, spec: &DataPackSpec) -> Result<String, ApiV1Error> {
-    let name = spec.name();
-    let spec_json = serde_json::to_string(spec).expect("specs serialise");
-    state.registry.put_datapack(&name, &spec_json).await.map_err(super::internal)?;
-    Ok(name)
+    state.registry.put_datapack(spec).await.map_err(super::internal)
 }
 
 /// `GET /api/v1/datapacks/{name}`.
@@ -158,13 +122,9 @@ pub async fn get_datapack(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let stored = state.registry.datapack(&name).await.map_err(super::internal)?;
-    let stored = stored
-        .ok_or_else(|| ApiV1Error::new(ErrorCode::NotFound, format!("no DataPack {name:?}")))?;
-    let spec: DataPackSpec = serde_json::from_str(&stored).map_err(|e| {
-        tracing::error!(datapack = %name, error = %e, "a stored DataPack spec is unreadable");
-        ApiV1Error::new(ErrorCode::Internal, "internal error; see the server log")
-    })?;
+    let spec = state.registry.datapack(&name).await.map_err(super::internal)?;
+    let spec =
+        spec.ok_or_else(|| ApiV1Error::new(ErrorCode::NotFound, format!("no DataPack {name:?}")))?;
     answer(&state, &caller, &name, &spec, &headers, StatusCode::OK).await
 }
 
@@ -179,8 +139,8 @@ async fn answer(
 ) -> ApiResult {
     let mut images = Vec::new();
     let mut unknown = Vec::new();
-    for image_name in &spec.names {
-        match image_info(state, caller, image_name, spec.kind).await? {
+    for image_name in spec.names() {
+        match image_info(state, caller, image_name, spec.kind().into()).await? {
             Some(info) => images.push(info),
             None => unknown.push(image_name.clone()),
         }
@@ -189,7 +149,7 @@ async fn answer(
         api_version: "imagehub.sealos.io/v1",
         kind: "DataPack",
         name: name.to_string(),
-        info: spec.kind,
+        info: spec.kind().into(),
         images,
         unknown,
     };
@@ -217,51 +177,20 @@ async fn image_info(
     name: &str,
     kind: PackKind,
 ) -> Result<Option<DataPackImage>, ApiV1Error> {
-    let (repository, reference) = parse_image_name(name)?;
+    let ImageName { repository, reference } =
+        name.parse().map_err(|e| ApiV1Error::invalid(format!("{name:?}: {e}")))?;
     let actions = state.accounts.repository_actions(caller, &repository).await?;
     if !actions.contains(Action::Pull) {
         return Ok(None);
     }
     let image = match &reference {
-        Some(reference) => {
-            state.registry.image(&repository, reference).await.map_err(super::internal)?
-        }
+        Some(reference) => state
+            .registry
+            .image(&repository, &reference.to_string())
+            .await
+            .map_err(super::internal)?,
         None => state.registry.latest_image(&repository).await.map_err(super::internal)?,
     };
     let Some(image) = image else { return Ok(None) };
     Ok(Some(DataPackImage::new(name, &image, kind)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn equal_specs_have_equal_names() {
-        let a = DataPackSpec {
-            kind: PackKind::Base,
-            names: vec!["b/x:1".into(), "a/y:2".into(), "b/x:1".into()],
-        }
-        .normalised()
-        .unwrap();
-        let b = DataPackSpec { kind: PackKind::Base, names: vec!["a/y:2".into(), "b/x:1".into()] }
-            .normalised()
-            .unwrap();
-        assert_eq!(a.name(), b.name());
-        let c =
-            DataPackSpec { kind: PackKind::Detail, names: vec!["a/y:2".into(), "b/x:1".into()] }
-                .normalised()
-                .unwrap();
-        assert_ne!(a.name(), c.name());
-    }
-
-    #[test]
-    fn image_names_are_checked() {
-        assert!(parse_image_name("labring/mysql:v8.0.25").is_ok());
-        assert!(parse_image_name("labring/mysql").is_ok_and(|(_, r)| r.is_none()));
-        assert!(parse_image_name("registry/ns/app@sha256:0000000000000000000000000000000000000000000000000000000000000000").is_ok());
-        assert!(parse_image_name("Bad/Name:1").is_err());
-        assert!(parse_image_name("a/b:bad tag").is_err());
-        assert!(parse_image_name("a/b@sha256:nothex").is_err());
-    }
 }

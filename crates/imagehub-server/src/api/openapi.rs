@@ -108,7 +108,7 @@ by a login webhook that fails."
             super::orgs::OrgChange,
             super::orgs::Membership,
             super::orgs::RepoChange,
-            super::datapacks::DataPackSpec,
+            super::datapacks::DataPackRequest,
         ),
         responses(Unauthorized, TooManyRequests),
     ),

@@ -600,6 +600,24 @@ pub enum PackKind {
     Detail,
 }
 
+impl From<imagehub_core::PackKind> for PackKind {
+    fn from(kind: imagehub_core::PackKind) -> PackKind {
+        match kind {
+            imagehub_core::PackKind::Base => PackKind::Base,
+            imagehub_core::PackKind::Detail => PackKind::Detail,
+        }
+    }
+}
+
+impl From<PackKind> for imagehub_core::PackKind {
+    fn from(kind: PackKind) -> imagehub_core::PackKind {
+        match kind {
+            PackKind::Base => imagehub_core::PackKind::Base,
+            PackKind::Detail => imagehub_core::PackKind::Detail,
+        }
+    }
+}
+
 /// A DataPack's result, computed for the caller when asked.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DataPack {

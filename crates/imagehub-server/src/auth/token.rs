@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use imagehub_auth::{AccessEntry, Claims, Scope, TokenUse, parse_scopes};
+use imagehub_auth::{AccessEntry, Claims, Grantee, Scope, TokenUse, parse_scopes};
 use imagehub_core::Caller;
 use imagehub_oci::OciErrorCode;
 use serde_json::json;
@@ -136,20 +136,13 @@ async fn issue(
     let now = unix_now();
     let user = caller.user();
     let via = user.and_then(|u| u.credential.access_token());
-    let token_expiry = via.and_then(|t| t.expires_at).map(|e| e.max(0) as u64);
-    let capped = |ttl: u64| token_expiry.map_or(now + ttl, |e| e.min(now + ttl));
-    let claims = Claims {
-        iss: auth.config.issuer.clone(),
-        sub: user.map(|u| u.name.clone()).unwrap_or_default(),
-        aud: auth.config.service.clone(),
-        exp: capped(auth.config.token_ttl_secs),
-        nbf: now,
-        iat: now,
-        jti: uuid::Uuid::new_v4().to_string(),
-        access,
-        tid: via.map(|t| t.id),
-        token_use: TokenUse::Access,
+    let grantee = Grantee {
+        issuer: &auth.config.issuer,
+        audience: &auth.config.service,
+        subject: user.map_or("", |u| u.name.as_str()),
+        via: via.map(|t| (t.id, t.expires_at.map(|e| e.max(0) as u64))),
     };
+    let claims = Claims::access(&grantee, access, now, auth.config.token_ttl_secs);
     let token = auth.key.sign(&claims).map_err(|e| ApiError::internal(&e))?;
     let mut body = json!({
         "token": token,
@@ -158,13 +151,7 @@ async fn issue(
         "issued_at": crate::api::timestamp(now as i64),
     });
     if offline && user.is_some() {
-        let refresh = Claims {
-            exp: capped(auth.config.refresh_token_ttl_secs),
-            jti: uuid::Uuid::new_v4().to_string(),
-            access: Vec::new(),
-            token_use: TokenUse::Refresh,
-            ..claims
-        };
+        let refresh = claims.refresh(&grantee, auth.config.refresh_token_ttl_secs);
         body["refresh_token"] = auth.key.sign(&refresh).map_err(|e| ApiError::internal(&e))?.into();
     }
     Ok((StatusCode::OK, Json(body)).into_response())
