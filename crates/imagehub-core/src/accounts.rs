@@ -47,7 +47,8 @@ impl AccountSettings {
     }
 }
 
-/// Why an accounts operation failed; the server maps each to a status and error code.
+/// Why an accounts operation failed, as a situation; each surface maps every variant to
+/// its own status and code in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("invalid username or password")]
@@ -56,16 +57,39 @@ pub enum AccountError {
     TooManyAttempts { retry_after: Duration },
     #[error("authentication required")]
     Unauthenticated,
+    /// Managing the account needs the password; the caller presented another credential.
+    #[error("this needs the password (Basic credentials), not a {presented}")]
+    PasswordRequired { presented: &'static str },
+    /// A registry or refresh token reads no account: it grants repositories only.
+    #[error("a {presented} grants only the repository access it names, not the account")]
+    NotAnAccountCredential { presented: &'static str },
+    #[error("only site admins create accounts (auth.signup = \"admin\")")]
+    SignupClosed,
+    /// Only owners of the namespace (and site admins) may do this.
+    #[error("only owners of {namespace} may {what}")]
+    NotOwner { namespace: String, what: &'static str },
+    #[error("the audit log is for site admins and organization owners")]
+    AuditClosed,
+    #[error("no organization {0:?}")]
+    NoSuchOrg(String),
+    #[error("no user {0:?}")]
+    NoSuchUser(String),
+    #[error("no token {0}")]
+    NoSuchToken(i64),
+    #[error("{user} is not a member of {org}")]
+    NotAMember { user: String, org: String },
+    #[error("the name {0:?} is already taken")]
+    NameTaken(String),
+    #[error("an organization must keep at least one owner")]
+    LastOwner,
+    #[error("the organization still holds {repositories} repositories")]
+    OrgNotEmpty { repositories: u64 },
+    /// What the caller gave breaks a rule (a name, a password's length, a token's scopes).
     #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Invalid(String),
+    InvalidInput(String),
     #[error("the authentication webhook failed: {0}")]
     Webhook(String),
+    /// The accounts could not be set up or run (htpasswd file, HTTP client, hashing threads).
     #[error("{0}")]
     Setup(String),
     #[error(transparent)]
@@ -75,13 +99,11 @@ pub enum AccountError {
 impl From<MetadataError> for AccountError {
     fn from(e: MetadataError) -> Self {
         match e {
-            MetadataError::NameTaken(name) => {
-                AccountError::Conflict(format!("the name {name:?} is already taken"))
+            MetadataError::NameTaken(name) => AccountError::NameTaken(name),
+            MetadataError::LastOwner => AccountError::LastOwner,
+            MetadataError::OrgNotEmpty { repositories } => {
+                AccountError::OrgNotEmpty { repositories }
             }
-            MetadataError::LastOwner => {
-                AccountError::Conflict("an organization must keep at least one owner".into())
-            }
-            e @ MetadataError::OrgNotEmpty { .. } => AccountError::Conflict(e.to_string()),
             e => AccountError::Metadata(e),
         }
     }
@@ -277,7 +299,7 @@ impl Accounts {
     async fn hash(&self, password: String) -> Result<String> {
         self.slow_hash(move || imagehub_auth::hash_password(&password)).await?.map_err(
             |e| match e {
-                imagehub_auth::PasswordError::Length => AccountError::Invalid(e.to_string()),
+                imagehub_auth::PasswordError::Length => AccountError::InvalidInput(e.to_string()),
                 imagehub_auth::PasswordError::Hash(_) => AccountError::Setup(e.to_string()),
             },
         )
@@ -693,13 +715,11 @@ impl Accounts {
         password: &str,
     ) -> Result<UserRow> {
         if !caller.is_admin() && !self.settings.open_signup {
-            return Err(AccountError::Forbidden(
-                "only site admins create accounts (auth.signup = \"admin\")".into(),
-            ));
+            return Err(AccountError::SignupClosed);
         }
         let name: AccountName = name
             .parse()
-            .map_err(|e: imagehub_oci::NameError| AccountError::Invalid(e.to_string()))?;
+            .map_err(|e: imagehub_oci::NameError| AccountError::InvalidInput(e.to_string()))?;
         let hash = self.hash(password.to_string()).await?;
         let user = self
             .meta
@@ -766,23 +786,23 @@ impl Accounts {
     ) -> Result<CreatedToken> {
         let me = self.password_user(caller)?;
         if name.trim().is_empty() || name.len() > 100 {
-            return Err(AccountError::Invalid(
+            return Err(AccountError::InvalidInput(
                 "a token needs a name of 1 to 100 characters".into(),
             ));
         }
         if actions.is_empty() {
-            return Err(AccountError::Invalid(
+            return Err(AccountError::InvalidInput(
                 "a token needs at least one scope: pull, push, delete".into(),
             ));
         }
         if expires_at
             .is_some_and(|at| at <= imagehub_metadata::unix_seconds(std::time::SystemTime::now()))
         {
-            return Err(AccountError::Invalid("expires_at is in the past".into()));
+            return Err(AccountError::InvalidInput("expires_at is in the past".into()));
         }
         if let Some(list) = &namespaces {
             for ns in list {
-                ns.parse::<AccountName>().map_err(|e| AccountError::Invalid(e.to_string()))?;
+                ns.parse::<AccountName>().map_err(|e| AccountError::InvalidInput(e.to_string()))?;
             }
         }
         let secret = AccessTokenSecret::generate();
@@ -816,11 +836,8 @@ impl Accounts {
 
     pub async fn revoke_token(&self, caller: &Caller, id: i64) -> Result<()> {
         let me = self.password_user(caller)?;
-        let name = self
-            .meta
-            .delete_access_token(me.id, id)
-            .await?
-            .ok_or_else(|| AccountError::NotFound(format!("no token {id}")))?;
+        let name =
+            self.meta.delete_access_token(me.id, id).await?.ok_or(AccountError::NoSuchToken(id))?;
         self.audit(
             Some(&me.name),
             "token.revoke",
@@ -838,10 +855,7 @@ impl Accounts {
     fn password_user<'a>(&self, caller: &'a Caller) -> Result<&'a UserCaller> {
         let me = caller.require_user()?;
         if me.credential != Credential::Password {
-            return Err(AccountError::Forbidden(format!(
-                "this needs the password (Basic credentials), not a {}",
-                me.credential.kind()
-            )));
+            return Err(AccountError::PasswordRequired { presented: me.credential.kind() });
         }
         Ok(me)
     }
@@ -853,10 +867,7 @@ impl Accounts {
         match me.credential {
             Credential::Password | Credential::AccessToken(_) => Ok(me),
             Credential::RefreshToken(_) | Credential::RegistryToken { .. } => {
-                Err(AccountError::Forbidden(format!(
-                    "a {} grants only the repository access it names, not the account",
-                    me.credential.kind()
-                )))
+                Err(AccountError::NotAnAccountCredential { presented: me.credential.kind() })
             }
         }
     }
@@ -873,7 +884,7 @@ impl Accounts {
         let me = self.password_user(caller)?;
         let name: AccountName = name
             .parse()
-            .map_err(|e: imagehub_oci::NameError| AccountError::Invalid(e.to_string()))?;
+            .map_err(|e: imagehub_oci::NameError| AccountError::InvalidInput(e.to_string()))?;
         let org =
             self.meta.create_org(name.as_str(), me.id, visibility.as_str(), description).await?;
         self.audit(
@@ -900,7 +911,7 @@ impl Accounts {
     /// An organization and the caller's role in it. Members and admins see it; for
     /// anyone else it does not exist.
     pub async fn org(&self, caller: &Caller, name: &str) -> Result<(OrgRow, Option<Role>)> {
-        let not_found = || AccountError::NotFound(format!("no organization {name:?}"));
+        let not_found = || AccountError::NoSuchOrg(name.to_string());
         self.account_reader(caller)?;
         let org = self.meta.org(name).await?.ok_or_else(not_found)?;
         let role = self.role_in(caller, name).await?;
@@ -922,7 +933,7 @@ impl Accounts {
         if role == Some(Role::Owner) || caller.is_admin() {
             Ok(())
         } else {
-            Err(AccountError::Forbidden(format!("only owners of {org} may do that")))
+            Err(AccountError::NotOwner { namespace: org.to_string(), what: "do that" })
         }
     }
 
@@ -964,7 +975,7 @@ impl Accounts {
             .meta
             .user_by_name(user)
             .await?
-            .ok_or_else(|| AccountError::NotFound(format!("no user {user:?}")))?;
+            .ok_or_else(|| AccountError::NoSuchUser(user.to_string()))?;
         self.meta.set_member(org, member.id, role.as_str()).await?;
         self.audit(
             caller.name(),
@@ -984,9 +995,9 @@ impl Accounts {
             .meta
             .user_by_name(user)
             .await?
-            .ok_or_else(|| AccountError::NotFound(format!("no user {user:?}")))?;
+            .ok_or_else(|| AccountError::NoSuchUser(user.to_string()))?;
         if !self.meta.remove_member(org, member.id).await? {
-            return Err(AccountError::NotFound(format!("{user} is not a member of {org}")));
+            return Err(AccountError::NotAMember { user: user.to_string(), org: org.to_string() });
         }
         self.audit(caller.name(), "member.remove", Some(org), Some(user), None, None).await;
         Ok(())
@@ -1007,9 +1018,7 @@ impl Accounts {
     pub async fn check_org_change(&self, caller: &Caller, name: &str) -> Result<()> {
         match self.meta.namespace_kind(name).await? {
             Some(NamespaceKind::Org) => self.require_owner(caller, name).await,
-            Some(NamespaceKind::User) => {
-                Err(AccountError::Conflict(format!("the name {name:?} is already taken")))
-            }
+            Some(NamespaceKind::User) => Err(AccountError::NameTaken(name.to_string())),
             None => self.password_user(caller).map(|_| ()),
         }
     }
@@ -1044,7 +1053,7 @@ impl Accounts {
         description: Option<&str>,
     ) -> Result<()> {
         if description.is_some_and(|d| d.chars().count() > 1000) {
-            return Err(AccountError::Invalid("description: at most 1000 characters".into()));
+            return Err(AccountError::InvalidInput("description: at most 1000 characters".into()));
         }
         let (me, namespace) = self.require_repository_owner(caller, repository).await?;
         self.meta.set_repository_description(repository.as_str(), description).await?;
@@ -1073,7 +1082,7 @@ impl Accounts {
         repository: &'r RepoName,
     ) -> Result<(&'a UserCaller, &'r str)> {
         let namespace = repository.namespace().ok_or_else(|| {
-            AccountError::Invalid("top-level repositories belong to no namespace".into())
+            AccountError::InvalidInput("top-level repositories belong to no namespace".into())
         })?;
         let me = self.password_user(caller)?;
         let allowed = match self.meta.namespace_kind(namespace).await? {
@@ -1083,9 +1092,10 @@ impl Accounts {
             None => false,
         };
         if !allowed {
-            return Err(AccountError::Forbidden(format!(
-                "only owners of {namespace} may change the settings of its repositories"
-            )));
+            return Err(AccountError::NotOwner {
+                namespace: namespace.to_string(),
+                what: "change the settings of its repositories",
+            });
         }
         Ok((me, namespace))
     }
@@ -1129,9 +1139,7 @@ impl Accounts {
             .map(|(org, _)| org.name)
             .collect();
         if owned.is_empty() {
-            return Err(AccountError::Forbidden(
-                "the audit log is for site admins and organization owners".into(),
-            ));
+            return Err(AccountError::AuditClosed);
         }
         Ok(self.meta.audit_events(Some(&owned), before, limit).await?)
     }

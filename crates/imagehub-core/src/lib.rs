@@ -35,5 +35,5 @@ pub use imagehub_metadata::{
 pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};
 pub use registry::{BlobReader, PushedManifest, Registry};
-pub use settings::{DataPackLimits, Settings, UploadCaps};
+pub use settings::{DataPackLimits, Settings, UploadCaps, UploadScope};
 pub use tag_cache::Tags;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-pub use imagehub_metadata::UploadCaps;
+pub use imagehub_metadata::{UploadCaps, UploadScope};
 
 use crate::indexer::IndexSettings;
 

@@ -1,5 +1,7 @@
 //! `ApiError`: the one place where failures become HTTP statuses and the OCI error body
-//! `{"errors":[{"code","message","detail"}]}`.
+//! `{"errors":[{"code","message","detail"}]}`. The core's situations are `CoreError`s,
+//! the accounts' `AccountError`s, the edge's own [`EdgeError`]s; each maps to a code, a
+//! status and headers here, and nowhere else.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -62,7 +64,8 @@ impl ApiError {
         self
     }
 
-    pub fn status(mut self, status: StatusCode) -> ApiError {
+    /// Only for the mappings below: call sites name a situation instead.
+    fn status(mut self, status: StatusCode) -> ApiError {
         self.status = status;
         self
     }
@@ -147,6 +150,84 @@ impl From<CoreError> for ApiError {
     }
 }
 
+/// What went wrong at the `/v2` edge (and the token endpoint) itself, before or
+/// beside the registry's rules.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("malformed Authorization header")]
+    MalformedAuthorization,
+    #[error("malformed query string: {0}")]
+    MalformedQuery(String),
+    /// A `/token` request that cannot be served: its form, grant, scope or service.
+    #[error("{0}")]
+    MalformedTokenRequest(String),
+    #[error("Content-Range {0:?} is not of the form <start>-<end>")]
+    MalformedContentRange(String),
+    #[error("manifest is larger than the {limit}-byte limit")]
+    ManifestTooLarge { limit: usize },
+    #[error("no such /v2 endpoint")]
+    NoSuchEndpoint,
+    #[error("{0} is not supported on this endpoint")]
+    MethodNotSupported(axum::http::Method),
+}
+
+impl From<EdgeError> for ApiError {
+    fn from(e: EdgeError) -> Self {
+        use OciErrorCode as C;
+        let message = e.to_string();
+        let bad_request =
+            |code| ApiError::new(code).status(StatusCode::BAD_REQUEST).message(message.clone());
+        match e {
+            EdgeError::MalformedAuthorization => bad_request(C::Unauthorized),
+            EdgeError::MalformedQuery(_) | EdgeError::MalformedTokenRequest(_) => {
+                bad_request(C::Unsupported)
+            }
+            EdgeError::MalformedContentRange(_) => ApiError::new(C::BlobUploadInvalid)
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .message(message),
+            EdgeError::ManifestTooLarge { limit } => ApiError::new(C::ManifestInvalid)
+                .status(StatusCode::PAYLOAD_TOO_LARGE)
+                .message(message)
+                .detail(json!({ "limit": limit })),
+            EdgeError::NoSuchEndpoint => ApiError::new(C::NameUnknown).message(message),
+            EdgeError::MethodNotSupported(_) => ApiError::new(C::Unsupported).message(message),
+        }
+    }
+}
+
+/// The accounts' situations in the OCI error shape.
+impl From<&imagehub_core::AccountError> for ApiError {
+    fn from(e: &imagehub_core::AccountError) -> Self {
+        use imagehub_core::AccountError as A;
+        let message = e.to_string();
+        match e {
+            A::BadCredentials | A::Unauthenticated => {
+                ApiError::new(OciErrorCode::Unauthorized).message(message)
+            }
+            A::TooManyAttempts { retry_after } => ApiError::new(OciErrorCode::TooManyRequests)
+                .message(message)
+                .header(header::RETRY_AFTER, retry_after.as_secs().max(1).to_string()),
+            A::PasswordRequired { .. }
+            | A::NotAnAccountCredential { .. }
+            | A::SignupClosed
+            | A::NotOwner { .. }
+            | A::AuditClosed => ApiError::new(OciErrorCode::Denied).message(message),
+            A::NoSuchOrg(_) | A::NoSuchUser(_) | A::NoSuchToken(_) | A::NotAMember { .. } => {
+                ApiError::new(OciErrorCode::NameUnknown).message(message)
+            }
+            A::NameTaken(_) | A::LastOwner | A::OrgNotEmpty { .. } | A::InvalidInput(_) => {
+                ApiError::new(OciErrorCode::Unsupported)
+                    .status(StatusCode::BAD_REQUEST)
+                    .message(message)
+            }
+            A::Webhook(_) => ApiError::new(OciErrorCode::Unknown)
+                .status(StatusCode::BAD_GATEWAY)
+                .message(message),
+            A::Setup(_) | A::Metadata(_) => ApiError::internal(e),
+        }
+    }
+}
+
 /// Malformed names are `NAME_INVALID`; malformed digests `DIGEST_INVALID`.
 impl From<NameError> for ApiError {
     fn from(e: NameError) -> Self {
@@ -194,5 +275,92 @@ impl IntoResponse for ApiError {
             response.extensions_mut().insert(InternalErrorChain(chain));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use imagehub_core::{AccountError, CoreError};
+    use imagehub_oci::{Digest, ManifestError};
+
+    use super::*;
+
+    #[track_caller]
+    fn check(error: ApiError, status: u16, code: &str) {
+        assert_eq!((error.status.as_u16(), error.code.as_str()), (status, code), "{error:?}");
+    }
+
+    fn digest() -> Digest {
+        format!("sha256:{}", "a".repeat(64)).parse().unwrap()
+    }
+
+    #[test]
+    fn every_core_error_has_one_answer() {
+        check(CoreError::NameUnknown("a/b".parse().unwrap()).into(), 404, "NAME_UNKNOWN");
+        check(CoreError::BlobUnknown(digest()).into(), 404, "BLOB_UNKNOWN");
+        check(CoreError::ManifestUnknown("v1".into()).into(), 404, "MANIFEST_UNKNOWN");
+        check(CoreError::UploadUnknown("x".into()).into(), 404, "BLOB_UPLOAD_UNKNOWN");
+        let out_of_order: ApiError = CoreError::UploadOutOfOrder { current_len: 10 }.into();
+        assert!(out_of_order.headers.iter().any(|(n, v)| n == header::RANGE && v == "0-9"));
+        check(out_of_order, 416, "BLOB_UPLOAD_INVALID");
+        check(CoreError::UploadInvalid("short".into()).into(), 400, "BLOB_UPLOAD_INVALID");
+        check(
+            CoreError::DigestMismatch { expected: digest(), actual: digest() }.into(),
+            400,
+            "DIGEST_INVALID",
+        );
+        check(
+            CoreError::ManifestInvalid(ManifestError::TooLarge(5 << 20)).into(),
+            413,
+            "MANIFEST_INVALID",
+        );
+        check(
+            CoreError::ManifestInvalid(ManifestError::UnsupportedMediaType("x".into())).into(),
+            415,
+            "MANIFEST_INVALID",
+        );
+        check(
+            CoreError::ManifestInvalid(ManifestError::Invalid("bad".into())).into(),
+            400,
+            "MANIFEST_INVALID",
+        );
+        check(
+            CoreError::ManifestReferenceUnknown { digest: digest(), is_manifest: false }.into(),
+            400,
+            "MANIFEST_BLOB_UNKNOWN",
+        );
+        let scope = imagehub_core::UploadScope::User;
+        let too_many: ApiError = CoreError::TooManyUploads { scope, limit: 3 }.into();
+        assert!(too_many.headers.iter().any(|(n, v)| n == header::RETRY_AFTER && v == "60"));
+        check(too_many, 429, "TOOMANYREQUESTS");
+        let internal: ApiError = CoreError::Internal("disk on fire".into()).into();
+        assert_eq!(internal.internal.as_deref(), Some("disk on fire"));
+        assert!(!internal.message.contains("fire"), "the cause is logged, not sent");
+        check(internal, 500, "UNKNOWN");
+    }
+
+    #[test]
+    fn every_edge_error_has_one_answer() {
+        check(EdgeError::MalformedAuthorization.into(), 400, "UNAUTHORIZED");
+        check(EdgeError::MalformedQuery("n".into()).into(), 400, "UNSUPPORTED");
+        check(EdgeError::MalformedTokenRequest("grant".into()).into(), 400, "UNSUPPORTED");
+        check(EdgeError::MalformedContentRange("x".into()).into(), 416, "BLOB_UPLOAD_INVALID");
+        check(EdgeError::ManifestTooLarge { limit: 4 << 20 }.into(), 413, "MANIFEST_INVALID");
+        check(EdgeError::NoSuchEndpoint.into(), 404, "NAME_UNKNOWN");
+        check(EdgeError::MethodNotSupported(axum::http::Method::TRACE).into(), 405, "UNSUPPORTED");
+    }
+
+    #[test]
+    fn every_account_error_has_one_answer_on_v2() {
+        check((&AccountError::BadCredentials).into(), 401, "UNAUTHORIZED");
+        let throttled: ApiError =
+            (&AccountError::TooManyAttempts { retry_after: std::time::Duration::ZERO }).into();
+        assert!(throttled.headers.iter().any(|(n, v)| n == header::RETRY_AFTER && v == "1"));
+        check(throttled, 429, "TOOMANYREQUESTS");
+        check((&AccountError::SignupClosed).into(), 403, "DENIED");
+        check((&AccountError::NoSuchUser("bob".into())).into(), 404, "NAME_UNKNOWN");
+        check((&AccountError::NameTaken("acme".into())).into(), 400, "UNSUPPORTED");
+        check((&AccountError::Webhook("down".into())).into(), 502, "UNKNOWN");
+        check((&AccountError::Setup("broken".into())).into(), 500, "UNKNOWN");
     }
 }

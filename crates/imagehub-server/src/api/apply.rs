@@ -342,7 +342,7 @@ async fn apply_one(
         Checked::Organization { spec } => {
             let existing = match state.accounts.org(caller, &spec.name).await {
                 Ok((org, _)) => Some(org),
-                Err(imagehub_core::AccountError::NotFound(_)) => None,
+                Err(imagehub_core::AccountError::NoSuchOrg(_)) => None,
                 Err(e) => return Err(e.into()),
             };
             let result = match existing {

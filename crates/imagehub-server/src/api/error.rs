@@ -175,17 +175,24 @@ pub fn internal(e: impl std::fmt::Display) -> ApiV1Error {
 
 impl From<AccountError> for ApiV1Error {
     fn from(e: AccountError) -> Self {
+        use AccountError as A;
         let code = match &e {
-            AccountError::BadCredentials | AccountError::Unauthenticated => ErrorCode::Unauthorized,
-            AccountError::TooManyAttempts { retry_after } => {
+            A::BadCredentials | A::Unauthenticated => ErrorCode::Unauthorized,
+            A::TooManyAttempts { retry_after } => {
                 return ApiV1Error::too_many(e.to_string(), retry_after.as_secs().max(1));
             }
-            AccountError::Forbidden(_) => ErrorCode::Denied,
-            AccountError::NotFound(_) => ErrorCode::NotFound,
-            AccountError::Conflict(_) => ErrorCode::Conflict,
-            AccountError::Invalid(_) => ErrorCode::Invalid,
-            AccountError::Webhook(_) => ErrorCode::Upstream,
-            AccountError::Setup(_) | AccountError::Metadata(_) => return internal(e),
+            A::PasswordRequired { .. }
+            | A::NotAnAccountCredential { .. }
+            | A::SignupClosed
+            | A::NotOwner { .. }
+            | A::AuditClosed => ErrorCode::Denied,
+            A::NoSuchOrg(_) | A::NoSuchUser(_) | A::NoSuchToken(_) | A::NotAMember { .. } => {
+                ErrorCode::NotFound
+            }
+            A::NameTaken(_) | A::LastOwner | A::OrgNotEmpty { .. } => ErrorCode::Conflict,
+            A::InvalidInput(_) => ErrorCode::Invalid,
+            A::Webhook(_) => ErrorCode::Upstream,
+            A::Setup(_) | A::Metadata(_) => return internal(e),
         };
         ApiV1Error::new(code, e.to_string())
     }
@@ -246,10 +253,31 @@ mod tests {
         let response = ApiV1Error::from(throttled).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1", "never Retry-After: 0");
-        check(AccountError::Forbidden("no".into()), StatusCode::FORBIDDEN, "DENIED").await;
-        check(AccountError::NotFound("no".into()), StatusCode::NOT_FOUND, "NOT_FOUND").await;
-        check(AccountError::Conflict("taken".into()), StatusCode::CONFLICT, "CONFLICT").await;
-        check(AccountError::Invalid("bad".into()), StatusCode::BAD_REQUEST, "INVALID").await;
+        for denied in [
+            AccountError::PasswordRequired { presented: "registry token" },
+            AccountError::NotAnAccountCredential { presented: "registry token" },
+            AccountError::SignupClosed,
+            AccountError::NotOwner { namespace: "acme".into(), what: "do that" },
+            AccountError::AuditClosed,
+        ] {
+            check(denied, StatusCode::FORBIDDEN, "DENIED").await;
+        }
+        for missing in [
+            AccountError::NoSuchOrg("acme".into()),
+            AccountError::NoSuchUser("bob".into()),
+            AccountError::NoSuchToken(7),
+            AccountError::NotAMember { user: "bob".into(), org: "acme".into() },
+        ] {
+            check(missing, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+        }
+        for conflict in [
+            AccountError::NameTaken("acme".into()),
+            AccountError::LastOwner,
+            AccountError::OrgNotEmpty { repositories: 2 },
+        ] {
+            check(conflict, StatusCode::CONFLICT, "CONFLICT").await;
+        }
+        check(AccountError::InvalidInput("bad".into()), StatusCode::BAD_REQUEST, "INVALID").await;
         check(AccountError::Webhook("down".into()), StatusCode::BAD_GATEWAY, "UPSTREAM").await;
         check(AccountError::Setup("broken".into()), StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL")
             .await;

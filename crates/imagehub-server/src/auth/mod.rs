@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use imagehub_auth::{AccessTokenSecret, Actions, Challenge, Claims, Scope, SigningKey, TokenUse};
@@ -17,7 +17,7 @@ use imagehub_core::{AccountError, Accounts, Caller};
 use imagehub_oci::{OciErrorCode, RepoName};
 
 use crate::config::{AuthConfig, ServerConfig};
-use crate::error::ApiError;
+use crate::error::{ApiError, EdgeError};
 use crate::listener::ClientAddr;
 
 /// Everything the edge needs to authenticate and authorize; absent when
@@ -264,9 +264,7 @@ impl Auth {
     /// challenge for bad credentials, 429 with `Retry-After` when throttled.
     pub fn refusal(&self, headers: &HeaderMap, e: CredentialError) -> ApiError {
         match e {
-            CredentialError::Malformed => ApiError::new(OciErrorCode::Unauthorized)
-                .status(StatusCode::BAD_REQUEST)
-                .message("malformed Authorization header"),
+            CredentialError::Malformed => EdgeError::MalformedAuthorization.into(),
             CredentialError::BadToken(why) => self.challenge(headers, None, false).message(why),
             CredentialError::Account(e) => self.login_error(headers, e),
         }
@@ -324,28 +322,7 @@ impl Auth {
 
 /// Maps an accounts error onto the OCI error shape.
 pub fn account_error(e: &AccountError) -> ApiError {
-    let message = e.to_string();
-    match e {
-        AccountError::BadCredentials | AccountError::Unauthenticated => {
-            ApiError::new(OciErrorCode::Unauthorized).message(message)
-        }
-        AccountError::TooManyAttempts { retry_after } => {
-            ApiError::new(OciErrorCode::TooManyRequests)
-                .message(message)
-                .header(header::RETRY_AFTER, retry_after.as_secs().max(1).to_string())
-        }
-        AccountError::Forbidden(_) => ApiError::new(OciErrorCode::Denied).message(message),
-        AccountError::NotFound(_) => ApiError::new(OciErrorCode::NameUnknown).message(message),
-        AccountError::Conflict(_) | AccountError::Invalid(_) => {
-            ApiError::new(OciErrorCode::Unsupported)
-                .status(StatusCode::BAD_REQUEST)
-                .message(message)
-        }
-        AccountError::Webhook(_) => {
-            ApiError::new(OciErrorCode::Unknown).status(StatusCode::BAD_GATEWAY).message(message)
-        }
-        AccountError::Setup(_) | AccountError::Metadata(_) => ApiError::internal(e),
-    }
+    ApiError::from(e)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

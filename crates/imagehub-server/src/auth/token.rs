@@ -18,7 +18,7 @@ use imagehub_oci::OciErrorCode;
 use serde_json::json;
 
 use super::{Auth, Credentials, account_error, unix_now};
-use crate::error::ApiError;
+use crate::error::{ApiError, EdgeError};
 
 /// `GET /token?service=…&scope=…[&offline_token=true]`.
 pub async fn get_token(State(auth): State<Arc<Auth>>, request: Request) -> Response {
@@ -158,11 +158,8 @@ async fn issue(
 }
 
 fn scopes(pairs: &[(String, String)]) -> Result<Vec<Scope>, ApiError> {
-    parse_scopes(pairs.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str())).map_err(|e| {
-        ApiError::new(OciErrorCode::Unsupported)
-            .status(StatusCode::BAD_REQUEST)
-            .message(e.to_string())
-    })
+    parse_scopes(pairs.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()))
+        .map_err(|e| EdgeError::MalformedTokenRequest(e.to_string()).into())
 }
 
 /// A token names its audience; asking for another service's is a mistake worth telling.
@@ -177,7 +174,7 @@ fn check_service(auth: &Auth, pairs: &[(String, String)]) -> Result<(), ApiError
 }
 
 fn bad_request(message: &str) -> ApiError {
-    ApiError::new(OciErrorCode::Unsupported).status(StatusCode::BAD_REQUEST).message(message)
+    EdgeError::MalformedTokenRequest(message.to_string()).into()
 }
 
 /// Decoded `application/x-www-form-urlencoded` pairs (query strings and POST bodies),

@@ -11,13 +11,13 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use imagehub_auth::Scope;
 use imagehub_core::{Referrer, RepositoryFilter};
-use imagehub_oci::{Digest, OciErrorCode, media_type};
+use imagehub_oci::{Digest, media_type};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{HandlerResult, V2Request, V2State};
 use crate::auth::{Auth, Identity, account_error};
-use crate::error::ApiError;
+use crate::error::{ApiError, EdgeError};
 
 /// Page size for `_catalog` when the client gives no `n`, as distribution does.
 const DEFAULT_CATALOG_PAGE: u32 = 1000;
@@ -51,9 +51,7 @@ impl Page {
             Some(raw) => raw
                 .parse::<u32>()
                 .map_err(|_| {
-                    ApiError::new(OciErrorCode::Unsupported)
-                        .status(StatusCode::BAD_REQUEST)
-                        .message(format!("n={raw:?} is not a non-negative integer"))
+                    EdgeError::MalformedQuery(format!("n={raw:?} is not a non-negative integer"))
                 })?
                 .min(MAX_PAGE),
         };

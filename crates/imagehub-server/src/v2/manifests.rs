@@ -9,7 +9,7 @@ use imagehub_oci::{NameError, OciErrorCode, Reference};
 use serde_json::json;
 
 use super::{HandlerResult, V2Request, digest_header, empty};
-use crate::error::ApiError;
+use crate::error::{ApiError, EdgeError};
 
 /// Parses a reference for reading or deleting: a malformed tag names nothing.
 fn existing_reference(raw: &str) -> Result<Reference, ApiError> {
@@ -101,10 +101,7 @@ async fn read_manifest_body(body: Body) -> Result<Vec<u8>, ApiError> {
 }
 
 fn too_large() -> ApiError {
-    ApiError::new(OciErrorCode::ManifestInvalid)
-        .status(StatusCode::PAYLOAD_TOO_LARGE)
-        .message("manifest is larger than the 4 MiB limit")
-        .detail(json!({ "limit": MAX_MANIFEST_BYTES }))
+    EdgeError::ManifestTooLarge { limit: MAX_MANIFEST_BYTES }.into()
 }
 
 /// `DELETE`: by digest removes the manifest and its tags; by tag removes only the tag.

@@ -22,7 +22,7 @@ use imagehub_core::{CoreError, Registry};
 use imagehub_oci::{OciErrorCode, RepoName};
 
 use crate::auth::{Auth, AuthState, Identity, account_error};
-use crate::error::ApiError;
+use crate::error::{ApiError, EdgeError};
 use route::V2Route;
 
 /// The `/v2` routers' state: the registry, and accounts unless `auth.enabled = false`.
@@ -143,12 +143,7 @@ async fn dispatch(
     };
     let query = match query {
         Ok(Query(query)) => query,
-        Err(e) => {
-            return ApiError::new(OciErrorCode::Unsupported)
-                .status(StatusCode::BAD_REQUEST)
-                .message(format!("malformed query string: {e}"))
-                .into_response();
-        }
+        Err(e) => return ApiError::from(EdgeError::MalformedQuery(e.to_string())).into_response(),
     };
     let identity = match authorize(&state, &parts, &route, &method, &name).await {
         Ok(identity) => identity,
@@ -205,8 +200,7 @@ async fn dispatch(
         (V2Route::Upload { id, .. }, Method::DELETE) => {
             uploads::cancel_blob_upload(request, id).await
         }
-        (_, method) => Err(ApiError::new(OciErrorCode::Unsupported)
-            .message(format!("{method} is not supported on this endpoint"))),
+        (_, method) => Err(EdgeError::MethodNotSupported(method).into()),
     };
     let result = match (result, missing_answer) {
         (Err(e), Some(challenge)) if e.code() == OciErrorCode::NameUnknown => Err(challenge),
@@ -309,10 +303,7 @@ fn route_name<'a>(route: &V2Route<'a>) -> &'a str {
 }
 
 fn not_found() -> Response {
-    ApiError::new(OciErrorCode::NameUnknown)
-        .status(StatusCode::NOT_FOUND)
-        .message("no such /v2 endpoint")
-        .into_response()
+    ApiError::from(EdgeError::NoSuchEndpoint).into_response()
 }
 
 /// A response with no body and the given headers (`Location`, `Range`, digests …).

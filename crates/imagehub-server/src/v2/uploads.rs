@@ -6,7 +6,7 @@ use imagehub_core::UploadId;
 use imagehub_oci::{Digest, OciErrorCode, RepoName};
 
 use super::{HandlerResult, V2Request, digest_header, empty};
-use crate::error::{ApiError, range_header_value};
+use crate::error::{ApiError, EdgeError, range_header_value};
 
 fn upload_uuid_header() -> header::HeaderName {
     header::HeaderName::from_static("docker-upload-uuid")
@@ -74,11 +74,10 @@ pub async fn get_blob_upload(request: V2Request, id: &str) -> HandlerResult {
 /// `PATCH`: appends a chunk; with `Content-Range` it must start where the upload ends.
 pub async fn patch_blob_upload(request: V2Request, id: &str) -> HandlerResult {
     let range = match request.header(header::CONTENT_RANGE) {
-        Some(raw) => Some(parse_content_range(raw).ok_or_else(|| {
-            ApiError::new(OciErrorCode::BlobUploadInvalid)
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .message(format!("Content-Range {raw:?} is not of the form <start>-<end>"))
-        })?),
+        Some(raw) => Some(
+            parse_content_range(raw)
+                .ok_or_else(|| EdgeError::MalformedContentRange(raw.to_string()))?,
+        ),
         None => None,
     };
     let expected_len = match range {
