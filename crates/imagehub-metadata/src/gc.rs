@@ -4,7 +4,8 @@
 use imagehub_oci::Digest;
 use sqlx::Row;
 
-use crate::{Metadata, Result, parse_digest};
+use crate::registry::parse_digest;
+use crate::{Metadata, Result};
 
 /// A blob that no repository links any more, with its size.
 #[derive(Debug, Clone)]

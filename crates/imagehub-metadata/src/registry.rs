@@ -1,0 +1,539 @@
+//! The registry's tables: repositories, blob links, manifests (their bytes too), tags,
+//! the references between them, and upload sessions.
+
+use std::str::FromStr;
+
+use imagehub_oci::{Digest, RepoName, Tag};
+use sqlx::{Row, SqliteConnection};
+
+use crate::{Metadata, MetadataError, Result, now, now_ms};
+
+/// Which cap on open upload sessions was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadScope {
+    User,
+    Repository,
+}
+
+impl std::fmt::Display for UploadScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UploadScope::User => "by this user",
+            UploadScope::Repository => "in this repository",
+        })
+    }
+}
+
+/// The most upload sessions open at once per owner and per repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadCaps {
+    pub per_owner: u32,
+    pub per_repository: u32,
+}
+
+/// A manifest as stored: the exact bytes and what is needed to serve them.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+/// A manifest about to be stored, with everything it references. Owned, as it is
+/// handed to the group-committing writer.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    pub repository: RepoName,
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
+    /// The manifest's annotations as a JSON object, for the referrers listing.
+    pub annotations_json: Option<String>,
+    pub content: Vec<u8>,
+    /// Blobs (config and layers) that must be linked to the repository.
+    pub blobs: Vec<Digest>,
+    /// Child manifests (of an index) that must exist in the repository.
+    pub manifests: Vec<Digest>,
+    /// The tag to point at this manifest, when pushed by tag.
+    pub tag: Option<Tag>,
+    /// The user who pushed it, when accounts are on.
+    pub pushed_by: Option<String>,
+}
+
+/// One manifest whose `subject` is a given digest.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations_json: Option<String>,
+}
+
+impl Metadata {
+    /// Whether the repository exists (has had content pushed or mounted).
+    pub async fn repository_exists(&self, repository: &RepoName) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM repositories WHERE name = ?")
+            .bind(repository.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// The size of `digest` if it is linked to `repository`.
+    pub async fn linked_blob_size(
+        &self,
+        repository: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT b.size FROM repository_blobs rb
+             JOIN repositories r ON r.id = rb.repository_id
+             JOIN blobs b ON b.digest = rb.digest
+             WHERE r.name = ? AND rb.digest = ?",
+        )
+        .bind(repository.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+    }
+
+    /// Records a verified blob and links it to `repository`, creating the repository.
+    pub async fn link_blob(&self, repository: &RepoName, digest: &Digest, size: u64) -> Result<()> {
+        let (repository, digest) = (repository.clone(), digest.clone());
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move { link_blob(conn, &repository, &digest, size).await })
+            })
+            .await
+    }
+
+    /// Links a blob whose upload session `id` just completed, and ends the session.
+    pub async fn finish_upload(
+        &self,
+        id: &str,
+        repository: &RepoName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let (id, repository, digest) = (id.to_string(), repository.clone(), digest.clone());
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    link_blob(&mut *conn, &repository, &digest, size).await?;
+                    sqlx::query("DELETE FROM uploads WHERE id = ?")
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Unlinks a blob from a repository; returns whether it was linked. The bytes stay
+    /// in the blob store until garbage collection finds no repository linking them.
+    pub async fn unlink_blob(&self, repository: &RepoName, digest: &Digest) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM repository_blobs WHERE digest = ?
+             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        )
+        .bind(digest.to_string())
+        .bind(repository.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The manifest a tag points at.
+    pub async fn manifest_by_tag(
+        &self,
+        repository: &RepoName,
+        tag: &Tag,
+    ) -> Result<Option<StoredManifest>> {
+        let row = sqlx::query(
+            "SELECT m.digest, m.media_type, m.content FROM tags t
+             JOIN repositories r ON r.id = t.repository_id
+             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+             WHERE r.name = ? AND t.name = ?",
+        )
+        .bind(repository.as_str())
+        .bind(tag.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(stored_manifest).transpose()
+    }
+
+    /// A manifest by digest.
+    pub async fn manifest_by_digest(
+        &self,
+        repository: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>> {
+        let row = sqlx::query(
+            "SELECT m.digest, m.media_type, m.content FROM manifests m
+             JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ? AND m.digest = ?",
+        )
+        .bind(repository.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(stored_manifest).transpose()
+    }
+
+    /// Stores a manifest and its references, and moves its tag, in one transaction.
+    /// Fails with `MissingReference` when a blob or child manifest is not in the repository.
+    pub async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
+        self.writer
+            .write(move |conn| Box::pin(async move { put_manifest(conn, &manifest).await }))
+            .await
+    }
+
+    /// Deletes a manifest and every tag pointing at it; returns whether it existed.
+    pub async fn delete_manifest(&self, repository: &RepoName, digest: &Digest) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM manifests WHERE digest = ?
+             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        )
+        .bind(digest.to_string())
+        .bind(repository.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes a tag, leaving its manifest; returns whether it existed.
+    pub async fn delete_tag(&self, repository: &RepoName, tag: &Tag) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM tags WHERE name = ?
+             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        )
+        .bind(tag.as_str())
+        .bind(repository.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every tag of a repository, in lexical (byte) order.
+    pub async fn tags(&self, repository: &RepoName) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE r.name = ? ORDER BY t.name",
+        )
+        .bind(repository.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Up to `limit` repository names after `last`, in lexical (byte) order.
+    pub async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
+                .bind(last.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Manifests in `repository` whose subject is `subject`, optionally of one artifact type.
+    pub async fn referrers(
+        &self,
+        repository: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        let rows = sqlx::query(
+            "SELECT m.digest, m.media_type, length(m.content), m.artifact_type, m.annotations
+             FROM manifests m JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ? AND m.subject = ? AND (? IS NULL OR m.artifact_type = ?)
+             ORDER BY m.digest",
+        )
+        .bind(repository.as_str())
+        .bind(subject.to_string())
+        .bind(artifact_type)
+        .bind(artifact_type)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Referrer {
+                    digest: parse_digest(r.get(0))?,
+                    media_type: r.get(1),
+                    size: r.get::<i64, _>(2) as u64,
+                    artifact_type: r.get(3),
+                    annotations_json: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    /// Records a new upload session for `repository`, opened by `owner` (a user name,
+    /// or empty for anonymous callers), unless either already has `caps` open. The count
+    /// and the insert are one write, so concurrent starts cannot pass the cap together.
+    pub async fn create_upload(
+        &self,
+        id: &str,
+        repository: &RepoName,
+        owner: &str,
+        caps: UploadCaps,
+    ) -> Result<()> {
+        let (id, repository, owner) = (id.to_string(), repository.to_string(), owner.to_string());
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let (by_owner, in_repository): (i64, i64) = sqlx::query_as(
+                        "SELECT (SELECT count(*) FROM uploads WHERE owner = ?1), (SELECT count(*) FROM uploads WHERE repository = ?2)",
+                    )
+                    .bind(&owner)
+                    .bind(&repository)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if by_owner >= i64::from(caps.per_owner) {
+                        return Err(MetadataError::TooManyUploads { scope: UploadScope::User, limit: caps.per_owner });
+                    }
+                    if in_repository >= i64::from(caps.per_repository) {
+                        return Err(MetadataError::TooManyUploads { scope: UploadScope::Repository, limit: caps.per_repository });
+                    }
+                    sqlx::query("INSERT INTO uploads (id, repository, started_at, owner) VALUES (?, ?, ?, ?)")
+                        .bind(id)
+                        .bind(repository)
+                        .bind(now())
+                        .bind(owner)
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// The repository an upload session belongs to, if the session exists.
+    pub async fn upload_repository(&self, id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT repository FROM uploads WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Forgets an upload session.
+    pub async fn delete_upload(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM uploads WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+async fn ensure_repository(
+    conn: &mut SqliteConnection,
+    repository: &RepoName,
+    now: i64,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO repositories (name, created_at) VALUES (?, ?)
+         ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
+    )
+    .bind(repository.as_str())
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    // A new repository takes its namespace's default visibility; an existing setting stays.
+    if let Some(namespace) = repository.namespace() {
+        sqlx::query(
+            "INSERT INTO repository_visibility (name, visibility)
+             SELECT ?, default_visibility FROM namespaces WHERE name = ? ON CONFLICT DO NOTHING",
+        )
+        .bind(repository.as_str())
+        .bind(namespace)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(row.get(0))
+}
+
+/// Records a verified blob and links it to `repository`, creating the repository.
+async fn link_blob(
+    conn: &mut SqliteConnection,
+    repository: &RepoName,
+    digest: &Digest,
+    size: u64,
+) -> Result<()> {
+    let now = now();
+    sqlx::query(
+        "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(digest.to_string())
+    .bind(size as i64)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let repository_id = ensure_repository(&mut *conn, repository, now).await?;
+    sqlx::query("INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(repository_id)
+        .bind(digest.to_string())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores a manifest and its references, and moves its tag.
+/// Fails with `MissingReference` when a blob or child manifest is not in the repository.
+async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Result<()> {
+    let now = now();
+    let repository_id = ensure_repository(&mut *conn, &manifest.repository, now).await?;
+    for digest in &manifest.blobs {
+        let linked =
+            sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
+                .bind(repository_id)
+                .bind(digest.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+        if linked.is_none() {
+            return Err(MetadataError::MissingReference {
+                digest: digest.clone(),
+                is_manifest: false,
+            });
+        }
+    }
+    for digest in &manifest.manifests {
+        let exists = sqlx::query("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?")
+            .bind(repository_id)
+            .bind(digest.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if exists.is_none() {
+            return Err(MetadataError::MissingReference {
+                digest: digest.clone(),
+                is_manifest: true,
+            });
+        }
+    }
+    let digest = manifest.digest.to_string();
+    sqlx::query(
+        "INSERT INTO manifests
+           (repository_id, digest, media_type, artifact_type, subject, annotations, content, pushed_at, pushed_by, pushed_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at,
+            pushed_by = COALESCE(excluded.pushed_by, pushed_by), pushed_at_ms = excluded.pushed_at_ms",
+    )
+    .bind(repository_id)
+    .bind(&digest)
+    .bind(&manifest.media_type)
+    .bind(&manifest.artifact_type)
+    .bind(manifest.subject.as_ref().map(Digest::to_string))
+    .bind(manifest.annotations_json.as_deref())
+    .bind(&manifest.content)
+    .bind(now)
+    .bind(&manifest.pushed_by)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    // Indexing (base info, README, labels) happens off the request path; the job is
+    // committed with the manifest, so a crash cannot lose it.
+    sqlx::query(
+        "INSERT INTO jobs (kind, repository, digest, run_after, created_at) VALUES ('index', ?, ?, ?, ?)
+         ON CONFLICT (kind, repository, digest) DO UPDATE SET run_after = excluded.run_after, attempts = 0",
+    )
+    .bind(manifest.repository.as_str())
+    .bind(&digest)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let children = manifest
+        .blobs
+        .iter()
+        .map(|d| (d, false))
+        .chain(manifest.manifests.iter().map(|d| (d, true)));
+    for (child, is_manifest) in children {
+        sqlx::query(
+            "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, child_is_manifest)
+             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(repository_id)
+        .bind(&digest)
+        .bind(child.to_string())
+        .bind(is_manifest)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if let Some(tag) = &manifest.tag {
+        sqlx::query(
+            "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest,
+                updated_at = excluded.updated_at",
+        )
+        .bind(repository_id)
+        .bind(tag.as_str())
+        .bind(&digest)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+fn stored_manifest(row: sqlx::sqlite::SqliteRow) -> Result<StoredManifest> {
+    Ok(StoredManifest {
+        digest: parse_digest(row.get(0))?,
+        media_type: row.get(1),
+        content: row.get(2),
+    })
+}
+
+pub(crate) fn parse_digest(s: String) -> Result<Digest> {
+    Digest::from_str(&s).map_err(|e| MetadataError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn open() -> (tempfile::TempDir, Metadata) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Metadata::open_sqlite(&dir.path().join("imagehub.db")).await.unwrap();
+        (dir, meta)
+    }
+
+    #[tokio::test]
+    async fn upload_sessions_are_capped_per_owner_and_per_repository() {
+        let (_dir, meta) = open().await;
+        let caps = crate::UploadCaps { per_owner: 3, per_repository: 2 };
+        let repo = |name: &str| name.parse::<RepoName>().unwrap();
+        meta.create_upload("1", &repo("x/a"), "alice", caps).await.unwrap();
+        meta.create_upload("2", &repo("x/a"), "alice", caps).await.unwrap();
+        let full = meta.create_upload("3", &repo("x/a"), "bob", caps).await;
+        assert!(
+            matches!(
+                full,
+                Err(MetadataError::TooManyUploads {
+                    scope: crate::UploadScope::Repository,
+                    limit: 2
+                })
+            ),
+            "{full:?}"
+        );
+        meta.create_upload("4", &repo("x/b"), "alice", caps).await.unwrap();
+        let full = meta.create_upload("5", &repo("x/c"), "alice", caps).await;
+        assert!(
+            matches!(
+                full,
+                Err(MetadataError::TooManyUploads { scope: crate::UploadScope::User, limit: 3 })
+            ),
+            "{full:?}"
+        );
+        meta.delete_upload("1").await.unwrap();
+        meta.create_upload("6", &repo("x/c"), "alice", caps).await.unwrap();
+        assert_eq!(
+            meta.upload_repository("3").await.unwrap(),
+            None,
+            "a refused session leaves no row"
+        );
+    }
+}
