@@ -247,3 +247,104 @@ async fn remove_if_exists(path: &Path) -> Result<(), BlobStoreError> {
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use futures_util::stream;
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, FsBlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        (dir, store)
+    }
+
+    /// A request body of `chunks`.
+    fn body(chunks: &[&[u8]]) -> impl futures_util::Stream<Item = Result<Bytes, io::Error>> {
+        stream::iter(chunks.iter().map(|c| Ok(Bytes::copy_from_slice(c))).collect::<Vec<_>>())
+    }
+
+    fn sha256(data: &[u8]) -> Digest {
+        let mut hasher = imagehub_oci::Hasher::new(Algorithm::Sha256);
+        hasher.update(data);
+        hasher.finish()
+    }
+
+    async fn read_blob(store: &FsBlobStore, digest: &Digest) -> Vec<u8> {
+        let mut file = store.open_blob(digest).await.unwrap().expect("the blob exists");
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).await.unwrap();
+        bytes
+    }
+
+    #[tokio::test]
+    async fn chunks_resumed_across_checkouts_commit_under_their_digest() {
+        let (_dir, store) = store().await;
+        let mut upload = store.create_upload().await.unwrap();
+        let id = upload.id();
+        assert_eq!(upload.append(body(&[b"hello ", b"wor"]), Some(9)).await.unwrap(), 9);
+        drop(upload);
+        // A later request reopens it: length and hash state are rebuilt from the file.
+        let mut upload = store.open_upload(id).await.unwrap();
+        assert_eq!(upload.len(), 9);
+        upload.append(body(&[b"ld"]), None).await.unwrap();
+        let digest = sha256(b"hello world");
+        assert_eq!(store.commit_upload(upload, &digest).await.unwrap(), 11);
+        assert_eq!(store.stat(&digest).await.unwrap(), Some(11));
+        assert_eq!(read_blob(&store, &digest).await, b"hello world");
+        assert!(store.upload_files().await.unwrap().is_empty(), "the upload file became the blob");
+        assert!(matches!(store.open_upload(id).await, Err(BlobStoreError::UploadNotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn a_chunk_of_the_wrong_length_or_a_broken_body_is_not_kept() {
+        let (_dir, store) = store().await;
+        let mut upload = store.create_upload().await.unwrap();
+        upload.append(body(&[b"kept"]), None).await.unwrap();
+        let short = upload.append(body(&[b"short"]), Some(100)).await;
+        assert!(matches!(short, Err(AppendError::LengthMismatch { expected: 100, actual: 5 })));
+        let broken = stream::iter(vec![
+            Ok(Bytes::from_static(b"half")),
+            Err(io::Error::other("client left")),
+        ]);
+        assert!(matches!(upload.append(broken, None).await, Err(AppendError::Body(_))));
+        assert_eq!(upload.len(), 4);
+        let id = upload.id();
+        drop(upload);
+        assert_eq!(store.open_upload(id).await.unwrap().len(), 4, "the file was truncated back");
+    }
+
+    #[tokio::test]
+    async fn a_digest_mismatch_leaves_the_upload_and_stores_nothing() {
+        let (_dir, store) = store().await;
+        let mut upload = store.create_upload().await.unwrap();
+        upload.append(body(&[b"content"]), None).await.unwrap();
+        let id = upload.id();
+        let wrong = sha256(b"other");
+        let result = store.commit_upload(upload, &wrong).await;
+        assert!(matches!(result, Err(BlobStoreError::DigestMismatch { .. })));
+        assert_eq!(store.stat(&wrong).await.unwrap(), None);
+        assert_eq!(store.open_upload(id).await.unwrap().len(), 7);
+    }
+
+    #[tokio::test]
+    async fn deleting_is_idempotent_and_walking_lists_what_is_stored() {
+        let (_dir, store) = store().await;
+        let mut upload = store.create_upload().await.unwrap();
+        upload.append(body(&[b"blob"]), None).await.unwrap();
+        let digest = sha256(b"blob");
+        store.commit_upload(upload, &digest).await.unwrap();
+        let walked = store.walk_blobs().await.unwrap();
+        assert_eq!(walked.iter().map(|b| &b.digest).collect::<Vec<_>>(), [&digest]);
+        store.delete_blob(&digest).await.unwrap();
+        store.delete_blob(&digest).await.unwrap();
+        assert_eq!(store.stat(&digest).await.unwrap(), None);
+        let upload = store.create_upload().await.unwrap();
+        assert_eq!(store.upload_files().await.unwrap().len(), 1);
+        store.delete_upload(upload).await.unwrap();
+        assert!(store.upload_files().await.unwrap().is_empty());
+    }
+}
