@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::auth::common::{Cred, Hub, OCI_MANIFEST, sha256};
 use crate::process::ServerProcess;
+use crate::support::hub::{Cred, Hub, OCI_MANIFEST, sha256};
 
 const ZSTD_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 const TAR_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -132,13 +132,13 @@ async fn push_layers(hub: &Hub, repo: &str, tag: &str, layers: &[(&str, &[u8])])
         .v2(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), None)
         .header("content-type", OCI_MANIFEST)
         .body(manifest.to_string());
-    hub.send(request).await.expect(201, &format!("push {repo}:{tag}"));
+    hub.send(request).await.expect_status(201, &format!("push {repo}:{tag}"));
 }
 
 async fn run_index(hub: &Hub) {
     hub.api(&Cred::Anonymous, Method::POST, "/api/v1/admin/index", None)
         .await
-        .expect(200, "run the indexing queue");
+        .expect_status(200, "run the indexing queue");
 }
 
 async fn image(hub: &Hub, repo: &str, tag: &str) -> Value {
@@ -151,7 +151,7 @@ async fn image(hub: &Hub, repo: &str, tag: &str) -> Value {
             None,
         )
         .await;
-    reply.expect(200, &format!("{repo}:{tag}"));
+    reply.expect_status(200, &format!("{repo}:{tag}"));
     reply.json()
 }
 

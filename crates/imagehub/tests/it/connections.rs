@@ -12,7 +12,7 @@ use imagehub_testkit::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::v2::common::{Registry, random_bytes, sha256_digest};
+use crate::support::registry::{Registry, random_bytes, sha256_digest};
 
 /// Far longer than any timeout under test: only a server that never closes reaches it.
 const GUARD: Duration = Duration::from_secs(60);
@@ -95,7 +95,7 @@ async fn an_upload_whose_client_stops_sending_is_dropped_without_a_partial_chunk
     let server = server(|_| {});
     let reg = Registry::at(&server.url());
     let location = reg.begin_upload("conn/stall").await;
-    let path = crate::v2::common::location_path(&location);
+    let path = crate::support::registry::location_path(&location);
     let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
     let head = format!(
         "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n"
@@ -108,7 +108,7 @@ async fn an_upload_whose_client_stops_sending_is_dropped_without_a_partial_chunk
         "a stalled body is the client's failure: {answer:?}"
     );
     let status = reg.get(&location).await;
-    status.expect_status(&[204], "the upload after the stalled chunk");
+    status.expect_status_in(&[204], "the upload after the stalled chunk");
     assert_eq!(
         status.header("Range").as_deref(),
         Some("0-0"),
@@ -124,7 +124,7 @@ async fn slow_transfers_that_make_progress_are_never_cut() {
     let location = reg.begin_upload("conn/slow").await;
     let parts: Vec<Vec<u8>> = (0..6).map(|i| random_bytes(64 * 1024, i)).collect();
     let whole: Vec<u8> = parts.concat();
-    let path = crate::v2::common::location_path(&location);
+    let path = crate::support::registry::location_path(&location);
     let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
     let head = format!(
         "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -144,7 +144,9 @@ async fn slow_transfers_that_make_progress_are_never_cut() {
         "all of it was kept: {answer:?}"
     );
     let digest = sha256_digest(&whole);
-    reg.put_upload(&location, &digest, b"").await.expect_status(&[201], "finish the slow upload");
+    reg.put_upload(&location, &digest, b"")
+        .await
+        .expect_status_in(&[201], "finish the slow upload");
 
     // A download read 64 KiB at a time, 300 ms apart, for longer than the stall timeout.
     let mut response = reqwest::Client::new()

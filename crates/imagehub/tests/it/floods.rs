@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::auth::common::{Cred, Hub, repo_scope};
+use crate::support::hub::{Cred, Hub, repo_scope};
 
 #[tokio::test]
 async fn anonymous_datapack_floods_store_nothing_and_stored_ones_are_bounded() {
@@ -17,12 +17,12 @@ async fn anonymous_datapack_floods_store_nothing_and_stored_ones_are_bounded() {
     for i in 0..50 {
         let reply =
             hub.api(&Cred::Anonymous, Method::POST, "/api/v1/datapacks", Some(spec(i))).await;
-        reply.expect(200, "an anonymous DataPack is answered");
+        reply.expect_status(200, "an anonymous DataPack is answered");
         assert_eq!(reply.json()["unknown"], json!([format!("flood/image{i}:v1")]));
         let name = reply.json()["name"].as_str().expect("name").to_string();
         hub.api(&Cred::Anonymous, Method::GET, &format!("/api/v1/datapacks/{name}"), None)
             .await
-            .expect(404, "but not stored");
+            .expect_status(404, "but not stored");
     }
     let apply = "apiVersion: imagehub.sealos.io/v1\nkind: DataPack\nspec:\n  type: base\n  names: [flood/x:v1]\n";
     let reply = hub
@@ -33,12 +33,12 @@ async fn anonymous_datapack_floods_store_nothing_and_stored_ones_are_bounded() {
                 .body(apply),
         )
         .await;
-    reply.expect(401, "an anonymous apply of a DataPack");
+    reply.expect_status(401, "an anonymous apply of a DataPack");
 
     let mut names = Vec::new();
     for i in 0..8 {
         let reply = hub.api(&alice, Method::POST, "/api/v1/datapacks", Some(spec(i))).await;
-        reply.expect(201, "a user's DataPack is stored");
+        reply.expect_status(201, "a user's DataPack is stored");
         names.push(reply.json()["name"].as_str().expect("name").to_string());
     }
     let mut kept = 0;
@@ -52,7 +52,7 @@ async fn anonymous_datapack_floods_store_nothing_and_stored_ones_are_bounded() {
     let last = names.last().expect("names");
     hub.api(&alice, Method::GET, &format!("/api/v1/datapacks/{last}"), None)
         .await
-        .expect(200, "the newest is kept");
+        .expect_status(200, "the newest is kept");
 }
 
 /// Files in the data directory's `uploads/`.
@@ -82,33 +82,33 @@ async fn upload_sessions_are_capped_per_user_and_per_repository() {
     let mut sessions = Vec::new();
     for _ in 0..3 {
         let reply = start("alice/x", alice.clone()).await;
-        reply.expect(202, "a session within the caps");
+        reply.expect_status(202, "a session within the caps");
         sessions.push(reply.header("location").expect("location"));
     }
     let full = start("alice/x", alice.clone()).await;
-    full.expect(429, "a fourth session in one repository");
+    full.expect_status(429, "a fourth session in one repository");
     assert_eq!(full.json()["errors"][0]["code"], "TOOMANYREQUESTS");
     assert_eq!(full.header("retry-after").as_deref(), Some("60"));
     for _ in 0..2 {
-        start("alice/y", alice.clone()).await.expect(202, "sessions in another repository");
+        start("alice/y", alice.clone()).await.expect_status(202, "sessions in another repository");
     }
     let full = start("alice/z", alice.clone()).await;
-    full.expect(429, "a sixth session of one user");
+    full.expect_status(429, "a sixth session of one user");
     assert!(
         full.json()["errors"][0]["message"].as_str().is_some_and(|m| m.contains("by this user")),
         "{}",
         full.text()
     );
     // The admin has a cap of their own; the repository's is shared.
-    start("alice/x", olga.clone()).await.expect(429, "the repository is full for everyone");
+    start("alice/x", olga.clone()).await.expect_status(429, "the repository is full for everyone");
     start("bob/x", Cred::basic("bob", "bob-Secret-1"))
         .await
-        .expect(202, "another user, another repository");
+        .expect_status(202, "another user, another repository");
     assert_eq!(upload_files(&hub), 6, "refused sessions leave no file behind");
 
     // A cancelled session makes room.
     let token = hub.token(&alice, &[repo_scope("alice/x", "pull,push")]).await.expect("token");
     let cancel = hub.client.delete(hub.url(&sessions[0])).bearer_auth(&token);
-    hub.send(cancel).await.expect(204, "cancel a session");
-    start("alice/x", alice.clone()).await.expect(202, "room again after a cancel");
+    hub.send(cancel).await.expect_status(204, "cancel a session");
+    start("alice/x", alice.clone()).await.expect_status(202, "room again after a cancel");
 }

@@ -5,8 +5,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::auth::common::{Cred, Hub};
 use crate::realclients::{Clients, OciLayout, tar};
+use crate::support::hub::{Cred, Hub};
 
 const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -55,7 +55,7 @@ impl Setup {
             self.clients.skopeo_push(&src, &dest);
         }
         let reply = self.hub.api(&Cred::admin(), Method::POST, "/api/v1/admin/index", None).await;
-        reply.expect(200, "run the indexing queue");
+        reply.expect_status(200, "run the indexing queue");
     }
 
     async fn image(&self, repo: &str, reference: &str) -> Value {
@@ -68,7 +68,7 @@ impl Setup {
                 None,
             )
             .await;
-        reply.expect(200, "image details");
+        reply.expect_status(200, "image details");
         reply.json()
     }
 }
@@ -295,7 +295,7 @@ async fn images_of_a_repository_are_listed_and_hidden_from_those_who_may_not_pul
         .hub
         .api(&Cred::admin(), Method::GET, "/api/v1/orgs/admin/repos/listed/images", None)
         .await;
-    reply.expect(200, "list images");
+    reply.expect_status(200, "list images");
     let images = reply.json()["images"].clone();
     assert_eq!(images.as_array().map(Vec::len), Some(1));
     assert_eq!(images[0]["tag"], "v1");
@@ -307,13 +307,13 @@ async fn images_of_a_repository_are_listed_and_hidden_from_those_who_may_not_pul
     s.hub
         .api(&eve, Method::GET, "/api/v1/orgs/admin/repos/listed/images", None)
         .await
-        .expect(404, "a private repository");
+        .expect_status(404, "a private repository");
     s.hub
         .api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/admin/repos/listed/images/v1", None)
         .await
-        .expect(404, "anonymous");
+        .expect_status(404, "anonymous");
     s.hub
         .api(&eve, Method::POST, "/api/v1/admin/index", None)
         .await
-        .expect(403, "only admins run the queue");
+        .expect_status(403, "only admins run the queue");
 }

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::auth::common::{Cred, Hub, repo_scope};
+use crate::support::hub::{Cred, Hub, repo_scope};
 
 const README: &str = "---\ndescription: from the image\nkeywords: [image]\n---\n# In the image";
 
@@ -17,10 +17,10 @@ async fn setup() -> (Hub, Cred, Cred) {
     let olga = Cred::basic("olga", "olga-Secret-1");
     hub.api(&olga, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme"})))
         .await
-        .expect(201, "org");
+        .expect_status(201, "org");
     hub.api(&olga, Method::PUT, "/api/v1/orgs/acme/members/vic", Some(json!({"role": "viewer"})))
         .await
-        .expect(200, "viewer");
+        .expect_status(200, "viewer");
     hub.push_with_readme(&olga, "acme/app", "v1", README).await;
     (hub, olga, Cred::basic("vic", "vic-Secret-12"))
 }
@@ -29,7 +29,7 @@ async fn image(hub: &Hub, cred: &Cred, reference: &str) -> Value {
     let reply = hub
         .api(cred, Method::GET, &format!("/api/v1/orgs/acme/repos/app/images/{reference}"), None)
         .await;
-    reply.expect(200, "image");
+    reply.expect_status(200, "image");
     reply.json()
 }
 
@@ -47,7 +47,7 @@ async fn edits_beat_a_readme_given_at_push_which_beats_the_image_readme() {
                 .body("---\ndescription: given at push\nicon: https://example.org/i.png\n---\n# Given"),
         )
         .await;
-    reply.expect(200, "PUT readme");
+    reply.expect_status(200, "PUT readme");
     let v = image(&hub, &olga, "v1").await;
     assert_eq!(v["details"]["description"], "given at push");
     assert_eq!(v["details"]["docs"], "# Given");
@@ -60,7 +60,7 @@ async fn edits_beat_a_readme_given_at_push_which_beats_the_image_readme() {
     let edit = json!({"description": "edited", "keywords": ["edited", "db"]});
     hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(edit))
         .await
-        .expect(200, "edit");
+        .expect_status(200, "edit");
     let v = image(&hub, &olga, "v1").await;
     assert_eq!(v["details"]["description"], "edited");
     assert_eq!(v["details"]["keywords"], json!(["edited", "db"]));
@@ -75,7 +75,7 @@ async fn edits_beat_a_readme_given_at_push_which_beats_the_image_readme() {
         Some(json!({"description": null})),
     )
     .await
-    .expect(200, "unedit");
+    .expect_status(200, "unedit");
     let v = image(&hub, &olga, "v1").await;
     assert_eq!(v["details"]["description"], "given at push");
     assert_eq!(v["details"]["keywords"], json!(["edited", "db"]));
@@ -102,7 +102,7 @@ async fn invalid_edits_are_refused_naming_the_field() {
         let reply = hub
             .api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app/images/v1", Some(body.clone()))
             .await;
-        reply.expect(400, &format!("{body}"));
+        reply.expect_status(400, &format!("{body}"));
         let error = &reply.json()["errors"][0];
         let message = error["message"].as_str().unwrap_or_default().to_string();
         assert!(message.contains(needle), "{message:?} should name {needle}");
@@ -116,7 +116,7 @@ async fn invalid_edits_are_refused_naming_the_field() {
             Some(json!({"description": "x"})),
         )
         .await;
-    reply.expect(403, "a viewer edits");
+    reply.expect_status(403, "a viewer edits");
     hub.create_user("eve", "eve-Secret-12").await;
     hub.api(
         &Cred::basic("eve", "eve-Secret-12"),
@@ -125,7 +125,7 @@ async fn invalid_edits_are_refused_naming_the_field() {
         Some(json!({"description": "x"})),
     )
     .await
-    .expect(403, "an outsider's edit is refused as one to a missing repository is");
+    .expect_status(403, "an outsider's edit is refused as one to a missing repository is");
     let missing = hub
         .api(
             &olga,
@@ -134,7 +134,7 @@ async fn invalid_edits_are_refused_naming_the_field() {
             Some(json!({"description": "x"})),
         )
         .await;
-    missing.expect(404, "no such tag");
+    missing.expect_status(404, "no such tag");
     assert_eq!(
         missing.json()["errors"][0]["detail"],
         json!({"repository": "acme/app", "reference": "v9"})
@@ -146,7 +146,7 @@ async fn repositories_appear_and_disappear_with_their_images() {
     let (hub, olga, vic) = setup().await;
     hub.push_with_readme(&olga, "acme/app", "v2", "").await;
     let repos = hub.api(&vic, Method::GET, "/api/v1/orgs/acme/repos", None).await;
-    repos.expect(200, "list repositories");
+    repos.expect_status(200, "list repositories");
     let list = repos.json()["repositories"].clone();
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     assert_eq!(list[0]["name"], "acme/app");
@@ -155,7 +155,7 @@ async fn repositories_appear_and_disappear_with_their_images() {
     assert_eq!(list[0]["latest"]["tag"], "v2", "the most recently pushed image is the latest");
     hub.api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/acme/repos", None)
         .await
-        .expect(200, "anonymous");
+        .expect_status(200, "anonymous");
     hub.push_with_readme(&olga, "acme/app", "a0", "").await;
     let by_name = hub
         .api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images?sort=name&per_page=2", None)
@@ -183,14 +183,14 @@ async fn repositories_appear_and_disappear_with_their_images() {
     assert_eq!(by_push["images"][0]["tag"], "a0", "most recent first by default");
     hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images?sort=size", None)
         .await
-        .expect(400, "an unknown sort");
+        .expect_status(400, "an unknown sort");
     hub.api(&olga, Method::DELETE, "/api/v1/orgs/acme/repos/app/images/a0", None)
         .await
-        .expect(204, "delete a0");
+        .expect_status(204, "delete a0");
     let a0 = by_push["images"][0]["digest"].as_str().expect("digest").to_string();
     hub.api(&olga, Method::DELETE, &format!("/api/v1/orgs/acme/repos/app/images/{a0}"), None)
         .await
-        .expect(204, "delete a0's manifest");
+        .expect_status(204, "delete a0's manifest");
     let anonymous = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/acme/repos", None).await;
     assert_eq!(
         anonymous.json()["repositories"],
@@ -207,7 +207,7 @@ async fn repositories_appear_and_disappear_with_their_images() {
             Some(json!({"description": "The app"})),
         )
         .await;
-    described.expect(200, "describe");
+    described.expect_status(200, "describe");
     assert_eq!(described.json()["description"], "The app");
     assert_eq!(
         hub.api(&vic, Method::GET, "/api/v1/orgs/acme/repos/app", None).await.json()["description"],
@@ -215,10 +215,10 @@ async fn repositories_appear_and_disappear_with_their_images() {
     );
     hub.api(&vic, Method::PATCH, "/api/v1/orgs/acme/repos/app", Some(json!({"description": "x"})))
         .await
-        .expect(403, "a viewer describes");
+        .expect_status(403, "a viewer describes");
     hub.api(&olga, Method::PATCH, "/api/v1/orgs/acme/repos/app", Some(json!({})))
         .await
-        .expect(400, "nothing to change");
+        .expect_status(400, "nothing to change");
     let cleared = hub
         .api(
             &olga,
@@ -232,11 +232,11 @@ async fn repositories_appear_and_disappear_with_their_images() {
     // Deleting an image needs delete; deleting the last one empties the repository.
     hub.api(&vic, Method::DELETE, "/api/v1/orgs/acme/repos/app/images/v2", None)
         .await
-        .expect(403, "a viewer deletes");
+        .expect_status(403, "a viewer deletes");
     let v2 = image(&hub, &olga, "v2").await["digest"].as_str().expect("digest").to_string();
     hub.api(&olga, Method::DELETE, "/api/v1/orgs/acme/repos/app/images/v2", None)
         .await
-        .expect(204, "delete a tag");
+        .expect_status(204, "delete a tag");
     // The manifest stays, an image without a tag, until it is deleted too.
     let images = hub
         .api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images", None)
@@ -259,11 +259,11 @@ async fn repositories_appear_and_disappear_with_their_images() {
             None,
         )
         .await
-        .expect(204, "delete a manifest");
+        .expect_status(204, "delete a manifest");
     }
     hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app", None)
         .await
-        .expect(404, "an empty repository");
+        .expect_status(404, "an empty repository");
     let list = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos", None).await;
     assert_eq!(list.json()["repositories"], json!([]));
 }
@@ -274,10 +274,10 @@ async fn deleting_a_repository_deletes_its_tags_and_manifests() {
     hub.push_with_readme(&olga, "acme/app", "v2", "").await;
     hub.api(&Cred::admin(), Method::DELETE, "/api/v1/orgs/acme/repos/app", None)
         .await
-        .expect(204, "delete the repository");
+        .expect_status(204, "delete the repository");
     hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app", None)
         .await
-        .expect(404, "gone from the API");
+        .expect_status(404, "gone from the API");
     let token = hub.token(&olga, &[repo_scope("acme/app", "pull")]).await.expect("token");
     let tags = hub.send(hub.v2(Method::GET, "/v2/acme/app/tags/list", Some(&token))).await;
     assert_eq!(tags.status, StatusCode::NOT_FOUND, "gone from the registry: {}", tags.text());
@@ -285,7 +285,7 @@ async fn deleting_a_repository_deletes_its_tags_and_manifests() {
     assert_eq!(found.json()["total"], 0, "gone from search");
     hub.api(&Cred::admin(), Method::DELETE, "/api/v1/orgs/acme/repos/app", None)
         .await
-        .expect(404, "twice");
+        .expect_status(404, "twice");
     // The repository can be pushed again.
     hub.push_with_readme(&olga, "acme/app", "v3", README).await;
     assert_eq!(image(&hub, &olga, "v3").await["details"]["description"], "from the image");
@@ -303,13 +303,13 @@ async fn pulls_are_counted_per_image_and_repository_and_survive_a_restart() {
                 .header("accept", accept),
         )
         .await
-        .expect(200, "pull");
+        .expect_status(200, "pull");
     }
     hub.send(
         hub.v2(Method::HEAD, "/v2/acme/app/manifests/v1", Some(&token)).header("accept", accept),
     )
     .await
-    .expect(200, "a HEAD is not a pull");
+    .expect_status(200, "a HEAD is not a pull");
     assert_eq!(image(&hub, &olga, "v1").await["pull_count"], 4);
     assert_eq!(
         hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app", None).await.json()["pull_count"],
@@ -327,7 +327,7 @@ async fn a_datapack_aggregates_images_and_is_cached_by_etag() {
     hub.push_with_readme(&olga, "acme/app", "v2", "").await;
     let spec = json!({"type": "detail", "names": ["acme/app:v2", "acme/app:v1", "acme/nope:1", "acme/app:v1"]});
     let created = hub.api(&olga, Method::POST, "/api/v1/datapacks", Some(spec)).await;
-    created.expect(201, "create");
+    created.expect_status(201, "create");
     let body = created.json();
     let name = body["name"].as_str().expect("name").to_string();
     assert!(name.starts_with("dp-"));
@@ -353,7 +353,7 @@ async fn a_datapack_aggregates_images_and_is_cached_by_etag() {
         .await;
     assert_eq!(again.json()["name"], name.as_str());
     let got = hub.api(&olga, Method::GET, &format!("/api/v1/datapacks/{name}"), None).await;
-    got.expect(200, "get");
+    got.expect_status(200, "get");
     assert_eq!(got.header("etag").as_deref(), Some(etag.as_str()));
     let cached = hub
         .send(
@@ -373,7 +373,7 @@ async fn a_datapack_aggregates_images_and_is_cached_by_etag() {
         Some(json!({"description": "changed"})),
     )
     .await
-    .expect(200, "edit");
+    .expect_status(200, "edit");
     let fresh = hub
         .send(
             hub.client
@@ -382,14 +382,14 @@ async fn a_datapack_aggregates_images_and_is_cached_by_etag() {
                 .header("if-none-match", &etag),
         )
         .await;
-    fresh.expect(200, "recomputed");
+    fresh.expect_status(200, "recomputed");
     assert_ne!(fresh.header("etag").as_deref(), Some(etag.as_str()));
     assert_eq!(fresh.json()["images"][0]["details"]["description"], "changed");
 
     // Nobody sees through a DataPack what they may not pull.
     let anonymous =
         hub.api(&Cred::Anonymous, Method::GET, &format!("/api/v1/datapacks/{name}"), None).await;
-    anonymous.expect(200, "anonymous");
+    anonymous.expect_status(200, "anonymous");
     assert_eq!(anonymous.json()["images"], json!([]));
     assert_eq!(anonymous.json()["unknown"].as_array().map(Vec::len), Some(3));
 }
@@ -404,13 +404,13 @@ async fn bad_datapack_specs_are_refused() {
         (json!({"type": "base", "names": ["acme/app:v1"], "extra": 1}), "extra"),
     ] {
         let reply = hub.api(&olga, Method::POST, "/api/v1/datapacks", Some(spec.clone())).await;
-        reply.expect(400, &spec.to_string());
+        reply.expect_status(400, &spec.to_string());
         let message = reply.json()["errors"][0]["message"].as_str().unwrap_or_default().to_string();
         assert!(message.contains(needle), "{message:?} should mention {needle}");
     }
     hub.api(&olga, Method::GET, "/api/v1/datapacks/dp-unknown", None)
         .await
-        .expect(404, "unknown DataPack");
+        .expect_status(404, "unknown DataPack");
 }
 
 const APPLY: &str = "---
@@ -456,7 +456,7 @@ spec:
     - acme/app:v1
 ";
 
-async fn apply(hub: &Hub, cred: &Cred, yaml: &str) -> crate::auth::common::Reply {
+async fn apply(hub: &Hub, cred: &Cred, yaml: &str) -> crate::support::hub::Reply {
     hub.send(
         hub.client
             .post(hub.url("/api/v1/apply"))
@@ -485,7 +485,7 @@ fn basic_password(cred: &Cred) -> String {
 async fn applying_the_seed_manifests_creates_and_updates_and_export_round_trips() {
     let (hub, olga, _) = setup().await;
     let reply = apply(&hub, &olga, APPLY).await;
-    reply.expect(200, "apply");
+    reply.expect_status(200, "apply");
     let results: Vec<(String, String)> = reply.json()["applied"]
         .as_array()
         .expect("applied")
@@ -513,11 +513,11 @@ async fn applying_the_seed_manifests_creates_and_updates_and_export_round_trips(
 
     // Export, then apply the export: nothing changes.
     let exported = hub.api(&olga, Method::GET, "/api/v1/export?kind=Image&org=acme", None).await;
-    exported.expect(200, "export");
+    exported.expect_status(200, "export");
     let yaml = exported.text();
     assert!(yaml.contains("name: acme.app.v1") && yaml.contains("Applied description"), "{yaml}");
     let again = apply(&hub, &olga, &yaml).await;
-    again.expect(200, "apply the export");
+    again.expect_status(200, "apply the export");
     let all_unchanged = again.json()["applied"]
         .as_array()
         .expect("applied")
@@ -565,7 +565,7 @@ async fn invalid_manifests_are_refused_naming_the_field_and_nothing_is_applied()
         ("apiVersion: imagehub.sealos.io/v1\nkind: [broken\n", "YAML", Value::Null),
     ] {
         let reply = apply(&hub, &olga, yaml).await;
-        reply.expect(400, yaml);
+        reply.expect_status(400, yaml);
         let error = &reply.json()["errors"][0];
         let message = error["message"].as_str().unwrap_or_default().to_string();
         assert!(message.contains(needle), "{message:?} should name {needle}");
@@ -574,11 +574,11 @@ async fn invalid_manifests_are_refused_naming_the_field_and_nothing_is_applied()
     }
     // A bad second document: the first is not applied either.
     let mixed = "apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    description: should not stick\n---\napiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: nope\n";
-    apply(&hub, &olga, mixed).await.expect(400, "mixed");
+    apply(&hub, &olga, mixed).await.expect_status(400, "mixed");
     assert_eq!(image(&hub, &olga, "v1").await["details"]["description"], "from the image");
     // A viewer may not set details.
     let viewer = "apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    description: x\n";
-    apply(&hub, &vic, viewer).await.expect(403, "a viewer applies");
+    apply(&hub, &vic, viewer).await.expect_status(403, "a viewer applies");
 }
 
 #[tokio::test]
@@ -591,24 +591,24 @@ async fn an_apply_refused_by_a_later_document_applies_nothing() {
         Some(json!({"role": "developer"})),
     )
     .await
-    .expect(200, "developer");
+    .expect_status(200, "developer");
     // vic may edit acme/app:v1 and create an organization, but not change acme/app's
     // visibility (owners only): the whole apply is refused, the first two included.
     let batch = "apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/app:v1\n  detail:\n    description: should not stick\n---\n\
                  apiVersion: imagehub.sealos.io/v1\nkind: Organization\nspec:\n  name: vics-org\n---\n\
                  apiVersion: imagehub.sealos.io/v1\nkind: Repository\nspec:\n  name: acme/app\n  visibility: public\n";
     let reply = apply(&hub, &vic, batch).await;
-    reply.expect(403, "a developer changes visibility in an apply");
+    reply.expect_status(403, "a developer changes visibility in an apply");
     assert_eq!(reply.json()["errors"][0]["detail"]["document"], 3, "{}", reply.text());
     assert_eq!(image(&hub, &olga, "v1").await["details"]["description"], "from the image");
     hub.api(&Cred::admin(), Method::GET, "/api/v1/orgs/vics-org", None)
         .await
-        .expect(404, "the organization was not created");
+        .expect_status(404, "the organization was not created");
     // An organization whose name is a user's is refused before anything is applied too.
     let taken = batch
         .replace("name: vics-org", "name: olga")
         .replace("visibility: public", "visibility: private");
     let reply = apply(&hub, &olga, &taken).await;
-    reply.expect(409, "an organization named like a user");
+    reply.expect_status(409, "an organization named like a user");
     assert_eq!(image(&hub, &olga, "v1").await["details"]["description"], "from the image");
 }

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::auth::common::{Cred, Hub};
+use crate::support::hub::{Cred, Hub};
 
 fn open_hub() -> Hub {
     Hub::start_with(|c| c.auth.enabled = false)
@@ -19,29 +19,29 @@ async fn images_search_and_edits_work_without_accounts() {
         .expect("anonymous push to an open registry");
     hub.api(&Cred::Anonymous, Method::POST, "/api/v1/admin/index", None)
         .await
-        .expect(200, "run the indexing queue");
+        .expect_status(200, "run the indexing queue");
 
     let image = hub
         .api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/team/repos/cache/images/v1", None)
         .await;
-    image.expect(200, "image");
+    image.expect_status(200, "image");
     assert_eq!(image.json()["details"]["description"], "An open cache");
 
     let found = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/search?q=cache", None).await;
-    found.expect(200, "search");
+    found.expect_status(200, "search");
     assert_eq!(found.json()["results"][0]["name"], "team/cache");
 
     let edit = json!({"description": "Edited"});
     hub.api(&Cred::Anonymous, Method::PATCH, "/api/v1/orgs/team/repos/cache/images/v1", Some(edit))
         .await
-        .expect(200, "edit");
+        .expect_status(200, "edit");
     let image = hub
         .api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/team/repos/cache/images/v1", None)
         .await;
     assert_eq!(image.json()["details"]["description"], "Edited");
 
     let repos = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/orgs/team/repos", None).await;
-    repos.expect(200, "repositories");
+    repos.expect_status(200, "repositories");
     assert_eq!(repos.json()["repositories"][0]["name"], "team/cache", "{}", repos.text());
 }
 
@@ -55,7 +55,7 @@ async fn account_routes_say_accounts_are_off() {
         (Method::GET, "/api/v1/orgs/team"),
     ] {
         let reply = hub.api(&Cred::Anonymous, method, path, None).await;
-        reply.expect(404, path);
+        reply.expect_status(404, path);
         let message = reply.json()["errors"][0]["message"].as_str().unwrap_or_default().to_string();
         assert!(message.contains("auth.enabled = false"), "{path}: {message}");
     }
@@ -67,5 +67,5 @@ async fn account_routes_say_accounts_are_off() {
                 .body(apply),
         )
         .await;
-    reply.expect(400, "an Organization without accounts");
+    reply.expect_status(400, "an Organization without accounts");
 }

@@ -15,5 +15,6 @@ mod process;
 mod realclients;
 mod restart;
 mod search;
+mod support;
 mod tls;
 mod v2;

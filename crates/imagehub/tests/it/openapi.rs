@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::auth::common::{Cred, Hub};
+use crate::support::hub::{Cred, Hub};
 
 /// Every (method, path) the `/api/v1` router serves, copied from `router` in
 /// `crates/imagehub-server/src/api/mod.rs`. Keep it in step with that router: a route
@@ -55,7 +55,7 @@ const HTTP_METHODS: [&str; 8] =
 
 async fn document(hub: &Hub) -> Value {
     let reply = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/openapi.json", None).await;
-    reply.expect(200, "GET /api/v1/openapi.json anonymously");
+    reply.expect_status(200, "GET /api/v1/openapi.json anonymously");
     assert!(
         reply.header("content-type").is_some_and(|t| t.starts_with("application/json")),
         "{:?}",
@@ -193,7 +193,7 @@ async fn answers_match_the_documented_schemas() {
                        body: Option<Value>,
                        status: u16| {
         let reply = hub.api(cred, method.clone(), path, body).await;
-        reply.expect(status, &format!("{method} {path}"));
+        reply.expect_status(status, &format!("{method} {path}"));
         let operation = &doc["paths"][template][method.as_str().to_lowercase()];
         assert!(operation.is_object(), "{method} {template} is not documented");
         let documented = response(&doc, &operation["responses"][status.to_string()]);
@@ -364,7 +364,7 @@ async fn answers_match_the_documented_schemas() {
     let id = token["id"].as_i64().expect("token id");
     hub.api(&olga, Method::DELETE, &format!("/api/v1/user/tokens/{id}"), None)
         .await
-        .expect(204, "revoke");
+        .expect_status(204, "revoke");
 }
 
 /// `{name}`s of a path template.

@@ -7,7 +7,7 @@ use imagehub_testkit::TestServer;
 use reqwest::Client;
 
 use crate::process::ServerProcess;
-use crate::v2::common::{
+use crate::support::registry::{
     OCI_MANIFEST, Registry, image_config, image_manifest, location_path, random_bytes,
     sha256_digest,
 };
@@ -16,21 +16,21 @@ use crate::v2::common::{
 async fn start_partial_upload(reg: &Registry, repo: &str, data: &[u8], first: usize) -> String {
     let location = reg.begin_upload(repo).await;
     let reply = reg.patch_chunk(&location, 0, &data[..first]).await;
-    reply.expect_status(&[202], "PATCH of the first chunk");
+    reply.expect_status_in(&[202], "PATCH of the first chunk");
     location_path(&reply.location())
 }
 
 /// Checks the session kept exactly `first` bytes, sends the rest and pulls the blob back.
 async fn finish_upload(reg: &Registry, repo: &str, location: &str, data: &[u8], first: usize) {
     let status = reg.get(location).await;
-    status.expect_status(&[204], "upload status after the restart");
+    status.expect_status_in(&[204], "upload status after the restart");
     assert_eq!(status.header("Range"), Some(format!("0-{}", first - 1)));
     let reply = reg.patch_chunk(location, first, &data[first..]).await;
-    reply.expect_status(&[202], "PATCH of the rest after the restart");
+    reply.expect_status_in(&[202], "PATCH of the rest after the restart");
     let reply = reg.put_upload(&reply.location(), &sha256_digest(data), &[]).await;
-    reply.expect_status(&[201], "closing PUT after the restart");
+    reply.expect_status_in(&[201], "closing PUT after the restart");
     let blob = reg.get(&format!("/v2/{repo}/blobs/{}", sha256_digest(data))).await;
-    blob.expect_status(&[200], "the finished blob");
+    blob.expect_status_in(&[200], "the finished blob");
     assert_eq!(blob.body, data);
 }
 
@@ -123,11 +123,11 @@ async fn acknowledged_pushes_survive_sigkill_and_uploads_resume() {
     let reg = Registry::at(server.url());
     for push in &acked {
         let reply = reg.get_manifest("crash/app", &push.tag).await;
-        reply.expect_status(&[200], &format!("acknowledged manifest {}", push.tag));
+        reply.expect_status_in(&[200], &format!("acknowledged manifest {}", push.tag));
         assert_eq!(reply.body, push.manifest);
         assert_eq!(reply.header("Docker-Content-Digest"), Some(sha256_digest(&push.manifest)));
         let blob = reg.get(&format!("/v2/crash/app/blobs/{}", sha256_digest(&push.layer))).await;
-        blob.expect_status(&[200], "acknowledged layer");
+        blob.expect_status_in(&[200], "acknowledged layer");
         assert_eq!(sha256_digest(&blob.body), sha256_digest(&push.layer));
     }
     finish_upload(&reg, "crash/upload", &location, &partial, 50_000).await;

@@ -5,13 +5,13 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::auth::common::{Cred, Hub, repo_scope};
+use crate::support::hub::{Cred, Hub, repo_scope};
 
 async fn search(hub: &Hub, cred: &Cred, query: &str) -> Value {
     let path =
         format!("/api/v1/search?{}", serde_urlencoded_pairs(&[("q", query), ("per_page", "100")]));
     let reply = hub.api(cred, Method::GET, &path, None).await;
-    reply.expect(200, "search");
+    reply.expect_status(200, "search");
     reply.json()
 }
 
@@ -43,7 +43,7 @@ async fn catalogue() -> Hub {
         Some(json!({"name": "acme", "default_visibility": "public"})),
     )
     .await
-    .expect(201, "org");
+    .expect_status(201, "org");
     hub.push_with_readme(
         &admin,
         "acme/store",
@@ -106,7 +106,7 @@ async fn paging_is_stable() {
                 None,
             )
             .await;
-        reply.expect(200, "page");
+        reply.expect_status(200, "page");
         assert_eq!(reply.json()["total"], 4);
         paged.extend(names(&reply.json()));
     }
@@ -152,7 +152,7 @@ async fn a_repository_leaves_the_index_with_its_last_image() {
     let digest = image.json()["digest"].as_str().expect("digest").to_string();
     hub.send(hub.v2(Method::DELETE, &format!("/v2/acme/cache/manifests/{digest}"), Some(&token)))
         .await
-        .expect(202, "delete");
+        .expect_status(202, "delete");
     assert!(
         !names(&search(&hub, &Cred::Anonymous, "redis").await).contains(&"acme/cache".to_string())
     );
@@ -162,11 +162,11 @@ async fn a_repository_leaves_the_index_with_its_last_image() {
 async fn an_empty_query_is_a_clear_error() {
     let hub = Hub::start();
     let reply = hub.api(&Cred::Anonymous, Method::GET, "/api/v1/search?q=%20", None).await;
-    reply.expect(400, "empty query");
+    reply.expect_status(400, "empty query");
     assert_eq!(reply.json()["errors"][0]["code"], "INVALID");
     hub.api(&Cred::Anonymous, Method::GET, "/api/v1/search?q=x&page=abc", None)
         .await
-        .expect(400, "a bad page");
+        .expect_status(400, "a bad page");
 }
 
 #[tokio::test]
@@ -181,7 +181,7 @@ async fn visibility_changes_reach_search_at_once() {
         Some(json!({"visibility": "private"})),
     )
     .await
-    .expect(200, "private");
+    .expect_status(200, "private");
     assert!(
         !finds_cache(search(&hub, &Cred::Anonymous, "redis").await),
         "a private repository is not found anonymously"
@@ -194,7 +194,7 @@ async fn visibility_changes_reach_search_at_once() {
         Some(json!({"visibility": "public"})),
     )
     .await
-    .expect(200, "public");
+    .expect_status(200, "public");
     assert!(finds_cache(search(&hub, &Cred::Anonymous, "redis").await), "public again");
 }
 

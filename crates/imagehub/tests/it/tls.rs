@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use imagehub_testkit::TestServer;
 
-use crate::v2::common::{Registry, random_bytes};
+use crate::support::registry::{Registry, random_bytes};
 
 /// A self-signed certificate for `localhost` and `127.0.0.1`, written as PEM files into a
 /// temporary directory; returns the directory (kept alive by the caller) and the cert PEM.
@@ -50,12 +50,12 @@ async fn version_check_and_blob_push_pull_work_over_https() {
     let (server, _tls_files, cert_pem) = start_tls_server();
     let reg = https_registry(&server, &cert_pem);
 
-    reg.get("/v2/").await.expect_status(&[200], "GET /v2/ over HTTPS");
+    reg.get("/v2/").await.expect_status_in(&[200], "GET /v2/ over HTTPS");
 
     let data = random_bytes(70_000, 3);
     let digest = reg.push_blob("t/tls", &data).await;
     let blob = reg.get(&format!("/v2/t/tls/blobs/{digest}")).await;
-    blob.expect_status(&[200], "GET of the pushed blob over HTTPS");
+    blob.expect_status_in(&[200], "GET of the pushed blob over HTTPS");
     assert_eq!(blob.body, data, "the blob pulled over HTTPS is the one pushed");
 }
 

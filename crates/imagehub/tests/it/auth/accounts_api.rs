@@ -5,14 +5,14 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::common::{Cred, Hub, repo_scope};
+use crate::support::hub::{Cred, Hub, repo_scope};
 
 #[tokio::test]
 async fn only_admins_create_accounts_unless_signup_is_open() {
     let hub = Hub::start();
     let body = json!({"name": "eve", "password": "eve-Secret-12"});
     let reply = hub.api(&Cred::Anonymous, Method::POST, "/api/v1/users", Some(body.clone())).await;
-    reply.expect(403, "anonymous sign-up with signup = admin");
+    reply.expect_status(403, "anonymous sign-up with signup = admin");
     assert_eq!(reply.json()["errors"][0]["code"], "DENIED");
     hub.create_user("bob", "bob-Secret-12").await;
     hub.api(
@@ -22,15 +22,15 @@ async fn only_admins_create_accounts_unless_signup_is_open() {
         Some(body.clone()),
     )
     .await
-    .expect(403, "a user");
+    .expect_status(403, "a user");
 
     let open = Hub::start_with(|c| c.auth.signup = imagehub_server::config::Signup::Open);
     open.api(&Cred::Anonymous, Method::POST, "/api/v1/users", Some(body))
         .await
-        .expect(201, "open sign-up");
+        .expect_status(201, "open sign-up");
     let me =
         open.api(&Cred::basic("eve", "eve-Secret-12"), Method::GET, "/api/v1/user", None).await;
-    me.expect(200, "the new account logs in");
+    me.expect_status(200, "the new account logs in");
     assert_eq!(me.json()["name"], "eve");
     assert_eq!(me.json()["admin"], false);
 }
@@ -41,11 +41,11 @@ async fn users_and_organizations_share_one_namespace() {
     hub.create_user("acme", "acme-Secret-1").await;
     let bob = Cred::basic("acme", "acme-Secret-1");
     let reply = hub.api(&bob, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme"}))).await;
-    reply.expect(409, "an org named like a user");
+    reply.expect_status(409, "an org named like a user");
     assert_eq!(reply.json()["errors"][0]["code"], "CONFLICT");
     hub.api(&bob, Method::POST, "/api/v1/orgs", Some(json!({"name": "widgets"})))
         .await
-        .expect(201, "an org");
+        .expect_status(201, "an org");
     hub.api(
         &Cred::admin(),
         Method::POST,
@@ -53,7 +53,7 @@ async fn users_and_organizations_share_one_namespace() {
         Some(json!({"name": "widgets", "password": "w-Secret-123"})),
     )
     .await
-    .expect(409, "a user named like an org");
+    .expect_status(409, "a user named like an org");
 }
 
 #[tokio::test]
@@ -64,7 +64,7 @@ async fn an_organization_always_keeps_an_owner() {
     let olga = Cred::basic("olga", "olga-Secret-1");
     hub.api(&olga, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme"})))
         .await
-        .expect(201, "create");
+        .expect_status(201, "create");
     hub.api(
         &olga,
         Method::PUT,
@@ -72,16 +72,16 @@ async fn an_organization_always_keeps_an_owner() {
         Some(json!({"role": "developer"})),
     )
     .await
-    .expect(409, "demote the last owner");
+    .expect_status(409, "demote the last owner");
     hub.api(&olga, Method::DELETE, "/api/v1/orgs/acme/members/olga", None)
         .await
-        .expect(409, "remove the last owner");
+        .expect_status(409, "remove the last owner");
     hub.api(&olga, Method::PUT, "/api/v1/orgs/acme/members/pete", Some(json!({"role": "owner"})))
         .await
-        .expect(200, "a second owner");
+        .expect_status(200, "a second owner");
     hub.api(&olga, Method::DELETE, "/api/v1/orgs/acme/members/olga", None)
         .await
-        .expect(204, "now olga may leave");
+        .expect_status(204, "now olga may leave");
     let members = hub
         .api(&Cred::basic("pete", "pete-Secret-1"), Method::GET, "/api/v1/orgs/acme/members", None)
         .await;
@@ -90,7 +90,9 @@ async fn an_organization_always_keeps_an_owner() {
         json!([{"user": "pete", "role": "owner", "added_at": members.json()["members"][0]["added_at"]}])
     );
     // olga is no longer a member: the organization is hidden from her.
-    hub.api(&olga, Method::GET, "/api/v1/orgs/acme", None).await.expect(404, "a former member");
+    hub.api(&olga, Method::GET, "/api/v1/orgs/acme", None)
+        .await
+        .expect_status(404, "a former member");
 }
 
 #[tokio::test]
@@ -100,13 +102,13 @@ async fn an_organization_with_repositories_is_not_deleted() {
     let olga = Cred::basic("olga", "olga-Secret-1");
     hub.api(&olga, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme"})))
         .await
-        .expect(201, "create");
+        .expect_status(201, "create");
     let token = hub.token(&olga, &[repo_scope("acme/app", "pull,push")]).await.expect("token");
     hub.push_image(Some(&token), "acme/app", "v1").await.expect("push");
     hub.api(&olga, Method::DELETE, "/api/v1/orgs/acme", None)
         .await
-        .expect(409, "delete with a repository");
-    hub.api(&olga, Method::GET, "/api/v1/orgs/acme", None).await.expect(200, "still there");
+        .expect_status(409, "delete with a repository");
+    hub.api(&olga, Method::GET, "/api/v1/orgs/acme", None).await.expect_status(200, "still there");
 }
 
 #[tokio::test]
@@ -121,10 +123,10 @@ async fn new_repositories_take_the_organization_default_visibility() {
         Some(json!({"name": "oss", "default_visibility": "public"})),
     )
     .await
-    .expect(201, "public org");
+    .expect_status(201, "public org");
     hub.api(&olga, Method::POST, "/api/v1/orgs", Some(json!({"name": "corp"})))
         .await
-        .expect(201, "private org");
+        .expect_status(201, "private org");
     for repo in ["oss/lib", "corp/secret"] {
         let token = hub.token(&olga, &[repo_scope(repo, "pull,push")]).await.expect("token");
         hub.push_image(Some(&token), repo, "v1").await.expect("push");
@@ -139,7 +141,7 @@ async fn new_repositories_take_the_organization_default_visibility() {
         Some(json!({"default_visibility": "private"})),
     )
     .await
-    .expect(200, "change default");
+    .expect_status(200, "change default");
     assert!(anonymous_pull(&hub, "oss/lib").await, "an existing repository keeps its visibility");
 }
 
@@ -157,7 +159,7 @@ async fn anonymous_pull_can_be_turned_off() {
         Some(json!({"visibility": "public"})),
     )
     .await
-    .expect(200, "public");
+    .expect_status(200, "public");
     assert!(!anonymous_pull(&hub, "olga/app").await, "anonymous pull is off");
     hub.create_user("other", "other-Secret-1").await;
     let token = hub
@@ -167,10 +169,10 @@ async fn anonymous_pull_can_be_turned_off() {
     let reply = hub
         .send(
             hub.v2(Method::GET, "/v2/olga/app/manifests/v1", Some(&token))
-                .header("accept", super::common::OCI_MANIFEST),
+                .header("accept", crate::support::hub::OCI_MANIFEST),
         )
         .await;
-    reply.expect(200, "a logged-in outsider still pulls a public repository");
+    reply.expect_status(200, "a logged-in outsider still pulls a public repository");
 }
 
 #[tokio::test]
@@ -180,7 +182,7 @@ async fn a_token_limited_to_namespaces_reaches_nothing_else() {
     let olga = Cred::basic("olga", "olga-Secret-1");
     hub.api(&olga, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme"})))
         .await
-        .expect(201, "org");
+        .expect_status(201, "org");
     let reply = hub
         .api(
             &olga,
@@ -189,7 +191,7 @@ async fn a_token_limited_to_namespaces_reaches_nothing_else() {
             Some(json!({"name": "acme-ci", "scopes": ["pull", "push"], "namespaces": ["acme"]})),
         )
         .await;
-    reply.expect(201, "limited token");
+    reply.expect_status(201, "limited token");
     let secret = reply.json()["secret"].as_str().expect("secret").to_string();
     let limited = Cred::basic("olga", &secret);
     let token = hub.token(&limited, &[repo_scope("acme/app", "pull,push")]).await.expect("token");
@@ -213,7 +215,7 @@ async fn bad_input_gets_clear_errors() {
         (json!({"name": "ok", "password": "long-enough-1", "role": "admin"}), "an unknown field"),
     ] {
         let reply = hub.api(&admin, Method::POST, "/api/v1/users", Some(body)).await;
-        reply.expect(400, what);
+        reply.expect_status(400, what);
         assert_eq!(reply.json()["errors"][0]["code"], "INVALID", "{what}");
     }
     let reply = hub
@@ -224,7 +226,7 @@ async fn bad_input_gets_clear_errors() {
                 .body("{not json"),
         )
         .await;
-    reply.expect(400, "malformed JSON");
+    reply.expect_status(400, "malformed JSON");
     hub.api(
         &admin,
         Method::POST,
@@ -232,13 +234,13 @@ async fn bad_input_gets_clear_errors() {
         Some(json!({"name": "acme", "default_visibility": "secret"})),
     )
     .await
-    .expect(400, "a bad visibility");
+    .expect_status(400, "a bad visibility");
     hub.api(&admin, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme"})))
         .await
-        .expect(201, "org");
+        .expect_status(201, "org");
     hub.api(&admin, Method::PUT, "/api/v1/orgs/acme/members/admin", Some(json!({"role": "boss"})))
         .await
-        .expect(400, "a bad role");
+        .expect_status(400, "a bad role");
     hub.api(
         &admin,
         Method::PUT,
@@ -246,7 +248,7 @@ async fn bad_input_gets_clear_errors() {
         Some(json!({"role": "viewer"})),
     )
     .await
-    .expect(404, "an unknown user");
+    .expect_status(404, "an unknown user");
     hub.api(
         &admin,
         Method::POST,
@@ -254,18 +256,18 @@ async fn bad_input_gets_clear_errors() {
         Some(json!({"name": "t", "scopes": ["fly"]})),
     )
     .await
-    .expect(400, "a bad scope");
+    .expect_status(400, "a bad scope");
     hub.api(&admin, Method::POST, "/api/v1/user/tokens", Some(json!({"name": "t", "scopes": []})))
         .await
-        .expect(400, "no scope");
+        .expect_status(400, "no scope");
     hub.api(&admin, Method::DELETE, "/api/v1/user/tokens/abc", None)
         .await
-        .expect(400, "a bad token id");
+        .expect_status(400, "a bad token id");
     hub.api(&admin, Method::DELETE, "/api/v1/user/tokens/999", None)
         .await
-        .expect(404, "an unknown token");
+        .expect_status(404, "an unknown token");
     let reply = hub.api(&Cred::basic("admin", "wrong"), Method::GET, "/api/v1/user", None).await;
-    reply.expect(401, "a wrong password");
+    reply.expect_status(401, "a wrong password");
     assert!(reply.header("www-authenticate").is_some(), "401 carries a challenge");
 }
 
@@ -285,7 +287,7 @@ async fn repository_names_with_slashes_are_percent_encoded() {
             Some(json!({"visibility": "public"})),
         )
         .await;
-    reply.expect(200, "encoded slash");
+    reply.expect_status(200, "encoded slash");
     assert_eq!(reply.json()["name"], "olga/tools/cli");
     assert!(anonymous_pull(&hub, "olga/tools/cli").await);
 }
@@ -295,7 +297,7 @@ async fn anonymous_pull(hub: &Hub, repo: &str) -> bool {
     let reply = hub
         .send(
             hub.v2(Method::GET, &format!("/v2/{repo}/manifests/v1"), token.as_deref())
-                .header("accept", super::common::OCI_MANIFEST),
+                .header("accept", crate::support::hub::OCI_MANIFEST),
         )
         .await;
     reply.status == StatusCode::OK

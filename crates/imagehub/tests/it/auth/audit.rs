@@ -5,8 +5,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::common::{Cred, Hub, repo_scope};
 use crate::process::ServerProcess;
+use crate::support::hub::{Cred, Hub, repo_scope};
 
 #[tokio::test]
 async fn the_audit_log_records_account_changes_and_deletions() {
@@ -16,7 +16,7 @@ async fn the_audit_log_records_account_changes_and_deletions() {
     let olga = Cred::basic("olga", "olga-Secret-1");
     hub.api(&olga, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme"})))
         .await
-        .expect(201, "create org");
+        .expect_status(201, "create org");
     hub.api(
         &olga,
         Method::PUT,
@@ -24,7 +24,7 @@ async fn the_audit_log_records_account_changes_and_deletions() {
         Some(json!({"role": "developer"})),
     )
     .await
-    .expect(200, "add dev");
+    .expect_status(200, "add dev");
     let (token_id, secret) = hub.create_token(&olga, "ci", &["pull", "push", "delete"], None).await;
     let token = hub
         .token(&Cred::basic("olga", &secret), &[repo_scope("acme/app", "pull,push,delete")])
@@ -33,7 +33,7 @@ async fn the_audit_log_records_account_changes_and_deletions() {
     let digest = hub.push_image(Some(&token), "acme/app", "v1").await.expect("push");
     hub.send(hub.v2(Method::DELETE, &format!("/v2/acme/app/manifests/{digest}"), Some(&token)))
         .await
-        .expect(202, "delete");
+        .expect_status(202, "delete");
     hub.api(
         &olga,
         Method::PATCH,
@@ -41,13 +41,13 @@ async fn the_audit_log_records_account_changes_and_deletions() {
         Some(json!({"visibility": "public"})),
     )
     .await
-    .expect(200, "visibility");
+    .expect_status(200, "visibility");
     hub.api(&olga, Method::DELETE, &format!("/api/v1/user/tokens/{token_id}"), None)
         .await
-        .expect(204, "revoke");
+        .expect_status(204, "revoke");
     hub.api(&olga, Method::DELETE, "/api/v1/orgs/acme/members/dev", None)
         .await
-        .expect(204, "remove dev");
+        .expect_status(204, "remove dev");
     assert!(hub.token(&Cred::basic("olga", "wrong-password"), &[]).await.is_err());
 
     let all = events(&hub, &Cred::admin()).await;
@@ -83,13 +83,15 @@ async fn the_audit_log_records_account_changes_and_deletions() {
     // Anyone else may not read it.
     hub.api(&Cred::basic("dev", "dev-Secret-12"), Method::GET, "/api/v1/audit", None)
         .await
-        .expect(403, "a non-owner");
-    hub.api(&Cred::Anonymous, Method::GET, "/api/v1/audit", None).await.expect(401, "anonymous");
+        .expect_status(403, "a non-owner");
+    hub.api(&Cred::Anonymous, Method::GET, "/api/v1/audit", None)
+        .await
+        .expect_status(401, "anonymous");
 }
 
 async fn events(hub: &Hub, cred: &Cred) -> Vec<Value> {
     let reply = hub.api(cred, Method::GET, "/api/v1/audit?limit=1000", None).await;
-    reply.expect(200, "read the audit log");
+    reply.expect_status(200, "read the audit log");
     reply.json()["events"].as_array().expect("events").clone()
 }
 
@@ -102,7 +104,7 @@ async fn secrets_never_reach_the_server_log() {
     let admin = Cred::basic("admin", &admin_password);
     hub.api(&admin, Method::GET, "/api/v1/user", None)
         .await
-        .expect(200, "the generated admin password works");
+        .expect_status(200, "the generated admin password works");
 
     hub.api(
         &admin,
@@ -111,7 +113,7 @@ async fn secrets_never_reach_the_server_log() {
         Some(json!({"name": "sam", "password": "sam-Very-Secret-9"})),
     )
     .await
-    .expect(201, "create sam");
+    .expect_status(201, "create sam");
     let sam = Cred::basic("sam", "sam-Very-Secret-9");
     let (_, secret) = hub.create_token(&sam, "ci", &["pull", "push"], None).await;
     let jwt = hub
@@ -125,10 +127,10 @@ async fn secrets_never_reach_the_server_log() {
     assert!(hub.token(&Cred::basic("sam", "sam-Wrong-Secret-0"), &[]).await.is_err());
     hub.send(hub.client.get(hub.url("/api/v1/user")).bearer_auth(&secret))
         .await
-        .expect(200, "access token as bearer");
+        .expect_status(200, "access token as bearer");
     hub.send(hub.client.get(hub.url("/v2/")).basic_auth("sam", Some("sam-Very-Secret-9")))
         .await
-        .expect(200, "Basic on /v2");
+        .expect_status(200, "Basic on /v2");
 
     let log = server.terminate_and_log();
     for (what, secret) in [

@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::common::{Cred, Hub, Reply, repo_scope};
+use crate::support::hub::{Cred, Hub, Reply, repo_scope};
 
 const ALICE_PW: &str = "alice-password-1";
 
@@ -23,7 +23,7 @@ async fn alice(hub: &Hub) -> Cred {
     }
     hub.api(&alice, Method::POST, "/api/v1/orgs", Some(json!({"name": "alices-team"})))
         .await
-        .expect(201, "create the org");
+        .expect_status(201, "create the org");
     alice
 }
 
@@ -68,7 +68,7 @@ async fn image_exists(hub: &Hub, repo: &str) -> bool {
 async fn team_members(hub: &Hub) -> Vec<String> {
     let reply =
         hub.api(&Cred::admin(), Method::GET, "/api/v1/orgs/alices-team/members", None).await;
-    reply.expect(200, "members");
+    reply.expect_status(200, "members");
     reply.json()["members"]
         .as_array()
         .expect("members")
@@ -132,7 +132,7 @@ async fn a_registry_token_grants_its_access_claim_and_nothing_else_on_the_api() 
     // Within its claim the token works: it reads alice/app.
     with_bearer(&hub, &scoped, Method::GET, "/api/v1/orgs/alice/repos/app/images/v1", None)
         .await
-        .expect(200, "read within the claim");
+        .expect_status(200, "read within the claim");
     let me = hub.api(&alice, Method::GET, "/api/v1/user", None).await;
     assert!(me.json()["email"].is_null(), "the email was not changed: {}", me.text());
 }
@@ -163,7 +163,9 @@ async fn a_pull_only_access_token_reads_the_account_but_never_changes_it() {
     let (_, secret) = hub.create_token(&alice, "ci-pull", &["pull"], None).await;
     let token = Cred::basic("alice", &secret);
 
-    hub.api(&token, Method::GET, "/api/v1/user", None).await.expect(200, "who am I, with a token");
+    hub.api(&token, Method::GET, "/api/v1/user", None)
+        .await
+        .expect_status(200, "who am I, with a token");
     for (method, path, body) in [
         (Method::PATCH, "/api/v1/user", Some(json!({"email": "mallory@example.com"}))),
         (Method::PATCH, "/api/v1/user", Some(json!({"password": "taken-over-123"}))),
@@ -202,16 +204,16 @@ async fn a_registry_token_from_before_a_password_change_stops_working_on_the_reg
     let token = hub.token(&alice, &[repo_scope("alice/app", "pull")]).await.expect("token");
     let pull = || {
         hub.v2(Method::GET, "/v2/alice/app/manifests/v1", Some(&token))
-            .header("accept", super::common::OCI_MANIFEST)
+            .header("accept", crate::support::hub::OCI_MANIFEST)
     };
-    hub.send(pull()).await.expect(200, "pull before the change");
+    hub.send(pull()).await.expect_status(200, "pull before the change");
 
     hub.api(&alice, Method::PATCH, "/api/v1/user", Some(json!({"password": "alice-password-2"})))
         .await
-        .expect(200, "change the password");
+        .expect_status(200, "change the password");
 
     let reply = hub.send(pull()).await;
-    reply.expect(401, "pull with a token from before the password change");
+    reply.expect_status(401, "pull with a token from before the password change");
     assert!(
         reply.header("www-authenticate").is_some_and(|c| c.starts_with("Bearer ")),
         "a challenge to log in again"
@@ -219,5 +221,5 @@ async fn a_registry_token_from_before_a_password_change_stops_working_on_the_reg
     let reply =
         with_bearer(&hub, &token, Method::GET, "/api/v1/orgs/alice/repos/app/images/v1", None)
             .await;
-    reply.expect(401, "the API with a token from before the password change");
+    reply.expect_status(401, "the API with a token from before the password change");
 }

@@ -19,7 +19,7 @@ use imagehub_testkit::ADMIN_PASSWORD;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::common::{Cred, Hub, repo_scope};
+use crate::support::hub::{Cred, Hub, repo_scope};
 
 // ---- htpasswd ----
 
@@ -51,7 +51,7 @@ async fn htpasswd_user_logs_in_is_created_on_first_login_and_pushes_to_own_names
     hub.token(&carol, &[]).await.expect("carol gets a token with her htpasswd password");
     // …and the first login created the account, marked as coming from the file.
     let me = hub.api(&carol, Method::GET, "/api/v1/user", None).await;
-    me.expect(200, "GET /api/v1/user as carol");
+    me.expect_status(200, "GET /api/v1/user as carol");
     let me = me.json();
     assert_eq!(me["name"], json!("carol"), "{me}");
     assert_eq!(me["source"], json!("htpasswd"), "{me}");
@@ -60,15 +60,15 @@ async fn htpasswd_user_logs_in_is_created_on_first_login_and_pushes_to_own_names
     // A wrong password is refused, on the token endpoint and on the API.
     let wrong = Cred::basic("carol", "not-her-password");
     let refused = hub.token(&wrong, &[]).await.expect_err("wrong password must not get a token");
-    refused.expect(401, "/token with carol's wrong password");
+    refused.expect_status(401, "/token with carol's wrong password");
     hub.api(&wrong, Method::GET, "/api/v1/user", None)
         .await
-        .expect(401, "API with carol's wrong password");
+        .expect_status(401, "API with carol's wrong password");
     // So is someone who is neither local nor in the file.
     hub.token(&Cred::basic("mallory", CAROL_PASSWORD), &[])
         .await
         .expect_err("unknown user must not get a token")
-        .expect(401, "/token as an unknown user");
+        .expect_status(401, "/token as an unknown user");
 
     // carol owns her personal namespace: she may push there.
     let token = hub
@@ -78,7 +78,7 @@ async fn htpasswd_user_logs_in_is_created_on_first_login_and_pushes_to_own_names
     let digest =
         hub.push_image(Some(&token), "carol/app", "v1").await.expect("carol pushes carol/app:v1");
     let pulled = hub.send(hub.v2(Method::GET, "/v2/carol/app/manifests/v1", Some(&token))).await;
-    pulled.expect(200, "carol pulls carol/app:v1");
+    pulled.expect_status(200, "carol pulls carol/app:v1");
     assert_eq!(pulled.header("docker-content-digest").as_deref(), Some(digest.as_str()));
 
     // …but not into someone else's namespace.
@@ -204,7 +204,7 @@ async fn webhook_user_logs_in_is_created_on_first_login_and_pushes_to_own_namesp
     );
 
     let me = hub.api(&wendy, Method::GET, "/api/v1/user", None).await;
-    me.expect(200, "GET /api/v1/user as wendy");
+    me.expect_status(200, "GET /api/v1/user as wendy");
     let me = me.json();
     assert_eq!(me["name"], json!("wendy"), "{me}");
     assert_eq!(me["source"], json!("webhook"), "{me}");
@@ -215,10 +215,10 @@ async fn webhook_user_logs_in_is_created_on_first_login_and_pushes_to_own_namesp
     hub.token(&wrong, &[])
         .await
         .expect_err("wrong password must not get a token")
-        .expect(401, "/token with wendy's wrong password");
+        .expect_status(401, "/token with wendy's wrong password");
     hub.api(&wrong, Method::GET, "/api/v1/user", None)
         .await
-        .expect(401, "API with wendy's wrong password");
+        .expect_status(401, "API with wendy's wrong password");
     assert_eq!(
         webhook.seen().last(),
         Some(&json!({"username": "wendy", "password": "not-the-platform-token"})),
@@ -233,7 +233,7 @@ async fn webhook_user_logs_in_is_created_on_first_login_and_pushes_to_own_namesp
     let digest =
         hub.push_image(Some(&token), "wendy/app", "v1").await.expect("wendy pushes wendy/app:v1");
     let pulled = hub.send(hub.v2(Method::GET, "/v2/wendy/app/manifests/v1", Some(&token))).await;
-    pulled.expect(200, "wendy pulls wendy/app:v1");
+    pulled.expect_status(200, "wendy pulls wendy/app:v1");
     assert_eq!(pulled.header("docker-content-digest").as_deref(), Some(digest.as_str()));
 }
 
@@ -249,14 +249,14 @@ async fn local_passwords_are_checked_locally_and_never_sent_to_the_webhook() {
         .expect("lucy logs in with her local password");
     hub.api(&Cred::basic("lucy", "lucy-Secret-7"), Method::GET, "/api/v1/user", None)
         .await
-        .expect(200, "GET /api/v1/user as lucy");
+        .expect_status(200, "GET /api/v1/user as lucy");
     // A wrong password of a local user is refused locally too, not handed on; even the
     // webhook's own secret does not open a local account.
     for password in ["lucy-wrong-password", WENDY_SECRET] {
         hub.token(&Cred::basic("lucy", password), &[])
             .await
             .expect_err("a wrong local password must not get a token")
-            .expect(401, "/token with a wrong local password");
+            .expect_status(401, "/token with a wrong local password");
     }
     assert_eq!(
         webhook.seen(),

@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use super::common::{Cred, Hub, OCI_MANIFEST, Reply, repo_scope};
+use crate::support::hub::{Cred, Hub, OCI_MANIFEST, Reply, repo_scope};
 
 /// Private, in an organization whose default is public.
 const SECRET: &str = "acme/secret";
@@ -23,7 +23,7 @@ async fn setup(hub: &Hub) {
         Some(json!({"name": "acme", "default_visibility": "public"})),
     )
     .await
-    .expect(201, "create acme");
+    .expect_status(201, "create acme");
     let token = hub.token(&olga, &[repo_scope(SECRET, "pull,push")]).await.expect("olga's token");
     hub.push_image(Some(&token), SECRET, "v1").await.expect("push the secret");
     hub.api(
@@ -33,7 +33,7 @@ async fn setup(hub: &Hub) {
         Some(json!({"visibility": "private"})),
     )
     .await
-    .expect(200, "make it private");
+    .expect_status(200, "make it private");
 }
 
 /// Status, challenge and body, with the missing repository's name written as the
@@ -85,7 +85,7 @@ async fn a_private_repository_answers_as_a_missing_one_on_the_registry() {
     let hub = Hub::start();
     setup(&hub).await;
     let oscar = Cred::basic("oscar", "oscar-password-1");
-    let blob = format!("/blobs/{}", super::common::sha256(b"anything"));
+    let blob = format!("/blobs/{}", crate::support::hub::sha256(b"anything"));
     for (who, cred, scope) in [
         ("anonymous", Cred::Anonymous, None),
         ("anonymous with a token", Cred::Anonymous, Some("pull")),
@@ -154,5 +154,5 @@ async fn a_private_repository_answers_as_a_missing_one_on_the_api() {
     let olga = Cred::basic("olga", "olga-password-1");
     hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/secret/images/v1", None)
         .await
-        .expect(200, "the owner still sees it");
+        .expect_status(200, "the owner still sees it");
 }

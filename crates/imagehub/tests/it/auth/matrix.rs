@@ -13,7 +13,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::common::{Cred, Hub, repo_scope};
+use crate::support::hub::{Cred, Hub, repo_scope};
 
 const PUBLIC: &str = "acme/public-app";
 const PRIVATE: &str = "acme/private-app";
@@ -84,7 +84,7 @@ async fn setup(hub: &Hub) -> Vec<(&'static str, Cred)> {
     let owner = Cred::basic("owner1", &password("owner1"));
     hub.api(&owner, Method::POST, "/api/v1/orgs", Some(json!({"name": "acme"})))
         .await
-        .expect(201, "create acme");
+        .expect_status(201, "create acme");
     for (user, role) in [("dev1", "developer"), ("viewer1", "viewer")] {
         hub.api(
             &owner,
@@ -93,7 +93,7 @@ async fn setup(hub: &Hub) -> Vec<(&'static str, Cred)> {
             Some(json!({"role": role})),
         )
         .await
-        .expect(200, "add member");
+        .expect_status(200, "add member");
     }
     for repo in REPOS {
         let token =
@@ -107,7 +107,7 @@ async fn setup(hub: &Hub) -> Vec<(&'static str, Cred)> {
         Some(json!({"visibility": "public"})),
     )
     .await
-    .expect(200, "make public-app public");
+    .expect_status(200, "make public-app public");
 
     let (_, pull_only) = hub.create_token(&owner, "pull-only", &["pull"], None).await;
     let (expired_id, expired) =
@@ -117,7 +117,7 @@ async fn setup(hub: &Hub) -> Vec<(&'static str, Cred)> {
         hub.create_token(&owner, "revoked", &["pull", "push", "delete"], None).await;
     hub.api(&owner, Method::DELETE, &format!("/api/v1/user/tokens/{revoked_id}"), None)
         .await
-        .expect(204, "revoke");
+        .expect_status(204, "revoke");
 
     vec![
         ("anonymous", Cred::Anonymous),
@@ -143,7 +143,7 @@ async fn attempt(hub: &Hub, subject: &str, cred: &Cred, repo: &str, op: Op) -> b
             let reply = hub
                 .send(
                     hub.v2(Method::GET, &format!("/v2/{repo}/manifests/v1"), Some(&token))
-                        .header("accept", super::common::OCI_MANIFEST),
+                        .header("accept", crate::support::hub::OCI_MANIFEST),
                 )
                 .await;
             registry_outcome(&reply, "pull")
@@ -194,7 +194,7 @@ async fn attempt(hub: &Hub, subject: &str, cred: &Cred, repo: &str, op: Op) -> b
                 return false;
             };
             let reply = hub.send(hub.v2(Method::GET, "/v2/_catalog", Some(&token))).await;
-            reply.expect(200, "catalog with a catalog token");
+            reply.expect_status(200, "catalog with a catalog token");
             reply.json()["repositories"].as_array().expect("repositories").iter().any(|r| r == repo)
         }
         Op::Members => {
@@ -239,7 +239,7 @@ async fn attempt(hub: &Hub, subject: &str, cred: &Cred, repo: &str, op: Op) -> b
                         None,
                     )
                     .await
-                    .expect(204, "undo");
+                    .expect_status(204, "undo");
                 }
             }
             allowed
@@ -252,7 +252,7 @@ async fn registry_token(hub: &Hub, cred: &Cred, scope: &str) -> Option<String> {
     match hub.token(cred, &[scope.to_string()]).await {
         Ok(token) => Some(token),
         Err(reply) => {
-            reply.expect(401, "refused credentials at /token");
+            reply.expect_status(401, "refused credentials at /token");
             None
         }
     }
@@ -260,7 +260,7 @@ async fn registry_token(hub: &Hub, cred: &Cred, scope: &str) -> Option<String> {
 
 /// Allowed is 2xx; a denial on the registry is 401 with a Bearer challenge, or, for a
 /// pull of a repository the caller may not see, the 404 of a missing one.
-fn registry_outcome(reply: &super::common::Reply, what: &str) -> bool {
+fn registry_outcome(reply: &crate::support::hub::Reply, what: &str) -> bool {
     if reply.status.is_success() {
         return true;
     }
@@ -282,7 +282,7 @@ fn registry_outcome(reply: &super::common::Reply, what: &str) -> bool {
 
 /// Allowed is 2xx; a denial on the API is 401 (no or bad credentials), 403 (not allowed)
 /// or 404 (an organization the caller cannot see), in the API's error shape.
-fn api_outcome(reply: &super::common::Reply, what: &str) -> bool {
+fn api_outcome(reply: &crate::support::hub::Reply, what: &str) -> bool {
     if reply.status.is_success() {
         return true;
     }
@@ -301,7 +301,7 @@ async fn tag_exists(hub: &Hub, repo: &str, tag: &str) -> bool {
     let reply = hub
         .send(
             hub.v2(Method::HEAD, &format!("/v2/{repo}/manifests/{tag}"), Some(&token))
-                .header("accept", super::common::OCI_MANIFEST),
+                .header("accept", crate::support::hub::OCI_MANIFEST),
         )
         .await;
     reply.status == StatusCode::OK

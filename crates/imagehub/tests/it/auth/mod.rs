@@ -2,7 +2,6 @@
 
 mod accounts_api;
 mod audit;
-pub mod common;
 mod credentials;
 mod external;
 mod hidden;

@@ -16,7 +16,7 @@ use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::common::{Cred, Hub, OCI_MANIFEST, Reply, repo_scope, sha256};
+use crate::support::hub::{Cred, Hub, OCI_MANIFEST, Reply, repo_scope, sha256};
 
 const PRIVATE: &str = "acme/private-app";
 const PUBLIC: &str = "acme/public-app";
@@ -100,7 +100,7 @@ async fn a_token_with_widened_access_and_the_original_signature_is_rejected() {
     let delete = hub
         .send(hub.v2(Method::DELETE, &format!("/v2/{PRIVATE}/manifests/{TAG}"), Some(&tampered)))
         .await;
-    delete.expect(401, "delete with the widened token");
+    delete.expect_status(401, "delete with the widened token");
     assert_accepted(&hub, &token, "the manifest is still there").await;
 }
 
@@ -115,7 +115,7 @@ async fn a_refresh_token_is_not_a_bearer_token() {
         true,
     )
     .await;
-    reply.expect(200, "password grant");
+    reply.expect_status(200, "password grant");
     let answer = reply.json();
     assert_accepted(
         &hub,
@@ -133,7 +133,7 @@ async fn a_refresh_token_is_not_a_bearer_token() {
 async fn an_anonymous_token_answer_has_the_spec_fields() {
     let hub = hub_with_repos().await;
     let reply = get_token(&hub, &Cred::Anonymous, &[&repo_scope(PUBLIC, "pull")]).await;
-    reply.expect(200, "anonymous token");
+    reply.expect_status(200, "anonymous token");
     let answer = reply.json();
     let token = answer["token"].as_str().expect("token");
     assert_eq!(
@@ -155,7 +155,7 @@ async fn anonymous_gets_pull_on_a_public_repo_and_nothing_on_a_private_one() {
     let hub = hub_with_repos().await;
     let scopes = [repo_scope(PUBLIC, "pull,push"), repo_scope(PRIVATE, "pull,push")];
     let reply = get_token(&hub, &Cred::Anonymous, &[&scopes[0], &scopes[1]]).await;
-    reply.expect(200, "asking for more than allowed is not an error");
+    reply.expect_status(200, "asking for more than allowed is not an error");
     let token = reply.json()["token"].as_str().expect("token").to_string();
     assert_eq!(granted(&token, PUBLIC), ["pull"]);
     assert!(granted(&token, PRIVATE).is_empty(), "private repo: {:?}", granted(&token, PRIVATE));
@@ -177,7 +177,7 @@ async fn a_wrong_password_at_the_token_endpoint_is_401() {
     let reply =
         get_token(&hub, &Cred::basic("admin", "not-the-password"), &[&repo_scope(PRIVATE, "pull")])
             .await;
-    reply.expect(401, "wrong password");
+    reply.expect_status(401, "wrong password");
 }
 
 #[tokio::test]
@@ -196,7 +196,7 @@ async fn a_logged_in_user_is_granted_the_catalog() {
     );
     hub.send(hub.v2(Method::GET, "/v2/_catalog", Some(&token)))
         .await
-        .expect(200, "catalog with the token");
+        .expect_status(200, "catalog with the token");
 }
 
 #[tokio::test]
@@ -212,7 +212,7 @@ async fn several_scopes_in_one_parameter_are_all_granted() {
 async fn a_malformed_scope_is_400() {
     let hub = hub_with_repos().await;
     let reply = get_token(&hub, &Cred::admin(), &["repository:UPPER/case:pull"]).await;
-    reply.expect(400, "malformed scope");
+    reply.expect_status(400, "malformed scope");
 }
 
 // ---- POST /token ----
@@ -228,7 +228,7 @@ async fn the_password_grant_with_offline_access_returns_a_refresh_token() {
         true,
     )
     .await;
-    reply.expect(200, "password grant");
+    reply.expect_status(200, "password grant");
     let answer = reply.json();
     assert!(
         answer["refresh_token"].as_str().is_some_and(|t| !t.is_empty()),
@@ -253,7 +253,7 @@ async fn the_refresh_token_grant_returns_a_working_access_token() {
         true,
     )
     .await;
-    let refresh_token = reply.expect(200, "password grant").json()["refresh_token"]
+    let refresh_token = reply.expect_status(200, "password grant").json()["refresh_token"]
         .as_str()
         .expect("refresh_token")
         .to_string();
@@ -265,7 +265,7 @@ async fn the_refresh_token_grant_returns_a_working_access_token() {
         ("client_id", "test"),
     ];
     let reply = hub.send(hub.client.post(hub.url("/token")).form(&form)).await;
-    reply.expect(200, "refresh grant");
+    reply.expect_status(200, "refresh grant");
     assert_accepted(
         &hub,
         reply.json()["access_token"].as_str().expect("access_token"),
@@ -281,13 +281,13 @@ async fn a_password_change_ends_refresh_tokens() {
     let Cred::Basic(_, old_password) = &alice else { unreachable!() };
     let reply =
         password_grant(&hub, "alice", old_password, &repo_scope("alice/app", "pull"), true).await;
-    let refresh_token = reply.expect(200, "password grant").json()["refresh_token"]
+    let refresh_token = reply.expect_status(200, "password grant").json()["refresh_token"]
         .as_str()
         .expect("refresh_token")
         .to_string();
     hub.api(&alice, Method::PATCH, "/api/v1/user", Some(json!({"password": "a-new-Password-2"})))
         .await
-        .expect(200, "change password");
+        .expect_status(200, "change password");
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token.as_str()),
@@ -296,13 +296,13 @@ async fn a_password_change_ends_refresh_tokens() {
     ];
     hub.send(hub.client.post(hub.url("/token")).form(&form))
         .await
-        .expect(401, "refresh after the password changed");
+        .expect_status(401, "refresh after the password changed");
     password_grant(&hub, "alice", old_password, &repo_scope("alice/app", "pull"), false)
         .await
-        .expect(401, "the old password");
+        .expect_status(401, "the old password");
     password_grant(&hub, "alice", "a-new-Password-2", &repo_scope("alice/app", "pull"), false)
         .await
-        .expect(200, "the new password");
+        .expect_status(200, "the new password");
 }
 
 #[tokio::test]
@@ -315,14 +315,14 @@ async fn a_token_for_another_service_is_400() {
                 .query(&[("service", "elsewhere"), ("scope", &repo_scope(PUBLIC, "pull"))]),
         )
         .await;
-    reply.expect(400, "another service");
+    reply.expect_status(400, "another service");
 }
 
 #[tokio::test]
 async fn a_bearer_header_at_the_token_endpoint_is_401_with_a_basic_challenge() {
     let hub = hub_with_repos().await;
     let reply = hub.send(hub.client.get(hub.url("/token")).bearer_auth("abc.def.ghi")).await;
-    reply.expect(401, "bearer at /token");
+    reply.expect_status(401, "bearer at /token");
     assert!(
         reply.header("www-authenticate").is_some_and(|c| c.starts_with("Basic realm=")),
         "{:?}",
@@ -337,7 +337,7 @@ async fn an_unsupported_grant_type_is_400() {
         [("grant_type", "client_credentials"), ("service", "imagehub"), ("client_id", "test")];
     hub.send(hub.client.post(hub.url("/token")).form(&form))
         .await
-        .expect(400, "client_credentials grant");
+        .expect_status(400, "client_credentials grant");
 }
 
 #[tokio::test]
@@ -345,7 +345,7 @@ async fn the_password_grant_with_a_wrong_password_is_401() {
     let hub = hub_with_repos().await;
     password_grant(&hub, "admin", "not-the-password", &repo_scope(PRIVATE, "pull"), false)
         .await
-        .expect(401, "wrong password");
+        .expect_status(401, "wrong password");
 }
 
 #[tokio::test]
@@ -355,10 +355,10 @@ async fn an_access_token_secret_works_as_the_password_of_the_password_grant() {
     let (_, secret) = hub.create_token(&alice, "ci", &["pull"], None).await;
     let reply =
         password_grant(&hub, "alice", &secret, &repo_scope("alice/app", "pull,push"), false).await;
-    reply.expect(200, "password grant with the secret");
+    reply.expect_status(200, "password grant with the secret");
     let token = reply.json()["access_token"].as_str().expect("access_token").to_string();
     assert_eq!(granted(&token, "alice/app"), ["pull"], "the token's own limits apply");
-    get_manifest(&hub, "alice/app", Some(&token)).await.expect(200, "pull with it");
+    get_manifest(&hub, "alice/app", Some(&token)).await.expect_status(200, "pull with it");
 }
 
 // ---- JWKS ----
@@ -368,7 +368,7 @@ async fn the_jwks_publishes_the_key_tokens_are_signed_with() {
     let hub = hub_with_repos().await;
     let token = hub.token(&Cred::admin(), &[repo_scope(PRIVATE, "pull")]).await.expect("token");
     let jwks = hub.send(hub.client.get(hub.url("/.well-known/jwks.json"))).await;
-    jwks.expect(200, "jwks");
+    jwks.expect_status(200, "jwks");
     let keys = jwks.json()["keys"].as_array().expect("keys").clone();
     assert_eq!(keys.len(), 1, "one key: {keys:?}");
     let key = &keys[0];
@@ -427,7 +427,7 @@ async fn a_registry_jwt_cannot_change_the_password() {
     assert!(!reply.status.is_success(), "a registry JWT changed the password: {}", reply.text());
     hub.api(&Cred::basic("alice", "alice-Secret-1"), Method::GET, "/api/v1/user", None)
         .await
-        .expect(200, "the old password still works");
+        .expect_status(200, "the old password still works");
 }
 
 // ---- access tokens: revocation and expiry ----
@@ -442,11 +442,13 @@ async fn revoking_an_access_token_ends_its_jwts_at_once() {
         .token(&through_token, &[repo_scope("alice/app", "pull")])
         .await
         .expect("token through the secret");
-    get_manifest(&hub, "alice/app", Some(&jwt)).await.expect(200, "pull before the revocation");
+    get_manifest(&hub, "alice/app", Some(&jwt))
+        .await
+        .expect_status(200, "pull before the revocation");
 
     hub.api(&alice, Method::DELETE, &format!("/api/v1/user/tokens/{id}"), None)
         .await
-        .expect(204, "revoke");
+        .expect_status(204, "revoke");
 
     assert_eq!(
         get_manifest(&hub, "alice/app", Some(&jwt)).await.status,
@@ -455,7 +457,7 @@ async fn revoking_an_access_token_ends_its_jwts_at_once() {
     );
     get_token(&hub, &through_token, &[&repo_scope("alice/app", "pull")])
         .await
-        .expect(401, "/token with the revoked secret");
+        .expect_status(401, "/token with the revoked secret");
 }
 
 #[tokio::test]
@@ -465,7 +467,7 @@ async fn an_access_token_cannot_be_created_already_expired() {
     let body = json!({"name": "stale", "scopes": ["pull"], "expires_at": unix_now() as i64 - 60});
     hub.api(&alice, Method::POST, "/api/v1/user/tokens", Some(body))
         .await
-        .expect(400, "a token that expired a minute ago");
+        .expect_status(400, "a token that expired a minute ago");
 }
 
 #[tokio::test]
@@ -483,7 +485,7 @@ async fn an_expired_access_token_is_refused_and_ends_its_jwts() {
 
     get_token(&hub, &through_token, &[&repo_scope("alice/app", "pull")])
         .await
-        .expect(401, "/token with the expired secret");
+        .expect_status(401, "/token with the expired secret");
     assert_eq!(
         get_manifest(&hub, "alice/app", Some(&jwt)).await.status,
         StatusCode::UNAUTHORIZED,
@@ -502,11 +504,11 @@ async fn repeated_wrong_passwords_slow_the_user_from_that_address_but_not_others
     for attempt in 1..=3 {
         get_token(&hub, &Cred::basic("alice", "wrong-password"), &[&scope])
             .await
-            .expect(401, &format!("wrong password #{attempt}"));
+            .expect_status(401, &format!("wrong password #{attempt}"));
     }
 
     let blocked = get_token(&hub, &Cred::basic("alice", "alice-Secret-1"), &[&scope]).await;
-    blocked.expect(429, "the right password while blocked");
+    blocked.expect_status(429, "the right password while blocked");
     let retry_after: u64 = blocked
         .header("retry-after")
         .expect("Retry-After")
@@ -517,7 +519,7 @@ async fn repeated_wrong_passwords_slow_the_user_from_that_address_but_not_others
     let bob =
         get_token(&hub, &Cred::basic("bob", "bob-Secret-1"), &[&repo_scope("bob/app", "pull")])
             .await;
-    bob.expect(200, "another user from the same address");
+    bob.expect_status(200, "another user from the same address");
 }
 
 /// `/token` as seen from `address` (through a trusted proxy's `X-Forwarded-For`).
@@ -542,22 +544,24 @@ async fn a_guesser_cannot_lock_the_real_user_out() {
     for attempt in 1..=5 {
         token_from(&hub, attacker, "alice", "guess")
             .await
-            .expect(401, &format!("guess #{attempt}"));
+            .expect_status(401, &format!("guess #{attempt}"));
     }
-    token_from(&hub, attacker, "alice", "guess").await.expect(429, "the guesser is slowed down");
+    token_from(&hub, attacker, "alice", "guess")
+        .await
+        .expect_status(429, "the guesser is slowed down");
     token_from(&hub, attacker, "alice", "alice-Secret-1")
         .await
-        .expect(429, "even the right password from the guesser's address");
+        .expect_status(429, "even the right password from the guesser's address");
     // alice, from her own address, and her CI's access token, from anywhere, still work.
     token_from(&hub, "198.51.100.7", "alice", "alice-Secret-1")
         .await
-        .expect(200, "alice from her own address");
+        .expect_status(200, "alice from her own address");
     token_from(&hub, attacker, "alice", &ci_token)
         .await
-        .expect(200, "her access token, even from the guesser's address");
+        .expect_status(200, "her access token, even from the guesser's address");
     token_from(&hub, "198.51.100.8", "alice", &ci_token)
         .await
-        .expect(200, "her access token from elsewhere");
+        .expect_status(200, "her access token from elsewhere");
 }
 
 #[tokio::test]
@@ -571,13 +575,13 @@ async fn an_account_guessed_from_many_addresses_is_slowed_and_audited() {
     for i in 0..40 {
         token_from(&hub, &format!("203.0.113.{}", i / 2), "alice", "guess")
             .await
-            .expect(401, &format!("guess #{i}"));
+            .expect_status(401, &format!("guess #{i}"));
     }
     token_from(&hub, "198.51.100.7", "alice", "alice-Secret-1")
         .await
-        .expect(429, "the account-wide limit, far above the per-address one");
+        .expect_status(429, "the account-wide limit, far above the per-address one");
     let audit = hub.api(&Cred::admin(), reqwest::Method::GET, "/api/v1/audit", None).await;
-    audit.expect(200, "audit log");
+    audit.expect_status(200, "audit log");
     let throttled = audit.json()["events"]
         .as_array()
         .expect("events")
@@ -599,14 +603,14 @@ async fn basic_credentials_pass_the_version_check() {
                 .basic_auth("admin", Some(imagehub_testkit::ADMIN_PASSWORD)),
         )
         .await;
-    reply.expect(200, "GET /v2/ with Basic");
+    reply.expect_status(200, "GET /v2/ with Basic");
 }
 
 #[tokio::test]
 async fn the_version_check_without_credentials_challenges_with_the_token_realm() {
     let hub = Hub::start();
     let reply = hub.send(hub.client.get(hub.url("/v2/"))).await;
-    reply.expect(401, "GET /v2/ anonymously");
+    reply.expect_status(401, "GET /v2/ anonymously");
     let expected = format!(r#"Bearer realm="{}/token",service="imagehub""#, hub.server().url());
     assert_eq!(reply.header("www-authenticate").as_deref(), Some(expected.as_str()));
 }
@@ -622,7 +626,7 @@ async fn a_blob_push_with_basic_credentials_works() {
 
     let start =
         hub.send(admin(hub.client.post(hub.url(&format!("/v2/{PRIVATE}/blobs/uploads/"))))).await;
-    start.expect(202, "start the upload");
+    start.expect_status(202, "start the upload");
     let location = start.header("location").expect("upload location");
     let target = if location.starts_with('/') { hub.url(&location) } else { location };
     let separator = if target.contains('?') { '&' } else { '?' };
@@ -631,11 +635,11 @@ async fn a_blob_push_with_basic_credentials_works() {
             hub.client.put(format!("{target}{separator}digest={digest}")).body(data.to_vec()),
         ))
         .await;
-    finish.expect(201, "finish the upload");
+    finish.expect_status(201, "finish the upload");
 
     let blob =
         hub.send(admin(hub.client.get(hub.url(&format!("/v2/{PRIVATE}/blobs/{digest}"))))).await;
-    blob.expect(200, "read the blob back");
+    blob.expect_status(200, "read the blob back");
     assert_eq!(blob.body, data);
 }
 
@@ -644,7 +648,7 @@ async fn a_malformed_basic_header_is_400() {
     let hub = Hub::start();
     let reply =
         hub.send(hub.client.get(hub.url("/v2/")).header("authorization", "Basic !!!")).await;
-    reply.expect(400, "Authorization: Basic !!!");
+    reply.expect_status(400, "Authorization: Basic !!!");
 }
 
 // ---- the challenge's realm ----
@@ -685,7 +689,7 @@ async fn a_forwarded_host_list_uses_its_first_entry() {
 async fn an_anonymous_push_is_challenged_for_pull_and_push() {
     let hub = hub_with_repos().await;
     let reply = hub.send(hub.v2(Method::POST, &format!("/v2/{PUBLIC}/blobs/uploads/"), None)).await;
-    reply.expect(401, "anonymous push");
+    reply.expect_status(401, "anonymous push");
     let challenge = reply.header("www-authenticate").expect("challenge");
     assert!(
         challenge.contains(&format!(r#"scope="repository:{PUBLIC}:pull,push""#)),
@@ -701,7 +705,7 @@ async fn a_pull_only_token_gets_insufficient_scope_on_push() {
         hub.token(&Cred::admin(), &[repo_scope(PUBLIC, "pull")]).await.expect("pull-only token");
     let reply =
         hub.send(hub.v2(Method::POST, &format!("/v2/{PUBLIC}/blobs/uploads/"), Some(&token))).await;
-    reply.expect(401, "push with a pull-only token");
+    reply.expect_status(401, "push with a pull-only token");
     let challenge = reply.header("www-authenticate").expect("challenge");
     assert!(challenge.contains(r#"error="insufficient_scope""#), "{challenge}");
     assert!(
@@ -724,7 +728,7 @@ async fn hub_with_repos() -> Hub {
         Some(json!({"name": "acme", "default_visibility": "private"})),
     )
     .await
-    .expect(201, "create acme");
+    .expect_status(201, "create acme");
     for repo in [PRIVATE, PUBLIC] {
         let token = hub.token(&admin, &[repo_scope(repo, "pull,push")]).await.expect("admin token");
         hub.push_image(Some(&token), repo, TAG).await.expect("admin pushes");
@@ -736,7 +740,7 @@ async fn hub_with_repos() -> Hub {
         Some(json!({"visibility": "public"})),
     )
     .await
-    .expect(200, "make public-app public");
+    .expect_status(200, "make public-app public");
     hub
 }
 
@@ -769,13 +773,13 @@ async fn get_manifest(hub: &Hub, repo: &str, token: Option<&str>) -> Reply {
 
 /// The token pulls the private manifest.
 async fn assert_accepted(hub: &Hub, token: &str, what: &str) {
-    get_manifest(hub, PRIVATE, Some(token)).await.expect(200, what);
+    get_manifest(hub, PRIVATE, Some(token)).await.expect_status(200, what);
 }
 
 /// The token is refused on the private manifest with a 401 and a Bearer challenge.
 async fn assert_rejected(hub: &Hub, token: &str, what: &str) {
     let reply = get_manifest(hub, PRIVATE, Some(token)).await;
-    reply.expect(401, what);
+    reply.expect_status(401, what);
     let challenge = reply.header("www-authenticate").unwrap_or_default();
     assert!(challenge.starts_with("Bearer realm="), "{what}: challenge {challenge:?}");
 }

@@ -19,7 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{Clients, OciLayout, layout_top_digest, read_json, str_at, verify_layout_blobs};
-use crate::auth::common::{Cred, Hub, repo_scope};
+use crate::support::hub::{Cred, Hub, repo_scope};
 
 const DEV: &str = "dev";
 const DEV_PASSWORD: &str = "dev-Secret-1234";
@@ -298,7 +298,7 @@ async fn after_logout_a_private_repository_is_closed_until_it_is_made_public() {
         Some(json!({"visibility": "public"})),
     )
     .await
-    .expect(200, "dev makes dev/app public");
+    .expect_status(200, "dev makes dev/app public");
     let info = c.skopeo_inspect("dev/app:v1");
     assert_eq!(str_at(&info, "/Digest"), digest, "{info:#}");
     assert_eq!(skopeo_pull_digest(&c, "dev/app:v1", "pulled-anonymously"), digest);

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use imagehub_testkit::TestServer;
 
-use super::common::Registry;
+use crate::support::registry::Registry;
 
 #[tokio::test]
 async fn api_version_check_is_200_with_distribution_header() {
     let reg = Registry::start();
     let reply = reg.get("/v2/").await;
-    reply.expect_status(&[200], "GET /v2/");
+    reply.expect_status_in(&[200], "GET /v2/");
     assert_eq!(
         reply.header("Docker-Distribution-API-Version").as_deref(),
         Some("registry/2.0"),

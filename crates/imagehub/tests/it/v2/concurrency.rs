@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::common::{
+use crate::support::registry::{
     OCI_MANIFEST, Registry, image_config, image_manifest, random_bytes, sha256_digest, string_list,
 };
 
@@ -27,11 +27,11 @@ async fn concurrent_pushes_of_same_blob_and_tag_all_succeed() {
                 let location = reg.begin_upload(REPO).await;
                 let half = layer.len() / 2;
                 let patched = reg.patch_chunk(&location, 0, &layer[..half]).await;
-                patched.expect_status(&[202], "PATCH of the first half");
+                patched.expect_status_in(&[202], "PATCH of the first half");
                 let patched = reg.patch_chunk(&patched.location(), half, &layer[half..]).await;
-                patched.expect_status(&[202], "PATCH of the second half");
+                patched.expect_status_in(&[202], "PATCH of the second half");
                 let reply = reg.put_upload(&patched.location(), &sha256_digest(&layer), &[]).await;
-                reply.expect_status(&[201], "closing PUT of the layer");
+                reply.expect_status_in(&[201], "closing PUT of the layer");
             } else {
                 reg.push_blob(REPO, &layer).await;
             }
@@ -45,19 +45,19 @@ async fn concurrent_pushes_of_same_blob_and_tag_all_succeed() {
     }
 
     let reply = reg.get_manifest(REPO, "latest").await;
-    reply.expect_status(&[200], "GET of the tag after concurrent pushes");
+    reply.expect_status_in(&[200], "GET of the tag after concurrent pushes");
     assert_eq!(reply.body, *manifest);
     assert_eq!(reply.header("Docker-Content-Digest"), Some(digest.clone()));
     for blob in [&*config, &*layer] {
         let reply = reg.get(&format!("/v2/{REPO}/blobs/{}", sha256_digest(blob))).await;
-        reply.expect_status(&[200], "GET of a blob pushed concurrently");
+        reply.expect_status_in(&[200], "GET of a blob pushed concurrently");
         assert_eq!(reply.body, *blob);
     }
     let reply = reg.tags_list(REPO, None, None).await;
-    reply.expect_status(&[200], "tags list after concurrent pushes");
+    reply.expect_status_in(&[200], "tags list after concurrent pushes");
     assert_eq!(string_list(&reply.json(), "tags"), ["latest"]);
     let reply = reg.get("/v2/_catalog").await;
-    reply.expect_status(&[200], "catalog after concurrent pushes");
+    reply.expect_status_in(&[200], "catalog after concurrent pushes");
     assert_eq!(string_list(&reply.json(), "repositories"), [REPO]);
 }
 
@@ -78,7 +78,7 @@ async fn concurrent_pushes_of_distinct_tags_are_all_listed() {
         task.await.expect("push task completes");
     }
     let reply = reg.tags_list(REPO, None, None).await;
-    reply.expect_status(&[200], "tags list after concurrent tagging");
+    reply.expect_status_in(&[200], "tags list after concurrent tagging");
     let expected: Vec<String> = (0..TASKS).map(|i| format!("t{i:02}")).collect();
     assert_eq!(string_list(&reply.json(), "tags"), expected);
 }

@@ -7,10 +7,12 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::common::{OCI_INDEX, OCI_MANIFEST, Registry, Reply, sha256_digest, string_list};
 use super::fixtures::{
     ANNOTATION_KEY, ARTIFACT_TYPE_A, ARTIFACT_TYPE_B, ARTIFACT_TYPE_INDEX, DEFAULT_TAG, Data,
     EMPTY_JSON_DIGEST, Slot, dummy_digest,
+};
+use crate::support::registry::{
+    OCI_INDEX, OCI_MANIFEST, Registry, Reply, sha256_digest, string_list,
 };
 
 const REPO: &str = "conformance/discovery";
@@ -18,13 +20,13 @@ const OK: &[u16] = &[200, 201, 202, 204];
 
 async fn put_blob(reg: &Registry, blob: &[u8], what: &str) {
     let location = reg.begin_upload(REPO).await;
-    reg.put_upload(&location, &sha256_digest(blob), blob).await.expect_status(OK, what);
+    reg.put_upload(&location, &sha256_digest(blob), blob).await.expect_status_in(OK, what);
 }
 
 /// PUT of an artifact by its digest; it must answer 2xx with `OCI-Subject: <subject>`.
 async fn put_referrer(reg: &Registry, body: &[u8], media_type: &str, subject: &str, what: &str) {
     let reply = reg.put_manifest(REPO, &sha256_digest(body), media_type, body).await;
-    reply.expect_status(OK, what);
+    reply.expect_status_in(OK, what);
     assert_eq!(
         reply.header("OCI-Subject").as_deref(),
         Some(subject),
@@ -41,7 +43,7 @@ async fn setup_tags(reg: &Registry, data: &Data) {
         for tag in [format!("test{i}"), format!("TEST{i}")] {
             let reply =
                 reg.put_manifest(REPO, &tag, OCI_MANIFEST, data.manifest(Slot::Discovery)).await;
-            reply.expect_status(OK, "setup: populate registry with test tags");
+            reply.expect_status_in(OK, "setup: populate registry with test tags");
         }
     }
 }
@@ -75,7 +77,7 @@ async fn setup_referrers(reg: &Registry, data: &Data) {
     put_blob(reg, &data.layer, "setup: subject layer").await;
     let reply =
         reg.put_manifest(REPO, DEFAULT_TAG, OCI_MANIFEST, data.manifest(Slot::Subject)).await;
-    reply.expect_status(OK, "setup: subject manifest");
+    reply.expect_status_in(OK, "setup: subject manifest");
 
     put_blob(reg, &data.ref_blob_b, "setup: reference blob B").await;
     put_referrer(
@@ -115,7 +117,7 @@ async fn ready() -> (Registry, Data) {
 
 async fn all_tags(reg: &Registry) -> Vec<String> {
     let reply = reg.tags_list(REPO, None, None).await;
-    reply.expect_status(&[200], "GET tags list");
+    reply.expect_status_in(&[200], "GET tags list");
     string_list(&reply.json(), "tags")
 }
 
@@ -137,7 +139,7 @@ async fn referrers(reg: &Registry, digest: &str, artifact_type: Option<&str>) ->
 
 /// Checks status and `Content-Type`, and returns the `manifests` of the image index.
 fn referrer_descriptors(reply: &Reply, what: &str) -> Vec<Value> {
-    reply.expect_status(&[200], what);
+    reply.expect_status_in(&[200], what);
     assert_eq!(reply.header("Content-Type").as_deref(), Some(OCI_INDEX), "{what}: Content-Type");
     let index = reply.json();
     index
@@ -178,7 +180,7 @@ async fn discovery_setup_populates_blobs_and_tags() {
 async fn discovery_setup_pushes_referrers_answered_with_oci_subject() {
     let (reg, data) = ready().await;
     let reply = reg.get_manifest(REPO, &sha256_digest(&data.refs_index)).await;
-    reply.expect_status(&[200], "GET of the index artifact");
+    reply.expect_status_in(&[200], "GET of the index artifact");
     assert_eq!(reply.body, data.refs_index);
 }
 
@@ -195,7 +197,7 @@ async fn discovery_tags_list_is_limited_by_n() {
     let (reg, _data) = ready().await;
     let n = all_tags(&reg).await.len() / 2;
     let reply = reg.tags_list(REPO, Some(n), None).await;
-    reply.expect_status(&[200], "GET tags list with n");
+    reply.expect_status_in(&[200], "GET tags list with n");
     assert_eq!(string_list(&reply.json(), "tags").len(), n, "n={n} limits the list");
 }
 
@@ -204,11 +206,11 @@ async fn discovery_tags_list_starts_after_last() {
     let (reg, _data) = ready().await;
     let n = all_tags(&reg).await.len() / 2;
     let first = reg.tags_list(REPO, Some(n), None).await;
-    first.expect_status(&[200], "GET tags list with n");
+    first.expect_status_in(&[200], "GET tags list with n");
     let first_page = string_list(&first.json(), "tags");
     let last = first_page[n - 1].clone();
     let reply = reg.tags_list(REPO, Some(n), Some(&last)).await;
-    reply.expect_status(&[200], "GET tags list with n and last");
+    reply.expect_status_in(&[200], "GET tags list with n and last");
     let page = string_list(&reply.json(), "tags");
     assert!(page.len() <= n, "at most n={n} tags: {page:?}");
     assert!(!page.contains(&last), "the page after {last:?} excludes it: {page:?}");
@@ -308,7 +310,7 @@ async fn discovery_teardown_deletes_manifests_then_blobs() {
     ];
     for manifest in manifests {
         let path = format!("/v2/{REPO}/manifests/{}", sha256_digest(manifest));
-        reg.delete(&path).await.expect_status(&[202, 404], "DELETE manifest created in setup");
+        reg.delete(&path).await.expect_status_in(&[202, 404], "DELETE manifest created in setup");
     }
     let blobs = [
         data.config(Slot::Discovery),
@@ -320,9 +322,9 @@ async fn discovery_teardown_deletes_manifests_then_blobs() {
     ];
     for blob in blobs {
         let path = format!("/v2/{REPO}/blobs/{}", sha256_digest(blob));
-        reg.delete(&path).await.expect_status(&[202, 404], "DELETE blob created in setup");
+        reg.delete(&path).await.expect_status_in(&[202, 404], "DELETE blob created in setup");
     }
     reg.get_manifest(REPO, DEFAULT_TAG)
         .await
-        .expect_status(&[404], "the subject's tag is gone with it");
+        .expect_status_in(&[404], "the subject's tag is gone with it");
 }

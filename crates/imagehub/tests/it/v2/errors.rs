@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use super::common::{
+use crate::support::registry::{
     OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Registry, annotated_manifest, descriptor,
     image_config, image_manifest, push_image, random_bytes, raw_exchange_expecting_continue,
     sha256_digest,
@@ -47,7 +47,7 @@ async fn blob_head_with_malformed_digest_is_400() {
     let reg = with_repo().await;
     for digest in malformed_digests() {
         let reply = reg.head(&format!("/v2/{REPO}/blobs/{digest}")).await;
-        reply.expect_status(&[400], &format!("HEAD blob {digest}"));
+        reply.expect_status_in(&[400], &format!("HEAD blob {digest}"));
     }
 }
 
@@ -103,7 +103,7 @@ async fn upload_put_with_mismatched_digest_is_400_digest_invalid() {
     reply.expect_oci_error(&[400], &["DIGEST_INVALID"], "PUT upload whose digest does not match");
     for digest in [claimed, sha256_digest(&data)] {
         let reply = reg.head(&format!("/v2/{REPO}/blobs/{digest}")).await;
-        reply.expect_status(&[404], "no blob is stored after a digest mismatch");
+        reply.expect_status_in(&[404], "no blob is stored after a digest mismatch");
     }
 }
 
@@ -113,7 +113,7 @@ async fn chunked_upload_closed_with_mismatched_digest_is_400_digest_invalid() {
     let data = random_bytes(50, 3);
     let location = reg.begin_upload(REPO).await;
     let patched = reg.patch_chunk(&location, 0, &data).await;
-    patched.expect_status(&[202], "PATCH of the data");
+    patched.expect_status_in(&[202], "PATCH of the data");
     let reply = reg.put_upload(&patched.location(), &sha256_digest(b"not this"), &[]).await;
     reply.expect_oci_error(&[400], &["DIGEST_INVALID"], "closing PUT whose digest does not match");
 }
@@ -198,7 +198,7 @@ async fn manifest_over_4_mib_is_413() {
     );
     reg.get_manifest(REPO, "big")
         .await
-        .expect_status(&[404], "the oversized manifest was not stored");
+        .expect_status_in(&[404], "the oversized manifest was not stored");
 }
 
 /// A client that streams the whole oversized body without waiting (as most HTTP clients
@@ -285,7 +285,7 @@ async fn push_manifest_with_unknown_layer_is_rejected() {
     );
     reg.get_manifest(REPO, "dangling")
         .await
-        .expect_status(&[404], "the rejected manifest was not stored");
+        .expect_status_in(&[404], "the rejected manifest was not stored");
 }
 
 #[tokio::test]
@@ -313,7 +313,7 @@ async fn index_referencing_unknown_manifest_is_rejected() {
     let reg = Registry::start();
     let (known, _) = push_image(&reg, REPO, "known", "index-known").await;
     let unknown = image_manifest(&image_config("never pushed"), &[]);
-    let body = super::common::image_index(&[&known, &unknown]);
+    let body = crate::support::registry::image_index(&[&known, &unknown]);
     let reply = reg.put_manifest(REPO, "index", OCI_INDEX, &body).await;
     reply.expect_oci_error(
         &[400, 404],
@@ -335,7 +335,7 @@ async fn manifest_put_by_digest_not_matching_body_is_400() {
     );
     reg.get_manifest(REPO, &wrong)
         .await
-        .expect_status(&[404], "nothing stored under the wrong digest");
+        .expect_status_in(&[404], "nothing stored under the wrong digest");
 }
 
 #[tokio::test]
@@ -409,14 +409,14 @@ async fn malformed_requests_never_get_5xx() {
     for (method, target) in targets {
         let reply = reg.send(reg.request(method.clone(), &target).body(Vec::new())).await;
         assert!(
-            reply.status < 500,
+            reply.status.as_u16() < 500,
             "{method} {target} must not fail with 5xx; {}",
             reply.describe()
         );
-        if reply.status >= 400 && method != Method::HEAD {
-            super::common::assert_error_body(
+        if reply.status.as_u16() >= 400 && method != Method::HEAD {
+            crate::support::registry::assert_error_body(
                 &reply,
-                super::common::SPEC_ERROR_CODES,
+                crate::support::registry::SPEC_ERROR_CODES,
                 &format!("{method} {target}"),
             );
         }
@@ -427,7 +427,7 @@ async fn malformed_requests_never_get_5xx() {
 async fn content_range_whose_length_overflows_is_416_and_changes_nothing() {
     let reg = Registry::start();
     let location = reg.begin_upload(REPO).await;
-    reg.patch_chunk(&location, 0, b"first").await.expect_status(&[202], "a first chunk");
+    reg.patch_chunk(&location, 0, b"first").await.expect_status_in(&[202], "a first chunk");
     for range in ["0-18446744073709551615", "5-18446744073709551616", "bytes 5-4/10", "-1"] {
         let reply = reg
             .send(
@@ -439,7 +439,7 @@ async fn content_range_whose_length_overflows_is_416_and_changes_nothing() {
         reply.expect_oci_error(&[416], &["BLOB_UPLOAD_INVALID"], &format!("Content-Range {range}"));
     }
     let status = reg.get(&location).await;
-    status.expect_status(&[204], "upload status after the refused chunks");
+    status.expect_status_in(&[204], "upload status after the refused chunks");
     assert_eq!(
         status.header("Range").as_deref(),
         Some("0-4"),

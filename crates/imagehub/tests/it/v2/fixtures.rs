@@ -1,11 +1,9 @@
 //! Test content for the conformance workflows: per-workflow configs and manifests, a layer,
 //! blobs for streamed and chunked uploads, and the artifacts used by the referrers checks.
 
-#![allow(dead_code)]
-
 use serde_json::{Value, json};
 
-use super::common::{
+use crate::support::registry::{
     OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, base64, descriptor, random_bytes,
     sha256_digest,
 };
@@ -75,10 +73,6 @@ impl ChunkedBlob {
 
     pub fn first_range(&self) -> String {
         format!("0-{}", self.split - 1)
-    }
-
-    pub fn second_range(&self) -> String {
-        format!("{}-{}", self.split, self.data.len() - 1)
     }
 
     pub fn digest(&self) -> String {

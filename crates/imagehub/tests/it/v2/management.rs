@@ -1,8 +1,8 @@
 //! Conformance workflow "Content Management": deleting a tag, a manifest by digest and
 //! blobs, and what GET and the tags list answer afterwards.
 
-use super::common::{OCI_MANIFEST, Registry, sha256_digest};
 use super::fixtures::{DEFAULT_TAG, Data, Slot};
+use crate::support::registry::{OCI_MANIFEST, Registry, sha256_digest};
 
 const REPO: &str = "conformance/management";
 const OK: &[u16] = &[200, 201, 202, 204];
@@ -13,13 +13,13 @@ async fn setup(reg: &Registry, data: &Data) -> usize {
     for blob in [data.config(Slot::Management), &data.layer[..]] {
         let location = reg.begin_upload(REPO).await;
         let reply = reg.put_upload(&location, &sha256_digest(blob), blob).await;
-        reply.expect_status(OK, "setup: populate registry with test blob");
+        reply.expect_status_in(OK, "setup: populate registry with test blob");
     }
     let reply =
         reg.put_manifest(REPO, DEFAULT_TAG, OCI_MANIFEST, data.manifest(Slot::Management)).await;
-    reply.expect_status(OK, "setup: populate registry with test tag");
+    reply.expect_status_in(OK, "setup: populate registry with test tag");
     let reply = reg.tags_list(REPO, None, None).await;
-    reply.expect_status(&[200], "setup: count tags before deleting");
+    reply.expect_status_in(&[200], "setup: count tags before deleting");
     reply.json()["tags"].as_array().map_or(0, Vec::len)
 }
 
@@ -39,7 +39,7 @@ fn blob_path(blob: &[u8]) -> String {
 }
 
 async fn delete_tag(reg: &Registry) {
-    reg.delete(&manifest_path(DEFAULT_TAG)).await.expect_status(&[202], "DELETE of a tag");
+    reg.delete(&manifest_path(DEFAULT_TAG)).await.expect_status_in(&[202], "DELETE of a tag");
 }
 
 /// Deletes the tag, then the manifest by digest (202, or 404 had the tag delete taken the
@@ -47,7 +47,7 @@ async fn delete_tag(reg: &Registry) {
 async fn delete_tag_and_manifest(reg: &Registry, data: &Data) {
     delete_tag(reg).await;
     let reply = reg.delete(&manifest_path(&data.manifest_digest(Slot::Management))).await;
-    reply.expect_status(&[202, 404], "DELETE of the manifest by digest after its tag");
+    reply.expect_status_in(&[202, 404], "DELETE of the manifest by digest after its tag");
 }
 
 #[tokio::test]
@@ -73,7 +73,7 @@ async fn management_get_deleted_manifest_is_404() {
     let (reg, data, _tags) = ready().await;
     delete_tag_and_manifest(&reg, &data).await;
     let reply = reg.get_manifest(REPO, &data.manifest_digest(Slot::Management)).await;
-    reply.expect_status(&[404], "GET of the deleted manifest");
+    reply.expect_status_in(&[404], "GET of the deleted manifest");
 }
 
 /// The tags list has one tag fewer: 200 with an empty list, or 404 as nothing is left.
@@ -82,7 +82,7 @@ async fn management_tags_list_reflects_deletion() {
     let (reg, data, tags) = ready().await;
     delete_tag_and_manifest(&reg, &data).await;
     let reply = reg.tags_list(REPO, None, None).await;
-    reply.expect_status(&[200, 404], "GET tags list after the deletes");
+    reply.expect_status_in(&[200, 404], "GET tags list after the deletes");
     if reply.status == 200 {
         let left = reply.json()["tags"].as_array().map_or(0, Vec::len);
         assert_eq!(left, tags - 1, "one tag fewer; {}", reply.describe());
@@ -96,7 +96,7 @@ async fn management_delete_blobs_is_202() {
     let (reg, data, _tags) = ready().await;
     delete_tag_and_manifest(&reg, &data).await;
     for blob in [data.config(Slot::Management), &data.layer[..]] {
-        reg.delete(&blob_path(blob)).await.expect_status(&[202], "DELETE of a blob");
+        reg.delete(&blob_path(blob)).await.expect_status_in(&[202], "DELETE of a blob");
     }
 }
 
@@ -105,8 +105,8 @@ async fn management_get_deleted_blob_is_404() {
     let (reg, data, _tags) = ready().await;
     delete_tag_and_manifest(&reg, &data).await;
     let config = data.config(Slot::Management);
-    reg.delete(&blob_path(config)).await.expect_status(&[202], "DELETE of the config blob");
-    reg.get(&blob_path(config)).await.expect_status(&[404], "GET of the deleted blob");
+    reg.delete(&blob_path(config)).await.expect_status_in(&[202], "DELETE of the config blob");
+    reg.get(&blob_path(config)).await.expect_status_in(&[404], "GET of the deleted blob");
 }
 
 /// Deleting a tag removes only the tag: the manifest stays reachable by digest.
@@ -114,9 +114,9 @@ async fn management_get_deleted_blob_is_404() {
 async fn management_delete_tag_removes_only_the_tag() {
     let (reg, data, _tags) = ready().await;
     delete_tag(&reg).await;
-    reg.get_manifest(REPO, DEFAULT_TAG).await.expect_status(&[404], "GET of the deleted tag");
+    reg.get_manifest(REPO, DEFAULT_TAG).await.expect_status_in(&[404], "GET of the deleted tag");
     let reply = reg.get_manifest(REPO, &data.manifest_digest(Slot::Management)).await;
-    reply.expect_status(&[200], "GET of the manifest by digest after its tag was deleted");
+    reply.expect_status_in(&[200], "GET of the manifest by digest after its tag was deleted");
     assert_eq!(reply.body, data.manifest(Slot::Management));
 }
 
@@ -127,15 +127,17 @@ async fn management_delete_manifest_by_digest_removes_its_tags() {
     let digest = data.manifest_digest(Slot::Management);
     let reply =
         reg.put_manifest(REPO, "second", OCI_MANIFEST, data.manifest(Slot::Management)).await;
-    reply.expect_status(&[201], "PUT a second tag");
+    reply.expect_status_in(&[201], "PUT a second tag");
     reg.delete(&manifest_path(&digest))
         .await
-        .expect_status(&[202], "DELETE of the manifest by digest");
-    reg.get_manifest(REPO, &digest).await.expect_status(&[404], "GET by digest after delete");
+        .expect_status_in(&[202], "DELETE of the manifest by digest");
+    reg.get_manifest(REPO, &digest).await.expect_status_in(&[404], "GET by digest after delete");
     reg.get_manifest(REPO, DEFAULT_TAG)
         .await
-        .expect_status(&[404], "GET by first tag after delete");
-    reg.get_manifest(REPO, "second").await.expect_status(&[404], "GET by second tag after delete");
+        .expect_status_in(&[404], "GET by first tag after delete");
+    reg.get_manifest(REPO, "second")
+        .await
+        .expect_status_in(&[404], "GET by second tag after delete");
 }
 
 /// Deleting a blob that does not exist answers 404.
@@ -143,5 +145,5 @@ async fn management_delete_manifest_by_digest_removes_its_tags() {
 async fn management_delete_of_unknown_blob_is_404() {
     let (reg, _data, _tags) = ready().await;
     let path = format!("/v2/{REPO}/blobs/{}", sha256_digest(b"never pushed"));
-    reg.delete(&path).await.expect_status(&[404], "DELETE of an unknown blob");
+    reg.delete(&path).await.expect_status_in(&[404], "DELETE of an unknown blob");
 }

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use super::common::{
+use crate::support::registry::{
     DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST,
     Registry, Reply, annotated_manifest, descriptor, image_config, image_index, push_image,
     random_bytes, sha256_digest, sha512_digest,
@@ -23,7 +23,7 @@ async fn get_as(reg: &Registry, reference: &str, media_type: &str) -> Reply {
 
 /// The exact bytes, `Content-Type`, `Docker-Content-Digest` and `Content-Length`.
 fn check_served(reply: &Reply, body: &[u8], media_type: &str, digest: &str) {
-    reply.expect_status(&[200], "GET of a pushed manifest");
+    reply.expect_status_in(&[200], "GET of a pushed manifest");
     assert_eq!(reply.body, body, "the exact bytes pushed");
     assert_eq!(
         reply.header("Content-Type").as_deref(),
@@ -52,7 +52,7 @@ async fn manifest_head_gives_headers_of_get() {
     let reg = Registry::start();
     let (body, digest) = push_image(&reg, REPO, "v1", "head").await;
     let reply = reg.head_manifest(REPO, "v1").await;
-    reply.expect_status(&[200], "HEAD of a manifest");
+    reply.expect_status_in(&[200], "HEAD of a manifest");
     assert_eq!(reply.header("Content-Type").as_deref(), Some(OCI_MANIFEST));
     assert_eq!(reply.header("Docker-Content-Digest"), Some(digest));
     assert_eq!(reply.header("Content-Length"), Some(body.len().to_string()));
@@ -67,7 +67,7 @@ async fn manifest_put_answers_digest_and_pullable_location() {
     let body =
         annotated_manifest(&config, &[], json!({ "note": "whitespace and key order are kept" }));
     let reply = reg.put_manifest(REPO, "v1", OCI_MANIFEST, &body).await;
-    reply.expect_status(&[201], "PUT of a manifest");
+    reply.expect_status_in(&[201], "PUT of a manifest");
     let digest = sha256_digest(&body);
     assert_eq!(reply.header("Docker-Content-Digest"), Some(digest.clone()));
     let fetched =
@@ -150,7 +150,7 @@ async fn manifest_pushed_by_sha512_digest_is_stored_under_it() {
     let body = annotated_manifest(&config, &[], json!({ "digest": "sha512" }));
     let digest = sha512_digest(&body);
     let reply = reg.put_manifest(REPO, &digest, OCI_MANIFEST, &body).await;
-    reply.expect_status(&[201], "PUT of a manifest by sha512 digest");
+    reply.expect_status_in(&[201], "PUT of a manifest by sha512 digest");
     assert_eq!(
         reply.header("Docker-Content-Digest"),
         Some(digest.clone()),
@@ -158,7 +158,7 @@ async fn manifest_pushed_by_sha512_digest_is_stored_under_it() {
     );
     check_served(&get_as(&reg, &digest, OCI_MANIFEST).await, &body, OCI_MANIFEST, &digest);
     let head = reg.head_manifest(REPO, &digest).await;
-    head.expect_status(&[200], "HEAD by sha512 digest");
+    head.expect_status_in(&[200], "HEAD by sha512 digest");
 }
 
 #[tokio::test]
@@ -172,10 +172,10 @@ async fn manifest_by_tag_with_sha512_blobs_round_trips() {
         .header("Content-Type", "application/octet-stream")
         .body(config.clone());
     let posted = reg.send(req).await;
-    posted.expect_status(&[201, 202], "single POST of a sha512 blob");
+    posted.expect_status_in(&[201, 202], "single POST of a sha512 blob");
     if posted.status == 202 {
         let reply = reg.put_upload(&posted.location(), &config_digest, &config).await;
-        reply.expect_status(&[201], "PUT of a sha512 blob");
+        reply.expect_status_in(&[201], "PUT of a sha512 blob");
     }
     let body = serde_json::to_vec_pretty(&json!({
         "schemaVersion": 2,
@@ -204,7 +204,7 @@ async fn manifest_with_subject_answers_oci_subject() {
     }))
     .expect("serialize");
     let reply = reg.put_manifest(REPO, &sha256_digest(&artifact), OCI_MANIFEST, &artifact).await;
-    reply.expect_status(&[201], "PUT of a manifest with a subject");
+    reply.expect_status_in(&[201], "PUT of a manifest with a subject");
     assert_eq!(reply.header("OCI-Subject"), Some(subject_digest));
 }
 
@@ -224,9 +224,9 @@ async fn manifest_with_missing_subject_is_accepted() {
     }))
     .expect("serialize");
     let reply = reg.put_manifest(REPO, "note", OCI_MANIFEST, &artifact).await;
-    reply.expect_status(&[201], "PUT of a manifest whose subject does not exist");
+    reply.expect_status_in(&[201], "PUT of a manifest whose subject does not exist");
     assert_eq!(reply.header("OCI-Subject"), Some(sha256_digest(&never_pushed)));
-    reg.get_manifest(REPO, "note").await.expect_status(&[200], "GET of the accepted manifest");
+    reg.get_manifest(REPO, "note").await.expect_status_in(&[200], "GET of the accepted manifest");
 }
 
 /// Registries should accept manifests of at least 4 megabytes.

@@ -2,7 +2,6 @@
 //! conformance suite (pull, push, content discovery, content management), re-created from
 //! the specification, plus error-case and edge-case tests of our own.
 
-pub mod common;
 mod fixtures;
 
 mod discovery;

@@ -1,8 +1,8 @@
 //! Conformance workflow "Pull": setup pushes, HEAD/GET of blobs and manifests (present and
 //! absent, by digest and by tag), the error-body check, and the teardown deletes.
 
-use super::common::{OCI_MANIFEST, Registry, SPEC_ERROR_CODES, sha256_digest};
 use super::fixtures::{DEFAULT_TAG, Data, NONEXISTENT_MANIFEST, Slot, dummy_digest};
+use crate::support::registry::{OCI_MANIFEST, Registry, SPEC_ERROR_CODES, sha256_digest};
 
 const REPO: &str = "conformance/pull";
 
@@ -12,13 +12,16 @@ async fn setup(reg: &Registry, data: &Data) {
     for blob in [data.config(Slot::Pull0), data.config(Slot::Pull1), &data.layer[..]] {
         let location = reg.begin_upload(REPO).await;
         let reply = reg.put_upload(&location, &sha256_digest(blob), blob).await;
-        reply.expect_status(&[200, 201, 202, 204], "setup: populate registry with test blob");
+        reply.expect_status_in(&[200, 201, 202, 204], "setup: populate registry with test blob");
     }
     let reply = reg.put_manifest(REPO, DEFAULT_TAG, OCI_MANIFEST, data.manifest(Slot::Pull0)).await;
-    reply.expect_status(&[200, 201, 202, 204], "setup: populate registry with tagged manifest");
+    reply.expect_status_in(&[200, 201, 202, 204], "setup: populate registry with tagged manifest");
     let digest = data.manifest_digest(Slot::Pull1);
     let reply = reg.put_manifest(REPO, &digest, OCI_MANIFEST, data.manifest(Slot::Pull1)).await;
-    reply.expect_status(&[200, 201, 202, 204], "setup: populate registry with manifest by digest");
+    reply.expect_status_in(
+        &[200, 201, 202, 204],
+        "setup: populate registry with manifest by digest",
+    );
 }
 
 async fn ready() -> (Registry, Data) {
@@ -33,7 +36,7 @@ fn blob_path(digest: &str) -> String {
 }
 
 /// If present, `Docker-Content-Digest` must name the expected content.
-fn check_optional_digest(reply: &super::common::Reply, expected: &str) {
+fn check_optional_digest(reply: &crate::support::registry::Reply, expected: &str) {
     if let Some(found) = reply.header("Docker-Content-Digest") {
         assert_eq!(found, expected, "Docker-Content-Digest; {}", reply.describe());
     }
@@ -44,14 +47,14 @@ async fn pull_setup_populates_blobs_layer_and_manifests() {
     let (reg, data) = ready().await;
     // The setup asserted each push; the tagged manifest is now reachable by its tag.
     let reply = reg.get_manifest(REPO, DEFAULT_TAG).await;
-    reply.expect_status(&[200], "GET the manifest pushed by tag in setup");
+    reply.expect_status_in(&[200], "GET the manifest pushed by tag in setup");
     assert_eq!(reply.body, data.manifest(Slot::Pull0));
 }
 
 #[tokio::test]
 async fn pull_head_nonexistent_blob_is_404() {
     let (reg, _data) = ready().await;
-    reg.head(&blob_path(&dummy_digest())).await.expect_status(&[404], "HEAD nonexistent blob");
+    reg.head(&blob_path(&dummy_digest())).await.expect_status_in(&[404], "HEAD nonexistent blob");
 }
 
 #[tokio::test]
@@ -59,14 +62,14 @@ async fn pull_head_existing_blob_is_200() {
     let (reg, data) = ready().await;
     let digest = sha256_digest(data.config(Slot::Pull0));
     let reply = reg.head(&blob_path(&digest)).await;
-    reply.expect_status(&[200], "HEAD existing blob");
+    reply.expect_status_in(&[200], "HEAD existing blob");
     check_optional_digest(&reply, &digest);
 }
 
 #[tokio::test]
 async fn pull_get_nonexistent_blob_is_404() {
     let (reg, _data) = ready().await;
-    reg.get(&blob_path(&dummy_digest())).await.expect_status(&[404], "GET nonexistent blob");
+    reg.get(&blob_path(&dummy_digest())).await.expect_status_in(&[404], "GET nonexistent blob");
 }
 
 #[tokio::test]
@@ -74,7 +77,7 @@ async fn pull_get_existing_blob_is_200() {
     let (reg, data) = ready().await;
     let digest = sha256_digest(data.config(Slot::Pull0));
     let reply = reg.get(&blob_path(&digest)).await;
-    reply.expect_status(&[200], "GET existing blob");
+    reply.expect_status_in(&[200], "GET existing blob");
     assert_eq!(reply.body, data.config(Slot::Pull0), "blob GET returns the pushed bytes");
 }
 
@@ -82,7 +85,7 @@ async fn pull_get_existing_blob_is_200() {
 async fn pull_head_nonexistent_manifest_is_404() {
     let (reg, _data) = ready().await;
     let reply = reg.head_manifest(REPO, NONEXISTENT_MANIFEST).await;
-    reply.expect_status(&[404], "HEAD nonexistent manifest");
+    reply.expect_status_in(&[404], "HEAD nonexistent manifest");
 }
 
 #[tokio::test]
@@ -90,7 +93,7 @@ async fn pull_head_tagged_manifest_by_digest_is_200() {
     let (reg, data) = ready().await;
     let digest = data.manifest_digest(Slot::Pull0);
     let reply = reg.head_manifest(REPO, &digest).await;
-    reply.expect_status(&[200], "HEAD manifest[0] by digest");
+    reply.expect_status_in(&[200], "HEAD manifest[0] by digest");
     check_optional_digest(&reply, &digest);
 }
 
@@ -99,7 +102,7 @@ async fn pull_head_untagged_manifest_by_digest_is_200() {
     let (reg, data) = ready().await;
     let digest = data.manifest_digest(Slot::Pull1);
     let reply = reg.head_manifest(REPO, &digest).await;
-    reply.expect_status(&[200], "HEAD manifest[1] by digest");
+    reply.expect_status_in(&[200], "HEAD manifest[1] by digest");
     check_optional_digest(&reply, &digest);
 }
 
@@ -107,7 +110,7 @@ async fn pull_head_untagged_manifest_by_digest_is_200() {
 async fn pull_head_manifest_by_tag_is_200() {
     let (reg, data) = ready().await;
     let reply = reg.head_manifest(REPO, DEFAULT_TAG).await;
-    reply.expect_status(&[200], "HEAD manifest by tag");
+    reply.expect_status_in(&[200], "HEAD manifest by tag");
     check_optional_digest(&reply, &data.manifest_digest(Slot::Pull0));
 }
 
@@ -115,14 +118,14 @@ async fn pull_head_manifest_by_tag_is_200() {
 async fn pull_get_nonexistent_manifest_is_404() {
     let (reg, _data) = ready().await;
     let reply = reg.get_manifest(REPO, NONEXISTENT_MANIFEST).await;
-    reply.expect_status(&[404], "GET nonexistent manifest");
+    reply.expect_status_in(&[404], "GET nonexistent manifest");
 }
 
 #[tokio::test]
 async fn pull_get_tagged_manifest_by_digest_is_200() {
     let (reg, data) = ready().await;
     let reply = reg.get_manifest(REPO, &data.manifest_digest(Slot::Pull0)).await;
-    reply.expect_status(&[200], "GET manifest[0] by digest");
+    reply.expect_status_in(&[200], "GET manifest[0] by digest");
     assert_eq!(reply.body, data.manifest(Slot::Pull0));
 }
 
@@ -130,7 +133,7 @@ async fn pull_get_tagged_manifest_by_digest_is_200() {
 async fn pull_get_untagged_manifest_by_digest_is_200() {
     let (reg, data) = ready().await;
     let reply = reg.get_manifest(REPO, &data.manifest_digest(Slot::Pull1)).await;
-    reply.expect_status(&[200], "GET manifest[1] by digest");
+    reply.expect_status_in(&[200], "GET manifest[1] by digest");
     assert_eq!(reply.body, data.manifest(Slot::Pull1));
 }
 
@@ -138,7 +141,7 @@ async fn pull_get_untagged_manifest_by_digest_is_200() {
 async fn pull_get_manifest_by_tag_is_200() {
     let (reg, data) = ready().await;
     let reply = reg.get_manifest(REPO, DEFAULT_TAG).await;
-    reply.expect_status(&[200], "GET manifest by tag");
+    reply.expect_status_in(&[200], "GET manifest by tag");
     assert_eq!(reply.body, data.manifest(Slot::Pull0));
 }
 
@@ -151,7 +154,7 @@ async fn pull_malformed_digest_reference_gets_404_or_400_with_oci_error_body() {
         .header("Content-Type", OCI_MANIFEST)
         .body(b"blablabla".to_vec());
     let reply = reg.send(req).await;
-    reply.expect_status(&[400, 404], "GET manifest with a malformed digest");
+    reply.expect_status_in(&[400, 404], "GET manifest with a malformed digest");
     if reply.status == 400 {
         reply.expect_oci_error(&[400], SPEC_ERROR_CODES, "400 for a malformed digest");
     }
@@ -164,10 +167,10 @@ async fn pull_teardown_deletes_manifests_then_blobs() {
     let (reg, data) = ready().await;
     for slot in [Slot::Pull0, Slot::Pull1] {
         let path = format!("/v2/{REPO}/manifests/{}", data.manifest_digest(slot));
-        reg.delete(&path).await.expect_status(&[202], "DELETE manifest created in setup");
+        reg.delete(&path).await.expect_status_in(&[202], "DELETE manifest created in setup");
     }
     for blob in [data.config(Slot::Pull0), data.config(Slot::Pull1), &data.layer[..]] {
         let reply = reg.delete(&blob_path(&sha256_digest(blob))).await;
-        reply.expect_status(&[202, 404], "DELETE blob created in setup");
+        reply.expect_status_in(&[202, 404], "DELETE blob created in setup");
     }
 }

@@ -3,8 +3,8 @@
 
 use reqwest::Method;
 
-use super::common::{OCI_MANIFEST, Registry, Reply, location_path, sha256_digest};
 use super::fixtures::{ChunkedBlob, Data, NONEXISTENT_MANIFEST, Slot, dummy_digest};
+use crate::support::registry::{OCI_MANIFEST, Registry, Reply, location_path, sha256_digest};
 
 const REPO: &str = "conformance/push";
 const CROSS_REPO: &str = "conformance/crossmount";
@@ -29,9 +29,9 @@ async fn streamed_patch(reg: &Registry, data: &[u8]) -> Reply {
 /// The streamed upload of blob A, closed with a body-less PUT; asserts each step.
 async fn streamed_upload_of_blob_a(reg: &Registry, data: &Data) {
     let patched = streamed_patch(reg, &data.blob_a).await;
-    patched.expect_status(&[202], "streamed PATCH");
+    patched.expect_status_in(&[202], "streamed PATCH");
     let reply = reg.put_upload(&patched.location(), &sha256_digest(&data.blob_a), &[]).await;
-    reply.expect_status(&[201], "closing PUT of the streamed upload");
+    reply.expect_status_in(&[201], "closing PUT of the streamed upload");
     reply.location();
 }
 
@@ -40,7 +40,7 @@ async fn push_streamed_patch_with_whole_blob_is_202() {
     let reg = Registry::start();
     let data = Data::new();
     let reply = streamed_patch(&reg, &data.blob_a).await;
-    reply.expect_status(&[202], "PATCH with the blob in the body");
+    reply.expect_status_in(&[202], "PATCH with the blob in the body");
 }
 
 #[tokio::test]
@@ -49,7 +49,7 @@ async fn push_streamed_closing_put_with_digest_is_201_with_location() {
     let data = Data::new();
     streamed_upload_of_blob_a(&reg, &data).await;
     let reply = reg.get(&blob_path(REPO, &sha256_digest(&data.blob_a))).await;
-    reply.expect_status(&[200], "GET the streamed blob");
+    reply.expect_status_in(&[200], "GET the streamed blob");
     assert_eq!(reply.body, data.blob_a);
 }
 
@@ -68,14 +68,16 @@ async fn single_post(reg: &Registry, blob: &[u8]) -> Reply {
 async fn post_then_put(reg: &Registry, blob: &[u8]) {
     let location = reg.begin_upload(REPO).await;
     let reply = reg.put_upload(&location, &sha256_digest(blob), blob).await;
-    reply.expect_status(&[201], "PUT of a whole blob to the session");
+    reply.expect_status_in(&[201], "PUT of a whole blob to the session");
     reply.location();
 }
 
 #[tokio::test]
 async fn push_get_nonexistent_blob_is_404() {
     let reg = Registry::start();
-    reg.get(&blob_path(REPO, &dummy_digest())).await.expect_status(&[404], "GET nonexistent blob");
+    reg.get(&blob_path(REPO, &dummy_digest()))
+        .await
+        .expect_status_in(&[404], "GET nonexistent blob");
 }
 
 #[tokio::test]
@@ -83,7 +85,7 @@ async fn push_single_post_with_digest_and_blob_is_201_or_202() {
     let reg = Registry::start();
     let data = Data::new();
     let reply = single_post(&reg, data.config(Slot::Push)).await;
-    reply.expect_status(&[201, 202], "POST with digest and blob");
+    reply.expect_status_in(&[201, 202], "POST with digest and blob");
     reply.location();
 }
 
@@ -93,12 +95,12 @@ async fn push_blob_after_single_post_exists_only_if_201() {
     let data = Data::new();
     let blob = data.config(Slot::Push);
     let posted = single_post(&reg, blob).await;
-    posted.expect_status(&[201, 202], "POST with digest and blob");
+    posted.expect_status_in(&[201, 202], "POST with digest and blob");
     let reply = reg.get(&blob_path(REPO, &sha256_digest(blob))).await;
     if posted.status == 202 {
-        reply.expect_status(&[404], "GET blob after a single POST answered 202");
+        reply.expect_status_in(&[404], "GET blob after a single POST answered 202");
     } else {
-        reply.expect_status(&[200], "GET blob after a single POST answered 201");
+        reply.expect_status_in(&[200], "GET blob after a single POST answered 201");
         assert_eq!(reply.body, blob);
     }
 }
@@ -107,7 +109,7 @@ async fn push_blob_after_single_post_exists_only_if_201() {
 async fn push_post_yields_upload_session_202() {
     let reg = Registry::start();
     let reply = reg.post_upload(REPO).await;
-    reply.expect_status(&[202], "POST /blobs/uploads/");
+    reply.expect_status_in(&[202], "POST /blobs/uploads/");
     reply.location();
 }
 
@@ -124,7 +126,7 @@ async fn push_get_blob_after_put_is_200() {
     let data = Data::new();
     post_then_put(&reg, data.config(Slot::Push)).await;
     let reply = reg.get(&blob_path(REPO, &sha256_digest(data.config(Slot::Push)))).await;
-    reply.expect_status(&[200], "GET existing blob");
+    reply.expect_status_in(&[200], "GET existing blob");
     assert_eq!(reply.body, data.config(Slot::Push));
 }
 
@@ -141,7 +143,7 @@ async fn push_get_layer_after_put_is_200() {
     let data = Data::new();
     post_then_put(&reg, &data.layer).await;
     let reply = reg.get(&blob_path(REPO, &sha256_digest(&data.layer))).await;
-    reply.expect_status(&[200], "GET existing layer");
+    reply.expect_status_in(&[200], "GET existing layer");
     assert_eq!(reply.body, data.layer);
 }
 
@@ -155,7 +157,7 @@ struct ChunkedSession {
 
 async fn open_chunked(reg: &Registry) -> ChunkedSession {
     let reply = reg.post_upload(REPO).await;
-    reply.expect_status(&[202], "POST opening a chunked upload");
+    reply.expect_status_in(&[202], "POST opening a chunked upload");
     let min = reply.header("OCI-Chunk-Min-Length").map(|v| {
         v.trim()
             .parse::<usize>()
@@ -168,7 +170,7 @@ async fn open_chunked(reg: &Registry) -> ChunkedSession {
 async fn after_first_chunk(reg: &Registry) -> (ChunkedSession, Reply) {
     let session = open_chunked(reg).await;
     let reply = reg.patch_chunk(&session.location, 0, session.blob.first()).await;
-    reply.expect_status(&[202], "PATCH of the first chunk");
+    reply.expect_status_in(&[202], "PATCH of the first chunk");
     assert_eq!(
         reply.header("Range"),
         Some(session.blob.first_range()),
@@ -182,7 +184,7 @@ async fn push_chunk_uploaded_out_of_order_is_416() {
     let reg = Registry::start();
     let session = open_chunked(&reg).await;
     let reply = reg.patch_chunk(&session.location, session.blob.split, session.blob.second()).await;
-    reply.expect_status(&[416], "PATCH of the second chunk before the first");
+    reply.expect_status_in(&[416], "PATCH of the second chunk before the first");
 }
 
 #[tokio::test]
@@ -198,7 +200,7 @@ async fn push_retried_first_chunk_is_416() {
     let (session, _) = after_first_chunk(&reg).await;
     // Retry at the location from the POST, as a client that lost the PATCH answer would.
     let reply = reg.patch_chunk(&session.location, 0, session.blob.first()).await;
-    reply.expect_status(&[416], "retry of the first chunk");
+    reply.expect_status_in(&[416], "retry of the first chunk");
 }
 
 #[tokio::test]
@@ -207,7 +209,7 @@ async fn push_status_of_stale_upload_is_204_with_range_and_location() {
     let (session, _) = after_first_chunk(&reg).await;
     let _ = reg.patch_chunk(&session.location, 0, session.blob.first()).await;
     let reply = reg.get(&session.location).await;
-    reply.expect_status(&[204], "GET of the upload session");
+    reply.expect_status_in(&[204], "GET of the upload session");
     reply.location();
     assert_eq!(
         reply.header("Range"),
@@ -220,9 +222,9 @@ async fn push_status_of_stale_upload_is_204_with_range_and_location() {
 async fn after_second_chunk(reg: &Registry) -> (ChunkedSession, Reply) {
     let (session, _) = after_first_chunk(reg).await;
     let retry = reg.patch_chunk(&session.location, 0, session.blob.first()).await;
-    retry.expect_status(&[416], "retry of the first chunk");
+    retry.expect_status_in(&[416], "retry of the first chunk");
     let status = reg.get(&session.location).await;
-    status.expect_status(&[204], "GET of the upload session");
+    status.expect_status_in(&[204], "GET of the upload session");
     let reply =
         reg.patch_chunk(&status.location(), session.blob.split, session.blob.second()).await;
     (session, reply)
@@ -232,7 +234,7 @@ async fn after_second_chunk(reg: &Registry) -> (ChunkedSession, Reply) {
 async fn push_second_chunk_is_202_with_full_range_and_location() {
     let reg = Registry::start();
     let (session, reply) = after_second_chunk(&reg).await;
-    reply.expect_status(&[202], "PATCH of the second chunk");
+    reply.expect_status_in(&[202], "PATCH of the second chunk");
     let expected = format!("0-{}", session.blob.data.len() - 1);
     assert_eq!(reply.header("Range"), Some(expected), "Range after the second chunk");
     reply.location();
@@ -242,12 +244,12 @@ async fn push_second_chunk_is_202_with_full_range_and_location() {
 async fn push_closing_put_of_chunked_upload_is_201_with_location() {
     let reg = Registry::start();
     let (session, patched) = after_second_chunk(&reg).await;
-    patched.expect_status(&[202], "PATCH of the second chunk");
+    patched.expect_status_in(&[202], "PATCH of the second chunk");
     let reply = reg.put_upload(&patched.location(), &session.blob.digest(), &[]).await;
-    reply.expect_status(&[201], "closing PUT with the digest");
+    reply.expect_status_in(&[201], "closing PUT with the digest");
     reply.location();
     let fetched = reg.get(&blob_path(REPO, &session.blob.digest())).await;
-    fetched.expect_status(&[200], "GET the chunked blob");
+    fetched.expect_status_in(&[200], "GET the chunked blob");
     assert_eq!(fetched.body, session.blob.data, "the chunks were joined in order");
 }
 
@@ -267,7 +269,7 @@ async fn mount(reg: &Registry, digest: &str, from: Option<&str>) -> Reply {
 async fn push_mount_of_unknown_blob_without_from_yields_upload_session() {
     let reg = Registry::start();
     let reply = mount(&reg, &dummy_digest(), None).await;
-    reply.expect_status(&[202], "mount of a nonexistent blob without `from`");
+    reply.expect_status_in(&[202], "mount of a nonexistent blob without `from`");
     reply.location();
 }
 
@@ -277,7 +279,7 @@ async fn push_mount_from_other_repo_is_201_or_202() {
     let data = Data::new();
     streamed_upload_of_blob_a(&reg, &data).await;
     let reply = mount(&reg, &sha256_digest(&data.blob_a), Some(REPO)).await;
-    reply.expect_status(&[201, 202], "mount of another repository's blob");
+    reply.expect_status_in(&[201, 202], "mount of another repository's blob");
 }
 
 #[tokio::test]
@@ -287,7 +289,7 @@ async fn push_mounted_blob_is_readable_in_target_repo() {
     streamed_upload_of_blob_a(&reg, &data).await;
     let digest = sha256_digest(&data.blob_a);
     let reply = mount(&reg, &digest, Some(REPO)).await;
-    reply.expect_status(&[201, 202], "mount of another repository's blob");
+    reply.expect_status_in(&[201, 202], "mount of another repository's blob");
     if reply.status == 201 {
         let location = reply.location();
         assert_eq!(
@@ -296,7 +298,7 @@ async fn push_mounted_blob_is_readable_in_target_repo() {
             "Location of the mounted blob"
         );
         let fetched = reg.get(&location).await;
-        fetched.expect_status(&[200], "GET of the mounted blob");
+        fetched.expect_status_in(&[200], "GET of the mounted blob");
         assert_eq!(fetched.body, data.blob_a);
     }
 }
@@ -307,7 +309,7 @@ async fn push_mount_answered_202_points_at_an_upload_session() {
     let data = Data::new();
     streamed_upload_of_blob_a(&reg, &data).await;
     let reply = mount(&reg, &sha256_digest(&data.blob_a), Some(REPO)).await;
-    reply.expect_status(&[201, 202], "mount of another repository's blob");
+    reply.expect_status_in(&[201, 202], "mount of another repository's blob");
     if reply.status == 202 {
         let prefix = format!("/v2/{CROSS_REPO}/blobs/uploads/");
         let path = location_path(&reply.location());
@@ -324,11 +326,11 @@ async fn push_mount_without_from_of_known_blob_is_201_or_202() {
     streamed_upload_of_blob_a(&reg, &data).await;
     let digest = sha256_digest(&data.blob_a);
     let reply = mount(&reg, &digest, None).await;
-    reply.expect_status(&[201, 202], "mount of a known blob without `from`");
+    reply.expect_status_in(&[201, 202], "mount of a known blob without `from`");
     if reply.status == 201 {
         reg.get(&blob_path(CROSS_REPO, &digest))
             .await
-            .expect_status(&[200], "GET of the mounted blob");
+            .expect_status_in(&[200], "GET of the mounted blob");
     } else {
         let path = location_path(&reply.location());
         assert!(
@@ -347,11 +349,11 @@ async fn push_mount_of_blob_absent_from_source_falls_back_to_upload() {
     reg.push_blob(REPO, &data.layer).await; // the source repository exists, without blob A
     let digest = sha256_digest(&data.blob_a);
     let reply = mount(&reg, &digest, Some(REPO)).await;
-    reply.expect_status(&[202], "mount of a blob the source does not hold");
+    reply.expect_status_in(&[202], "mount of a blob the source does not hold");
     let put = reg.put_upload(&reply.location(), &digest, &data.blob_a).await;
-    put.expect_status(&[201], "PUT to the fallback upload session");
+    put.expect_status_in(&[201], "PUT to the fallback upload session");
     let fetched = reg.get(&blob_path(CROSS_REPO, &digest)).await;
-    fetched.expect_status(&[200], "GET of the uploaded blob");
+    fetched.expect_status_in(&[200], "GET of the uploaded blob");
     assert_eq!(fetched.body, data.blob_a);
 }
 
@@ -368,7 +370,7 @@ async fn push_manifest_under_tags(reg: &Registry, data: &Data) {
         let reply = reg
             .put_manifest(REPO, &format!("test{i}"), OCI_MANIFEST, data.manifest(Slot::Push))
             .await;
-        reply.expect_status(&[201], "PUT manifest by tag");
+        reply.expect_status_in(&[201], "PUT manifest by tag");
         reply.location();
     }
 }
@@ -378,7 +380,7 @@ async fn push_get_nonexistent_manifest_is_404() {
     let reg = Registry::start();
     reg.get_manifest(REPO, NONEXISTENT_MANIFEST)
         .await
-        .expect_status(&[404], "GET nonexistent manifest");
+        .expect_status_in(&[404], "GET nonexistent manifest");
 }
 
 #[tokio::test]
@@ -396,7 +398,7 @@ async fn push_manifest_without_layers_is_201() {
     push_blobs_for_manifest(&reg, &data).await;
     let reply =
         reg.put_manifest(REPO, "emptylayer", OCI_MANIFEST, &data.empty_layer_manifest).await;
-    reply.expect_status(&[201], "PUT manifest with no layers");
+    reply.expect_status_in(&[201], "PUT manifest with no layers");
     reply.location();
 }
 
@@ -407,7 +409,7 @@ async fn push_get_pushed_manifest_by_digest_is_200() {
     push_blobs_for_manifest(&reg, &data).await;
     push_manifest_under_tags(&reg, &data).await;
     let reply = reg.get_manifest(REPO, &data.manifest_digest(Slot::Push)).await;
-    reply.expect_status(&[200], "GET manifest by digest");
+    reply.expect_status_in(&[200], "GET manifest by digest");
     assert_eq!(reply.body, data.manifest(Slot::Push));
 }
 
@@ -420,14 +422,14 @@ async fn push_teardown_deletes_manifests_then_blobs() {
     push_manifest_under_tags(&reg, &data).await;
     let reply =
         reg.put_manifest(REPO, "emptylayer", OCI_MANIFEST, &data.empty_layer_manifest).await;
-    reply.expect_status(&[201], "PUT manifest with no layers");
+    reply.expect_status_in(&[201], "PUT manifest with no layers");
 
     for manifest in [data.manifest(Slot::Push), &data.empty_layer_manifest[..]] {
         let path = format!("/v2/{REPO}/manifests/{}", sha256_digest(manifest));
-        reg.delete(&path).await.expect_status(&[202], "DELETE manifest created in tests");
+        reg.delete(&path).await.expect_status_in(&[202], "DELETE manifest created in tests");
     }
     for blob in [data.config(Slot::Push), &data.layer[..]] {
         let reply = reg.delete(&blob_path(REPO, &sha256_digest(blob))).await;
-        reply.expect_status(&[202, 404], "DELETE blob created in tests");
+        reply.expect_status_in(&[202, 404], "DELETE blob created in tests");
     }
 }

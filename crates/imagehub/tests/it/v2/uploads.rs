@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 
-use super::common::{Registry, random_bytes, sha256_digest};
+use crate::support::registry::{Registry, random_bytes, sha256_digest};
 
 const REPO: &str = "uploads/test";
 
@@ -13,9 +13,9 @@ async fn upload_status_is_204_with_range_location_and_uuid() {
     let data = random_bytes(30, 0x5747);
     let location = reg.begin_upload(REPO).await;
     let patched = reg.patch_chunk(&location, 0, &data).await;
-    patched.expect_status(&[202], "PATCH of 30 bytes");
+    patched.expect_status_in(&[202], "PATCH of 30 bytes");
     let reply = reg.get(&patched.location()).await;
-    reply.expect_status(&[204], "GET of the upload session");
+    reply.expect_status_in(&[204], "GET of the upload session");
     assert_eq!(reply.header("Range").as_deref(), Some("0-29"), "Range after 30 bytes");
     assert!(
         reply.header("Docker-Upload-UUID").is_some_and(|u| !u.is_empty()),
@@ -33,15 +33,15 @@ async fn upload_status_reflects_each_chunk() {
     let mut location = reg.begin_upload(REPO).await;
     for (start, end) in [(0, 10), (10, 20), (20, 25)] {
         let reply = reg.patch_chunk(&location, start, &data[start..end]).await;
-        reply.expect_status(&[202], "PATCH of a chunk");
+        reply.expect_status_in(&[202], "PATCH of a chunk");
         assert_eq!(reply.header("Range"), Some(format!("0-{}", end - 1)), "Range after a chunk");
         location = reply.location();
         let status = reg.get(&location).await;
-        status.expect_status(&[204], "GET of the upload session");
+        status.expect_status_in(&[204], "GET of the upload session");
         assert_eq!(status.header("Range"), Some(format!("0-{}", end - 1)), "Range of the status");
     }
     let reply = reg.put_upload(&location, &sha256_digest(&data), &[]).await;
-    reply.expect_status(&[201], "closing PUT");
+    reply.expect_status_in(&[201], "closing PUT");
     let fetched = reg.get(&format!("/v2/{REPO}/blobs/{}", sha256_digest(&data))).await;
     assert_eq!(fetched.body, data);
 }
@@ -51,11 +51,11 @@ async fn upload_cancelled_with_delete_is_then_unknown() {
     let reg = Registry::start();
     let location = reg.begin_upload(REPO).await;
     let patched = reg.patch_chunk(&location, 0, b"some bytes").await;
-    patched.expect_status(&[202], "PATCH before cancelling");
+    patched.expect_status_in(&[202], "PATCH before cancelling");
     let location = patched.location();
     let req = reg.request(Method::DELETE, &location).header("Content-Length", "0");
     let reply = reg.send(req).await;
-    reply.expect_status(&[204], "DELETE of the upload session");
+    reply.expect_status_in(&[204], "DELETE of the upload session");
     let reply = reg.get(&location).await;
     reply.expect_oci_error(&[404], &["BLOB_UPLOAD_UNKNOWN"], "GET of a cancelled upload");
     let reply = reg.patch_chunk(&location, 10, b"more").await;
@@ -68,11 +68,11 @@ async fn upload_patch_at_wrong_offset_is_416_with_current_range() {
     let data = random_bytes(20, 0x416);
     let location = reg.begin_upload(REPO).await;
     let patched = reg.patch_chunk(&location, 0, &data[..10]).await;
-    patched.expect_status(&[202], "PATCH of the first 10 bytes");
+    patched.expect_status_in(&[202], "PATCH of the first 10 bytes");
     let location = patched.location();
 
     let reply = reg.patch_chunk(&location, 5, &data[5..15]).await;
-    reply.expect_status(&[416], "PATCH starting at 5 when 10 bytes are stored");
+    reply.expect_status_in(&[416], "PATCH starting at 5 when 10 bytes are stored");
     assert_eq!(
         reply.header("Range").as_deref(),
         Some("0-9"),
@@ -81,13 +81,13 @@ async fn upload_patch_at_wrong_offset_is_416_with_current_range() {
     );
 
     let reply = reg.patch_chunk(&location, 12, &data[12..20]).await;
-    reply.expect_status(&[416], "PATCH leaving a gap");
+    reply.expect_status_in(&[416], "PATCH leaving a gap");
 
     // The session is intact: the right offset still works.
     let reply = reg.patch_chunk(&location, 10, &data[10..]).await;
-    reply.expect_status(&[202], "PATCH at the right offset after 416s");
+    reply.expect_status_in(&[202], "PATCH at the right offset after 416s");
     let reply = reg.put_upload(&reply.location(), &sha256_digest(&data), &[]).await;
-    reply.expect_status(&[201], "closing PUT");
+    reply.expect_status_in(&[201], "closing PUT");
 }
 
 #[tokio::test]
@@ -96,7 +96,7 @@ async fn upload_final_chunk_sent_with_closing_put() {
     let data = random_bytes(40, 0xF1);
     let location = reg.begin_upload(REPO).await;
     let patched = reg.patch_chunk(&location, 0, &data[..25]).await;
-    patched.expect_status(&[202], "PATCH of the first chunk");
+    patched.expect_status_in(&[202], "PATCH of the first chunk");
     let req = reg
         .request(Method::PUT, &patched.location())
         .query(&[("digest", sha256_digest(&data))])
@@ -104,9 +104,9 @@ async fn upload_final_chunk_sent_with_closing_put() {
         .header("Content-Range", "25-39")
         .body(data[25..].to_vec());
     let reply = reg.send(req).await;
-    reply.expect_status(&[201], "closing PUT carrying the final chunk");
+    reply.expect_status_in(&[201], "closing PUT carrying the final chunk");
     let fetched = reg.get(&reply.location()).await;
-    fetched.expect_status(&[200], "GET of the blob");
+    fetched.expect_status_in(&[200], "GET of the blob");
     assert_eq!(fetched.body, data);
 }
 
@@ -117,7 +117,7 @@ async fn upload_session_is_gone_after_completion() {
     let location = reg.begin_upload(REPO).await;
     reg.put_upload(&location, &sha256_digest(&data), &data)
         .await
-        .expect_status(&[201], "PUT of the blob");
+        .expect_status_in(&[201], "PUT of the blob");
     let reply = reg.get(&location).await;
     reply.expect_oci_error(&[404], &["BLOB_UPLOAD_UNKNOWN"], "GET of a completed upload session");
 }

@@ -1,8 +1,6 @@
 //! Shared helpers for the accounts tests: a server with accounts on, the management API,
 //! the token endpoint as Docker clients use it, and pushing a small image as someone.
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use imagehub_server::config::Config;
@@ -11,6 +9,7 @@ use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
+pub use super::reply::Reply;
 use crate::realclients::tar;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -44,36 +43,6 @@ impl Cred {
             Cred::Anonymous => request,
             Cred::Basic(user, secret) => request.basic_auth(user, Some(secret)),
         }
-    }
-}
-
-/// A fully read reply.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("reply is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
-    }
-
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    #[track_caller]
-    pub fn expect(&self, status: u16, what: &str) -> &Reply {
-        assert_eq!(self.status.as_u16(), status, "{what}: {}", self.text());
-        self
     }
 }
 
@@ -127,11 +96,7 @@ impl Hub {
     }
 
     pub async fn send(&self, request: RequestBuilder) -> Reply {
-        let response = request.send().await.expect("request reaches the server");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.expect("read body").to_vec();
-        Reply { status, headers, body }
+        Reply::read(request.send().await.expect("request reaches the server")).await
     }
 
     /// A management API call with a JSON body (or none).
@@ -152,7 +117,7 @@ impl Hub {
             Some(json!({"name": name, "password": password})),
         )
         .await
-        .expect(201, &format!("create user {name}"));
+        .expect_status(201, &format!("create user {name}"));
     }
 
     /// Creates an access token; returns (id, secret).
@@ -171,7 +136,7 @@ impl Hub {
                 Some(json!({"name": name, "scopes": scopes, "expires_at": expires_at})),
             )
             .await;
-        reply.expect(201, &format!("create token {name}"));
+        reply.expect_status(201, &format!("create token {name}"));
         let v = reply.json();
         (
             v["id"].as_i64().expect("token id"),
@@ -226,7 +191,7 @@ impl Hub {
         let digest = self.push_readme_image(Some(&token), repo, tag, readme).await.expect("push");
         self.api(&Cred::admin(), Method::POST, "/api/v1/admin/index", None)
             .await
-            .expect(200, "run the indexing queue");
+            .expect_status(200, "run the indexing queue");
         digest
     }
 

@@ -1,15 +1,14 @@
 //! Shared helpers for the `/v2` tests: a client bound to a fresh test server, fully read
 //! replies, digests, deterministic test bytes, manifest builders and OCI error-body checks.
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use imagehub_testkit::TestServer;
-use reqwest::header::HeaderMap;
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{Value, json};
 use sha2::Digest as _;
+
+pub use super::reply::Reply;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -127,7 +126,7 @@ impl Registry {
     /// Opens an upload session, asserting `202 Accepted` with a `Location`; returns it.
     pub async fn begin_upload(&self, repo: &str) -> String {
         let reply = self.post_upload(repo).await;
-        reply.expect_status(&[202], "POST /blobs/uploads/ opens a session");
+        reply.expect_status_in(&[202], "POST /blobs/uploads/ opens a session");
         reply.location()
     }
 
@@ -158,7 +157,7 @@ impl Registry {
         let digest = sha256_digest(data);
         let location = self.begin_upload(repo).await;
         let reply = self.put_upload(&location, &digest, data).await;
-        reply.expect_status(&[201], &format!("PUT of blob {digest} into {repo}"));
+        reply.expect_status_in(&[201], &format!("PUT of blob {digest} into {repo}"));
         assert!(reply.header("Location").is_some(), "201 for a blob upload carries a Location");
         digest
     }
@@ -187,7 +186,7 @@ impl Registry {
         body: &[u8],
     ) -> String {
         let reply = self.put_manifest(repo, reference, media_type, body).await;
-        reply.expect_status(&[201], &format!("PUT manifest {repo}:{reference}"));
+        reply.expect_status_in(&[201], &format!("PUT manifest {repo}:{reference}"));
         assert!(reply.header("Location").is_some(), "201 for a manifest push carries a Location");
         sha256_digest(body)
     }
@@ -218,79 +217,6 @@ impl Registry {
             req = req.query(&[("last", last)]);
         }
         self.send(req).await
-    }
-}
-
-/// A response read to the end: status, headers and body.
-pub struct Reply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    async fn read(response: reqwest::Response) -> Reply {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.expect("read response body").to_vec();
-        Reply { status, headers, body }
-    }
-
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("header value is visible ASCII").to_string())
-    }
-
-    /// Every value of a header that may repeat.
-    pub fn header_all(&self, name: &str) -> Vec<String> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .map(|v| v.to_str().expect("header value is visible ASCII").to_string())
-            .collect()
-    }
-
-    /// The `Location` header, which must be present and non-empty.
-    pub fn location(&self) -> String {
-        let location = self.header("Location").unwrap_or_default();
-        assert!(!location.is_empty(), "expected a Location header; {}", self.describe());
-        location
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}); {}", self.describe()))
-    }
-
-    /// A short description for assertion messages.
-    pub fn describe(&self) -> String {
-        let mut shown = String::from_utf8_lossy(&self.body).into_owned();
-        if shown.len() > 600 {
-            let mut cut = 600;
-            while !shown.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            shown.truncate(cut);
-            shown.push_str("...");
-        }
-        format!("status {} headers {:?} body {:?}", self.status, self.headers, shown)
-    }
-
-    pub fn expect_status(&self, allowed: &[u16], what: &str) {
-        assert!(
-            allowed.contains(&self.status),
-            "{what}: expected status in {allowed:?}, got {}",
-            self.describe()
-        );
-    }
-
-    /// Asserts an OCI error reply: a status in `statuses`, `Content-Type: application/json`
-    /// and a body `{"errors":[{"code":..,"message":..},..]}` whose codes are all spec codes
-    /// and one of which is in `codes`.
-    pub fn expect_oci_error(&self, statuses: &[u16], codes: &[&str], what: &str) {
-        self.expect_status(statuses, what);
-        assert_error_body(self, codes, what);
     }
 }
 
@@ -563,12 +489,13 @@ pub fn parse_raw_response(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
 /// A `Reply` from a raw HTTP/1.x response, for the assertions that take one.
 pub fn reply_from_raw(raw: &[u8]) -> Reply {
     let (status, parsed, body) = parse_raw_response(raw);
-    let mut headers = HeaderMap::new();
+    let mut headers = reqwest::header::HeaderMap::new();
     for (name, value) in parsed {
         let name =
             reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("valid header name");
         headers.append(name, value.parse().expect("valid header value"));
     }
+    let status = reqwest::StatusCode::from_u16(status).expect("a valid status code");
     Reply { status, headers, body }
 }
 

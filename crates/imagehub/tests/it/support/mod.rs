@@ -1,0 +1,7 @@
+//! What every integration test shares: one fully read [`Reply`] with its `expect_*`
+//! assertions, the `/v2` client over a test server (`registry`), and the hub with
+//! accounts, credentials and the management API (`hub`).
+
+pub mod hub;
+pub mod registry;
+pub mod reply;
