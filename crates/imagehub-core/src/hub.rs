@@ -192,7 +192,7 @@ impl Registry {
         let rows = self.meta.image_details(repository.as_str(), &[reference]).await?;
         Ok(rows
             .iter()
-            .find(|r| r.source == source.as_str())
+            .find(|r| r.source == source)
             .and_then(|r| serde_json::from_str(&r.details_json).ok()))
     }
 
@@ -209,7 +209,7 @@ impl Registry {
             .filter(|d| !d.is_empty())
             .map(|d| serde_json::to_string(d).expect("details serialise"));
         self.meta
-            .put_image_details(repository.as_str(), reference, source.as_str(), json.as_deref())
+            .put_image_details(repository.as_str(), reference, source, json.as_deref())
             .await?;
         self.refresh_search(repository).await
     }
@@ -229,7 +229,7 @@ impl Registry {
         &self,
         namespace: &str,
     ) -> Result<Vec<(String, String, Details)>, CoreError> {
-        let rows = self.meta.details_in_namespace(namespace, DetailSource::Edit.as_str()).await?;
+        let rows = self.meta.details_in_namespace(namespace, DetailSource::Edit).await?;
         Ok(rows
             .into_iter()
             .filter_map(|(repository, row)| {
@@ -276,7 +276,7 @@ fn view(row: ImageRow, details: &[DetailRow]) -> ImageView {
         let reference = reference?;
         details
             .iter()
-            .find(|d| d.reference == reference && d.source == source.as_str())
+            .find(|d| d.reference == reference && d.source == source)
             .and_then(|d| serde_json::from_str(&d.details_json).ok())
     };
     let mut sources = Vec::new();

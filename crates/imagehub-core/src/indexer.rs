@@ -247,10 +247,8 @@ impl Registry {
         let readme_json = readme.map(|d| serde_json::to_string(&d).expect("details serialise"));
         let labels_json = (!labels.is_empty())
             .then(|| serde_json::to_string(&labels).expect("details serialise"));
-        outcome.details = vec![
-            (DetailSource::ImageReadme.as_str().to_string(), readme_json),
-            (DetailSource::Labels.as_str().to_string(), labels_json),
-        ];
+        outcome.details =
+            vec![(DetailSource::ImageReadme, readme_json), (DetailSource::Labels, labels_json)];
         Ok(outcome)
     }
 

@@ -27,6 +27,24 @@ impl DetailSource {
     }
 }
 
+impl std::str::FromStr for DetailSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<DetailSource, String> {
+        [
+            DetailSource::Edit,
+            DetailSource::PushReadme,
+            DetailSource::ImageReadme,
+            DetailSource::Labels,
+        ]
+        .into_iter()
+        .find(|source| source.as_str() == s)
+        .ok_or_else(|| {
+            format!("detail source {s:?} is not edit, push_readme, image_readme or labels")
+        })
+    }
+}
+
 /// Detail info; every field optional, so that sources can be merged field by field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Details {

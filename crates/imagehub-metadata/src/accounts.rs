@@ -1,6 +1,9 @@
 //! Rows of the accounts model: users, organizations, memberships, repository
 //! visibility, access tokens and audit events. The rules that use them live in core.
 
+use std::str::FromStr;
+
+use imagehub_auth::{Actions, Role, Visibility};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -29,6 +32,99 @@ impl UserSource {
             UserSource::Webhook => "webhook",
         }
     }
+
+    fn stored(s: &str) -> Result<UserSource> {
+        match s {
+            "local" => Ok(UserSource::Local),
+            "htpasswd" => Ok(UserSource::Htpasswd),
+            "webhook" => Ok(UserSource::Webhook),
+            other => Err(MetadataError::Corrupt(format!("user source {other:?}"))),
+        }
+    }
+}
+
+/// What the audit trail records; stored as its dotted name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    Login,
+    LoginFailed,
+    LoginThrottled,
+    UserCreate,
+    UserPassword,
+    TokenCreate,
+    TokenRevoke,
+    OrgCreate,
+    OrgUpdate,
+    OrgDelete,
+    MemberSet,
+    MemberRemove,
+    RepositoryVisibility,
+    RepositoryDescription,
+    RepositoryDelete,
+    RegistryDelete,
+    ImageEdit,
+    ImageReadme,
+    ImageDelete,
+}
+
+impl AuditAction {
+    const ALL: [AuditAction; 19] = [
+        AuditAction::Login,
+        AuditAction::LoginFailed,
+        AuditAction::LoginThrottled,
+        AuditAction::UserCreate,
+        AuditAction::UserPassword,
+        AuditAction::TokenCreate,
+        AuditAction::TokenRevoke,
+        AuditAction::OrgCreate,
+        AuditAction::OrgUpdate,
+        AuditAction::OrgDelete,
+        AuditAction::MemberSet,
+        AuditAction::MemberRemove,
+        AuditAction::RepositoryVisibility,
+        AuditAction::RepositoryDescription,
+        AuditAction::RepositoryDelete,
+        AuditAction::RegistryDelete,
+        AuditAction::ImageEdit,
+        AuditAction::ImageReadme,
+        AuditAction::ImageDelete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Login => "login",
+            AuditAction::LoginFailed => "login.failed",
+            AuditAction::LoginThrottled => "login.throttled",
+            AuditAction::UserCreate => "user.create",
+            AuditAction::UserPassword => "user.password",
+            AuditAction::TokenCreate => "token.create",
+            AuditAction::TokenRevoke => "token.revoke",
+            AuditAction::OrgCreate => "org.create",
+            AuditAction::OrgUpdate => "org.update",
+            AuditAction::OrgDelete => "org.delete",
+            AuditAction::MemberSet => "member.set",
+            AuditAction::MemberRemove => "member.remove",
+            AuditAction::RepositoryVisibility => "repository.visibility",
+            AuditAction::RepositoryDescription => "repository.description",
+            AuditAction::RepositoryDelete => "repository.delete",
+            AuditAction::RegistryDelete => "registry.delete",
+            AuditAction::ImageEdit => "image.edit",
+            AuditAction::ImageReadme => "image.readme",
+            AuditAction::ImageDelete => "image.delete",
+        }
+    }
+
+    fn stored(s: &str) -> Result<AuditAction> {
+        AuditAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| MetadataError::Corrupt(format!("audit action {s:?}")))
+    }
+}
+
+/// A value the database holds as text, which its `CHECK` constraints keep valid.
+fn stored<T: FromStr<Err = String>>(value: &str) -> Result<T> {
+    value.parse().map_err(MetadataError::Corrupt)
 }
 
 #[derive(Debug, Clone)]
@@ -37,7 +133,7 @@ pub struct UserRow {
     pub name: String,
     pub email: Option<String>,
     pub password_hash: Option<String>,
-    pub source: String,
+    pub source: UserSource,
     pub is_admin: bool,
     pub created_at: i64,
     /// Tokens issued before this (Unix seconds) no longer stand for the user.
@@ -56,7 +152,7 @@ pub struct NewUser<'a> {
 #[derive(Debug, Clone)]
 pub struct OrgRow {
     pub name: String,
-    pub default_visibility: String,
+    pub default_visibility: Visibility,
     pub description: String,
     pub created_at: i64,
 }
@@ -64,7 +160,7 @@ pub struct OrgRow {
 #[derive(Debug, Clone)]
 pub struct MemberRow {
     pub user: String,
-    pub role: String,
+    pub role: Role,
     pub added_at: i64,
 }
 
@@ -73,7 +169,7 @@ pub struct AccessTokenRow {
     pub id: i64,
     pub user_id: i64,
     pub name: String,
-    pub actions: String,
+    pub actions: Actions,
     pub namespaces: Option<Vec<String>>,
     pub expires_at: Option<i64>,
     pub created_at: i64,
@@ -85,17 +181,17 @@ pub struct NewAccessToken<'a> {
     pub user_id: i64,
     pub name: &'a str,
     pub secret_hash: &'a str,
-    pub actions: &'a str,
+    pub actions: Actions,
     pub namespaces: Option<&'a [String]>,
     pub expires_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub id: i64,
     pub at: i64,
     pub actor: Option<String>,
-    pub action: String,
+    pub action: AuditAction,
     pub namespace: Option<String>,
     pub target: Option<String>,
     pub client: Option<String>,
@@ -103,10 +199,10 @@ pub struct AuditEvent {
 }
 
 /// An event about to be recorded.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewAuditEvent<'a> {
     pub actor: Option<&'a str>,
-    pub action: &'a str,
+    pub action: AuditAction,
     pub namespace: Option<&'a str>,
     pub target: Option<&'a str>,
     pub client: Option<&'a str>,
@@ -153,7 +249,7 @@ impl Metadata {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(user_row(&row))
+        user_row(&row)
     }
 
     pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
@@ -161,7 +257,7 @@ impl Metadata {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(user_row))
+        row.as_ref().map(user_row).transpose()
     }
 
     /// Sets a new password and ends the sessions (registry and refresh tokens) issued
@@ -198,7 +294,7 @@ impl Metadata {
         &self,
         name: &str,
         owner_id: i64,
-        default_visibility: &str,
+        default_visibility: Visibility,
         description: &str,
     ) -> Result<OrgRow> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -207,7 +303,7 @@ impl Metadata {
             &mut tx,
             name,
             NamespaceKind::Org,
-            Some((default_visibility, description)),
+            Some((default_visibility.as_str(), description)),
             now,
         )
         .await?;
@@ -222,7 +318,7 @@ impl Metadata {
         tx.commit().await?;
         Ok(OrgRow {
             name: name.into(),
-            default_visibility: default_visibility.into(),
+            default_visibility,
             description: description.into(),
             created_at: now,
         })
@@ -233,12 +329,12 @@ impl Metadata {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(org_row))
+        row.as_ref().map(org_row).transpose()
     }
 
     /// Organizations `user_id` belongs to, with the role, or every organization (role
     /// `None`) when `user_id` is `None`.
-    pub async fn orgs(&self, user_id: Option<i64>) -> Result<Vec<(OrgRow, Option<String>)>> {
+    pub async fn orgs(&self, user_id: Option<i64>) -> Result<Vec<(OrgRow, Option<Role>)>> {
         let rows = sqlx::query(
             "SELECT n.name, n.default_visibility, n.description, n.created_at, m.role
              FROM namespaces n LEFT JOIN org_members m ON m.org = n.name AND m.user_id = ?1
@@ -247,20 +343,25 @@ impl Metadata {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| (org_row(r), r.get(4))).collect())
+        rows.iter()
+            .map(|r| {
+                let role: Option<String> = r.get(4);
+                Ok((org_row(r)?, role.as_deref().map(stored).transpose()?))
+            })
+            .collect()
     }
 
     pub async fn update_org(
         &self,
         name: &str,
-        default_visibility: Option<&str>,
+        default_visibility: Option<Visibility>,
         description: Option<&str>,
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE namespaces SET default_visibility = COALESCE(?, default_visibility), description = COALESCE(?, description)
              WHERE name = ? AND kind = 'org'",
         )
-        .bind(default_visibility)
+        .bind(default_visibility.map(Visibility::as_str))
         .bind(description)
         .bind(name)
         .execute(&self.pool)
@@ -299,25 +400,27 @@ impl Metadata {
         .bind(org)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| MemberRow { user: r.get(0), role: r.get(1), added_at: r.get(2) })
-            .collect())
+        rows.iter()
+            .map(|r| {
+                let role: String = r.get(1);
+                Ok(MemberRow { user: r.get(0), role: stored(&role)?, added_at: r.get(2) })
+            })
+            .collect()
     }
 
-    pub async fn member_role(&self, org: &str, user_id: i64) -> Result<Option<String>> {
+    pub async fn member_role(&self, org: &str, user_id: i64) -> Result<Option<Role>> {
         let row = sqlx::query("SELECT role FROM org_members WHERE org = ? AND user_id = ?")
             .bind(org)
             .bind(user_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| r.get(0)))
+        row.map(|r| stored(&r.get::<String, _>(0))).transpose()
     }
 
     /// Adds a member or changes their role. Refuses (`LastOwner`) to demote the last owner.
-    pub async fn set_member(&self, org: &str, user_id: i64, role: &str) -> Result<()> {
+    pub async fn set_member(&self, org: &str, user_id: i64, role: Role) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if role != "owner" {
+        if role != Role::Owner {
             ensure_other_owner(&mut tx, org, user_id).await?;
         }
         sqlx::query(
@@ -326,7 +429,7 @@ impl Metadata {
         )
         .bind(org)
         .bind(user_id)
-        .bind(role)
+        .bind(role.as_str())
         .bind(now())
         .execute(&mut *tx)
         .await?;
@@ -353,7 +456,7 @@ impl Metadata {
         &self,
         repository: &str,
         namespace: Option<&str>,
-    ) -> Result<String> {
+    ) -> Result<Visibility> {
         let row = sqlx::query(
             "SELECT COALESCE((SELECT visibility FROM repository_visibility WHERE name = ?),
                              (SELECT default_visibility FROM namespaces WHERE name = ?), 'private')",
@@ -362,20 +465,20 @@ impl Metadata {
         .bind(namespace)
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.get(0))
+        stored(&row.get::<String, _>(0))
     }
 
     pub async fn set_repository_visibility(
         &self,
         repository: &str,
-        visibility: &str,
+        visibility: Visibility,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO repository_visibility (name, visibility) VALUES (?, ?)
              ON CONFLICT (name) DO UPDATE SET visibility = excluded.visibility",
         )
         .bind(repository)
-        .bind(visibility)
+        .bind(visibility.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -438,7 +541,7 @@ impl Metadata {
         .bind(token.user_id)
         .bind(token.name)
         .bind(token.secret_hash)
-        .bind(token.actions)
+        .bind(token.actions.to_string())
         .bind(namespaces)
         .bind(token.expires_at)
         .bind(now())
@@ -471,7 +574,7 @@ impl Metadata {
             .bind(token.user_id)
             .fetch_one(&self.pool)
             .await?;
-        Ok(Some((token, user_row(&user))))
+        Ok(Some((token, user_row(&user)?)))
     }
 
     /// The token with this id if it still exists and has not expired.
@@ -511,7 +614,7 @@ impl Metadata {
         sqlx::query("INSERT INTO audit_events (at, actor, action, namespace, target, client, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(now())
             .bind(event.actor)
-            .bind(event.action)
+            .bind(event.action.as_str())
             .bind(event.namespace)
             .bind(event.target)
             .bind(event.client)
@@ -539,19 +642,22 @@ impl Metadata {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditEvent {
-                id: r.get(0),
-                at: r.get(1),
-                actor: r.get(2),
-                action: r.get(3),
-                namespace: r.get(4),
-                target: r.get(5),
-                client: r.get(6),
-                detail: r.get::<Option<String>, _>(7).and_then(|d| serde_json::from_str(&d).ok()),
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.get(0),
+                    at: r.get(1),
+                    actor: r.get(2),
+                    action: AuditAction::stored(&r.get::<String, _>(3))?,
+                    namespace: r.get(4),
+                    target: r.get(5),
+                    client: r.get(6),
+                    detail: r
+                        .get::<Option<String>, _>(7)
+                        .and_then(|d| serde_json::from_str(&d).ok()),
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -616,26 +722,26 @@ fn parse_kind(kind: String) -> Result<NamespaceKind> {
     }
 }
 
-fn user_row(r: &SqliteRow) -> UserRow {
-    UserRow {
+fn user_row(r: &SqliteRow) -> Result<UserRow> {
+    Ok(UserRow {
         id: r.get(0),
         name: r.get(1),
         email: r.get(2),
         password_hash: r.get(3),
-        source: r.get(4),
+        source: UserSource::stored(&r.get::<String, _>(4))?,
         is_admin: r.get(5),
         created_at: r.get(6),
         sessions_valid_after: r.get(7),
-    }
+    })
 }
 
-fn org_row(r: &SqliteRow) -> OrgRow {
-    OrgRow {
+fn org_row(r: &SqliteRow) -> Result<OrgRow> {
+    Ok(OrgRow {
         name: r.get(0),
-        default_visibility: r.get(1),
+        default_visibility: stored(&r.get::<String, _>(1))?,
         description: r.get(2),
         created_at: r.get(3),
-    }
+    })
 }
 
 fn token_row(r: &SqliteRow) -> Result<AccessTokenRow> {
@@ -650,7 +756,7 @@ fn token_row(r: &SqliteRow) -> Result<AccessTokenRow> {
         id: r.get(0),
         user_id: r.get(1),
         name: r.get(2),
-        actions: r.get(3),
+        actions: Actions::parse_strict(&r.get::<String, _>(3)).map_err(MetadataError::Corrupt)?,
         namespaces,
         expires_at: r.get(5),
         created_at: r.get(6),

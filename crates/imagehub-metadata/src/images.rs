@@ -4,7 +4,9 @@
 
 use sqlx::{Row, SqliteConnection};
 
-use crate::{Metadata, Result, now, visibility};
+use imagehub_extract::DetailSource;
+
+use crate::{Metadata, MetadataError, Result, now, visibility};
 
 /// Base info of one manifest, as the indexing job computed it.
 #[derive(Debug, Clone, Default)]
@@ -33,7 +35,7 @@ pub struct ImageRow {
 #[derive(Debug, Clone)]
 pub struct DetailRow {
     pub reference: String,
-    pub source: String,
+    pub source: DetailSource,
     pub details_json: String,
 }
 
@@ -65,7 +67,7 @@ impl Metadata {
         &self,
         repository: &str,
         reference: &str,
-        source: &str,
+        source: DetailSource,
         details_json: Option<&str>,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
@@ -86,15 +88,16 @@ impl Metadata {
         .bind(keys)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
-                (
-                    r.get(0),
-                    DetailRow { reference: r.get(1), source: r.get(2), details_json: r.get(3) },
-                )
+                let row = DetailRow {
+                    reference: r.get(1),
+                    source: detail_source(r, 2)?,
+                    details_json: r.get(3),
+                };
+                Ok((r.get(0), row))
             })
-            .collect())
+            .collect()
     }
 
     /// Every stored detail set of `repository` for any of `references`.
@@ -114,10 +117,15 @@ impl Metadata {
         .bind(refs)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DetailRow { reference: r.get(0), source: r.get(1), details_json: r.get(2) })
-            .collect())
+        rows.iter()
+            .map(|r| {
+                Ok(DetailRow {
+                    reference: r.get(0),
+                    source: detail_source(r, 1)?,
+                    details_json: r.get(2),
+                })
+            })
+            .collect()
     }
 
     /// The images of a repository (see `IMAGES_FROM`), most recently pushed first.
@@ -210,27 +218,28 @@ impl Metadata {
     pub async fn details_in_namespace(
         &self,
         namespace: &str,
-        source: &str,
+        source: DetailSource,
     ) -> Result<Vec<(String, DetailRow)>> {
         let rows = sqlx::query(
             "SELECT repository, reference, source, details FROM image_details
              WHERE source = ? AND substr(repository, 1, length(?) + 1) = ? || '/'
              ORDER BY repository, reference",
         )
-        .bind(source)
+        .bind(source.as_str())
         .bind(namespace)
         .bind(namespace)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
-                (
-                    r.get(0),
-                    DetailRow { reference: r.get(1), source: r.get(2), details_json: r.get(3) },
-                )
+                let row = DetailRow {
+                    reference: r.get(1),
+                    source: detail_source(r, 2)?,
+                    details_json: r.get(3),
+                };
+                Ok((r.get(0), row))
             })
-            .collect())
+            .collect()
     }
 
     /// Whether base info exists and was computed without error.
@@ -298,7 +307,7 @@ pub(crate) async fn put_image_details(
     conn: &mut SqliteConnection,
     repository: &str,
     reference: &str,
-    source: &str,
+    source: DetailSource,
     details_json: Option<&str>,
 ) -> Result<()> {
     match details_json {
@@ -309,7 +318,7 @@ pub(crate) async fn put_image_details(
             )
             .bind(repository)
             .bind(reference)
-            .bind(source)
+            .bind(source.as_str())
             .bind(json)
             .bind(now())
             .execute(conn)
@@ -321,10 +330,16 @@ pub(crate) async fn put_image_details(
             )
             .bind(repository)
             .bind(reference)
-            .bind(source)
+            .bind(source.as_str())
             .execute(conn)
             .await?;
         }
     }
     Ok(())
+}
+
+/// The detail source in column `i`, which the table's `CHECK` keeps valid.
+fn detail_source(r: &sqlx::sqlite::SqliteRow, i: usize) -> Result<DetailSource> {
+    let stored: String = r.get(i);
+    stored.parse().map_err(MetadataError::Corrupt)
 }

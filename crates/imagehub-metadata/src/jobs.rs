@@ -4,6 +4,8 @@
 use sqlx::Row;
 
 use crate::images::{put_image_details, put_image_info};
+use imagehub_extract::DetailSource;
+
 use crate::{ImageInfo, Metadata, Result, now};
 
 /// A claimed job.
@@ -26,7 +28,7 @@ pub struct JobOutcome {
     /// `None` stores nothing (the image was indexed already, or is gone).
     pub info: Option<ImageInfo>,
     /// `(source, details JSON)`; `None` removes that source's details.
-    pub details: Vec<(String, Option<String>)>,
+    pub details: Vec<(DetailSource, Option<String>)>,
 }
 
 impl Metadata {
@@ -77,7 +79,7 @@ impl Metadata {
                     &mut tx,
                     &outcome.repository,
                     &outcome.digest,
-                    source,
+                    *source,
                     details_json.as_deref(),
                 )
                 .await?;

@@ -53,8 +53,8 @@ pub enum MetadataError {
 }
 
 pub use accounts::{
-    AccessTokenRow, AuditEvent, MemberRow, NamespaceKind, NewAccessToken, NewAuditEvent, NewUser,
-    OrgRow, RepositoryFilter, UserRow, UserSource,
+    AccessTokenRow, AuditAction, AuditEvent, MemberRow, NamespaceKind, NewAccessToken,
+    NewAuditEvent, NewUser, OrgRow, RepositoryFilter, UserRow, UserSource,
 };
 pub use gc::{GcPlan, UnlinkedBlob};
 pub use images::{DetailRow, ImageInfo, ImageRow};

@@ -350,7 +350,9 @@ mod tests {
             "namespace token"
         );
 
-        meta.set_repository_visibility("acme/secret-redis", "public").await.unwrap();
+        meta.set_repository_visibility("acme/secret-redis", imagehub_auth::Visibility::Public)
+            .await
+            .unwrap();
         assert_eq!(
             names(&meta, "redis", Some(&public_only())).await,
             ["acme/redis", "acme/secret-redis"]

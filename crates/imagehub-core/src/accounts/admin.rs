@@ -3,14 +3,13 @@
 
 use imagehub_auth::{AccessTokenSecret, Actions, Role, Visibility};
 use imagehub_metadata::{
-    AuditEvent, MemberRow, NamespaceKind, NewAccessToken, NewAuditEvent, NewUser, OrgRow, UserRow,
-    UserSource,
+    AuditAction, AuditEvent, MemberRow, NamespaceKind, NewAccessToken, NewAuditEvent, NewUser,
+    OrgRow, UserRow, UserSource,
 };
 use imagehub_oci::{AccountName, RepoName};
 
 use super::{
     AccessTokenInfo, AccountError, Accounts, Caller, CreatedToken, Credential, Result, UserCaller,
-    parse_role,
 };
 
 impl Accounts {
@@ -41,7 +40,7 @@ impl Accounts {
             .await?;
         self.audit(
             caller.name(),
-            "user.create",
+            AuditAction::UserCreate,
             Some(name.as_str()),
             Some(name.as_str()),
             None,
@@ -73,8 +72,15 @@ impl Accounts {
             // Registry tokens issued before now stop working here at once; other
             // replicas drop their cached epoch within `EPOCH_TTL`.
             self.epochs.forget(&me.name);
-            self.audit(Some(&me.name), "user.password", Some(&me.name), Some(&me.name), None, None)
-                .await;
+            self.audit(
+                Some(&me.name),
+                AuditAction::UserPassword,
+                Some(&me.name),
+                Some(&me.name),
+                None,
+                None,
+            )
+            .await;
         }
         if let Some(email) = email {
             self.meta.set_email(me.id, email).await?;
@@ -120,14 +126,14 @@ impl Accounts {
                 user_id: me.id,
                 name,
                 secret_hash: &secret.hash,
-                actions: &actions.to_string(),
+                actions,
                 namespaces: namespaces.as_deref(),
                 expires_at,
             })
             .await?;
         self.audit(
             Some(&me.name),
-            "token.create",
+            AuditAction::TokenCreate,
             Some(&me.name),
             Some(name),
             None,
@@ -148,7 +154,7 @@ impl Accounts {
             self.meta.delete_access_token(me.id, id).await?.ok_or(AccountError::NoSuchToken(id))?;
         self.audit(
             Some(&me.name),
-            "token.revoke",
+            AuditAction::TokenRevoke,
             Some(&me.name),
             Some(&name),
             None,
@@ -193,11 +199,10 @@ impl Accounts {
         let name: AccountName = name
             .parse()
             .map_err(|e: imagehub_oci::NameError| AccountError::InvalidInput(e.to_string()))?;
-        let org =
-            self.meta.create_org(name.as_str(), me.id, visibility.as_str(), description).await?;
+        let org = self.meta.create_org(name.as_str(), me.id, visibility, description).await?;
         self.audit(
             Some(&me.name),
-            "org.create",
+            AuditAction::OrgCreate,
             Some(name.as_str()),
             Some(name.as_str()),
             None,
@@ -210,10 +215,7 @@ impl Accounts {
     /// The organizations the caller belongs to (all of them for a site admin), with roles.
     pub async fn orgs(&self, caller: &Caller) -> Result<Vec<(OrgRow, Option<Role>)>> {
         let me = self.account_reader(caller)?;
-        let orgs = self.meta.orgs(if caller.is_admin() { None } else { Some(me.id) }).await?;
-        orgs.into_iter()
-            .map(|(org, role)| Ok((org, role.as_deref().map(parse_role).transpose()?)))
-            .collect()
+        Ok(self.meta.orgs(if caller.is_admin() { None } else { Some(me.id) }).await?)
     }
 
     /// An organization and the caller's role in it. Members and admins see it; for
@@ -231,7 +233,7 @@ impl Accounts {
 
     async fn role_in(&self, caller: &Caller, org: &str) -> Result<Option<Role>> {
         let Some(user) = caller.user() else { return Ok(None) };
-        self.meta.member_role(org, user.id).await?.map(|r| parse_role(&r)).transpose()
+        Ok(self.meta.member_role(org, user.id).await?)
     }
 
     /// Fails unless the caller owns the organization or is a site admin.
@@ -253,8 +255,8 @@ impl Accounts {
         description: Option<&str>,
     ) -> Result<OrgRow> {
         self.require_owner(caller, org).await?;
-        self.meta.update_org(org, visibility.map(Visibility::as_str), description).await?;
-        self.audit(caller.name(), "org.update", Some(org), Some(org), None, Some(serde_json::json!({"default_visibility": visibility.map(Visibility::as_str), "description": description})))
+        self.meta.update_org(org, visibility, description).await?;
+        self.audit(caller.name(), AuditAction::OrgUpdate, Some(org), Some(org), None, Some(serde_json::json!({"default_visibility": visibility.map(Visibility::as_str), "description": description})))
             .await;
         Ok(self.org(caller, org).await?.0)
     }
@@ -262,7 +264,7 @@ impl Accounts {
     pub async fn delete_org(&self, caller: &Caller, org: &str) -> Result<()> {
         self.require_owner(caller, org).await?;
         self.meta.delete_org(org).await?;
-        self.audit(caller.name(), "org.delete", Some(org), Some(org), None, None).await;
+        self.audit(caller.name(), AuditAction::OrgDelete, Some(org), Some(org), None, None).await;
         Ok(())
     }
 
@@ -284,10 +286,10 @@ impl Accounts {
             .user_by_name(user)
             .await?
             .ok_or_else(|| AccountError::NoSuchUser(user.to_string()))?;
-        self.meta.set_member(org, member.id, role.as_str()).await?;
+        self.meta.set_member(org, member.id, role).await?;
         self.audit(
             caller.name(),
-            "member.set",
+            AuditAction::MemberSet,
             Some(org),
             Some(user),
             None,
@@ -307,7 +309,8 @@ impl Accounts {
         if !self.meta.remove_member(org, member.id).await? {
             return Err(AccountError::NotAMember { user: user.to_string(), org: org.to_string() });
         }
-        self.audit(caller.name(), "member.remove", Some(org), Some(user), None, None).await;
+        self.audit(caller.name(), AuditAction::MemberRemove, Some(org), Some(user), None, None)
+            .await;
         Ok(())
     }
 
@@ -340,10 +343,10 @@ impl Accounts {
         visibility: Visibility,
     ) -> Result<()> {
         let (me, namespace) = self.require_repository_owner(caller, repository).await?;
-        self.meta.set_repository_visibility(repository.as_str(), visibility.as_str()).await?;
+        self.meta.set_repository_visibility(repository.as_str(), visibility).await?;
         self.audit(
             Some(&me.name),
-            "repository.visibility",
+            AuditAction::RepositoryVisibility,
             Some(namespace),
             Some(repository.as_str()),
             None,
@@ -367,7 +370,7 @@ impl Accounts {
         self.meta.set_repository_description(repository.as_str(), description).await?;
         self.audit(
             Some(&me.name),
-            "repository.description",
+            AuditAction::RepositoryDescription,
             Some(namespace),
             Some(repository.as_str()),
             None,
@@ -414,7 +417,7 @@ impl Accounts {
     pub async fn audit(
         &self,
         actor: Option<&str>,
-        action: &str,
+        action: AuditAction,
         namespace: Option<&str>,
         target: Option<&str>,
         client: Option<&str>,
@@ -422,7 +425,7 @@ impl Accounts {
     ) {
         let event = NewAuditEvent { actor, action, namespace, target, client, detail };
         if let Err(e) = self.meta.record_audit(event).await {
-            tracing::error!(error = %e, action, "could not record an audit event");
+            tracing::error!(error = %e, action = action.as_str(), "could not record an audit event");
         }
     }
 
@@ -443,7 +446,7 @@ impl Accounts {
             .orgs(Some(me.id))
             .await?
             .into_iter()
-            .filter(|(_, role)| role.as_deref() == Some("owner"))
+            .filter(|(_, role)| *role == Some(Role::Owner))
             .map(|(org, _)| org.name)
             .collect();
         if owned.is_empty() {

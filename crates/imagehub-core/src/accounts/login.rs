@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use imagehub_auth::{AccessTokenSecret, Claims};
-use imagehub_metadata::{NewUser, UserRow, UserSource};
+use imagehub_metadata::{AuditAction, NewUser, UserRow, UserSource};
 use imagehub_oci::AccountName;
 
 use super::{
@@ -41,7 +41,7 @@ impl Accounts {
                     let via = caller.user().map_or("password", |u| u.credential.kind());
                     self.audit(
                         caller.name(),
-                        "login",
+                        AuditAction::Login,
                         None,
                         None,
                         Some(client),
@@ -60,11 +60,26 @@ impl Accounts {
                         client,
                         "password logins to this account are slowed down: failures from many addresses"
                     );
-                    self.audit(None, "login.throttled", None, Some(username), Some(client), None)
-                        .await;
+                    self.audit(
+                        None,
+                        AuditAction::LoginThrottled,
+                        None,
+                        Some(username),
+                        Some(client),
+                        None,
+                    )
+                    .await;
                 }
                 tracing::warn!(user = username, client, "login failed");
-                self.audit(None, "login.failed", None, Some(username), Some(client), None).await;
+                self.audit(
+                    None,
+                    AuditAction::LoginFailed,
+                    None,
+                    Some(username),
+                    Some(client),
+                    None,
+                )
+                .await;
                 Err(AccountError::BadCredentials)
             }
             Err(e) => Err(e),
@@ -162,8 +177,8 @@ impl Accounts {
         existing: Option<UserRow>,
     ) -> Result<Option<Caller>> {
         if let Some(user) = existing {
-            if user.source != source.as_str() {
-                tracing::warn!(user = %user.name, source = source.as_str(), account_source = %user.source, "login refused: the account belongs to another source");
+            if user.source != source {
+                tracing::warn!(user = %user.name, source = source.as_str(), account_source = user.source.as_str(), "login refused: the account belongs to another source");
                 return Ok(None);
             }
             return Ok(Some(user_caller(&user, Credential::Password)));
@@ -188,7 +203,7 @@ impl Accounts {
             .await?;
         self.audit(
             Some(name.as_str()),
-            "user.create",
+            AuditAction::UserCreate,
             Some(name.as_str()),
             Some(name.as_str()),
             None,

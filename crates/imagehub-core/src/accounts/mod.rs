@@ -12,8 +12,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imagehub_auth::{Actions, Claims, Role, TokenLimits, htpasswd::Htpasswd};
-use imagehub_metadata::{AccessTokenRow, Metadata, MetadataError, NewUser, UserRow, UserSource};
+use imagehub_auth::{Claims, TokenLimits, htpasswd::Htpasswd};
+use imagehub_metadata::{
+    AccessTokenRow, AuditAction, Metadata, MetadataError, NewUser, UserRow, UserSource,
+};
 use serde::Deserialize;
 
 use crate::login_limiter::LoginLimiter;
@@ -325,13 +327,9 @@ impl Accounts {
                 is_admin: true,
             })
             .await?;
-        self.audit(None, "user.create", Some("admin"), Some("admin"), None, None).await;
+        self.audit(None, AuditAction::UserCreate, Some("admin"), Some("admin"), None, None).await;
         Ok(generated.then_some(password))
     }
-}
-
-fn parse_role(role: &str) -> Result<Role> {
-    role.parse().map_err(|e: String| AccountError::Metadata(MetadataError::Corrupt(e)))
 }
 
 fn user_caller(user: &UserRow, credential: Credential) -> Caller {
@@ -346,10 +344,7 @@ fn user_caller(user: &UserRow, credential: Credential) -> Caller {
 fn token_grant(token: &AccessTokenRow) -> TokenGrant {
     TokenGrant {
         id: token.id,
-        limits: TokenLimits {
-            actions: Actions::parse_lenient(&token.actions),
-            namespaces: token.namespaces.clone(),
-        },
+        limits: TokenLimits { actions: token.actions, namespaces: token.namespaces.clone() },
         expires_at: token.expires_at,
     }
 }

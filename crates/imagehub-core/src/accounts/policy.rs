@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use imagehub_auth::{Action, Actions, Claims, Standing, Visibility};
-use imagehub_metadata::{MetadataError, RepositoryFilter};
+use imagehub_metadata::RepositoryFilter;
 use imagehub_oci::RepoName;
 
-use super::{Access, AccountError, Accounts, Caller, Credential, Result, parse_role};
+use super::{Access, Accounts, Caller, Credential, Result};
 
 impl Accounts {
     /// Whether `caller` may do `action` to `repository`, and if not, whether the answer
@@ -77,7 +77,7 @@ impl Accounts {
             return Ok(Standing::NamespaceOwner);
         }
         Ok(match self.meta.member_role(namespace, user.id).await? {
-            Some(role) => Standing::Member(parse_role(&role)?),
+            Some(role) => Standing::Member(role),
             None => Standing::Outsider,
         })
     }
@@ -88,9 +88,7 @@ impl Accounts {
     }
 
     async fn visibility(&self, repository: &RepoName) -> Result<Visibility> {
-        let stored =
-            self.meta.repository_visibility(repository.as_str(), repository.namespace()).await?;
-        stored.parse().map_err(|e: String| AccountError::Metadata(MetadataError::Corrupt(e)))
+        Ok(self.meta.repository_visibility(repository.as_str(), repository.namespace()).await?)
     }
 
     /// Which repositories `caller` may see in the catalog; `None` means all of them.

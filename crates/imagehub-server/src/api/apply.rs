@@ -360,9 +360,8 @@ async fn apply_one(
                     ApplyResult::Created
                 }
                 Some(org) => {
-                    let same_visibility = spec
-                        .default_visibility
-                        .is_none_or(|v| v.as_str() == org.default_visibility);
+                    let same_visibility =
+                        spec.default_visibility.is_none_or(|v| v == org.default_visibility);
                     let same_description =
                         spec.description.as_ref().is_none_or(|d| *d == org.description);
                     if same_visibility && same_description {
@@ -433,8 +432,7 @@ pub async fn export(
         "Repository" => export_repositories(&state, &caller, &query.org).await?,
         "Organization" => {
             let (org, _) = state.accounts.org(&caller, &query.org).await?;
-            let visibility: Visibility =
-                org.default_visibility.parse().map_err(ApiV1Error::invalid)?;
+            let visibility = org.default_visibility;
             let spec = OrganizationSpec {
                 name: org.name.clone(),
                 description: Some(org.description).filter(|d| !d.is_empty()),

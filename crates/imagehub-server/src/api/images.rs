@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use imagehub_auth::Action;
-use imagehub_core::{Caller, DetailSource, Details, DetailsEdit, ImageView};
+use imagehub_core::{AuditAction, Caller, DetailSource, Details, DetailsEdit, ImageView};
 use imagehub_oci::{Reference, RepoName};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -291,7 +291,11 @@ async fn store_user_details(
         .set_user_details(name, reference, source, Some(details))
         .await
         .map_err(internal)?;
-    let action = if source == DetailSource::Edit { "image.edit" } else { "image.readme" };
+    let action = if source == DetailSource::Edit {
+        AuditAction::ImageEdit
+    } else {
+        AuditAction::ImageReadme
+    };
     audit(state, caller, action, name, reference).await;
     let image = existing_image(state, name, reference).await?;
     ok(StatusCode::OK, image_view(state, name, &image, Detail::Full).await?)
@@ -334,7 +338,7 @@ pub async fn delete_image(
         }
         Err(e) => return Err(internal(e)),
     }
-    audit(&state, &caller, "image.delete", &name, &reference).await;
+    audit(&state, &caller, AuditAction::ImageDelete, &name, &reference).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -428,7 +432,7 @@ pub async fn delete_repository(
     if !state.registry.delete_repository(&name).await.map_err(internal)? {
         return Err(super::repository_not_found(&name));
     }
-    audit(&state, &caller, "repository.delete", &name, "").await;
+    audit(&state, &caller, AuditAction::RepositoryDelete, &name, "").await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -469,7 +473,13 @@ fn no_image(name: &RepoName, reference: &str) -> ApiV1Error {
         .with_detail("reference", reference)
 }
 
-async fn audit(state: &ApiState, caller: &Caller, action: &str, name: &RepoName, reference: &str) {
+async fn audit(
+    state: &ApiState,
+    caller: &Caller,
+    action: AuditAction,
+    name: &RepoName,
+    reference: &str,
+) {
     let target =
         if reference.is_empty() { name.to_string() } else { format!("{name}:{reference}") };
     state.accounts.audit(caller.name(), action, name.namespace(), Some(&target), None, None).await;

@@ -61,7 +61,7 @@ pub async fn create_org(
         .accounts
         .create_org(&caller, &body.name, visibility, body.description.as_deref().unwrap_or(""))
         .await?;
-    ok(StatusCode::CREATED, Org::new(&org, Some(imagehub_auth::Role::Owner))?)
+    ok(StatusCode::CREATED, Org::new(&org, Some(imagehub_auth::Role::Owner)))
 }
 
 /// `GET /api/v1/orgs`: the caller's organizations (all, for a site admin).
@@ -81,7 +81,7 @@ pub async fn create_org(
 )]
 pub async fn list_orgs(State(auth): State<Arc<Auth>>, ApiCaller(caller): ApiCaller) -> ApiResult {
     let orgs = auth.accounts.orgs(&caller).await?;
-    let orgs = orgs.iter().map(|(org, role)| Org::new(org, *role)).collect::<Result<_, _>>()?;
+    let orgs = orgs.iter().map(|(org, role)| Org::new(org, *role)).collect();
     ok(StatusCode::OK, OrgList { orgs })
 }
 
@@ -108,7 +108,7 @@ pub async fn get_org(
     Path(OrgPath { org }): Path<OrgPath>,
 ) -> ApiResult {
     let (row, role) = auth.accounts.org(&caller, &org).await?;
-    ok(StatusCode::OK, Org::new(&row, role)?)
+    ok(StatusCode::OK, Org::new(&row, role))
 }
 
 /// Changes to an organization; fields left out stay as they are.
@@ -153,7 +153,7 @@ pub async fn update_org(
     let visibility = body.default_visibility.map(Into::into);
     auth.accounts.update_org(&caller, &org, visibility, body.description.as_deref()).await?;
     let (row, role) = auth.accounts.org(&caller, &org).await?;
-    ok(StatusCode::OK, Org::new(&row, role)?)
+    ok(StatusCode::OK, Org::new(&row, role))
 }
 
 /// `DELETE /api/v1/orgs/{org}`: only an organization without repositories.
@@ -209,7 +209,7 @@ pub async fn list_members(
     Path(OrgPath { org }): Path<OrgPath>,
 ) -> ApiResult {
     let members = auth.accounts.members(&caller, &org).await?;
-    let members = members.iter().map(Member::new).collect::<Result<_, _>>()?;
+    let members = members.iter().map(Member::from).collect();
     ok(StatusCode::OK, MemberList { members })
 }
 

@@ -11,7 +11,7 @@ use imagehub_core::{ImageInfo, ImageRow, ImageView, OrgRow, UserRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiV1Error, internal, timestamp};
+use super::timestamp;
 
 /// An account.
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,7 +34,7 @@ impl From<&UserRow> for User {
             name: user.name.clone(),
             email: user.email.clone(),
             admin: user.is_admin,
-            source: user.source.clone(),
+            source: user.source.as_str().to_string(),
             created_at: timestamp(user.created_at),
         }
     }
@@ -81,10 +81,7 @@ impl From<&AccessTokenInfo> for AccessToken {
         AccessToken {
             id: token.id,
             name: token.name.clone(),
-            scopes: imagehub_auth::Actions::parse_lenient(&token.actions)
-                .iter()
-                .map(Scope::from)
-                .collect(),
+            scopes: token.actions.iter().map(Scope::from).collect(),
             namespaces: token.namespaces.clone(),
             expires_at: token.expires_at.map(timestamp),
             created_at: timestamp(token.created_at),
@@ -166,7 +163,7 @@ impl From<imagehub_core::AuditEvent> for AuditEvent {
             id: e.id,
             at: timestamp(e.at),
             actor: e.actor,
-            action: e.action,
+            action: e.action.as_str().to_string(),
             namespace: e.namespace,
             target: e.target,
             client: e.client,
@@ -235,11 +232,6 @@ impl From<Role> for imagehub_auth::Role {
     }
 }
 
-/// A value the database holds as text, which its `CHECK` constraints keep valid.
-fn stored<T: std::str::FromStr<Err = String>>(value: &str) -> Result<T, ApiV1Error> {
-    value.parse().map_err(|e| internal(format!("the database holds {value:?}: {e}")))
-}
-
 /// An organization.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Org {
@@ -255,15 +247,14 @@ pub struct Org {
 }
 
 impl Org {
-    pub fn new(org: &OrgRow, role: Option<imagehub_auth::Role>) -> Result<Org, ApiV1Error> {
-        Ok(Org {
+    pub fn new(org: &OrgRow, role: Option<imagehub_auth::Role>) -> Org {
+        Org {
             name: org.name.clone(),
-            default_visibility: stored::<imagehub_auth::Visibility>(&org.default_visibility)?
-                .into(),
+            default_visibility: org.default_visibility.into(),
             description: org.description.clone(),
             created_at: timestamp(org.created_at),
             role: role.map(Role::from),
-        })
+        }
     }
 }
 
@@ -280,13 +271,13 @@ pub struct Member {
     pub added_at: String,
 }
 
-impl Member {
-    pub fn new(member: &imagehub_core::MemberRow) -> Result<Member, ApiV1Error> {
-        Ok(Member {
+impl From<&imagehub_core::MemberRow> for Member {
+    fn from(member: &imagehub_core::MemberRow) -> Member {
+        Member {
             user: member.user.clone(),
-            role: stored::<imagehub_auth::Role>(&member.role)?.into(),
+            role: member.role.into(),
             added_at: timestamp(member.added_at),
-        })
+        }
     }
 }
 

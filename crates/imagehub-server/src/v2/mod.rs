@@ -18,7 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use imagehub_auth::{Action, Actions, Scope};
-use imagehub_core::{CoreError, Registry};
+use imagehub_core::{AuditAction, CoreError, Registry};
 use imagehub_oci::{OciErrorCode, RepoName};
 
 use crate::auth::{Auth, AuthState, Identity, account_error};
@@ -212,7 +212,14 @@ async fn dispatch(
     {
         let target = format!("/v2/{path}");
         auth.accounts
-            .audit(actor.as_deref(), "registry.delete", name.namespace(), Some(&target), None, None)
+            .audit(
+                actor.as_deref(),
+                AuditAction::RegistryDelete,
+                name.namespace(),
+                Some(&target),
+                None,
+                None,
+            )
             .await;
     }
     response
