@@ -493,6 +493,17 @@ async fn an_expired_access_token_is_refused_and_ends_its_jwts() {
     );
 }
 
+#[tokio::test]
+async fn a_token_request_cannot_ask_for_thousands_of_scopes() {
+    let hub = Hub::start();
+    let many: Vec<String> = (0..1000).map(|i| repo_scope(&format!("flood/r{i}"), "pull")).collect();
+    let scopes: Vec<&str> = many.iter().map(String::as_str).collect();
+    let reply = get_token(&hub, &Cred::Anonymous, &scopes).await;
+    reply.expect_status(400, "1,000 scopes in one token request");
+    assert!(reply.text().contains("at most 32"), "{}", reply.text());
+    get_token(&hub, &Cred::Anonymous, &scopes[..32]).await.expect_status(200, "32 scopes");
+}
+
 // ---- login throttling ----
 
 #[tokio::test]
