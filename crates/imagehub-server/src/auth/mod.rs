@@ -12,8 +12,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use imagehub_auth::{AccessTokenSecret, Actions, Challenge, Claims, Scope, SigningKey, TokenUse};
-use imagehub_core::{AccountError, Accounts, Caller};
+use imagehub_auth::{
+    AccessTokenSecret, Action, Actions, Challenge, Claims, Scope, SigningKey, TokenUse,
+};
+use imagehub_core::{Access, AccountError, Accounts, Caller};
 use imagehub_oci::{OciErrorCode, RepoName};
 
 use crate::config::{AuthConfig, ServerConfig};
@@ -286,6 +288,37 @@ impl Auth {
         )?);
         self.verified.insert(token, claims.clone());
         Ok(claims)
+    }
+
+    /// Whether `identity` may do `action` to `repository`. A registry JWT answers from its
+    /// claim, without reading the database, unless it lacks the action: then its user's
+    /// own rights decide whether the repository is hidden from them or merely denied.
+    pub async fn authorize(
+        &self,
+        identity: &Identity,
+        repository: &RepoName,
+        action: Action,
+    ) -> Result<Access, AccountError> {
+        match identity {
+            Identity::Token(claims)
+                if claims.repository_actions(repository.as_str()).contains(action) =>
+            {
+                Ok(Access::Allowed)
+            }
+            Identity::Token(claims) if claims.sub.is_empty() || action != Action::Pull => {
+                Ok(Access::Denied)
+            }
+            Identity::Token(claims) => {
+                match self.accounts.may_see(claims.clone(), repository).await? {
+                    true => Ok(Access::Denied),
+                    false => Ok(Access::Hidden),
+                }
+            }
+            Identity::Anonymous => {
+                self.accounts.authorize(&Caller::Anonymous, repository, action).await
+            }
+            Identity::Caller(caller) => self.accounts.authorize(caller, repository, action).await,
+        }
     }
 
     /// What `identity` may do to `repository`; a registry JWT answers from its claim.

@@ -60,7 +60,7 @@ pub async fn put_manifest(request: V2Request, reference: &str) -> HandlerResult 
             &reference,
             content_type.as_deref(),
             &content,
-            request.access.actor(),
+            request.requester.actor(),
         )
         .await?;
     let mut headers = vec![

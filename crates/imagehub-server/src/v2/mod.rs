@@ -18,7 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use imagehub_auth::{Action, Actions, Scope};
-use imagehub_core::{AuditAction, CoreError, Registry};
+use imagehub_core::{Access, AuditAction, CoreError, Registry};
 use imagehub_oci::{OciErrorCode, RepoName};
 
 use crate::auth::{Auth, AuthState, Identity, account_error};
@@ -37,19 +37,19 @@ pub struct V2State {
 pub struct V2Request {
     pub registry: Registry,
     pub name: RepoName,
-    pub access: Access,
+    pub requester: Requester,
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub body: Body,
 }
 
 /// Who is asking, for checks beyond the route's own repository (the source of a mount).
-pub struct Access {
+pub struct Requester {
     auth: AuthState,
     identity: Identity,
 }
 
-impl Access {
+impl Requester {
     /// The user making the request, when accounts are on and the caller is one.
     pub fn actor(&self) -> Option<&str> {
         self.identity.actor()
@@ -166,9 +166,15 @@ async fn dispatch(
         }
         _ => None,
     };
-    let access = Access { auth: state.auth.clone(), identity };
-    let request =
-        V2Request { registry: state.registry, name, access, query, headers: parts.headers, body };
+    let requester = Requester { auth: state.auth.clone(), identity };
+    let request = V2Request {
+        registry: state.registry,
+        name,
+        requester,
+        query,
+        headers: parts.headers,
+        body,
+    };
     let result = match (route, method) {
         (V2Route::Tags { .. }, Method::GET) => listings::list_tags(request).await,
         (V2Route::Referrers { digest, .. }, Method::GET) => {
@@ -251,34 +257,22 @@ async fn authorize(
     let Some(auth) = &state.auth else { return Ok(Identity::Anonymous) };
     let identity = auth.identify(parts).await.map_err(|e| auth.refusal(&parts.headers, e))?;
     let action = needed_action(route, method);
-    let allowed = auth.repository_actions(&identity, name).await?;
-    if allowed.contains(action) {
-        return Ok(identity);
-    }
-    if identity.is_anonymous() {
-        return Err(login_challenge(
-            auth,
-            &parts.headers,
-            name,
-            action,
-            matches!(identity, Identity::Token(_)),
-        ));
-    }
-    let hidden = match &identity {
-        _ if action != Action::Pull => false,
-        Identity::Token(claims) => {
-            !auth.accounts.may_see(claims.clone(), name).await.map_err(|e| account_error(&e))?
+    let access = auth.authorize(&identity, name, action).await.map_err(|e| account_error(&e))?;
+    match access {
+        Access::Allowed => Ok(identity),
+        _ if identity.is_anonymous() => {
+            let token = matches!(identity, Identity::Token(_));
+            Err(login_challenge(auth, &parts.headers, name, action, token))
         }
-        _ => !allowed.contains(Action::Pull),
-    };
-    if hidden {
-        return Err(CoreError::NameUnknown(name.clone()).into());
-    }
-    match identity {
-        Identity::Token(_) => Err(login_challenge(auth, &parts.headers, name, action, true)),
-        _ => Err(ApiError::new(OciErrorCode::Denied)
-            .message(format!("{} access to {name} is denied", action.as_str()))
-            .detail(serde_json::json!({"name": name.as_str(), "action": action.as_str()}))),
+        Access::Hidden if action == Action::Pull => {
+            Err(CoreError::NameUnknown(name.clone()).into())
+        }
+        Access::Hidden | Access::Denied => match identity {
+            Identity::Token(_) => Err(login_challenge(auth, &parts.headers, name, action, true)),
+            _ => Err(ApiError::new(OciErrorCode::Denied)
+                .message(format!("{} access to {name} is denied", action.as_str()))
+                .detail(serde_json::json!({"name": name.as_str(), "action": action.as_str()}))),
+        },
     }
 }
 

@@ -48,7 +48,7 @@ pub async fn start_blob_upload(request: V2Request) -> HandlerResult {
         let from = request.query("from").and_then(|from| from.parse::<RepoName>().ok());
         // Mounting reads the source, so the caller must be allowed to pull it.
         if let Some(from) = from
-            && request.access.may_pull(&from).await
+            && request.requester.may_pull(&from).await
             && request.registry.mount_blob(&request.name, &digest, &from).await?
         {
             return created(&request.name, &digest);
@@ -60,7 +60,7 @@ pub async fn start_blob_upload(request: V2Request) -> HandlerResult {
         registry.push_blob(&name, &digest, body.into_data_stream(), expected_len).await?;
         return created(&name, &digest);
     }
-    let owner = request.access.actor().unwrap_or_default();
+    let owner = request.requester.actor().unwrap_or_default();
     let id = request.registry.start_upload(&request.name, owner).await?;
     empty(StatusCode::ACCEPTED, session_headers(&request.name, id, 0))
 }
