@@ -66,17 +66,9 @@ impl Metadata {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    async fn open() -> (tempfile::TempDir, Metadata) {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = Metadata::open_sqlite(&dir.path().join("imagehub.db")).await.unwrap();
-        (dir, meta)
-    }
-
     #[tokio::test]
     async fn datapacks_are_kept_by_last_use_and_bounded_in_number_and_age() {
-        let (_dir, meta) = open().await;
+        let (_dir, meta) = crate::test_support::open().await;
         for name in ["a", "b", "c"] {
             meta.put_datapack(name, "{}", 2).await.unwrap();
         }

@@ -160,3 +160,16 @@ pub(crate) fn now_ms() -> i64 {
 pub fn unix_seconds(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
+
+/// What the unit tests of this crate share.
+#[cfg(test)]
+mod test_support {
+    use crate::Metadata;
+
+    /// A fresh database in a temporary directory, removed when the directory is dropped.
+    pub async fn open() -> (tempfile::TempDir, Metadata) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Metadata::open_sqlite(&dir.path().join("imagehub.db")).await.unwrap();
+        (dir, meta)
+    }
+}

@@ -495,15 +495,9 @@ pub(crate) fn parse_digest(s: String) -> Result<Digest> {
 mod tests {
     use super::*;
 
-    async fn open() -> (tempfile::TempDir, Metadata) {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = Metadata::open_sqlite(&dir.path().join("imagehub.db")).await.unwrap();
-        (dir, meta)
-    }
-
     #[tokio::test]
     async fn upload_sessions_are_capped_per_owner_and_per_repository() {
-        let (_dir, meta) = open().await;
+        let (_dir, meta) = crate::test_support::open().await;
         let caps = crate::UploadCaps { per_owner: 3, per_repository: 2 };
         let repo = |name: &str| name.parse::<RepoName>().unwrap();
         meta.create_upload("1", &repo("x/a"), "alice", caps).await.unwrap();
