@@ -164,6 +164,19 @@ impl Registry {
         Ok((self.search_hits(found.names).await?, found.total))
     }
 
+    /// Every repository `filter` lets through that holds an image, the most recently
+    /// pushed first, a page at a time; with their number.
+    pub async fn browse(
+        &self,
+        filter: Option<&RepositoryFilter>,
+        page: u32,
+        per_page: u32,
+    ) -> Result<(Vec<SearchHit>, u64), CoreError> {
+        let offset = page.saturating_sub(1).saturating_mul(per_page);
+        let found = self.meta.browse_repositories(filter, per_page, offset).await?;
+        Ok((self.search_hits(found.names).await?, found.total))
+    }
+
     /// The hits of a page, with three queries for the whole page rather than three per hit.
     async fn search_hits(&self, names: Vec<String>) -> Result<Vec<SearchHit>, CoreError> {
         let mut latest = self.latest_images(&names).await?;

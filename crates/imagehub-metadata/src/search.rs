@@ -58,6 +58,40 @@ impl Metadata {
         Ok(())
     }
 
+    /// Every repository `filter` lets through (`None`: all) that holds an image, the most
+    /// recently pushed first (then by name), with their number: what the explore page
+    /// shows before anything is searched.
+    pub async fn browse_repositories(
+        &self,
+        filter: Option<&RepositoryFilter>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<SearchPage> {
+        let params = crate::visibility::Params::of(filter);
+        let visible = format!(
+            "FROM repositories r {} WHERE {} AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)",
+            crate::visibility::JOINS,
+            crate::visibility::condition(1)
+        );
+        let mut snapshot = self.pool.begin().await?;
+        let count_sql = format!("SELECT count(*) {visible}");
+        let total: i64 = crate::visibility::bind(sqlx::query(&count_sql), &params)
+            .fetch_one(&mut *snapshot)
+            .await?
+            .get(0);
+        let page_sql = format!(
+            "SELECT r.name {visible}
+             ORDER BY (SELECT max(m.pushed_at_ms) FROM manifests m WHERE m.repository_id = r.id) DESC, r.name
+             LIMIT ?5 OFFSET ?6"
+        );
+        let rows = crate::visibility::bind(sqlx::query(&page_sql), &params)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut *snapshot)
+            .await?;
+        Ok(SearchPage { names: rows.iter().map(|r| r.get(0)).collect(), total: total as u64 })
+    }
+
     /// Repositories matching every term of `terms` (the last also as a prefix, as it may
     /// be a word still being typed), visible through `filter`
     /// (`None`: all), in tiers: the name or its last component equal to `query`, then

@@ -14,6 +14,7 @@ pub mod logging;
 mod maintenance;
 mod metrics;
 mod v2;
+mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -193,7 +194,13 @@ pub fn app(registry: Registry, auth: AuthState) -> Router {
             .accounts(AccountSettings::open_registry())
             .expect("accounts without htpasswd or webhook cannot fail to set up"),
     };
+    let web_state = api::ApiState {
+        auth: auth.clone(),
+        accounts: accounts.clone(),
+        registry: registry.clone(),
+    };
     router = router.merge(api::router(auth, accounts, registry.clone()));
+    router = router.merge(web::router(web_state));
     router
         .merge(health)
         .merge(metrics_route)

@@ -18,3 +18,4 @@ mod search;
 mod support;
 mod tls;
 mod v2;
+mod web;

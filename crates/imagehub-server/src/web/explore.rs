@@ -1,0 +1,147 @@
+//! Explore (`/`): every repository the visitor may see, the most recently pushed first,
+//! or those matching a search (the ranking of `/api/v1/search`), as cards, a page at a
+//! time. An empty hub explains how to push the first image to this server.
+
+use askama::Template;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::format::{When, count, default_icon, when};
+use super::{PageError, VERSION, render, visitor};
+use crate::api::ApiState;
+use crate::api::views::SearchResult;
+
+/// Cards on one page.
+const PER_PAGE: u32 = 24;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ExploreQuery {
+    q: String,
+    page: Option<u32>,
+}
+
+#[derive(Template)]
+#[template(path = "explore.html")]
+struct ExplorePage {
+    search_box: String,
+    version: &'static str,
+    query: String,
+    host: String,
+    /// Whether visitors log in (accounts on).
+    accounts: bool,
+    cards: Vec<Card>,
+    total: u64,
+    page: u32,
+    pages: u32,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+/// One repository as a card shows it.
+struct Card {
+    name: String,
+    href: String,
+    icon: Option<String>,
+    initials: String,
+    hue: u8,
+    description: Option<String>,
+    keywords: Vec<String>,
+    latest_tag: Option<String>,
+    platforms: Vec<String>,
+    pulls: String,
+    pushed: Option<When>,
+}
+
+impl Card {
+    fn new(result: SearchResult, now: i64) -> Card {
+        let (initials, hue) = default_icon(&result.name);
+        let mut platforms: Vec<String> = result
+            .platforms
+            .iter()
+            .map(|p| match &p.variant {
+                Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
+                None => format!("{}/{}", p.os, p.architecture),
+            })
+            .collect();
+        platforms.dedup();
+        let pushed = result.pushed_at.as_deref().and_then(parse_timestamp).map(|at| when(at, now));
+        Card {
+            href: format!("/r/{}", result.name),
+            name: result.name,
+            icon: result.icon,
+            initials,
+            hue,
+            description: result.description,
+            keywords: result.keywords,
+            latest_tag: result.latest_tag,
+            platforms,
+            pulls: count(result.pull_count),
+            pushed,
+        }
+    }
+}
+
+fn parse_timestamp(rfc3339: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+/// `GET /?q=…&page=…`.
+pub async fn explore(
+    State(state): State<ApiState>,
+    query: Result<Query<ExploreQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let Query(query) = query.map_err(|e| PageError::bad_request(e.body_text()))?;
+    let caller = visitor(&state);
+    let filter = state.accounts.catalog_filter(&caller).await?;
+    let page = query.page.unwrap_or(1).clamp(1, 10_000);
+    let text = query.q.trim().to_string();
+    let (hits, total) = match text.is_empty() {
+        true => state.registry.browse(filter.as_ref(), page, PER_PAGE).await?,
+        false => state.registry.search(&text, filter.as_ref(), page, PER_PAGE).await?,
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let cards = hits.iter().map(|hit| Card::new(SearchResult::from(hit), now)).collect();
+    let pages = u32::try_from(total.div_ceil(u64::from(PER_PAGE))).unwrap_or(u32::MAX).max(1);
+    let link = |page: u32| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if !text.is_empty() {
+            query.append_pair("q", &text);
+        }
+        query.append_pair("page", &page.to_string());
+        format!("/?{}", query.finish())
+    };
+    let page_view = ExplorePage {
+        search_box: text.clone(),
+        version: VERSION,
+        host: host(&state, &headers),
+        accounts: state.auth.is_some(),
+        previous: (page > 1).then(|| link(page - 1)),
+        next: (page < pages).then(|| link(page + 1)),
+        query: text,
+        cards,
+        total,
+        page,
+        pages,
+    };
+    Ok(render(&page_view))
+}
+
+/// The host clients push to, as the commands on the page should name it.
+fn host(state: &ApiState, headers: &HeaderMap) -> String {
+    let url = match &state.auth {
+        Some(auth) => auth.public_url(headers),
+        None => headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost:5000")
+            .to_string(),
+    };
+    url.trim_start_matches("https://").trim_start_matches("http://").to_string()
+}

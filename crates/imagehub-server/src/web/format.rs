@@ -1,0 +1,95 @@
+//! How numbers and times read on a page: pull counts in thousands and millions, push
+//! times relative to now with the exact time beside them, a default icon for
+//! repositories without one.
+
+/// `1234` → `1.2k`, `5_600_000` → `5.6M`.
+pub fn count(n: u64) -> String {
+    match n {
+        0..=999 => n.to_string(),
+        1_000..=999_999 => short(n as f64 / 1e3, "k"),
+        _ => short(n as f64 / 1e6, "M"),
+    }
+}
+
+fn short(value: f64, unit: &str) -> String {
+    if value < 10.0 {
+        format!("{:.1}{unit}", (value * 10.0).floor() / 10.0)
+    } else {
+        format!("{}{unit}", value.floor())
+    }
+}
+
+/// A moment as a page shows it: relative, with the exact time for `title` and `datetime`.
+pub struct When {
+    pub relative: String,
+    pub exact: String,
+}
+
+/// `then` (Unix seconds) relative to `now`: "just now", "5 minutes ago", "3 days ago".
+pub fn when(then: i64, now: i64) -> When {
+    let ago = (now - then).max(0);
+    let (n, unit) = match ago {
+        0..60 => return When { relative: "just now".into(), exact: crate::api::timestamp(then) },
+        60..3_600 => (ago / 60, "minute"),
+        3_600..86_400 => (ago / 3_600, "hour"),
+        86_400..2_592_000 => (ago / 86_400, "day"),
+        2_592_000..31_536_000 => (ago / 2_592_000, "month"),
+        _ => (ago / 31_536_000, "year"),
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    When { relative: format!("{n} {unit}{plural} ago"), exact: crate::api::timestamp(then) }
+}
+
+/// The letters and colour of a repository's default icon: the first letter of its last
+/// name component (or of its namespace), and one of eight hues from its name.
+pub fn default_icon(name: &str) -> (String, u8) {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let initial = last.chars().find(|c| c.is_alphanumeric()).unwrap_or('?');
+    let hue = name.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 8;
+    (initial.to_string(), hue as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_short() {
+        for (n, shown) in [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1.0k"),
+            (1_250, "1.2k"),
+            (45_600, "45k"),
+            (2_500_000, "2.5M"),
+            (73_000_000, "73M"),
+        ] {
+            assert_eq!(count(n), shown, "{n}");
+        }
+    }
+
+    #[test]
+    fn times_read_relative_with_the_exact_time_beside() {
+        let now = 1_700_000_000;
+        for (ago, shown) in [
+            (5, "just now"),
+            (60, "1 minute ago"),
+            (7_200, "2 hours ago"),
+            (86_400 * 3, "3 days ago"),
+            (86_400 * 61, "2 months ago"),
+            (86_400 * 800, "2 years ago"),
+        ] {
+            assert_eq!(when(now - ago, now).relative, shown, "{ago}");
+        }
+        assert_eq!(when(now + 30, now).relative, "just now", "a clock a little ahead is no error");
+        assert_eq!(when(now, now).exact, "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn default_icons_take_the_last_component() {
+        assert_eq!(default_icon("acme/redis").0, "r");
+        assert_eq!(default_icon("acme/team/_x9").0, "x");
+        assert!(default_icon("acme/redis").1 < 8);
+        assert_eq!(default_icon("a/b"), default_icon("a/b"), "stable");
+    }
+}

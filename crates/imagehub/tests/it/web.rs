@@ -1,0 +1,119 @@
+//! The web UI over plain HTTP: pages carry the security headers, show only what the
+//! visitor may see, and escape everything users and images typed. (Browser tests come
+//! with the pages that need a browser.)
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::hub::{Cred, Hub, repo_scope};
+use crate::support::reply::Reply;
+
+async fn page(hub: &Hub, path: &str) -> Reply {
+    let reply = hub.send(hub.client.get(hub.url(path))).await;
+    assert!(
+        reply.header("content-type").is_some_and(|t| t.starts_with("text/html")),
+        "{path} is a page: {:?}",
+        reply.header("content-type")
+    );
+    expect_security_headers(&reply, path);
+    reply
+}
+
+#[track_caller]
+fn expect_security_headers(reply: &Reply, path: &str) {
+    let csp = reply.header("content-security-policy").unwrap_or_default();
+    for directive in
+        ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"]
+    {
+        assert!(csp.contains(directive), "{path}: CSP {csp:?} lacks {directive:?}");
+    }
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{path}: CSP {csp:?}");
+    assert_eq!(reply.header("x-content-type-options").as_deref(), Some("nosniff"), "{path}");
+    assert_eq!(reply.header("referrer-policy").as_deref(), Some("same-origin"), "{path}");
+}
+
+#[tokio::test]
+async fn an_empty_hub_explains_how_to_push_to_this_server() {
+    let hub = Hub::start();
+    let reply = page(&hub, "/").await;
+    reply.expect_status(200, "explore");
+    let html = reply.text();
+    let host = hub.server().host();
+    assert!(html.contains("No images yet"), "{html}");
+    assert!(
+        html.contains(&format!("docker push {host}/NAMESPACE/alpine:3")),
+        "the commands name this server: {html}"
+    );
+    let css = hub.send(hub.client.get(hub.url("/static/style.css"))).await;
+    css.expect_status(200, "the stylesheet");
+    assert!(css.header("content-type").is_some_and(|t| t.starts_with("text/css")));
+    hub.send(hub.client.get(hub.url("/static/nothing.js")))
+        .await
+        .expect_status(404, "an unknown asset");
+}
+
+#[tokio::test]
+async fn explore_shows_what_the_visitor_may_see_and_escapes_what_users_typed() {
+    let hub = Hub::start();
+    hub.create_user("olga", "olga-password-1").await;
+    let olga = Cred::basic("olga", "olga-password-1");
+    hub.api(
+        &olga,
+        Method::POST,
+        "/api/v1/orgs",
+        Some(json!({"name": "acme", "default_visibility": "public"})),
+    )
+    .await
+    .expect_status(201, "a public org");
+    hub.api(&olga, Method::POST, "/api/v1/orgs", Some(json!({"name": "hidden"})))
+        .await
+        .expect_status(201, "a private org");
+    let hostile = "---\ndescription: \"<script>alert(1)</script><img src=x onerror=alert(2)>\"\nkeywords: [web, \"<b>x</b>\"]\n---\n# App";
+    hub.push_with_readme(&olga, "acme/web", "v1", hostile).await;
+    hub.push_with_readme(
+        &olga,
+        "acme/db",
+        "v1",
+        "---\ndescription: A database\nkeywords: [sql]\n---\n# DB",
+    )
+    .await;
+    hub.push_with_readme(
+        &olga,
+        "hidden/secret",
+        "v1",
+        "---\ndescription: Top secret\n---\n# Secret",
+    )
+    .await;
+
+    let html = page(&hub, "/").await.expect_status(200, "explore").text();
+    assert!(
+        html.contains("acme/web") && html.contains("acme/db"),
+        "public repositories are listed: {html}"
+    );
+    assert!(
+        !html.contains("hidden/secret") && !html.contains("Top secret"),
+        "a private repository is not: {html}"
+    );
+    assert!(
+        !html.contains("<script>alert") && !html.contains("<img src=x"),
+        "user text is escaped: {html}"
+    );
+    assert!(
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "and shown as text: {html}"
+    );
+    assert!(html.contains("2 repositories"), "{html}");
+
+    let found = page(&hub, "/?q=database").await.expect_status(200, "search").text();
+    assert!(found.contains("acme/db") && !found.contains("acme/web"), "{found}");
+    let secret =
+        page(&hub, "/?q=secret").await.expect_status(200, "search for the private one").text();
+    assert!(secret.contains("Nothing matches") && !secret.contains("hidden/secret"), "{secret}");
+    page(&hub, "/?page=abc").await.expect_status(400, "a malformed page number");
+
+    // The same page for the owner through the registry token she would use is not a
+    // login: pages are anonymous until the UI has sessions.
+    let token = hub.token(&olga, &[repo_scope("hidden/secret", "pull")]).await.expect("token");
+    let reply = hub.send(hub.client.get(hub.url("/")).bearer_auth(token)).await;
+    assert!(!reply.text().contains("hidden/secret"));
+}
