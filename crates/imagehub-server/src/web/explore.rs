@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::format::{When, count, default_icon, when};
-use super::{PageError, VERSION, render, visitor};
+use super::{PageError, VERSION, host, render, visitor};
 use crate::api::ApiState;
 use crate::api::views::SearchResult;
 
@@ -131,17 +131,4 @@ pub async fn explore(
         pages,
     };
     Ok(render(&page_view))
-}
-
-/// The host clients push to, as the commands on the page should name it.
-fn host(state: &ApiState, headers: &HeaderMap) -> String {
-    let url = match &state.auth {
-        Some(auth) => auth.public_url(headers),
-        None => headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost:5000")
-            .to_string(),
-    };
-    url.trim_start_matches("https://").trim_start_matches("http://").to_string()
 }

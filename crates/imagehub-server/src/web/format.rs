@@ -19,6 +19,22 @@ fn short(value: f64, unit: &str) -> String {
     }
 }
 
+/// Bytes in the largest unit that keeps a number below 1,000: `1.2 MB`, `870 kB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{n} B"),
+        _ if value < 10.0 => format!("{value:.1} {}", UNITS[unit]),
+        _ => format!("{value:.0} {}", UNITS[unit]),
+    }
+}
+
 /// A moment as a page shows it: relative, with the exact time for `title` and `datetime`.
 pub struct When {
     pub relative: String,
@@ -83,6 +99,19 @@ mod tests {
         }
         assert_eq!(when(now + 30, now).relative, "just now", "a clock a little ahead is no error");
         assert_eq!(when(now, now).exact, "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn sizes_read_in_human_units() {
+        for (n, shown) in [
+            (0, "0 B"),
+            (999, "999 B"),
+            (1_000, "1.0 kB"),
+            (12_345_678, "12 MB"),
+            (1_500_000_000, "1.5 GB"),
+        ] {
+            assert_eq!(bytes(n), shown, "{n}");
+        }
     }
 
     #[test]

@@ -9,11 +9,13 @@
 
 mod explore;
 mod format;
+mod markdown;
+mod repository;
 
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Request};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -25,6 +27,7 @@ use crate::api::ApiState;
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(explore::explore))
+        .route("/r/{*name}", get(repository::repository))
         .route("/static/{file}", get(asset))
         .route("/favicon.ico", get(|| async { asset(Path("favicon.svg".to_string())).await }))
         .layer(middleware::from_fn(security_headers))
@@ -61,6 +64,10 @@ pub struct PageError {
 }
 
 impl PageError {
+    fn not_found(message: impl Into<String>) -> PageError {
+        PageError { status: StatusCode::NOT_FOUND, heading: "Not found", message: message.into() }
+    }
+
     fn bad_request(message: impl Into<String>) -> PageError {
         PageError {
             status: StatusCode::BAD_REQUEST,
@@ -147,4 +154,17 @@ async fn security_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     response
+}
+
+/// The host clients push to, as the commands on the page should name it.
+pub(super) fn host(state: &ApiState, headers: &HeaderMap) -> String {
+    let url = match &state.auth {
+        Some(auth) => auth.public_url(headers),
+        None => headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost:5000")
+            .to_string(),
+    };
+    url.trim_start_matches("https://").trim_start_matches("http://").to_string()
 }

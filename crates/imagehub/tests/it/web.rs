@@ -117,3 +117,52 @@ async fn explore_shows_what_the_visitor_may_see_and_escapes_what_users_typed() {
     let reply = hub.send(hub.client.get(hub.url("/")).bearer_auth(token)).await;
     assert!(!reply.text().contains("hidden/secret"));
 }
+
+#[tokio::test]
+async fn a_repository_page_renders_its_readme_safely_and_hides_private_ones() {
+    let hub = Hub::start();
+    hub.create_user("olga", "olga-password-1").await;
+    let olga = Cred::basic("olga", "olga-password-1");
+    hub.api(
+        &olga,
+        Method::POST,
+        "/api/v1/orgs",
+        Some(json!({"name": "acme", "default_visibility": "public"})),
+    )
+    .await
+    .expect_status(201, "a public org");
+    let readme = "---\ndescription: The app\n---\n# App\n\n## Getting started\n\n```sh\nrun it\n```\n\n<script>alert('readme')</script>\n\n<img src=x onerror=alert(1)>\n\n<a href=\"javascript:alert(2)\">bad</a>\n";
+    hub.push_with_readme(&olga, "acme/app", "v1", readme).await;
+    hub.push_with_readme(&olga, "acme/app", "v2", readme).await;
+    hub.push_with_readme(&olga, "olga/private", "v1", "# Mine").await;
+
+    let html = page(&hub, "/r/acme/app").await.expect_status(200, "the repository page").text();
+    assert!(
+        html.contains("<h1 id=\"user-content-app\">App</h1>"),
+        "the README is rendered: {html}"
+    );
+    assert!(html.contains("<pre><code>run it"), "code blocks are kept: {html}");
+    let lower = html.to_lowercase();
+    for bad in ["<script", "onerror", "javascript:"] {
+        assert!(!lower.contains(bad), "{bad} reached the page: {html}");
+    }
+    let host = hub.server().host();
+    assert!(
+        html.contains(&format!("docker pull {host}/acme/app:v2")),
+        "the pull command names this server: {html}"
+    );
+
+    let tags = page(&hub, "/r/acme/app?tab=tags").await.expect_status(200, "the tags tab").text();
+    assert!(tags.contains("<code>v1</code>") && tags.contains("<code>v2</code>"), "{tags}");
+    assert!(tags.contains(&format!("podman pull --tls-verify=false {host}/acme/app:v1")), "{tags}");
+
+    // A private repository and a missing one answer the same page, status and all.
+    let private = page(&hub, "/r/olga/private").await;
+    let missing = page(&hub, "/r/olga/nothing").await;
+    private.expect_status(404, "a private repository for a visitor");
+    assert_eq!(
+        private.text().replace("olga/private", "NAME"),
+        missing.text().replace("olga/nothing", "NAME")
+    );
+    page(&hub, "/r/Not..A/Name").await.expect_status(404, "an invalid name");
+}

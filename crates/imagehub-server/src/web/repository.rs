@@ -1,0 +1,162 @@
+//! A repository's page (`/r/{name}`): its icon, description, keywords, link and
+//! visibility; the README of its latest image, rendered and sanitised (Overview); its
+//! tags and untagged images with platforms, sizes, push times and the commands that pull
+//! them (Tags). Whoever may not pull the repository gets the page a missing one gets.
+
+use askama::Template;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use imagehub_auth::Action;
+use imagehub_core::{Access, ImageView};
+use imagehub_oci::RepoName;
+use serde::Deserialize;
+
+use super::format::{When, bytes, count, default_icon, when};
+use super::{PageError, VERSION, host, markdown, render, visitor};
+use crate::api::ApiState;
+use crate::api::views::Platform;
+
+/// Images listed on the Tags tab; the rest are counted but wait for paging.
+const MAX_LISTED: usize = 100;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RepositoryQuery {
+    tab: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "repository.html")]
+struct RepositoryPage {
+    search_box: String,
+    version: &'static str,
+    name: String,
+    href: String,
+    icon: Option<String>,
+    initials: String,
+    hue: u8,
+    description: Option<String>,
+    keywords: Vec<String>,
+    url: Option<String>,
+    /// `public` or `private`, with accounts on.
+    visibility: Option<&'static str>,
+    pulls: String,
+    tags_tab: bool,
+    readme: Option<String>,
+    images: Vec<ImageRow>,
+    image_count: usize,
+    host: String,
+    /// What `docker pull` names for the latest image.
+    latest: String,
+}
+
+/// One image as the Tags tab lists it.
+struct ImageRow {
+    /// The tag, or the short digest of an untagged manifest.
+    label: String,
+    tagged: bool,
+    short_digest: String,
+    digest: String,
+    platforms: Vec<String>,
+    size: Option<String>,
+    pushed: When,
+    pushed_by: Option<String>,
+    pulls: String,
+    /// `name:tag` or `name@digest`.
+    reference: String,
+}
+
+/// `GET /r/{name}`.
+pub async fn repository(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    query: Result<Query<RepositoryQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let Query(query) = query.map_err(|e| PageError::bad_request(e.body_text()))?;
+    let not_found = || PageError::not_found(format!("There is no repository {name}."));
+    let repository: RepoName = name.parse().map_err(|_| not_found())?;
+    let caller = visitor(&state);
+    if state.accounts.authorize(&caller, &repository, Action::Pull).await? != Access::Allowed {
+        return Err(not_found());
+    }
+    let images = state.registry.images(&repository).await?;
+    let Some(latest) = imagehub_core::latest_image(&images) else { return Err(not_found()) };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut rows = Vec::new();
+    for image in images.iter().take(MAX_LISTED) {
+        let pulls = state.registry.pull_count(&repository, Some(&image.row.digest)).await?;
+        rows.push(ImageRow::new(&repository, image, pulls, now));
+    }
+    let details = &latest.details;
+    let (initials, hue) = default_icon(repository.as_str());
+    let visibility = match state.auth {
+        Some(_) => Some(state.accounts.visibility_of(&repository).await?.as_str()),
+        None => None,
+    };
+    let description = state
+        .accounts
+        .repository_description(&repository)
+        .await?
+        .or_else(|| details.description.clone());
+    let page = RepositoryPage {
+        search_box: String::new(),
+        version: VERSION,
+        name: repository.to_string(),
+        href: format!("/r/{repository}"),
+        icon: details.icon.clone(),
+        initials,
+        hue,
+        description,
+        keywords: details.keywords.clone().unwrap_or_default(),
+        url: details.url.clone(),
+        visibility,
+        pulls: count(state.registry.pull_count(&repository, None).await?),
+        tags_tab: query.tab.as_deref() == Some("tags"),
+        readme: details.docs.as_deref().map(markdown::render),
+        image_count: images.len(),
+        images: rows,
+        host: host(&state, &headers),
+        latest: ImageRow::reference_of(&repository, latest),
+    };
+    Ok(render(&page))
+}
+
+impl ImageRow {
+    fn new(repository: &RepoName, image: &ImageView, pulls: u64, now: i64) -> ImageRow {
+        let row = &image.row;
+        let short_digest = row
+            .digest
+            .split_once(':')
+            .map_or(row.digest.as_str(), |(_, hex)| &hex[..hex.len().min(12)])
+            .to_string();
+        let platforms = Platform::of(row.info.as_ref())
+            .iter()
+            .map(|p| match &p.variant {
+                Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
+                None => format!("{}/{}", p.os, p.architecture),
+            })
+            .collect();
+        ImageRow {
+            label: row.tag.clone().unwrap_or_else(|| short_digest.clone()),
+            tagged: row.tag.is_some(),
+            short_digest,
+            digest: row.digest.clone(),
+            platforms,
+            size: row.info.as_ref().and_then(|i| i.size).map(bytes),
+            pushed: when(row.pushed_at, now),
+            pushed_by: row.pushed_by.clone(),
+            pulls: count(pulls),
+            reference: ImageRow::reference_of(repository, image),
+        }
+    }
+
+    fn reference_of(repository: &RepoName, image: &ImageView) -> String {
+        match &image.row.tag {
+            Some(tag) => format!("{repository}:{tag}"),
+            None => format!("{repository}@{}", image.row.digest),
+        }
+    }
+}
