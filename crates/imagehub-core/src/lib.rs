@@ -19,7 +19,8 @@ mod settings;
 mod tag_cache;
 
 pub use accounts::{
-    Access, AccountError, AccountSettings, Accounts, Caller, Credential, TokenGrant, UserCaller,
+    Access, AccountError, AccountSettings, Accounts, Caller, Credential, NewWebSession,
+    SESSION_IDLE, SESSION_MAX_AGE, TokenGrant, UserCaller,
 };
 pub use datapack::{DataPackError, DataPackSpec, MAX_DATAPACK_NAMES, PackKind};
 pub use error::CoreError;

@@ -219,7 +219,7 @@ pub struct RepositoryFilter {
     pub only_namespaces: Option<Vec<String>>,
 }
 
-const USER_COLUMNS: &str =
+pub(crate) const USER_COLUMNS: &str =
     "id, name, email, password_hash, source, is_admin, created_at, sessions_valid_after";
 const TOKEN_COLUMNS: &str =
     "id, user_id, name, actions, namespaces, expires_at, created_at, last_used_at";
@@ -722,7 +722,7 @@ fn parse_kind(kind: String) -> Result<NamespaceKind> {
     }
 }
 
-fn user_row(r: &SqliteRow) -> Result<UserRow> {
+pub(crate) fn user_row(r: &SqliteRow) -> Result<UserRow> {
     Ok(UserRow {
         id: r.get(0),
         name: r.get(1),

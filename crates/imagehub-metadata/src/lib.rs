@@ -17,6 +17,7 @@ mod pulls;
 mod registry;
 mod search;
 mod visibility;
+mod web_sessions;
 mod writer;
 
 use std::path::Path;
@@ -61,6 +62,7 @@ pub use images::{DetailRow, ImageInfo, ImageRow};
 pub use jobs::{Job, JobOutcome};
 pub use registry::{NewManifest, Referrer, StoredManifest, UploadCaps, UploadScope};
 pub use search::{SearchDocument, SearchPage};
+pub use web_sessions::WebSessionRow;
 
 type Result<T, E = MetadataError> = std::result::Result<T, E>;
 

@@ -39,6 +39,9 @@ pub async fn run(registry: Registry, config: Config) {
                 if let Err(e) = registry.expire_uploads(expiry).await {
                     tracing::warn!(error = %e, "upload expiry failed");
                 }
+                if let Err(e) = registry.prune_web_sessions().await {
+                    tracing::warn!(error = %e, "pruning web sessions failed");
+                }
                 match registry.prune_datapacks().await {
                     Ok(0) => {}
                     Ok(pruned) => tracing::info!(datapacks.pruned = pruned, "forgot DataPacks unused for too long"),

@@ -72,6 +72,7 @@ impl Accounts {
             // Registry tokens issued before now stop working here at once; other
             // replicas drop their cached epoch within `EPOCH_TTL`.
             self.epochs.forget(&me.name);
+            self.meta.delete_web_sessions_of(me.id).await?;
             self.audit(
                 Some(&me.name),
                 AuditAction::UserPassword,
@@ -168,7 +169,7 @@ impl Accounts {
     /// user's own password, so a leaked token cannot mint more or lock the user out.
     fn password_user<'a>(&self, caller: &'a Caller) -> Result<&'a UserCaller> {
         let me = caller.require_user()?;
-        if me.credential != Credential::Password {
+        if !me.credential.is_password() {
             return Err(AccountError::PasswordRequired { presented: me.credential.kind() });
         }
         Ok(me)
@@ -179,7 +180,7 @@ impl Accounts {
     fn account_reader<'a>(&self, caller: &'a Caller) -> Result<&'a UserCaller> {
         let me = caller.require_user()?;
         match me.credential {
-            Credential::Password | Credential::AccessToken(_) => Ok(me),
+            Credential::Password | Credential::Session | Credential::AccessToken(_) => Ok(me),
             Credential::RefreshToken(_) | Credential::RegistryToken { .. } => {
                 Err(AccountError::NotAnAccountCredential { presented: me.credential.kind() })
             }

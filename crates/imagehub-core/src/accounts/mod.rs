@@ -7,6 +7,9 @@
 mod admin;
 mod login;
 mod policy;
+mod sessions;
+
+pub use sessions::{NewWebSession, SESSION_IDLE, SESSION_MAX_AGE};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -135,6 +138,9 @@ pub struct UserCaller {
 pub enum Credential {
     /// The user's password: everything the user may do, account management included.
     Password,
+    /// A web UI session opened with the password: acts as the password (its forms carry
+    /// a CSRF token the web layer checks).
+    Session,
     /// An access token (`ihp_…`): the user's repository rights narrowed to its scopes
     /// and namespaces; it reads the account but never changes it.
     AccessToken(TokenGrant),
@@ -151,16 +157,22 @@ impl Credential {
     /// The access token narrowing the user's rights, however it was presented.
     pub fn access_token(&self) -> Option<&TokenGrant> {
         match self {
-            Credential::Password => None,
+            Credential::Password | Credential::Session => None,
             Credential::AccessToken(grant) => Some(grant),
             Credential::RefreshToken(via) | Credential::RegistryToken { via, .. } => via.as_ref(),
         }
+    }
+
+    /// The password itself, or a session opened with it.
+    pub fn is_password(&self) -> bool {
+        matches!(self, Credential::Password | Credential::Session)
     }
 
     /// Names the credential for the audit log.
     pub fn kind(&self) -> &'static str {
         match self {
             Credential::Password => "password",
+            Credential::Session => "session",
             Credential::AccessToken(_) => "access token",
             Credential::RefreshToken(_) => "refresh token",
             Credential::RegistryToken { .. } => "registry token",
@@ -221,7 +233,7 @@ impl Caller {
 
     /// Whether the caller acts as a site admin: an admin account with its password.
     pub fn is_admin(&self) -> bool {
-        self.user().is_some_and(|u| u.is_admin && u.credential == Credential::Password)
+        self.user().is_some_and(|u| u.is_admin && u.credential.is_password())
     }
 }
 

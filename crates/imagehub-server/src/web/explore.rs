@@ -10,7 +10,8 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::format::{When, count, default_icon, when};
-use super::{PageError, VERSION, host, render, visitor};
+use super::session::Visitor;
+use super::{Chrome, PageError, host, render};
 use crate::api::ApiState;
 use crate::api::views::SearchResult;
 
@@ -27,8 +28,7 @@ pub struct ExploreQuery {
 #[derive(Template)]
 #[template(path = "explore.html")]
 struct ExplorePage {
-    search_box: String,
-    version: &'static str,
+    chrome: Chrome,
     query: String,
     host: String,
     /// Whether visitors log in (accounts on).
@@ -94,12 +94,12 @@ fn parse_timestamp(rfc3339: &str) -> Option<i64> {
 /// `GET /?q=…&page=…`.
 pub async fn explore(
     State(state): State<ApiState>,
+    visitor: Visitor,
     query: Result<Query<ExploreQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let Query(query) = query.map_err(|e| PageError::bad_request(e.body_text()))?;
-    let caller = visitor(&state);
-    let filter = state.accounts.catalog_filter(&caller).await?;
+    let filter = state.accounts.catalog_filter(&visitor.caller).await?;
     let page = query.page.unwrap_or(1).clamp(1, 10_000);
     let text = query.q.trim().to_string();
     let (hits, total) = match text.is_empty() {
@@ -118,8 +118,7 @@ pub async fn explore(
         format!("/?{}", query.finish())
     };
     let page_view = ExplorePage {
-        search_box: text.clone(),
-        version: VERSION,
+        chrome: visitor.chrome(&text),
         host: host(&state, &headers),
         accounts: state.auth.is_some(),
         previous: (page > 1).then(|| link(page - 1)),

@@ -11,6 +11,7 @@ mod explore;
 mod format;
 mod markdown;
 mod repository;
+mod session;
 
 use askama::Template;
 use axum::Router;
@@ -19,7 +20,6 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use imagehub_core::Caller;
 
 use crate::api::ApiState;
 
@@ -28,18 +28,29 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(explore::explore))
         .route("/r/{*name}", get(repository::repository))
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/logout", axum::routing::post(session::logout))
         .route("/static/{file}", get(asset))
         .route("/favicon.ico", get(|| async { asset(Path("favicon.svg".to_string())).await }))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 
-/// Who is looking at a page. Until the web UI has sessions of its own, pages are seen as
-/// an anonymous visitor sees them (and, with accounts off, as anyone may).
-fn visitor(state: &ApiState) -> Caller {
-    match state.auth {
-        Some(_) => Caller::Anonymous,
-        None => Caller::open_registry(),
+/// What the header and footer of every page show.
+pub struct Chrome {
+    /// What the search box holds.
+    pub search_box: String,
+    pub version: &'static str,
+    /// The logged-in user's name.
+    pub user: Option<String>,
+    /// The session's CSRF token, for the forms of the page (the logout button).
+    pub csrf: String,
+}
+
+impl Chrome {
+    /// The chrome of a visitor without a session.
+    fn anonymous() -> Chrome {
+        Chrome { search_box: String::new(), version: VERSION, user: None, csrf: String::new() }
     }
 }
 
@@ -50,8 +61,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
-    search_box: &'a str,
-    version: &'static str,
+    chrome: Chrome,
     heading: &'a str,
     message: &'a str,
 }
@@ -66,6 +76,10 @@ pub struct PageError {
 impl PageError {
     fn not_found(message: impl Into<String>) -> PageError {
         PageError { status: StatusCode::NOT_FOUND, heading: "Not found", message: message.into() }
+    }
+
+    fn forbidden(message: impl Into<String>) -> PageError {
+        PageError { status: StatusCode::FORBIDDEN, heading: "Not allowed", message: message.into() }
     }
 
     fn bad_request(message: impl Into<String>) -> PageError {
@@ -101,8 +115,7 @@ impl From<imagehub_core::AccountError> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let page = ErrorPage {
-            search_box: "",
-            version: VERSION,
+            chrome: Chrome::anonymous(),
             heading: self.heading,
             message: &self.message,
         };
@@ -115,8 +128,12 @@ impl IntoResponse for PageError {
 
 /// Renders a page, or the error page when the template fails.
 fn render(page: &impl Template) -> Response {
+    render_with_status(page, StatusCode::OK)
+}
+
+fn render_with_status(page: &impl Template, status: StatusCode) -> Response {
     match page.render() {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => (status, Html(html)).into_response(),
         Err(e) => PageError::internal(e).into_response(),
     }
 }

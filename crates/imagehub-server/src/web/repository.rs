@@ -14,7 +14,8 @@ use imagehub_oci::RepoName;
 use serde::Deserialize;
 
 use super::format::{When, bytes, count, default_icon, when};
-use super::{PageError, VERSION, host, markdown, render, visitor};
+use super::session::Visitor;
+use super::{Chrome, PageError, host, markdown, render};
 use crate::api::ApiState;
 use crate::api::views::Platform;
 
@@ -30,8 +31,7 @@ pub struct RepositoryQuery {
 #[derive(Template)]
 #[template(path = "repository.html")]
 struct RepositoryPage {
-    search_box: String,
-    version: &'static str,
+    chrome: Chrome,
     name: String,
     href: String,
     icon: Option<String>,
@@ -71,6 +71,7 @@ struct ImageRow {
 /// `GET /r/{name}`.
 pub async fn repository(
     State(state): State<ApiState>,
+    visitor: Visitor,
     Path(name): Path<String>,
     query: Result<Query<RepositoryQuery>, QueryRejection>,
     headers: HeaderMap,
@@ -78,8 +79,9 @@ pub async fn repository(
     let Query(query) = query.map_err(|e| PageError::bad_request(e.body_text()))?;
     let not_found = || PageError::not_found(format!("There is no repository {name}."));
     let repository: RepoName = name.parse().map_err(|_| not_found())?;
-    let caller = visitor(&state);
-    if state.accounts.authorize(&caller, &repository, Action::Pull).await? != Access::Allowed {
+    if state.accounts.authorize(&visitor.caller, &repository, Action::Pull).await?
+        != Access::Allowed
+    {
         return Err(not_found());
     }
     let images = state.registry.images(&repository).await?;
@@ -102,8 +104,7 @@ pub async fn repository(
         .await?
         .or_else(|| details.description.clone());
     let page = RepositoryPage {
-        search_box: String::new(),
-        version: VERSION,
+        chrome: visitor.chrome(""),
         name: repository.to_string(),
         href: format!("/r/{repository}"),
         icon: details.icon.clone(),

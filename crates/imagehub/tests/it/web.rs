@@ -166,3 +166,130 @@ async fn a_repository_page_renders_its_readme_safely_and_hides_private_ones() {
     );
     page(&hub, "/r/Not..A/Name").await.expect_status(404, "an invalid name");
 }
+
+/// Logs in through the form; returns the session cookie (`name=value`).
+async fn log_in(hub: &Hub, user: &str, password: &str) -> Reply {
+    let form = [("username", user), ("password", password), ("next", "/r/olga/private")];
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    hub.send(client.post(hub.url("/login")).form(&form)).await
+}
+
+fn session_cookie(reply: &Reply) -> String {
+    let set = reply.header("set-cookie").expect("a session cookie");
+    set.split(';').next().expect("name=value").to_string()
+}
+
+/// The CSRF token in a page's logout form.
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("a CSRF field") + marker.len();
+    html[start..].split('"').next().expect("a closing quote").to_string()
+}
+
+async fn page_as(hub: &Hub, cookie: &str, path: &str) -> Reply {
+    hub.send(hub.client.get(hub.url(path)).header("cookie", cookie)).await
+}
+
+#[tokio::test]
+async fn sessions_log_in_show_private_pages_and_end_on_the_server() {
+    let hub = Hub::start();
+    hub.create_user("olga", "olga-password-1").await;
+    let olga = Cred::basic("olga", "olga-password-1");
+    hub.push_with_readme(&olga, "olga/private", "v1", "# Mine").await;
+
+    let wrong = log_in(&hub, "olga", "not-her-password").await;
+    wrong.expect_status(401, "a wrong password");
+    assert!(
+        wrong.header("set-cookie").is_none() && wrong.text().contains("wrong"),
+        "{}",
+        wrong.text()
+    );
+    let (_, token) = hub.create_token(&olga, "ci", &["pull"], None).await;
+    log_in(&hub, "olga", &token).await.expect_status(401, "an access token opens no session");
+
+    let ok = log_in(&hub, "olga", "olga-password-1").await;
+    ok.expect_status(303, "the right password");
+    assert_eq!(
+        ok.header("location").as_deref(),
+        Some("/r/olga/private"),
+        "back where the visitor was going"
+    );
+    let set = ok.header("set-cookie").unwrap_or_default();
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(flag), "{set:?} lacks {flag}");
+    }
+    assert!(!set.contains("Secure"), "no Secure flag over plain HTTP: {set:?}");
+    let cookie = session_cookie(&ok);
+
+    let mine = page_as(&hub, &cookie, "/r/olga/private").await;
+    mine.expect_status(200, "her private repository, with her session");
+    let explore = page_as(&hub, &cookie, "/").await.text();
+    assert!(explore.contains("olga/private") && explore.contains("Log out"), "{explore}");
+    let csrf = csrf_of(&explore);
+
+    // Logging out needs the session's CSRF token; without it nothing changes.
+    for bad in ["", "forged"] {
+        let reply = hub
+            .send(
+                hub.client
+                    .post(hub.url("/logout"))
+                    .header("cookie", &cookie)
+                    .form(&[("csrf", bad)]),
+            )
+            .await;
+        reply.expect_status(403, "logout without the CSRF token");
+        page_as(&hub, &cookie, "/r/olga/private")
+            .await
+            .expect_status(200, "the session still works");
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let out = hub
+        .send(
+            client
+                .post(hub.url("/logout"))
+                .header("cookie", &cookie)
+                .form(&[("csrf", csrf.as_str())]),
+        )
+        .await;
+    out.expect_status(303, "logout");
+    assert!(out.header("set-cookie").is_some_and(|c| c.contains("Max-Age=0")));
+    page_as(&hub, &cookie, "/r/olga/private")
+        .await
+        .expect_status(404, "the ended session is anonymous again");
+
+    // A password change ends every session of the user.
+    let cookie = session_cookie(&log_in(&hub, "olga", "olga-password-1").await);
+    page_as(&hub, &cookie, "/r/olga/private").await.expect_status(200, "a new session");
+    hub.api(&olga, Method::PATCH, "/api/v1/user", Some(json!({"password": "olga-password-2"})))
+        .await
+        .expect_status(200, "change the password");
+    page_as(&hub, &cookie, "/r/olga/private")
+        .await
+        .expect_status(404, "sessions end with a password change");
+    log_in(&hub, "olga", "http://evil").await.expect_status(401, "a stranger's guess");
+}
+
+#[tokio::test]
+async fn a_login_never_redirects_off_the_hub() {
+    let hub = Hub::start();
+    hub.create_user("olga", "olga-password-1").await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for next in ["https://evil.example/", "//evil.example/", "/\\evil.example"] {
+        let form = [("username", "olga"), ("password", "olga-password-1"), ("next", next)];
+        let reply = hub.send(client.post(hub.url("/login")).form(&form)).await;
+        reply.expect_status(303, next);
+        assert_eq!(reply.header("location").as_deref(), Some("/"), "{next}");
+    }
+    let form =
+        page(&hub, "/login?next=//evil.example").await.expect_status(200, "the login form").text();
+    assert!(form.contains("name=\"next\" value=\"/\""), "{form}");
+}
