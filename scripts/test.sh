@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of the project: formatting (cargo fmt --check), lints (cargo clippy,
 # warnings denied), and all unit and integration tests of the workspace, including the
-# real-client tests (skopeo, podman, buildah, oras-py) in crates/imagehub/tests/it/realclients/.
+# real-client tests (skopeo, podman, buildah, oras-py) in crates/imagehub/tests/it/realclients/
+# and the web UI's tests in headless Chromium (crates/imagehub/tests/it/browser.rs).
 #
 # On a fresh Debian machine (as root, or with sudo) it first installs what the tests
 # need; when everything is already installed it goes straight to `cargo test`.
@@ -36,8 +37,10 @@ declare -A PACKAGE_OF=(
   [gzip]=gzip
   [cc]=gcc
   [curl]=curl
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
-PACKAGES=(skopeo podman buildah docker-registry umoci jq apache2-utils python3-pip)
+PACKAGES=(skopeo podman buildah docker-registry umoci jq apache2-utils python3-pip chromium chromium-driver)
 
 missing=()
 for cmd in "${!PACKAGE_OF[@]}"; do
@@ -60,7 +63,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   "${SUDO[@]}" apt-get update
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${PACKAGES[@]}" "${extra[@]}"
 else
-  say "real clients present: skopeo podman buildah umoci docker-registry"
+  say "real clients present: skopeo podman buildah umoci docker-registry chromium chromedriver"
 fi
 
 if ! python3 -c 'import oras' >/dev/null 2>&1; then

@@ -4,6 +4,7 @@
 
 mod auth;
 mod bombs;
+mod browser;
 mod connections;
 mod floods;
 mod gc;

@@ -2,6 +2,7 @@
 //! assertions, the `/v2` client over a test server (`registry`), and the hub with
 //! accounts, credentials and the management API (`hub`).
 
+pub mod browser;
 pub mod hub;
 pub mod registry;
 pub mod reply;

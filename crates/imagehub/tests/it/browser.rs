@@ -1,0 +1,164 @@
+//! The web UI in a real browser (headless Chromium through WebDriver): what a README
+//! carries cannot run, a visitor searches and opens a repository, logs in and sees their
+//! private repository; and the screenshots under `docs/screenshots/`.
+
+use fantoccini::Locator;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::browser::{Browser, Scheme};
+use crate::support::hub::{Cred, Hub};
+
+const HOSTILE_README: &str = "---\ndescription: A web app\nkeywords: [web]\n---\n# App\n\n\
+<script>document.title = 'pwned by script'</script>\n\n\
+<img src=x onerror=\"document.title = 'pwned by onerror'\">\n\n\
+<a href=\"javascript:document.title='pwned by link'\" id=\"bad\">bad</a>\n";
+
+/// acme (public) with acme/app (a hostile README) and acme/db; olga/private.
+async fn hub() -> (Hub, Cred) {
+    let hub = Hub::start();
+    hub.create_user("olga", "olga-password-1").await;
+    let olga = Cred::basic("olga", "olga-password-1");
+    hub.api(
+        &olga,
+        Method::POST,
+        "/api/v1/orgs",
+        Some(json!({"name": "acme", "default_visibility": "public"})),
+    )
+    .await
+    .expect_status(201, "a public org");
+    hub.push_with_readme(&olga, "acme/app", "v1", HOSTILE_README).await;
+    let db = "---\ndescription: A database for everything\nkeywords: [database, sql]\n---\n# DB\n\n## Getting started\n\n```sh\nsealos run acme/db:v1\n```\n";
+    hub.push_with_readme(&olga, "acme/db", "v1", db).await;
+    hub.push_with_readme(&olga, "olga/private", "v1", "# Mine").await;
+    (hub, olga)
+}
+
+#[tokio::test]
+async fn nothing_in_a_readme_runs_in_the_browser() {
+    let (hub, _) = hub().await;
+    let browser = Browser::start(Scheme::Light).await;
+    let client = &browser.client;
+    client.goto(&hub.url("/r/acme/app")).await.expect("open the repository page");
+    assert_eq!(client.title().await.expect("title"), "acme/app · imagehub");
+    let scripts: serde_json::Value = client
+        .execute(
+            "return document.querySelectorAll('.readme script, .readme [onerror]').length",
+            vec![],
+        )
+        .await
+        .expect("run a check");
+    assert_eq!(scripts, json!(0));
+    // A link the README smuggled in is gone or inert: following it changes nothing.
+    if let Ok(link) = client.find(Locator::Css("#user-content-bad, .readme a")).await {
+        let _ = link.click().await;
+    }
+    assert!(!client.title().await.expect("title").contains("pwned"), "something in the README ran");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_visitor_searches_opens_a_repository_and_logs_in() {
+    let (hub, _) = hub().await;
+    let browser = Browser::start(Scheme::Light).await;
+    let client = &browser.client;
+    client.goto(&hub.url("/")).await.expect("open explore");
+    let page = client.source().await.expect("source");
+    assert!(
+        page.contains("acme/db") && !page.contains("olga/private"),
+        "an anonymous visitor sees public repositories only"
+    );
+
+    let search = client.find(Locator::Css("#q")).await.expect("the search box");
+    search.send_keys("database").await.expect("type");
+    client
+        .find(Locator::Css(".search button"))
+        .await
+        .expect("the search button")
+        .click()
+        .await
+        .expect("search");
+    client
+        .find(Locator::LinkText("acme/db"))
+        .await
+        .expect("the result")
+        .click()
+        .await
+        .expect("open it");
+    assert!(client.current_url().await.expect("url").path().ends_with("/r/acme/db"));
+    let readme = client
+        .find(Locator::Css(".readme h2"))
+        .await
+        .expect("the README")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(readme, "Getting started");
+
+    client.goto(&hub.url("/r/olga/private")).await.expect("a private repository");
+    assert_eq!(client.title().await.expect("title"), "Not found · imagehub");
+    client.goto(&hub.url("/login?next=/r/olga/private")).await.expect("the login form");
+    client
+        .find(Locator::Id("username"))
+        .await
+        .expect("user name")
+        .send_keys("olga")
+        .await
+        .expect("type");
+    client
+        .find(Locator::Id("password"))
+        .await
+        .expect("password")
+        .send_keys("olga-password-1")
+        .await
+        .expect("type");
+    client
+        .find(Locator::Css("form.stacked button"))
+        .await
+        .expect("log in")
+        .click()
+        .await
+        .expect("submit");
+    assert_eq!(
+        client.title().await.expect("title"),
+        "olga/private · imagehub",
+        "back where she was going, now allowed"
+    );
+    let who = client
+        .find(Locator::Css(".who"))
+        .await
+        .expect("the account menu")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(who, "olga");
+    client
+        .find(Locator::Css(".account button"))
+        .await
+        .expect("log out")
+        .click()
+        .await
+        .expect("log out");
+    client.goto(&hub.url("/r/olga/private")).await.expect("again");
+    assert_eq!(client.title().await.expect("title"), "Not found · imagehub", "logged out");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn screenshots_of_the_pages_at_phone_and_desktop_width_light_and_dark() {
+    let (hub, _) = hub().await;
+    for scheme in [Scheme::Light, Scheme::Dark] {
+        let browser = Browser::start(scheme).await;
+        let mode = if scheme == Scheme::Light { "light" } else { "dark" };
+        for (width, height, device) in [(1280, 900, "desktop"), (390, 844, "phone")] {
+            browser.resize(width, height).await;
+            for (path, page) in
+                [("/", "explore"), ("/r/acme/db", "repository"), ("/r/acme/db?tab=tags", "tags")]
+            {
+                browser.client.goto(&hub.url(path)).await.expect("open the page");
+                browser.screenshot(&format!("{page}-{device}-{mode}")).await;
+            }
+        }
+        browser.close().await;
+    }
+}
