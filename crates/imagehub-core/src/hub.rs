@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use imagehub_extract::{DetailSource, Details};
-use imagehub_metadata::{DetailRow, ImageRow, Metadata, RepositoryFilter, SearchDocument};
+use imagehub_metadata::{
+    BrowseOrder, DetailRow, ImageRow, Metadata, RepositoryFilter, SearchDocument,
+};
 use imagehub_oci::RepoName;
 
 use crate::datapack::DataPackSpec;
@@ -164,16 +166,27 @@ impl Registry {
         Ok((self.search_hits(found.names).await?, found.total))
     }
 
-    /// Every repository `filter` lets through that holds an image, the most recently
-    /// pushed first, a page at a time; with their number.
+    /// Every repository `filter` lets through that holds an image and, with a `keyword`,
+    /// lists it, in `order`, a page at a time; with their number.
     pub async fn browse(
         &self,
         filter: Option<&RepositoryFilter>,
+        keyword: Option<&str>,
+        order: BrowseOrder,
         page: u32,
         per_page: u32,
     ) -> Result<(Vec<SearchHit>, u64), CoreError> {
+        let keyword = keyword
+            .map(|k| k.trim().to_lowercase().chars().take(MAX_QUERY_CHARS).collect::<String>());
+        // A keyword without a letter or digit has no token to match: nothing lists it.
+        if keyword.as_ref().is_some_and(|k| !k.chars().any(char::is_alphanumeric)) {
+            return Ok((Vec::new(), 0));
+        }
         let offset = page.saturating_sub(1).saturating_mul(per_page);
-        let found = self.meta.browse_repositories(filter, per_page, offset).await?;
+        let found = self
+            .meta
+            .browse_repositories(filter, keyword.as_deref(), order, per_page, offset)
+            .await?;
         Ok((self.search_hits(found.names).await?, found.total))
     }
 

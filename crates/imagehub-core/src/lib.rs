@@ -30,8 +30,8 @@ pub use imagehub_extract::{
     DetailSource, Details, DetailsEdit, Limits as ExtractLimits, parse_readme,
 };
 pub use imagehub_metadata::{
-    AuditAction, AuditEvent, ImageInfo, ImageRow, MemberRow, OrgRow, Referrer, RepositoryFilter,
-    StoredManifest, Usage, UserRow,
+    AuditAction, AuditEvent, BrowseOrder, ImageInfo, ImageRow, MemberRow, OrgRow, Referrer,
+    RepositoryFilter, StoredManifest, Usage, UserRow,
 };
 pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};

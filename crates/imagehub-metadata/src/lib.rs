@@ -61,7 +61,7 @@ pub use gc::{GcPlan, UnlinkedBlob};
 pub use images::{DetailRow, ImageInfo, ImageRow};
 pub use jobs::{Job, JobOutcome};
 pub use registry::{NewManifest, Referrer, StoredManifest, UploadCaps, UploadScope};
-pub use search::{SearchDocument, SearchPage};
+pub use search::{BrowseOrder, SearchDocument, SearchPage};
 pub use web_sessions::WebSessionRow;
 
 type Result<T, E = MetadataError> = std::result::Result<T, E>;

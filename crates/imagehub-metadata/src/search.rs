@@ -14,6 +14,18 @@ pub struct SearchDocument {
     pub docs: String,
 }
 
+/// The order of repositories listed without a search.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BrowseOrder {
+    /// The most recently pushed first.
+    #[default]
+    Pushed,
+    /// The most pulled first (counts flushed to the database so far).
+    Pulls,
+    /// By name.
+    Name,
+}
+
 /// One page of results.
 #[derive(Debug, Clone)]
 pub struct SearchPage {
@@ -58,33 +70,53 @@ impl Metadata {
         Ok(())
     }
 
-    /// Every repository `filter` lets through (`None`: all) that holds an image, the most
-    /// recently pushed first (then by name), with their number: what the explore page
-    /// shows before anything is searched.
+    /// Every repository `filter` lets through (`None`: all) that holds an image and, with
+    /// a `keyword`, lists it, in `order`, with their number: what the explore page shows
+    /// before anything is searched.
+    ///
+    /// The keyword is matched as a phrase of the search row's keyword tokens, so `web`
+    /// also finds `web-server`: the filter narrows, it does not need an exact keyword.
     pub async fn browse_repositories(
         &self,
         filter: Option<&RepositoryFilter>,
+        keyword: Option<&str>,
+        order: BrowseOrder,
         limit: u32,
         offset: u32,
     ) -> Result<SearchPage> {
         let params = crate::visibility::Params::of(filter);
+        let keyword = keyword.map(|k| format!("{{keywords}} : \"{}\"", k.replace('"', "\"\"")));
+        let keyword_condition = match keyword {
+            Some(_) => {
+                "AND r.id IN (SELECT rowid FROM repository_search WHERE repository_search MATCH ?5)"
+            }
+            None => "AND ?5 IS NULL",
+        };
         let visible = format!(
-            "FROM repositories r {} WHERE {} AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)",
+            "FROM repositories r {} WHERE {} {keyword_condition}
+             AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)",
             crate::visibility::JOINS,
-            crate::visibility::condition(1)
+            crate::visibility::condition(1),
         );
+        let order = match order {
+            BrowseOrder::Pushed => {
+                "(SELECT max(m.pushed_at_ms) FROM manifests m WHERE m.repository_id = r.id) DESC, r.name"
+            }
+            BrowseOrder::Pulls => {
+                "(SELECT COALESCE(sum(p.count), 0) FROM pull_counts p WHERE p.repository = r.name) DESC, r.name"
+            }
+            BrowseOrder::Name => "r.name",
+        };
         let mut snapshot = self.pool.begin().await?;
         let count_sql = format!("SELECT count(*) {visible}");
         let total: i64 = crate::visibility::bind(sqlx::query(&count_sql), &params)
+            .bind(keyword.as_deref())
             .fetch_one(&mut *snapshot)
             .await?
             .get(0);
-        let page_sql = format!(
-            "SELECT r.name {visible}
-             ORDER BY (SELECT max(m.pushed_at_ms) FROM manifests m WHERE m.repository_id = r.id) DESC, r.name
-             LIMIT ?5 OFFSET ?6"
-        );
+        let page_sql = format!("SELECT r.name {visible} ORDER BY {order} LIMIT ?6 OFFSET ?7");
         let rows = crate::visibility::bind(sqlx::query(&page_sql), &params)
+            .bind(keyword.as_deref())
             .bind(limit)
             .bind(offset)
             .fetch_all(&mut *snapshot)

@@ -9,6 +9,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 
+use imagehub_core::BrowseOrder;
+
 use super::format::{When, count, default_icon, when};
 use super::session::Visitor;
 use super::{Chrome, PageError, host, render};
@@ -22,7 +24,47 @@ const PER_PAGE: u32 = 24;
 #[serde(default)]
 pub struct ExploreQuery {
     q: String,
+    keyword: String,
+    sort: Sort,
     page: Option<u32>,
+}
+
+/// The orders a visitor picks from, as they appear in the URL.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Sort {
+    #[default]
+    Recent,
+    Pulls,
+    Name,
+}
+
+impl Sort {
+    const ALL: [Sort; 3] = [Sort::Recent, Sort::Pulls, Sort::Name];
+
+    fn order(self) -> BrowseOrder {
+        match self {
+            Sort::Recent => BrowseOrder::Pushed,
+            Sort::Pulls => BrowseOrder::Pulls,
+            Sort::Name => BrowseOrder::Name,
+        }
+    }
+
+    fn value(self) -> &'static str {
+        match self {
+            Sort::Recent => "recent",
+            Sort::Pulls => "pulls",
+            Sort::Name => "name",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Sort::Recent => "Recently pushed",
+            Sort::Pulls => "Most pulled",
+            Sort::Name => "Name",
+        }
+    }
 }
 
 #[derive(Template)]
@@ -30,6 +72,9 @@ pub struct ExploreQuery {
 struct ExplorePage {
     chrome: Chrome,
     query: String,
+    /// The keyword the listing is narrowed to, when not searching.
+    keyword: String,
+    sort: Sort,
     host: String,
     /// Whether visitors log in (accounts on).
     accounts: bool,
@@ -91,7 +136,8 @@ fn parse_timestamp(rfc3339: &str) -> Option<i64> {
         .map(|t| t.unix_timestamp())
 }
 
-/// `GET /?q=…&page=…`.
+/// `GET /?q=…&page=…`, or without `q`: `GET /?keyword=…&sort=recent|pulls|name&page=…`
+/// (a search ranks by relevance, so it takes neither).
 pub async fn explore(
     State(state): State<ApiState>,
     visitor: Visitor,
@@ -102,20 +148,32 @@ pub async fn explore(
     let filter = state.accounts.catalog_filter(&visitor.caller).await?;
     let page = query.page.unwrap_or(1).clamp(1, 10_000);
     let text = query.q.trim().to_string();
+    let keyword = query.keyword.trim().to_string();
     let (hits, total) = match text.is_empty() {
-        true => state.registry.browse(filter.as_ref(), page, PER_PAGE).await?,
+        true => {
+            let keyword = Some(keyword.as_str()).filter(|k| !k.is_empty());
+            let order = query.sort.order();
+            state.registry.browse(filter.as_ref(), keyword, order, page, PER_PAGE).await?
+        }
         false => state.registry.search(&text, filter.as_ref(), page, PER_PAGE).await?,
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let cards = hits.iter().map(|hit| Card::new(SearchResult::from(hit), now)).collect();
     let pages = u32::try_from(total.div_ceil(u64::from(PER_PAGE))).unwrap_or(u32::MAX).max(1);
     let link = |page: u32| {
-        let mut query = form_urlencoded::Serializer::new(String::new());
+        let mut url = form_urlencoded::Serializer::new(String::new());
         if !text.is_empty() {
-            query.append_pair("q", &text);
+            url.append_pair("q", &text);
+        } else {
+            if !keyword.is_empty() {
+                url.append_pair("keyword", &keyword);
+            }
+            if query.sort != Sort::default() {
+                url.append_pair("sort", query.sort.value());
+            }
         }
-        query.append_pair("page", &page.to_string());
-        format!("/?{}", query.finish())
+        url.append_pair("page", &page.to_string());
+        format!("/?{}", url.finish())
     };
     let page_view = ExplorePage {
         chrome: visitor.chrome(&text),
@@ -124,6 +182,8 @@ pub async fn explore(
         previous: (page > 1).then(|| link(page - 1)),
         next: (page < pages).then(|| link(page + 1)),
         query: text,
+        keyword,
+        sort: query.sort,
         cards,
         total,
         page,

@@ -118,6 +118,67 @@ async fn explore_shows_what_the_visitor_may_see_and_escapes_what_users_typed() {
     assert!(!reply.text().contains("hidden/secret"));
 }
 
+/// The names of the cards on a page, in order.
+fn card_names(html: &str) -> Vec<String> {
+    html.split("<h2><a href=\"/r/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn explore_filters_by_keyword_and_sorts_without_leaking_private_repositories() {
+    let hub = Hub::start();
+    hub.create_user("olga", "olga-password-1").await;
+    let olga = Cred::basic("olga", "olga-password-1");
+    hub.api(
+        &olga,
+        Method::POST,
+        "/api/v1/orgs",
+        Some(json!({"name": "acme", "default_visibility": "public"})),
+    )
+    .await
+    .expect_status(201, "a public org");
+    let readme = |keywords: &str| format!("---\nkeywords: [{keywords}]\n---\n# App");
+    hub.push_with_readme(&olga, "acme/gamma", "v1", &readme("web-server, proxy")).await;
+    hub.push_with_readme(&olga, "acme/alpha", "v1", &readme("database")).await;
+    hub.push_with_readme(&olga, "acme/beta", "v1", &readme("web-server")).await;
+    hub.push_with_readme(&olga, "olga/secret", "v1", &readme("web-server")).await;
+    let token = hub.token(&olga, &[repo_scope("acme/alpha", "pull")]).await.expect("token");
+    for _ in 0..2 {
+        hub.send(
+            hub.v2(Method::GET, "/v2/acme/alpha/manifests/v1", Some(&token))
+                .header("accept", "application/vnd.oci.image.manifest.v1+json"),
+        )
+        .await
+        .expect_status(200, "pull");
+    }
+    // Pull counts reach the database in batches; a restart writes what is pending.
+    let hub = hub.restart();
+
+    let recent = page(&hub, "/").await.expect_status(200, "explore").text();
+    assert_eq!(card_names(&recent), ["acme/beta", "acme/alpha", "acme/gamma"], "newest first");
+    let by_name = page(&hub, "/?sort=name").await.expect_status(200, "by name").text();
+    assert_eq!(card_names(&by_name), ["acme/alpha", "acme/beta", "acme/gamma"]);
+    assert!(by_name.contains("<option value=\"name\" selected>"), "the choice is kept");
+    let by_pulls = page(&hub, "/?sort=pulls").await.expect_status(200, "by pulls").text();
+    assert_eq!(card_names(&by_pulls)[0], "acme/alpha", "the most pulled first");
+
+    let web = page(&hub, "/?keyword=web-server&sort=name").await.expect_status(200, "web").text();
+    assert_eq!(card_names(&web), ["acme/beta", "acme/gamma"], "a private one is never listed");
+    assert!(web.contains("2 repositories") && web.contains("Keyword “web-server”"), "{web}");
+    assert!(
+        recent.contains("href=\"/?keyword=web-server\""),
+        "a keyword chip narrows the listing: {recent}"
+    );
+    let none = page(&hub, "/?keyword=%22%3Cb%3E").await.expect_status(200, "odd keyword").text();
+    assert!(none.contains("No repository you can see has the keyword") && !none.contains("<b>"));
+    let punctuation = page(&hub, "/?keyword=%22%22").await.expect_status(200, "quotes").text();
+    assert!(card_names(&punctuation).is_empty());
+    page(&hub, "/?sort=random").await.expect_status(400, "an unknown order");
+}
+
 #[tokio::test]
 async fn a_repository_page_renders_its_readme_safely_and_hides_private_ones() {
     let hub = Hub::start();
