@@ -15,10 +15,10 @@ use imagehub_extract::{
 };
 use imagehub_metadata::{ImageInfo, Job, JobOutcome};
 use imagehub_oci::{Descriptor, Digest, Manifest, ManifestKind, RepoName};
-use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Notify;
 
+use crate::image_config::ImageConfig;
 use crate::{CoreError, Registry};
 
 /// A job is leased for this long; if its runner dies, it is due again afterwards.
@@ -27,8 +27,6 @@ const LEASE_SECS: i64 = 600;
 const BATCH: u32 = 64;
 /// Attempts before a job's failure is recorded on the image and the job dropped.
 const MAX_ATTEMPTS: u32 = 5;
-/// Largest config blob read (real configs are a few KiB).
-const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
 /// How indexing reads images: the budget of each job and how many jobs run at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,27 +58,6 @@ impl Wakeup {
     pub fn wake(&self) {
         self.notify.notify_one();
     }
-}
-
-/// The parts of an image config the hub reads.
-#[derive(Deserialize, Default)]
-struct ImageConfig {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    variant: Option<String>,
-    #[serde(default)]
-    created: Option<String>,
-    #[serde(default)]
-    config: Option<ConfigSection>,
-}
-
-#[derive(Deserialize, Default)]
-struct ConfigSection {
-    #[serde(rename = "Labels", default)]
-    labels: Option<BTreeMap<String, String>>,
 }
 
 /// What indexing one image manifest found.
@@ -338,32 +315,6 @@ impl Registry {
             error: (!errors.is_empty()).then(|| errors.join("; ")),
         };
         Ok((info, readme, with_annotations(labels.unwrap_or_default(), &manifest.annotations)))
-    }
-
-    /// The parsed config, or why it could not be read as an image config.
-    async fn read_config(
-        &self,
-        config: &Descriptor,
-    ) -> Result<Result<ImageConfig, String>, CoreError> {
-        if config.size > MAX_CONFIG_BYTES {
-            return Ok(Err(format!(
-                "config blob is {} bytes, more than the {MAX_CONFIG_BYTES} read",
-                config.size
-            )));
-        }
-        let path = self.blobs.blob_path(&config.digest);
-        let bytes = tokio::fs::read(&path).await?;
-        Ok(match serde_json::from_slice::<ImageConfig>(&bytes) {
-            Ok(parsed) => Ok(parsed),
-            // Artifacts have configs that are not image configs; that is not a failure.
-            Err(_)
-                if !config.media_type.contains("image.config")
-                    && !config.media_type.contains("container.image") =>
-            {
-                Ok(ImageConfig::default())
-            }
-            Err(e) => Err(format!("config is not a valid image config: {e}")),
-        })
     }
 
     /// The README found in `layers`, or why the layers could not be read.

@@ -9,6 +9,8 @@ mod datapack;
 mod error;
 mod hash_pool;
 mod hub;
+mod image_config;
+mod image_contents;
 mod indexer;
 mod login_limiter;
 mod maintenance;
@@ -25,6 +27,8 @@ pub use accounts::{
 pub use datapack::{DataPackError, DataPackSpec, MAX_DATAPACK_NAMES, PackKind};
 pub use error::CoreError;
 pub use hub::{ImageView, SearchHit, latest_image};
+pub use image_config::{HistoryEntry, ImageConfig, RunConfig};
+pub use image_contents::{ImageContents, LayerView, PlatformContents};
 pub use imagehub_blobstore::UploadId;
 pub use imagehub_extract::{
     DetailSource, Details, DetailsEdit, Limits as ExtractLimits, parse_readme,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use imagehub_core::BrowseOrder;
 
-use super::format::{When, count, default_icon, when};
+use super::format::{When, count, default_icon, when_rfc3339};
 use super::session::Visitor;
 use super::{Chrome, PageError, host, render};
 use crate::api::ApiState;
@@ -113,7 +113,7 @@ impl Card {
             })
             .collect();
         platforms.dedup();
-        let pushed = result.pushed_at.as_deref().and_then(parse_timestamp).map(|at| when(at, now));
+        let pushed = result.pushed_at.as_deref().and_then(|at| when_rfc3339(at, now));
         Card {
             href: format!("/r/{}", result.name),
             name: result.name,
@@ -128,12 +128,6 @@ impl Card {
             pushed,
         }
     }
-}
-
-fn parse_timestamp(rfc3339: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp())
 }
 
 /// `GET /?q=…&page=…`, or without `q`: `GET /?keyword=…&sort=recent|pulls|name&page=…`

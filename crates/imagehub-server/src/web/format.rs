@@ -56,6 +56,19 @@ pub fn when(then: i64, now: i64) -> When {
     When { relative: format!("{n} {unit}{plural} ago"), exact: crate::api::timestamp(then) }
 }
 
+/// An RFC 3339 time (as image configs and the API write them) relative to `now`.
+pub fn when_rfc3339(text: &str, now: i64) -> Option<When> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| when(t.unix_timestamp(), now))
+}
+
+/// The first 12 hex digits of a digest, as listings show it.
+pub fn short_digest(digest: &str) -> String {
+    let hex = digest.split_once(':').map_or(digest, |(_, hex)| hex);
+    hex.chars().take(12).collect()
+}
+
 /// The letters and colour of a repository's default icon: the first letter of its last
 /// name component (or of its namespace), and one of eight hues from its name.
 pub fn default_icon(name: &str) -> (String, u8) {

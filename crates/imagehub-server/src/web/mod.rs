@@ -9,6 +9,7 @@
 
 mod explore;
 mod format;
+mod image;
 mod markdown;
 mod repository;
 mod session;

@@ -13,7 +13,7 @@ use imagehub_core::{Access, ImageView};
 use imagehub_oci::RepoName;
 use serde::Deserialize;
 
-use super::format::{When, bytes, count, default_icon, when};
+use super::format::{When, bytes, count, default_icon, short_digest, when};
 use super::session::Visitor;
 use super::{Chrome, PageError, host, markdown, render};
 use crate::api::ApiState;
@@ -66,9 +66,11 @@ struct ImageRow {
     pulls: String,
     /// `name:tag` or `name@digest`.
     reference: String,
+    /// The image's page.
+    href: String,
 }
 
-/// `GET /r/{name}`.
+/// `GET /r/{name}`, and the image pages below it (`/r/{name}/-/{reference}`).
 pub async fn repository(
     State(state): State<ApiState>,
     visitor: Visitor,
@@ -76,6 +78,9 @@ pub async fn repository(
     query: Result<Query<RepositoryQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
+    if let Some((name, reference)) = name.split_once("/-/") {
+        return super::image::image(&state, visitor, name, reference, &headers).await;
+    }
     let Query(query) = query.map_err(|e| PageError::bad_request(e.body_text()))?;
     let not_found = || PageError::not_found(format!("There is no repository {name}."));
     let repository: RepoName = name.parse().map_err(|_| not_found())?;
@@ -128,11 +133,7 @@ pub async fn repository(
 impl ImageRow {
     fn new(repository: &RepoName, image: &ImageView, pulls: u64, now: i64) -> ImageRow {
         let row = &image.row;
-        let short_digest = row
-            .digest
-            .split_once(':')
-            .map_or(row.digest.as_str(), |(_, hex)| &hex[..hex.len().min(12)])
-            .to_string();
+        let short_digest = short_digest(&row.digest);
         let platforms = Platform::of(row.info.as_ref())
             .iter()
             .map(|p| match &p.variant {
@@ -151,6 +152,7 @@ impl ImageRow {
             pushed_by: row.pushed_by.clone(),
             pulls: count(pulls),
             reference: ImageRow::reference_of(repository, image),
+            href: format!("/r/{repository}/-/{}", row.tag.as_deref().unwrap_or(&row.digest)),
         }
     }
 

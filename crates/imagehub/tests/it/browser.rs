@@ -7,30 +7,27 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::support::browser::{Browser, Scheme};
-use crate::support::hub::{Cred, Hub};
+use crate::support::hub::{Cred, Hub, repo_scope};
 
 const HOSTILE_README: &str = "---\ndescription: A web app\nkeywords: [web]\n---\n# App\n\n\
 <script>document.title = 'pwned by script'</script>\n\n\
 <img src=x onerror=\"document.title = 'pwned by onerror'\">\n\n\
 <a href=\"javascript:document.title='pwned by link'\" id=\"bad\">bad</a>\n";
 
-/// acme (public) with acme/app (a hostile README) and acme/db; olga/private.
+/// acme (public) with acme/app (a hostile README), acme/db and acme/tools (an image with
+/// a build history and config); olga/private.
 async fn hub() -> (Hub, Cred) {
     let hub = Hub::start();
-    hub.create_user("olga", "olga-password-1").await;
-    let olga = Cred::basic("olga", "olga-password-1");
-    hub.api(
-        &olga,
-        Method::POST,
-        "/api/v1/orgs",
-        Some(json!({"name": "acme", "default_visibility": "public"})),
-    )
-    .await
-    .expect_status(201, "a public org");
+    let olga = hub.olga_with_public_acme().await;
     hub.push_with_readme(&olga, "acme/app", "v1", HOSTILE_README).await;
     let db = "---\ndescription: A database for everything\nkeywords: [database, sql]\n---\n# DB\n\n## Getting started\n\n```sh\nsealos run acme/db:v1\n```\n";
     hub.push_with_readme(&olga, "acme/db", "v1", db).await;
     hub.push_with_readme(&olga, "olga/private", "v1", "# Mine").await;
+    let token = hub.token(&olga, &[repo_scope("acme/tools", "pull,push")]).await.expect("token");
+    hub.push_platform_image(&token, "acme/tools", "arm64").await;
+    hub.api(&Cred::admin(), Method::POST, "/api/v1/admin/index", None)
+        .await
+        .expect_status(200, "run the indexing queue");
     (hub, olga)
 }
 
@@ -71,20 +68,8 @@ async fn a_visitor_searches_opens_a_repository_and_logs_in() {
 
     let search = client.find(Locator::Css("#q")).await.expect("the search box");
     search.send_keys("database").await.expect("type");
-    client
-        .find(Locator::Css(".search button"))
-        .await
-        .expect("the search button")
-        .click()
-        .await
-        .expect("search");
-    client
-        .find(Locator::LinkText("acme/db"))
-        .await
-        .expect("the result")
-        .click()
-        .await
-        .expect("open it");
+    browser.click_to(Locator::Css(".search button"), "Search “database” · imagehub").await;
+    browser.click_to(Locator::LinkText("acme/db"), "acme/db · imagehub").await;
     assert!(client.current_url().await.expect("url").path().ends_with("/r/acme/db"));
     let readme = client
         .find(Locator::Css(".readme h2"))
@@ -112,18 +97,8 @@ async fn a_visitor_searches_opens_a_repository_and_logs_in() {
         .send_keys("olga-password-1")
         .await
         .expect("type");
-    client
-        .find(Locator::Css("form.stacked button"))
-        .await
-        .expect("log in")
-        .click()
-        .await
-        .expect("submit");
-    assert_eq!(
-        client.title().await.expect("title"),
-        "olga/private · imagehub",
-        "back where she was going, now allowed"
-    );
+    // Back where she was going, now allowed.
+    browser.click_to(Locator::Css("form.stacked button"), "olga/private · imagehub").await;
     let who = client
         .find(Locator::Css(".who"))
         .await
@@ -132,13 +107,7 @@ async fn a_visitor_searches_opens_a_repository_and_logs_in() {
         .await
         .expect("text");
     assert_eq!(who, "olga");
-    client
-        .find(Locator::Css(".account button"))
-        .await
-        .expect("log out")
-        .click()
-        .await
-        .expect("log out");
+    browser.click_to(Locator::Css(".account button"), "Explore · imagehub").await;
     client.goto(&hub.url("/r/olga/private")).await.expect("again");
     assert_eq!(client.title().await.expect("title"), "Not found · imagehub", "logged out");
     browser.close().await;
@@ -152,9 +121,12 @@ async fn screenshots_of_the_pages_at_phone_and_desktop_width_light_and_dark() {
         let mode = if scheme == Scheme::Light { "light" } else { "dark" };
         for (width, height, device) in [(1280, 900, "desktop"), (390, 844, "phone")] {
             browser.resize(width, height).await;
-            for (path, page) in
-                [("/", "explore"), ("/r/acme/db", "repository"), ("/r/acme/db?tab=tags", "tags")]
-            {
+            for (path, page) in [
+                ("/", "explore"),
+                ("/r/acme/db", "repository"),
+                ("/r/acme/db?tab=tags", "tags"),
+                ("/r/acme/tools/-/v1-arm64", "image"),
+            ] {
                 browser.client.goto(&hub.url(path)).await.expect("open the page");
                 browser.screenshot(&format!("{page}-{device}-{mode}")).await;
             }

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::hub::{Cred, Hub, repo_scope};
+use crate::support::hub::{Cred, Hub, OCI_MANIFEST, repo_scope, sha256};
 use crate::support::reply::Reply;
 
 async fn page(hub: &Hub, path: &str) -> Reply {
@@ -55,16 +55,7 @@ async fn an_empty_hub_explains_how_to_push_to_this_server() {
 #[tokio::test]
 async fn explore_shows_what_the_visitor_may_see_and_escapes_what_users_typed() {
     let hub = Hub::start();
-    hub.create_user("olga", "olga-password-1").await;
-    let olga = Cred::basic("olga", "olga-password-1");
-    hub.api(
-        &olga,
-        Method::POST,
-        "/api/v1/orgs",
-        Some(json!({"name": "acme", "default_visibility": "public"})),
-    )
-    .await
-    .expect_status(201, "a public org");
+    let olga = hub.olga_with_public_acme().await;
     hub.api(&olga, Method::POST, "/api/v1/orgs", Some(json!({"name": "hidden"})))
         .await
         .expect_status(201, "a private org");
@@ -130,16 +121,7 @@ fn card_names(html: &str) -> Vec<String> {
 #[tokio::test]
 async fn explore_filters_by_keyword_and_sorts_without_leaking_private_repositories() {
     let hub = Hub::start();
-    hub.create_user("olga", "olga-password-1").await;
-    let olga = Cred::basic("olga", "olga-password-1");
-    hub.api(
-        &olga,
-        Method::POST,
-        "/api/v1/orgs",
-        Some(json!({"name": "acme", "default_visibility": "public"})),
-    )
-    .await
-    .expect_status(201, "a public org");
+    let olga = hub.olga_with_public_acme().await;
     let readme = |keywords: &str| format!("---\nkeywords: [{keywords}]\n---\n# App");
     hub.push_with_readme(&olga, "acme/gamma", "v1", &readme("web-server, proxy")).await;
     hub.push_with_readme(&olga, "acme/alpha", "v1", &readme("database")).await;
@@ -182,16 +164,7 @@ async fn explore_filters_by_keyword_and_sorts_without_leaking_private_repositori
 #[tokio::test]
 async fn a_repository_page_renders_its_readme_safely_and_hides_private_ones() {
     let hub = Hub::start();
-    hub.create_user("olga", "olga-password-1").await;
-    let olga = Cred::basic("olga", "olga-password-1");
-    hub.api(
-        &olga,
-        Method::POST,
-        "/api/v1/orgs",
-        Some(json!({"name": "acme", "default_visibility": "public"})),
-    )
-    .await
-    .expect_status(201, "a public org");
+    let olga = hub.olga_with_public_acme().await;
     let readme = "---\ndescription: The app\n---\n# App\n\n## Getting started\n\n```sh\nrun it\n```\n\n<script>alert('readme')</script>\n\n<img src=x onerror=alert(1)>\n\n<a href=\"javascript:alert(2)\">bad</a>\n";
     hub.push_with_readme(&olga, "acme/app", "v1", readme).await;
     hub.push_with_readme(&olga, "acme/app", "v2", readme).await;
@@ -353,4 +326,67 @@ async fn a_login_never_redirects_off_the_hub() {
     let form =
         page(&hub, "/login?next=//evil.example").await.expect_status(200, "the login form").text();
     assert!(form.contains("name=\"next\" value=\"/\""), "{form}");
+}
+
+#[tokio::test]
+async fn an_image_page_shows_platforms_layers_config_referrers_and_the_manifest() {
+    let hub = Hub::start();
+    let olga = hub.olga_with_public_acme().await;
+    let token = hub.token(&olga, &[repo_scope("acme/app", "pull,push")]).await.expect("token");
+    let amd64 = hub.push_platform_image(&token, "acme/app", "amd64").await;
+    let arm64 = hub.push_platform_image(&token, "acme/app", "arm64").await;
+    let index = json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [amd64, arm64],
+    });
+    let index_size = index.to_string().len();
+    let index_digest = hub.put_manifest(&token, "acme/app", "v1", &index).await;
+    let empty = hub.push_blob(Some(&token), "acme/app", b"{}").await.expect("empty config");
+    let signature = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2}],
+        "subject": {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest, "size": index_size},
+    });
+    let signature_digest = hub
+        .put_manifest(&token, "acme/app", &sha256(signature.to_string().as_bytes()), &signature)
+        .await;
+
+    let html = page(&hub, "/r/acme/app/-/v1").await.expect_status(200, "the image page").text();
+    assert!(html.contains("linux/amd64") && html.contains("linux/arm64"), "both platforms: {html}");
+    assert!(html.contains(&index_digest), "the index digest: {html}");
+    assert!(
+        html.contains("<code class=\"step\">RUN make install</code>"),
+        "a layer with the step that made it: {html}"
+    );
+    assert!(!html.contains("class=\"step\">ENV"), "a step without a layer is not a layer");
+    assert!(html.contains("<code>/app --serve</code>") && html.contains("8080/tcp"), "{html}");
+    let env_start = html.find("<details class=\"env\">").expect("the environment is folded");
+    let secret = html.find("hunter2-secret").expect("the value is there, behind the click");
+    assert!(secret > env_start, "environment values only inside the folded section");
+    assert!(
+        !html.contains("<script>alert('label')") && html.contains("&#60;script&#62;"),
+        "labels are escaped: {html}"
+    );
+    assert!(html.contains("Signatures <span class=\"muted\">(1)</span>"), "{html}");
+    assert!(html.contains(&format!("/r/acme/app/-/{signature_digest}")), "{html}");
+    assert!(html.contains("&#34;schemaVersion&#34;: 2"), "the manifest, pretty: {html}");
+    let host = hub.server().host();
+    assert!(html.contains(&format!("docker pull {host}/acme/app:v1")), "{html}");
+
+    let by_digest = page(&hub, &format!("/r/acme/app/-/{}", amd64["digest"].as_str().unwrap()))
+        .await
+        .expect_status(200, "one platform by digest")
+        .text();
+    assert!(by_digest.contains("linux/amd64") && !by_digest.contains("linux/arm64"));
+    let tags = page(&hub, "/r/acme/app?tab=tags").await.expect_status(200, "tags").text();
+    assert!(tags.contains("href=\"/r/acme/app/-/v1\""), "tags link to their image: {tags}");
+
+    // Missing, malformed and private images all answer the same 404.
+    page(&hub, "/r/acme/app/-/v9").await.expect_status(404, "an unknown tag");
+    page(&hub, "/r/acme/app/-/sha256:zz").await.expect_status(404, "a malformed digest");
+    page(&hub, "/r/acme/none/-/v1").await.expect_status(404, "an unknown repository");
+    hub.push_with_readme(&olga, "olga/private", "v1", "# Mine").await;
+    page(&hub, "/r/olga/private/-/v1").await.expect_status(404, "a private image");
 }

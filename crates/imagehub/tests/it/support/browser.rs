@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 /// How a browser shows pages.
@@ -76,6 +76,19 @@ impl Browser {
     /// Resizes the window to `width` × `height` CSS pixels.
     pub async fn resize(&self, width: u32, height: u32) {
         self.client.set_window_size(width, height).await.expect("resize the window");
+    }
+
+    /// Clicks what `locator` finds and waits until the page it leads to, titled
+    /// `title`, has loaded: a click returns before the navigation it starts may have,
+    /// and an element found before then belongs to the page being left.
+    pub async fn click_to(&self, locator: Locator<'_>, title: &str) {
+        self.client.find(locator).await.expect("what to click").click().await.expect("click");
+        let xpath = format!("/html/head/title[normalize-space()=\"{title}\"]");
+        self.client
+            .wait()
+            .for_element(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("the page {title:?}: {e}"));
     }
 
     /// Saves a screenshot of the page as `docs/screenshots/<name>.png` in the repository.

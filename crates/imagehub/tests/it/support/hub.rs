@@ -120,6 +120,22 @@ impl Hub {
         .expect_status(201, &format!("create user {name}"));
     }
 
+    /// Creates user `olga` (password `olga-password-1`) who owns the public organization
+    /// `acme`: the cast of the hub's page tests. Returns her credentials.
+    pub async fn olga_with_public_acme(&self) -> Cred {
+        self.create_user("olga", "olga-password-1").await;
+        let olga = Cred::basic("olga", "olga-password-1");
+        self.api(
+            &olga,
+            Method::POST,
+            "/api/v1/orgs",
+            Some(json!({"name": "acme", "default_visibility": "public"})),
+        )
+        .await
+        .expect_status(201, "a public org");
+        olga
+    }
+
     /// Creates an access token; returns (id, secret).
     pub async fn create_token(
         &self,
@@ -243,6 +259,63 @@ impl Hub {
             return Err(reply);
         }
         Ok(sha256(manifest.as_bytes()))
+    }
+
+    /// Pushes `manifest` (of its `mediaType`) to `repo:reference`; returns its digest.
+    pub async fn put_manifest(
+        &self,
+        token: &str,
+        repo: &str,
+        reference: &str,
+        manifest: &Value,
+    ) -> String {
+        let media_type = manifest["mediaType"].as_str().expect("a media type");
+        let body = manifest.to_string();
+        self.send(
+            self.v2(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"), Some(token))
+                .header("content-type", media_type)
+                .body(body.clone()),
+        )
+        .await
+        .expect_status(201, "push the manifest");
+        sha256(body.as_bytes())
+    }
+
+    /// Pushes an image for one architecture, with a build history, environment, labels and
+    /// ports in its config; returns its manifest as an index entry.
+    pub async fn push_platform_image(&self, token: &str, repo: &str, architecture: &str) -> Value {
+        let config = json!({
+            "architecture": architecture, "os": "linux", "created": "2024-05-01T12:00:00Z",
+            "config": {
+                "Env": ["PATH=/usr/bin", "API_KEY=hunter2-secret"],
+                "Entrypoint": ["/app", "--serve"], "Cmd": ["--port", "8080"], "WorkingDir": "/srv",
+                "ExposedPorts": {"8080/tcp": {}},
+                "Labels": {"org.opencontainers.image.title": "<script>alert('label')</script>"}
+            },
+            "history": [
+                {"created_by": "ADD rootfs.tar /"},
+                {"created_by": "ENV API_KEY=hunter2-secret", "empty_layer": true},
+                {"created_by": "RUN make install"}
+            ]
+        })
+        .to_string();
+        let config_digest =
+            self.push_blob(Some(token), repo, config.as_bytes()).await.expect("config");
+        let mut layers = Vec::new();
+        for content in [format!("base {architecture}"), format!("app {architecture}")] {
+            let data = tar(&[("file", content.as_bytes())]);
+            let digest = self.push_blob(Some(token), repo, &data).await.expect("layer");
+            layers.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": data.len()}));
+        }
+        let manifest = json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": layers,
+        });
+        let size = manifest.to_string().len();
+        let digest = self.put_manifest(token, repo, &format!("v1-{architecture}"), &manifest).await;
+        json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": size,
+               "platform": {"os": "linux", "architecture": architecture}})
     }
 
     /// Monolithic blob upload (POST + PUT).
