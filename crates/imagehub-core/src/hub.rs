@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use imagehub_extract::{DetailSource, Details};
+use imagehub_extract::{DetailSource, Details, DetailsEdit, InvalidDetail};
 use imagehub_metadata::{
     BrowseOrder, DetailRow, ImageRow, Metadata, RepositoryFilter, SearchDocument,
 };
@@ -17,8 +17,18 @@ use crate::{CoreError, Registry};
 pub struct ImageView {
     pub row: ImageRow,
     pub details: Details,
-    /// Which sources contributed, strongest first.
-    pub sources: Vec<DetailSource>,
+    /// Each source's own details, strongest first (what `details` merges).
+    pub sources: Vec<(DetailSource, Details)>,
+}
+
+impl ImageView {
+    /// The details every source but a user's edit gives: what a field shows when it is
+    /// not edited.
+    pub fn unedited(&self) -> Details {
+        Details::merge(
+            self.sources.iter().filter(|(s, _)| *s != DetailSource::Edit).cloned().collect(),
+        )
+    }
 }
 
 impl Registry {
@@ -240,6 +250,24 @@ impl Registry {
         self.refresh_search(repository).await
     }
 
+    /// Applies `change` to the user's edit of `reference` and stores it if the result
+    /// obeys the rules every edit does (the inner error names the field that does not).
+    pub async fn edit_details(
+        &self,
+        repository: &RepoName,
+        reference: &str,
+        change: DetailsEdit,
+    ) -> Result<Result<(), InvalidDetail>, CoreError> {
+        let current =
+            self.user_details(repository, reference, DetailSource::Edit).await?.unwrap_or_default();
+        let edit = current.edited(change);
+        if let Err(invalid) = edit.validate() {
+            return Ok(Err(invalid));
+        }
+        self.set_user_details(repository, reference, DetailSource::Edit, Some(&edit)).await?;
+        Ok(Ok(()))
+    }
+
     /// Deletes a repository: its tags, manifests, blob links, details and (by a trigger)
     /// search row. The blobs themselves go at the next garbage collection. Returns
     /// whether it existed.
@@ -322,6 +350,5 @@ fn view(row: ImageRow, details: &[DetailRow]) -> ImageView {
             sources.push((source, d));
         }
     }
-    let used = sources.iter().map(|(s, _)| *s).collect();
-    ImageView { details: Details::merge(sources), sources: used, row }
+    ImageView { details: Details::merge(sources.clone()), sources, row }
 }

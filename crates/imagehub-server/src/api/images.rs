@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use imagehub_auth::Action;
-use imagehub_core::{AuditAction, Caller, DetailSource, Details, DetailsEdit, ImageView};
+use imagehub_core::{AuditAction, Caller, DetailSource, DetailsEdit, ImageView};
 use imagehub_oci::{Reference, RepoName};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -215,15 +215,15 @@ pub async fn edit_image(
     let change: ImageEdit = serde_json::from_value(Value::Object(patch))
         .map_err(|e| ApiV1Error::invalid(format!("invalid details: {e}")))?;
     existing_image(&state, &name, &reference).await?;
-    let current = state
+    state
         .registry
-        .user_details(&name, &reference, DetailSource::Edit)
+        .edit_details(&name, &reference, change.into())
         .await
         .map_err(internal)?
-        .unwrap_or_default();
-    let edit = current.edited(change.into());
-    edit.validate().map_err(|e| ApiV1Error::invalid_field(e.field, e.problem))?;
-    store_user_details(&state, &caller, &name, &reference, DetailSource::Edit, &edit).await
+        .map_err(|e| ApiV1Error::invalid_field(e.field, e.problem))?;
+    audit(&state, &caller, AuditAction::ImageEdit, &name, &reference).await;
+    let image = existing_image(&state, &name, &reference).await?;
+    ok(StatusCode::OK, image_view(&state, &name, &image, Detail::Full).await?)
 }
 
 /// `PUT …/images/{ref}/readme`: a README given at push (markdown, front matter allowed),
@@ -266,39 +266,14 @@ pub async fn put_readme(
     readme.details.validate().map_err(|e| {
         ApiV1Error::invalid_field(e.field, e.problem).context("README front matter")
     })?;
-    store_user_details(
-        &state,
-        &caller,
-        &name,
-        &reference,
-        DetailSource::PushReadme,
-        &readme.details,
-    )
-    .await
-}
-
-/// Stores a user's details, audits it, and answers the image as it now reads.
-async fn store_user_details(
-    state: &ApiState,
-    caller: &Caller,
-    name: &RepoName,
-    reference: &str,
-    source: DetailSource,
-    details: &Details,
-) -> ApiResult {
     state
         .registry
-        .set_user_details(name, reference, source, Some(details))
+        .set_user_details(&name, &reference, DetailSource::PushReadme, Some(&readme.details))
         .await
         .map_err(internal)?;
-    let action = if source == DetailSource::Edit {
-        AuditAction::ImageEdit
-    } else {
-        AuditAction::ImageReadme
-    };
-    audit(state, caller, action, name, reference).await;
-    let image = existing_image(state, name, reference).await?;
-    ok(StatusCode::OK, image_view(state, name, &image, Detail::Full).await?)
+    audit(&state, &caller, AuditAction::ImageReadme, &name, &reference).await;
+    let image = existing_image(&state, &name, &reference).await?;
+    ok(StatusCode::OK, image_view(&state, &name, &image, Detail::Full).await?)
 }
 
 /// `DELETE …/images/{ref}`: a tag, or a manifest with its tags. Needs delete.

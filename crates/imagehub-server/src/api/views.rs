@@ -498,8 +498,9 @@ impl Image {
             indexed: info.is_some(),
             index_error: info.and_then(|i| i.error.clone()),
             details: ImageDetails::new(image, full, Some(arch)),
-            detail_sources: full
-                .then(|| image.sources.iter().copied().map(DetailSource::from).collect()),
+            detail_sources: full.then(|| {
+                image.sources.iter().map(|(source, _)| DetailSource::from(*source)).collect()
+            }),
         }
     }
 }

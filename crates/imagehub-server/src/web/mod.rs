@@ -7,6 +7,7 @@
 //! Every answer carries the security headers of [`security_headers`]: a
 //! Content-Security-Policy without inline scripts or styles, no framing, no sniffing.
 
+mod edit;
 mod explore;
 mod format;
 mod image;
@@ -28,7 +29,7 @@ use crate::api::ApiState;
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(explore::explore))
-        .route("/r/{*name}", get(repository::repository))
+        .route("/r/{*name}", get(repository::repository).post(repository::repository_post))
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", axum::routing::post(session::logout))
         .route("/static/{file}", get(asset))

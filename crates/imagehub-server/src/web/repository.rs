@@ -4,7 +4,8 @@
 //! them (Tags). Whoever may not pull the repository gets the page a missing one gets.
 
 use askama::Template;
-use axum::extract::rejection::QueryRejection;
+use axum::Form;
+use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -13,6 +14,7 @@ use imagehub_core::{Access, ImageView};
 use imagehub_oci::RepoName;
 use serde::Deserialize;
 
+use super::edit::EditForm;
 use super::format::{When, bytes, count, default_icon, short_digest, when};
 use super::session::Visitor;
 use super::{Chrome, PageError, host, markdown, render};
@@ -50,6 +52,8 @@ struct RepositoryPage {
     host: String,
     /// What `docker pull` names for the latest image.
     latest: String,
+    /// Where to edit the latest image's details, for those who may.
+    edit: Option<String>,
 }
 
 /// One image as the Tags tab lists it.
@@ -78,8 +82,11 @@ pub async fn repository(
     query: Result<Query<RepositoryQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    if let Some((name, reference)) = name.split_once("/-/") {
-        return super::image::image(&state, visitor, name, reference, &headers).await;
+    if let Some((name, rest)) = name.split_once("/-/") {
+        return match rest.strip_suffix("/edit") {
+            Some(reference) => super::edit::form(&state, visitor, name, reference).await,
+            None => super::image::image(&state, visitor, name, rest, &headers).await,
+        };
     }
     let Query(query) = query.map_err(|e| PageError::bad_request(e.body_text()))?;
     let not_found = || PageError::not_found(format!("There is no repository {name}."));
@@ -126,8 +133,25 @@ pub async fn repository(
         images: rows,
         host: host(&state, &headers),
         latest: ImageRow::reference_of(&repository, latest),
+        edit: super::edit::edit_link(&state, &visitor, &repository, latest).await?,
     };
     Ok(render(&page))
+}
+
+/// `POST /r/{name}/-/{reference}/edit`: the one form posted below `/r/`.
+pub async fn repository_post(
+    State(state): State<ApiState>,
+    visitor: Visitor,
+    Path(name): Path<String>,
+    form: Result<Form<EditForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let Some((name, reference)) =
+        name.split_once("/-/").and_then(|(n, rest)| Some((n, rest.strip_suffix("/edit")?)))
+    else {
+        return Err(PageError::not_found("There is nothing to send a form to here."));
+    };
+    let Form(form) = form.map_err(|e| PageError::bad_request(e.body_text()))?;
+    super::edit::save(&state, visitor, name, reference, form).await
 }
 
 impl ImageRow {

@@ -82,23 +82,8 @@ async fn a_visitor_searches_opens_a_repository_and_logs_in() {
 
     client.goto(&hub.url("/r/olga/private")).await.expect("a private repository");
     assert_eq!(client.title().await.expect("title"), "Not found · imagehub");
-    client.goto(&hub.url("/login?next=/r/olga/private")).await.expect("the login form");
-    client
-        .find(Locator::Id("username"))
-        .await
-        .expect("user name")
-        .send_keys("olga")
-        .await
-        .expect("type");
-    client
-        .find(Locator::Id("password"))
-        .await
-        .expect("password")
-        .send_keys("olga-password-1")
-        .await
-        .expect("type");
     // Back where she was going, now allowed.
-    browser.click_to(Locator::Css("form.stacked button"), "olga/private · imagehub").await;
+    log_in_as_olga(&browser, &hub, "/r/olga/private", "olga/private · imagehub").await;
     let who = client
         .find(Locator::Css(".who"))
         .await
@@ -113,12 +98,54 @@ async fn a_visitor_searches_opens_a_repository_and_logs_in() {
     browser.close().await;
 }
 
+/// Logs olga in through the form, going on to `next`, titled `title`.
+async fn log_in_as_olga(browser: &Browser, hub: &Hub, next: &str, title: &str) {
+    let client = &browser.client;
+    client.goto(&hub.url(&format!("/login?next={next}"))).await.expect("the login form");
+    for (field, text) in [("username", "olga"), ("password", "olga-password-1")] {
+        let input = client.find(Locator::Id(field)).await.expect("a login field");
+        input.send_keys(text).await.expect("type");
+    }
+    browser.click_to(Locator::Css("form.stacked button"), title).await;
+}
+
+#[tokio::test]
+async fn details_are_edited_with_a_preview_and_shown_on_the_page() {
+    let (hub, olga) = hub().await;
+    let browser = Browser::start(Scheme::Light).await;
+    let client = &browser.client;
+    log_in_as_olga(&browser, &hub, "/r/acme/db", "acme/db · imagehub").await;
+    browser.click_to(Locator::LinkText("Edit details"), "Edit acme/db:v1 · imagehub").await;
+
+    let description = client.find(Locator::Id("description")).await.expect("the field");
+    description.clear().await.expect("clear");
+    description.send_keys("Edited in a real browser").await.expect("type");
+    let docs = client.find(Locator::Id("docs")).await.expect("the docs");
+    docs.clear().await.expect("clear");
+    docs.send_keys("# Preview me\n\n<img src=x onerror=\"document.title='pwned'\">")
+        .await
+        .expect("type");
+    browser.click_to(Locator::Css("button[value=preview]"), "Edit acme/db:v1 · imagehub").await;
+    let heading = client.find(Locator::Css(".preview h1")).await.expect("the preview");
+    assert_eq!(heading.text().await.expect("text"), "Preview me");
+    assert_eq!(client.title().await.expect("title"), "Edit acme/db:v1 · imagehub", "nothing ran");
+
+    browser.click_to(Locator::Css("button[value=save]"), "acme/db · imagehub").await;
+    let shown = client.find(Locator::Css(".repo-title .description")).await.expect("description");
+    assert_eq!(shown.text().await.expect("text"), "Edited in a real browser");
+    let image = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/db/images/v1", None).await;
+    assert_eq!(image.json()["details"]["description"], "Edited in a real browser");
+    browser.close().await;
+}
+
 #[tokio::test]
 async fn screenshots_of_the_pages_at_phone_and_desktop_width_light_and_dark() {
     let (hub, _) = hub().await;
     for scheme in [Scheme::Light, Scheme::Dark] {
         let browser = Browser::start(scheme).await;
         let mode = if scheme == Scheme::Light { "light" } else { "dark" };
+        // Logged in, so that the edit page can be shown too.
+        log_in_as_olga(&browser, &hub, "/", "Explore · imagehub").await;
         for (width, height, device) in [(1280, 900, "desktop"), (390, 844, "phone")] {
             browser.resize(width, height).await;
             for (path, page) in [
@@ -126,6 +153,7 @@ async fn screenshots_of_the_pages_at_phone_and_desktop_width_light_and_dark() {
                 ("/r/acme/db", "repository"),
                 ("/r/acme/db?tab=tags", "tags"),
                 ("/r/acme/tools/-/v1-arm64", "image"),
+                ("/r/acme/db/-/v1/edit", "edit"),
             ] {
                 browser.client.goto(&hub.url(path)).await.expect("open the page");
                 browser.screenshot(&format!("{page}-{device}-{mode}")).await;

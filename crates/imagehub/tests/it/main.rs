@@ -20,3 +20,4 @@ mod support;
 mod tls;
 mod v2;
 mod web;
+mod web_edit;

@@ -202,7 +202,7 @@ async fn a_repository_page_renders_its_readme_safely_and_hides_private_ones() {
 }
 
 /// Logs in through the form; returns the session cookie (`name=value`).
-async fn log_in(hub: &Hub, user: &str, password: &str) -> Reply {
+pub(crate) async fn log_in(hub: &Hub, user: &str, password: &str) -> Reply {
     let form = [("username", user), ("password", password), ("next", "/r/olga/private")];
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -211,19 +211,19 @@ async fn log_in(hub: &Hub, user: &str, password: &str) -> Reply {
     hub.send(client.post(hub.url("/login")).form(&form)).await
 }
 
-fn session_cookie(reply: &Reply) -> String {
+pub(crate) fn session_cookie(reply: &Reply) -> String {
     let set = reply.header("set-cookie").expect("a session cookie");
     set.split(';').next().expect("name=value").to_string()
 }
 
 /// The CSRF token in a page's logout form.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = html.find(marker).expect("a CSRF field") + marker.len();
     html[start..].split('"').next().expect("a closing quote").to_string()
 }
 
-async fn page_as(hub: &Hub, cookie: &str, path: &str) -> Reply {
+pub(crate) async fn page_as(hub: &Hub, cookie: &str, path: &str) -> Reply {
     hub.send(hub.client.get(hub.url(path)).header("cookie", cookie)).await
 }
 
