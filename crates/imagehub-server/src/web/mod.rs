@@ -145,6 +145,7 @@ async fn asset(Path(file): Path<String>) -> Response {
     let (body, content_type): (&'static str, &'static str) = match file.as_str() {
         "style.css" => (include_str!("../../assets/style.css"), "text/css; charset=utf-8"),
         "favicon.svg" => (include_str!("../../assets/favicon.svg"), "image/svg+xml"),
+        "app.js" => (include_str!("../../assets/app.js"), "text/javascript; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     // They change only with the binary; a version in the URL would let them be cached

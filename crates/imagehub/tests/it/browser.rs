@@ -98,6 +98,42 @@ async fn a_visitor_searches_opens_a_repository_and_logs_in() {
     browser.close().await;
 }
 
+#[tokio::test]
+async fn search_runs_as_you_type_and_pull_commands_copy() {
+    let (hub, _) = hub().await;
+    let browser = Browser::start(Scheme::Light).await;
+    let client = &browser.client;
+    client.goto(&hub.url("/")).await.expect("explore");
+    let search = client.find(Locator::Css("#q")).await.expect("the search box");
+    search.send_keys("datab").await.expect("type");
+    browser.wait_for_title("Search “datab” · imagehub").await;
+    let source = client.source().await.expect("source");
+    assert!(source.contains("acme/db") && !source.contains("acme/app"), "results replace cards");
+    assert!(client.current_url().await.expect("url").as_str().ends_with("/?q=datab"));
+
+    client.goto(&hub.url("/r/acme/db")).await.expect("a repository");
+    // The clipboard is the system's; record what the page hands it instead.
+    client
+        .execute(
+            "window.copied = null; \
+             navigator.clipboard.writeText = async (text) => { window.copied = text; };",
+            vec![],
+        )
+        .await
+        .expect("record the clipboard");
+    client
+        .find(Locator::Css(".pull button.copy"))
+        .await
+        .expect("a copy button")
+        .click()
+        .await
+        .expect("copy");
+    let copied = client.execute("return window.copied;", vec![]).await.expect("what was copied");
+    let host = hub.server().host();
+    assert_eq!(copied.as_str(), Some(format!("docker pull {host}/acme/db:v1").as_str()));
+    browser.close().await;
+}
+
 /// Logs olga in through the form, going on to `next`, titled `title`.
 async fn log_in_as_olga(browser: &Browser, hub: &Hub, next: &str, title: &str) {
     let client = &browser.client;
@@ -125,9 +161,10 @@ async fn details_are_edited_with_a_preview_and_shown_on_the_page() {
     docs.send_keys("# Preview me\n\n<img src=x onerror=\"document.title='pwned'\">")
         .await
         .expect("type");
-    browser.click_to(Locator::Css("button[value=preview]"), "Edit acme/db:v1 · imagehub").await;
-    let heading = client.find(Locator::Css(".preview h1")).await.expect("the preview");
-    assert_eq!(heading.text().await.expect("text"), "Preview me");
+    // The preview follows the typing (JavaScript); the Preview button gives it without
+    // (tested over HTTP), and the page is the same either way.
+    let live = client.wait().for_element(Locator::Css(".preview h1")).await.expect("live");
+    assert_eq!(live.text().await.expect("text"), "Preview me");
     assert_eq!(client.title().await.expect("title"), "Edit acme/db:v1 · imagehub", "nothing ran");
 
     browser.click_to(Locator::Css("button[value=save]"), "acme/db · imagehub").await;

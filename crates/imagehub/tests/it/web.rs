@@ -47,6 +47,9 @@ async fn an_empty_hub_explains_how_to_push_to_this_server() {
     let css = hub.send(hub.client.get(hub.url("/static/style.css"))).await;
     css.expect_status(200, "the stylesheet");
     assert!(css.header("content-type").is_some_and(|t| t.starts_with("text/css")));
+    let js = hub.send(hub.client.get(hub.url("/static/app.js"))).await;
+    js.expect_status(200, "the script");
+    assert!(js.header("content-type").is_some_and(|t| t.starts_with("text/javascript")));
     hub.send(hub.client.get(hub.url("/static/nothing.js")))
         .await
         .expect_status(404, "an unknown asset");
@@ -177,7 +180,8 @@ async fn a_repository_page_renders_its_readme_safely_and_hides_private_ones() {
     );
     assert!(html.contains("<pre><code>run it"), "code blocks are kept: {html}");
     let lower = html.to_lowercase();
-    for bad in ["<script", "onerror", "javascript:"] {
+    assert_eq!(lower.matches("<script").count(), 1, "only the hub's own script: {html}");
+    for bad in ["onerror", "javascript:"] {
         assert!(!lower.contains(bad), "{bad} reached the page: {html}");
     }
     let host = hub.server().host();

@@ -83,6 +83,11 @@ impl Browser {
     /// and an element found before then belongs to the page being left.
     pub async fn click_to(&self, locator: Locator<'_>, title: &str) {
         self.client.find(locator).await.expect("what to click").click().await.expect("click");
+        self.wait_for_title(title).await;
+    }
+
+    /// Waits until the page's title is `title`.
+    pub async fn wait_for_title(&self, title: &str) {
         let xpath = format!("/html/head/title[normalize-space()=\"{title}\"]");
         self.client
             .wait()
