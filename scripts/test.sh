@@ -39,8 +39,9 @@ declare -A PACKAGE_OF=(
   [curl]=curl
   [chromium]=chromium
   [chromedriver]=chromium-driver
+  [npm]=npm
 )
-PACKAGES=(skopeo podman buildah docker-registry umoci jq apache2-utils python3-pip chromium chromium-driver)
+PACKAGES=(skopeo podman buildah docker-registry umoci jq apache2-utils python3-pip chromium chromium-driver npm)
 
 missing=()
 for cmd in "${!PACKAGE_OF[@]}"; do
@@ -75,6 +76,14 @@ if ! python3 -c 'import oras' >/dev/null 2>&1; then
   python3 -c 'import oras'
 else
   say "oras-py present"
+fi
+
+# axe-core, which the browser tests inject to check every page's accessibility; a pinned
+# version, installed next to the build (tests/it/browser.rs reads it from there).
+AXE="target/web-tools/node_modules/axe-core/axe.min.js"
+if [[ ! -f "$AXE" ]]; then
+  say "installing axe-core (npm) into target/web-tools"
+  npm install --no-audit --no-fund --prefix target/web-tools axe-core@4.14.1
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 //! The web UI in a real browser (headless Chromium through WebDriver): what a README
 //! carries cannot run, a visitor searches and opens a repository, logs in and sees their
-//! private repository; and the screenshots under `docs/screenshots/`.
+//! private repository, edits details; no page has a serious accessibility violation
+//! (axe-core); and the screenshots under `docs/screenshots/`.
 
 use fantoccini::Locator;
 use reqwest::Method;
@@ -173,6 +174,39 @@ async fn details_are_edited_with_a_preview_and_shown_on_the_page() {
     let image = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/db/images/v1", None).await;
     assert_eq!(image.json()["details"]["description"], "Edited in a real browser");
     browser.close().await;
+}
+
+#[tokio::test]
+async fn no_page_has_a_serious_accessibility_violation_in_light_or_dark() {
+    let (hub, _) = hub().await;
+    let pages = [
+        "/",
+        "/?q=database",
+        "/?keyword=sql&sort=name",
+        "/r/acme/db",
+        "/r/acme/db?tab=tags",
+        "/r/acme/tools/-/v1-arm64",
+        "/r/acme/db/-/v1/edit",
+        "/r/olga/private",
+        "/r/nobody/nothing",
+    ];
+    let mut violations = Vec::new();
+    for scheme in [Scheme::Light, Scheme::Dark] {
+        let browser = Browser::start(scheme).await;
+        browser.client.goto(&hub.url("/login")).await.expect("the login page");
+        for found in browser.accessibility_violations().await {
+            violations.push(format!("{scheme:?} /login: {found}"));
+        }
+        log_in_as_olga(&browser, &hub, "/", "Explore · imagehub").await;
+        for path in pages {
+            browser.client.goto(&hub.url(path)).await.expect("open the page");
+            for found in browser.accessibility_violations().await {
+                violations.push(format!("{scheme:?} {path}: {found}"));
+            }
+        }
+        browser.close().await;
+    }
+    assert!(violations.is_empty(), "axe-core found:\n{}", violations.join("\n"));
 }
 
 #[tokio::test]

@@ -96,6 +96,24 @@ impl Browser {
             .unwrap_or_else(|e| panic!("the page {title:?}: {e}"));
     }
 
+    /// The serious and critical accessibility violations axe-core finds on the page, as
+    /// `rule: element, element…` lines.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let axe = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/web-tools/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&axe).unwrap_or_else(|e| {
+            panic!("axe-core at {}: {e}; scripts/test.sh installs it", axe.display())
+        });
+        self.client.execute(&source, vec![]).await.expect("inject axe-core");
+        let run = "const done = arguments[arguments.length - 1];
+            axe.run(document, { resultTypes: ['violations'] }).then((result) => done(
+                result.violations
+                    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                    .map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', '))));";
+        let found = self.client.execute_async(run, vec![]).await.expect("run axe-core");
+        serde_json::from_value(found).expect("a list of violations")
+    }
+
     /// Saves a screenshot of the page as `docs/screenshots/<name>.png` in the repository.
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("a screenshot");
