@@ -62,4 +62,21 @@ impl Registry {
         let stored = self.meta.pull_count(repository.as_str(), digest).await?;
         Ok(stored + self.pulls.pending(repository.as_str(), digest))
     }
+
+    /// Pulls of every image of `repository`, by digest (images never pulled are left
+    /// out): one query for a whole listing.
+    pub async fn image_pull_counts(
+        &self,
+        repository: &RepoName,
+    ) -> Result<HashMap<String, u64>, CoreError> {
+        let mut counts: HashMap<String, u64> =
+            self.meta.image_pull_counts(repository.as_str()).await?.into_iter().collect();
+        let pending = self.pulls.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for ((r, digest), n) in pending.iter() {
+            if r == repository.as_str() {
+                *counts.entry(digest.clone()).or_default() += n;
+            }
+        }
+        Ok(counts)
+    }
 }

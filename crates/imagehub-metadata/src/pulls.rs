@@ -42,4 +42,13 @@ impl Metadata {
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get::<i64, _>(1) as u64)).collect())
     }
+
+    /// Pulls of each image of `repository` that was pulled: `(digest, pulls)`.
+    pub async fn image_pull_counts(&self, repository: &str) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query("SELECT digest, count FROM pull_counts WHERE repository = ?")
+            .bind(repository)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get::<i64, _>(1) as u64)).collect())
+    }
 }

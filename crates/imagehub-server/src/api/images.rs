@@ -90,10 +90,16 @@ pub async fn list_images(
     let page = query.page.unwrap_or(1).max(1) as usize;
     let per_page =
         query.per_page.unwrap_or(DEFAULT_IMAGES_PER_PAGE).clamp(1, MAX_IMAGES_PER_PAGE) as usize;
-    let mut listed = Vec::new();
-    for image in images.iter().skip((page - 1).saturating_mul(per_page)).take(per_page) {
-        listed.push(image_view(&state, &name, image, Detail::Summary).await?);
-    }
+    let pulls = state.registry.image_pull_counts(&name).await.map_err(internal)?;
+    let listed = images
+        .iter()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .map(|image| {
+            let pulls = pulls.get(&image.row.digest).copied().unwrap_or(0);
+            Image::new(name.as_str(), image, pulls, Detail::Summary)
+        })
+        .collect();
     let (total, page, per_page) = (total as u64, page as u64, per_page as u64);
     ok(
         StatusCode::OK,

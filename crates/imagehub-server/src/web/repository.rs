@@ -100,8 +100,9 @@ pub async fn repository(
     let Some(latest) = imagehub_core::latest_image(&images) else { return Err(not_found()) };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut rows = Vec::new();
+    let pulls = state.registry.image_pull_counts(&repository).await?;
     for image in images.iter().take(MAX_LISTED) {
-        let pulls = state.registry.pull_count(&repository, Some(&image.row.digest)).await?;
+        let pulls = pulls.get(&image.row.digest).copied().unwrap_or(0);
         rows.push(ImageRow::new(&repository, image, pulls, now));
     }
     let details = &latest.details;

@@ -315,8 +315,16 @@ async fn pulls_are_counted_per_image_and_repository_and_survive_a_restart() {
         hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app", None).await.json()["pull_count"],
         4
     );
+    let listed_pulls = |list: Value| -> Vec<(Value, Value)> {
+        let images = list["images"].as_array().expect("images").clone();
+        images.into_iter().map(|i| (i["tag"].clone(), i["pull_count"].clone())).collect()
+    };
+    let list = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images", None).await;
+    assert!(listed_pulls(list.json()).contains(&(json!("v1"), json!(4))), "pending, listed");
     let hub = hub.restart();
     assert_eq!(image(&hub, &olga, "v1").await["pull_count"], 4, "saved at shutdown");
+    let list = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images", None).await;
+    assert!(listed_pulls(list.json()).contains(&(json!("v1"), json!(4))), "stored, listed");
     let found = hub.api(&olga, Method::GET, "/api/v1/search?q=app", None).await;
     assert_eq!(found.json()["results"][0]["pull_count"], 4);
 }
