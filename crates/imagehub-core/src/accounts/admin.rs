@@ -388,6 +388,26 @@ impl Accounts {
 
     /// Fails unless the caller, logged in with the password, owns the repository's
     /// namespace (its user, an owner of its organization) or is a site admin.
+    /// Whether `caller` may change `repository`'s settings (visibility, description): an
+    /// owner of its namespace or a site admin, with the password or a session.
+    pub async fn may_manage_repository(
+        &self,
+        caller: &Caller,
+        repository: &RepoName,
+    ) -> Result<bool> {
+        match self.require_repository_owner(caller, repository).await {
+            Ok(_) => Ok(true),
+            Err(
+                AccountError::NotOwner { .. }
+                | AccountError::InvalidInput(_)
+                | AccountError::Unauthenticated
+                | AccountError::PasswordRequired { .. }
+                | AccountError::NotAnAccountCredential { .. },
+            ) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn require_repository_owner<'a, 'r>(
         &self,
         caller: &'a Caller,

@@ -14,6 +14,7 @@ mod image;
 mod markdown;
 mod repository;
 mod session;
+mod settings;
 
 use askama::Template;
 use axum::Router;

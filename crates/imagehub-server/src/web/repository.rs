@@ -5,7 +5,8 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Request};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -14,9 +15,9 @@ use imagehub_core::{Access, ImageView};
 use imagehub_oci::RepoName;
 use serde::Deserialize;
 
-use super::edit::EditForm;
 use super::format::{When, bytes, count, default_icon, short_digest, when};
 use super::session::Visitor;
+use super::settings::SettingsView;
 use super::{Chrome, PageError, host, markdown, render};
 use crate::api::ApiState;
 use crate::api::views::Platform;
@@ -46,6 +47,10 @@ struct RepositoryPage {
     visibility: Option<&'static str>,
     pulls: String,
     tags_tab: bool,
+    settings_tab: bool,
+    /// The settings, for those who may change them.
+    settings: Option<SettingsView>,
+    csrf: String,
     readme: Option<String>,
     images: Vec<ImageRow>,
     image_count: usize,
@@ -96,6 +101,13 @@ pub async fn repository(
     {
         return Err(not_found());
     }
+    let settings = super::settings::view(&state, &visitor, &repository).await?;
+    let settings_tab = query.tab.as_deref() == Some("settings");
+    if settings_tab && settings.is_none() {
+        return Err(PageError::forbidden(format!(
+            "Only owners of {repository}'s namespace see and change its settings."
+        )));
+    }
     let images = state.registry.images(&repository).await?;
     let Some(latest) = imagehub_core::latest_image(&images) else { return Err(not_found()) };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -129,6 +141,9 @@ pub async fn repository(
         visibility,
         pulls: count(state.registry.pull_count(&repository, None).await?),
         tags_tab: query.tab.as_deref() == Some("tags"),
+        settings_tab,
+        settings,
+        csrf: visitor.csrf.clone().unwrap_or_default(),
         readme: details.docs.as_deref().map(markdown::render),
         image_count: images.len(),
         images: rows,
@@ -139,20 +154,26 @@ pub async fn repository(
     Ok(render(&page))
 }
 
-/// `POST /r/{name}/-/{reference}/edit`: the one form posted below `/r/`.
+/// `POST /r/{name}` (settings, deletion) and `POST /r/{name}/-/{reference}/edit`.
 pub async fn repository_post(
     State(state): State<ApiState>,
     visitor: Visitor,
     Path(name): Path<String>,
-    form: Result<Form<EditForm>, FormRejection>,
+    request: Request,
 ) -> Result<Response, PageError> {
-    let Some((name, reference)) =
-        name.split_once("/-/").and_then(|(n, rest)| Some((n, rest.strip_suffix("/edit")?)))
-    else {
+    let Some((name, rest)) = name.split_once("/-/") else {
+        let Form(form) = form_of(request).await?;
+        return super::settings::save(&state, visitor, &name, form).await;
+    };
+    let Some(reference) = rest.strip_suffix("/edit") else {
         return Err(PageError::not_found("There is nothing to send a form to here."));
     };
-    let Form(form) = form.map_err(|e| PageError::bad_request(e.body_text()))?;
+    let Form(form) = form_of(request).await?;
     super::edit::save(&state, visitor, name, reference, form).await
+}
+
+async fn form_of<T: serde::de::DeserializeOwned>(request: Request) -> Result<Form<T>, PageError> {
+    Form::<T>::from_request(request, &()).await.map_err(|e| PageError::bad_request(e.body_text()))
 }
 
 impl ImageRow {

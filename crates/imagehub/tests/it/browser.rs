@@ -100,6 +100,33 @@ async fn a_visitor_searches_opens_a_repository_and_logs_in() {
 }
 
 #[tokio::test]
+async fn an_owner_makes_a_repository_private_and_visitors_lose_it() {
+    let (hub, olga) = hub().await;
+    let browser = Browser::start(Scheme::Light).await;
+    let client = &browser.client;
+    log_in_as_olga(&browser, &hub, "/r/acme/app", "acme/app · imagehub").await;
+    browser.click_to(Locator::LinkText("Settings"), "acme/app · imagehub").await;
+    let private = client.wait().for_element(Locator::Css("input[value=private]")).await;
+    private.expect("the private choice").click().await.expect("choose private");
+    client
+        .find(Locator::Css("form input[name=intent][value=settings] ~ .buttons button"))
+        .await
+        .expect("save")
+        .click()
+        .await
+        .expect("save");
+    client.wait().for_element(Locator::Css(".badge-private")).await.expect("the private badge");
+    let repo = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app", None).await;
+    assert_eq!(repo.json()["visibility"], "private");
+    browser.click_to(Locator::Css(".account button"), "Explore · imagehub").await;
+    let explore = client.source().await.expect("explore");
+    assert!(!explore.contains("acme/app"), "gone from explore for a visitor");
+    client.goto(&hub.url("/r/acme/app")).await.expect("the page");
+    assert_eq!(client.title().await.expect("title"), "Not found · imagehub");
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn search_runs_as_you_type_and_pull_commands_copy() {
     let (hub, _) = hub().await;
     let browser = Browser::start(Scheme::Light).await;
@@ -187,6 +214,7 @@ async fn no_page_has_a_serious_accessibility_violation_in_light_or_dark() {
         "/r/acme/db?tab=tags",
         "/r/acme/tools/-/v1-arm64",
         "/r/acme/db/-/v1/edit",
+        "/r/acme/db?tab=settings",
         "/r/olga/private",
         "/r/nobody/nothing",
     ];
@@ -225,6 +253,7 @@ async fn screenshots_of_the_pages_at_phone_and_desktop_width_light_and_dark() {
                 ("/r/acme/db?tab=tags", "tags"),
                 ("/r/acme/tools/-/v1-arm64", "image"),
                 ("/r/acme/db/-/v1/edit", "edit"),
+                ("/r/acme/db?tab=settings", "settings"),
             ] {
                 browser.client.goto(&hub.url(path)).await.expect("open the page");
                 browser.screenshot(&format!("{page}-{device}-{mode}")).await;

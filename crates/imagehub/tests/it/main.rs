@@ -21,3 +21,4 @@ mod tls;
 mod v2;
 mod web;
 mod web_edit;
+mod web_settings;

@@ -205,13 +205,15 @@ async fn a_repository_page_renders_its_readme_safely_and_hides_private_ones() {
     page(&hub, "/r/Not..A/Name").await.expect_status(404, "an invalid name");
 }
 
+/// A client that shows redirects instead of following them.
+pub(crate) fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
 /// Logs in through the form; returns the session cookie (`name=value`).
 pub(crate) async fn log_in(hub: &Hub, user: &str, password: &str) -> Reply {
     let form = [("username", user), ("password", password), ("next", "/r/olga/private")];
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let client = no_redirects();
     hub.send(client.post(hub.url("/login")).form(&form)).await
 }
 
@@ -283,10 +285,7 @@ async fn sessions_log_in_show_private_pages_and_end_on_the_server() {
             .await
             .expect_status(200, "the session still works");
     }
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let client = no_redirects();
     let out = hub
         .send(
             client
@@ -317,10 +316,7 @@ async fn sessions_log_in_show_private_pages_and_end_on_the_server() {
 async fn a_login_never_redirects_off_the_hub() {
     let hub = Hub::start();
     hub.create_user("olga", "olga-password-1").await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let client = no_redirects();
     for next in ["https://evil.example/", "//evil.example/", "/\\evil.example"] {
         let form = [("username", "olga"), ("password", "olga-password-1"), ("next", next)];
         let reply = hub.send(client.post(hub.url("/login")).form(&form)).await;

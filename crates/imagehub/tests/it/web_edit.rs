@@ -7,13 +7,9 @@ use serde_json::Value;
 
 use crate::support::hub::{Cred, Hub};
 use crate::support::reply::Reply;
-use crate::web::{csrf_of, log_in, page_as, session_cookie};
+use crate::web::{csrf_of, log_in, no_redirects, page_as, session_cookie};
 
 const README: &str = "---\ndescription: From the README\nkeywords: [db]\n---\n# DB\n";
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
-}
 
 async fn post_form(hub: &Hub, cookie: &str, path: &str, form: &[(&str, &str)]) -> Reply {
     hub.send(no_redirects().post(hub.url(path)).header("cookie", cookie).form(form)).await
@@ -168,7 +164,10 @@ async fn only_those_who_may_push_edit_and_only_with_the_form_token() {
         .await
         .expect_status(403, "without a session");
     hub.send(
-        no_redirects().post(hub.url("/r/acme/db")).header("cookie", &olga_cookie).form(&change("")),
+        no_redirects()
+            .post(hub.url("/r/acme/db/-/v1"))
+            .header("cookie", &olga_cookie)
+            .form(&change("")),
     )
     .await
     .expect_status(404, "nothing takes a form there");

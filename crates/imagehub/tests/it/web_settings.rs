@@ -1,0 +1,92 @@
+//! A repository's settings tab over plain HTTP: owners change visibility and
+//! description and delete with the name typed out; nobody else sees or posts them.
+
+use reqwest::Method;
+
+use crate::support::hub::Hub;
+use crate::support::reply::Reply;
+use crate::web::{csrf_of, log_in, no_redirects, page_as, session_cookie};
+
+async fn post(hub: &Hub, cookie: &str, path: &str, form: &[(&str, &str)]) -> Reply {
+    hub.send(no_redirects().post(hub.url(path)).header("cookie", cookie).form(form)).await
+}
+
+#[tokio::test]
+async fn owners_change_visibility_and_description_and_delete_with_the_name_typed() {
+    let hub = Hub::start();
+    let olga = hub.olga_with_public_acme().await;
+    hub.push_with_readme(&olga, "acme/db", "v1", "# DB").await;
+    let cookie = session_cookie(&log_in(&hub, "olga", "olga-password-1").await);
+    let html = page_as(&hub, &cookie, "/r/acme/db?tab=settings").await;
+    let html = html.expect_status(200, "the settings tab").text();
+    assert!(html.contains("value=\"public\" checked"), "{html}");
+    let csrf = csrf_of(&html);
+
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("intent", "settings"),
+        ("visibility", "private"),
+        ("description", "Our database"),
+    ];
+    let saved = post(&hub, &cookie, "/r/acme/db", &form).await;
+    saved.expect_status(303, "saved");
+    assert_eq!(saved.header("location").as_deref(), Some("/r/acme/db?tab=settings"));
+    hub.send(hub.client.get(hub.url("/r/acme/db"))).await.expect_status(404, "private now");
+    let repo = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/db", None).await.json();
+    assert_eq!(repo["visibility"], "private");
+    assert_eq!(repo["description"], "Our database");
+    let page = page_as(&hub, &cookie, "/r/acme/db").await.text();
+    assert!(page.contains("Our database") && page.contains("badge-private"), "{page}");
+
+    let long = "x".repeat(1001);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("intent", "settings"),
+        ("visibility", "public"),
+        ("description", long.as_str()),
+    ];
+    post(&hub, &cookie, "/r/acme/db", &form).await.expect_status(400, "too long a description");
+    let form = [("csrf", csrf.as_str()), ("intent", "settings"), ("visibility", "secret")];
+    post(&hub, &cookie, "/r/acme/db", &form).await.expect_status(400, "no such visibility");
+
+    let wrong = [("csrf", csrf.as_str()), ("intent", "delete"), ("confirm", "acme/d")];
+    let refused = post(&hub, &cookie, "/r/acme/db", &wrong).await;
+    assert!(refused.expect_status(400, "a wrong name").text().contains("Nothing was deleted"));
+    page_as(&hub, &cookie, "/r/acme/db").await.expect_status(200, "still there");
+    let right = [("csrf", csrf.as_str()), ("intent", "delete"), ("confirm", "acme/db")];
+    let deleted = post(&hub, &cookie, "/r/acme/db", &right).await;
+    deleted.expect_status(303, "deleted");
+    page_as(&hub, &cookie, "/r/acme/db").await.expect_status(404, "gone");
+}
+
+#[tokio::test]
+async fn nobody_but_owners_sees_or_posts_the_settings() {
+    let hub = Hub::start();
+    let olga = hub.olga_with_public_acme().await;
+    hub.push_with_readme(&olga, "acme/db", "v1", "# DB").await;
+    hub.push_with_readme(&olga, "olga/private", "v1", "# Mine").await;
+    hub.create_user("mallory", "mallory-password-1").await;
+    let cookie = session_cookie(&log_in(&hub, "mallory", "mallory-password-1").await);
+    let olga_cookie = session_cookie(&log_in(&hub, "olga", "olga-password-1").await);
+    let csrf = csrf_of(&page_as(&hub, &cookie, "/").await.text());
+
+    let page = page_as(&hub, &cookie, "/r/acme/db").await.text();
+    assert!(!page.contains("?tab=settings"), "no settings tab for an outsider");
+    page_as(&hub, &cookie, "/r/acme/db?tab=settings").await.expect_status(403, "outsider");
+    hub.send(hub.client.get(hub.url("/r/acme/db?tab=settings")))
+        .await
+        .expect_status(403, "anonymous");
+    page_as(&hub, &cookie, "/r/olga/private?tab=settings").await.expect_status(404, "private");
+
+    let public = [("csrf", csrf.as_str()), ("intent", "settings"), ("visibility", "private")];
+    post(&hub, &cookie, "/r/acme/db", &public).await.expect_status(403, "an outsider's change");
+    let delete = [("csrf", csrf.as_str()), ("intent", "delete"), ("confirm", "acme/db")];
+    post(&hub, &cookie, "/r/acme/db", &delete).await.expect_status(403, "an outsider's delete");
+    let private = [("csrf", csrf.as_str()), ("intent", "delete"), ("confirm", "olga/private")];
+    post(&hub, &cookie, "/r/olga/private", &private).await.expect_status(404, "hidden");
+    // Olga's session without its token: a cross-site post changes nothing.
+    let forged = [("csrf", "forged"), ("intent", "delete"), ("confirm", "acme/db")];
+    post(&hub, &olga_cookie, "/r/acme/db", &forged).await.expect_status(403, "forged");
+    let repo = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/db", None).await;
+    assert_eq!(repo.expect_status(200, "still there").json()["visibility"], "public");
+}
