@@ -74,8 +74,11 @@ impl Metadata {
     /// a `keyword`, lists it, in `order`, with their number: what the explore page shows
     /// before anything is searched.
     ///
-    /// The keyword is matched as a phrase of the search row's keyword tokens, so `web`
-    /// also finds `web-server`: the filter narrows, it does not need an exact keyword.
+    /// The candidates are the search rows (one per repository with an indexed image),
+    /// matched on their visibility tokens as a search is, so counting them costs one FTS5
+    /// doclist rather than a visibility check per repository. The keyword is matched as a
+    /// phrase of the row's keyword tokens, so `web` also finds `web-server`: the filter
+    /// narrows, it does not need an exact keyword.
     pub async fn browse_repositories(
         &self,
         filter: Option<&RepositoryFilter>,
@@ -84,44 +87,36 @@ impl Metadata {
         limit: u32,
         offset: u32,
     ) -> Result<SearchPage> {
-        let params = crate::visibility::Params::of(filter);
-        let keyword = keyword.map(|k| format!("{{keywords}} : \"{}\"", k.replace('"', "\"\"")));
-        let keyword_condition = match keyword {
-            Some(_) => {
-                "AND r.id IN (SELECT rowid FROM repository_search WHERE repository_search MATCH ?5)"
-            }
-            None => "AND ?5 IS NULL",
+        let Some(access) = Access::of(filter) else {
+            return Ok(SearchPage { names: Vec::new(), total: 0 });
         };
-        let visible = format!(
-            "FROM repositories r {} WHERE {} {keyword_condition}
-             AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)",
-            crate::visibility::JOINS,
-            crate::visibility::condition(1),
-        );
+        let mut expression = match keyword {
+            Some(k) => format!("{{keywords}} : \"{}\"", k.replace('"', "\"\"")),
+            // Every row has a visibility token: "public" or "private".
+            None => "{visibility} : (public OR private)".to_string(),
+        };
+        expression = access.restrict(&expression);
         let order = match order {
-            BrowseOrder::Pushed => {
-                "(SELECT max(m.pushed_at_ms) FROM manifests m WHERE m.repository_id = r.id) DESC, r.name"
-            }
+            BrowseOrder::Pushed => "r.pushed_at_ms DESC, r.name",
             BrowseOrder::Pulls => {
                 "(SELECT COALESCE(sum(p.count), 0) FROM pull_counts p WHERE p.repository = r.name) DESC, r.name"
             }
             BrowseOrder::Name => "r.name",
         };
         let mut snapshot = self.pool.begin().await?;
-        let count_sql = format!("SELECT count(*) {visible}");
-        let total: i64 = crate::visibility::bind(sqlx::query(&count_sql), &params)
-            .bind(keyword.as_deref())
-            .fetch_one(&mut *snapshot)
-            .await?
-            .get(0);
-        let page_sql = format!("SELECT r.name {visible} ORDER BY {order} LIMIT ?6 OFFSET ?7");
-        let rows = crate::visibility::bind(sqlx::query(&page_sql), &params)
-            .bind(keyword.as_deref())
+        let total = count_matches(&mut snapshot, &expression).await?;
+        let page_sql = format!(
+            "SELECT r.name FROM repositories r
+             WHERE r.id IN (SELECT rowid FROM repository_search WHERE repository_search MATCH ?1)
+             ORDER BY {order} LIMIT ?2 OFFSET ?3"
+        );
+        let rows = sqlx::query(&page_sql)
+            .bind(&expression)
             .bind(limit)
             .bind(offset)
             .fetch_all(&mut *snapshot)
             .await?;
-        Ok(SearchPage { names: rows.iter().map(|r| r.get(0)).collect(), total: total as u64 })
+        Ok(SearchPage { names: rows.iter().map(|r| r.get(0)).collect(), total })
     }
 
     /// Repositories matching every term of `terms` (the last also as a prefix, as it may

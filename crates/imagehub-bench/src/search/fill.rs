@@ -23,8 +23,9 @@ use super::corpus::Corpus;
 use crate::http::{Conn, Req, Target};
 use crate::registry;
 
-/// Repositories per token (one `scope` each): keeps the token URL around 3 KiB.
-const BATCH: u64 = 50;
+/// Repositories per token (one `scope` each): the most scopes the hub grants in one
+/// token (`/token` refuses more than 32).
+const BATCH: u64 = 32;
 const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// Who pushes: the site admin's Basic credentials.
