@@ -1,5 +1,5 @@
 //! HTTPS: with `server.tls_cert` and `server.tls_key` the port speaks TLS only, and the
-//! registry API works over it end to end.
+//! registry API works over it end to end; the web UI's session cookie is Secure there.
 
 use std::time::Duration;
 
@@ -68,5 +68,32 @@ async fn plain_http_on_the_tls_port_is_not_served() {
     // connection closes (after a TLS alert no HTTP client can parse).
     if let Ok(reply) = client.get(format!("{}/v2/", server.url())).send().await {
         assert_ne!(reply.status(), 200, "plain HTTP on the TLS port was answered: {reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_over_https() {
+    let (dir, cert_pem) = self_signed();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let server = TestServer::start_with(|c| {
+        c.server.tls_cert = Some(cert);
+        c.server.tls_key = Some(key);
+        c.auth.enabled = true;
+    });
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("parse test certificate"),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("build HTTPS client");
+    let url = format!("https://localhost:{}/login", server.addr().port());
+    let form = [("username", "admin"), ("password", imagehub_testkit::ADMIN_PASSWORD)];
+    let reply = client.post(&url).form(&form).send().await.expect("log in over HTTPS");
+    assert_eq!(reply.status(), 303, "logged in");
+    let cookie = reply.headers()["set-cookie"].to_str().expect("ASCII cookie").to_string();
+    for flag in ["Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(cookie.contains(flag), "{cookie:?} lacks {flag}");
     }
 }
