@@ -80,12 +80,11 @@ impl Registry {
                 }
             }
         }
-        let mut referrers = self.referrers(repository, &stored.digest, None).await?;
+        let mut subjects = vec![stored.digest.clone()];
         if manifest.kind == ManifestKind::Index {
-            for platform in &platforms {
-                referrers.extend(self.referrers(repository, &platform.digest, None).await?);
-            }
+            subjects.extend(platforms.iter().map(|p| p.digest.clone()));
         }
+        let referrers = self.meta.referrers_of_any(repository, &subjects, None).await?;
         Ok(ImageContents { manifest: stored, platforms, platforms_left_out, referrers })
     }
 

@@ -248,14 +248,28 @@ impl Metadata {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Referrer>> {
+        self.referrers_of_any(repository, std::slice::from_ref(subject), artifact_type).await
+    }
+
+    /// Manifests of `repository` whose subject is any of `subjects`, in one query (an
+    /// index and its platforms, for the image page).
+    pub async fn referrers_of_any(
+        &self,
+        repository: &RepoName,
+        subjects: &[Digest],
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        let subjects =
+            serde_json::Value::from(subjects.iter().map(Digest::to_string).collect::<Vec<_>>());
         let rows = sqlx::query(
             "SELECT m.digest, m.media_type, length(m.content), m.artifact_type, m.annotations
              FROM manifests m JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ? AND m.subject = ? AND (? IS NULL OR m.artifact_type = ?)
+             WHERE r.name = ? AND m.subject IN (SELECT value FROM json_each(?))
+               AND (? IS NULL OR m.artifact_type = ?)
              ORDER BY m.digest",
         )
         .bind(repository.as_str())
-        .bind(subject.to_string())
+        .bind(subjects.to_string())
         .bind(artifact_type)
         .bind(artifact_type)
         .fetch_all(&self.pool)
