@@ -66,6 +66,19 @@ impl Registry {
     }
 }
 
+/// Orders images by tag name, the images without a tag after them by digest (listings
+/// come most recently pushed first otherwise).
+pub fn sort_images_by_name<T: std::borrow::Borrow<ImageView>>(images: &mut [T]) {
+    images.sort_by(|a, b| {
+        let (a, b) = (a.borrow(), b.borrow());
+        (a.row.tag.is_none(), &a.row.tag, &a.row.digest).cmp(&(
+            b.row.tag.is_none(),
+            &b.row.tag,
+            &b.row.digest,
+        ))
+    });
+}
+
 /// A search hit: the repository, its latest image (most recently pushed tag) and its
 /// pulls.
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ pub use accounts::{
 };
 pub use datapack::{DataPackError, DataPackSpec, MAX_DATAPACK_NAMES, PackKind};
 pub use error::CoreError;
-pub use hub::{ImageView, SearchHit, latest_image};
+pub use hub::{ImageView, SearchHit, latest_image, sort_images_by_name};
 pub use image_config::{HistoryEntry, ImageConfig, RunConfig};
 pub use image_contents::{ImageContents, LayerView, PlatformContents};
 pub use imagehub_blobstore::UploadId;

@@ -72,14 +72,7 @@ pub async fn list_images(
     }
     match query.sort.as_deref().unwrap_or("pushed") {
         "pushed" => {} // the registry lists them most recent first
-        // Tags by name; images without a tag after them, by digest.
-        "name" => images.sort_by(|a, b| {
-            (a.row.tag.is_none(), &a.row.tag, &a.row.digest).cmp(&(
-                b.row.tag.is_none(),
-                &b.row.tag,
-                &b.row.digest,
-            ))
-        }),
+        "name" => imagehub_core::sort_images_by_name(&mut images),
         other => {
             return Err(ApiV1Error::invalid(format!(
                 "sort {other:?} is neither \"pushed\" nor \"name\""

@@ -22,13 +22,24 @@ use super::{Chrome, PageError, host, markdown, render};
 use crate::api::ApiState;
 use crate::api::views::Platform;
 
-/// Images listed on the Tags tab; the rest are counted but wait for paging.
-const MAX_LISTED: usize = 100;
+/// Images on one page of the Tags tab.
+const PER_PAGE: usize = 50;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct RepositoryQuery {
     tab: Option<String>,
+    sort: TagSort,
+    page: Option<u32>,
+}
+
+/// The orders of the Tags tab, as they appear in the URL.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum TagSort {
+    #[default]
+    Pushed,
+    Name,
 }
 
 #[derive(Template)]
@@ -54,6 +65,14 @@ struct RepositoryPage {
     readme: Option<String>,
     images: Vec<ImageRow>,
     image_count: usize,
+    /// The Tags tab's order, its links, and its pages.
+    by_name: bool,
+    sort_by_push: String,
+    sort_by_name: String,
+    previous: Option<String>,
+    next: Option<String>,
+    page: usize,
+    pages: usize,
     host: String,
     /// What `docker pull` names for the latest image.
     latest: String,
@@ -111,12 +130,26 @@ pub async fn repository(
     let images = state.registry.images(&repository).await?;
     let Some(latest) = imagehub_core::latest_image(&images) else { return Err(not_found()) };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut rows = Vec::new();
-    let pulls = state.registry.image_pull_counts(&repository).await?;
-    for image in images.iter().take(MAX_LISTED) {
-        let pulls = pulls.get(&image.row.digest).copied().unwrap_or(0);
-        rows.push(ImageRow::new(&repository, image, pulls, now));
+    let mut listed: Vec<&ImageView> = images.iter().collect();
+    if query.sort == TagSort::Name {
+        imagehub_core::sort_images_by_name(&mut listed);
     }
+    let pages = listed.len().div_ceil(PER_PAGE).max(1);
+    let page = (query.page.unwrap_or(1) as usize).clamp(1, pages);
+    let pulls = state.registry.image_pull_counts(&repository).await?;
+    let rows = listed
+        .iter()
+        .skip((page - 1) * PER_PAGE)
+        .take(PER_PAGE)
+        .map(|image| {
+            let pulls = pulls.get(&image.row.digest).copied().unwrap_or(0);
+            ImageRow::new(&repository, image, pulls, now)
+        })
+        .collect();
+    let tags_link = |sort: TagSort, page: usize| {
+        let sort = if sort == TagSort::Name { "&sort=name" } else { "" };
+        format!("/r/{repository}?tab=tags{sort}&page={page}")
+    };
     let details = &latest.details;
     let (initials, hue) = default_icon(repository.as_str());
     let visibility = match state.auth {
@@ -146,6 +179,13 @@ pub async fn repository(
         csrf: visitor.csrf.clone().unwrap_or_default(),
         readme: details.docs.as_deref().map(markdown::render),
         image_count: images.len(),
+        by_name: query.sort == TagSort::Name,
+        sort_by_push: tags_link(TagSort::Pushed, 1),
+        sort_by_name: tags_link(TagSort::Name, 1),
+        previous: (page > 1).then(|| tags_link(query.sort, page - 1)),
+        next: (page < pages).then(|| tags_link(query.sort, page + 1)),
+        page,
+        pages,
         images: rows,
         host: host(&state, &headers),
         latest: ImageRow::reference_of(&repository, latest),

@@ -390,3 +390,43 @@ async fn an_image_page_shows_platforms_layers_config_referrers_and_the_manifest(
     hub.push_with_readme(&olga, "olga/private", "v1", "# Mine").await;
     page(&hub, "/r/olga/private/-/v1").await.expect_status(404, "a private image");
 }
+
+#[tokio::test]
+async fn the_tags_tab_sorts_by_name_and_pages() {
+    let hub = Hub::start();
+    let olga = hub.olga_with_public_acme().await;
+    hub.push_with_readme(&olga, "acme/app", "v1", "# App").await;
+    let token = hub.token(&olga, &[repo_scope("acme/app", "pull,push")]).await.expect("token");
+    let manifest = hub
+        .send(
+            hub.v2(Method::GET, "/v2/acme/app/manifests/v1", Some(&token))
+                .header("accept", OCI_MANIFEST),
+        )
+        .await
+        .expect_status(200, "the manifest")
+        .json();
+    // 54 tags of one image (so one push time): v1 and t00 … t52.
+    for i in 0..53 {
+        hub.put_manifest(&token, "acme/app", &format!("t{i:02}"), &manifest).await;
+    }
+    let tags_of = |html: &str| -> Vec<String> {
+        html.split("<th scope=\"row\"><a href=\"/r/acme/app/-/")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next().map(str::to_string))
+            .collect()
+    };
+    let first = page(&hub, "/r/acme/app?tab=tags").await.expect_status(200, "tags").text();
+    let mut listed = tags_of(&first);
+    assert_eq!(listed.len(), 50, "a page of 50: {listed:?}");
+    assert!(first.contains("Page 1 of 2") && first.contains("page=2"), "{first}");
+    let second = page(&hub, "/r/acme/app?tab=tags&page=2").await.text();
+    listed.extend(tags_of(&second));
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed.len(), 54, "the two pages hold every tag once");
+    let by_name = page(&hub, "/r/acme/app?tab=tags&sort=name").await.text();
+    assert_eq!(tags_of(&by_name)[..3], ["t00", "t01", "t02"]);
+    let last = page(&hub, "/r/acme/app?tab=tags&sort=name&page=99").await.text();
+    assert_eq!(tags_of(&last).last().map(String::as_str), Some("v1"), "past the end: the last");
+    page(&hub, "/r/acme/app?tab=tags&sort=size").await.expect_status(400, "an unknown order");
+}
