@@ -3,6 +3,8 @@
 //! tags and untagged images with platforms, sizes, push times and the commands that pull
 //! them (Tags). Whoever may not pull the repository gets the page a missing one gets.
 
+use std::collections::HashSet;
+
 use askama::Template;
 use axum::Form;
 use axum::extract::rejection::QueryRejection;
@@ -31,6 +33,8 @@ pub struct RepositoryQuery {
     tab: Option<String>,
     sort: TagSort,
     page: Option<u32>,
+    /// `hide`: leave out per-platform helper tags (`v1-amd64` beside `v1`).
+    platform_tags: Option<String>,
 }
 
 /// The orders of the Tags tab, as they appear in the URL.
@@ -69,6 +73,10 @@ struct RepositoryPage {
     by_name: bool,
     sort_by_push: String,
     sort_by_name: String,
+    /// Per-platform helper tags: how many, whether hidden, the link that flips it.
+    platform_tags: usize,
+    hide_platform_tags: bool,
+    toggle_platform_tags: String,
     previous: Option<String>,
     next: Option<String>,
     page: usize,
@@ -96,6 +104,8 @@ struct ImageRow {
     reference: String,
     /// The image's page.
     href: String,
+    /// The tag this one is a per-platform helper of (`v1` for `v1-amd64`).
+    platform_tag_of: Option<String>,
 }
 
 /// `GET /r/{name}`, and the image pages below it (`/r/{name}/-/{reference}`).
@@ -130,7 +140,14 @@ pub async fn repository(
     let images = state.registry.images(&repository).await?;
     let Some(latest) = imagehub_core::latest_image(&images) else { return Err(not_found()) };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut listed: Vec<&ImageView> = images.iter().collect();
+    let tag_names: HashSet<&str> = images.iter().filter_map(|i| i.row.tag.as_deref()).collect();
+    let parent_of = |image: &ImageView| {
+        image.row.tag.as_deref().and_then(|tag| platform_tag_parent(tag, &tag_names))
+    };
+    let hide_platform_tags = query.platform_tags.as_deref() == Some("hide");
+    let platform_tags = images.iter().filter(|i| parent_of(i).is_some()).count();
+    let mut listed: Vec<&ImageView> =
+        images.iter().filter(|i| !hide_platform_tags || parent_of(i).is_none()).collect();
     if query.sort == TagSort::Name {
         imagehub_core::sort_images_by_name(&mut listed);
     }
@@ -143,13 +160,17 @@ pub async fn repository(
         .take(PER_PAGE)
         .map(|image| {
             let pulls = pulls.get(&image.row.digest).copied().unwrap_or(0);
-            ImageRow::new(&repository, image, pulls, now)
+            let mut row = ImageRow::new(&repository, image, pulls, now);
+            row.platform_tag_of = parent_of(image).map(str::to_string);
+            row
         })
         .collect();
-    let tags_link = |sort: TagSort, page: usize| {
+    let tags_link = |sort: TagSort, hide: bool, page: usize| {
         let sort = if sort == TagSort::Name { "&sort=name" } else { "" };
-        format!("/r/{repository}?tab=tags{sort}&page={page}")
+        let hide = if hide { "&platform_tags=hide" } else { "" };
+        format!("/r/{repository}?tab=tags{sort}{hide}&page={page}")
     };
+    let (sort, hide) = (query.sort, hide_platform_tags);
     let details = &latest.details;
     let (initials, hue) = default_icon(repository.as_str());
     let visibility = match state.auth {
@@ -180,10 +201,13 @@ pub async fn repository(
         readme: details.docs.as_deref().map(markdown::render),
         image_count: images.len(),
         by_name: query.sort == TagSort::Name,
-        sort_by_push: tags_link(TagSort::Pushed, 1),
-        sort_by_name: tags_link(TagSort::Name, 1),
-        previous: (page > 1).then(|| tags_link(query.sort, page - 1)),
-        next: (page < pages).then(|| tags_link(query.sort, page + 1)),
+        sort_by_push: tags_link(TagSort::Pushed, hide, 1),
+        sort_by_name: tags_link(TagSort::Name, hide, 1),
+        toggle_platform_tags: tags_link(sort, !hide, 1),
+        hide_platform_tags: hide,
+        platform_tags,
+        previous: (page > 1).then(|| tags_link(sort, hide, page - 1)),
+        next: (page < pages).then(|| tags_link(sort, hide, page + 1)),
         page,
         pages,
         images: rows,
@@ -216,6 +240,24 @@ async fn form_of<T: serde::de::DeserializeOwned>(request: Request) -> Result<For
     Form::<T>::from_request(request, &()).await.map_err(|e| PageError::bad_request(e.body_text()))
 }
 
+/// Architectures that name per-platform helper tags (`v1-amd64`, `v1-linux-arm64`), as
+/// multi-arch build scripts push them next to the index.
+const ARCHITECTURES: [&str; 14] = [
+    "amd64", "arm64", "arm", "armv6", "armv7", "arm64v8", "386", "i386", "ppc64le", "s390x",
+    "riscv64", "mips64le", "x86_64", "aarch64",
+];
+
+/// The tag `tag` is a per-platform helper of: `v1` for `v1-amd64` or `v1-linux-arm64`
+/// when `v1` is a tag too.
+fn platform_tag_parent<'t>(tag: &str, tags: &HashSet<&'t str>) -> Option<&'t str> {
+    let (parent, arch) = tag.rsplit_once('-')?;
+    if !ARCHITECTURES.contains(&arch) {
+        return None;
+    }
+    let parent = parent.strip_suffix("-linux").unwrap_or(parent);
+    tags.get(parent).copied()
+}
+
 impl ImageRow {
     fn new(repository: &RepoName, image: &ImageView, pulls: u64, now: i64) -> ImageRow {
         let row = &image.row;
@@ -239,6 +281,7 @@ impl ImageRow {
             pulls: count(pulls),
             reference: ImageRow::reference_of(repository, image),
             href: format!("/r/{repository}/-/{}", row.tag.as_deref().unwrap_or(&row.digest)),
+            platform_tag_of: None,
         }
     }
 
@@ -247,5 +290,21 @@ impl ImageRow {
             Some(tag) => format!("{repository}:{tag}"),
             None => format!("{repository}@{}", image.row.digest),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_tags_belong_to_the_tag_they_extend() {
+        let tags: HashSet<&str> = ["v1", "v1.2", "latest", "edge-arm64"].into_iter().collect();
+        assert_eq!(platform_tag_parent("v1-amd64", &tags), Some("v1"));
+        assert_eq!(platform_tag_parent("v1-linux-arm64", &tags), Some("v1"));
+        assert_eq!(platform_tag_parent("v1.2-s390x", &tags), Some("v1.2"));
+        assert_eq!(platform_tag_parent("v2-amd64", &tags), None, "no v2 tag");
+        assert_eq!(platform_tag_parent("v1-beta", &tags), None, "not an architecture");
+        assert_eq!(platform_tag_parent("amd64", &tags), None);
     }
 }

@@ -382,6 +382,11 @@ async fn an_image_page_shows_platforms_layers_config_referrers_and_the_manifest(
     assert!(by_digest.contains("linux/amd64") && !by_digest.contains("linux/arm64"));
     let tags = page(&hub, "/r/acme/app?tab=tags").await.expect_status(200, "tags").text();
     assert!(tags.contains("href=\"/r/acme/app/-/v1\""), "tags link to their image: {tags}");
+    assert!(tags.contains("platform tag of <code>v1</code>"), "v1-amd64 is v1's: {tags}");
+    assert!(tags.contains("hide 2 per-platform tags"), "{tags}");
+    let hidden = page(&hub, "/r/acme/app?tab=tags&platform_tags=hide").await.text();
+    assert!(hidden.contains("/r/acme/app/-/v1\"") && !hidden.contains("/-/v1-amd64\""), "{hidden}");
+    assert!(hidden.contains("show 2 per-platform tags"), "{hidden}");
 
     // Missing, malformed and private images all answer the same 404.
     page(&hub, "/r/acme/app/-/v9").await.expect_status(404, "an unknown tag");
