@@ -1,5 +1,6 @@
 //! A repository's settings tab over plain HTTP: owners change visibility and
-//! description and delete with the name typed out; nobody else sees or posts them.
+//! description and delete with the name typed out; nobody else sees or posts them. And
+//! the account page, where a password is changed.
 
 use reqwest::Method;
 
@@ -89,4 +90,59 @@ async fn nobody_but_owners_sees_or_posts_the_settings() {
     post(&hub, &olga_cookie, "/r/acme/db", &forged).await.expect_status(403, "forged");
     let repo = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/db", None).await;
     assert_eq!(repo.expect_status(200, "still there").json()["visibility"], "public");
+}
+
+#[tokio::test]
+async fn a_password_is_changed_with_the_current_one_and_ends_the_sessions() {
+    let hub = Hub::start();
+    let olga = hub.olga_with_public_acme().await;
+    hub.push_with_readme(&olga, "olga/private", "v1", "# Mine").await;
+    let cookie = session_cookie(&log_in(&hub, "olga", "olga-password-1").await);
+    let anonymous = hub.send(no_redirects().get(hub.url("/account"))).await;
+    assert_eq!(
+        anonymous.expect_status(303, "log in first").header("location").as_deref(),
+        Some("/login?next=/account")
+    );
+    let html = page_as(&hub, &cookie, "/account").await.expect_status(200, "the account").text();
+    let csrf = csrf_of(&html);
+    let change = |current: &'static str, new: &'static str, repeat: &'static str| {
+        [("csrf", csrf.as_str()), ("current", current), ("new", new), ("repeat", repeat)]
+    };
+
+    let wrong =
+        post(&hub, &cookie, "/account", &change("guess", "new-password-2", "new-password-2")).await;
+    assert!(
+        wrong
+            .expect_status(400, "a wrong current password")
+            .text()
+            .contains("current password is wrong")
+    );
+    let differ = post(
+        &hub,
+        &cookie,
+        "/account",
+        &change("olga-password-1", "new-password-2", "new-password-3"),
+    )
+    .await;
+    assert!(differ.expect_status(400, "a typo").text().contains("differ"));
+    let forged = [
+        ("csrf", "forged"),
+        ("current", "olga-password-1"),
+        ("new", "x-password-9"),
+        ("repeat", "x-password-9"),
+    ];
+    post(&hub, &cookie, "/account", &forged).await.expect_status(403, "a cross-site post");
+    page_as(&hub, &cookie, "/r/olga/private").await.expect_status(200, "nothing changed yet");
+
+    let done = post(
+        &hub,
+        &cookie,
+        "/account",
+        &change("olga-password-1", "new-password-2", "new-password-2"),
+    )
+    .await;
+    done.expect_status(303, "changed");
+    page_as(&hub, &cookie, "/r/olga/private").await.expect_status(404, "the session ended");
+    log_in(&hub, "olga", "olga-password-1").await.expect_status(401, "the old password");
+    log_in(&hub, "olga", "new-password-2").await.expect_status(303, "the new one");
 }
