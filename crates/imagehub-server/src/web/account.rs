@@ -4,18 +4,14 @@
 //! as `PATCH /api/v1/user` does, and ends every session and registry token of the user.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use imagehub_core::{AccountError, Credential};
 
-use super::session::Visitor;
+use super::session::{SmallForm, Visitor};
 use super::{Chrome, PageError, render, render_with_status};
 use crate::api::ApiState;
-
-/// Largest account form accepted.
-const MAX_FORM_BYTES: usize = 16 * 1024;
 
 #[derive(Template)]
 #[template(path = "account.html")]
@@ -41,15 +37,8 @@ pub async fn change_password(
     request: Request,
 ) -> Result<Response, PageError> {
     let (parts, body) = request.into_parts();
-    let body: Bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-        .await
-        .map_err(|_| PageError::bad_request("The form was too large."))?;
-    let field = |name: &str| {
-        form_urlencoded::parse(&body)
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
+    let form = SmallForm::read(body).await?;
+    let field = |name: &str| form.field(name);
     visitor.check_csrf(Some(&field("csrf")))?;
     let (Some(auth), Some(name)) = (state.auth.as_ref(), signed_in(&state, &visitor)) else {
         return Err(PageError::forbidden("Log in to change your password."));

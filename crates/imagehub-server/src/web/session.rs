@@ -22,6 +22,27 @@ const COOKIE: &str = "imagehub_session";
 /// Largest login form read.
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
+/// A small urlencoded form (login, logout, account), read whole with a size limit:
+/// these handlers need the request's parts too, so they read the body themselves.
+pub struct SmallForm(Bytes);
+
+impl SmallForm {
+    pub async fn read(body: axum::body::Body) -> Result<SmallForm, PageError> {
+        axum::body::to_bytes(body, MAX_FORM_BYTES)
+            .await
+            .map(SmallForm)
+            .map_err(|_| PageError::bad_request("The form was too large."))
+    }
+
+    /// The value of field `name`, empty when absent.
+    pub fn field(&self, name: &str) -> String {
+        form_urlencoded::parse(&self.0)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    }
+}
+
 /// The visitor of a page: their caller (anonymous without a session; anyone, with
 /// accounts off) and, with a session, its CSRF token.
 pub struct Visitor {
@@ -131,15 +152,8 @@ pub async fn login(
 ) -> Result<Response, PageError> {
     let Some(auth) = state.auth.clone() else { return Ok(Redirect::to("/").into_response()) };
     let (parts, body) = request.into_parts();
-    let body: Bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-        .await
-        .map_err(|_| PageError::bad_request("The login form was too large."))?;
-    let field = |name: &str| {
-        form_urlencoded::parse(&body)
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
+    let form = SmallForm::read(body).await?;
+    let field = |name: &str| form.field(name);
     let (username, password, next) = (field("username"), field("password"), field("next"));
     let client = auth.client_address(&parts);
     match state.accounts.open_web_session(&username, &password, &client).await {
@@ -192,12 +206,8 @@ pub async fn logout(
     request: Request,
 ) -> Result<Response, PageError> {
     let (parts, body) = request.into_parts();
-    let body: Bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-        .await
-        .map_err(|_| PageError::bad_request("The form was too large."))?;
-    let csrf =
-        form_urlencoded::parse(&body).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
-    visitor.check_csrf(csrf.as_deref())?;
+    let csrf = SmallForm::read(body).await?.field("csrf");
+    visitor.check_csrf(Some(&csrf))?;
     if let Some(secret) = cookie(&parts.headers, COOKIE) {
         state.accounts.close_web_session(secret).await?;
     }
