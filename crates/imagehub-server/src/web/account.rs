@@ -1,13 +1,20 @@
-//! The visitor's account (`/account`): changing the password. The current password is
-//! asked again (a session left open on a shared screen must not be enough) and checked by
-//! the login logic, throttle included; the change goes through `Accounts::update_user`,
-//! as `PATCH /api/v1/user` does, and ends every session and registry token of the user.
+//! The visitor's account (`/account`): changing the password, and access tokens.
+//!
+//! The current password is asked again (a session left open on a shared screen must not
+//! be enough) and checked by the login logic, throttle included; the change goes through
+//! `Accounts::update_user`, as `PATCH /api/v1/user` does, and ends every session and
+//! registry token of the user. Tokens are created and revoked through the same
+//! `Accounts` calls as `/api/v1/user/tokens`; a new token's secret is shown on the page
+//! that answers the creation, once, and never again.
 
 use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use imagehub_auth::Actions;
 use imagehub_core::{AccountError, Credential};
+
+use super::format::when;
 
 use super::session::{SmallForm, Visitor};
 use super::{Chrome, PageError, render, render_with_status};
@@ -20,18 +27,35 @@ struct AccountPage {
     name: String,
     csrf: String,
     problem: Option<String>,
+    tokens: Vec<TokenRow>,
+    /// The secret of the token just created.
+    new_secret: Option<String>,
+}
+
+/// An access token as the page lists it.
+struct TokenRow {
+    id: i64,
+    name: String,
+    scopes: String,
+    namespaces: String,
+    expires: String,
+    last_used: String,
 }
 
 /// `GET /account`.
-pub async fn account(State(state): State<ApiState>, visitor: Visitor) -> Response {
+pub async fn account(
+    State(state): State<ApiState>,
+    visitor: Visitor,
+) -> Result<Response, PageError> {
     match signed_in(&state, &visitor) {
-        Some(name) => render(&page(&visitor, name, None)),
-        None => Redirect::to("/login?next=/account").into_response(),
+        Some(name) => Ok(render(&page(&state, &visitor, name, None, None).await?)),
+        None => Ok(Redirect::to("/login?next=/account").into_response()),
     }
 }
 
-/// `POST /account` with `csrf`, `current`, `new` and `repeat`.
-pub async fn change_password(
+/// `POST /account` with `csrf` and `intent`: `password` (`current`, `new`, `repeat`),
+/// `token` (`token_name`, `scope`…, `namespaces`, `expires_days`) or `revoke` (`id`).
+pub async fn post(
     State(state): State<ApiState>,
     visitor: Visitor,
     request: Request,
@@ -43,21 +67,75 @@ pub async fn change_password(
     let (Some(auth), Some(name)) = (state.auth.as_ref(), signed_in(&state, &visitor)) else {
         return Err(PageError::forbidden("Log in to change your password."));
     };
-    let refuse = |status: StatusCode, problem: &str| {
-        render_with_status(&page(&visitor, name, Some(problem.to_string())), status)
+    let refuse = async |status: StatusCode, problem: &str| -> Result<Response, PageError> {
+        let page = page(&state, &visitor, name, Some(problem.to_string()), None).await?;
+        Ok(render_with_status(&page, status))
     };
+    match field("intent").as_str() {
+        "password" => {}
+        "token" => {
+            let actions = Actions::parse_strict(&form.fields("scope").join(","));
+            let actions = match actions {
+                Ok(actions) if actions != Actions::NONE => actions,
+                _ => return refuse(StatusCode::BAD_REQUEST, "Choose what the token may do.").await,
+            };
+            let namespaces: Vec<String> = field("namespaces")
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+                .collect();
+            let namespaces = (!namespaces.is_empty()).then_some(namespaces);
+            let expires_at = match field("expires_days").trim() {
+                "" => None,
+                days => match days.parse::<u16>() {
+                    Ok(days) if days > 0 => Some(now() + i64::from(days) * 86_400),
+                    _ => {
+                        let problem = "Expiry is a number of days, 1 to 65535, or empty.";
+                        return refuse(StatusCode::BAD_REQUEST, problem).await;
+                    }
+                },
+            };
+            let token_name = field("token_name");
+            let caller = &visitor.caller;
+            let created =
+                state.accounts.create_token(caller, &token_name, actions, namespaces, expires_at);
+            return match created.await {
+                Ok(created) => {
+                    let page = page(&state, &visitor, name, None, Some(created.secret)).await?;
+                    Ok(render(&page))
+                }
+                Err(e @ (AccountError::InvalidInput(_) | AccountError::NameTaken(_))) => {
+                    refuse(StatusCode::BAD_REQUEST, &e.to_string()).await
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
+        "revoke" => {
+            let id = field("id").parse::<i64>().map_err(|_| PageError::bad_request("No token."))?;
+            return match state.accounts.revoke_token(&visitor.caller, id).await {
+                Ok(()) => Ok(Redirect::to("/account").into_response()),
+                Err(AccountError::NoSuchToken(_)) => {
+                    Err(PageError::not_found("You have no such token."))
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
+        _ => return Err(PageError::bad_request("The form asked for nothing this page does.")),
+    }
     let (current, new) = (field("current"), field("new"));
     if new.is_empty() || new != field("repeat") {
-        return Ok(refuse(StatusCode::BAD_REQUEST, "The new password and its repetition differ."));
+        return refuse(StatusCode::BAD_REQUEST, "The new password and its repetition differ.")
+            .await;
     }
     let client = auth.client_address(&parts);
     match state.accounts.login(name, &current, &client, false).await {
         Ok(caller) if caller.require_user()?.credential == Credential::Password => {}
         Ok(_) | Err(AccountError::BadCredentials | AccountError::Unauthenticated) => {
-            return Ok(refuse(StatusCode::BAD_REQUEST, "The current password is wrong."));
+            return refuse(StatusCode::BAD_REQUEST, "The current password is wrong.").await;
         }
         Err(e @ AccountError::TooManyAttempts { .. }) => {
-            return Ok(refuse(StatusCode::TOO_MANY_REQUESTS, &e.to_string()));
+            return refuse(StatusCode::TOO_MANY_REQUESTS, &e.to_string()).await;
         }
         Err(e) => return Err(e.into()),
     }
@@ -73,11 +151,36 @@ fn signed_in<'v>(state: &ApiState, visitor: &'v Visitor) -> Option<&'v str> {
     visitor.caller.name()
 }
 
-fn page(visitor: &Visitor, name: &str, problem: Option<String>) -> AccountPage {
-    AccountPage {
+async fn page(
+    state: &ApiState,
+    visitor: &Visitor,
+    name: &str,
+    problem: Option<String>,
+    new_secret: Option<String>,
+) -> Result<AccountPage, PageError> {
+    let now = now();
+    let tokens = state.accounts.tokens(&visitor.caller).await?;
+    let tokens = tokens
+        .into_iter()
+        .map(|t| TokenRow {
+            id: t.id,
+            name: t.name,
+            scopes: t.actions.to_string(),
+            namespaces: t.namespaces.map_or("all".to_string(), |n| n.join(", ")),
+            expires: t.expires_at.map_or("never".to_string(), |at| when(at, now).exact),
+            last_used: t.last_used_at.map_or("never".to_string(), |at| when(at, now).relative),
+        })
+        .collect();
+    Ok(AccountPage {
         chrome: visitor.chrome(""),
         name: name.to_string(),
         csrf: visitor.csrf.clone().unwrap_or_default(),
         problem,
-    }
+        tokens,
+        new_secret,
+    })
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }

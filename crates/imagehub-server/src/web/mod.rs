@@ -34,7 +34,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/r/{*name}", get(repository::repository).post(repository::repository_post))
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", axum::routing::post(session::logout))
-        .route("/account", get(account::account).post(account::change_password))
+        .route("/account", get(account::account).post(account::post))
         .route("/static/{file}", get(asset))
         .route("/favicon.ico", get(|| async { asset(Path("favicon.svg".to_string())).await }))
         .layer(middleware::from_fn(security_headers))

@@ -34,6 +34,14 @@ impl SmallForm {
             .map_err(|_| PageError::bad_request("The form was too large."))
     }
 
+    /// Every value of field `name` (checkboxes sharing a name), in order.
+    pub fn fields(&self, name: &str) -> Vec<String> {
+        form_urlencoded::parse(&self.0)
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
     /// The value of field `name`, empty when absent.
     pub fn field(&self, name: &str) -> String {
         form_urlencoded::parse(&self.0)

@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 
-use crate::support::hub::Hub;
+use crate::support::hub::{Cred, Hub};
 use crate::support::reply::Reply;
 use crate::web::{csrf_of, log_in, no_redirects, page_as, session_cookie};
 
@@ -106,7 +106,13 @@ async fn a_password_is_changed_with_the_current_one_and_ends_the_sessions() {
     let html = page_as(&hub, &cookie, "/account").await.expect_status(200, "the account").text();
     let csrf = csrf_of(&html);
     let change = |current: &'static str, new: &'static str, repeat: &'static str| {
-        [("csrf", csrf.as_str()), ("current", current), ("new", new), ("repeat", repeat)]
+        [
+            ("csrf", csrf.as_str()),
+            ("intent", "password"),
+            ("current", current),
+            ("new", new),
+            ("repeat", repeat),
+        ]
     };
 
     let wrong =
@@ -127,6 +133,7 @@ async fn a_password_is_changed_with_the_current_one_and_ends_the_sessions() {
     assert!(differ.expect_status(400, "a typo").text().contains("differ"));
     let forged = [
         ("csrf", "forged"),
+        ("intent", "password"),
         ("current", "olga-password-1"),
         ("new", "x-password-9"),
         ("repeat", "x-password-9"),
@@ -145,4 +152,58 @@ async fn a_password_is_changed_with_the_current_one_and_ends_the_sessions() {
     page_as(&hub, &cookie, "/r/olga/private").await.expect_status(404, "the session ended");
     log_in(&hub, "olga", "olga-password-1").await.expect_status(401, "the old password");
     log_in(&hub, "olga", "new-password-2").await.expect_status(303, "the new one");
+}
+
+#[tokio::test]
+async fn tokens_are_created_shown_once_and_revoked_on_the_account_page() {
+    let hub = Hub::start();
+    let olga = hub.olga_with_public_acme().await;
+    let cookie = session_cookie(&log_in(&hub, "olga", "olga-password-1").await);
+    let csrf = csrf_of(&page_as(&hub, &cookie, "/account").await.text());
+    let create = [
+        ("csrf", csrf.as_str()),
+        ("intent", "token"),
+        ("token_name", "<b>ci</b>"),
+        ("scope", "pull"),
+        ("scope", "push"),
+        ("namespaces", "acme"),
+        ("expires_days", "30"),
+    ];
+    let created = post(&hub, &cookie, "/account", &create).await;
+    let html = created.expect_status(200, "created").text();
+    let marker = "id=\"new-token\" readonly value=\"";
+    let start = html.find(marker).expect("the secret, once") + marker.len();
+    let secret = html[start..].split('"').next().expect("its end").to_string();
+    assert!(html.contains("&#60;b&#62;ci&#60;/b&#62;") && !html.contains("<b>ci"), "escaped");
+    let tokens = hub.api(&olga, Method::GET, "/api/v1/user/tokens", None).await.json();
+    let token = &tokens["tokens"][0];
+    assert_eq!(token["scopes"], serde_json::json!(["pull", "push"]), "{tokens}");
+    assert_eq!(token["namespaces"], serde_json::json!(["acme"]));
+    let secret_works = Cred::basic("olga", &secret);
+    hub.api(&secret_works, Method::GET, "/api/v1/orgs/acme/repos", None)
+        .await
+        .expect_status(200, "the secret is a working token");
+    let again = page_as(&hub, &cookie, "/account").await.text();
+    assert!(!again.contains(&secret), "shown once, never again");
+
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("intent", "token"),
+        ("token_name", "x"),
+        ("expires_days", "soon"),
+        ("scope", "pull"),
+    ];
+    post(&hub, &cookie, "/account", &bad).await.expect_status(400, "a bad expiry");
+    let none = [("csrf", csrf.as_str()), ("intent", "token"), ("token_name", "y")];
+    post(&hub, &cookie, "/account", &none).await.expect_status(400, "no scope");
+
+    let id = token["id"].to_string();
+    let forged = [("csrf", "forged"), ("intent", "revoke"), ("id", id.as_str())];
+    post(&hub, &cookie, "/account", &forged).await.expect_status(403, "a forged revoke");
+    let revoke = [("csrf", csrf.as_str()), ("intent", "revoke"), ("id", id.as_str())];
+    post(&hub, &cookie, "/account", &revoke).await.expect_status(303, "revoked");
+    hub.api(&secret_works, Method::GET, "/api/v1/orgs/acme/repos", None)
+        .await
+        .expect_status(401, "the token no longer works");
+    post(&hub, &cookie, "/account", &revoke).await.expect_status(404, "twice");
 }
