@@ -255,6 +255,7 @@ async fn screenshots_of_the_pages_at_phone_and_desktop_width_light_and_dark() {
                 ("/r/acme/tools/-/v1-arm64", "image"),
                 ("/r/acme/db/-/v1/edit", "edit"),
                 ("/r/acme/db?tab=settings", "settings"),
+                ("/account", "account"),
             ] {
                 browser.client.goto(&hub.url(path)).await.expect("open the page");
                 browser.screenshot(&format!("{page}-{device}-{mode}")).await;
