@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use imagehub_auth::Actions;
 use imagehub_core::{AccountError, Credential};
 
-use super::format::when;
+use super::format::{now, when};
 
 use super::session::{SmallForm, Visitor};
 use super::{Chrome, PageError, render, render_with_status};
@@ -179,8 +179,4 @@ async fn page(
         tokens,
         new_secret,
     })
-}
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use imagehub_core::BrowseOrder;
 
-use super::format::{When, count, default_icon, when_rfc3339};
+use super::format::{When, count, default_icon, now, platform_label, when_rfc3339};
 use super::session::Visitor;
 use super::{Chrome, PageError, host, render};
 use crate::api::ApiState;
@@ -107,10 +107,7 @@ impl Card {
         let mut platforms: Vec<String> = result
             .platforms
             .iter()
-            .map(|p| match &p.variant {
-                Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
-                None => format!("{}/{}", p.os, p.architecture),
-            })
+            .map(|p| platform_label(&p.os, &p.architecture, p.variant.as_deref()))
             .collect();
         platforms.dedup();
         let pushed = result.pushed_at.as_deref().and_then(|at| when_rfc3339(at, now));
@@ -151,7 +148,7 @@ pub async fn explore(
         }
         false => state.registry.search(&text, filter.as_ref(), page, PER_PAGE).await?,
     };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = now();
     let cards = hits.iter().map(|hit| Card::new(SearchResult::from(hit), now)).collect();
     let pages = u32::try_from(total.div_ceil(u64::from(PER_PAGE))).unwrap_or(u32::MAX).max(1);
     let link = |page: u32| {

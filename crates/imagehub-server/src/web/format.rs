@@ -63,6 +63,19 @@ pub fn when_rfc3339(text: &str, now: i64) -> Option<When> {
         .map(|t| when(t.unix_timestamp(), now))
 }
 
+/// A platform as pages write it: `linux/arm64/v8`, `linux/amd64`.
+pub fn platform_label(os: &str, architecture: &str, variant: Option<&str>) -> String {
+    match variant {
+        Some(variant) => format!("{os}/{architecture}/{variant}"),
+        None => format!("{os}/{architecture}"),
+    }
+}
+
+/// The current time in Unix seconds, what [`when`] measures against.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// The first 12 hex digits of a digest, as listings show it.
 pub fn short_digest(digest: &str) -> String {
     let hex = digest.split_once(':').map_or(digest, |(_, hex)| hex);

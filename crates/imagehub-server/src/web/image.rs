@@ -13,7 +13,7 @@ use imagehub_auth::Action;
 use imagehub_core::{Access, CoreError, ImageContents, PlatformContents, Referrer};
 use imagehub_oci::{Reference, RepoName};
 
-use super::format::{When, bytes, short_digest, when_rfc3339};
+use super::format::{When, bytes, now, platform_label, short_digest, when_rfc3339};
 use super::session::Visitor;
 use super::{Chrome, PageError, host, render};
 use crate::api::ApiState;
@@ -95,7 +95,7 @@ pub async fn image(
         Err(CoreError::ManifestUnknown(_) | CoreError::NameUnknown(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = now();
     let pull = match &parsed {
         Reference::Tag(tag) => format!("{repository}:{tag}"),
         Reference::Digest(digest) => format!("{repository}@{digest}"),
@@ -120,10 +120,7 @@ pub async fn image(
 impl PlatformView {
     fn new(platform: &PlatformContents, now: i64) -> PlatformView {
         let label = match &platform.platform {
-            Some(p) => match &p.variant {
-                Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
-                None => format!("{}/{}", p.os, p.architecture),
-            },
+            Some(p) => platform_label(&p.os, &p.architecture, p.variant.as_deref()),
             None => "artifact".to_string(),
         };
         let run = platform.config.config.clone().unwrap_or_default();

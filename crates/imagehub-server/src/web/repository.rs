@@ -17,7 +17,7 @@ use imagehub_core::{Access, ImageView};
 use imagehub_oci::RepoName;
 use serde::Deserialize;
 
-use super::format::{When, bytes, count, default_icon, short_digest, when};
+use super::format::{When, bytes, count, default_icon, now, platform_label, short_digest, when};
 use super::session::Visitor;
 use super::settings::SettingsView;
 use super::{Chrome, PageError, host, markdown, render};
@@ -139,7 +139,7 @@ pub async fn repository(
     }
     let images = state.registry.images(&repository).await?;
     let Some(latest) = imagehub_core::latest_image(&images) else { return Err(not_found()) };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = now();
     let tag_names: HashSet<&str> = images.iter().filter_map(|i| i.row.tag.as_deref()).collect();
     let parent_of = |image: &ImageView| {
         image.row.tag.as_deref().and_then(|tag| platform_tag_parent(tag, &tag_names))
@@ -264,10 +264,7 @@ impl ImageRow {
         let short_digest = short_digest(&row.digest);
         let platforms = Platform::of(row.info.as_ref())
             .iter()
-            .map(|p| match &p.variant {
-                Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
-                None => format!("{}/{}", p.os, p.architecture),
-            })
+            .map(|p| platform_label(&p.os, &p.architecture, p.variant.as_deref()))
             .collect();
         ImageRow {
             label: row.tag.clone().unwrap_or_else(|| short_digest.clone()),
