@@ -68,7 +68,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    const ALL: [AuditAction; 19] = [
+    pub const ALL: [AuditAction; 19] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::LoginThrottled,
@@ -114,11 +114,13 @@ impl AuditAction {
         }
     }
 
+    /// The action named `s` (its dotted name), if there is one.
+    pub fn parse(s: &str) -> Option<AuditAction> {
+        AuditAction::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
     fn stored(s: &str) -> Result<AuditAction> {
-        AuditAction::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| MetadataError::Corrupt(format!("audit action {s:?}")))
+        AuditAction::parse(s).ok_or_else(|| MetadataError::Corrupt(format!("audit action {s:?}")))
     }
 }
 
@@ -219,6 +221,27 @@ pub struct RepositoryFilter {
     pub only_namespaces: Option<Vec<String>>,
 }
 
+impl RepositoryFilter {
+    /// What `filter` (`None`: everything) lets through of one namespace's repositories.
+    pub fn within(filter: Option<&RepositoryFilter>, namespace: &str) -> RepositoryFilter {
+        let only = |allowed: bool| Some(if allowed { vec![namespace.to_string()] } else { vec![] });
+        match filter {
+            None => RepositoryFilter {
+                public: false,
+                namespaces: vec![namespace.to_string()],
+                only_namespaces: only(true),
+            },
+            Some(f) => RepositoryFilter {
+                public: f.public,
+                namespaces: f.namespaces.clone(),
+                only_namespaces: only(
+                    f.only_namespaces.as_ref().is_none_or(|o| o.iter().any(|n| n == namespace)),
+                ),
+            },
+        }
+    }
+}
+
 pub(crate) const USER_COLUMNS: &str =
     "id, name, email, password_hash, source, is_admin, created_at, sessions_valid_after";
 const TOKEN_COLUMNS: &str =
@@ -258,6 +281,18 @@ impl Metadata {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(user_row).transpose()
+    }
+
+    /// Users by name, from the first after `after` on: a page of the admins' list.
+    pub async fn users(&self, after: Option<&str>, limit: u32) -> Result<Vec<UserRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE name > ? ORDER BY name LIMIT ?"
+        ))
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_row).collect()
     }
 
     /// Sets a new password and ends the sessions (registry and refresh tokens) issued
@@ -629,16 +664,19 @@ impl Metadata {
     pub async fn audit_events(
         &self,
         namespaces: Option<&[String]>,
+        action: Option<AuditAction>,
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditEvent>> {
         let rows = sqlx::query(
             "SELECT id, at, actor, action, namespace, target, client, detail FROM audit_events
              WHERE id < ?1 AND (?2 IS NULL OR namespace IN (SELECT value FROM json_each(?2)))
-             ORDER BY id DESC LIMIT ?3",
+               AND (?3 IS NULL OR action = ?3)
+             ORDER BY id DESC LIMIT ?4",
         )
         .bind(before.unwrap_or(i64::MAX))
         .bind(namespaces.map(|n| serde_json::Value::from(n.to_vec()).to_string()))
+        .bind(action.map(AuditAction::as_str))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

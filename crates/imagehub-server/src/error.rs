@@ -210,6 +210,7 @@ impl From<&imagehub_core::AccountError> for ApiError {
             A::PasswordRequired { .. }
             | A::NotAnAccountCredential { .. }
             | A::SignupClosed
+            | A::AdminOnly { .. }
             | A::NotOwner { .. }
             | A::AuditClosed => ApiError::new(OciErrorCode::Denied).message(message),
             A::NoSuchOrg(_) | A::NoSuchUser(_) | A::NoSuchToken(_) | A::NotAMember { .. } => {

@@ -50,6 +50,20 @@ impl Accounts {
         Ok(user)
     }
 
+    /// Site admins list the users, by name, a page at a time (from the first after `after`).
+    pub async fn users(
+        &self,
+        caller: &Caller,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRow>> {
+        let me = self.password_user(caller)?;
+        if !me.is_admin {
+            return Err(AccountError::AdminOnly { what: "list the users" });
+        }
+        Ok(self.meta.users(after, limit).await?)
+    }
+
     /// The caller's account; a registry token, which grants only repositories, does
     /// not read it.
     pub async fn user(&self, caller: &Caller) -> Result<UserRow> {
@@ -455,12 +469,13 @@ impl Accounts {
     pub async fn audit_events(
         &self,
         caller: &Caller,
+        action: Option<AuditAction>,
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditEvent>> {
         let me = self.password_user(caller)?;
         if me.is_admin {
-            return Ok(self.meta.audit_events(None, before, limit).await?);
+            return Ok(self.meta.audit_events(None, action, before, limit).await?);
         }
         let owned: Vec<String> = self
             .meta
@@ -473,6 +488,6 @@ impl Accounts {
         if owned.is_empty() {
             return Err(AccountError::AuditClosed);
         }
-        Ok(self.meta.audit_events(Some(&owned), before, limit).await?)
+        Ok(self.meta.audit_events(Some(&owned), action, before, limit).await?)
     }
 }

@@ -68,6 +68,8 @@ pub enum AccountError {
     NotAnAccountCredential { presented: &'static str },
     #[error("only site admins create accounts (auth.signup = \"admin\")")]
     SignupClosed,
+    #[error("only site admins may {what}")]
+    AdminOnly { what: &'static str },
     /// Only owners of the namespace (and site admins) may do this.
     #[error("only owners of {namespace} may {what}")]
     NotOwner { namespace: String, what: &'static str },

@@ -26,7 +26,7 @@ use super::{
 
 pub const API_VERSION: &str = "imagehub.sealos.io/v1";
 /// Largest body `apply` reads.
-const MAX_APPLY_BYTES: usize = 4 << 20;
+pub const MAX_APPLY_BYTES: usize = 4 << 20;
 /// Most documents in one `apply`.
 const MAX_DOCUMENTS: usize = 1000;
 
@@ -159,18 +159,32 @@ pub async fn apply(
         .map_err(|_| ApiV1Error::new(ErrorCode::TooLarge, "apply takes at most 4 MiB"))?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiV1Error::invalid("the body is not UTF-8 text"))?;
+    let applied = apply_manifests(&state, &caller, text).await?;
+    ok(StatusCode::OK, Applied { applied })
+}
+
+/// Checks every document of `text` (YAML or JSON), then applies them in order: what
+/// `POST /api/v1/apply` and the web UI's "Add an image" page do.
+pub async fn apply_manifests(
+    state: &ApiState,
+    caller: &Caller,
+    text: &str,
+) -> Result<Vec<AppliedDocument>, ApiV1Error> {
+    if text.len() > MAX_APPLY_BYTES {
+        return Err(ApiV1Error::new(ErrorCode::TooLarge, "apply takes at most 4 MiB"));
+    }
     let documents = parse_documents(text)?;
     let mut checked = Vec::with_capacity(documents.len());
     for (i, document) in documents.into_iter().enumerate() {
-        checked.push(check(&state, &caller, document).await.map_err(|e| {
+        checked.push(check(state, caller, document).await.map_err(|e| {
             e.context(&format!("document {}", i + 1)).with_detail("document", i + 1)
         })?);
     }
     let mut results = Vec::with_capacity(checked.len());
     for document in checked {
-        results.push(apply_one(&state, &caller, document).await?);
+        results.push(apply_one(state, caller, document).await?);
     }
-    ok(StatusCode::OK, Applied { applied: results })
+    Ok(results)
 }
 
 /// A document that passed every check, ready to apply.

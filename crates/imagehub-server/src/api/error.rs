@@ -147,6 +147,21 @@ impl ApiV1Error {
         ApiV1Error::invalid(format!("{field}: {problem}")).with_detail("field", field)
     }
 
+    /// The status it is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// What it tells the caller.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// For a failure of the server itself, its cause (never sent to the caller).
+    pub fn cause(&self) -> Option<&str> {
+        self.internal.as_deref()
+    }
+
     /// Adds `key` to the error's `detail` object.
     pub fn with_detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> ApiV1Error {
         self.detail.insert(key.to_string(), value.into());
@@ -184,6 +199,7 @@ impl From<AccountError> for ApiV1Error {
             A::PasswordRequired { .. }
             | A::NotAnAccountCredential { .. }
             | A::SignupClosed
+            | A::AdminOnly { .. }
             | A::NotOwner { .. }
             | A::AuditClosed => ErrorCode::Denied,
             A::NoSuchOrg(_) | A::NoSuchUser(_) | A::NoSuchToken(_) | A::NotAMember { .. } => {
@@ -257,6 +273,7 @@ mod tests {
             AccountError::PasswordRequired { presented: "registry token" },
             AccountError::NotAnAccountCredential { presented: "registry token" },
             AccountError::SignupClosed,
+            AccountError::AdminOnly { what: "list the users" },
             AccountError::NotOwner { namespace: "acme".into(), what: "do that" },
             AccountError::AuditClosed,
         ] {

@@ -36,6 +36,7 @@ use imagehub_oci::RepoName;
 use serde::de::DeserializeOwned;
 
 use crate::auth::Auth;
+pub use apply::{API_VERSION, MAX_APPLY_BYTES, apply_manifests};
 pub use error::{ApiV1Error, ErrorBody, ErrorCode, TooManyRequests, Unauthorized, internal};
 
 pub type ApiResult = Result<Response, ApiV1Error>;
@@ -156,7 +157,7 @@ pub fn router(auth: Option<Arc<Auth>>, accounts: Accounts, registry: Registry) -
         return off.with_state(ApiState { auth, accounts, registry });
     }
     let account_routes = Router::new()
-        .route("/api/v1/users", axum::routing::post(users::create_user))
+        .route("/api/v1/users", get(users::list_users).post(users::create_user))
         .route("/api/v1/user", get(users::get_user).patch(users::update_user))
         .route("/api/v1/user/tokens", get(users::list_tokens).post(users::create_token))
         .route("/api/v1/user/tokens/{id}", delete(users::revoke_token))

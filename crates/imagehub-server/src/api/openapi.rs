@@ -33,6 +33,7 @@ by a login webhook that fails."
     ),
     paths(
         super::users::create_user,
+        super::users::list_users,
         super::users::get_user,
         super::users::update_user,
         super::users::list_tokens,
@@ -70,6 +71,7 @@ by a login webhook that fails."
             ErrorItem,
             ErrorCode,
             User,
+            UserList,
             AccessToken,
             CreatedAccessToken,
             AccessTokenList,

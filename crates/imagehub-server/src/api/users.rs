@@ -6,12 +6,13 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use imagehub_auth::Actions;
+use imagehub_core::AuditAction;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::double_option;
 use super::views::{
-    AccessToken, AccessTokenList, AuditEvent, AuditLog, CreatedAccessToken, Scope, User,
+    AccessToken, AccessTokenList, AuditEvent, AuditLog, CreatedAccessToken, Scope, User, UserList,
 };
 use super::{
     ApiCaller, ApiResult, ApiV1Error, ErrorBody, TooManyRequests, Unauthorized, json_body, ok,
@@ -59,6 +60,44 @@ pub async fn create_user(
         .create_user(&caller, &body.name, body.email.as_deref(), &body.password)
         .await?;
     ok(StatusCode::CREATED, User::from(&user))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// Only users whose name sorts after this one (the next page after the last user seen).
+    after: Option<String>,
+    /// Most users answered: 1 to 1000, 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/users?after=NAME&limit=N`: site admins list the accounts, by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    summary = "List the users",
+    description = "Site admins list the accounts by name, a page at a time. Needs Basic credentials with the password.",
+    params(UserQuery),
+    responses(
+        (status = 200, description = "A page of users.", body = UserList),
+        (status = 400, description = "Invalid query, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "Not a site admin, or credentials other than the password.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []))
+)]
+pub async fn list_users(
+    State(auth): State<Arc<Auth>>,
+    ApiCaller(caller): ApiCaller,
+    query: Result<Query<UserQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(query) = query.map_err(|e| ApiV1Error::invalid(e.body_text()))?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let users = auth.accounts.users(&caller, query.after.as_deref(), limit).await?;
+    ok(StatusCode::OK, UserList { users: users.iter().map(User::from).collect() })
 }
 
 /// `GET /api/v1/user`: who the credentials belong to.
@@ -230,6 +269,8 @@ pub async fn revoke_token(
 pub struct AuditQuery {
     /// Only events with a smaller id (the next page after the last event seen).
     before: Option<i64>,
+    /// Only events of this action (its dotted name, such as `member.set`).
+    action: Option<String>,
     /// Most events answered: 1 to 1000, 100 by default.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -261,6 +302,12 @@ pub async fn audit(
 ) -> ApiResult {
     let Query(query) = query.map_err(|e| ApiV1Error::invalid(e.body_text()))?;
     let (before, limit) = (query.before, query.limit.unwrap_or(100).clamp(1, 1000));
-    let events = auth.accounts.audit_events(&caller, before, limit).await?;
+    let action = match query.action.as_deref() {
+        None => None,
+        Some(name) => Some(AuditAction::parse(name).ok_or_else(|| {
+            ApiV1Error::invalid(format!("action {name:?}: no such audit action"))
+        })?),
+    };
+    let events = auth.accounts.audit_events(&caller, action, before, limit).await?;
     ok(StatusCode::OK, AuditLog { events: events.into_iter().map(AuditEvent::from).collect() })
 }

@@ -172,6 +172,12 @@ impl From<imagehub_core::AuditEvent> for AuditEvent {
     }
 }
 
+/// A page of users, by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<User>,
+}
+
 /// Audit events, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditLog {

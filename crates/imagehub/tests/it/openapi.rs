@@ -14,6 +14,7 @@ use crate::support::hub::{Cred, Hub};
 /// added there needs its `#[utoipa::path]` (listed in `paths(...)` of `api/openapi.rs`)
 /// and its line here.
 const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/users"),
     ("POST", "/api/v1/users"),
     ("GET", "/api/v1/user"),
     ("PATCH", "/api/v1/user"),
