@@ -16,7 +16,7 @@ use imagehub_core::{AccountError, Credential};
 
 use super::format::{now, when};
 
-use super::session::{SmallForm, Visitor};
+use super::session::Visitor;
 use super::{Chrome, PageError, render, render_with_status};
 use crate::api::ApiState;
 
@@ -47,7 +47,7 @@ pub async fn account(
     State(state): State<ApiState>,
     visitor: Visitor,
 ) -> Result<Response, PageError> {
-    match signed_in(&state, &visitor) {
+    match visitor.session_user() {
         Some(name) => Ok(render(&page(&state, &visitor, name, None, None).await?)),
         None => Ok(Redirect::to("/login?next=/account").into_response()),
     }
@@ -61,10 +61,9 @@ pub async fn post(
     request: Request,
 ) -> Result<Response, PageError> {
     let (parts, body) = request.into_parts();
-    let form = SmallForm::read(body).await?;
+    let form = visitor.posted_form(body).await?;
     let field = |name: &str| form.field(name);
-    visitor.check_csrf(Some(&field("csrf")))?;
-    let (Some(auth), Some(name)) = (state.auth.as_ref(), signed_in(&state, &visitor)) else {
+    let (Some(auth), Some(name)) = (state.auth.as_ref(), visitor.session_user()) else {
         return Err(PageError::forbidden("Log in to change your password."));
     };
     let refuse = async |status: StatusCode, problem: &str| -> Result<Response, PageError> {
@@ -142,13 +141,6 @@ pub async fn post(
     state.accounts.update_user(&visitor.caller, Some(&new), None).await?;
     // The change ended every session of the user, this one too.
     Ok(Redirect::to("/login?next=/account").into_response())
-}
-
-/// The visitor's user name, when they are logged in with a session.
-fn signed_in<'v>(state: &ApiState, visitor: &'v Visitor) -> Option<&'v str> {
-    state.auth.as_ref()?;
-    visitor.csrf.as_ref()?;
-    visitor.caller.name()
 }
 
 async fn page(

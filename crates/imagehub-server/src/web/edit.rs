@@ -79,20 +79,17 @@ impl Field {
     fn set(self, edit: &mut DetailsEdit, value: Option<String>) {
         match self {
             Field::Description => edit.description = Some(value),
-            Field::Keywords => {
-                edit.keywords = Some(value.map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|k| !k.is_empty())
-                        .map(String::from)
-                        .collect()
-                }))
-            }
+            Field::Keywords => edit.keywords = Some(value.as_deref().map(keyword_list)),
             Field::Icon => edit.icon = Some(value),
             Field::Url => edit.url = Some(value),
             Field::Docs => edit.docs = Some(value),
         }
     }
+}
+
+/// Keywords as a form's field holds them: separated by commas.
+pub(super) fn keyword_list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect()
 }
 
 /// Where a value comes from, as a person reads it.

@@ -11,11 +11,10 @@ use serde::Deserialize;
 
 use imagehub_core::BrowseOrder;
 
-use super::format::{When, count, default_icon, now, platform_label, when_rfc3339};
+use super::cards::Listing;
 use super::session::Visitor;
 use super::{Chrome, PageError, host, render};
 use crate::api::ApiState;
-use crate::api::views::SearchResult;
 
 /// Cards on one page.
 const PER_PAGE: u32 = 24;
@@ -78,53 +77,7 @@ struct ExplorePage {
     host: String,
     /// Whether visitors log in (accounts on).
     accounts: bool,
-    cards: Vec<Card>,
-    total: u64,
-    page: u32,
-    pages: u32,
-    previous: Option<String>,
-    next: Option<String>,
-}
-
-/// One repository as a card shows it.
-struct Card {
-    name: String,
-    href: String,
-    icon: Option<String>,
-    initials: String,
-    hue: u8,
-    description: Option<String>,
-    keywords: Vec<String>,
-    latest_tag: Option<String>,
-    platforms: Vec<String>,
-    pulls: String,
-    pushed: Option<When>,
-}
-
-impl Card {
-    fn new(result: SearchResult, now: i64) -> Card {
-        let (initials, hue) = default_icon(&result.name);
-        let mut platforms: Vec<String> = result
-            .platforms
-            .iter()
-            .map(|p| platform_label(&p.os, &p.architecture, p.variant.as_deref()))
-            .collect();
-        platforms.dedup();
-        let pushed = result.pushed_at.as_deref().and_then(|at| when_rfc3339(at, now));
-        Card {
-            href: format!("/r/{}", result.name),
-            name: result.name,
-            icon: result.icon,
-            initials,
-            hue,
-            description: result.description,
-            keywords: result.keywords,
-            latest_tag: result.latest_tag,
-            platforms,
-            pulls: count(result.pull_count),
-            pushed,
-        }
-    }
+    listing: Listing,
 }
 
 /// `GET /?q=…&page=…`, or without `q`: `GET /?keyword=…&sort=recent|pulls|name&page=…`
@@ -148,9 +101,6 @@ pub async fn explore(
         }
         false => state.registry.search(&text, filter.as_ref(), page, PER_PAGE).await?,
     };
-    let now = now();
-    let cards = hits.iter().map(|hit| Card::new(SearchResult::from(hit), now)).collect();
-    let pages = u32::try_from(total.div_ceil(u64::from(PER_PAGE))).unwrap_or(u32::MAX).max(1);
     let link = |page: u32| {
         let mut url = form_urlencoded::Serializer::new(String::new());
         if !text.is_empty() {
@@ -170,15 +120,10 @@ pub async fn explore(
         chrome: visitor.chrome(&text),
         host: host(&state, &headers),
         accounts: state.auth.is_some(),
-        previous: (page > 1).then(|| link(page - 1)),
-        next: (page < pages).then(|| link(page + 1)),
+        listing: Listing::new(&hits, total, page, PER_PAGE, link),
         query: text,
         keyword,
         sort: query.sort,
-        cards,
-        total,
-        page,
-        pages,
     };
     Ok(render(&page_view))
 }

@@ -8,18 +8,22 @@
 //! Content-Security-Policy without inline scripts or styles, no framing, no sniffing.
 
 mod account;
+mod add;
+mod admin;
+mod cards;
 mod edit;
 mod explore;
 mod format;
 mod image;
 mod markdown;
+mod orgs;
 mod repository;
 mod session;
 mod settings;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Request};
+use axum::extract::{DefaultBodyLimit, Path, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -35,11 +39,24 @@ pub fn router(state: ApiState) -> Router {
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", axum::routing::post(session::logout))
         .route("/account", get(account::account).post(account::post))
+        .route(
+            "/new",
+            get(add::form)
+                .post(add::add)
+                .layer(DefaultBodyLimit::max(crate::api::MAX_APPLY_BYTES + MULTIPART_OVERHEAD)),
+        )
+        .route("/orgs", get(orgs::orgs).post(orgs::create))
+        .route("/admin/users", get(admin::users).post(admin::create_user))
+        .route("/audit", get(admin::audit))
+        .route("/o/{name}", get(orgs::org).post(orgs::org_post))
         .route("/static/{file}", get(asset))
         .route("/favicon.ico", get(|| async { asset(Path("favicon.svg".to_string())).await }))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
+
+/// Room for a multipart form's boundaries and headers above the content it carries.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// What the header and footer of every page show.
 pub struct Chrome {
@@ -48,6 +65,8 @@ pub struct Chrome {
     pub version: &'static str,
     /// The logged-in user's name.
     pub user: Option<String>,
+    /// Whether they are a site admin (the header links the admin pages).
+    pub admin: bool,
     /// The session's CSRF token, for the forms of the page (the logout button).
     pub csrf: String,
 }
@@ -55,7 +74,13 @@ pub struct Chrome {
 impl Chrome {
     /// The chrome of a visitor without a session.
     fn anonymous() -> Chrome {
-        Chrome { search_box: String::new(), version: VERSION, user: None, csrf: String::new() }
+        Chrome {
+            search_box: String::new(),
+            version: VERSION,
+            user: None,
+            admin: false,
+            csrf: String::new(),
+        }
     }
 }
 
@@ -91,6 +116,14 @@ impl PageError {
         PageError {
             status: StatusCode::BAD_REQUEST,
             heading: "That address is not right",
+            message: message.into(),
+        }
+    }
+
+    fn too_large(message: impl Into<String>) -> PageError {
+        PageError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            heading: "That is too much",
             message: message.into(),
         }
     }

@@ -64,9 +64,25 @@ impl Visitor {
         Chrome {
             search_box: search_box.to_string(),
             version: super::VERSION,
-            user: self.csrf.as_ref().and(self.caller.name().map(str::to_string)),
+            user: self.session_user().map(str::to_string),
+            admin: self.session_user().is_some() && self.caller.is_admin(),
             csrf: self.csrf.clone().unwrap_or_default(),
         }
+    }
+
+    /// The user's name when they are logged in with a session (only possible with
+    /// accounts on).
+    pub fn session_user(&self) -> Option<&str> {
+        self.csrf.as_ref()?;
+        self.caller.name()
+    }
+
+    /// Reads a form this session posted: fails with 403, having changed nothing, unless
+    /// its `csrf` field holds the session's CSRF token.
+    pub async fn posted_form(&self, body: axum::body::Body) -> Result<SmallForm, PageError> {
+        let form = SmallForm::read(body).await?;
+        self.check_csrf(Some(&form.field("csrf")))?;
+        Ok(form)
     }
 
     /// Fails with 403 unless `token` is this session's CSRF token.
@@ -214,8 +230,7 @@ pub async fn logout(
     request: Request,
 ) -> Result<Response, PageError> {
     let (parts, body) = request.into_parts();
-    let csrf = SmallForm::read(body).await?.field("csrf");
-    visitor.check_csrf(Some(&csrf))?;
+    visitor.posted_form(body).await?;
     if let Some(secret) = cookie(&parts.headers, COOKIE) {
         state.accounts.close_web_session(secret).await?;
     }

@@ -21,4 +21,5 @@ mod tls;
 mod v2;
 mod web;
 mod web_edit;
+mod web_orgs;
 mod web_settings;
