@@ -1,7 +1,9 @@
 //! The web UI in a real browser (headless Chromium through WebDriver): what a README
 //! carries cannot run, a visitor searches and opens a repository, logs in and sees their
-//! private repository, edits details; no page has a serious accessibility violation
-//! (axe-core); and the screenshots under `docs/screenshots/`.
+//! private repository, edits details, creates an organization and adds a member,
+//! creates and revokes a token, adds an image from YAML; outsiders never see a private
+//! repository; no page has a serious accessibility violation (axe-core); and the
+//! screenshots under `docs/screenshots/`.
 
 use fantoccini::Locator;
 use reqwest::Method;
@@ -17,7 +19,7 @@ const HOSTILE_README: &str = "---\ndescription: A web app\nkeywords: [web]\n---\
 
 /// acme (public) with acme/app (a hostile README), acme/db and acme/tools (an image with
 /// a build history and config); olga/private.
-async fn hub() -> (Hub, Cred) {
+pub(crate) async fn hub() -> (Hub, Cred) {
     let hub = Hub::start();
     let olga = hub.olga_with_public_acme().await;
     hub.push_with_readme(&olga, "acme/app", "v1", HOSTILE_README).await;
@@ -163,10 +165,21 @@ async fn search_runs_as_you_type_and_pull_commands_copy() {
 }
 
 /// Logs olga in through the form, going on to `next`, titled `title`.
-async fn log_in_as_olga(browser: &Browser, hub: &Hub, next: &str, title: &str) {
+pub(crate) async fn log_in_as_olga(browser: &Browser, hub: &Hub, next: &str, title: &str) {
+    log_in_as(browser, hub, ("olga", "olga-password-1"), next, title).await;
+}
+
+/// Logs `user` in with `password` through the form, going on to `next`, titled `title`.
+pub(crate) async fn log_in_as(
+    browser: &Browser,
+    hub: &Hub,
+    (user, password): (&str, &str),
+    next: &str,
+    title: &str,
+) {
     let client = &browser.client;
     client.goto(&hub.url(&format!("/login?next={next}"))).await.expect("the login form");
-    for (field, text) in [("username", "olga"), ("password", "olga-password-1")] {
+    for (field, text) in [("username", user), ("password", password)] {
         let input = client.find(Locator::Id(field)).await.expect("a login field");
         input.send_keys(text).await.expect("type");
     }
@@ -216,6 +229,10 @@ async fn no_page_has_a_serious_accessibility_violation_in_light_or_dark() {
         "/r/acme/db/-/v1/edit",
         "/r/acme/db?tab=settings",
         "/account",
+        "/orgs",
+        "/o/acme",
+        "/new",
+        "/audit",
         "/r/olga/private",
         "/r/nobody/nothing",
     ];
@@ -232,6 +249,13 @@ async fn no_page_has_a_serious_accessibility_violation_in_light_or_dark() {
             for found in browser.accessibility_violations().await {
                 violations.push(format!("{scheme:?} {path}: {found}"));
             }
+        }
+        browser.close().await;
+        let browser = Browser::start(scheme).await;
+        let admin = ("admin", imagehub_testkit::ADMIN_PASSWORD);
+        log_in_as(&browser, &hub, admin, "/admin/users", "Users · imagehub").await;
+        for found in browser.accessibility_violations().await {
+            violations.push(format!("{scheme:?} /admin/users: {found}"));
         }
         browser.close().await;
     }
@@ -256,9 +280,14 @@ async fn screenshots_of_the_pages_at_phone_and_desktop_width_light_and_dark() {
                 ("/r/acme/db/-/v1/edit", "edit"),
                 ("/r/acme/db?tab=settings", "settings"),
                 ("/account", "account"),
+                ("/o/acme", "organization"),
+                ("/new", "add"),
+                ("/audit", "audit"),
             ] {
                 browser.client.goto(&hub.url(path)).await.expect("open the page");
                 browser.screenshot(&format!("{page}-{device}-{mode}")).await;
+                let overflow = browser.horizontal_overflow().await;
+                assert_eq!(overflow, 0, "{path} is wider than a {device} ({mode})");
             }
         }
         browser.close().await;

@@ -5,6 +5,7 @@
 mod auth;
 mod bombs;
 mod browser;
+mod browser_manage;
 mod connections;
 mod floods;
 mod gc;

@@ -86,6 +86,14 @@ impl Browser {
         self.wait_for_title(title).await;
     }
 
+    /// How many pixels the page is wider than the window: a phone would scroll sideways.
+    pub async fn horizontal_overflow(&self) -> i64 {
+        let script = "const page = document.documentElement; \
+                      return page.scrollWidth - page.clientWidth;";
+        let overflow = self.client.execute(script, vec![]).await.expect("measure the page");
+        overflow.as_i64().expect("a number of pixels")
+    }
+
     /// Waits until the page's title is `title`.
     pub async fn wait_for_title(&self, title: &str) {
         let xpath = format!("/html/head/title[normalize-space()=\"{title}\"]");
