@@ -214,6 +214,7 @@ impl Accounts {
         let name: AccountName = name
             .parse()
             .map_err(|e: imagehub_oci::NameError| AccountError::InvalidInput(e.to_string()))?;
+        check_description(description)?;
         let org = self.meta.create_org(name.as_str(), me.id, visibility, description).await?;
         self.audit(
             Some(&me.name),
@@ -270,6 +271,7 @@ impl Accounts {
         description: Option<&str>,
     ) -> Result<OrgRow> {
         self.require_owner(caller, org).await?;
+        description.map(check_description).transpose()?;
         self.meta.update_org(org, visibility, description).await?;
         self.audit(caller.name(), AuditAction::OrgUpdate, Some(org), Some(org), None, Some(serde_json::json!({"default_visibility": visibility.map(Visibility::as_str), "description": description})))
             .await;
@@ -378,9 +380,7 @@ impl Accounts {
         repository: &RepoName,
         description: Option<&str>,
     ) -> Result<()> {
-        if description.is_some_and(|d| d.chars().count() > 1000) {
-            return Err(AccountError::InvalidInput("description: at most 1000 characters".into()));
-        }
+        description.map(check_description).transpose()?;
         let (me, namespace) = self.require_repository_owner(caller, repository).await?;
         self.meta.set_repository_description(repository.as_str(), description).await?;
         self.audit(
@@ -490,4 +490,16 @@ impl Accounts {
         }
         Ok(self.meta.audit_events(Some(&owned), action, before, limit).await?)
     }
+}
+
+/// Descriptions of organizations and repositories are short texts.
+const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+fn check_description(description: &str) -> Result<()> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(AccountError::InvalidInput(format!(
+            "description: at most {MAX_DESCRIPTION_CHARS} characters"
+        )));
+    }
+    Ok(())
 }

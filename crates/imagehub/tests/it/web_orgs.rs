@@ -84,6 +84,19 @@ async fn a_user_creates_an_organization_and_its_owner_manages_members_and_settin
         ("description", "Now private"),
     ];
     post(&hub, &cookie, "/o/acme", &settings).await.expect_status(303, "settings saved");
+    let long = "x".repeat(1001);
+    let too_long = [
+        ("csrf", csrf.as_str()),
+        ("intent", "settings"),
+        ("visibility", "public"),
+        ("description", long.as_str()),
+    ];
+    let refused = post(&hub, &cookie, "/o/acme", &too_long).await;
+    assert!(refused.expect_status(400, "too long").text().contains("at most 1000 characters"));
+    let body = json!({"name": "longdesc", "description": long});
+    let olga = Cred::basic("olga", "olga-password-1");
+    let api = hub.api(&olga, Method::POST, "/api/v1/orgs", Some(body)).await;
+    api.expect_status(400, "the API refuses it too");
     let org = hub.api(&Cred::admin(), Method::GET, "/api/v1/orgs/acme", None).await.json();
     assert_eq!(
         (org["default_visibility"].as_str(), org["description"].as_str()),
