@@ -79,51 +79,12 @@ enum Cmd {
     /// Fill a hub with N repositories (README keywords and descriptions), index them,
     /// and time `GET /api/v1/search` by kind of query (issue 6: p99 < 20 ms, 50,000
     /// repositories, one core).
-    Search {
-        /// A running hub (plain HTTP) to fill and measure; or use --start.
-        #[arg(conflicts_with = "start", required_unless_present = "start")]
-        url: Option<String>,
-        /// Start a fresh imagehub (accounts on) on a free loopback port, pinned to
-        /// --server-cpus with taskset; the bench pins itself to the other CPUs.
-        #[arg(long)]
-        start: bool,
-        /// Repositories in the catalogue.
-        #[arg(long, default_value_t = 50_000)]
-        repos: u64,
-        /// Searches per kind of query, sequentially and again over --conns connections.
-        #[arg(long, default_value_t = 500)]
-        queries: u64,
-        /// Concurrent connections of the concurrent phase.
-        #[arg(long, default_value_t = 4)]
-        conns: usize,
-        /// Parallel pushers while filling.
-        #[arg(long, default_value_t = 16)]
-        workers: usize,
-        /// Seed of the catalogue's names, keywords and descriptions.
-        #[arg(long, default_value_t = 6)]
-        seed: u64,
-        /// The imagehub binary (with --start).
-        #[arg(long, default_value = "target/release/imagehub")]
-        imagehub_bin: PathBuf,
-        /// CPUs (taskset list) the started server is pinned to; "none" to not pin.
-        #[arg(long, default_value = "0")]
-        server_cpus: String,
-        /// Site admin of a running hub (pushes and runs the indexing queue).
-        #[arg(long, default_value = "admin")]
-        admin_user: String,
-        /// Its password.
-        #[arg(long, env = "IMAGEHUB_ADMIN_PASSWORD", hide_env_values = true)]
-        admin_password: Option<String>,
-        /// PID of a running hub: adds its RSS and CPU time per search.
-        #[arg(long)]
-        pid: Option<u32>,
-        /// The running hub already holds this catalogue (same --repos and --seed): only measure.
-        #[arg(long)]
-        skip_fill: bool,
-        /// Write all results as JSON to this file.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-    },
+    Search(HubArgs),
+    /// Fill a hub as `search` does, pull some of its images, and time the web UI's
+    /// pages by kind: explore (sorted, filtered, deep pages), search, an organization,
+    /// a repository, its tags, an image (issue 14: p99 < 50 ms, 50,000 repositories,
+    /// one core; pages under 100 KB).
+    Pages(HubArgs),
     /// Start a fresh imagehub, push an image of a big bottom layer and a README top layer,
     /// run the indexing queue and count the server's reads (issue 6: extracting the
     /// README of a 1 GiB image reads only the top layer).
@@ -138,6 +99,76 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+}
+
+/// A hub to fill and measure: the options of `search` and `pages`.
+#[derive(clap::Args)]
+struct HubArgs {
+    /// A running hub (plain HTTP) to fill and measure; or use --start.
+    #[arg(conflicts_with = "start", required_unless_present = "start")]
+    url: Option<String>,
+    /// Start a fresh imagehub (accounts on) on a free loopback port, pinned to
+    /// --server-cpus with taskset; the bench pins itself to the other CPUs.
+    #[arg(long)]
+    start: bool,
+    /// Repositories in the catalogue.
+    #[arg(long, default_value_t = 50_000)]
+    repos: u64,
+    /// Requests per kind, sequentially and again over --conns connections.
+    #[arg(long, default_value_t = 500)]
+    queries: u64,
+    /// Concurrent connections of the concurrent phase.
+    #[arg(long, default_value_t = 4)]
+    conns: usize,
+    /// Parallel pushers while filling.
+    #[arg(long, default_value_t = 16)]
+    workers: usize,
+    /// Seed of the catalogue's names, keywords and descriptions.
+    #[arg(long, default_value_t = 6)]
+    seed: u64,
+    /// The imagehub binary (with --start).
+    #[arg(long, default_value = "target/release/imagehub")]
+    imagehub_bin: PathBuf,
+    /// CPUs (taskset list) the started server is pinned to; "none" to not pin.
+    #[arg(long, default_value = "0")]
+    server_cpus: String,
+    /// Site admin of a running hub (pushes and runs the indexing queue).
+    #[arg(long, default_value = "admin")]
+    admin_user: String,
+    /// Its password.
+    #[arg(long, env = "IMAGEHUB_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// PID of a running hub: adds its RSS and CPU time per search.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// The running hub already holds this catalogue (same --repos and --seed): only measure.
+    #[arg(long)]
+    skip_fill: bool,
+    /// Write all results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+impl HubArgs {
+    fn options(self, pages: bool) -> search::Options {
+        search::Options {
+            pages,
+            url: self.url,
+            start: self.start,
+            imagehub_bin: self.imagehub_bin,
+            repos: self.repos,
+            queries: self.queries,
+            conns: self.conns,
+            workers: self.workers,
+            seed: self.seed,
+            server_cpus: Some(self.server_cpus).filter(|c| !c.is_empty() && c != "none"),
+            admin_user: self.admin_user,
+            admin_password: self.admin_password,
+            pid: self.pid,
+            skip_fill: self.skip_fill,
+            json: self.json,
+        }
+    }
 }
 
 fn run_id() -> String {
@@ -256,40 +287,8 @@ async fn main() -> Result<()> {
         Cmd::Compare { rounds, quick, only, imagehub_bin, distribution_bin, json } => {
             compare(rounds, quick, &only, imagehub_bin, distribution_bin, json).await?;
         }
-        Cmd::Search {
-            url,
-            start,
-            repos,
-            queries,
-            conns,
-            workers,
-            seed,
-            imagehub_bin,
-            server_cpus,
-            admin_user,
-            admin_password,
-            pid,
-            skip_fill,
-            json,
-        } => {
-            search::run(search::Options {
-                url,
-                start,
-                imagehub_bin,
-                repos,
-                queries,
-                conns,
-                workers,
-                seed,
-                server_cpus: Some(server_cpus).filter(|c| !c.is_empty() && c != "none"),
-                admin_user,
-                admin_password,
-                pid,
-                skip_fill,
-                json,
-            })
-            .await?;
-        }
+        Cmd::Search(args) => search::run(args.options(false)).await?,
+        Cmd::Pages(args) => search::run(args.options(true)).await?,
         Cmd::Extract { imagehub_bin, size_mib, json } => {
             extract::run(extract::Options { imagehub_bin, size_mib, json }).await?;
         }

@@ -100,11 +100,12 @@ pub async fn create_org(target: &Arc<Target>, admin: &Admin) -> Result<()> {
     r.expect(&[201, 409], "create organization bench")
 }
 
-/// Creates an access token (`pull,push`, namespace `bench`) of `admin` and returns the
-/// same user with the token's secret as password.
-pub async fn access_token(target: &Arc<Target>, admin: &Admin) -> Result<Admin> {
+/// Creates an access token named `name` (`pull,push`, namespace `bench`) of `admin` and
+/// returns the same user with the token's secret as password.
+pub async fn access_token(target: &Arc<Target>, admin: &Admin, name: &str) -> Result<Admin> {
     let mut conn = Conn::connect(target).await?;
-    let body = json!({"name": "imagehub-bench search", "scopes": ["pull", "push"], "namespaces": ["bench"]}).to_string();
+    let body =
+        json!({"name": name, "scopes": ["pull", "push"], "namespaces": ["bench"]}).to_string();
     let r = conn
         .call(
             Req::post("/api/v1/user/tokens")
@@ -122,7 +123,7 @@ pub async fn access_token(target: &Arc<Target>, admin: &Admin) -> Result<Admin> 
 }
 
 /// A bearer token with `pull,push` on `repos`.
-async fn token(conn: &mut Conn, admin: &Admin, repos: &[String]) -> Result<String> {
+pub async fn token(conn: &mut Conn, admin: &Admin, repos: &[String]) -> Result<String> {
     let mut path = "/token?service=imagehub".to_string();
     for repo in repos {
         path.push_str(&format!("&scope=repository:{repo}:pull,push"));

@@ -1,7 +1,8 @@
-//! Timing `GET /api/v1/search`: each kind of query is first checked once (hits, top
-//! result), then sent `reps` times on one connection, one request after the other, and
-//! `reps` times over `conns` concurrent connections (closed loop); latencies are per
-//! request, client side, from the request to the last byte of the answer.
+//! Timing GETs (`/api/v1/search`, or the web UI's pages): each kind of request is first
+//! checked once (for a search: hits, top result), then sent `reps` times on one
+//! connection, one request after the other, and `reps` times over `conns` concurrent
+//! connections (closed loop); latencies are per request, client side, from the request
+//! to the last byte of the answer.
 
 use std::sync::Arc;
 
@@ -129,18 +130,25 @@ pub async fn check(target: &Arc<Target>, kind: &QueryKind) -> Result<Vec<Checked
     Ok(out)
 }
 
-/// Times `reps` searches of `kind` over `conns` connections (queries rotated).
+/// The search requests of `kind`.
+pub fn search_paths(kind: &QueryKind) -> Vec<String> {
+    kind.queries.iter().map(|q| path(q)).collect()
+}
+
+/// Times `reps` GETs of `paths` (rotated; a kind `key` of requests) over `conns`
+/// connections.
 pub async fn time(
     target: &Arc<Target>,
-    kind: &QueryKind,
+    key: &str,
+    paths: Vec<String>,
     conns: usize,
     reps: u64,
     pid: Option<u32>,
 ) -> Result<(Lat, Outcome)> {
-    let paths: Arc<Vec<String>> = Arc::new(kind.queries.iter().map(|q| path(q)).collect());
     if paths.is_empty() {
-        bail!("no queries of kind {}", kind.key);
+        bail!("no requests of kind {key}");
     }
+    let paths = Arc::new(paths);
     let cpu = CpuMeter::start(pid);
     let other = OtherLoad::start(&pid.into_iter().collect::<Vec<_>>());
     let o = load::run(target, conns, Stop::Count(reps), &[200], move |_, seq| {
@@ -149,6 +157,16 @@ pub async fn time(
     .await?;
     let lat = Lat::of(&o, cpu.seconds(), other.seconds());
     Ok((lat, o))
+}
+
+/// One summary of phases that ran one after another: their outcomes and summaries.
+pub fn overall(parts: Vec<Outcome>, lats: &[Lat]) -> Lat {
+    let cpu: Option<f64> =
+        lats.iter().map(|l| l.server_cpu_us_per_req.map(|us| us * l.requests as f64 / 1e6)).sum();
+    let secs: Vec<f64> = parts.iter().map(|o| o.elapsed.as_secs_f64()).collect();
+    let other: Option<f64> =
+        lats.iter().zip(&secs).map(|(l, s)| l.other_cores.map(|c| c * s)).sum();
+    Lat::of(&merge(parts), cpu, other)
 }
 
 /// Merges outcomes (latencies re-sorted; elapsed summed, as the phases ran one after another).

@@ -11,6 +11,7 @@
 pub mod corpus;
 pub mod fill;
 pub mod measure;
+pub mod pages;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,7 +23,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::http::Target;
-use crate::load::Outcome;
 use crate::procmon;
 use crate::report::{self, Machine, fmt_num};
 use crate::servers::Server;
@@ -33,9 +33,11 @@ use measure::{KindResult, Lat};
 /// The figure issue 6 names.
 pub const TARGET_P99_MS: f64 = 20.0;
 
-/// Everything the `search` subcommand takes.
+/// Everything the `search` and `pages` subcommands take.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Time the web UI's pages (`pages`) rather than the search API (`search`).
+    pub pages: bool,
     /// An already running hub (plain HTTP), instead of `start`.
     pub url: Option<String>,
     /// Start a fresh imagehub from `imagehub_bin`.
@@ -169,49 +171,73 @@ fn other_cell(a: &Lat, b: &Lat) -> String {
     }
 }
 
+/// One line of a latency table: a kind of request, an example, a figure of its own.
+pub struct TableRow<'a> {
+    pub label: &'a str,
+    pub example: &'a str,
+    pub figure: String,
+    pub sequential: &'a Lat,
+    pub concurrent: &'a Lat,
+}
+
+/// The text table of timed kinds: `columns` names the first three, `note` ends it.
+pub fn latency_table(
+    columns: [&str; 3],
+    rows: &[TableRow<'_>],
+    overall: (&Lat, &Lat),
+    conns: usize,
+    note: &str,
+) -> String {
+    let line = |cells: [&str; 3], seq: String, conc: String, rest: [String; 3]| {
+        let example: String = cells[1].chars().take(34).collect();
+        format!(
+            "{:<20} {:<34} {:>7} | {seq:^31} | {conc:^31} {:>7} {:>8} {:>6}\n",
+            cells[0], example, cells[2], rest[0], rest[1], rest[2]
+        )
+    };
+    let numbers = |seq: &Lat, conc: &Lat| {
+        [
+            fmt_num(conc.req_per_s),
+            seq.server_cpu_us_per_req.map_or("-".to_string(), fmt_num),
+            other_cell(seq, conc),
+        ]
+    };
+    let mut out = line(
+        columns,
+        "1 connection: p50 p95 p99 max".into(),
+        format!("{conns} connections: p50 p95 p99 max"),
+        ["req/s".into(), "cpu µs".into(), "other".into()],
+    );
+    for r in rows {
+        let (seq, conc) = (lat_cells(r.sequential), lat_cells(r.concurrent));
+        let rest = numbers(r.sequential, r.concurrent);
+        out.push_str(&line([r.label, r.example, &r.figure], seq, conc, rest));
+    }
+    let (seq, conc) = overall;
+    let rest = numbers(seq, conc);
+    out.push_str(&line(["overall", "", ""], lat_cells(seq), lat_cells(conc), rest));
+    out.push_str(&format!(
+        "(ms; {note}; req/s with the concurrent connections; cpu µs = server CPU per request, sequential; other = CPU \
+         cores other processes used meanwhile, the larger of the two phases)\n"
+    ));
+    out
+}
+
 /// The text table of the results.
 pub fn table(kinds: &[KindResult], seq: &Lat, conc: &Lat, conns: usize) -> String {
-    let mut out = format!(
-        "{:<18} {:<26} {:>7} | {:^31} | {:^31} {:>7} {:>8} {:>6}\n",
-        "kind",
-        "example query",
-        "hits",
-        "1 connection: p50 p95 p99 max",
-        format!("{conns} connections: p50 p95 p99 max"),
-        "req/s",
-        "cpu µs",
-        "other"
-    );
-    for k in kinds {
-        let example = k.checked.first().map_or("", |c| c.query.as_str());
-        out.push_str(&format!(
-            "{:<18} {:<26} {:>7} | {} | {} {:>7} {:>8} {:>6}\n",
-            k.label,
-            example,
-            fmt_num(k.median_hits() as f64),
-            lat_cells(&k.sequential),
-            lat_cells(&k.concurrent),
-            fmt_num(k.concurrent.req_per_s),
-            k.sequential.server_cpu_us_per_req.map_or("-".to_string(), fmt_num),
-            other_cell(&k.sequential, &k.concurrent),
-        ));
-    }
-    out.push_str(&format!(
-        "{:<18} {:<26} {:>7} | {} | {} {:>7} {:>8} {:>6}\n",
-        "overall",
-        "",
-        "",
-        lat_cells(seq),
-        lat_cells(conc),
-        fmt_num(conc.req_per_s),
-        seq.server_cpu_us_per_req.map_or("-".to_string(), fmt_num),
-        other_cell(seq, conc),
-    ));
-    out.push_str(
-        "(ms; hits = median `total` over the kind's queries; req/s with the concurrent connections; cpu µs = server CPU \
-         per request, sequential; other = CPU cores other processes used meanwhile, the larger of the two phases)\n",
-    );
-    out
+    let rows: Vec<TableRow<'_>> = kinds
+        .iter()
+        .map(|k| TableRow {
+            label: k.label,
+            example: k.checked.first().map_or("", |c| c.query.as_str()),
+            figure: fmt_num(k.median_hits() as f64),
+            sequential: &k.sequential,
+            concurrent: &k.concurrent,
+        })
+        .collect();
+    let columns = ["kind", "example query", "hits"];
+    let note = "hits = median `total` over the kind's queries";
+    latency_table(columns, &rows, (seq, conc), conns, note)
 }
 
 /// Runs the whole benchmark.
@@ -268,11 +294,35 @@ pub async fn run(opts: Options) -> Result<()> {
         server_cpus.as_deref().unwrap_or("(not pinned)"),
         client_cpus.as_deref().unwrap_or("(any)")
     );
-    let result = measure_all(&opts, &url, pid, data_dir.as_deref(), &admin).await;
+    let hub = Hub { url, pid, data_dir, admin, server_cpus, client_cpus };
+    let result = match opts.pages {
+        true => pages::run(&opts, &hub, &machine, &load_start).await,
+        false => run_search(&opts, &hub, &machine, &load_start).await,
+    };
     if let (Err(_), Some(s)) = (&result, &server) {
         eprintln!("server log tail:\n{}", s.log_tail());
     }
-    let (fill, after_fill, kinds, seq, conc, end) = result?;
+    if let Some(s) = server {
+        s.stop();
+    }
+    result
+}
+
+/// The hub being measured.
+pub struct Hub {
+    pub url: String,
+    pub pid: Option<u32>,
+    pub data_dir: Option<PathBuf>,
+    pub admin: Admin,
+    /// The CPUs a started server is pinned to, and those the bench runs on.
+    pub server_cpus: Option<String>,
+    pub client_cpus: Option<String>,
+}
+
+async fn run_search(opts: &Options, hub: &Hub, machine: &Machine, load_start: &str) -> Result<()> {
+    let Hub { url, pid, data_dir, admin, server_cpus, client_cpus } = hub;
+    let (fill, after_fill, kinds, seq, conc, end) =
+        measure_all(opts, url, *pid, data_dir.as_deref(), admin).await?;
 
     let load_end = report::loadavg();
     println!();
@@ -347,9 +397,6 @@ pub async fn run(opts: Options) -> Result<()> {
         )?;
         println!("JSON: {}", path.display());
     }
-    if let Some(s) = server {
-        s.stop();
-    }
     Ok(())
 }
 
@@ -364,26 +411,7 @@ async fn measure_all(
 ) -> Result<Measured> {
     let target = Arc::new(Target::parse(url)?);
     let corpus = Arc::new(Corpus::new(opts.repos, opts.seed));
-    let fill = if opts.skip_fill {
-        None
-    } else {
-        eprintln!("filling {} repositories with {} workers", opts.repos, opts.workers);
-        fill::create_org(&target, admin).await?;
-        let pusher = fill::access_token(&target, admin).await?;
-        let mut f = fill::push_all(&target, &pusher, corpus.clone(), opts.workers).await?;
-        eprintln!("pushed in {:.1} s; running the indexing queue", f.push_seconds);
-        let (s, ran, pending) = fill::run_index(&target, admin, Duration::from_secs(3600)).await?;
-        (f.index_seconds, f.index_ran, f.index_pending_after) = (s, ran, pending);
-        if f.failed > opts.repos / 100 {
-            bail!(
-                "{} of {} pushes failed; first: {}",
-                f.failed,
-                opts.repos,
-                f.first_error.unwrap_or_default()
-            );
-        }
-        Some(f)
-    };
+    let fill = fill_catalogue(opts, &target, &corpus, admin).await?;
     crate::scenarios::sync_disks();
     let after_fill = resources(pid, data_dir);
 
@@ -420,14 +448,16 @@ async fn measure_all(
     }
     // Warm-up (untimed): every query a few times.
     for k in &kinds {
-        measure::time(&target, k, 1, k.queries.len() as u64 * 3, None).await?;
+        let reps = k.queries.len() as u64 * 3;
+        measure::time(&target, k.key, measure::search_paths(k), 1, reps, None).await?;
     }
 
     let mut seq = Vec::new();
     let mut seq_all = Vec::new();
     for k in &kinds {
         eprintln!("  timing {} sequentially", k.key);
-        let (lat, o) = measure::time(&target, k, 1, opts.queries, pid).await?;
+        let paths = measure::search_paths(k);
+        let (lat, o) = measure::time(&target, k.key, paths, 1, opts.queries, pid).await?;
         seq.push(lat);
         seq_all.push(o);
     }
@@ -435,21 +465,13 @@ async fn measure_all(
     let mut conc_all = Vec::new();
     for k in &kinds {
         eprintln!("  timing {} over {} connections", k.key, opts.conns);
-        let (lat, o) = measure::time(&target, k, opts.conns, opts.queries, pid).await?;
+        let paths = measure::search_paths(k);
+        let (lat, o) = measure::time(&target, k.key, paths, opts.conns, opts.queries, pid).await?;
         conc.push(lat);
         conc_all.push(o);
     }
-    let overall = |parts: Vec<Outcome>, lats: &[Lat]| -> Lat {
-        let cpu: Option<f64> = lats
-            .iter()
-            .map(|l| l.server_cpu_us_per_req.map(|us| us * l.requests as f64 / 1e6))
-            .sum();
-        let secs: Vec<f64> = parts.iter().map(|o| o.elapsed.as_secs_f64()).collect();
-        let other: Option<f64> =
-            lats.iter().zip(&secs).map(|(l, s)| l.other_cores.map(|c| c * s)).sum();
-        Lat::of(&measure::merge(parts), cpu, other)
-    };
-    let (seq_overall, conc_overall) = (overall(seq_all, &seq), overall(conc_all, &conc));
+    let (seq_overall, conc_overall) =
+        (measure::overall(seq_all, &seq), measure::overall(conc_all, &conc));
     let results = kinds
         .iter()
         .zip(checked)
@@ -464,6 +486,34 @@ async fn measure_all(
         .collect();
     let end = resources(pid, data_dir);
     Ok((fill, after_fill, results, seq_overall, conc_overall, end))
+}
+
+/// Fills the hub with the catalogue, unless told it holds it already.
+pub async fn fill_catalogue(
+    opts: &Options,
+    target: &Arc<Target>,
+    corpus: &Arc<Corpus>,
+    admin: &Admin,
+) -> Result<Option<FillReport>> {
+    if opts.skip_fill {
+        return Ok(None);
+    }
+    eprintln!("filling {} repositories with {} workers", opts.repos, opts.workers);
+    fill::create_org(target, admin).await?;
+    let pusher = fill::access_token(target, admin, "imagehub-bench fill").await?;
+    let mut f = fill::push_all(target, &pusher, corpus.clone(), opts.workers).await?;
+    eprintln!("pushed in {:.1} s; running the indexing queue", f.push_seconds);
+    let (s, ran, pending) = fill::run_index(target, admin, Duration::from_secs(3600)).await?;
+    (f.index_seconds, f.index_ran, f.index_pending_after) = (s, ran, pending);
+    if f.failed > opts.repos / 100 {
+        bail!(
+            "{} of {} pushes failed; first: {}",
+            f.failed,
+            opts.repos,
+            f.first_error.unwrap_or_default()
+        );
+    }
+    Ok(Some(f))
 }
 
 #[cfg(test)]

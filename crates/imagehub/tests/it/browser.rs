@@ -187,7 +187,7 @@ pub(crate) async fn log_in_as(
 }
 
 #[tokio::test]
-async fn details_are_edited_with_a_preview_and_shown_on_the_page() {
+async fn details_are_edited_with_a_preview_shown_on_the_page_and_reset() {
     let (hub, olga) = hub().await;
     let browser = Browser::start(Scheme::Light).await;
     let client = &browser.client;
@@ -213,6 +213,16 @@ async fn details_are_edited_with_a_preview_and_shown_on_the_page() {
     assert_eq!(shown.text().await.expect("text"), "Edited in a real browser");
     let image = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/db/images/v1", None).await;
     assert_eq!(image.json()["details"]["description"], "Edited in a real browser");
+
+    // Back to what the image's README says.
+    browser.click_to(Locator::LinkText("Edit details"), "Edit acme/db:v1 · imagehub").await;
+    let reset = client.find(Locator::Css("input[name=reset_description]")).await;
+    reset.expect("the reset box").click().await.expect("tick it");
+    browser.click_to(Locator::Css("button[value=save]"), "acme/db · imagehub").await;
+    let shown = client.find(Locator::Css(".repo-title .description")).await.expect("description");
+    assert_eq!(shown.text().await.expect("text"), "A database for everything");
+    let image = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/db/images/v1", None).await;
+    assert_eq!(image.json()["details"]["description"], "A database for everything");
     browser.close().await;
 }
 

@@ -229,8 +229,11 @@ pub(crate) fn csrf_of(html: &str) -> String {
     html[start..].split('"').next().expect("a closing quote").to_string()
 }
 
+/// `path` as the session of `cookie` sees it; every answer carries the security headers.
 pub(crate) async fn page_as(hub: &Hub, cookie: &str, path: &str) -> Reply {
-    hub.send(hub.client.get(hub.url(path)).header("cookie", cookie)).await
+    let reply = hub.send(hub.client.get(hub.url(path)).header("cookie", cookie)).await;
+    expect_security_headers(&reply, path);
+    reply
 }
 
 #[tokio::test]

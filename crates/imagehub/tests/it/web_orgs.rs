@@ -276,6 +276,20 @@ spec:
         post_multipart(&hub, &cookie, &form).await.expect_status(400, "no namespace").text();
     assert!(refused.contains("Image and tag:"), "{refused}");
 
+    // A "billion laughs" document (nine aliases of nine aliases, ten deep: 3.5e9 nodes)
+    // is refused, not expanded, on the page and on the API.
+    let mut laughs = String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for level in 1..=10 {
+        let refs = vec![format!("*l{}", level - 1); 9].join(", ");
+        laughs.push_str(&format!("l{level}: &l{level} [{refs}]\n"));
+    }
+    let form = [("csrf", csrf.as_str()), ("intent", "yaml"), ("yaml", laughs.as_str())];
+    post_multipart(&hub, &cookie, &form).await.expect_status(400, "laughs on the page");
+    let apply =
+        hub.client.post(hub.url("/api/v1/apply")).basic_auth("olga", Some("olga-password-1"));
+    let apply = hub.send(apply.header("content-type", "application/yaml").body(laughs)).await;
+    apply.expect_status(400, "laughs on the API");
+
     // Rights and forms: another's namespace, a forged token, an empty or oversized form.
     hub.create_user("mallory", "mallory-password-1").await;
     let (mallory, mallory_csrf) = session(&hub, "mallory", "mallory-password-1").await;
