@@ -1,8 +1,10 @@
 //! What every integration test shares: one fully read [`Reply`] with its `expect_*`
 //! assertions, the `/v2` client over a test server (`registry`), and the hub with
-//! accounts, credentials and the management API (`hub`).
+//! accounts, credentials and the management API (`hub`); CNCF distribution as an
+//! upstream (`distribution`).
 
 pub mod browser;
+pub mod distribution;
 pub mod hub;
 pub mod registry;
 pub mod reply;
