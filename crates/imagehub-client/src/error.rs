@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use imagehub_oci::Digest;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     /// The registry has no such repository, manifest or blob (or hides it from us).
     #[error("not found upstream: {what}")]

@@ -11,6 +11,7 @@ mod hash_pool;
 mod hub;
 mod image_config;
 mod image_contents;
+mod imports;
 mod indexer;
 mod login_limiter;
 mod maintenance;
@@ -30,6 +31,9 @@ pub use hub::{ImageView, SearchHit, latest_image, sort_images_by_name};
 pub use image_config::{HistoryEntry, ImageConfig, RunConfig};
 pub use image_contents::{ImageContents, LayerView, PlatformContents};
 pub use imagehub_blobstore::UploadId;
+pub use imagehub_client::{
+    ClientSettings, Credentials, ReferenceError, RegistrySettings, RemoteReference,
+};
 pub use imagehub_extract::{
     DetailSource, Details, DetailsEdit, Limits as ExtractLimits, parse_readme,
 };
@@ -37,6 +41,8 @@ pub use imagehub_metadata::{
     AuditAction, AuditEvent, BrowseOrder, ImageInfo, ImageRow, MemberRow, OrgRow, Referrer,
     RepositoryFilter, StoredManifest, Usage, UserRow,
 };
+pub use imagehub_metadata::{ImportJobRow, ImportState, ImportsOf};
+pub use imports::{ImportError, ImportRequest, ImportSettings};
 pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};
 pub use registry::{BlobReader, PushedManifest, Registry};

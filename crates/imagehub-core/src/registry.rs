@@ -26,6 +26,7 @@ pub struct Registry {
     pub(crate) tags: Arc<TagCache>,
     pub(crate) indexer: Arc<crate::indexer::Wakeup>,
     pub(crate) pulls: Arc<crate::pulls::PullCounter>,
+    pub(crate) imports: Arc<crate::imports::Imports>,
     settings: Arc<std::sync::RwLock<Settings>>,
 }
 
@@ -55,6 +56,7 @@ impl Registry {
             tags: Arc::default(),
             indexer: Arc::default(),
             pulls: Arc::default(),
+            imports: Arc::new(crate::imports::Imports::new(crate::imports::Sealer::new(data_dir))),
             settings: Arc::default(),
         })
     }
@@ -170,6 +172,18 @@ impl Registry {
         }
         self.meta.link_blob(repository, digest, size).await?;
         Ok(true)
+    }
+
+    /// Links into `repository` a blob the hub already stores for any repository;
+    /// `false` when it stores no such blob.
+    pub async fn link_stored_blob(&self, repository: &RepoName, digest: &Digest) -> Result<bool> {
+        match self.blobs.stat(digest).await? {
+            Some(size) => {
+                self.meta.link_blob(repository, digest, size).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Uploads a whole blob in one request (`POST ?digest=`).
@@ -438,6 +452,6 @@ fn parse_upload_id(id: &str) -> Result<UploadId> {
 
 /// Foreign (non-distributable) layers are fetched from their `urls`, never pushed, so a
 /// manifest may name them without the registry having them.
-fn is_distributable(media_type: &str) -> bool {
+pub(crate) fn is_distributable(media_type: &str) -> bool {
     !(media_type.contains("foreign") || media_type.contains("nondistributable"))
 }

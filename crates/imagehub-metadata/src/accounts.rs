@@ -65,10 +65,11 @@ pub enum AuditAction {
     ImageEdit,
     ImageReadme,
     ImageDelete,
+    ImageImport,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 19] = [
+    pub const ALL: [AuditAction; 20] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::LoginThrottled,
@@ -88,6 +89,7 @@ impl AuditAction {
         AuditAction::ImageEdit,
         AuditAction::ImageReadme,
         AuditAction::ImageDelete,
+        AuditAction::ImageImport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +113,7 @@ impl AuditAction {
             AuditAction::ImageEdit => "image.edit",
             AuditAction::ImageReadme => "image.readme",
             AuditAction::ImageDelete => "image.delete",
+            AuditAction::ImageImport => "image.import",
         }
     }
 

@@ -20,6 +20,7 @@ pub struct Config {
     pub gc: GcConfig,
     pub index: IndexConfig,
     pub datapacks: DataPacksConfig,
+    pub import: ImportConfig,
 }
 
 impl Config {
@@ -269,6 +270,90 @@ impl Default for DataPacksConfig {
     }
 }
 
+/// `[import]`: copying images from other registries into the hub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportConfig {
+    pub enabled: bool,
+    /// Import jobs run at once.
+    pub workers: usize,
+    /// Blobs one job transfers at once.
+    pub transfers: usize,
+    /// Tries of a job that meets passing failures (rate limits, an upstream down).
+    pub max_attempts: u32,
+    /// Registries (`host[:port]`) reached over plain HTTP or unverified TLS, which may
+    /// also be at loopback or private addresses: a list, or one comma-separated string
+    /// (`IMAGEHUB_IMPORT__INSECURE_REGISTRIES=127.0.0.1:5001,registry.lan`).
+    #[serde(deserialize_with = "list_or_commas")]
+    pub insecure_registries: Vec<String>,
+    /// Per registry, as references name it: `[import.registries."docker.io"]` with
+    /// `mirror = "mirror.internal:5000"` and `insecure = true|false`. A listed registry
+    /// (and its mirror) may be at a private address.
+    pub registries: std::collections::BTreeMap<String, ImportRegistryConfig>,
+}
+
+/// `[import.registries."HOST"]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportRegistryConfig {
+    /// A host (`host[:port]`) asked instead of the registry; empty for none.
+    pub mirror: String,
+    pub insecure: bool,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        let defaults = imagehub_core::ImportSettings::default();
+        ImportConfig {
+            enabled: defaults.enabled,
+            workers: defaults.workers,
+            transfers: defaults.transfers,
+            max_attempts: defaults.max_attempts,
+            insecure_registries: Vec::new(),
+            registries: Default::default(),
+        }
+    }
+}
+
+impl ImportConfig {
+    pub fn settings(&self) -> imagehub_core::ImportSettings {
+        use imagehub_core::RegistrySettings;
+        let mut client = imagehub_core::ClientSettings::default();
+        for (name, registry) in &self.registries {
+            let mirror = Some(registry.mirror.clone()).filter(|m| !m.is_empty());
+            client
+                .registries
+                .insert(name.clone(), RegistrySettings { mirror, insecure: registry.insecure });
+        }
+        for name in &self.insecure_registries {
+            client.registries.entry(name.clone()).or_default().insecure = true;
+        }
+        imagehub_core::ImportSettings {
+            enabled: self.enabled,
+            workers: self.workers.max(1),
+            transfers: self.transfers.max(1),
+            max_attempts: self.max_attempts.max(1),
+            client,
+        }
+    }
+}
+
+/// A list, or a string of comma-separated items (as an environment variable gives it).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Items {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match Items::deserialize(d)? {
+        Items::List(items) => items,
+        Items::Commas(text) => {
+            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+        }
+    })
+}
+
 /// `[gc]`: garbage collection of what no tag and no index references.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -367,6 +452,17 @@ pub const KNOBS: &[(&str, &str)] = &[
     ),
     ("auth.htpasswd_file", "htpasswd file (bcrypt) whose users may log in too (default none)"),
     ("auth.webhook_url", "URL POSTed {username,password} to accept logins (default none)"),
+    ("import.enabled", "importing images from other registries (default true)"),
+    ("import.workers", "import jobs run at once (default 2)"),
+    ("import.transfers", "blobs one import job transfers at once (default 4)"),
+    (
+        "import.max_attempts",
+        "tries of an import that meets rate limits or an upstream down, before it fails (default 8)",
+    ),
+    (
+        "import.insecure_registries",
+        "registries imported from over plain HTTP or unverified TLS, at private addresses too: host:port,… (default none)",
+    ),
 ];
 
 /// The environment variable that overrides `key` (`server.listen` → `IMAGEHUB_SERVER__LISTEN`).
@@ -441,6 +537,12 @@ impl Config {
         }
         if self.index.timeout_secs == 0 || self.index.workers == 0 {
             problems.push("index.timeout_secs and index.workers must be positive".to_owned());
+        }
+        for name in self.import.registries.keys().chain(&self.import.insecure_registries) {
+            if name.is_empty() || name.contains(['/', ' ']) {
+                problems
+                    .push(format!("import: {name:?} is not a registry host (host or host:port)"));
+            }
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             problems.push("storage.data_dir is empty".to_owned());

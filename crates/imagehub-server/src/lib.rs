@@ -75,6 +75,7 @@ impl Server {
             _ => None,
         };
         registry.configure(config.registry_settings());
+        registry.configure_imports(config.import.settings());
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -102,6 +103,10 @@ impl Server {
         let housekeeping =
             tokio::spawn(maintenance::run(self.registry.clone(), self.config.clone()));
         let indexer = tokio::spawn(maintenance::index_images(self.registry.clone()));
+        let importer = {
+            let registry = self.registry.clone();
+            tokio::spawn(async move { registry.run_imports().await })
+        };
         let server = &self.config.server;
         let limits = listener::ConnectionLimits {
             header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
@@ -120,6 +125,7 @@ impl Server {
         listener::serve(self.listener, app, shutdown, timeout, self.tls.clone(), limits).await;
         housekeeping.abort();
         indexer.abort();
+        importer.abort();
         self.registry.close().await;
         tracing::info!("imagehub stopped");
         Ok(())

@@ -188,6 +188,26 @@ pub fn internal(e: impl std::fmt::Display) -> ApiV1Error {
     ApiV1Error { internal: Some(e.to_string()), ..error }
 }
 
+impl From<imagehub_core::ImportError> for ApiV1Error {
+    fn from(e: imagehub_core::ImportError) -> Self {
+        use imagehub_core::ImportError as I;
+        match e {
+            I::Disabled => ApiV1Error::new(ErrorCode::NotFound, e.to_string()),
+            // The message starts with the field at fault (`source_url: …`).
+            I::Refused(message) => {
+                let field = message.split_once(':').map(|(field, _)| field.to_string());
+                let error = ApiV1Error::invalid(message);
+                match field {
+                    Some(field) if !field.contains(' ') => error.with_detail("field", field),
+                    _ => error,
+                }
+            }
+            I::NoSuchJob(id) => ApiV1Error::new(ErrorCode::NotFound, format!("no import job {id}")),
+            I::Core(e) => internal(e),
+        }
+    }
+}
+
 impl From<AccountError> for ApiV1Error {
     fn from(e: AccountError) -> Self {
         use AccountError as A;

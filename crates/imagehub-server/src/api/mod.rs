@@ -14,6 +14,7 @@ mod apply;
 mod datapacks;
 mod error;
 mod images;
+mod imports;
 mod openapi;
 mod orgs;
 pub mod params;
@@ -149,7 +150,15 @@ pub fn router(auth: Option<Arc<Auth>>, accounts: Accounts, registry: Registry) -
         .route("/api/v1/apply", axum::routing::post(apply::apply))
         .route("/api/v1/export", get(apply::export))
         .route("/api/v1/datapacks", axum::routing::post(datapacks::create_datapack))
-        .route("/api/v1/datapacks/{name}", get(datapacks::get_datapack));
+        .route("/api/v1/datapacks/{name}", get(datapacks::get_datapack))
+        .route("/api/v1/orgs/{org}/images/import", axum::routing::post(imports::import_into_org))
+        .route(
+            "/api/v1/projects/{project}/images/import",
+            axum::routing::post(imports::import_into_project),
+        )
+        .route("/api/v1/orgs/{org}/imports", get(imports::list_org_jobs))
+        .route("/api/v1/imports", get(imports::list_my_jobs))
+        .route("/api/v1/imports/{id}", get(imports::get_job).delete(imports::cancel_job));
     if auth.is_none() {
         let off = ACCOUNT_PATHS
             .iter()

@@ -13,6 +13,7 @@ mod gc;
 mod hub;
 mod hub_api;
 mod hub_open;
+mod imports;
 mod openapi;
 mod process;
 mod realclients;

@@ -15,6 +15,12 @@ use crate::support::hub::{Cred, Hub};
 /// and its line here.
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/users"),
+    ("POST", "/api/v1/orgs/{org}/images/import"),
+    ("POST", "/api/v1/projects/{project}/images/import"),
+    ("GET", "/api/v1/orgs/{org}/imports"),
+    ("GET", "/api/v1/imports"),
+    ("GET", "/api/v1/imports/{id}"),
+    ("DELETE", "/api/v1/imports/{id}"),
     ("POST", "/api/v1/users"),
     ("GET", "/api/v1/user"),
     ("PATCH", "/api/v1/user"),

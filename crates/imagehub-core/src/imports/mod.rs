@@ -1,0 +1,253 @@
+//! Importing images from other registries: a job per image, persisted, run in the
+//! background by [`Registry::run_imports`] (`run.rs`), with sealed upstream credentials
+//! (`seal.rs`). Who may import where is decided above, at the edge, by the same policy
+//! as a push; this module decides what may be reached (the operator's settings) and
+//! keeps the job's promises: resumable, never failed while it will still retry.
+
+mod run;
+mod seal;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use imagehub_client::{ClientSettings, Credentials, RegistryClient, RemoteReference, is_public};
+use imagehub_metadata::{ImportJobRow, ImportsOf, NewImportJob};
+use imagehub_oci::{RepoName, Tag};
+use tokio::sync::Notify;
+
+use crate::{CoreError, Registry};
+pub use seal::Sealer;
+
+/// What the operator configured (`[import]`).
+#[derive(Debug, Clone)]
+pub struct ImportSettings {
+    pub enabled: bool,
+    /// Jobs run at once.
+    pub workers: usize,
+    /// Blobs one job transfers at once.
+    pub transfers: usize,
+    /// Tries of a job whose failures may pass (rate limits, upstream down) before it fails.
+    pub max_attempts: u32,
+    pub client: ClientSettings,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        ImportSettings {
+            enabled: true,
+            workers: 2,
+            transfers: 4,
+            max_attempts: 8,
+            client: ClientSettings::default(),
+        }
+    }
+}
+
+/// Why an import was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("imports are turned off on this hub ([import] enabled = false)")]
+    Disabled,
+    /// The operator's rules refuse the source; the message names the field.
+    #[error("{0}")]
+    Refused(String),
+    #[error("no import job {0}")]
+    NoSuchJob(i64),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl From<imagehub_metadata::MetadataError> for ImportError {
+    fn from(e: imagehub_metadata::MetadataError) -> Self {
+        ImportError::Core(e.into())
+    }
+}
+
+/// One image to import.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    pub source: RemoteReference,
+    pub target: RepoName,
+    /// The tag to give it; `None` keeps it by digest only.
+    pub tag: Option<Tag>,
+    /// `os/arch[/variant]` to keep of an index; `None` keeps all.
+    pub platforms: Option<Vec<String>>,
+    pub credentials: Credentials,
+    /// The user who asked.
+    pub user: String,
+}
+
+/// The importer's shared state: settings, the client built from them, the runner's
+/// wake-up and the jobs cancelled while they run.
+pub(crate) struct Imports {
+    settings: RwLock<ImportSettings>,
+    client: RwLock<Option<Arc<RegistryClient>>>,
+    wake: Notify,
+    /// Told whenever a job changes (progress, a wait, its end).
+    changed: Notify,
+    cancelled: Mutex<HashMap<i64, bool>>,
+    sealer: Sealer,
+}
+
+impl Imports {
+    pub(crate) fn new(sealer: Sealer) -> Imports {
+        Imports {
+            settings: RwLock::new(ImportSettings::default()),
+            client: RwLock::new(None),
+            wake: Notify::new(),
+            changed: Notify::new(),
+            cancelled: Mutex::new(HashMap::new()),
+            sealer,
+        }
+    }
+
+    fn settings(&self) -> ImportSettings {
+        self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn client(&self) -> Result<Arc<RegistryClient>, CoreError> {
+        if let Some(client) = self.client.read().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(client);
+        }
+        let client = RegistryClient::new(self.settings().client)
+            .map(Arc::new)
+            .map_err(|e| CoreError::Internal(e.to_string().into()))?;
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
+        Ok(client)
+    }
+
+    pub(crate) fn changed(&self) {
+        self.changed.notify_waiters();
+    }
+
+    fn cancel(&self, id: i64) {
+        self.cancelled.lock().unwrap_or_else(|e| e.into_inner()).insert(id, true);
+    }
+
+    fn is_cancelled(&self, id: i64) -> bool {
+        self.cancelled.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id)
+    }
+
+    fn forget(&self, id: i64) {
+        self.cancelled.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+}
+
+impl Registry {
+    /// Applies the operator's `[import]` settings.
+    pub fn configure_imports(&self, settings: ImportSettings) {
+        *self.imports.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+        *self.imports.client.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Queues an import; the runner starts it as soon as a worker is free.
+    pub async fn create_import(&self, request: ImportRequest) -> Result<ImportJobRow, ImportError> {
+        let settings = self.imports.settings();
+        if !settings.enabled {
+            return Err(ImportError::Disabled);
+        }
+        check_reachable(&settings, &request.source)?;
+        if let Some(platforms) = &request.platforms {
+            for platform in platforms {
+                run::PlatformFilter::parse(platform).map_err(ImportError::Refused)?;
+            }
+        }
+        let namespace = request.target.namespace().unwrap_or_default().to_string();
+        let credentials = self.imports.sealer.seal(&request.credentials)?;
+        let job = self
+            .meta
+            .create_import_job(NewImportJob {
+                namespace: &namespace,
+                created_by: &request.user,
+                source: &request.source.to_string(),
+                target_repository: request.target.as_str(),
+                target_tag: request.tag.as_ref().map(Tag::as_str),
+                platforms: request.platforms.as_ref().map(|p| serde_json::json!(p).to_string()),
+                credentials,
+            })
+            .await?;
+        self.imports.wake.notify_one();
+        Ok(job)
+    }
+
+    pub async fn import_job(&self, id: i64) -> Result<ImportJobRow, ImportError> {
+        self.meta.import_job(id).await?.ok_or(ImportError::NoSuchJob(id))
+    }
+
+    /// The job once it has ended, or as it is after `timeout` (a long poll).
+    pub async fn wait_for_import(
+        &self,
+        id: i64,
+        timeout: std::time::Duration,
+    ) -> Result<ImportJobRow, ImportError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Listen before looking, so that a change in between is not missed.
+            let changed = self.imports.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let job = self.import_job(id).await?;
+            if job.state.is_final() || tokio::time::Instant::now() >= deadline {
+                return Ok(job);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.import_job(id).await;
+            }
+        }
+    }
+
+    /// A namespace's or a user's jobs, newest first, older than `before`.
+    pub async fn import_jobs(
+        &self,
+        of: ImportsOf<'_>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ImportJobRow>, ImportError> {
+        Ok(self.meta.import_jobs(of, before, limit).await?)
+    }
+
+    /// Cancels a job that has not ended: a queued one at once, a running one at its next
+    /// step (what it stored stays, for a later import to reuse). `false` if it had ended.
+    pub async fn cancel_import(&self, id: i64, by: &str) -> Result<bool, ImportError> {
+        let reason = format!("cancelled by {by}");
+        let cancelled = self
+            .meta
+            .finish_import_job(
+                id,
+                imagehub_metadata::ImportState::Cancelled,
+                Some(&reason),
+                None,
+                None,
+            )
+            .await?;
+        if cancelled {
+            self.imports.cancel(id);
+            self.imports.changed();
+        }
+        Ok(cancelled)
+    }
+}
+
+/// Refuses a source the client would refuse anyway, before a job is made: a loopback,
+/// private or link-local address, or `localhost`, that the operator did not list.
+fn check_reachable(settings: &ImportSettings, source: &RemoteReference) -> Result<(), ImportError> {
+    if settings.client.registries.contains_key(&source.registry) {
+        return Ok(());
+    }
+    let host = match source.registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => source.registry.rsplit_once(':').map_or(source.registry.as_str(), |(host, _)| host),
+    };
+    let private = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => !is_public(ip),
+        Err(_) => host == "localhost" || host.ends_with(".localhost"),
+    };
+    if private {
+        return Err(ImportError::Refused(format!(
+            "source_url: {} is a local or private address; the operator must list it under \
+             [import.registries] (or IMAGEHUB_IMPORT__INSECURE_REGISTRIES) to import from it",
+            source.registry
+        )));
+    }
+    Ok(())
+}

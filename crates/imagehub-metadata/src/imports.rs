@@ -1,0 +1,257 @@
+//! Import jobs (migration 0014): what to copy from which registry into which
+//! repository, who asked, and how far it got.
+
+use std::str::FromStr;
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{Metadata, MetadataError, Result, now};
+
+/// Where an import job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl ImportState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportState::Queued => "queued",
+            ImportState::Running => "running",
+            ImportState::Succeeded => "succeeded",
+            ImportState::Failed => "failed",
+            ImportState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, ImportState::Succeeded | ImportState::Failed | ImportState::Cancelled)
+    }
+}
+
+impl FromStr for ImportState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "queued" => ImportState::Queued,
+            "running" => ImportState::Running,
+            "succeeded" => ImportState::Succeeded,
+            "failed" => ImportState::Failed,
+            "cancelled" => ImportState::Cancelled,
+            _ => return Err(format!("import state {s:?}")),
+        })
+    }
+}
+
+/// Whose jobs to list.
+#[derive(Debug, Clone, Copy)]
+pub enum ImportsOf<'a> {
+    Namespace(&'a str),
+    User(&'a str),
+}
+
+/// A job about to be created.
+#[derive(Debug, Clone)]
+pub struct NewImportJob<'a> {
+    pub namespace: &'a str,
+    pub created_by: &'a str,
+    pub source: &'a str,
+    pub target_repository: &'a str,
+    pub target_tag: Option<&'a str>,
+    /// JSON array of `os/arch[/variant]`, or `None` for all.
+    pub platforms: Option<String>,
+    /// Sealed credentials.
+    pub credentials: Option<Vec<u8>>,
+}
+
+/// An import job as stored.
+#[derive(Debug, Clone)]
+pub struct ImportJobRow {
+    pub id: i64,
+    pub namespace: String,
+    pub created_by: String,
+    pub source: String,
+    pub target_repository: String,
+    pub target_tag: Option<String>,
+    pub platforms: Option<String>,
+    pub credentials: Option<Vec<u8>>,
+    pub state: ImportState,
+    pub reason: Option<String>,
+    /// Unix seconds before which a queued job does not run.
+    pub run_after: i64,
+    pub attempts: u32,
+    pub digest: Option<String>,
+    /// JSON, as the runner last wrote it.
+    pub progress: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, namespace, created_by, source, target_repository, target_tag, platforms, credentials, \
+     state, reason, run_after, attempts, digest, progress, created_at, started_at, finished_at";
+
+fn row(r: &SqliteRow) -> Result<ImportJobRow> {
+    Ok(ImportJobRow {
+        id: r.get(0),
+        namespace: r.get(1),
+        created_by: r.get(2),
+        source: r.get(3),
+        target_repository: r.get(4),
+        target_tag: r.get(5),
+        platforms: r.get(6),
+        credentials: r.get(7),
+        state: r.get::<String, _>(8).parse().map_err(MetadataError::Corrupt)?,
+        reason: r.get(9),
+        run_after: r.get(10),
+        attempts: r.get::<i64, _>(11) as u32,
+        digest: r.get(12),
+        progress: r.get(13),
+        created_at: r.get(14),
+        started_at: r.get(15),
+        finished_at: r.get(16),
+    })
+}
+
+impl Metadata {
+    pub async fn create_import_job(&self, job: NewImportJob<'_>) -> Result<ImportJobRow> {
+        let now = now();
+        let found = sqlx::query(&format!(
+            "INSERT INTO import_jobs (namespace, created_by, source, target_repository, target_tag, platforms,
+                                      credentials, run_after, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+        ))
+        .bind(job.namespace)
+        .bind(job.created_by)
+        .bind(job.source)
+        .bind(job.target_repository)
+        .bind(job.target_tag)
+        .bind(job.platforms)
+        .bind(job.credentials)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        row(&found)
+    }
+
+    pub async fn import_job(&self, id: i64) -> Result<Option<ImportJobRow>> {
+        let found = sqlx::query(&format!("SELECT {COLUMNS} FROM import_jobs WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        found.as_ref().map(row).transpose()
+    }
+
+    /// Jobs of a namespace or of a user, newest first, from the first older than
+    /// `before` on.
+    pub async fn import_jobs(
+        &self,
+        of: ImportsOf<'_>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ImportJobRow>> {
+        let (column, value) = match of {
+            ImportsOf::Namespace(namespace) => ("namespace", namespace),
+            ImportsOf::User(user) => ("created_by", user),
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM import_jobs WHERE {column} = ? AND id < ? ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(value)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row).collect()
+    }
+
+    /// Claims the oldest due job: queued and due, or running with its lease run out
+    /// (its runner died). It runs for `lease_secs` before it is due again.
+    pub async fn claim_import_job(&self, lease_secs: i64) -> Result<Option<ImportJobRow>> {
+        let now = now();
+        let found = sqlx::query(&format!(
+            "UPDATE import_jobs SET state = 'running', run_after = ?1 + ?2, attempts = attempts + 1,
+                    started_at = COALESCE(started_at, ?1)
+             WHERE id = (SELECT id FROM import_jobs
+                         WHERE state IN ('queued', 'running') AND run_after <= ?1 ORDER BY run_after, id LIMIT 1)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(now)
+        .bind(lease_secs)
+        .fetch_optional(&self.pool)
+        .await?;
+        found.as_ref().map(row).transpose()
+    }
+
+    /// Extends a running job's lease and records its progress; `false` when the job is
+    /// no longer running (it was cancelled).
+    pub async fn import_progress(&self, id: i64, lease_secs: i64, progress: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE import_jobs SET progress = ?, run_after = ? WHERE id = ? AND state = 'running'",
+        )
+        .bind(progress)
+        .bind(now() + lease_secs)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Puts a running job back in the queue until `run_after`, saying why it waits.
+    pub async fn requeue_import_job(&self, id: i64, run_after: i64, reason: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE import_jobs SET state = 'queued', run_after = ?, reason = ? WHERE id = ? AND state = 'running'",
+        )
+        .bind(run_after)
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a running (or queued) job, clearing its credentials. `false` when it had
+    /// ended already (a cancellation came first).
+    pub async fn finish_import_job(
+        &self,
+        id: i64,
+        state: ImportState,
+        reason: Option<&str>,
+        digest: Option<&str>,
+        progress: Option<&str>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE import_jobs SET state = ?, reason = ?, digest = COALESCE(?, digest),
+                    progress = COALESCE(?, progress), credentials = NULL, finished_at = ?
+             WHERE id = ? AND state IN ('queued', 'running')",
+        )
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(digest)
+        .bind(progress)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Running jobs go back to the queue (at startup: their runner is gone).
+    pub async fn requeue_running_imports(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE import_jobs SET state = 'queued', run_after = ? WHERE state = 'running'",
+        )
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

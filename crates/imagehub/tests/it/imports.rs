@@ -1,0 +1,243 @@
+//! Importing images from another registry (CNCF distribution here, listed as insecure):
+//! single images and indexes arrive with their digests, an unchanged image is not pulled
+//! again, platforms can be chosen, private upstreams take credentials, failures read
+//! plainly, and only those who may push import.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::distribution::Distribution;
+use crate::support::hub::{Cred, Hub};
+use crate::support::registry::{OCI_INDEX, OCI_MANIFEST, Registry, descriptor, push_image};
+use crate::support::reply::Reply;
+
+/// A hub that may import from `upstream`, with olga owning the public `acme`.
+async fn hub_importing_from(upstream: &Distribution) -> (Hub, Cred) {
+    let host = upstream.host.clone();
+    let hub = Hub::start_with(move |c| c.import.insecure_registries = vec![host]);
+    let olga = hub.olga_with_public_acme().await;
+    (hub, olga)
+}
+
+async fn import(hub: &Hub, cred: &Cred, body: Value) -> Reply {
+    hub.api(cred, Method::POST, "/api/v1/orgs/acme/images/import", Some(body)).await
+}
+
+/// Starts an import and waits for its end; the job.
+async fn imported(hub: &Hub, cred: &Cred, body: Value) -> Value {
+    let started = import(hub, cred, body).await;
+    started.expect_status(202, "queued");
+    let location = started.header("location").expect("the job's URL");
+    assert_eq!(started.json()["url"].as_str(), Some(location.as_str()));
+    let job = hub.api(cred, Method::GET, &format!("{location}?wait=60"), None).await;
+    job.expect_status(200, "the job").json()
+}
+
+/// An index of two single-platform images, pushed to `upstream` as `repo:tag`; the
+/// index's bytes and digest, and its children's digests.
+async fn push_index(upstream: &Registry, repo: &str, tag: &str) -> (Vec<u8>, String, Vec<String>) {
+    let (amd64, amd64_digest) = push_image(upstream, repo, "amd64-build", "amd64").await;
+    let (arm64, arm64_digest) = push_image(upstream, repo, "arm64-build", "arm64").await;
+    let mut children = Vec::new();
+    for (manifest, arch) in [(&amd64, "amd64"), (&arm64, "arm64")] {
+        let mut entry = descriptor(OCI_MANIFEST, manifest);
+        entry["platform"] = json!({"os": "linux", "architecture": arch});
+        children.push(entry);
+    }
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children});
+    let index = serde_json::to_vec_pretty(&index).expect("index");
+    let digest = upstream.push_manifest(repo, tag, OCI_INDEX, &index).await;
+    (index, digest, vec![amd64_digest, arm64_digest])
+}
+
+#[tokio::test]
+async fn images_and_indexes_arrive_with_their_digests_and_unchanged_ones_are_not_pulled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    let registry = Registry::at(&upstream.url());
+    let (manifest, digest) = push_image(&registry, "team/app", "v1", "single").await;
+    let (index, index_digest, children) = push_index(&registry, "team/multi", "v2").await;
+    let (hub, olga) = hub_importing_from(&upstream).await;
+
+    let host = &upstream.host;
+    let job = imported(&hub, &olga, json!({"source_url": format!("{host}/team/app:v1")})).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["digest"].as_str(), Some(digest.as_str()));
+    assert_eq!(job["target"], "acme/app:v1");
+    assert_eq!(job["source"], format!("{host}/team/app:v1"));
+    assert_eq!(
+        (job["progress"]["blobs_total"].as_u64(), job["progress"]["blobs_done"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(job["progress"]["bytes_done"], job["progress"]["bytes_total"]);
+    let here = Registry::at(&hub.server().url());
+    let stored = here.get_manifest("acme/app", "v1").await;
+    assert_eq!(
+        stored.expect_status(200, "pullable here").body.as_slice(),
+        manifest.as_slice(),
+        "byte for byte"
+    );
+
+    let again = imported(&hub, &olga, json!({"source_url": format!("{host}/team/app:v1")})).await;
+    assert_eq!(
+        (again["state"].as_str(), again["progress"]["unchanged"].as_bool()),
+        (Some("succeeded"), Some(true)),
+        "{again}"
+    );
+    assert_eq!(again["progress"]["blobs_done"], 0, "nothing transferred");
+
+    // An index: every platform, children before the index, all digests the same.
+    let body = json!({"source_url": format!("{host}/team/multi:v2"), "target_image": "multi"});
+    let job = imported(&hub, &olga, body).await;
+    assert_eq!(
+        (job["state"].as_str(), job["digest"].as_str()),
+        (Some("succeeded"), Some(index_digest.as_str())),
+        "{job}"
+    );
+    assert_eq!(job["progress"]["platforms"].as_array().map(Vec::len), Some(2), "{job}");
+    assert_eq!(here.get_manifest("acme/multi", "v2").await.body.as_slice(), index.as_slice());
+    for child in &children {
+        here.get_manifest("acme/multi", child).await.expect_status(200, "a child, by digest");
+    }
+    // Only one platform: a new index of it alone; the shared blobs are linked, not pulled.
+    let body = json!({"source_url": format!("{host}/team/multi:v2"), "target_image": "multi-arm", "platforms": ["linux/arm64"]});
+    let job = imported(&hub, &olga, body).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_ne!(job["digest"].as_str(), Some(index_digest.as_str()), "a narrower index");
+    let narrowed: Value = here.get_manifest("acme/multi-arm", "v2").await.json();
+    assert_eq!(narrowed["manifests"].as_array().map(Vec::len), Some(1), "{narrowed}");
+    assert_eq!(narrowed["manifests"][0]["digest"].as_str(), Some(children[1].as_str()));
+    assert_eq!(job["progress"]["blobs_linked"], job["progress"]["blobs_total"], "{job}");
+    let audit =
+        hub.api(&Cred::admin(), Method::GET, "/api/v1/audit?action=image.import", None).await;
+    assert_eq!(
+        audit.json()["events"].as_array().map(Vec::len),
+        Some(3),
+        "one event per import that stored"
+    );
+}
+
+#[tokio::test]
+async fn failures_read_plainly_and_bad_requests_name_the_field() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    let registry = Registry::at(&upstream.url());
+    push_index(&registry, "team/multi", "v2").await;
+    let (hub, olga) = hub_importing_from(&upstream).await;
+    let host = &upstream.host;
+
+    let missing =
+        imported(&hub, &olga, json!({"source_url": format!("{host}/team/multi:nosuch")})).await;
+    assert_eq!(missing["state"], "failed", "{missing}");
+    assert!(
+        missing["reason"].as_str().is_some_and(|r| r.starts_with("not found upstream")),
+        "{missing}"
+    );
+    let body =
+        json!({"source_url": format!("{host}/team/multi:v2"), "platforms": ["windows/amd64"]});
+    let wrong_platform = imported(&hub, &olga, body).await;
+    let reason = wrong_platform["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("linux/amd64, linux/arm64"), "the platforms there: {wrong_platform}");
+
+    for (body, field) in [
+        (json!({"source_url": "Not A Reference"}), "source_url"),
+        (json!({"source_url": "nginx", "target_image": "Bad Name"}), "target_image"),
+        (json!({"source_url": "nginx", "target_tag": "bad tag"}), "target_tag"),
+        (json!({"source_url": "nginx", "platforms": ["linux"]}), "platforms"),
+        (json!({"source_url": "127.0.0.1:1/x:1"}), "source_url"),
+        (json!({"source_url": "localhost:5000/x"}), "source_url"),
+    ] {
+        let refused = import(&hub, &olga, body.clone()).await;
+        let error = refused.expect_status(400, &body.to_string()).json();
+        assert_eq!(error["errors"][0]["detail"]["field"], field, "{body}: {error}");
+    }
+    let loopback = import(&hub, &olga, json!({"source_url": "127.0.0.1:1/x:1"})).await.json();
+    assert!(loopback.to_string().contains("[import.registries]"), "{loopback}");
+    let unknown = import(&hub, &olga, json!({"source_url": "nginx", "sources_url": "x"})).await;
+    unknown.expect_status(400, "an unknown field");
+}
+
+#[tokio::test]
+async fn a_private_upstream_takes_credentials_which_are_never_shown() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = dir.path().join("storage");
+    let open = Distribution::start(&storage, None);
+    let (_, digest) = push_image(&Registry::at(&open.url()), "team/secret", "v1", "secret").await;
+    drop(open);
+    let upstream = Distribution::start(&storage, Some(("alice", "upstream-pass-1")));
+    let (hub, olga) = hub_importing_from(&upstream).await;
+    let source = format!("{}/team/secret:v1", upstream.host);
+
+    let body =
+        json!({"source_url": source, "auth": {"username": "alice", "password": "wrong-pass"}});
+    let refused = imported(&hub, &olga, body).await;
+    assert_eq!(refused["state"], "failed", "{refused}");
+    assert!(
+        refused["reason"].as_str().is_some_and(|r| r.contains("refused the credentials")),
+        "{refused}"
+    );
+    let anonymous = imported(&hub, &olga, json!({"source_url": source})).await;
+    assert!(
+        anonymous["reason"].as_str().is_some_and(|r| r.contains("none were given")),
+        "{anonymous}"
+    );
+
+    let body =
+        json!({"source_url": source, "auth": {"username": "alice", "password": "upstream-pass-1"}});
+    let job = imported(&hub, &olga, body).await;
+    assert_eq!(
+        (job["state"].as_str(), job["digest"].as_str()),
+        (Some("succeeded"), Some(digest.as_str())),
+        "{job}"
+    );
+    let listed = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/imports", None).await;
+    let listed = listed.expect_status(200, "the org's jobs").text();
+    assert!(!listed.contains("upstream-pass-1") && !listed.contains("wrong-pass"), "{listed}");
+    let mine = hub.api(&olga, Method::GET, "/api/v1/imports?limit=2", None).await.json();
+    assert_eq!(mine["jobs"].as_array().map(Vec::len), Some(2), "paged: {mine}");
+    let key = std::fs::metadata(hub.server().data_dir().join("import.key")).expect("a sealing key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn only_those_who_may_push_import_and_others_do_not_see_the_jobs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    push_image(&Registry::at(&upstream.url()), "team/app", "v1", "single").await;
+    let (hub, olga) = hub_importing_from(&upstream).await;
+    hub.create_user("viewer", "viewer-password-1").await;
+    hub.create_user("mallory", "mallory-password-1").await;
+    let role = json!({"role": "viewer"});
+    hub.api(&olga, Method::PUT, "/api/v1/orgs/acme/members/viewer", Some(role))
+        .await
+        .expect_status(200, "a viewer");
+    let source = json!({"source_url": format!("{}/team/app:v1", upstream.host)});
+
+    let viewer = Cred::basic("viewer", "viewer-password-1");
+    import(&hub, &viewer, source.clone()).await.expect_status(403, "a viewer may not push");
+    let mallory = Cred::basic("mallory", "mallory-password-1");
+    import(&hub, &mallory, source.clone()).await.expect_status(403, "an outsider");
+    let project = hub
+        .api(&mallory, Method::POST, "/api/v1/projects/acme/images/import", Some(source.clone()))
+        .await;
+    project.expect_status(403, "the seed's route, same rule");
+    import(&hub, &Cred::Anonymous, source.clone()).await.expect_status(401, "anonymous");
+
+    let started =
+        hub.api(&olga, Method::POST, "/api/v1/projects/acme/images/import", Some(source)).await;
+    let location = started.expect_status(202, "olga").header("location").expect("url");
+    let job = hub.api(&olga, Method::GET, &format!("{location}?wait=60"), None).await.json();
+    assert_eq!(job["state"], "succeeded", "{job}");
+    hub.api(&mallory, Method::DELETE, &location, None)
+        .await
+        .expect_status(403, "may see, not cancel");
+    hub.api(&olga, Method::DELETE, &location, None).await.expect_status(409, "ended already");
+    hub.api(&mallory, Method::GET, "/api/v1/orgs/acme/imports", None)
+        .await
+        .expect_status(404, "not a member");
+    hub.api(&olga, Method::GET, "/api/v1/imports/999999", None)
+        .await
+        .expect_status(404, "no such job");
+    hub.api(&olga, Method::GET, "/api/v1/imports/x", None).await.expect_status(400, "not a number");
+}
