@@ -281,6 +281,9 @@ pub struct ImportConfig {
     pub transfers: usize,
     /// Tries of a job that meets passing failures (rate limits, an upstream down).
     pub max_attempts: u32,
+    /// A 429 asking to wait up to this many seconds is waited out within the job; a
+    /// longer one puts the job back in the queue until then.
+    pub max_inline_wait_secs: u64,
     /// Registries (`host[:port]`) reached over plain HTTP or unverified TLS, which may
     /// also be at loopback or private addresses: a list, or one comma-separated string
     /// (`IMAGEHUB_IMPORT__INSECURE_REGISTRIES=127.0.0.1:5001,registry.lan`).
@@ -309,6 +312,7 @@ impl Default for ImportConfig {
             workers: defaults.workers,
             transfers: defaults.transfers,
             max_attempts: defaults.max_attempts,
+            max_inline_wait_secs: defaults.client.max_inline_wait.as_secs(),
             insecure_registries: Vec::new(),
             registries: Default::default(),
         }
@@ -318,7 +322,10 @@ impl Default for ImportConfig {
 impl ImportConfig {
     pub fn settings(&self) -> imagehub_core::ImportSettings {
         use imagehub_core::RegistrySettings;
-        let mut client = imagehub_core::ClientSettings::default();
+        let mut client = imagehub_core::ClientSettings {
+            max_inline_wait: std::time::Duration::from_secs(self.max_inline_wait_secs),
+            ..imagehub_core::ClientSettings::default()
+        };
         for (name, registry) in &self.registries {
             let mirror = Some(registry.mirror.clone()).filter(|m| !m.is_empty());
             client
@@ -458,6 +465,10 @@ pub const KNOBS: &[(&str, &str)] = &[
     (
         "import.max_attempts",
         "tries of an import that meets rate limits or an upstream down, before it fails (default 8)",
+    ),
+    (
+        "import.max_inline_wait_secs",
+        "a 429 asking to wait this long or less is waited out; longer ones requeue the job (default 60)",
     ),
     (
         "import.insecure_registries",

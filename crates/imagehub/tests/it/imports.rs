@@ -1,14 +1,20 @@
 //! Importing images from another registry (CNCF distribution here, listed as insecure):
 //! single images and indexes arrive with their digests, an unchanged image is not pulled
 //! again, platforms can be chosen, private upstreams take credentials, failures read
-//! plainly, and only those who may push import.
+//! plainly, a rate-limited job waits in the queue, a job cut by a crash resumes without
+//! downloading again, and only those who may push import.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::process::ServerProcess;
 use crate::support::distribution::Distribution;
 use crate::support::hub::{Cred, Hub};
-use crate::support::registry::{OCI_INDEX, OCI_MANIFEST, Registry, descriptor, push_image};
+use crate::support::proxy::Proxy;
+use crate::support::registry::{
+    OCI_INDEX, OCI_MANIFEST, Registry, descriptor, image_config, image_manifest, push_image,
+    random_bytes, sha256_digest,
+};
 use crate::support::reply::Reply;
 
 /// A hub that may import from `upstream`, with olga owning the public `acme`.
@@ -240,4 +246,95 @@ async fn only_those_who_may_push_import_and_others_do_not_see_the_jobs() {
         .await
         .expect_status(404, "no such job");
     hub.api(&olga, Method::GET, "/api/v1/imports/x", None).await.expect_status(400, "not a number");
+}
+
+#[tokio::test]
+async fn a_rate_limited_job_waits_its_turn_in_the_queue_then_succeeds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    let (_, digest) = push_image(&Registry::at(&upstream.url()), "team/app", "v1", "single").await;
+    let proxy = Proxy::start(&upstream.url()).await;
+    let host = proxy.host.clone();
+    let hub = Hub::start_with(move |c| {
+        c.import.insecure_registries = vec![host];
+        c.import.max_inline_wait_secs = 0;
+    });
+    let olga = hub.olga_with_public_acme().await;
+    proxy.throttle_manifests(1);
+    let job =
+        imported(&hub, &olga, json!({"source_url": format!("{}/team/app:v1", proxy.host)})).await;
+    assert_eq!(
+        (job["state"].as_str(), job["digest"].as_str()),
+        (Some("succeeded"), Some(digest.as_str())),
+        "{job}"
+    );
+    assert_eq!(job["attempts"], 2, "a second try after the wait: {job}");
+    let manifest = format!("/v2/team/app/manifests/{digest}");
+    assert_eq!(proxy.count("GET", &manifest), 2, "one refused, one served");
+}
+
+#[tokio::test]
+async fn an_import_cut_by_a_crash_resumes_without_downloading_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    let registry = Registry::at(&upstream.url());
+    let config = image_config("big");
+    let layers: Vec<Vec<u8>> = (0..3).map(|i| random_bytes(256 << 10, 90 + i)).collect();
+    registry.push_blob("team/big", &config).await;
+    for layer in &layers {
+        registry.push_blob("team/big", layer).await;
+    }
+    let refs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+    let manifest = image_manifest(&config, &refs);
+    let digest = registry.push_manifest("team/big", "v1", OCI_MANIFEST, &manifest).await;
+    let proxy = Proxy::start(&upstream.url()).await;
+    let blob_path = |data: &[u8]| format!("/v2/team/big/blobs/{}", sha256_digest(data));
+    proxy.hold(&blob_path(&layers[2]));
+
+    let data = tempfile::tempdir().expect("data dir");
+    let env = [
+        ("IMAGEHUB_AUTH__ENABLED", "false"),
+        ("IMAGEHUB_IMPORT__INSECURE_REGISTRIES", proxy.host.as_str()),
+        ("IMAGEHUB_IMPORT__TRANSFERS", "1"),
+    ];
+    let server = ServerProcess::start_with_env(data.path(), &env);
+    let client = reqwest::Client::new();
+    let body = json!({"source_url": format!("{}/team/big:v1", proxy.host)});
+    let started = client
+        .post(format!("{}/api/v1/orgs/acme/images/import", server.url()))
+        .json(&body)
+        .send()
+        .await;
+    let started = started.expect("queued");
+    assert_eq!(started.status(), 202);
+    let location = started.headers()["location"].to_str().expect("url").to_string();
+    proxy.reached().await;
+    drop(server); // SIGKILL, with the last layer on its way
+    proxy.release();
+
+    let server = ServerProcess::start_with_env(data.path(), &env);
+    let job: Value = client
+        .get(format!("{}{location}?wait=60", server.url()))
+        .send()
+        .await
+        .expect("the job")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        (job["state"].as_str(), job["digest"].as_str()),
+        (Some("succeeded"), Some(digest.as_str())),
+        "{job}"
+    );
+    for done in [&config, &layers[0], &layers[1]] {
+        assert_eq!(
+            proxy.count("GET", &blob_path(done)),
+            1,
+            "finished before the crash: not fetched again"
+        );
+    }
+    assert_eq!(proxy.count("GET", &blob_path(&layers[2])), 2, "cut by the crash: fetched again");
+    assert_eq!(job["progress"]["blobs_linked"], 3, "{job}");
+    let stored = Registry::at(server.url()).get_manifest("acme/big", "v1").await;
+    assert_eq!(stored.expect_status(200, "imported").body, manifest);
 }
