@@ -338,3 +338,36 @@ async fn an_import_cut_by_a_crash_resumes_without_downloading_again() {
     let stored = Registry::at(server.url()).get_manifest("acme/big", "v1").await;
     assert_eq!(stored.expect_status(200, "imported").body, manifest);
 }
+
+#[tokio::test]
+async fn an_imported_image_is_indexed_with_its_readme_and_who_imported_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    let registry = Registry::at(&upstream.url());
+    let readme = "---\ndescription: Fetched from afar\nkeywords: [imported]\n---\n# Far\n";
+    let layer = crate::realclients::tar(&[("README.md", readme.as_bytes())]);
+    let config = image_config("readme");
+    registry.push_blob("team/far", &config).await;
+    registry.push_blob("team/far", &layer).await;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor("application/vnd.oci.image.config.v1+json", &config),
+        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", &layer)],
+    });
+    let manifest = serde_json::to_vec(&manifest).expect("manifest");
+    registry.push_manifest("team/far", "v1", OCI_MANIFEST, &manifest).await;
+    let (hub, olga) = hub_importing_from(&upstream).await;
+
+    let job =
+        imported(&hub, &olga, json!({"source_url": format!("{}/team/far:v1", upstream.host)}))
+            .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    hub.api(&Cred::admin(), Method::POST, "/api/v1/admin/index", None)
+        .await
+        .expect_status(200, "index");
+    let image = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/far/images/v1", None).await;
+    let image = image.expect_status(200, "the image").json();
+    assert_eq!(image["details"]["description"], "Fetched from afar", "{image}");
+    assert_eq!(image["pushed_by"], "olga", "{image}");
+}
