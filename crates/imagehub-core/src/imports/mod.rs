@@ -196,6 +196,31 @@ impl Registry {
         }
     }
 
+    /// The job as soon as it differs from `seen` (its state, progress or reason), or as
+    /// it is after `timeout`: the steps of a live progress stream.
+    pub async fn next_import_change(
+        &self,
+        seen: &ImportJobRow,
+        timeout: std::time::Duration,
+    ) -> Result<ImportJobRow, ImportError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.imports.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let job = self.import_job(seen.id).await?;
+            let differs = job.state != seen.state
+                || job.progress != seen.progress
+                || job.reason != seen.reason;
+            if differs || tokio::time::Instant::now() >= deadline {
+                return Ok(job);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.import_job(seen.id).await;
+            }
+        }
+    }
+
     /// A namespace's or a user's jobs, newest first, older than `before`.
     pub async fn import_jobs(
         &self,

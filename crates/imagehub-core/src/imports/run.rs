@@ -341,6 +341,13 @@ impl Registry {
                 top
             }
         };
+        // The plan is known: show its totals before the first byte moves.
+        let planned = serde_json::to_string(&*progress.lock().unwrap_or_else(|e| e.into_inner()))
+            .unwrap_or_default();
+        if !self.meta.import_progress(job.id, LEASE_SECS, &planned).await? {
+            return Err(Stop::Cancelled);
+        }
+        self.imports.changed();
         self.transfer(job, &client, &upstream, &target, blobs, progress).await?;
         for child in &children {
             let reference = Reference::Digest(child.digest.clone());

@@ -11,6 +11,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use futures_util::StreamExt;
 use imagehub_auth::Action;
 use imagehub_core::{
     Access, Caller, Credentials, ImportError, ImportJobRow, ImportRequest, ImportsOf,
@@ -350,6 +351,65 @@ async fn visible_job(
         )),
         Access::Hidden | Access::Denied => Err(not_found()),
     }
+}
+
+/// `GET /api/v1/imports/{id}/events`: the job as server-sent events, one `job` event
+/// (its JSON) each time it changes, until it ends; a comment every 15 s keeps proxies
+/// from closing a quiet stream.
+#[utoipa::path(
+    get,
+    path = "/api/v1/imports/{id}/events",
+    tag = "imports",
+    summary = "Follow an import job live",
+    description = "Server-sent events: a `job` event with the job's JSON now and whenever it changes, until it ends. \
+                   For whoever started it and whoever may pull its target.",
+    params(JobPath),
+    responses(
+        (status = 200, description = "An event stream of `job` events.", content_type = "text/event-stream", body = String),
+        (status = 400, description = "The id is not a number, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such job, or not one the caller may see.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []), ())
+)]
+pub async fn job_events(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    Path(JobPath { id }): Path<JobPath>,
+) -> ApiResult {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let job = visible_job(&state, &caller, &id, Action::Pull).await?;
+    let registry = state.registry.clone();
+    // (the job to send next, the one last sent)
+    let events =
+        futures_util::stream::unfold((Some(job), None::<ImportJobRow>), move |(next, sent)| {
+            let registry = registry.clone();
+            async move {
+                let job = match (next, &sent) {
+                    (Some(job), _) => job,
+                    (None, Some(last)) if last.state.is_final() => return None,
+                    (None, Some(last)) => {
+                        registry.next_import_change(last, KEEP_ALIVE).await.ok()?
+                    }
+                    (None, None) => return None,
+                };
+                if sent.as_ref().is_some_and(|last| same(last, &job)) {
+                    return Some((None, (None, Some(job)))); // a quiet interval: nothing to send
+                }
+                let event = Event::default().event("job").json_data(ImportJob::from(&job)).ok();
+                Some((event, (None, Some(job))))
+            }
+        })
+        .filter_map(|event| std::future::ready(event.map(Ok::<_, std::convert::Infallible>)));
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response())
+}
+
+/// How often a quiet event stream gets a comment.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn same(a: &ImportJobRow, b: &ImportJobRow) -> bool {
+    a.state == b.state && a.progress == b.progress && a.reason == b.reason
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -67,6 +67,7 @@ by a login webhook that fails."
         super::imports::import_into_project,
         super::imports::get_job,
         super::imports::cancel_job,
+        super::imports::job_events,
         super::imports::list_org_jobs,
         super::imports::list_my_jobs,
         serve,

@@ -371,3 +371,63 @@ async fn an_imported_image_is_indexed_with_its_readme_and_who_imported_it() {
     assert_eq!(image["details"]["description"], "Fetched from afar", "{image}");
     assert_eq!(image["pushed_by"], "olga", "{image}");
 }
+
+#[tokio::test]
+async fn progress_streams_live_as_server_sent_events() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    let registry = Registry::at(&upstream.url());
+    let held = random_bytes(64 << 10, 7);
+    let config = image_config("live");
+    registry.push_blob("team/live", &config).await;
+    registry.push_blob("team/live", &held).await;
+    let manifest = image_manifest(&config, &[&held]);
+    let digest = registry.push_manifest("team/live", "v1", OCI_MANIFEST, &manifest).await;
+    let proxy = Proxy::start(&upstream.url()).await;
+    proxy.hold(&format!("/v2/team/live/blobs/{}", sha256_digest(&held)));
+    let host = proxy.host.clone();
+    let hub = Hub::start_with(move |c| c.import.insecure_registries = vec![host]);
+    let olga = hub.olga_with_public_acme().await;
+
+    let started =
+        import(&hub, &olga, json!({"source_url": format!("{}/team/live:v1", proxy.host)})).await;
+    let location = started.expect_status(202, "queued").header("location").expect("url");
+    proxy.reached().await;
+    let events = hub
+        .client
+        .get(hub.url(&format!("{location}/events")))
+        .basic_auth("olga", Some("olga-password-1"))
+        .send()
+        .await
+        .expect("the stream");
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let mut stream = events.bytes_stream();
+    let mut text = String::new();
+    let mut jobs: Vec<Value> = Vec::new();
+    let mut released = false;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("bytes")));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
+                jobs.push(serde_json::from_str(data).expect("a job"));
+            }
+        }
+        if !released && !jobs.is_empty() {
+            proxy.release(); // the first event came while the layer was held
+            released = true;
+        }
+    }
+    let first = jobs.first().expect("events");
+    assert_eq!(first["state"], "running", "{first}");
+    assert_eq!(first["progress"]["blobs_total"], 2, "the plan is shown at once: {first}");
+    let size = (config.len() + held.len()) as u64;
+    assert_eq!(first["progress"]["bytes_total"].as_u64(), Some(size), "{first}");
+    assert!(first["progress"]["blobs_done"].as_u64() < Some(2), "the layer is held: {first}");
+    let last = jobs.last().expect("events");
+    assert_eq!(
+        (last["state"].as_str(), last["digest"].as_str()),
+        (Some("succeeded"), Some(digest.as_str())),
+        "{last}"
+    );
+}

@@ -21,6 +21,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/imports"),
     ("GET", "/api/v1/imports/{id}"),
     ("DELETE", "/api/v1/imports/{id}"),
+    ("GET", "/api/v1/imports/{id}/events"),
     ("POST", "/api/v1/users"),
     ("GET", "/api/v1/user"),
     ("PATCH", "/api/v1/user"),
