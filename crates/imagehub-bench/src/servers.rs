@@ -71,6 +71,11 @@ http:
 impl Server {
     /// Starts a fresh server of `kind` from `bin` and waits until `GET /v2/` answers.
     pub async fn start(kind: Kind, bin: &Path) -> Result<Self> {
+        Self::start_with_env(kind, bin, &[]).await
+    }
+
+    /// `start`, with extra environment variables for the server.
+    pub async fn start_with_env(kind: Kind, bin: &Path, env: &[(&str, &str)]) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("imagehub-bench-{}-", kind.name()))
             .tempdir_in("/tmp")?;
@@ -93,6 +98,7 @@ impl Server {
                 cmd.arg("serve").arg(&config);
             }
         }
+        cmd.envs(env.iter().copied());
         Self::launch(kind, bin, cmd, dir, port).await
     }
 

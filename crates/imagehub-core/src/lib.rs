@@ -41,8 +41,8 @@ pub use imagehub_metadata::{
     AuditAction, AuditEvent, BrowseOrder, ImageInfo, ImageRow, MemberRow, OrgRow, Referrer,
     RepositoryFilter, StoredManifest, Usage, UserRow,
 };
-pub use imagehub_metadata::{ImportJobRow, ImportState, ImportsOf};
-pub use imports::{ImportError, ImportRequest, ImportSettings};
+pub use imagehub_metadata::{ImportGroupRow, ImportJobRow, ImportState, ImportsOf};
+pub use imports::{ImportError, ImportRequest, ImportSettings, MAX_BATCH};
 pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};
 pub use registry::{BlobReader, PushedManifest, Registry};

@@ -69,6 +69,8 @@ pub struct NewImportJob<'a> {
     pub platforms: Option<String>,
     /// Sealed credentials.
     pub credentials: Option<Vec<u8>>,
+    /// The batch it belongs to.
+    pub group: Option<i64>,
 }
 
 /// An import job as stored.
@@ -93,10 +95,20 @@ pub struct ImportJobRow {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub group: Option<i64>,
+}
+
+/// A batch of import jobs as stored.
+#[derive(Debug, Clone)]
+pub struct ImportGroupRow {
+    pub id: i64,
+    pub namespace: String,
+    pub created_by: String,
+    pub created_at: i64,
 }
 
 const COLUMNS: &str = "id, namespace, created_by, source, target_repository, target_tag, platforms, credentials, \
-     state, reason, run_after, attempts, digest, progress, created_at, started_at, finished_at";
+     state, reason, run_after, attempts, digest, progress, created_at, started_at, finished_at, group_id";
 
 fn row(r: &SqliteRow) -> Result<ImportJobRow> {
     Ok(ImportJobRow {
@@ -117,6 +129,7 @@ fn row(r: &SqliteRow) -> Result<ImportJobRow> {
         created_at: r.get(14),
         started_at: r.get(15),
         finished_at: r.get(16),
+        group: r.get(17),
     })
 }
 
@@ -125,8 +138,8 @@ impl Metadata {
         let now = now();
         let found = sqlx::query(&format!(
             "INSERT INTO import_jobs (namespace, created_by, source, target_repository, target_tag, platforms,
-                                      credentials, run_after, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+                                      credentials, run_after, created_at, group_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
         ))
         .bind(job.namespace)
         .bind(job.created_by)
@@ -137,9 +150,89 @@ impl Metadata {
         .bind(job.credentials)
         .bind(now)
         .bind(now)
+        .bind(job.group)
         .fetch_one(&self.pool)
         .await?;
         row(&found)
+    }
+
+    /// Creates a batch and its jobs in one transaction.
+    pub async fn create_import_group(
+        &self,
+        namespace: &str,
+        created_by: &str,
+        jobs: Vec<NewImportJob<'_>>,
+    ) -> Result<(ImportGroupRow, Vec<ImportJobRow>)> {
+        let now = now();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO import_groups (namespace, created_by, created_at) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(namespace)
+        .bind(created_by)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        let mut rows = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let found = sqlx::query(&format!(
+                "INSERT INTO import_jobs (namespace, created_by, source, target_repository, target_tag, platforms,
+                                          credentials, run_after, created_at, group_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+            ))
+            .bind(job.namespace)
+            .bind(job.created_by)
+            .bind(job.source)
+            .bind(job.target_repository)
+            .bind(job.target_tag)
+            .bind(job.platforms)
+            .bind(job.credentials)
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            rows.push(row(&found)?);
+        }
+        tx.commit().await?;
+        let group = ImportGroupRow {
+            id,
+            namespace: namespace.to_string(),
+            created_by: created_by.to_string(),
+            created_at: now,
+        };
+        Ok((group, rows))
+    }
+
+    /// A batch and its jobs, in order.
+    pub async fn import_group(
+        &self,
+        id: i64,
+    ) -> Result<Option<(ImportGroupRow, Vec<ImportJobRow>)>> {
+        let Some(found) = sqlx::query(
+            "SELECT id, namespace, created_by, created_at FROM import_groups WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let group = ImportGroupRow {
+            id: found.get(0),
+            namespace: found.get(1),
+            created_by: found.get(2),
+            created_at: found.get(3),
+        };
+        let jobs = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM import_jobs WHERE group_id = ? ORDER BY id"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let jobs = jobs.iter().map(row).collect::<Result<Vec<_>>>()?;
+        Ok(Some((group, jobs)))
     }
 
     pub async fn import_job(&self, id: i64) -> Result<Option<ImportJobRow>> {

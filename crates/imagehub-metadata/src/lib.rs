@@ -60,7 +60,7 @@ pub use accounts::{
 };
 pub use gc::{GcPlan, UnlinkedBlob};
 pub use images::{DetailRow, ImageInfo, ImageRow};
-pub use imports::{ImportJobRow, ImportState, ImportsOf, NewImportJob};
+pub use imports::{ImportGroupRow, ImportJobRow, ImportState, ImportsOf, NewImportJob};
 pub use jobs::{Job, JobOutcome};
 pub use registry::{NewManifest, Referrer, StoredManifest, UploadCaps, UploadScope};
 pub use search::{BrowseOrder, SearchDocument, SearchPage};

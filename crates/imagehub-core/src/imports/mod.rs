@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use imagehub_client::{ClientSettings, Credentials, RegistryClient, RemoteReference, is_public};
-use imagehub_metadata::{ImportJobRow, ImportsOf, NewImportJob};
+use imagehub_metadata::{ImportGroupRow, ImportJobRow, ImportsOf, NewImportJob};
 use imagehub_oci::{RepoName, Tag};
 use tokio::sync::Notify;
 
@@ -53,6 +53,8 @@ pub enum ImportError {
     Refused(String),
     #[error("no import job {0}")]
     NoSuchJob(i64),
+    #[error("no import group {0}")]
+    NoSuchGroup(i64),
     #[error(transparent)]
     Core(#[from] CoreError),
 }
@@ -75,6 +77,32 @@ pub struct ImportRequest {
     pub credentials: Credentials,
     /// The user who asked.
     pub user: String,
+}
+
+/// Most images in one batch.
+pub const MAX_BATCH: usize = 100;
+
+/// A request checked and ready to store.
+struct Prepared {
+    namespace: String,
+    source: String,
+    platforms: Option<String>,
+    credentials: Option<Vec<u8>>,
+}
+
+impl Prepared {
+    fn job<'a>(&'a self, request: &'a ImportRequest, group: Option<i64>) -> NewImportJob<'a> {
+        NewImportJob {
+            namespace: &self.namespace,
+            created_by: &request.user,
+            source: &self.source,
+            target_repository: request.target.as_str(),
+            target_tag: request.tag.as_ref().map(Tag::as_str),
+            platforms: self.platforms.clone(),
+            credentials: self.credentials.clone(),
+            group,
+        }
+    }
 }
 
 /// The importer's shared state: settings, the client built from them, the runner's
@@ -142,6 +170,40 @@ impl Registry {
 
     /// Queues an import; the runner starts it as soon as a worker is free.
     pub async fn create_import(&self, request: ImportRequest) -> Result<ImportJobRow, ImportError> {
+        let prepared = self.prepare_import(&request)?;
+        let job = self.meta.create_import_job(prepared.job(&request, None)).await?;
+        self.imports.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Queues a batch: one group of jobs, all checked before any is made.
+    pub async fn create_import_group(
+        &self,
+        namespace: &str,
+        user: &str,
+        requests: &[ImportRequest],
+    ) -> Result<(ImportGroupRow, Vec<ImportJobRow>), ImportError> {
+        if requests.is_empty() || requests.len() > MAX_BATCH {
+            return Err(ImportError::Refused(format!("sources: 1 to {MAX_BATCH} images")));
+        }
+        let mut prepared = Vec::with_capacity(requests.len());
+        for (i, request) in requests.iter().enumerate() {
+            let ready = self.prepare_import(request).map_err(|e| match e {
+                ImportError::Refused(message) => {
+                    ImportError::Refused(format!("sources[{i}].{message}"))
+                }
+                other => other,
+            })?;
+            prepared.push(ready);
+        }
+        let jobs = prepared.iter().zip(requests).map(|(p, r)| p.job(r, None)).collect();
+        let created = self.meta.create_import_group(namespace, user, jobs).await?;
+        self.imports.wake.notify_one();
+        Ok(created)
+    }
+
+    /// Checks a request against the operator's rules and seals its credentials.
+    fn prepare_import(&self, request: &ImportRequest) -> Result<Prepared, ImportError> {
         let settings = self.imports.settings();
         if !settings.enabled {
             return Err(ImportError::Disabled);
@@ -152,22 +214,30 @@ impl Registry {
                 run::PlatformFilter::parse(platform).map_err(ImportError::Refused)?;
             }
         }
-        let namespace = request.target.namespace().unwrap_or_default().to_string();
-        let credentials = self.imports.sealer.seal(&request.credentials)?;
-        let job = self
-            .meta
-            .create_import_job(NewImportJob {
-                namespace: &namespace,
-                created_by: &request.user,
-                source: &request.source.to_string(),
-                target_repository: request.target.as_str(),
-                target_tag: request.tag.as_ref().map(Tag::as_str),
-                platforms: request.platforms.as_ref().map(|p| serde_json::json!(p).to_string()),
-                credentials,
-            })
-            .await?;
-        self.imports.wake.notify_one();
-        Ok(job)
+        Ok(Prepared {
+            namespace: request.target.namespace().unwrap_or_default().to_string(),
+            source: request.source.to_string(),
+            platforms: request.platforms.as_ref().map(|p| serde_json::json!(p).to_string()),
+            credentials: self.imports.sealer.seal(&request.credentials)?,
+        })
+    }
+
+    /// A batch and its jobs.
+    pub async fn import_group(
+        &self,
+        id: i64,
+    ) -> Result<(ImportGroupRow, Vec<ImportJobRow>), ImportError> {
+        self.meta.import_group(id).await?.ok_or(ImportError::NoSuchGroup(id))
+    }
+
+    /// Cancels every job of a batch that has not ended; how many were.
+    pub async fn cancel_import_group(&self, id: i64, by: &str) -> Result<usize, ImportError> {
+        let (_, jobs) = self.import_group(id).await?;
+        let mut cancelled = 0;
+        for job in jobs.iter().filter(|j| !j.state.is_final()) {
+            cancelled += usize::from(self.cancel_import(job.id, by).await?);
+        }
+        Ok(cancelled)
     }
 
     pub async fn import_job(&self, id: i64) -> Result<ImportJobRow, ImportError> {

@@ -203,6 +203,9 @@ impl From<imagehub_core::ImportError> for ApiV1Error {
                 }
             }
             I::NoSuchJob(id) => ApiV1Error::new(ErrorCode::NotFound, format!("no import job {id}")),
+            I::NoSuchGroup(id) => {
+                ApiV1Error::new(ErrorCode::NotFound, format!("no import group {id}"))
+            }
             I::Core(e) => internal(e),
         }
     }

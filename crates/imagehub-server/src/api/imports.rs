@@ -14,8 +14,8 @@ use axum::response::IntoResponse;
 use futures_util::StreamExt;
 use imagehub_auth::Action;
 use imagehub_core::{
-    Access, Caller, Credentials, ImportError, ImportJobRow, ImportRequest, ImportsOf,
-    RemoteReference,
+    Access, Caller, Credentials, ImportError, ImportGroupRow, ImportJobRow, ImportRequest,
+    ImportsOf, RemoteReference,
 };
 use imagehub_oci::{RepoName, Tag};
 use serde::{Deserialize, Serialize};
@@ -27,26 +27,47 @@ use super::{
     Unauthorized, json_body, ok, timestamp,
 };
 
-/// An image to import.
+/// An image to import, or (with `sources`) a batch of them.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewImport {
     /// What to import, as `docker pull` takes it: `nginx:latest` (Docker Hub),
-    /// `ghcr.io/owner/repo:v1.0.0`, `registry.k8s.io/pause@sha256:…`.
+    /// `ghcr.io/owner/repo:v1.0.0`, `registry.k8s.io/pause@sha256:…`. Give this or `sources`.
     #[schema(examples("nginx:latest"))]
-    source_url: String,
+    #[serde(default)]
+    source_url: Option<String>,
     /// The repository in the organization; the source's last path component by default.
     #[serde(default)]
     target_image: Option<String>,
     /// The tag to give it; the source's tag by default.
     #[serde(default)]
     target_tag: Option<String>,
-    /// Credentials for the upstream registry; stored sealed, used for it only, and
-    /// forgotten when the job ends.
+    /// Credentials for the upstream registry (for every image of a batch that gives
+    /// none of its own); stored sealed, used for that upstream only, and forgotten when
+    /// the job ends.
     #[serde(default)]
     auth: Option<UpstreamAuth>,
     /// `os/arch[/variant]` to keep of a multi-platform image (a new index of those
     /// only); all by default.
+    #[serde(default)]
+    platforms: Option<Vec<String>>,
+    /// A batch (up to 100): one group of jobs, each with its own state; the group
+    /// succeeds partially when some fail.
+    #[serde(default)]
+    sources: Option<Vec<BatchItem>>,
+}
+
+/// One image of a batch.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    source_url: String,
+    #[serde(default)]
+    target_image: Option<String>,
+    #[serde(default)]
+    target_tag: Option<String>,
+    #[serde(default)]
+    auth: Option<UpstreamAuth>,
     #[serde(default)]
     platforms: Option<Vec<String>>,
 }
@@ -157,8 +178,8 @@ pub struct JobPath {
     params(OrgPath),
     request_body = NewImport,
     responses(
-        (status = 202, description = "The job, queued.", body = ImportJob,
-         headers(("Location" = String, description = "The job's URL."))),
+        (status = 202, description = "The job, queued (or, for `sources`, the group of jobs).", body = ImportJob,
+         headers(("Location" = String, description = "The job's (or the group's) URL."))),
         (status = 400, description = "A bad `source_url`, target or platform; the message names the field.", body = ErrorBody),
         (status = 401, response = Unauthorized),
         (status = 403, description = "The caller may not push to the target.", body = ErrorBody),
@@ -186,8 +207,8 @@ pub async fn import_into_org(
     params(ProjectPath),
     request_body = NewImport,
     responses(
-        (status = 202, description = "The job, queued.", body = ImportJob,
-         headers(("Location" = String, description = "The job's URL."))),
+        (status = 202, description = "The job, queued (or, for `sources`, the group of jobs).", body = ImportJob,
+         headers(("Location" = String, description = "The job's (or the group's) URL."))),
         (status = 400, description = "A bad `source_url`, target or platform; the message names the field.", body = ErrorBody),
         (status = 401, response = Unauthorized),
         (status = 403, description = "The caller may not push to the target.", body = ErrorBody),
@@ -210,36 +231,223 @@ async fn create(state: &ApiState, caller: &Caller, org: &str, request: Request) 
         caller.require_user()?;
     }
     let body: NewImport = json_body(request).await?;
+    let user = caller.name().unwrap_or("anonymous").to_string();
+    let NewImport { source_url, target_image, target_tag, auth, platforms, sources } = body;
+    match (source_url, sources) {
+        (Some(source_url), None) => {
+            let item = BatchItem { source_url, target_image, target_tag, auth, platforms };
+            let request = import_request(org, item, None, &user, "")?;
+            super::authorize(state, caller, &request.target, Action::Push).await?;
+            let job = state.registry.create_import(request).await?;
+            let view = ImportJob::from(&job);
+            let location = view.url.clone();
+            Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(view))
+                .into_response())
+        }
+        (None, Some(items)) => {
+            if target_image.is_some() || target_tag.is_some() || platforms.is_some() {
+                let problem = "target_image, target_tag and platforms go in each of `sources`";
+                return Err(ApiV1Error::invalid_field("sources", problem));
+            }
+            if items.is_empty() || items.len() > imagehub_core::MAX_BATCH {
+                let problem = format!("1 to {} images", imagehub_core::MAX_BATCH);
+                return Err(ApiV1Error::invalid_field("sources", problem));
+            }
+            let mut requests = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let request =
+                    import_request(org, item, auth.as_ref(), &user, &format!("sources[{i}]."))?;
+                super::authorize(state, caller, &request.target, Action::Push).await?;
+                requests.push(request);
+            }
+            let (group, jobs) = state.registry.create_import_group(org, &user, &requests).await?;
+            let view = ImportGroup::new(&group, &jobs);
+            let location = view.url.clone();
+            Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(view))
+                .into_response())
+        }
+        _ => {
+            Err(ApiV1Error::invalid_field("source_url", "give source_url, or sources for a batch"))
+        }
+    }
+}
+
+/// One image to import, checked; errors name the field after `prefix` (`sources[2].`).
+fn import_request(
+    org: &str,
+    item: BatchItem,
+    default_auth: Option<&UpstreamAuth>,
+    user: &str,
+    prefix: &str,
+) -> Result<ImportRequest, ApiV1Error> {
+    let field = |name: &str| format!("{prefix}{name}");
     let source: RemoteReference =
-        body.source_url.parse().map_err(|e| ApiV1Error::invalid_field("source_url", e))?;
-    let image = body.target_image.as_deref().unwrap_or(source.short_name());
-    let target: RepoName = format!("{org}/{image}")
-        .parse()
-        .map_err(|e: imagehub_oci::NameError| ApiV1Error::invalid_field("target_image", e))?;
-    let tag: Option<Tag> = match body.target_tag {
-        Some(tag) => Some(tag.parse().map_err(|e| ApiV1Error::invalid_field("target_tag", e))?),
+        item.source_url.parse().map_err(|e| ApiV1Error::invalid_field(&field("source_url"), e))?;
+    let image = item.target_image.as_deref().unwrap_or(source.short_name());
+    let target: RepoName =
+        format!("{org}/{image}").parse().map_err(|e: imagehub_oci::NameError| {
+            ApiV1Error::invalid_field(&field("target_image"), e)
+        })?;
+    let tag: Option<Tag> = match item.target_tag {
+        Some(tag) => {
+            Some(tag.parse().map_err(|e| ApiV1Error::invalid_field(&field("target_tag"), e))?)
+        }
         None => source.tag.clone(),
     };
-    let credentials = match body.auth {
+    let credentials = match item.auth.as_ref().or(default_auth) {
         None => Credentials::Anonymous,
         Some(auth) if auth.username.is_empty() => {
-            return Err(ApiV1Error::invalid_field("auth.username", "is empty"));
+            return Err(ApiV1Error::invalid_field(&field("auth.username"), "is empty"));
         }
-        Some(auth) => Credentials::basic(auth.username, auth.password),
+        Some(auth) => Credentials::basic(auth.username.clone(), auth.password.clone()),
     };
-    super::authorize(state, caller, &target, Action::Push).await?;
-    let request = ImportRequest {
+    Ok(ImportRequest {
         source,
         target,
         tag,
-        platforms: body.platforms,
+        platforms: item.platforms,
         credentials,
-        user: caller.name().unwrap_or("anonymous").to_string(),
+        user: user.to_string(),
+    })
+}
+
+/// A batch of import jobs.
+#[derive(Serialize, ToSchema)]
+pub struct ImportGroup {
+    pub id: i64,
+    /// `running` while a job has not ended; then `succeeded` (all did), `partial` (some
+    /// did), `failed` or `cancelled`.
+    pub state: String,
+    pub created_by: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub jobs: Vec<ImportJob>,
+    /// This group's URL.
+    pub url: String,
+}
+
+impl ImportGroup {
+    fn new(group: &ImportGroupRow, jobs: &[ImportJobRow]) -> ImportGroup {
+        use imagehub_core::ImportState as S;
+        let count = |state: S| jobs.iter().filter(|j| j.state == state).count();
+        let state = if jobs.iter().any(|j| !j.state.is_final()) {
+            "running"
+        } else if count(S::Succeeded) == jobs.len() {
+            "succeeded"
+        } else if count(S::Succeeded) > 0 {
+            "partial"
+        } else if count(S::Cancelled) == jobs.len() {
+            "cancelled"
+        } else {
+            "failed"
+        };
+        ImportGroup {
+            id: group.id,
+            state: state.to_string(),
+            created_by: group.created_by.clone(),
+            created_at: timestamp(group.created_at),
+            jobs: jobs.iter().map(ImportJob::from).collect(),
+            url: format!("/api/v1/import-groups/{}", group.id),
+        }
+    }
+}
+
+/// `GET /api/v1/import-groups/{id}?wait=SECONDS`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/import-groups/{id}",
+    tag = "imports",
+    summary = "Follow a batch import",
+    description = "The group's state and every job in it. For whoever started it and the members of its organization.",
+    params(JobPath, WaitQuery),
+    responses(
+        (status = 200, description = "The group.", body = ImportGroup),
+        (status = 400, description = "The id is not a number, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such group, or not one the caller may see.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn get_group(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    Path(JobPath { id }): Path<JobPath>,
+    query: Result<Query<WaitQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(query) = query.map_err(|e| ApiV1Error::invalid(e.body_text()))?;
+    let (group, mut jobs) = visible_group(&state, &caller, &id).await?;
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_secs(query.wait.unwrap_or(0).min(60));
+    for job in jobs.iter_mut().filter(|j| !j.state.is_final()) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        *job = state.registry.wait_for_import(job.id, left).await?;
+    }
+    ok(StatusCode::OK, ImportGroup::new(&group, &jobs))
+}
+
+/// `DELETE /api/v1/import-groups/{id}`: cancels every job that has not ended.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/import-groups/{id}",
+    tag = "imports",
+    summary = "Cancel a batch import",
+    description = "Every job of the group that has not ended is cancelled. For whoever started it and the members of \
+                   its organization who may push to the targets.",
+    params(JobPath),
+    responses(
+        (status = 200, description = "The group.", body = ImportGroup),
+        (status = 400, description = "The id is not a number, or a malformed Authorization header.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The caller may not push to one of the targets.", body = ErrorBody),
+        (status = 404, description = "No such group, or not one the caller may see.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn cancel_group(
+    State(state): State<ApiState>,
+    ApiCaller(caller): ApiCaller,
+    Path(JobPath { id }): Path<JobPath>,
+) -> ApiResult {
+    let (group, jobs) = visible_group(&state, &caller, &id).await?;
+    if caller.name() != Some(group.created_by.as_str()) {
+        for job in &jobs {
+            let target: RepoName = job.target_repository.parse().map_err(super::internal)?;
+            super::authorize(&state, &caller, &target, Action::Push).await?;
+        }
+    }
+    state.registry.cancel_import_group(group.id, caller.name().unwrap_or("anonymous")).await?;
+    let (group, jobs) = state.registry.import_group(group.id).await?;
+    ok(StatusCode::OK, ImportGroup::new(&group, &jobs))
+}
+
+/// The group `id`, if the caller started it, belongs to its organization or is a site admin.
+async fn visible_group(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(ImportGroupRow, Vec<ImportJobRow>), ApiV1Error> {
+    let not_found = || ApiV1Error::new(ErrorCode::NotFound, format!("no import group {id}"));
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiV1Error::invalid(format!("import group id {id:?} is not a number")))?;
+    let (group, jobs) = match state.registry.import_group(id).await {
+        Ok(found) => found,
+        Err(ImportError::NoSuchGroup(_)) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
     };
-    let job = state.registry.create_import(request).await?;
-    let view = ImportJob::from(&job);
-    let location = view.url.clone();
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(view)).into_response())
+    let allowed = caller.is_admin()
+        || caller.name() == Some(group.created_by.as_str())
+        || caller.name() == Some(group.namespace.as_str())
+        || state.accounts.org(caller, &group.namespace).await.is_ok();
+    if !allowed {
+        return Err(not_found());
+    }
+    Ok((group, jobs))
 }
 
 /// How long `GET` waits for the job to end.

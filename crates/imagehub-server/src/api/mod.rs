@@ -159,7 +159,8 @@ pub fn router(auth: Option<Arc<Auth>>, accounts: Accounts, registry: Registry) -
         .route("/api/v1/orgs/{org}/imports", get(imports::list_org_jobs))
         .route("/api/v1/imports", get(imports::list_my_jobs))
         .route("/api/v1/imports/{id}", get(imports::get_job).delete(imports::cancel_job))
-        .route("/api/v1/imports/{id}/events", get(imports::job_events));
+        .route("/api/v1/imports/{id}/events", get(imports::job_events))
+        .route("/api/v1/import-groups/{id}", get(imports::get_group).delete(imports::cancel_group));
     if auth.is_none() {
         let off = ACCOUNT_PATHS
             .iter()

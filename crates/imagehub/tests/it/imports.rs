@@ -431,3 +431,52 @@ async fn progress_streams_live_as_server_sent_events() {
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn a_batch_is_one_group_that_succeeds_partially() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    let registry = Registry::at(&upstream.url());
+    push_image(&registry, "team/app", "v1", "single").await;
+    push_index(&registry, "team/multi", "v2").await;
+    let (hub, olga) = hub_importing_from(&upstream).await;
+    let host = &upstream.host;
+
+    // One bad item: a 400 naming it, and nothing queued.
+    let bad = json!({"sources": [
+        {"source_url": format!("{host}/team/app:v1")},
+        {"source_url": "Bad Ref"},
+    ]});
+    let refused = import(&hub, &olga, bad).await.expect_status(400, "a bad item").json();
+    assert_eq!(refused["errors"][0]["detail"]["field"], "sources[1].source_url", "{refused}");
+    let none = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/imports", None).await.json();
+    assert_eq!(none["jobs"].as_array().map(Vec::len), Some(0), "nothing was queued: {none}");
+
+    let batch = json!({"sources": [
+        {"source_url": format!("{host}/team/app:v1")},
+        {"source_url": format!("{host}/team/app:nosuch"), "target_image": "missing"},
+        {"source_url": format!("{host}/team/multi:v2"), "platforms": ["linux/amd64"]},
+    ]});
+    let started = import(&hub, &olga, batch).await;
+    let location = started.expect_status(202, "a group").header("location").expect("url");
+    assert!(location.starts_with("/api/v1/import-groups/"), "{location}");
+    let group = hub.api(&olga, Method::GET, &format!("{location}?wait=60"), None).await.json();
+    assert_eq!(group["state"], "partial", "{group}");
+    let states: Vec<&str> = group["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["state"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(states, ["succeeded", "failed", "succeeded"], "{group}");
+    assert!(
+        group["jobs"][1]["reason"].as_str().is_some_and(|r| r.starts_with("not found upstream")),
+        "{group}"
+    );
+    hub.create_user("mallory", "mallory-password-1").await;
+    let mallory = Cred::basic("mallory", "mallory-password-1");
+    hub.api(&mallory, Method::GET, &location, None).await.expect_status(404, "not hers to see");
+    hub.api(&mallory, Method::DELETE, &location, None).await.expect_status(404, "nor to cancel");
+    let cancelled = hub.api(&olga, Method::DELETE, &location, None).await.json();
+    assert_eq!(cancelled["state"], "partial", "nothing left to cancel: {cancelled}");
+}

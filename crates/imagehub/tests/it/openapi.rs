@@ -22,6 +22,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/imports/{id}"),
     ("DELETE", "/api/v1/imports/{id}"),
     ("GET", "/api/v1/imports/{id}/events"),
+    ("GET", "/api/v1/import-groups/{id}"),
+    ("DELETE", "/api/v1/import-groups/{id}"),
     ("POST", "/api/v1/users"),
     ("GET", "/api/v1/user"),
     ("PATCH", "/api/v1/user"),
