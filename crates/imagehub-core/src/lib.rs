@@ -41,8 +41,13 @@ pub use imagehub_metadata::{
     AuditAction, AuditEvent, BrowseOrder, ImageInfo, ImageRow, MemberRow, OrgRow, Referrer,
     RepositoryFilter, StoredManifest, Usage, UserRow,
 };
-pub use imagehub_metadata::{ImportGroupRow, ImportJobRow, ImportState, ImportsOf};
-pub use imports::{ImportError, ImportRequest, ImportSettings, MAX_BATCH};
+pub use imagehub_metadata::{
+    ImportGroupRow, ImportJobRow, ImportState, ImportsOf, SyncRuleRow, SyncRunRow,
+};
+pub use imports::{
+    ImportError, ImportRequest, ImportSettings, MAX_BATCH, MIN_INTERVAL, Schedule, SyncRuleSpec,
+    TagOutcome,
+};
 pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};
 pub use registry::{BlobReader, PushedManifest, Registry};

@@ -17,6 +17,7 @@ mod jobs;
 mod pulls;
 mod registry;
 mod search;
+mod sync;
 mod visibility;
 mod web_sessions;
 mod writer;
@@ -64,6 +65,7 @@ pub use imports::{ImportGroupRow, ImportJobRow, ImportState, ImportsOf, NewImpor
 pub use jobs::{Job, JobOutcome};
 pub use registry::{NewManifest, Referrer, StoredManifest, UploadCaps, UploadScope};
 pub use search::{BrowseOrder, SearchDocument, SearchPage};
+pub use sync::{SyncRuleRow, SyncRunRow};
 pub use web_sessions::WebSessionRow;
 
 type Result<T, E = MetadataError> = std::result::Result<T, E>;

@@ -6,6 +6,7 @@
 
 mod run;
 mod seal;
+mod sync;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,6 +18,7 @@ use tokio::sync::Notify;
 
 use crate::{CoreError, Registry};
 pub use seal::Sealer;
+pub use sync::{MIN_INTERVAL, Schedule, SyncRuleSpec, TagOutcome};
 
 /// What the operator configured (`[import]`).
 #[derive(Debug, Clone)]
@@ -55,6 +57,8 @@ pub enum ImportError {
     NoSuchJob(i64),
     #[error("no import group {0}")]
     NoSuchGroup(i64),
+    #[error("no sync rule {0}")]
+    NoSuchRule(i64),
     #[error(transparent)]
     Core(#[from] CoreError),
 }
@@ -325,7 +329,10 @@ impl Registry {
 
 /// Refuses a source the client would refuse anyway, before a job is made: a loopback,
 /// private or link-local address, or `localhost`, that the operator did not list.
-fn check_reachable(settings: &ImportSettings, source: &RemoteReference) -> Result<(), ImportError> {
+pub(crate) fn check_reachable(
+    settings: &ImportSettings,
+    source: &RemoteReference,
+) -> Result<(), ImportError> {
     if settings.client.registries.contains_key(&source.registry) {
         return Ok(());
     }

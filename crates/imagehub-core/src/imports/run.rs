@@ -132,9 +132,13 @@ impl Registry {
         if let Err(e) = self.meta.requeue_running_imports().await {
             tracing::error!(error = %e, "could not take up the imports of an earlier run");
         }
+        if let Err(e) = self.meta.fail_running_sync_runs().await {
+            tracing::error!(error = %e, "could not close the sync runs of an earlier run");
+        }
         let workers = self.imports.settings().workers.max(1);
         let permits = Arc::new(tokio::sync::Semaphore::new(workers));
         loop {
+            self.start_due_sync_runs().await;
             let Ok(permit) = permits.clone().acquire_owned().await else { return };
             match self.meta.claim_import_job(LEASE_SECS).await {
                 Ok(Some(job)) => {

@@ -75,9 +75,9 @@ pub struct BatchItem {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamAuth {
-    username: String,
+    pub(super) username: String,
     #[schema(format = Password)]
-    password: String,
+    pub(super) password: String,
 }
 
 /// An import job.

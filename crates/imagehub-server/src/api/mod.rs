@@ -19,6 +19,7 @@ mod openapi;
 mod orgs;
 pub mod params;
 mod search;
+mod sync;
 mod users;
 pub mod views;
 
@@ -160,7 +161,14 @@ pub fn router(auth: Option<Arc<Auth>>, accounts: Accounts, registry: Registry) -
         .route("/api/v1/imports", get(imports::list_my_jobs))
         .route("/api/v1/imports/{id}", get(imports::get_job).delete(imports::cancel_job))
         .route("/api/v1/imports/{id}/events", get(imports::job_events))
-        .route("/api/v1/import-groups/{id}", get(imports::get_group).delete(imports::cancel_group));
+        .route("/api/v1/import-groups/{id}", get(imports::get_group).delete(imports::cancel_group))
+        .route("/api/v1/orgs/{org}/sync-rules", get(sync::list_rules).post(sync::create_rule))
+        .route(
+            "/api/v1/sync-rules/{id}",
+            get(sync::get_rule).put(sync::update_rule).delete(sync::delete_rule),
+        )
+        .route("/api/v1/sync-rules/{id}/run", axum::routing::post(sync::run_rule))
+        .route("/api/v1/sync-rules/{id}/runs", get(sync::list_runs));
     if auth.is_none() {
         let off = ACCOUNT_PATHS
             .iter()

@@ -20,6 +20,7 @@ mod realclients;
 mod restart;
 mod search;
 mod support;
+mod sync;
 mod tls;
 mod v2;
 mod web;

@@ -55,6 +55,13 @@ impl Proxy {
         counts.get(&format!("{method} {path}")).copied().unwrap_or(0)
     }
 
+    /// Requests seen for `METHOD` on paths starting with `prefix`.
+    pub fn count_prefix(&self, method: &str, prefix: &str) -> u32 {
+        let counts = self.state.counts.lock().expect("lock");
+        let key = format!("{method} {prefix}");
+        counts.iter().filter(|(k, _)| k.starts_with(&key)).map(|(_, n)| n).sum()
+    }
+
     /// Answers the next `n` manifest GETs with 429.
     pub fn throttle_manifests(&self, n: u32) {
         *self.state.throttle.lock().expect("lock") = n;
