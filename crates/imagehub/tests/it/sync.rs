@@ -159,3 +159,28 @@ async fn rules_are_checked_and_kept_to_those_who_may_push() {
     hub.api(&olga, Method::DELETE, &url, None).await.expect_status(204, "deleted");
     hub.api(&olga, Method::GET, &url, None).await.expect_status(404, "gone");
 }
+
+#[tokio::test]
+async fn a_run_pauses_when_the_upstream_rate_limit_falls_below_the_floor() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    push_image(&Registry::at(&upstream.url()), "team/app", "v1", "v1").await;
+    let proxy = Proxy::start(&upstream.url()).await;
+    proxy.rate_limit_remaining(5);
+    let host = proxy.host.clone();
+    let hub = Hub::start_with(move |c| c.import.insecure_registries = vec![host]);
+    let olga = hub.olga_with_public_acme().await;
+    let body = json!({"upstream": format!("{}/team/app", proxy.host), "rate_limit_floor": 10});
+    let rule = hub.api(&olga, Method::POST, "/api/v1/orgs/acme/sync-rules", Some(body)).await;
+    let url = rule.expect_status(201, "a rule").json()["url"].as_str().expect("url").to_string();
+    let run = next_run(&hub, &olga, &url, 0).await;
+    assert_eq!(run["state"], "paused", "{run}");
+    assert!(
+        run["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("allows 5 more pulls, below the floor of 10")),
+        "{run}"
+    );
+    assert!(run["group"].is_null(), "nothing imported: {run}");
+    assert_eq!(proxy.count_prefix("GET", "/v2/team/app/manifests/"), 0, "only HEADs");
+}

@@ -24,6 +24,8 @@ struct ProxyState {
     counts: Mutex<HashMap<String, u32>>,
     /// Manifest GETs still to answer with 429 and `Retry-After: 1`.
     throttle: Mutex<u32>,
+    /// `RateLimit-Remaining` to add to manifest answers, as Docker Hub does.
+    remaining: Mutex<Option<u32>>,
     /// A path whose requests wait for the gate, and the gate.
     hold: Mutex<Option<String>>,
     gate: Arc<Semaphore>,
@@ -38,6 +40,7 @@ impl Proxy {
             client: reqwest::Client::new(),
             counts: Mutex::default(),
             throttle: Mutex::new(0),
+            remaining: Mutex::new(None),
             hold: Mutex::new(None),
             gate: Arc::new(Semaphore::new(0)),
             reached: Notify::new(),
@@ -65,6 +68,11 @@ impl Proxy {
     /// Answers the next `n` manifest GETs with 429.
     pub fn throttle_manifests(&self, n: u32) {
         *self.state.throttle.lock().expect("lock") = n;
+    }
+
+    /// Adds `RateLimit-Remaining: n;w=21600` to manifest answers.
+    pub fn rate_limit_remaining(&self, n: u32) {
+        *self.state.remaining.lock().expect("lock") = Some(n);
     }
 
     /// Holds requests for `path` until [`Proxy::release`].
@@ -122,6 +130,10 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
             response = response.header(name, value);
         }
+    }
+    let remaining = *state.remaining.lock().expect("lock");
+    if let Some(n) = remaining.filter(|_| path.contains("/manifests/")) {
+        response = response.header("ratelimit-remaining", format!("{n};w=21600"));
     }
     response.body(Body::from_stream(answer.bytes_stream())).expect("a response")
 }
