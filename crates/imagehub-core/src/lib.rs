@@ -45,8 +45,8 @@ pub use imagehub_metadata::{
     ImportGroupRow, ImportJobRow, ImportState, ImportsOf, SyncRuleRow, SyncRunRow,
 };
 pub use imports::{
-    ImportError, ImportRequest, ImportSettings, MAX_BATCH, MIN_INTERVAL, Schedule, SyncRuleSpec,
-    TagOutcome,
+    ImportError, ImportRequest, ImportSettings, MAX_BATCH, MIN_INTERVAL, RemoteImage, Schedule,
+    SyncRuleSpec, TagOutcome,
 };
 pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};

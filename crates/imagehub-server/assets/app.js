@@ -1,7 +1,8 @@
 // imagehub's one script. Every page works without it; it only adds copy buttons,
-// search as you type, a live preview while editing docs, and confirmations. It is served
-// from the hub itself (CSP: script-src 'self') and injects no HTML from strings: new
-// content comes from pages the hub rendered and sanitised, parsed with DOMParser.
+// search as you type, a live preview while editing docs, live import progress and
+// confirmations. It is served from the hub itself (CSP: script-src 'self') and injects
+// no HTML from strings: new content comes from pages the hub rendered and sanitised,
+// parsed with DOMParser.
 "use strict";
 
 /** Adds a "Copy" button after `element`, copying what `text()` returns. */
@@ -103,7 +104,21 @@ function confirmations() {
   }
 }
 
+/** Keeps the import jobs of a page current while some are still going. */
+function liveImports() {
+  const page = document.querySelector("[data-live-imports]");
+  if (!page) return;
+  const refresh = async () => {
+    const fresh = await fetchPage(window.location.href);
+    const jobs = fresh && fresh.getElementById("jobs");
+    if (jobs) document.getElementById("jobs").replaceWith(document.adoptNode(jobs));
+    if (fresh && fresh.querySelector("[data-live-imports]")) setTimeout(refresh, 2000);
+  };
+  setTimeout(refresh, 2000);
+}
+
 copyButtons();
 searchAsYouType();
+liveImports();
 livePreview();
 confirmations();

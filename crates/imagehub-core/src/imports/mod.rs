@@ -17,6 +17,7 @@ use imagehub_oci::{RepoName, Tag};
 use tokio::sync::Notify;
 
 use crate::{CoreError, Registry};
+pub use run::RemoteImage;
 pub use seal::Sealer;
 pub use sync::{MIN_INTERVAL, Schedule, SyncRuleSpec, TagOutcome};
 
@@ -59,6 +60,9 @@ pub enum ImportError {
     NoSuchGroup(i64),
     #[error("no sync rule {0}")]
     NoSuchRule(i64),
+    /// The upstream registry answered with a failure (reading an image to show it).
+    #[error(transparent)]
+    Upstream(#[from] imagehub_client::ClientError),
     #[error(transparent)]
     Core(#[from] CoreError),
 }

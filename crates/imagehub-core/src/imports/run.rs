@@ -19,6 +19,7 @@ use imagehub_oci::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::ImportError;
 use crate::{CoreError, Registry};
 
 /// A running job is leased this long between progress reports; a runner that died
@@ -117,6 +118,17 @@ struct Fetched {
     bytes: Vec<u8>,
     media_type: String,
     digest: Digest,
+}
+
+/// What an upstream image holds, before importing it.
+#[derive(Debug, Clone)]
+pub struct RemoteImage {
+    pub digest: String,
+    pub media_type: String,
+    /// Per platform (`linux/amd64`; `image` for a single-platform manifest), its size.
+    pub platforms: Vec<(String, u64)>,
+    /// Bytes of all its blobs, each counted once.
+    pub size: u64,
 }
 
 /// One blob to transfer, and the platform it is counted under.
@@ -395,6 +407,65 @@ impl Registry {
         }
         let done = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
         Ok((top.digest, done))
+    }
+
+    /// Reads what `source` holds (its manifest, and an index's children) without pulling
+    /// a blob: what the import page shows before importing.
+    pub async fn inspect_remote(
+        &self,
+        source: &RemoteReference,
+        credentials: &imagehub_client::Credentials,
+    ) -> Result<RemoteImage, ImportError> {
+        let settings = self.imports.settings();
+        if !settings.enabled {
+            return Err(ImportError::Disabled);
+        }
+        super::check_reachable(&settings, source)?;
+        let client = self.imports.client()?;
+        let upstream = Target::of(source, credentials);
+        let top = client.manifest(&upstream, &source.reference()).await?;
+        let parsed = Manifest::parse(Some(&top.media_type), &top.bytes)
+            .map_err(|e| ImportError::Refused(format!("source_url: {e}")))?;
+        let mut seen = std::collections::HashSet::new();
+        let mut size = 0;
+        let mut count = |manifest: &Manifest| {
+            let mut platform_size = 0;
+            for blob in manifest.blob_references() {
+                platform_size += blob.size;
+                if seen.insert(blob.digest.clone()) {
+                    size += blob.size;
+                }
+            }
+            platform_size
+        };
+        let mut platforms = Vec::new();
+        match parsed.kind {
+            ManifestKind::Image => platforms.push(("image".to_string(), count(&parsed))),
+            ManifestKind::Index => {
+                // The children an index lists for platforms, not its attestations.
+                for child in parsed
+                    .manifests
+                    .iter()
+                    .filter(|d| d.platform.as_ref().is_some_and(|p| p.os != "unknown"))
+                    .take(32)
+                {
+                    let fetched = client
+                        .manifest(&upstream, &Reference::Digest(child.digest.clone()))
+                        .await?;
+                    let manifest = Manifest::parse(Some(&fetched.media_type), &fetched.bytes)
+                        .map_err(|e| ImportError::Refused(format!("source_url: {e}")))?;
+                    let name =
+                        child.platform.as_ref().map_or_else(|| "unknown".into(), platform_name);
+                    platforms.push((name, count(&manifest)));
+                }
+            }
+        }
+        Ok(RemoteImage {
+            digest: top.digest.to_string(),
+            media_type: top.media_type,
+            platforms,
+            size,
+        })
     }
 
     /// Whether `target` already holds `digest` under `tag` (or at all, without a tag).

@@ -15,6 +15,7 @@ mod edit;
 mod explore;
 mod format;
 mod image;
+mod imports;
 mod markdown;
 mod orgs;
 mod repository;
@@ -49,6 +50,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/audit", get(admin::audit))
         .route("/o/{name}", get(orgs::org).post(orgs::org_post))
+        .route("/o/{name}/import", get(imports::form).post(imports::post))
+        .route("/o/{name}/imports", get(imports::list).post(imports::list_post))
         .route("/static/{file}", get(asset))
         .route("/favicon.ico", get(|| async { asset(Path("favicon.svg".to_string())).await }))
         .layer(middleware::from_fn(security_headers))

@@ -34,6 +34,11 @@ impl SmallForm {
             .map_err(|_| PageError::bad_request("The form was too large."))
     }
 
+    /// A form with no fields.
+    pub fn empty() -> SmallForm {
+        SmallForm(Bytes::new())
+    }
+
     /// Every value of field `name` (checkboxes sharing a name), in order.
     pub fn fields(&self, name: &str) -> Vec<String> {
         form_urlencoded::parse(&self.0)

@@ -243,6 +243,8 @@ async fn no_page_has_a_serious_accessibility_violation_in_light_or_dark() {
         "/o/acme",
         "/new",
         "/audit",
+        "/o/acme/import",
+        "/o/acme/imports",
         "/r/olga/private",
         "/r/nobody/nothing",
     ];
@@ -293,6 +295,8 @@ async fn screenshots_of_the_pages_at_phone_and_desktop_width_light_and_dark() {
                 ("/o/acme", "organization"),
                 ("/new", "add"),
                 ("/audit", "audit"),
+                ("/o/acme/import", "import"),
+                ("/o/acme/imports", "imports"),
             ] {
                 browser.client.goto(&hub.url(path)).await.expect("open the page");
                 browser.screenshot(&format!("{page}-{device}-{mode}")).await;

@@ -41,7 +41,11 @@ async fn imported(hub: &Hub, cred: &Cred, body: Value) -> Value {
 
 /// An index of two single-platform images, pushed to `upstream` as `repo:tag`; the
 /// index's bytes and digest, and its children's digests.
-async fn push_index(upstream: &Registry, repo: &str, tag: &str) -> (Vec<u8>, String, Vec<String>) {
+pub(crate) async fn push_index(
+    upstream: &Registry,
+    repo: &str,
+    tag: &str,
+) -> (Vec<u8>, String, Vec<String>) {
     let (amd64, amd64_digest) = push_image(upstream, repo, "amd64-build", "amd64").await;
     let (arm64, arm64_digest) = push_image(upstream, repo, "arm64-build", "arm64").await;
     let mut children = Vec::new();

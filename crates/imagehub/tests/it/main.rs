@@ -25,5 +25,6 @@ mod tls;
 mod v2;
 mod web;
 mod web_edit;
+mod web_imports;
 mod web_orgs;
 mod web_settings;
