@@ -235,6 +235,17 @@ impl Metadata {
         Ok(Some((group, jobs)))
     }
 
+    /// Jobs of a namespace that have not ended.
+    pub async fn pending_imports_in(&self, namespace: &str) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT count(*) FROM import_jobs WHERE namespace = ? AND state IN ('queued', 'running')",
+        )
+        .bind(namespace)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+
     pub async fn import_job(&self, id: i64) -> Result<Option<ImportJobRow>> {
         let found = sqlx::query(&format!("SELECT {COLUMNS} FROM import_jobs WHERE id = ?"))
             .bind(id)

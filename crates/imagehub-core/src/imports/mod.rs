@@ -56,6 +56,9 @@ pub enum ImportError {
     Refused(String),
     #[error("no import job {0}")]
     NoSuchJob(i64),
+    /// A bound on what one namespace may have waiting.
+    #[error("{0}")]
+    TooMany(String),
     #[error("no import group {0}")]
     NoSuchGroup(i64),
     #[error("no sync rule {0}")]
@@ -89,6 +92,10 @@ pub struct ImportRequest {
 
 /// Most images in one batch.
 pub const MAX_BATCH: usize = 100;
+/// Most unfinished import jobs of one namespace.
+pub const MAX_PENDING: u64 = 1000;
+/// Most sync rules of one namespace.
+pub const MAX_RULES: usize = 100;
 
 /// A request checked and ready to store.
 struct Prepared {
@@ -179,6 +186,7 @@ impl Registry {
     /// Queues an import; the runner starts it as soon as a worker is free.
     pub async fn create_import(&self, request: ImportRequest) -> Result<ImportJobRow, ImportError> {
         let prepared = self.prepare_import(&request)?;
+        self.check_pending(&prepared.namespace, 1).await?;
         let job = self.meta.create_import_job(prepared.job(&request, None)).await?;
         self.imports.wake.notify_one();
         Ok(job)
@@ -204,10 +212,22 @@ impl Registry {
             })?;
             prepared.push(ready);
         }
+        self.check_pending(namespace, requests.len() as u64).await?;
         let jobs = prepared.iter().zip(requests).map(|(p, r)| p.job(r, None)).collect();
         let created = self.meta.create_import_group(namespace, user, jobs).await?;
         self.imports.wake.notify_one();
         Ok(created)
+    }
+
+    /// Refuses more than [`MAX_PENDING`] unfinished jobs in a namespace.
+    async fn check_pending(&self, namespace: &str, more: u64) -> Result<(), ImportError> {
+        let pending = self.meta.pending_imports_in(namespace).await?;
+        if pending + more > MAX_PENDING {
+            return Err(ImportError::TooMany(format!(
+                "{namespace} has {pending} imports queued or running; at most {MAX_PENDING} may wait at once"
+            )));
+        }
+        Ok(())
     }
 
     /// Checks a request against the operator's rules and seals its credentials.

@@ -25,6 +25,8 @@ use crate::{CoreError, Registry};
 /// A running job is leased this long between progress reports; a runner that died
 /// leaves it due again afterwards.
 const LEASE_SECS: i64 = 300;
+/// Most child manifests of an index one import copies.
+const MAX_CHILDREN: usize = 128;
 /// The first wait before a job whose failure may pass runs again; it doubles per try.
 const FIRST_RETRY_SECS: u64 = 15;
 
@@ -311,6 +313,12 @@ impl Registry {
                         })
                     })
                     .collect();
+                if chosen.len() > MAX_CHILDREN {
+                    return Err(Stop::Invalid(format!(
+                        "{source} lists {} manifests; an import copies at most {MAX_CHILDREN} (choose platforms)",
+                        chosen.len()
+                    )));
+                }
                 if chosen.is_empty() {
                     let offered: Vec<String> = parsed
                         .manifests

@@ -141,6 +141,13 @@ impl Schedule {
 impl Registry {
     pub async fn create_sync_rule(&self, spec: SyncRuleSpec) -> Result<SyncRuleRow, ImportError> {
         let row = self.checked_rule(&spec, None)?;
+        if self.meta.sync_rules_in(&row.namespace).await?.len() >= super::MAX_RULES {
+            return Err(ImportError::TooMany(format!(
+                "{} has {} sync rules, the most a namespace may have",
+                row.namespace,
+                super::MAX_RULES
+            )));
+        }
         let saved = self.meta.save_sync_rule(&row, true).await?;
         self.imports.wake.notify_one();
         Ok(saved)

@@ -204,6 +204,7 @@ impl From<imagehub_core::ImportError> for ApiV1Error {
             }
             I::NoSuchJob(id) => ApiV1Error::new(ErrorCode::NotFound, format!("no import job {id}")),
             I::Upstream(e) => ApiV1Error::new(ErrorCode::Upstream, e.to_string()),
+            I::TooMany(message) => ApiV1Error::new(ErrorCode::TooManyRequests, message),
             I::NoSuchRule(id) => ApiV1Error::new(ErrorCode::NotFound, format!("no sync rule {id}")),
             I::NoSuchGroup(id) => {
                 ApiV1Error::new(ErrorCode::NotFound, format!("no import group {id}"))

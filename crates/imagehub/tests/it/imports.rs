@@ -484,3 +484,99 @@ async fn a_batch_is_one_group_that_succeeds_partially() {
     let cancelled = hub.api(&olga, Method::DELETE, &location, None).await.json();
     assert_eq!(cancelled["state"], "partial", "nothing left to cancel: {cancelled}");
 }
+
+#[tokio::test]
+async fn a_private_image_comes_from_another_imagehub_through_its_token_flow() {
+    let upstream = Hub::start();
+    upstream.create_user("olga", "olga-password-1").await;
+    let owner = Cred::basic("olga", "olga-password-1");
+    let digest = upstream.push_with_readme(&owner, "olga/private", "v1", "# Far").await;
+    let host = upstream.server().host();
+    let source = format!("{host}/olga/private:v1");
+    let hub = Hub::start_with(move |c| c.import.insecure_registries = vec![host]);
+    let olga = hub.olga_with_public_acme().await;
+
+    let body =
+        json!({"source_url": source, "auth": {"username": "olga", "password": "olga-password-1"}});
+    let job = imported(&hub, &olga, body).await;
+    assert_eq!(
+        (job["state"].as_str(), job["digest"].as_str()),
+        (Some("succeeded"), Some(digest.as_str())),
+        "{job}"
+    );
+    let anonymous =
+        imported(&hub, &olga, json!({"source_url": source, "target_image": "other"})).await;
+    assert_eq!(anonymous["state"], "failed", "{anonymous}");
+    assert!(
+        anonymous["reason"].as_str().is_some_and(|r| r.contains("none were given")),
+        "{anonymous}"
+    );
+}
+
+#[tokio::test]
+async fn a_running_import_is_cancelled_at_its_next_step_and_stores_no_image() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    let registry = Registry::at(&upstream.url());
+    let held = random_bytes(64 << 10, 11);
+    let config = image_config("cancel");
+    registry.push_blob("team/slow", &config).await;
+    registry.push_blob("team/slow", &held).await;
+    registry
+        .push_manifest("team/slow", "v1", OCI_MANIFEST, &image_manifest(&config, &[&held]))
+        .await;
+    let proxy = Proxy::start(&upstream.url()).await;
+    proxy.hold(&format!("/v2/team/slow/blobs/{}", sha256_digest(&held)));
+    let host = proxy.host.clone();
+    let hub = Hub::start_with(move |c| c.import.insecure_registries = vec![host]);
+    let olga = hub.olga_with_public_acme().await;
+
+    let started =
+        import(&hub, &olga, json!({"source_url": format!("{}/team/slow:v1", proxy.host)})).await;
+    let location = started.expect_status(202, "queued").header("location").expect("url");
+    proxy.reached().await;
+    let cancelled = hub
+        .api(&olga, Method::DELETE, &location, None)
+        .await
+        .expect_status(200, "cancelled")
+        .json();
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    assert_eq!(cancelled["reason"], "cancelled by olga");
+    proxy.release();
+    let job = hub.api(&olga, Method::GET, &format!("{location}?wait=60"), None).await.json();
+    assert_eq!(job["state"], "cancelled", "it stays cancelled: {job}");
+    // The runner has let go of the job once another import can run to its end.
+    let other = imported(
+        &hub,
+        &olga,
+        json!({"source_url": format!("{}/team/slow:v1", proxy.host), "target_image": "again"}),
+    )
+    .await;
+    assert_eq!(other["state"], "succeeded", "{other}");
+    let here = Registry::at(&hub.server().url());
+    here.get_manifest("acme/slow", "v1")
+        .await
+        .expect_status(404, "the cancelled import stored no image");
+}
+
+#[tokio::test]
+async fn a_namespace_may_not_queue_imports_without_end() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    let proxy = Proxy::start(&upstream.url()).await;
+    proxy.hold("/v2/team/app/manifests/v1"); // the first jobs wait there; the rest stay queued
+    let host = proxy.host.clone();
+    let hub = Hub::start_with(move |c| c.import.insecure_registries = vec![host]);
+    let olga = hub.olga_with_public_acme().await;
+    let source = format!("{}/team/app:v1", proxy.host);
+    for batch in 0..10 {
+        let sources: Vec<Value> = (0..100)
+            .map(|i| json!({"source_url": source, "target_image": format!("app{batch}-{i}")}))
+            .collect();
+        import(&hub, &olga, json!({"sources": sources})).await.expect_status(202, "a batch of 100");
+    }
+    let refused = import(&hub, &olga, json!({"source_url": source})).await;
+    let error = refused.expect_status(429, "the 1001st").json();
+    assert!(error.to_string().contains("at most 1000 may wait at once"), "{error}");
+    proxy.release();
+}
