@@ -19,6 +19,11 @@ pub enum ClientError {
     /// Refused by the operator's policy: a private address, an unlisted insecure registry.
     #[error("{0}")]
     Forbidden(String),
+    /// The registry's TLS certificate is not trusted; trying again will not help.
+    #[error(
+        "the TLS certificate of {registry} is not trusted ({message}); to import from it anyway, the operator lists it as insecure"
+    )]
+    Untrusted { registry: String, message: String },
     /// The registry answered something we cannot use.
     #[error("{registry} answered {status}: {message}")]
     Upstream { registry: String, status: u16, message: String },

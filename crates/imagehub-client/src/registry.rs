@@ -309,6 +309,10 @@ impl RegistryClient {
             let out_of_tries = attempt >= self.settings.max_attempts;
             let response = match request.send().await {
                 Ok(response) => response,
+                Err(e) if is_untrusted(&e) => {
+                    let message = describe(&e);
+                    return Err(ClientError::Untrusted { registry: registry.to_string(), message });
+                }
                 Err(e) if out_of_tries || is_refusal(&e) => {
                     return Err(ClientError::Unreachable {
                         registry: registry.to_string(),
@@ -617,6 +621,12 @@ fn path_and_query(link: &str) -> String {
 /// A refusal by our own policy (a private address): trying again will not help.
 fn is_refusal(error: &reqwest::Error) -> bool {
     describe(error).contains("private or local address")
+}
+
+/// A certificate the client does not trust (self-signed, expired, for another name).
+fn is_untrusted(error: &reqwest::Error) -> bool {
+    let text = describe(error);
+    error.is_connect() && (text.contains("certificate") || text.contains("UnknownIssuer"))
 }
 
 /// A reqwest error with its causes, which hold what actually went wrong.

@@ -580,3 +580,31 @@ async fn a_namespace_may_not_queue_imports_without_end() {
     assert!(error.to_string().contains("at most 1000 may wait at once"), "{error}");
     proxy.release();
 }
+
+#[tokio::test]
+async fn a_registry_is_reached_through_its_mirror_and_imports_can_be_turned_off() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = Distribution::start(&dir.path().join("storage"), None);
+    let (_, digest) =
+        push_image(&Registry::at(&upstream.url()), "team/app", "v1", "mirrored").await;
+    let mirror = upstream.host.clone();
+    let hub = Hub::start_with(move |c| {
+        let settings = imagehub_server::config::ImportRegistryConfig { mirror, insecure: true };
+        c.import.registries.insert("registry.example.invalid".into(), settings);
+    });
+    let olga = hub.olga_with_public_acme().await;
+    // The registry's own name resolves nowhere: only its mirror can have answered.
+    let job =
+        imported(&hub, &olga, json!({"source_url": "registry.example.invalid/team/app:v1"})).await;
+    assert_eq!(
+        (job["state"].as_str(), job["digest"].as_str()),
+        (Some("succeeded"), Some(digest.as_str())),
+        "{job}"
+    );
+
+    let off = Hub::start_with(|c| c.import.enabled = false);
+    let olga = off.olga_with_public_acme().await;
+    let refused = import(&off, &olga, json!({"source_url": "nginx"})).await;
+    let error = refused.expect_status(404, "imports are off").json();
+    assert!(error.to_string().contains("imports are turned off"), "{error}");
+}

@@ -97,3 +97,40 @@ async fn the_session_cookie_is_secure_over_https() {
         assert!(cookie.contains(flag), "{cookie:?} lacks {flag}");
     }
 }
+
+/// Imports from a registry with a self-signed certificate: listed as insecure, it is
+/// reached over HTTPS without verifying the certificate; listed as secure, the
+/// certificate is checked and the import fails saying why.
+#[tokio::test]
+async fn an_insecure_registry_is_imported_from_over_unverified_tls() {
+    use crate::support::hub::Hub;
+    use reqwest::Method;
+    use serde_json::json;
+
+    let (upstream, _tls_files, cert_pem) = start_tls_server();
+    let reg = https_registry(&upstream, &cert_pem);
+    let (_, digest) = crate::support::registry::push_image(&reg, "team/app", "v1", "tls").await;
+    let host = format!("localhost:{}", upstream.addr().port());
+    let source = json!({"source_url": format!("{host}/team/app:v1")});
+    for (insecure, expected) in [(true, "succeeded"), (false, "failed")] {
+        let listed = host.clone();
+        let hub = Hub::start_with(move |c| {
+            let settings =
+                imagehub_server::config::ImportRegistryConfig { mirror: String::new(), insecure };
+            c.import.registries.insert(listed, settings);
+        });
+        let olga = hub.olga_with_public_acme().await;
+        let started = hub
+            .api(&olga, Method::POST, "/api/v1/orgs/acme/images/import", Some(source.clone()))
+            .await;
+        let location = started.expect_status(202, "queued").header("location").expect("url");
+        let job = hub.api(&olga, Method::GET, &format!("{location}?wait=30"), None).await.json();
+        assert_eq!(job["state"], expected, "insecure = {insecure}: {job}");
+        match insecure {
+            true => assert_eq!(job["digest"].as_str(), Some(digest.as_str())),
+            false => {
+                assert!(job["reason"].as_str().is_some_and(|r| r.contains("certificate")), "{job}")
+            }
+        }
+    }
+}
