@@ -164,3 +164,39 @@ async fn see_no_private_repository(browser: &Browser, hub: &Hub, who: &str) {
         assert_eq!(client.title().await.expect("title"), "Not found · imagehub", "{who} {path}");
     }
 }
+
+#[tokio::test]
+async fn an_image_is_imported_from_the_organization_page_with_live_progress() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream =
+        crate::support::distribution::Distribution::start(&dir.path().join("storage"), None);
+    let registry = crate::support::registry::Registry::at(&upstream.url());
+    crate::imports::push_index(&registry, "team/multi", "v2").await;
+    let host = upstream.host.clone();
+    let hub = Hub::start_with(move |c| c.import.insecure_registries = vec![host]);
+    hub.olga_with_public_acme().await;
+    for scheme in [Scheme::Light, Scheme::Dark] {
+        let browser = Browser::start(scheme).await;
+        let mode = if scheme == Scheme::Light { "light" } else { "dark" };
+        log_in_as_olga(&browser, &hub, "/o/acme", "acme · imagehub").await;
+        browser.click_to(Locator::LinkText("Import an image"), "Import into acme · imagehub").await;
+        fill(&browser, "source", &format!("{}/team/multi:v2", upstream.host)).await;
+        fill(&browser, "target_image", &format!("multi-{mode}")).await;
+        let check = browser.client.find(Locator::Css("button[value=check]")).await.expect("check");
+        check.click().await.expect("check the source");
+        wait_for(&browser, "//input[@name='platform' and @value='linux/arm64']").await;
+        browser.screenshot(&format!("import-checked-desktop-{mode}")).await;
+        let import =
+            browser.client.find(Locator::Css("button[value=import]")).await.expect("import");
+        import.click().await.expect("import");
+        browser.wait_for_title("Imports of acme · imagehub").await;
+        // The script keeps the list current until the job ends.
+        wait_for(
+            &browser,
+            &format!("//tr[.//a[text()='acme/multi-{mode}:v2']]//span[text()='succeeded']"),
+        )
+        .await;
+        browser.screenshot(&format!("imports-jobs-desktop-{mode}")).await;
+        browser.close().await;
+    }
+}
