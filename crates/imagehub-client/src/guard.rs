@@ -15,18 +15,27 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 pub struct AddressPolicy {
     /// Host names and IP literals (without ports), lower case.
     allowed: Arc<HashSet<String>>,
+    /// Every address may be reached (a command-line client on the user's own machine).
+    everything: bool,
 }
 
 impl AddressPolicy {
     /// A policy allowing the hosts of `registries` (`host`, `host:port`, `[v6]:port`).
     pub fn allowing<'a>(registries: impl IntoIterator<Item = &'a str>) -> AddressPolicy {
         let allowed = registries.into_iter().map(|r| host_of(r).to_ascii_lowercase()).collect();
-        AddressPolicy { allowed: Arc::new(allowed) }
+        AddressPolicy { allowed: Arc::new(allowed), everything: false }
+    }
+
+    /// A policy allowing every address.
+    pub fn open() -> AddressPolicy {
+        AddressPolicy { allowed: Arc::default(), everything: true }
     }
 
     fn allows(&self, host: &str) -> bool {
-        self.allowed
-            .contains(&host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+        self.everything
+            || self
+                .allowed
+                .contains(&host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
     }
 
     /// Whether `url` may be requested: its host is allowed, a name (checked when it is

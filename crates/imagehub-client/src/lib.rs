@@ -7,6 +7,7 @@
 
 mod auth;
 mod blob;
+mod credstore;
 mod error;
 mod guard;
 mod reference;
@@ -14,6 +15,7 @@ mod registry;
 
 pub use auth::Credentials;
 pub use blob::BlobStream;
+pub use credstore::{CredentialStore, StoreError};
 pub use error::ClientError;
 pub use guard::is_public;
 pub use reference::{

@@ -54,6 +54,11 @@ pub struct ClientSettings {
     pub max_inline_wait: Duration,
     pub max_manifest_bytes: u64,
     pub connect_timeout: Duration,
+    /// Whether any address may be reached, private ones too (a command-line client on
+    /// the user's machine); a server importing on others' behalf keeps this off.
+    pub any_address: bool,
+    /// Treat every registry as insecure (plain HTTP or unverified TLS allowed).
+    pub all_insecure: bool,
     /// Longest silence while reading an answer.
     pub read_timeout: Duration,
     pub user_agent: String,
@@ -68,6 +73,8 @@ impl Default for ClientSettings {
             max_inline_wait: Duration::from_secs(60),
             max_manifest_bytes: 4 << 20,
             connect_timeout: Duration::from_secs(10),
+            any_address: false,
+            all_insecure: false,
             read_timeout: Duration::from_secs(60),
             user_agent: concat!("imagehub/", env!("CARGO_PKG_VERSION")).to_string(),
         }
@@ -129,7 +136,10 @@ impl RegistryClient {
             .registries
             .iter()
             .flat_map(|(name, r)| std::iter::once(name.as_str()).chain(r.mirror.as_deref()));
-        let policy = AddressPolicy::allowing(hosts);
+        let policy = match settings.any_address {
+            true => AddressPolicy::open(),
+            false => AddressPolicy::allowing(hosts),
+        };
         let build = |verify: bool| {
             let redirects = policy.clone();
             reqwest::Client::builder()
@@ -166,6 +176,58 @@ impl RegistryClient {
 
     pub fn settings(&self) -> &ClientSettings {
         &self.settings
+    }
+
+    /// Checks credentials against a registry as `docker login` does: `GET /v2/`, and
+    /// for a token challenge, a token for no particular scope.
+    pub async fn check_credentials(
+        &self,
+        registry: &str,
+        credentials: &Credentials,
+    ) -> Result<(), ClientError> {
+        let base = self.base_url(registry).await?;
+        let url = Url::parse(&format!("{base}/v2/")).map_err(|e| ClientError::Protocol {
+            registry: registry.to_string(),
+            message: e.to_string(),
+        })?;
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            registry: registry.to_string(),
+            message: describe(&e),
+        };
+        let response = self.http(registry).get(url.clone()).send().await.map_err(unreachable)?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return match response.status().is_success() {
+                true => Ok(()),
+                false => Err(ClientError::Upstream {
+                    registry: registry.to_string(),
+                    status: response.status().as_u16(),
+                    message: "GET /v2/ failed: is this a registry?".into(),
+                }),
+            };
+        }
+        let repository: RepoName = "login/check".parse().expect("a valid name");
+        let target = Target { registry, repository: &repository, credentials };
+        let challenge =
+            header(response.headers(), WWW_AUTHENTICATE.as_str()).and_then(parse_challenge);
+        match (challenge, credentials) {
+            (_, Credentials::Anonymous) => Err(unauthorized(&target)),
+            (Some(Challenge::Bearer { realm, service, .. }), _) => {
+                self.fetch_token(&target, &realm, service.as_deref(), None).await
+            }
+            (_, Credentials::Basic { username, password }) => {
+                let answer = self
+                    .http(registry)
+                    .get(url)
+                    .basic_auth(username, Some(password))
+                    .send()
+                    .await
+                    .map_err(unreachable)?;
+                match answer.status().is_success() {
+                    true => Ok(()),
+                    false => Err(unauthorized(&target)),
+                }
+            }
+        }
     }
 
     /// `HEAD` of a manifest: its digest without downloading it (Docker Hub does not
@@ -333,7 +395,8 @@ impl RegistryClient {
                         .and_then(parse_challenge);
                     match challenge {
                         Some(Challenge::Bearer { realm, service, .. }) => {
-                            self.fetch_token(target, &realm, service.as_deref(), &scope).await?;
+                            self.fetch_token(target, &realm, service.as_deref(), Some(&scope))
+                                .await?;
                         }
                         Some(Challenge::Basic) if !target.credentials.is_anonymous() => {
                             self.basic
@@ -374,7 +437,9 @@ impl RegistryClient {
     }
 
     fn registry_settings(&self, registry: &str) -> RegistrySettings {
-        self.settings.registries.get(registry).cloned().unwrap_or_default()
+        let mut settings = self.settings.registries.get(registry).cloned().unwrap_or_default();
+        settings.insecure |= self.settings.all_insecure;
+        settings
     }
 
     /// `https://host` (or `http://` for an insecure registry that does not speak TLS),
@@ -427,7 +492,7 @@ impl RegistryClient {
         target: &Target<'_>,
         realm: &str,
         service: Option<&str>,
-        scope: &str,
+        scope: Option<&str>,
     ) -> Result<(), ClientError> {
         let registry = target.registry;
         let protocol =
@@ -448,7 +513,9 @@ impl RegistryClient {
             if let Some(service) = service {
                 query.append_pair("service", service);
             }
-            query.append_pair("scope", scope);
+            if let Some(scope) = scope {
+                query.append_pair("scope", scope);
+            }
         }
         let mut request = self.http(registry).get(url).header(ACCEPT, "application/json");
         if let Credentials::Basic { username, password } = target.credentials {
@@ -482,7 +549,7 @@ impl RegistryClient {
             .or(answer.access_token)
             .ok_or_else(|| protocol("token answer without a token".into()))?;
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).clamp(10, 86_400));
-        self.tokens.put(registry, scope, target.credentials, token, lifetime);
+        self.tokens.put(registry, scope.unwrap_or(""), target.credentials, token, lifetime);
         Ok(())
     }
 

@@ -1,4 +1,7 @@
-//! The `imagehub` binary: `serve` runs the registry. Client commands come with later issues.
+//! The `imagehub` binary: `serve` runs the registry; the client commands (`login`,
+//! `logout`, `tags`, …) in `cli/` talk to it, or to any registry.
+
+mod cli;
 
 use std::path::PathBuf;
 
@@ -25,6 +28,12 @@ enum Command {
     /// Remove manifests and blobs that no tag and no index references (safe while the
     /// server runs: nothing younger than the grace period is touched).
     Gc(GcArgs),
+    /// Log in to a registry: check the credentials, then keep them where docker does.
+    Login(cli::login::LoginArgs),
+    /// Forget the credentials kept for a registry.
+    Logout(cli::login::LogoutArgs),
+    /// List the tags of a repository in any registry.
+    Tags(cli::tags::TagsArgs),
 }
 
 #[derive(clap::Args)]
@@ -78,22 +87,29 @@ fn knobs_help() -> String {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Cli::parse()) {
+    let done = match Cli::parse().command {
+        Command::Serve(args) => return server_side(args.load().and_then(serve)),
+        Command::Gc(args) => return server_side(gc(args)),
+        Command::Config(args) => {
+            return server_side(args.load().and_then(|c| toml_of(&c)).map(|t| print!("{t}")));
+        }
+        Command::Login(args) => cli::login::login(args),
+        Command::Logout(args) => cli::login::logout(args),
+        Command::Tags(args) => cli::tags::tags(args),
+    };
+    match done {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(failure) => failure.exit(),
+    }
+}
+
+/// The exit of a server-side command.
+fn server_side(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => serve(args.load()?),
-        Command::Gc(args) => gc(args),
-        Command::Config(args) => {
-            print!("{}", toml_of(&args.load()?)?);
-            Ok(())
         }
     }
 }

@@ -6,6 +6,7 @@ mod auth;
 mod bombs;
 mod browser;
 mod browser_manage;
+mod cli;
 mod client;
 mod connections;
 mod floods;

@@ -1,0 +1,109 @@
+//! The client commands of the `imagehub` binary: they talk to any registry through
+//! `imagehub-client`, with the credentials docker and podman already keep. Failures
+//! exit with a code scripts can tell apart (see [`Failure`]) and a message that says
+//! what to do next.
+
+pub mod login;
+pub mod tags;
+
+use std::process::ExitCode;
+
+use imagehub_client::{ClientError, ClientSettings, RegistryClient, RegistrySettings, StoreError};
+
+/// Flags every client command takes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ClientArgs {
+    /// Allow plain HTTP and unverified TLS for every registry (loopback registries are
+    /// always allowed them, as docker does).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// A command that did not succeed, and the exit code that says how.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Exit codes: 0 done, 1 failed, 2 usage (clap's), 3 not found, 4 unauthorized.
+pub const FAILED: u8 = 1;
+pub const NOT_FOUND: u8 = 3;
+pub const UNAUTHORIZED: u8 = 4;
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure { code: FAILED, message: message.into(), hint: None }
+    }
+
+    /// The failure of a request to `registry`, with a hint where one helps.
+    pub fn from_client(e: ClientError, registry: &str) -> Failure {
+        let (code, hint) = match &e {
+            ClientError::NotFound { .. } => (NOT_FOUND, None),
+            ClientError::Unauthorized { .. } => {
+                (UNAUTHORIZED, Some(format!("run: imagehub login {registry}")))
+            }
+            ClientError::Unreachable { .. } => {
+                (FAILED, Some(format!("is {registry} up? A plain-HTTP registry needs --insecure")))
+            }
+            ClientError::Untrusted { .. } => {
+                (FAILED, Some("add --insecure to skip verifying its certificate".into()))
+            }
+            _ => (FAILED, None),
+        };
+        Failure { code, message: e.to_string(), hint }
+    }
+
+    pub fn exit(self) -> ExitCode {
+        eprintln!("error: {}", self.message);
+        if let Some(hint) = self.hint {
+            eprintln!("hint: {hint}");
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure::new(e.to_string())
+    }
+}
+
+/// A client for the user's own machine: any address may be reached, and loopback
+/// registries (or all, with `--insecure`) may speak plain HTTP.
+pub fn client(args: &ClientArgs, registry: &str) -> Result<RegistryClient, Failure> {
+    let mut settings = ClientSettings {
+        any_address: true,
+        all_insecure: args.insecure,
+        ..ClientSettings::default()
+    };
+    if is_loopback(registry) {
+        settings
+            .registries
+            .insert(registry.to_string(), RegistrySettings { mirror: None, insecure: true });
+    }
+    RegistryClient::new(settings).map_err(|e| Failure::new(e.to_string()))
+}
+
+fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => registry.rsplit_once(':').map_or(registry, |(host, _)| host),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Runs an async command on a small runtime.
+pub fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(
+    future: F,
+) -> Result<(), Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(format!("starting the runtime: {e}")))?
+        .block_on(future)
+}

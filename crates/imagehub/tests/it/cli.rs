@@ -1,0 +1,170 @@
+//! The `imagehub` client commands, run as a process against a real server: credentials
+//! checked and kept where docker keeps them, read back from docker's file, podman's
+//! `auth.json` or a credential helper; exit codes scripts can tell apart.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::process::imagehub_bin;
+use crate::support::hub::{Cred, Hub};
+
+/// What a command did.
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `imagehub ARGS` with a home of its own under `home` (docker's and podman's files
+/// there), `stdin` fed in, and `path` first on PATH.
+fn imagehub(home: &Path, args: &[&str], stdin: &str, path: Option<&Path>) -> Ran {
+    let mut search = std::env::var("PATH").unwrap_or_default();
+    if let Some(dir) = path {
+        search = format!("{}:{search}", dir.display());
+    }
+    let mut child = Command::new(imagehub_bin())
+        .args(args)
+        .env("HOME", home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
+        .env("PATH", search)
+        .env_remove("IMAGEHUB_REGISTRY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run imagehub");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    let output = child.wait_with_output().expect("wait for imagehub");
+    Ran {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A hub where olga keeps the private `olga/private:v1`.
+async fn hub_with_private_image() -> (Hub, String) {
+    let hub = Hub::start();
+    hub.create_user("olga", "olga-password-1").await;
+    hub.push_with_readme(&Cred::basic("olga", "olga-password-1"), "olga/private", "v1", "# Mine")
+        .await;
+    let host = hub.server().host();
+    (hub, host)
+}
+
+#[tokio::test]
+async fn login_keeps_checked_credentials_where_docker_does_and_commands_use_them() {
+    let (_hub, host) = hub_with_private_image().await;
+    let home = tempfile::tempdir().expect("home");
+    let repo = format!("{host}/olga/private");
+
+    let refused = imagehub(home.path(), &["tags", &repo], "", None);
+    assert_eq!(refused.code, 4, "unauthorized: {}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("hint: run: imagehub login {host}")),
+        "{}",
+        refused.stderr
+    );
+    let wrong = imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "wrong-password\n",
+        None,
+    );
+    assert_eq!(wrong.code, 4, "a wrong password: {}", wrong.stderr);
+    assert!(!home.path().join(".docker/config.json").exists(), "nothing kept");
+
+    let login = imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    assert!(login.stdout.contains("Login succeeded"), "{}", login.stdout);
+    let config: Value = serde_json::from_slice(
+        &std::fs::read(home.path().join(".docker/config.json")).expect("config.json"),
+    )
+    .expect("JSON");
+    assert!(config["auths"][&host]["auth"].is_string(), "{config}");
+
+    let tags = imagehub(home.path(), &["tags", &repo, "--json"], "", None);
+    assert_eq!(tags.code, 0, "{}", tags.stderr);
+    let listed: Value = serde_json::from_str(&tags.stdout).expect("JSON");
+    assert_eq!(listed["tags"], serde_json::json!(["v1"]), "{listed}");
+    let missing = imagehub(home.path(), &["tags", &format!("{host}/olga/nothing")], "", None);
+    assert_eq!(missing.code, 3, "not found: {}", missing.stderr);
+    let usage = imagehub(home.path(), &["tags"], "", None);
+    assert_eq!(usage.code, 2, "usage: {}", usage.stderr);
+
+    let logout = imagehub(home.path(), &["logout", &host], "", None);
+    assert_eq!(logout.code, 0, "{}", logout.stderr);
+    assert_eq!(imagehub(home.path(), &["tags", &repo], "", None).code, 4, "logged out");
+}
+
+#[tokio::test]
+async fn what_podman_login_wrote_is_used() {
+    let (_hub, host) = hub_with_private_image().await;
+    let home = tempfile::tempdir().expect("home");
+    let auth_file = home.path().join("auth.json");
+    let podman = Command::new("podman")
+        .args(["login", "--tls-verify=false", "--authfile"])
+        .arg(&auth_file)
+        .args(["-u", "olga", "-p", "olga-password-1", &host])
+        .env("HOME", home.path())
+        .output()
+        .expect("run podman login");
+    assert!(podman.status.success(), "podman login: {}", String::from_utf8_lossy(&podman.stderr));
+    let tags = imagehub(home.path(), &["tags", &format!("{host}/olga/private")], "", None);
+    assert_eq!((tags.code, tags.stdout.trim()), (0, "v1"), "{}", tags.stderr);
+}
+
+#[tokio::test]
+async fn a_credential_helper_is_asked_to_store_and_to_give() {
+    let (_hub, host) = hub_with_private_image().await;
+    let home = tempfile::tempdir().expect("home");
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let vault = home.path().join("vault.json");
+    // A helper keeping one secret in a file, speaking docker's helper protocol.
+    let script = format!(
+        "#!/bin/sh\ncase \"$1\" in\n  store) cat > '{vault}' ;;\n  get) read server; if [ -f '{vault}' ]; then cat '{vault}'; else echo 'credentials not found in native keychain'; exit 1; fi ;;\n  erase) rm -f '{vault}' ;;\nesac\n",
+        vault = vault.display()
+    );
+    let helper = bin.join("docker-credential-testvault");
+    std::fs::write(&helper, script).expect("write the helper");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::create_dir_all(home.path().join(".docker")).expect("docker dir");
+    let config = serde_json::json!({"credHelpers": {host.clone(): "testvault"}});
+    std::fs::write(home.path().join(".docker/config.json"), config.to_string()).expect("config");
+
+    let repo = format!("{host}/olga/private");
+    assert_eq!(
+        imagehub(home.path(), &["tags", &repo], "", Some(&bin)).code,
+        4,
+        "the helper has nothing yet"
+    );
+    let login = imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        Some(&bin),
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    assert!(login.stdout.contains("docker-credential-testvault"), "{}", login.stdout);
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(&vault).expect("the vault")).expect("JSON");
+    assert_eq!(
+        (kept["ServerURL"].as_str(), kept["Username"].as_str()),
+        (Some(host.as_str()), Some("olga"))
+    );
+    let config = std::fs::read_to_string(home.path().join(".docker/config.json")).expect("config");
+    assert!(!config.contains("olga-password-1"), "the secret stays with the helper: {config}");
+    let tags = imagehub(home.path(), &["tags", &repo], "", Some(&bin));
+    assert_eq!((tags.code, tags.stdout.trim()), (0, "v1"), "{}", tags.stderr);
+}
