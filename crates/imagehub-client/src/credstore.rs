@@ -101,10 +101,7 @@ impl CredentialStore {
         secret: &str,
     ) -> Result<String, StoreError> {
         let mut docker = read_json(&self.docker_config)?;
-        let helper = docker["credHelpers"][registry]
-            .as_str()
-            .or(docker["credsStore"].as_str())
-            .map(String::from);
+        let helper = writing_helper(&docker, registry);
         if let Some(helper) = helper {
             let input =
                 json!({"ServerURL": server_url(registry), "Username": username, "Secret": secret});
@@ -123,10 +120,7 @@ impl CredentialStore {
     /// when there were none.
     pub fn erase(&self, registry: &str) -> Result<bool, StoreError> {
         let mut docker = read_json(&self.docker_config)?;
-        let helper = docker["credHelpers"][registry]
-            .as_str()
-            .or(docker["credsStore"].as_str())
-            .map(String::from);
+        let helper = writing_helper(&docker, registry);
         if let Some(helper) = helper {
             run_helper(&helper, "erase", &server_url(registry))?;
             return Ok(true);
@@ -147,6 +141,12 @@ impl CredentialStore {
         }
         Ok(removed)
     }
+}
+
+/// The helper that keeps `registry`'s credentials when they are written: its own, or
+/// the default store.
+fn writing_helper(docker: &Value, registry: &str) -> Option<String> {
+    docker["credHelpers"][registry].as_str().or(docker["credsStore"].as_str()).map(String::from)
 }
 
 /// The key `config.json` and helpers use for a registry.
