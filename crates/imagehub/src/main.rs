@@ -34,6 +34,20 @@ enum Command {
     Logout(cli::login::LogoutArgs),
     /// List the tags of a repository in any registry.
     Tags(cli::tags::TagsArgs),
+    /// Search a hub's repositories (names, keywords, descriptions).
+    Search(cli::look::SearchArgs),
+    /// Show an image of a hub: base info per platform, details and where they come from.
+    Inspect(cli::look::ImageArgs),
+    /// Delete an image (a tag, or a manifest by digest) from a hub.
+    Rm(cli::look::ImageArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  imagehub completions bash > /etc/bash_completion.d/imagehub"
+    )]
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff).
+    #[command(after_help = "Example:\n  imagehub man > /usr/local/share/man/man1/imagehub.1")]
+    Man,
 }
 
 #[derive(clap::Args)]
@@ -96,6 +110,20 @@ fn main() -> std::process::ExitCode {
         Command::Login(args) => cli::login::login(args),
         Command::Logout(args) => cli::login::logout(args),
         Command::Tags(args) => cli::tags::tags(args),
+        Command::Search(args) => cli::look::search(args),
+        Command::Inspect(args) => cli::look::inspect(args),
+        Command::Rm(args) => cli::look::rm(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "imagehub", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            use clap::CommandFactory as _;
+            let page = clap_mangen::Man::new(Cli::command());
+            page.render(&mut std::io::stdout()).map_err(|e| cli::Failure::new(e.to_string()))
+        }
     };
     match done {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,7 +3,9 @@
 //! exit with a code scripts can tell apart (see [`Failure`]) and a message that says
 //! what to do next.
 
+pub mod api;
 pub mod login;
+pub mod look;
 pub mod tags;
 
 use std::process::ExitCode;
@@ -89,7 +91,7 @@ pub fn client(args: &ClientArgs, registry: &str) -> Result<RegistryClient, Failu
     RegistryClient::new(settings).map_err(|e| Failure::new(e.to_string()))
 }
 
-fn is_loopback(registry: &str) -> bool {
+pub fn is_loopback(registry: &str) -> bool {
     let host = match registry.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
         None => registry.rsplit_once(':').map_or(registry, |(host, _)| host),

@@ -168,3 +168,71 @@ async fn a_credential_helper_is_asked_to_store_and_to_give() {
     let tags = imagehub(home.path(), &["tags", &repo], "", Some(&bin));
     assert_eq!((tags.code, tags.stdout.trim()), (0, "v1"), "{}", tags.stderr);
 }
+
+#[test]
+fn completions_and_the_manual_page_are_generated() {
+    let home = tempfile::tempdir().expect("home");
+    for shell in ["bash", "zsh", "fish"] {
+        let ran = imagehub(home.path(), &["completions", shell], "", None);
+        assert_eq!(ran.code, 0, "{shell}: {}", ran.stderr);
+        assert!(ran.stdout.contains("imagehub") && ran.stdout.contains("login"), "{shell}");
+    }
+    let man = imagehub(home.path(), &["man"], "", None);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH imagehub"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+    assert_eq!(
+        imagehub(home.path(), &["completions", "cmd.exe"], "", None).code,
+        2,
+        "an unknown shell is a usage error"
+    );
+}
+
+#[tokio::test]
+async fn search_inspect_and_rm_talk_to_the_hub_with_the_kept_credentials() {
+    let (_hub, host) = hub_with_private_image().await;
+    let home = tempfile::tempdir().expect("home");
+    let login = imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+
+    let search = imagehub(home.path(), &["search", "private", "--registry", &host], "", None);
+    assert_eq!(search.code, 0, "{}", search.stderr);
+    assert!(
+        search.stdout.starts_with("NAME") && search.stdout.contains("olga/private"),
+        "{}",
+        search.stdout
+    );
+    let json =
+        imagehub(home.path(), &["search", "private", "--registry", &host, "--json"], "", None);
+    let found: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(found["results"][0]["name"], "olga/private", "{found}");
+
+    let image = format!("{host}/olga/private:v1");
+    let inspect = imagehub(home.path(), &["inspect", &image], "", None);
+    assert_eq!(inspect.code, 0, "{}", inspect.stderr);
+    assert!(
+        inspect.stdout.contains("Digest:     sha256:") && inspect.stdout.contains("Pushed:"),
+        "{}",
+        inspect.stdout
+    );
+    let json = imagehub(home.path(), &["inspect", &image, "--json"], "", None);
+    let shown: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(shown["name"], "olga/private:v1", "{shown}");
+
+    let stranger = tempfile::tempdir().expect("another home");
+    let hidden = imagehub(stranger.path(), &["inspect", &image], "", None);
+    assert_eq!(hidden.code, 3, "a private image is not found for others: {}", hidden.stderr);
+    let rm = imagehub(home.path(), &["rm", &image], "", None);
+    assert_eq!(rm.code, 0, "{}", rm.stderr);
+    assert_eq!(imagehub(home.path(), &["inspect", &image], "", None).code, 3, "gone");
+    let bad = imagehub(home.path(), &["inspect", "Not A Name"], "", None);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}

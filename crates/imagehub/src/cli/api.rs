@@ -1,0 +1,70 @@
+//! Calls to a hub's `/api/v1`, with the credentials kept for it, for the commands that
+//! are about the hub's own objects (search, inspect, rm, …).
+
+use imagehub_client::{CredentialStore, Credentials};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::{ClientArgs, FAILED, Failure, NOT_FOUND, UNAUTHORIZED};
+
+pub struct Hub {
+    registry: String,
+    base: String,
+    credentials: Credentials,
+    http: reqwest::Client,
+}
+
+impl Hub {
+    /// The hub at `registry`: plain HTTP for loopback ones (and with `--insecure`),
+    /// HTTPS otherwise.
+    pub fn new(registry: &str, args: &ClientArgs) -> Result<Hub, Failure> {
+        let plain = args.insecure || super::is_loopback(registry);
+        let base = format!("{}://{registry}", if plain { "http" } else { "https" });
+        let credentials = CredentialStore::from_env().get(registry, None)?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("imagehub/", env!("CARGO_PKG_VERSION")))
+            .danger_accept_invalid_certs(args.insecure)
+            .build()
+            .map_err(|e| Failure::new(e.to_string()))?;
+        Ok(Hub { registry: registry.to_string(), base, credentials, http })
+    }
+
+    /// Sends a request; the answer's JSON, or the failure the hub described.
+    pub async fn call(&self, method: Method, path: &str) -> Result<Value, Failure> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Credentials::Basic { username, password } = &self.credentials {
+            request = request.basic_auth(username, Some(password));
+        }
+        let response = request.send().await.map_err(|e| Failure {
+            hint: Some(format!("is {} up? A plain-HTTP hub needs --insecure", self.registry)),
+            ..Failure::new(format!("could not reach {}: {e}", self.registry))
+        })?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message =
+            body["errors"][0]["message"].as_str().map_or_else(|| status.to_string(), String::from);
+        let (code, hint) = match status {
+            StatusCode::NOT_FOUND => (NOT_FOUND, None),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                (UNAUTHORIZED, Some(format!("run: imagehub login {}", self.registry)))
+            }
+            _ => (FAILED, None),
+        };
+        Err(Failure { code, message: format!("{}: {message}", self.registry), hint })
+    }
+}
+
+/// `s` percent-encoded for a query string.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
