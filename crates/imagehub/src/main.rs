@@ -40,6 +40,8 @@ enum Command {
     Inspect(cli::look::ImageArgs),
     /// Delete an image (a tag, or a manifest by digest) from a hub.
     Rm(cli::look::ImageArgs),
+    /// Ask a hub to import an image from another registry, and follow the job.
+    Import(cli::import::ImportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Example:\n  imagehub completions bash > /etc/bash_completion.d/imagehub"
@@ -113,6 +115,7 @@ fn main() -> std::process::ExitCode {
         Command::Search(args) => cli::look::search(args),
         Command::Inspect(args) => cli::look::inspect(args),
         Command::Rm(args) => cli::look::rm(args),
+        Command::Import(args) => cli::import::import(args),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut command = Cli::command();

@@ -31,7 +31,20 @@ impl Hub {
 
     /// Sends a request; the answer's JSON, or the failure the hub described.
     pub async fn call(&self, method: Method, path: &str) -> Result<Value, Failure> {
+        self.send(method, path, None).await
+    }
+
+    /// `call`, with a JSON body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Failure> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
         if let Credentials::Basic { username, password } = &self.credentials {
             request = request.basic_auth(username, Some(password));
         }

@@ -236,3 +236,79 @@ async fn search_inspect_and_rm_talk_to_the_hub_with_the_kept_credentials() {
     let bad = imagehub(home.path(), &["inspect", "Not A Name"], "", None);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
 }
+
+#[tokio::test]
+async fn import_waits_for_the_job_and_reports_its_outcome() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream =
+        crate::support::distribution::Distribution::start(&dir.path().join("storage"), None);
+    let registry = crate::support::registry::Registry::at(&upstream.url());
+    let (_, digest) =
+        crate::support::registry::push_image(&registry, "team/app", "v1", "cli").await;
+    let insecure = upstream.host.clone();
+    let hub = Hub::start_with(move |c| c.import.insecure_registries = vec![insecure]);
+    hub.olga_with_public_acme().await;
+    let host = hub.server().host();
+    let home = tempfile::tempdir().expect("home");
+    let login = imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+
+    let source = format!("{}/team/app:v1", upstream.host);
+    let done = imagehub(
+        home.path(),
+        &["import", &source, "--to", "acme/app:stable", "--registry", &host],
+        "",
+        None,
+    );
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(done.stdout.contains(&format!("as acme/app:stable ({digest})")), "{}", done.stdout);
+    assert!(
+        done.stderr.contains("acme/app:stable: succeeded"),
+        "plain lines off a terminal: {}",
+        done.stderr
+    );
+    assert!(
+        !done.stderr.contains('\u{1b}') && !done.stderr.contains("ETA"),
+        "no progress bar off a terminal: {}",
+        done.stderr
+    );
+
+    let quiet = imagehub(
+        home.path(),
+        &["import", &source, "--to", "acme/app:stable", "--registry", &host, "-q"],
+        "",
+        None,
+    );
+    assert_eq!((quiet.code, quiet.stderr.as_str()), (0, ""), "{}", quiet.stderr);
+    assert!(quiet.stdout.contains("unchanged: nothing pulled"), "{}", quiet.stdout);
+    let missing = format!("{}/team/app:nosuch", upstream.host);
+    let failed = imagehub(
+        home.path(),
+        &["import", &missing, "--to", "acme", "--registry", &host, "-q"],
+        "",
+        None,
+    );
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(failed.stderr.contains("not found upstream"), "the job's reason: {}", failed.stderr);
+    let detached = imagehub(
+        home.path(),
+        &["import", &source, "--to", "acme/other", "--registry", &host, "--detach", "--json"],
+        "",
+        None,
+    );
+    assert_eq!(detached.code, 0, "{}", detached.stderr);
+    let job: Value = serde_json::from_str(&detached.stdout).expect("the job as JSON");
+    assert!(job["url"].as_str().is_some_and(|u| u.starts_with("/api/v1/imports/")), "{job}");
+    let refused = imagehub(
+        tempfile::tempdir().expect("home").path(),
+        &["import", &source, "--to", "acme", "--registry", &host],
+        "",
+        None,
+    );
+    assert_eq!(refused.code, 4, "without credentials: {}", refused.stderr);
+}
