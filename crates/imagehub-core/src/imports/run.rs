@@ -7,6 +7,7 @@
 //! back to the queue with the time it runs again; what it stored stays, so the next
 //! try downloads only what is missing.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -25,6 +26,8 @@ use crate::{CoreError, Registry};
 /// A running job is leased this long between progress reports; a runner that died
 /// leaves it due again afterwards.
 const LEASE_SECS: i64 = 300;
+/// How often a running job reports the bytes of the blobs still arriving.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// Most child manifests of an index one import copies.
 const MAX_CHILDREN: usize = 128;
 /// The first wait before a job whose failure may pass runs again; it doubles per try.
@@ -501,31 +504,61 @@ impl Registry {
         progress: &Arc<Mutex<Progress>>,
     ) -> Result<(), Stop> {
         let transfers = self.imports.settings().transfers.max(1);
-        futures_util::stream::iter(blobs)
-            .map(|blob| async move {
-                let linked =
-                    self.transfer_blob(job, client, upstream, target, &blob.descriptor).await?;
-                let json = {
-                    let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
-                    let size = blob.descriptor.size;
-                    (p.bytes_done, p.blobs_done) = (p.bytes_done + size, p.blobs_done + 1);
-                    p.blobs_linked += u64::from(linked);
-                    let platform = &mut p.platforms[blob.platform];
-                    (platform.bytes_done, platform.blobs_done) =
-                        (platform.bytes_done + size, platform.blobs_done + 1);
-                    serde_json::to_string(&*p).unwrap_or_default()
-                };
-                let running = self.meta.import_progress(job.id, LEASE_SECS, &json).await?;
-                self.imports.changed();
-                match running {
-                    true => Ok(()),
-                    false => Err(Stop::Cancelled),
+        // Bytes received of blobs still arriving, so that a big layer shows progress
+        // before it ends.
+        let arriving = Arc::new(AtomicU64::new(0));
+        let work = futures_util::stream::iter(blobs)
+            .map(|blob| {
+                let arriving = arriving.clone();
+                async move {
+                    let received = Arc::new(AtomicU64::new(0));
+                    let counted = (arriving.clone(), received.clone());
+                    let result = self
+                        .transfer_blob(job, client, upstream, target, &blob.descriptor, counted)
+                        .await;
+                    arriving.fetch_sub(received.load(Ordering::Relaxed), Ordering::Relaxed);
+                    let linked = result?;
+                    let json = {
+                        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                        let size = blob.descriptor.size;
+                        (p.bytes_done, p.blobs_done) = (p.bytes_done + size, p.blobs_done + 1);
+                        p.blobs_linked += u64::from(linked);
+                        let platform = &mut p.platforms[blob.platform];
+                        (platform.bytes_done, platform.blobs_done) =
+                            (platform.bytes_done + size, platform.blobs_done + 1);
+                        serde_json::to_string(&*p).unwrap_or_default()
+                    };
+                    self.report(job, &json).await
                 }
             })
             .buffer_unordered(transfers)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
+            .try_collect::<Vec<()>>();
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut work => return done.map(drop),
+                _ = tick.tick() => {
+                    let json = {
+                        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        p.bytes_done += arriving.load(Ordering::Relaxed);
+                        serde_json::to_string(&p).unwrap_or_default()
+                    };
+                    self.report(job, &json).await?;
+                }
+            }
+        }
+    }
+
+    /// Records a job's progress (extending its lease); `Cancelled` once it was cancelled.
+    async fn report(&self, job: &ImportJobRow, progress: &str) -> Result<(), Stop> {
+        let running = self.meta.import_progress(job.id, LEASE_SECS, progress).await?;
+        self.imports.changed();
+        match running {
+            true => Ok(()),
+            false => Err(Stop::Cancelled),
+        }
     }
 
     /// Links a blob the hub holds, or downloads it; `true` when it was linked.
@@ -536,6 +569,7 @@ impl Registry {
         upstream: &Target<'_>,
         target: &RepoName,
         blob: &Descriptor,
+        (arriving, received): (Arc<AtomicU64>, Arc<AtomicU64>),
     ) -> Result<bool, Stop> {
         if self.imports.is_cancelled(job.id) {
             return Err(Stop::Cancelled);
@@ -550,6 +584,10 @@ impl Registry {
         let failure: Arc<Mutex<Option<ClientError>>> = Arc::default();
         let seen = failure.clone();
         let stream = stream
+            .inspect_ok(move |chunk| {
+                arriving.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            })
             .inspect_err(move |e| *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone()))
             // A cancellation ends the download at its next chunk.
             .take_while(move |_| std::future::ready(!imports.is_cancelled(id)));

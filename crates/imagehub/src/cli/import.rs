@@ -83,13 +83,17 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
 async fn follow(hub: &Hub, mut job: Value, args: &ImportArgs) -> Result<Value, Failure> {
     let url = job["url"].as_str().unwrap_or_default().to_string();
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let bytes_style = ProgressStyle::with_template(
+        "{msg:28!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    // Until the job knows its size, a spinner: a bar of 0 of 0 bytes would say nothing.
     bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:30!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
+    bar.enable_steady_tick(Duration::from_millis(120));
     let fancy = !args.quiet && !bar.is_hidden();
     if args.quiet || !fancy {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -97,8 +101,12 @@ async fn follow(hub: &Hub, mut job: Value, args: &ImportArgs) -> Result<Value, F
     let mut last_state = String::new();
     loop {
         let state = job["state"].as_str().unwrap_or("").to_string();
-        if let Some(total) = job["progress"]["bytes_total"].as_u64() {
-            bar.set_length(total);
+        if let Some(total) = job["progress"]["bytes_total"].as_u64().filter(|&t| t > 0) {
+            if bar.length().is_none() {
+                bar.set_style(bytes_style.clone());
+                bar.set_length(total);
+                bar.reset_eta();
+            }
             bar.set_position(job["progress"]["bytes_done"].as_u64().unwrap_or(0));
         }
         bar.set_message(format!("{} {}", job["target"].as_str().unwrap_or(""), state));
@@ -111,10 +119,13 @@ async fn follow(hub: &Hub, mut job: Value, args: &ImportArgs) -> Result<Value, F
             bar.finish_and_clear();
             return Ok(job);
         }
-        let wait = if fancy { 1 } else { 30 };
-        job = hub.send(Method::GET, &format!("{url}?wait={wait}"), None).await?;
-        if fancy {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        // On a terminal, look often to move the bar; otherwise wait for the end.
+        match fancy {
+            true => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                job = hub.send(Method::GET, &url, None).await?;
+            }
+            false => job = hub.send(Method::GET, &format!("{url}?wait=30"), None).await?,
         }
     }
 }
