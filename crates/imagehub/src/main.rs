@@ -42,6 +42,15 @@ enum Command {
     Rm(cli::look::ImageArgs),
     /// Ask a hub to import an image from another registry, and follow the job.
     Import(cli::import::ImportArgs),
+    /// Create or change what imagehub.sealos.io/v1 manifests describe (Image,
+    /// Repository, Organization, DataPack).
+    Apply(cli::manage::ApplyArgs),
+    /// Print a namespace's images, repositories or organization as manifests.
+    Export(cli::manage::ExportArgs),
+    /// Organizations and their members.
+    Org(cli::manage::OrgArgs),
+    /// Your access tokens.
+    Token(cli::manage::TokenArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Example:\n  imagehub completions bash > /etc/bash_completion.d/imagehub"
@@ -116,6 +125,10 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(args) => cli::look::inspect(args),
         Command::Rm(args) => cli::look::rm(args),
         Command::Import(args) => cli::import::import(args),
+        Command::Apply(args) => cli::manage::apply(args),
+        Command::Export(args) => cli::manage::export(args),
+        Command::Org(args) => cli::manage::org(args),
+        Command::Token(args) => cli::manage::token(args),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut command = Cli::command();

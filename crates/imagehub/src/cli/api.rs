@@ -41,9 +41,22 @@ impl Hub {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, Failure> {
+        let body = body.map(|b| ("application/json", b.to_string()));
+        let text = self.exchange(method, path, body).await?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Sends a request with a body of the given content type, if any; the answer's
+    /// text, or the failure the hub described.
+    pub async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, String)>,
+    ) -> Result<String, Failure> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(&body);
+        if let Some((content_type, body)) = body {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         }
         if let Credentials::Basic { username, password } = &self.credentials {
             request = request.basic_auth(username, Some(password));
@@ -53,10 +66,11 @@ impl Hub {
             ..Failure::new(format!("could not reach {}: {e}", self.registry))
         })?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let text = response.text().await.unwrap_or_default();
         if status.is_success() {
-            return Ok(body);
+            return Ok(text);
         }
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let message =
             body["errors"][0]["message"].as_str().map_or_else(|| status.to_string(), String::from);
         let (code, hint) = match status {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod import;
 pub mod login;
 pub mod look;
+pub mod manage;
 pub mod tags;
 
 use std::process::ExitCode;

@@ -312,3 +312,87 @@ async fn import_waits_for_the_job_and_reports_its_outcome() {
     );
     assert_eq!(refused.code, 4, "without credentials: {}", refused.stderr);
 }
+
+#[tokio::test]
+async fn apply_export_orgs_and_tokens_from_the_command_line() {
+    let (_hub, host) = hub_with_private_image().await;
+    let home = tempfile::tempdir().expect("home");
+    let login = imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    let on = ["--registry", host.as_str()];
+    let run = |args: &[&str], stdin: &str| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(on);
+        imagehub(home.path(), &all, stdin, None)
+    };
+
+    let created = run(&["org", "create", "acme", "--public", "--description", "Our team"], "");
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let listed = run(&["org", "ls"], "");
+    assert!(listed.stdout.contains("acme") && listed.stdout.contains("owner"), "{}", listed.stdout);
+    hub_user(&host, "bob").await;
+    assert_eq!(run(&["org", "add", "acme", "bob", "--role", "viewer"], "").code, 0);
+    let members = run(&["org", "members", "acme", "--json"], "");
+    let members: Value = serde_json::from_str(&members.stdout).expect("JSON");
+    assert_eq!(members["members"].as_array().map(Vec::len), Some(2), "{members}");
+
+    let dir = home.path().join("manifests");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("a.yaml"), "apiVersion: imagehub.sealos.io/v1\nkind: Image\nspec:\n  name: acme/tool:v1\n  detail:\n    description: A tool\n").expect("write");
+    std::fs::write(dir.join("b.yml"), "apiVersion: imagehub.sealos.io/v1\nkind: Repository\nspec:\n  name: olga/private\n  visibility: private\n").expect("write");
+    let applied = run(&["apply", "-f", dir.to_str().expect("path")], "");
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert!(applied.stdout.contains("Image acme/tool:v1 configured"), "{}", applied.stdout);
+    let exported = run(&["export", "--kind", "Image", "--org", "acme"], "");
+    assert!(
+        exported.stdout.contains("acme/tool:v1") && exported.stdout.contains("A tool"),
+        "{}",
+        exported.stdout
+    );
+    let again = run(&["apply", "-f", "-"], &exported.stdout);
+    assert!(
+        again.stdout.contains("unchanged"),
+        "applying an export changes nothing: {}",
+        again.stdout
+    );
+    let bad = run(&["apply", "-f", "-"], "apiVersion: nope\nkind: Image\nspec: {}\n");
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("apiVersion"), "the server's message: {}", bad.stderr);
+
+    let token = run(&["token", "create", "ci", "--scope", "pull,push", "--namespace", "acme"], "");
+    assert_eq!(token.code, 0, "{}", token.stderr);
+    let secret = token.stdout.trim().to_string();
+    assert!(secret.starts_with("ihp_"), "{secret}");
+    let tokens = run(&["token", "ls", "--json"], "");
+    let tokens: Value = serde_json::from_str(&tokens.stdout).expect("JSON");
+    let id = tokens["tokens"][0]["id"].as_i64().expect("an id");
+    // The token logs in, as a password does.
+    let other = tempfile::tempdir().expect("home");
+    let login = imagehub(
+        other.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        &format!("{secret}\n"),
+        None,
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    assert_eq!(run(&["token", "revoke", &id.to_string()], "").code, 0);
+    assert_eq!(run(&["token", "revoke", &id.to_string()], "").code, 3, "gone");
+}
+
+/// Creates user `name` on the hub at `host` as the admin.
+async fn hub_user(host: &str, name: &str) {
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("http://{host}/api/v1/users"))
+        .basic_auth("admin", Some(imagehub_testkit::ADMIN_PASSWORD))
+        .json(&serde_json::json!({"name": name, "password": format!("{name}-password-1")}))
+        .send()
+        .await
+        .expect("create a user");
+    assert_eq!(created.status(), 201);
+}
