@@ -10,6 +10,7 @@ mod blob;
 mod credstore;
 mod error;
 mod guard;
+mod push;
 mod reference;
 mod registry;
 
@@ -18,6 +19,7 @@ pub use blob::BlobStream;
 pub use credstore::{CredentialStore, StoreError};
 pub use error::ClientError;
 pub use guard::is_public;
+pub use push::{BlobCopy, CopyReport, copy_image};
 pub use reference::{
     DOCKER_HUB, DOCKER_HUB_ENDPOINT, ReferenceError, RemoteReference, endpoint_of,
 };

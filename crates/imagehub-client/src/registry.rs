@@ -353,8 +353,23 @@ impl RegistryClient {
         path: &str,
         accept: &str,
     ) -> Result<Response, ClientError> {
-        let registry = target.registry;
         let scope = format!("repository:{}:pull", target.repository);
+        self.send_scoped(target, method, path, accept, &scope, None).await
+    }
+
+    /// `send`, for the token `scope` (`repository:NAME:pull,push`, several separated by
+    /// spaces as the token service takes them) and with a small `body` if any.
+    pub(crate) async fn send_scoped(
+        &self,
+        target: &Target<'_>,
+        method: Method,
+        path: &str,
+        accept: &str,
+        scope: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> Result<Response, ClientError> {
+        let registry = target.registry;
+        let scope = scope.to_string();
         let mut attempt = 0;
         let mut answered_challenge = false;
         loop {
@@ -366,6 +381,9 @@ impl RegistryClient {
             })?;
             let mut request =
                 self.http(registry).request(method.clone(), url).header(ACCEPT, accept);
+            if let Some((content_type, body)) = &body {
+                request = request.header(CONTENT_TYPE, *content_type).body(body.clone());
+            }
             request = self.authorize(request, registry, &scope, target.credentials);
             let retry_in = self.settings.backoff * 2u32.saturating_pow(attempt - 1);
             let out_of_tries = attempt >= self.settings.max_attempts;
@@ -429,7 +447,7 @@ impl RegistryClient {
         }
     }
 
-    fn http(&self, registry: &str) -> &reqwest::Client {
+    pub(crate) fn http(&self, registry: &str) -> &reqwest::Client {
         match self.registry_settings(registry).insecure {
             true => &self.unverified,
             false => &self.verified,
@@ -444,7 +462,7 @@ impl RegistryClient {
 
     /// `https://host` (or `http://` for an insecure registry that does not speak TLS),
     /// the mirror's when one is set.
-    async fn base_url(&self, registry: &str) -> Result<String, ClientError> {
+    pub(crate) async fn base_url(&self, registry: &str) -> Result<String, ClientError> {
         let settings = self.registry_settings(registry);
         let host = settings.mirror.clone().unwrap_or_else(|| endpoint_of(registry).to_string());
         let known = self.schemes.lock().unwrap_or_else(|e| e.into_inner()).get(&host).copied();
@@ -466,7 +484,7 @@ impl RegistryClient {
         Ok(base)
     }
 
-    fn authorize(
+    pub(crate) fn authorize(
         &self,
         request: RequestBuilder,
         registry: &str,
@@ -513,7 +531,7 @@ impl RegistryClient {
             if let Some(service) = service {
                 query.append_pair("service", service);
             }
-            if let Some(scope) = scope {
+            for scope in scope.into_iter().flat_map(|s| s.split(' ')) {
                 query.append_pair("scope", scope);
             }
         }
@@ -554,7 +572,7 @@ impl RegistryClient {
     }
 
     /// Turns a failure status into the error a person understands.
-    async fn expect_success(
+    pub(crate) async fn expect_success(
         &self,
         target: &Target<'_>,
         response: Response,

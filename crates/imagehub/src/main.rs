@@ -40,6 +40,8 @@ enum Command {
     Inspect(cli::look::ImageArgs),
     /// Delete an image (a tag, or a manifest by digest) from a hub.
     Rm(cli::look::ImageArgs),
+    /// Copy an image between registries (or within one): all platforms, digests kept.
+    Copy(cli::copy::CopyArgs),
     /// Ask a hub to import an image from another registry, and follow the job.
     Import(cli::import::ImportArgs),
     /// Create or change what imagehub.sealos.io/v1 manifests describe (Image,
@@ -124,6 +126,7 @@ fn main() -> std::process::ExitCode {
         Command::Search(args) => cli::look::search(args),
         Command::Inspect(args) => cli::look::inspect(args),
         Command::Rm(args) => cli::look::rm(args),
+        Command::Copy(args) => cli::copy::copy(args),
         Command::Import(args) => cli::import::import(args),
         Command::Apply(args) => cli::manage::apply(args),
         Command::Export(args) => cli::manage::export(args),

@@ -4,6 +4,7 @@
 //! what to do next.
 
 pub mod api;
+pub mod copy;
 pub mod import;
 pub mod login;
 pub mod look;

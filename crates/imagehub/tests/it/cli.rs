@@ -396,3 +396,92 @@ async fn hub_user(host: &str, name: &str) {
         .expect("create a user");
     assert_eq!(created.status(), 201);
 }
+
+#[tokio::test]
+async fn copy_mounts_within_a_registry_and_keeps_every_digest_between_two() {
+    let (_hub, host) = hub_with_private_image().await;
+    let home = tempfile::tempdir().expect("home");
+    let login = imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+
+    let within = imagehub(
+        home.path(),
+        &["copy", &format!("{host}/olga/private:v1"), &format!("{host}/olga/copy"), "--json"],
+        "",
+        None,
+    );
+    assert_eq!(within.code, 0, "{}", within.stderr);
+    let report: Value = serde_json::from_str(&within.stdout).expect("JSON");
+    assert_eq!(
+        (report["mounted"].as_u64(), report["uploaded"].as_u64()),
+        (Some(2), Some(0)),
+        "mounted, not uploaded: {report}"
+    );
+    let again = imagehub(
+        home.path(),
+        &["copy", &format!("{host}/olga/private:v1"), &format!("{host}/olga/copy:v1"), "--json"],
+        "",
+        None,
+    );
+    let report: Value = serde_json::from_str(&again.stdout).expect("JSON");
+    assert_eq!(report["skipped"].as_u64(), Some(2), "already there: {report}");
+
+    // An index from distribution into the hub and back out to a second distribution.
+    let dir = tempfile::tempdir().expect("dir");
+    let upstream = crate::support::distribution::Distribution::start(&dir.path().join("one"), None);
+    let (index, digest, children) = crate::imports::push_index(
+        &crate::support::registry::Registry::at(&upstream.url()),
+        "team/multi",
+        "v2",
+    )
+    .await;
+    let into = imagehub(
+        home.path(),
+        &[
+            "copy",
+            &format!("{}/team/multi:v2", upstream.host),
+            &format!("{host}/olga/multi"),
+            "--json",
+        ],
+        "",
+        None,
+    );
+    assert_eq!(into.code, 0, "{}", into.stderr);
+    let report: Value = serde_json::from_str(&into.stdout).expect("JSON");
+    assert_eq!(
+        (report["digest"].as_str(), report["manifests"].as_u64()),
+        (Some(digest.as_str()), Some(3)),
+        "{report}"
+    );
+    // The hub's copy is private: it is read back by copying it on to a second registry.
+    let second = crate::support::distribution::Distribution::start(&dir.path().join("two"), None);
+    let out = imagehub(
+        home.path(),
+        &[
+            "copy",
+            &format!("{host}/olga/multi:v2"),
+            &format!("{}/mirror/multi:v2", second.host),
+            "-q",
+        ],
+        "",
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mirrored = crate::support::registry::Registry::at(&second.url());
+    assert_eq!(
+        mirrored.get_manifest("mirror/multi", "v2").await.body,
+        index,
+        "the index, byte for byte"
+    );
+    for child in children {
+        mirrored
+            .get_manifest("mirror/multi", &child)
+            .await
+            .expect_status(200, "every platform, by digest");
+    }
+}

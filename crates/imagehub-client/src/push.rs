@@ -1,0 +1,210 @@
+//! The write half of the client, and copying an image between registries: blobs the
+//! target has are skipped, blobs of another repository of the same registry are
+//! mounted, the others streamed from the source straight into a monolithic upload;
+//! manifests are written byte for byte (children before their index), so every digest
+//! stays the same.
+
+use imagehub_oci::{Descriptor, Digest, Manifest, ManifestKind, Reference};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, StatusCode, Url};
+
+use crate::blob::BlobStream;
+use crate::error::ClientError;
+use crate::registry::{FetchedManifest, RegistryClient, Target, describe};
+
+/// What a copy did with each blob, for progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobCopy {
+    /// The target had it.
+    Skipped,
+    /// Mounted from another repository of the same registry.
+    Mounted,
+    /// Uploaded.
+    Uploaded,
+}
+
+/// What a copy did in all.
+#[derive(Debug, Clone, Default)]
+pub struct CopyReport {
+    pub digest: Option<Digest>,
+    pub manifests: usize,
+    pub skipped: usize,
+    pub mounted: usize,
+    pub uploaded: usize,
+    pub bytes_uploaded: u64,
+}
+
+fn push_scope(target: &Target<'_>) -> String {
+    format!("repository:{}:pull,push", target.repository)
+}
+
+impl RegistryClient {
+    /// Whether the target repository has the blob.
+    pub async fn blob_exists(
+        &self,
+        target: &Target<'_>,
+        digest: &Digest,
+    ) -> Result<bool, ClientError> {
+        let path = format!("/v2/{}/blobs/{digest}", target.repository);
+        let response =
+            self.send_scoped(target, Method::HEAD, &path, "*/*", &push_scope(target), None).await?;
+        Ok(response.status().is_success())
+    }
+
+    /// Mounts a blob from `from` (a repository of the same registry); `false` when the
+    /// registry did not (then it must be uploaded).
+    pub async fn mount_blob(
+        &self,
+        target: &Target<'_>,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<bool, ClientError> {
+        let path = format!("/v2/{}/blobs/uploads/?mount={digest}&from={from}", target.repository);
+        let scope = format!("{} repository:{from}:pull", push_scope(target));
+        let response = self.send_scoped(target, Method::POST, &path, "*/*", &scope, None).await?;
+        Ok(response.status() == StatusCode::CREATED)
+    }
+
+    /// Uploads a blob of `size` bytes from `body` in one request, after opening a session.
+    pub async fn upload_blob(
+        &self,
+        target: &Target<'_>,
+        digest: &Digest,
+        size: u64,
+        body: BlobStream,
+    ) -> Result<(), ClientError> {
+        let what = format!("upload of {digest} to {}/{}", target.registry, target.repository);
+        let path = format!("/v2/{}/blobs/uploads/", target.repository);
+        let scope = push_scope(target);
+        let opened = self.send_scoped(target, Method::POST, &path, "*/*", &scope, None).await?;
+        let opened = self.expect_success(target, opened, &what).await?;
+        let location = opened
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .ok_or_else(|| ClientError::Protocol {
+                registry: target.registry.into(),
+                message: format!("{what}: no Location"),
+            })?
+            .to_string();
+        let base = self.base_url(target.registry).await?;
+        let mut url = Url::parse(&base).and_then(|b| b.join(&location)).map_err(|e| {
+            ClientError::Protocol {
+                registry: target.registry.into(),
+                message: format!("{what}: {e}"),
+            }
+        })?;
+        url.query_pairs_mut().append_pair("digest", &digest.to_string());
+        let request = self
+            .http(target.registry)
+            .put(url)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(body));
+        let request = self.authorize(request, target.registry, &scope, target.credentials);
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            registry: target.registry.to_string(),
+            message: describe(&e),
+        })?;
+        self.expect_success(target, response, &what).await.map(drop)
+    }
+
+    /// Writes a manifest under `reference`, byte for byte; its digest.
+    pub async fn put_manifest(
+        &self,
+        target: &Target<'_>,
+        reference: &Reference,
+        manifest: &FetchedManifest,
+    ) -> Result<Digest, ClientError> {
+        let path = format!("/v2/{}/manifests/{reference}", target.repository);
+        let body = Some((manifest.media_type.as_str(), manifest.bytes.clone()));
+        let response =
+            self.send_scoped(target, Method::PUT, &path, "*/*", &push_scope(target), body).await?;
+        let what = format!("manifest {reference} of {}/{}", target.registry, target.repository);
+        self.expect_success(target, response, &what).await?;
+        Ok(manifest.digest.clone())
+    }
+}
+
+/// Copies `reference` of `source` (read with `from`) to `destination` (written with
+/// `to`) under `tag` (or by digest): all platforms of an index, digests kept.
+/// `on_blob` hears of each blob as it is done.
+pub async fn copy_image(
+    from: &RegistryClient,
+    source: &Target<'_>,
+    reference: &Reference,
+    to: &RegistryClient,
+    destination: &Target<'_>,
+    tag: Option<&str>,
+    on_blob: &(dyn Fn(&Descriptor, BlobCopy) + Sync),
+) -> Result<CopyReport, ClientError> {
+    let mut report = CopyReport::default();
+    let top = from.manifest(source, reference).await?;
+    let parsed = parse(source, &top)?;
+    if parsed.kind == ManifestKind::Index {
+        for child in &parsed.manifests {
+            let fetched = from.manifest(source, &Reference::Digest(child.digest.clone())).await?;
+            let manifest = parse(source, &fetched)?;
+            copy_blobs(from, source, to, destination, &manifest, on_blob, &mut report).await?;
+            to.put_manifest(destination, &Reference::Digest(fetched.digest.clone()), &fetched)
+                .await?;
+            report.manifests += 1;
+        }
+    } else {
+        copy_blobs(from, source, to, destination, &parsed, on_blob, &mut report).await?;
+    }
+    let reference = match tag {
+        Some(tag) => Reference::Tag(tag.parse().map_err(|e| ClientError::Protocol {
+            registry: destination.registry.into(),
+            message: format!("tag {tag:?}: {e}"),
+        })?),
+        None => Reference::Digest(top.digest.clone()),
+    };
+    report.digest = Some(to.put_manifest(destination, &reference, &top).await?);
+    report.manifests += 1;
+    Ok(report)
+}
+
+fn parse(source: &Target<'_>, manifest: &FetchedManifest) -> Result<Manifest, ClientError> {
+    Manifest::parse(Some(&manifest.media_type), &manifest.bytes).map_err(|e| {
+        ClientError::Protocol {
+            registry: source.registry.to_string(),
+            message: format!("manifest {}: {e}", manifest.digest),
+        }
+    })
+}
+
+async fn copy_blobs(
+    from: &RegistryClient,
+    source: &Target<'_>,
+    to: &RegistryClient,
+    destination: &Target<'_>,
+    manifest: &Manifest,
+    on_blob: &(dyn Fn(&Descriptor, BlobCopy) + Sync),
+    report: &mut CopyReport,
+) -> Result<(), ClientError> {
+    let same_registry = source.registry == destination.registry;
+    for blob in manifest.blob_references() {
+        if blob.media_type.contains("foreign") || blob.media_type.contains("nondistributable") {
+            continue;
+        }
+        let done = if to.blob_exists(destination, &blob.digest).await? {
+            report.skipped += 1;
+            BlobCopy::Skipped
+        } else if same_registry
+            && source.repository != destination.repository
+            && to.mount_blob(destination, &blob.digest, source.repository.as_str()).await?
+        {
+            report.mounted += 1;
+            BlobCopy::Mounted
+        } else {
+            let stream = from.blob(source, &blob.digest, Some(blob.size)).await?;
+            to.upload_blob(destination, &blob.digest, blob.size, stream).await?;
+            report.uploaded += 1;
+            report.bytes_uploaded += blob.size;
+            BlobCopy::Uploaded
+        };
+        on_blob(blob, done);
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! `imagehub copy SRC DST`: an image from one registry to another (or within one), all
+//! platforms, every digest kept; blobs the target has are skipped and blobs of the same
+//! registry mounted. A bar of the blobs on a terminal, a line at the end otherwise.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use imagehub_client::{BlobCopy, CredentialStore, RemoteReference, Target, copy_image};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use super::{ClientArgs, Failure, block_on, client};
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  imagehub copy nginx:1.27 127.0.0.1:5000/acme/nginx:1.27\n  \
+                        imagehub copy 127.0.0.1:5000/acme/app:v1 127.0.0.1:5000/team/app:v1   # blobs mounted")]
+pub struct CopyArgs {
+    /// The image to copy, as docker names it.
+    source: String,
+    /// Where to: `HOST/repo[:tag]` (the source's tag by default).
+    destination: String,
+    /// Print only the outcome.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+pub fn copy(args: CopyArgs) -> Result<(), Failure> {
+    let usage =
+        |e: imagehub_client::ReferenceError| Failure { code: 2, ..Failure::new(e.to_string()) };
+    let source: RemoteReference = args.source.parse().map_err(usage)?;
+    let destination: RemoteReference = args.destination.parse().map_err(usage)?;
+    let store = CredentialStore::from_env();
+    let source_credentials = store.get(&source.registry, Some(source.repository.as_str()))?;
+    let destination_credentials =
+        store.get(&destination.registry, Some(destination.repository.as_str()))?;
+    let from = client(&args.client, &source.registry)?;
+    let to = client(&args.client, &destination.registry)?;
+    // A tag given to the destination wins; without one, the source's.
+    let tag = destination
+        .tag
+        .clone()
+        .filter(|_| args.destination.rsplit('/').next().is_some_and(|l| l.contains(':')));
+    let tag = tag.or(source.tag.clone()).map(|t| t.to_string());
+
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    if args.quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_message(format!("copying {source}"));
+    let blobs = AtomicU64::new(0);
+    let on_blob = |blob: &imagehub_oci::Descriptor, done: BlobCopy| {
+        blobs.fetch_add(1, Ordering::Relaxed);
+        if done == BlobCopy::Uploaded {
+            bar.inc(blob.size);
+        }
+        bar.set_message(format!("copying {source}: {} blobs", blobs.load(Ordering::Relaxed)));
+    };
+    let mut outcome = None;
+    block_on(async {
+        let from_target = Target::of(&source, &source_credentials);
+        let to_target = Target::of(&destination, &destination_credentials);
+        let report = copy_image(
+            &from,
+            &from_target,
+            &source.reference(),
+            &to,
+            &to_target,
+            tag.as_deref(),
+            &on_blob,
+        )
+        .await
+        .map_err(|e| {
+            let registry = if e.to_string().contains(&destination.registry) {
+                &destination.registry
+            } else {
+                &source.registry
+            };
+            Failure::from_client(e, registry)
+        })?;
+        outcome = Some(report);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let report = outcome.unwrap_or_default();
+    let digest = report.digest.as_ref().map(ToString::to_string).unwrap_or_default();
+    if args.client.json {
+        println!(
+            "{}",
+            json!({"digest": digest, "manifests": report.manifests, "uploaded": report.uploaded,
+                   "mounted": report.mounted, "skipped": report.skipped, "bytes_uploaded": report.bytes_uploaded})
+        );
+    } else {
+        println!(
+            "Copied {source} to {destination} ({digest}): {} blobs uploaded, {} mounted, {} already there",
+            report.uploaded, report.mounted, report.skipped
+        );
+    }
+    Ok(())
+}
