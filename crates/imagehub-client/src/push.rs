@@ -8,7 +8,6 @@ use imagehub_oci::{Descriptor, Digest, Manifest, ManifestKind, Reference};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 
-use crate::blob::BlobStream;
 use crate::error::ClientError;
 use crate::registry::{FetchedManifest, RegistryClient, Target, describe};
 
@@ -66,13 +65,17 @@ impl RegistryClient {
     }
 
     /// Uploads a blob of `size` bytes from `body` in one request, after opening a session.
-    pub async fn upload_blob(
+    pub async fn upload_blob<S, E>(
         &self,
         target: &Target<'_>,
         digest: &Digest,
         size: u64,
-        body: BlobStream,
-    ) -> Result<(), ClientError> {
+        body: S,
+    ) -> Result<(), ClientError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
         let what = format!("upload of {digest} to {}/{}", target.registry, target.repository);
         let path = format!("/v2/{}/blobs/uploads/", target.repository);
         let scope = push_scope(target);

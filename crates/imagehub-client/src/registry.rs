@@ -81,12 +81,19 @@ impl Default for ClientSettings {
     }
 }
 
-/// A manifest as the registry holds it.
+/// A manifest as the registry holds it (or as it is to be written).
 #[derive(Debug, Clone)]
 pub struct FetchedManifest {
     pub bytes: Bytes,
     pub media_type: String,
     pub digest: Digest,
+}
+
+impl FetchedManifest {
+    /// A manifest from its bytes and media type; its digest is of the bytes.
+    pub fn new(bytes: Bytes, media_type: impl Into<String>) -> FetchedManifest {
+        FetchedManifest { digest: Digest::sha256_of(&bytes), bytes, media_type: media_type.into() }
+    }
 }
 
 /// What a `HEAD` of a manifest tells.

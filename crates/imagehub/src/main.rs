@@ -40,6 +40,10 @@ enum Command {
     Inspect(cli::look::ImageArgs),
     /// Delete an image (a tag, or a manifest by digest) from a hub.
     Rm(cli::look::ImageArgs),
+    /// Push an image from an OCI layout, with a README and details if given.
+    Push(cli::transfer::PushArgs),
+    /// Pull an image into an OCI layout.
+    Pull(cli::transfer::PullArgs),
     /// Copy an image between registries (or within one): all platforms, digests kept.
     Copy(cli::copy::CopyArgs),
     /// Ask a hub to import an image from another registry, and follow the job.
@@ -126,6 +130,8 @@ fn main() -> std::process::ExitCode {
         Command::Search(args) => cli::look::search(args),
         Command::Inspect(args) => cli::look::inspect(args),
         Command::Rm(args) => cli::look::rm(args),
+        Command::Push(args) => cli::transfer::push(args),
+        Command::Pull(args) => cli::transfer::pull(args),
         Command::Copy(args) => cli::copy::copy(args),
         Command::Import(args) => cli::import::import(args),
         Command::Apply(args) => cli::manage::apply(args),

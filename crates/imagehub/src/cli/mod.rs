@@ -6,10 +6,12 @@
 pub mod api;
 pub mod copy;
 pub mod import;
+pub mod layout;
 pub mod login;
 pub mod look;
 pub mod manage;
 pub mod tags;
+pub mod transfer;
 
 use std::process::ExitCode;
 

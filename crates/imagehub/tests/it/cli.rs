@@ -485,3 +485,149 @@ async fn copy_mounts_within_a_registry_and_keeps_every_digest_between_two() {
             .expect_status(200, "every platform, by digest");
     }
 }
+
+/// skopeo, with its own empty home, as the test's other client.
+fn skopeo(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("skopeo").args(args).env("HOME", home).output().expect("run skopeo")
+}
+
+/// The digest of the manifest `index.json` of the layout in `dir` names first.
+fn layout_digest(dir: &Path) -> String {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index.json"))
+            .expect("JSON");
+    index["manifests"][0]["digest"].as_str().expect("a digest").to_string()
+}
+
+#[tokio::test]
+async fn push_and_pull_oci_layouts_interchange_with_skopeo_byte_for_byte() {
+    let (hub, host) = hub_with_private_image().await;
+    let olga = Cred::basic("olga", "olga-password-1");
+    let original = hub
+        .api(&olga, reqwest::Method::GET, "/api/v1/orgs/olga/repos/private/images/v1", None)
+        .await
+        .json();
+    let digest = original["digest"].as_str().expect("digest").to_string();
+    let home = tempfile::tempdir().expect("home");
+    let login = imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    let creds = "olga:olga-password-1";
+
+    // imagehub pull → a layout skopeo reads back with the same digest.
+    let ours = home.path().join("ours");
+    let pulled = imagehub(
+        home.path(),
+        &[
+            "pull",
+            &format!("{host}/olga/private:v1"),
+            "--output",
+            &format!("oci:{}:v1", ours.display()),
+        ],
+        "",
+        None,
+    );
+    assert_eq!(pulled.code, 0, "{}", pulled.stderr);
+    assert_eq!(layout_digest(&ours), digest);
+    let copied = home.path().join("copied");
+    let out = skopeo(
+        home.path(),
+        &[
+            "copy",
+            "--all",
+            "--preserve-digests",
+            &format!("oci:{}:v1", ours.display()),
+            &format!("oci:{}:v1", copied.display()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "skopeo reads our layout: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layout_digest(&copied), digest);
+
+    // skopeo's layout → imagehub push, with a README and details → skopeo pulls it back.
+    let theirs = home.path().join("theirs");
+    let out = skopeo(
+        home.path(),
+        &[
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--src-creds",
+            creds,
+            &format!("docker://{host}/olga/private:v1"),
+            &format!("oci:{}:v1", theirs.display()),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let readme = home.path().join("README.md");
+    std::fs::write(&readme, "# Pushed\n\nWith a README given at push.\n").expect("README");
+    let pushed = imagehub(
+        home.path(),
+        &[
+            "push",
+            &format!("oci:{}:v1", theirs.display()),
+            &format!("{host}/olga/pushed:v2"),
+            "-o",
+            readme.to_str().expect("path"),
+            "--keyword",
+            "cli",
+            "--description",
+            "Pushed by the CLI",
+        ],
+        "",
+        None,
+    );
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    assert!(pushed.stdout.contains(&digest), "{}", pushed.stdout);
+    let back = home.path().join("back");
+    let out = skopeo(
+        home.path(),
+        &[
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--src-creds",
+            creds,
+            &format!("docker://{host}/olga/pushed:v2"),
+            &format!("oci:{}:v2", back.display()),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(layout_digest(&back), digest, "byte for byte through both tools");
+    let image = hub
+        .api(&olga, reqwest::Method::GET, "/api/v1/orgs/olga/repos/pushed/images/v2", None)
+        .await
+        .json();
+    assert_eq!(image["details"]["description"], "Pushed by the CLI", "{image}");
+    assert!(
+        image["details"]["docs"]
+            .as_str()
+            .is_some_and(|d| d.contains("With a README given at push")),
+        "{image}"
+    );
+    assert_eq!(image["details"]["keywords"], serde_json::json!(["cli"]), "{image}");
+
+    let missing = imagehub(
+        home.path(),
+        &["push", &format!("oci:{}:nosuch", theirs.display()), &format!("{host}/olga/x:v1")],
+        "",
+        None,
+    );
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+    let archive = imagehub(
+        home.path(),
+        &["pull", &format!("{host}/olga/pushed:v2"), "--output", "docker-archive:x.tar"],
+        "",
+        None,
+    );
+    assert_eq!(archive.code, 2, "archives are not there yet: {}", archive.stderr);
+}

@@ -1,0 +1,278 @@
+//! `imagehub push oci:DIR[:TAG] IMAGE` and `imagehub pull IMAGE --output oci:DIR[:TAG]`:
+//! images between an OCI layout on disk and a registry, byte for byte. A push can
+//! attach a README (`-o README.md`, seed 000) and details in the same step.
+
+use imagehub_client::{CredentialStore, FetchedManifest, RemoteReference, Target};
+use imagehub_oci::{Digest, Manifest, ManifestKind, Reference};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reqwest::Method;
+use serde_json::json;
+
+use super::api::Hub;
+use super::layout::Layout;
+use super::{ClientArgs, Failure, block_on, client};
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  imagehub push oci:./app:v1 127.0.0.1:5000/acme/app:v1\n  \
+                        imagehub push oci:./app 127.0.0.1:5000/acme/app:v1 -o README.md --keyword web")]
+pub struct PushArgs {
+    /// An OCI layout: `oci:DIR` (its only image) or `oci:DIR:TAG`.
+    source: String,
+    /// Where to: `HOST/org/repo:tag`.
+    target: String,
+    /// A README to show as the image's documentation (markdown).
+    #[arg(short = 'o', long = "readme", value_name = "README.md")]
+    readme: Option<std::path::PathBuf>,
+    /// A description of the image.
+    #[arg(long)]
+    description: Option<String>,
+    /// A keyword (repeatable).
+    #[arg(long = "keyword")]
+    keywords: Vec<String>,
+    /// The address of the image's icon.
+    #[arg(long)]
+    icon: Option<String>,
+    /// The project's address.
+    #[arg(long)]
+    url: Option<String>,
+    /// Print only the outcome.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  imagehub pull 127.0.0.1:5000/acme/app:v1 --output oci:./app\n  \
+                        imagehub pull nginx:1.27 --output oci:./nginx:1.27 --platform linux/arm64"
+)]
+pub struct PullArgs {
+    /// The image, as docker names it.
+    image: String,
+    /// Where to: `oci:DIR` or `oci:DIR:TAG` (an OCI layout).
+    #[arg(long)]
+    output: String,
+    /// Only this platform of a multi-platform image (`linux/arm64`); all by default.
+    #[arg(long)]
+    platform: Option<String>,
+    /// Print only the outcome.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `oci:DIR[:TAG]` → (DIR, TAG).
+fn layout_of(spec: &str) -> Result<(Layout, Option<String>), Failure> {
+    let usage = |message: String| Failure { code: 2, ..Failure::new(message) };
+    let Some(rest) = spec.strip_prefix("oci:") else {
+        return Err(usage(format!(
+            "{spec}: only OCI layouts (oci:DIR[:TAG]) for now; archives come later"
+        )));
+    };
+    match rest.rsplit_once(':') {
+        Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
+            Ok((Layout::new(dir), Some(tag.to_string())))
+        }
+        _ => Ok((Layout::new(rest), None)),
+    }
+}
+
+fn bar(quiet: bool, message: String) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    if quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_message(message);
+    bar
+}
+
+fn parse(manifest: &FetchedManifest) -> Result<Manifest, Failure> {
+    Manifest::parse(Some(&manifest.media_type), &manifest.bytes)
+        .map_err(|e| Failure::new(format!("manifest {}: {e}", manifest.digest)))
+}
+
+pub fn push(args: PushArgs) -> Result<(), Failure> {
+    let (layout, layout_tag) = layout_of(&args.source)?;
+    let target: RemoteReference =
+        args.target.parse().map_err(|e| Failure { code: 2, ..Failure::new(format!("{e}")) })?;
+    let explicit = args.target.rsplit('/').next().is_some_and(|last| last.contains(':'));
+    let tag = match explicit {
+        true => target.tag.as_ref().map(ToString::to_string),
+        false => layout_tag.clone().or(Some("latest".into())),
+    }
+    .unwrap_or_else(|| "latest".into());
+    let credentials =
+        CredentialStore::from_env().get(&target.registry, Some(target.repository.as_str()))?;
+    let client = client(&args.client, &target.registry)?;
+    let bar = bar(args.quiet, format!("pushing {}", args.target));
+    let top = layout.read_manifest(&layout.find(layout_tag.as_deref())?)?;
+    block_on(async {
+        let to = Target::of(&target, &credentials);
+        let fail = |e| Failure::from_client(e, &target.registry);
+        let parsed = parse(&top)?;
+        let mut children = Vec::new();
+        if parsed.kind == ManifestKind::Index {
+            for child in &parsed.manifests {
+                let descriptor =
+                    json!({"digest": child.digest.to_string(), "mediaType": child.media_type});
+                children.push(layout.read_manifest(&descriptor)?);
+            }
+        }
+        let images: Vec<&FetchedManifest> =
+            if children.is_empty() { vec![&top] } else { children.iter().collect() };
+        for image in images {
+            for blob in parse(image)?.blob_references() {
+                if client.blob_exists(&to, &blob.digest).await.map_err(fail)? {
+                    continue;
+                }
+                let stream = layout.blob_stream(&blob.digest).await?;
+                let counted = bar.clone();
+                let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
+                    if let Ok(chunk) = chunk {
+                        counted.inc(chunk.len() as u64);
+                    }
+                });
+                client.upload_blob(&to, &blob.digest, blob.size, stream).await.map_err(fail)?;
+            }
+        }
+        for child in &children {
+            client
+                .put_manifest(&to, &Reference::Digest(child.digest.clone()), child)
+                .await
+                .map_err(fail)?;
+        }
+        let reference = Reference::Tag(
+            tag.parse()
+                .map_err(|e| Failure { code: 2, ..Failure::new(format!("tag {tag:?}: {e}")) })?,
+        );
+        client.put_manifest(&to, &reference, &top).await.map_err(fail)?;
+        details(&args, &target, &tag).await
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "Pushed {} as {}/{}:{tag} ({})",
+        args.source, target.registry, target.repository, top.digest
+    );
+    Ok(())
+}
+
+/// Attaches the README and details given with a push, through the hub's API.
+async fn details(args: &PushArgs, target: &RemoteReference, tag: &str) -> Result<(), Failure> {
+    let mut edit = serde_json::Map::new();
+    for (key, value) in
+        [("description", &args.description), ("icon", &args.icon), ("url", &args.url)]
+    {
+        if let Some(value) = value {
+            edit.insert(key.into(), json!(value));
+        }
+    }
+    if !args.keywords.is_empty() {
+        edit.insert("keywords".into(), json!(args.keywords));
+    }
+    if args.readme.is_none() && edit.is_empty() {
+        return Ok(());
+    }
+    let (org, repo) = target.repository.as_str().split_once('/').ok_or_else(|| {
+        Failure::new("a README and details need an image in a namespace: HOST/org/repo:tag")
+    })?;
+    let hub = Hub::new(&target.registry, &args.client)?;
+    let path = format!("/api/v1/orgs/{org}/repos/{repo}/images/{tag}");
+    if let Some(readme) = &args.readme {
+        let text = std::fs::read_to_string(readme)
+            .map_err(|e| Failure::new(format!("{}: {e}", readme.display())))?;
+        hub.exchange(Method::PUT, &format!("{path}/readme"), Some(("text/markdown", text))).await?;
+    }
+    if !edit.is_empty() {
+        hub.send(Method::PATCH, &path, Some(serde_json::Value::Object(edit))).await?;
+    }
+    Ok(())
+}
+
+pub fn pull(args: PullArgs) -> Result<(), Failure> {
+    let (layout, output_tag) = layout_of(&args.output)?;
+    let source: RemoteReference =
+        args.image.parse().map_err(|e| Failure { code: 2, ..Failure::new(format!("{e}")) })?;
+    let credentials =
+        CredentialStore::from_env().get(&source.registry, Some(source.repository.as_str()))?;
+    let client = client(&args.client, &source.registry)?;
+    let bar = bar(args.quiet, format!("pulling {}", args.image));
+    layout.create()?;
+    let tag = output_tag.or(source.tag.as_ref().map(ToString::to_string));
+    let mut pulled = None;
+    block_on(async {
+        let from = Target::of(&source, &credentials);
+        let fail = |e| Failure::from_client(e, &source.registry);
+        let mut top = client.manifest(&from, &source.reference()).await.map_err(fail)?;
+        let parsed = parse(&top)?;
+        let mut images = Vec::new();
+        if parsed.kind == ManifestKind::Index {
+            let chosen: Vec<_> = parsed
+                .manifests
+                .iter()
+                .filter(|d| {
+                    args.platform.as_deref().is_none_or(|p| {
+                        d.platform.as_ref().is_some_and(|dp| platform_matches(dp, p))
+                    })
+                })
+                .collect();
+            if chosen.is_empty() {
+                return Err(Failure {
+                    code: super::NOT_FOUND,
+                    ..Failure::new(format!(
+                        "{} has no platform {}",
+                        args.image,
+                        args.platform.as_deref().unwrap_or("")
+                    ))
+                });
+            }
+            for child in &chosen {
+                images.push(
+                    client
+                        .manifest(&from, &Reference::Digest(child.digest.clone()))
+                        .await
+                        .map_err(fail)?,
+                );
+            }
+            if args.platform.is_some() {
+                top = images.remove(0); // that platform's image alone
+                images.clear();
+            }
+        }
+        let all: Vec<&FetchedManifest> =
+            if images.is_empty() { vec![&top] } else { images.iter().collect() };
+        for image in all {
+            for blob in parse(image)?.blob_references() {
+                let stream =
+                    client.blob(&from, &blob.digest, Some(blob.size)).await.map_err(fail)?;
+                bar.inc(layout.write_blob(&blob.digest, stream).await?);
+            }
+            layout.write_manifest(image)?;
+        }
+        layout.write_manifest(&top)?;
+        layout.tag(&top, tag.as_deref())?;
+        pulled = Some(top.digest.clone());
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let digest: Option<Digest> = pulled;
+    println!(
+        "Pulled {} into {} ({})",
+        args.image,
+        args.output,
+        digest.map(|d| d.to_string()).unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn platform_matches(platform: &imagehub_oci::Platform, wanted: &str) -> bool {
+    let mut parts = wanted.split('/');
+    parts.next() == Some(platform.os.as_str())
+        && parts.next() == Some(platform.architecture.as_str())
+        && parts.next().is_none_or(|v| platform.variant.as_deref() == Some(v))
+}
