@@ -121,14 +121,17 @@ impl Layout {
         std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
             .map_err(|e| self.failure(e))?;
         let partial = path.with_extension("partial");
-        let mut file = tokio::fs::File::create(&partial).await.map_err(|e| self.failure(e))?;
+        let file = tokio::fs::File::create(&partial).await.map_err(|e| self.failure(e))?;
+        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
         let mut written = 0;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| Failure::from_client(e, ""))?;
             file.write_all(&chunk).await.map_err(|e| self.failure(e))?;
             written += chunk.len() as u64;
         }
-        file.sync_all().await.map_err(|e| self.failure(e))?;
+        // Flushed, not synced: a pulled layout is a copy that can be pulled again, and
+        // the rename below still keeps a half-written blob from taking the name.
+        file.flush().await.map_err(|e| self.failure(e))?;
         // Only verified, whole blobs take their name.
         tokio::fs::rename(&partial, &path).await.map_err(|e| self.failure(e))?;
         Ok(written)

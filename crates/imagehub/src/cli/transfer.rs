@@ -2,6 +2,7 @@
 //! images between an OCI layout on disk and a registry, byte for byte. A push can
 //! attach a README (`-o README.md`, seed 000) and details in the same step.
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use imagehub_client::{CredentialStore, FetchedManifest, RemoteReference, Target};
 use imagehub_oci::{Digest, Manifest, ManifestKind, Reference};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -62,6 +63,9 @@ pub struct PullArgs {
     #[command(flatten)]
     client: ClientArgs,
 }
+
+/// Blobs transferred at once.
+const PARALLEL_BLOBS: usize = 4;
 
 /// `oci:DIR[:TAG]` → (DIR, TAG).
 fn layout_of(spec: &str) -> Result<(Layout, Option<String>), Failure> {
@@ -246,12 +250,27 @@ pub fn pull(args: PullArgs) -> Result<(), Failure> {
         }
         let all: Vec<&FetchedManifest> =
             if images.is_empty() { vec![&top] } else { images.iter().collect() };
-        for image in all {
+        let mut blobs: Vec<imagehub_oci::Descriptor> = Vec::new();
+        for image in &all {
             for blob in parse(image)?.blob_references() {
-                let stream =
-                    client.blob(&from, &blob.digest, Some(blob.size)).await.map_err(fail)?;
-                bar.inc(layout.write_blob(&blob.digest, stream).await?);
+                if !blobs.iter().any(|b| b.digest == blob.digest) {
+                    blobs.push(blob.clone());
+                }
             }
+        }
+        // A few blobs at a time: one stream rarely fills the link.
+        let (client, from, layout, bar) = (&client, &from, &layout, &bar);
+        futures_util::stream::iter(blobs)
+            .map(|blob| async move {
+                let stream =
+                    client.blob(from, &blob.digest, Some(blob.size)).await.map_err(fail)?;
+                bar.inc(layout.write_blob(&blob.digest, stream).await?);
+                Ok::<(), Failure>(())
+            })
+            .buffer_unordered(PARALLEL_BLOBS)
+            .try_collect::<Vec<()>>()
+            .await?;
+        for image in all {
             layout.write_manifest(image)?;
         }
         layout.write_manifest(&top)?;
