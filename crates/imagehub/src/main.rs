@@ -57,6 +57,8 @@ enum Command {
     Org(cli::manage::OrgArgs),
     /// Your access tokens.
     Token(cli::manage::TokenArgs),
+    /// Sync rules: keep an upstream repository's selected tags copied into a hub.
+    Sync(cli::manage::SyncArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Example:\n  imagehub completions bash > /etc/bash_completion.d/imagehub"
@@ -138,6 +140,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => cli::manage::export(args),
         Command::Org(args) => cli::manage::org(args),
         Command::Token(args) => cli::manage::token(args),
+        Command::Sync(args) => cli::manage::sync(args),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut command = Cli::command();

@@ -296,3 +296,145 @@ fn show(json: bool, value: &Value, human: impl FnOnce()) {
         false => human(),
     }
 }
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SyncCommand {
+    /// List an organization's sync rules.
+    Ls { org: String },
+    /// Create a rule keeping an upstream repository's selected tags copied into ORG.
+    Create {
+        org: String,
+        /// The upstream repository, without a tag: `nginx`, `ghcr.io/owner/repo`.
+        upstream: String,
+        /// The repository in ORG (the upstream's last path component by default).
+        #[arg(long)]
+        target: Option<String>,
+        /// Only tags matching this regular expression.
+        #[arg(long)]
+        include: Option<String>,
+        /// No tag matching this regular expression.
+        #[arg(long)]
+        exclude: Option<String>,
+        /// Only versions in this range (`>=1.25, <2`).
+        #[arg(long)]
+        semver: Option<String>,
+        /// Only the newest N.
+        #[arg(long)]
+        newest: Option<u32>,
+        /// Run every this many minutes (60 by default).
+        #[arg(long, conflicts_with = "cron")]
+        every: Option<u64>,
+        /// Run on this five-field cron schedule, in UTC.
+        #[arg(long)]
+        cron: Option<String>,
+        /// Pause a run when the upstream's RateLimit-Remaining falls below this.
+        #[arg(long)]
+        floor: Option<u64>,
+    },
+    /// Run a rule now and wait for the run's outcome.
+    Run { id: i64 },
+    /// A rule's last runs, with what each did per tag.
+    Runs { id: i64 },
+    /// Delete a rule (images it imported stay).
+    Rm { id: i64 },
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  imagehub sync create acme nginx --include '^1\\.2[0-9]\\.' --newest 3 --every 360\n  \
+                        imagehub sync run 1\n  imagehub sync runs 1 --json"
+)]
+pub struct SyncArgs {
+    #[command(subcommand)]
+    command: SyncCommand,
+    #[command(flatten)]
+    hub: HubArgs,
+}
+
+pub fn sync(args: SyncArgs) -> Result<(), Failure> {
+    let hub = args.hub.hub()?;
+    let json = args.hub.client.json;
+    block_on(async {
+        match args.command {
+            SyncCommand::Ls { org } => {
+                let rules =
+                    hub.call(Method::GET, &format!("/api/v1/orgs/{org}/sync-rules")).await?;
+                show(json, &rules, || {
+                    for rule in rules["rules"].as_array().into_iter().flatten() {
+                        println!(
+                            "{:<5} {:<40} → {:<24} next {}",
+                            rule["id"],
+                            text(&rule["upstream"]),
+                            text(&rule["target"]),
+                            text(&rule["next_run_at"])
+                        );
+                    }
+                });
+            }
+            SyncCommand::Create {
+                org,
+                upstream,
+                target,
+                include,
+                exclude,
+                semver,
+                newest,
+                every,
+                cron,
+                floor,
+            } => {
+                let mut body = json!({"upstream": upstream, "target_image": target, "include": include, "exclude": exclude,
+                    "semver": semver, "newest": newest, "rate_limit_floor": floor, "cron": cron});
+                if cron.is_none() {
+                    body["interval_secs"] = json!(every.unwrap_or(60) * 60);
+                }
+                let fields = body.as_object_mut().expect("an object");
+                fields.retain(|_, v| !v.is_null());
+                let rule = hub
+                    .send(Method::POST, &format!("/api/v1/orgs/{org}/sync-rules"), Some(body))
+                    .await?;
+                show(json, &rule, || {
+                    println!("Created sync rule {} ({})", rule["id"], text(&rule["url"]))
+                });
+            }
+            SyncCommand::Run { id } => {
+                let before =
+                    hub.call(Method::GET, &format!("/api/v1/sync-rules/{id}/runs?limit=1")).await?;
+                let after = before["runs"][0]["id"].as_i64().unwrap_or(0);
+                hub.call(Method::POST, &format!("/api/v1/sync-rules/{id}/run")).await?;
+                let runs = hub
+                    .call(
+                        Method::GET,
+                        &format!("/api/v1/sync-rules/{id}/runs?wait=60&after={after}&limit=1"),
+                    )
+                    .await?;
+                let run = &runs["runs"][0];
+                show(json, run, || print_run(run));
+            }
+            SyncCommand::Runs { id } => {
+                let runs = hub.call(Method::GET, &format!("/api/v1/sync-rules/{id}/runs")).await?;
+                show(json, &runs, || {
+                    runs["runs"].as_array().into_iter().flatten().for_each(print_run)
+                });
+            }
+            SyncCommand::Rm { id } => {
+                hub.call(Method::DELETE, &format!("/api/v1/sync-rules/{id}")).await?;
+                println!("Deleted sync rule {id}");
+            }
+        }
+        Ok(())
+    })
+}
+
+fn print_run(run: &Value) {
+    println!(
+        "run {} {} at {}{}",
+        run["id"],
+        text(&run["state"]),
+        text(&run["started_at"]),
+        run["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
+    );
+    for tag in run["tags"].as_array().into_iter().flatten() {
+        println!("  {:<24} {}", text(&tag["tag"]), text(&tag["outcome"]));
+    }
+}

@@ -631,3 +631,51 @@ async fn push_and_pull_oci_layouts_interchange_with_skopeo_byte_for_byte() {
     );
     assert_eq!(archive.code, 2, "archives are not there yet: {}", archive.stderr);
 }
+
+#[tokio::test]
+async fn sync_rules_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream =
+        crate::support::distribution::Distribution::start(&dir.path().join("storage"), None);
+    let registry = crate::support::registry::Registry::at(&upstream.url());
+    for tag in ["v1.0.0", "v1.1.0", "latest"] {
+        crate::support::registry::push_image(&registry, "team/app", tag, tag).await;
+    }
+    let insecure = upstream.host.clone();
+    let hub = Hub::start_with(move |c| c.import.insecure_registries = vec![insecure]);
+    hub.olga_with_public_acme().await;
+    let host = hub.server().host();
+    let home = tempfile::tempdir().expect("home");
+    imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    let on = ["--registry", host.as_str()];
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(on);
+        imagehub(home.path(), &all, "", None)
+    };
+    let source = format!("{}/team/app", upstream.host);
+    let created =
+        run(&["sync", "create", "acme", &source, "--include", "^v", "--newest", "1", "--json"]);
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let rule: Value = serde_json::from_str(&created.stdout).expect("JSON");
+    let id = rule["id"].to_string();
+    let ran = run(&["sync", "run", &id]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("v1.1.0") && !ran.stdout.contains("latest"), "{}", ran.stdout);
+    let listed = run(&["sync", "ls", "acme"]);
+    assert!(
+        listed.stdout.contains("team/app") && listed.stdout.contains("acme/app"),
+        "{}",
+        listed.stdout
+    );
+    let bad = run(&["sync", "create", "acme", &source, "--include", "("]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("include"), "{}", bad.stderr);
+    assert_eq!(run(&["sync", "rm", &id]).code, 0);
+    assert_eq!(run(&["sync", "runs", &id]).code, 3, "gone");
+}
