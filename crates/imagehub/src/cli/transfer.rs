@@ -17,7 +17,8 @@ use super::{ClientArgs, Failure, block_on, client};
 #[command(after_help = "Examples:\n  imagehub push oci:./app:v1 127.0.0.1:5000/acme/app:v1\n  \
                         imagehub push oci:./app 127.0.0.1:5000/acme/app:v1 -o README.md --keyword web")]
 pub struct PushArgs {
-    /// An OCI layout: `oci:DIR` (its only image) or `oci:DIR:TAG`.
+    /// An OCI layout (`oci:DIR`, its only image, or `oci:DIR:TAG`) or an OCI archive
+    /// (`oci-archive:FILE[:TAG]`).
     source: String,
     /// Where to: `HOST/org/repo:tag`.
     target: String,
@@ -51,7 +52,7 @@ pub struct PushArgs {
 pub struct PullArgs {
     /// The image, as docker names it.
     image: String,
-    /// Where to: `oci:DIR` or `oci:DIR:TAG` (an OCI layout).
+    /// Where to: an OCI layout (`oci:DIR[:TAG]`) or an OCI archive (`oci-archive:FILE[:TAG]`).
     #[arg(long)]
     output: String,
     /// Only this platform of a multi-platform image (`linux/arm64`); all by default.
@@ -67,19 +68,64 @@ pub struct PullArgs {
 /// Blobs transferred at once.
 const PARALLEL_BLOBS: usize = 4;
 
-/// `oci:DIR[:TAG]` → (DIR, TAG).
-fn layout_of(spec: &str) -> Result<(Layout, Option<String>), Failure> {
+/// An image's place on disk: an OCI layout directory, or an OCI archive (a tar of one)
+/// unpacked into, or packed from, a temporary layout.
+struct Place {
+    layout: Layout,
+    /// The archive file, for `oci-archive:`.
+    archive: Option<std::path::PathBuf>,
+    _unpacked: Option<tempfile::TempDir>,
+}
+
+/// `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]` → (the place, TAG). With `read`, an
+/// archive is unpacked (the tar crate keeps every entry inside the directory).
+fn place_of(spec: &str, read: bool) -> Result<(Place, Option<String>), Failure> {
     let usage = |message: String| Failure { code: 2, ..Failure::new(message) };
-    let Some(rest) = spec.strip_prefix("oci:") else {
-        return Err(usage(format!(
-            "{spec}: only OCI layouts (oci:DIR[:TAG]) for now; archives come later"
-        )));
-    };
-    match rest.rsplit_once(':') {
-        Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
-            Ok((Layout::new(dir), Some(tag.to_string())))
+    let (archive, rest) = match (spec.strip_prefix("oci:"), spec.strip_prefix("oci-archive:")) {
+        (Some(rest), _) => (false, rest),
+        (None, Some(rest)) => (true, rest),
+        _ => {
+            return Err(usage(format!(
+                "{spec}: give oci:DIR[:TAG] or oci-archive:FILE[:TAG] (docker archives come later)"
+            )));
         }
-        _ => Ok((Layout::new(rest), None)),
+    };
+    let (path, tag) = match rest.rsplit_once(':') {
+        Some((path, tag)) if !tag.contains('/') && !path.is_empty() => {
+            (path, Some(tag.to_string()))
+        }
+        _ => (rest, None),
+    };
+    if !archive {
+        return Ok((Place { layout: Layout::new(path), archive: None, _unpacked: None }, tag));
+    }
+    let temporary =
+        tempfile::tempdir().map_err(|e| Failure::new(format!("a temporary directory: {e}")))?;
+    if read {
+        let file = std::fs::File::open(path).map_err(|e| Failure::new(format!("{path}: {e}")))?;
+        tar::Archive::new(file)
+            .unpack(temporary.path())
+            .map_err(|e| Failure::new(format!("{path}: {e}")))?;
+    }
+    let place = Place {
+        layout: Layout::new(temporary.path()),
+        archive: Some(path.into()),
+        _unpacked: Some(temporary),
+    };
+    Ok((place, tag))
+}
+
+impl Place {
+    /// Packs the layout into the archive, if this place is one (written whole, then renamed).
+    fn finish(&self) -> Result<(), Failure> {
+        let Some(archive) = &self.archive else { return Ok(()) };
+        let fail = |e: std::io::Error| Failure::new(format!("{}: {e}", archive.display()));
+        let partial = archive.with_extension("partial");
+        let file = std::fs::File::create(&partial).map_err(fail)?;
+        let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+        builder.append_dir_all(".", &self.layout.dir).map_err(fail)?;
+        builder.into_inner().map_err(fail)?.into_inner().map_err(|e| fail(e.into_error()))?;
+        std::fs::rename(&partial, archive).map_err(fail)
     }
 }
 
@@ -102,7 +148,8 @@ fn parse(manifest: &FetchedManifest) -> Result<Manifest, Failure> {
 }
 
 pub fn push(args: PushArgs) -> Result<(), Failure> {
-    let (layout, layout_tag) = layout_of(&args.source)?;
+    let (place, layout_tag) = place_of(&args.source, true)?;
+    let layout = &place.layout;
     let target: RemoteReference =
         args.target.parse().map_err(|e| Failure { code: 2, ..Failure::new(format!("{e}")) })?;
     let explicit = args.target.rsplit('/').next().is_some_and(|last| last.contains(':'));
@@ -199,7 +246,8 @@ async fn details(args: &PushArgs, target: &RemoteReference, tag: &str) -> Result
 }
 
 pub fn pull(args: PullArgs) -> Result<(), Failure> {
-    let (layout, output_tag) = layout_of(&args.output)?;
+    let (place, output_tag) = place_of(&args.output, false)?;
+    let layout = &place.layout;
     let source: RemoteReference =
         args.image.parse().map_err(|e| Failure { code: 2, ..Failure::new(format!("{e}")) })?;
     let credentials =
@@ -259,7 +307,7 @@ pub fn pull(args: PullArgs) -> Result<(), Failure> {
             }
         }
         // A few blobs at a time: one stream rarely fills the link.
-        let (client, from, layout, bar) = (&client, &from, &layout, &bar);
+        let (client, from, bar) = (&client, &from, &bar);
         futures_util::stream::iter(blobs)
             .map(|blob| async move {
                 let stream =
@@ -278,6 +326,7 @@ pub fn pull(args: PullArgs) -> Result<(), Failure> {
         pulled = Some(top.digest.clone());
         Ok(())
     })?;
+    place.finish()?;
     bar.finish_and_clear();
     let digest: Option<Digest> = pulled;
     println!(

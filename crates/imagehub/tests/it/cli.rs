@@ -679,3 +679,89 @@ async fn sync_rules_from_the_command_line() {
     assert_eq!(run(&["sync", "rm", &id]).code, 0);
     assert_eq!(run(&["sync", "runs", &id]).code, 3, "gone");
 }
+
+#[tokio::test]
+async fn oci_archives_go_both_ways_with_skopeo() {
+    let (hub, host) = hub_with_private_image().await;
+    let olga = Cred::basic("olga", "olga-password-1");
+    let digest = hub
+        .api(&olga, reqwest::Method::GET, "/api/v1/orgs/olga/repos/private/images/v1", None)
+        .await
+        .json()["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    let home = tempfile::tempdir().expect("home");
+    imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+
+    let ours = home.path().join("ours.tar");
+    let pulled = imagehub(
+        home.path(),
+        &[
+            "pull",
+            &format!("{host}/olga/private:v1"),
+            "--output",
+            &format!("oci-archive:{}:v1", ours.display()),
+        ],
+        "",
+        None,
+    );
+    assert_eq!(pulled.code, 0, "{}", pulled.stderr);
+    let unpacked = home.path().join("unpacked");
+    let out = skopeo(
+        home.path(),
+        &[
+            "copy",
+            "--preserve-digests",
+            &format!("oci-archive:{}:v1", ours.display()),
+            &format!("oci:{}:v1", unpacked.display()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "skopeo reads our archive: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layout_digest(&unpacked), digest);
+
+    let theirs = home.path().join("theirs.tar");
+    let out = skopeo(
+        home.path(),
+        &[
+            "copy",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--src-creds",
+            "olga:olga-password-1",
+            &format!("docker://{host}/olga/private:v1"),
+            &format!("oci-archive:{}:v1", theirs.display()),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pushed = imagehub(
+        home.path(),
+        &[
+            "push",
+            &format!("oci-archive:{}:v1", theirs.display()),
+            &format!("{host}/olga/from-archive:v1"),
+        ],
+        "",
+        None,
+    );
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    assert!(pushed.stdout.contains(&digest), "{}", pushed.stdout);
+    let broken = home.path().join("broken.tar");
+    std::fs::write(&broken, b"not a tar archive at all").expect("write");
+    let refused = imagehub(
+        home.path(),
+        &["push", &format!("oci-archive:{}", broken.display()), &format!("{host}/olga/x:v1")],
+        "",
+        None,
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+}
