@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod copy;
+pub mod docker_archive;
 pub mod import;
 pub mod layout;
 pub mod login;

@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::api::Hub;
+use super::docker_archive;
 use super::layout::Layout;
 use super::{ClientArgs, Failure, block_on, client};
 
@@ -86,7 +87,7 @@ fn place_of(spec: &str, read: bool) -> Result<(Place, Option<String>), Failure> 
         (None, Some(rest)) => (true, rest),
         _ => {
             return Err(usage(format!(
-                "{spec}: give oci:DIR[:TAG] or oci-archive:FILE[:TAG] (docker archives come later)"
+                "{spec}: give oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REPO:TAG]"
             )));
         }
     };
@@ -148,16 +149,14 @@ fn parse(manifest: &FetchedManifest) -> Result<Manifest, Failure> {
 }
 
 pub fn push(args: PushArgs) -> Result<(), Failure> {
+    if let Some(rest) = args.source.strip_prefix("docker-archive:") {
+        return push_docker_archive(&args, rest);
+    }
     let (place, layout_tag) = place_of(&args.source, true)?;
     let layout = &place.layout;
     let target: RemoteReference =
         args.target.parse().map_err(|e| Failure { code: 2, ..Failure::new(format!("{e}")) })?;
-    let explicit = args.target.rsplit('/').next().is_some_and(|last| last.contains(':'));
-    let tag = match explicit {
-        true => target.tag.as_ref().map(ToString::to_string),
-        false => layout_tag.clone().or(Some("latest".into())),
-    }
-    .unwrap_or_else(|| "latest".into());
+    let tag = push_tag(&args, &target, layout_tag.clone());
     let credentials =
         CredentialStore::from_env().get(&target.registry, Some(target.repository.as_str()))?;
     let client = client(&args.client, &target.registry)?;
@@ -246,6 +245,9 @@ async fn details(args: &PushArgs, target: &RemoteReference, tag: &str) -> Result
 }
 
 pub fn pull(args: PullArgs) -> Result<(), Failure> {
+    if let Some(rest) = args.output.strip_prefix("docker-archive:") {
+        return pull_docker_archive(&args, rest);
+    }
     let (place, output_tag) = place_of(&args.output, false)?;
     let layout = &place.layout;
     let source: RemoteReference =
@@ -334,6 +336,147 @@ pub fn pull(args: PullArgs) -> Result<(), Failure> {
         args.image,
         args.output,
         digest.map(|d| d.to_string()).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `FILE[:REPO:TAG]` (as skopeo takes a docker archive) → (FILE, the name).
+fn archive_name(rest: &str) -> (&str, Option<&str>) {
+    match rest.split_once(':') {
+        Some((file, name)) => (file, Some(name)),
+        None => (rest, None),
+    }
+}
+
+/// The tag a push goes to: the target's, if it names one, else `fallback`, else `latest`.
+fn push_tag(args: &PushArgs, target: &RemoteReference, fallback: Option<String>) -> String {
+    let explicit = args.target.rsplit('/').next().is_some_and(|last| last.contains(':'));
+    match explicit {
+        true => target.tag.as_ref().map(ToString::to_string),
+        false => fallback,
+    }
+    .unwrap_or_else(|| "latest".into())
+}
+
+fn push_docker_archive(args: &PushArgs, rest: &str) -> Result<(), Failure> {
+    let (file, name) = archive_name(rest);
+    let image = docker_archive::read(std::path::Path::new(file), name)?;
+    let target: RemoteReference =
+        args.target.parse().map_err(|e| Failure { code: 2, ..Failure::new(format!("{e}")) })?;
+    let fallback = name.and_then(|n| n.rsplit_once(':')).map(|(_, t)| t.to_string());
+    let tag = push_tag(args, &target, fallback);
+    let credentials =
+        CredentialStore::from_env().get(&target.registry, Some(target.repository.as_str()))?;
+    let client = client(&args.client, &target.registry)?;
+    let bar = bar(args.quiet, format!("pushing {}", args.source));
+    block_on(async {
+        let to = Target::of(&target, &credentials);
+        let fail = |e| Failure::from_client(e, &target.registry);
+        for blob in &image.blobs {
+            if client.blob_exists(&to, &blob.digest).await.map_err(fail)? {
+                continue;
+            }
+            let file = tokio::fs::File::open(&blob.path)
+                .await
+                .map_err(|e| Failure::new(format!("{}: {e}", blob.path.display())))?;
+            let counted = bar.clone();
+            let stream =
+                tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).inspect(move |chunk| {
+                    if let Ok(chunk) = chunk {
+                        counted.inc(chunk.len() as u64);
+                    }
+                });
+            client.upload_blob(&to, &blob.digest, blob.size, stream).await.map_err(fail)?;
+        }
+        let reference = Reference::Tag(
+            tag.parse()
+                .map_err(|e| Failure { code: 2, ..Failure::new(format!("tag {tag:?}: {e}")) })?,
+        );
+        client.put_manifest(&to, &reference, &image.manifest).await.map_err(fail)?;
+        details(args, &target, &tag).await
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "Pushed {} as {}/{}:{tag} ({})",
+        args.source, target.registry, target.repository, image.manifest.digest
+    );
+    Ok(())
+}
+
+fn pull_docker_archive(args: &PullArgs, rest: &str) -> Result<(), Failure> {
+    let (file, name) = archive_name(rest);
+    let source: RemoteReference =
+        args.image.parse().map_err(|e| Failure { code: 2, ..Failure::new(format!("{e}")) })?;
+    let repo_tag = name.map(String::from).unwrap_or_else(|| {
+        format!(
+            "{}/{}:{}",
+            source.registry,
+            source.repository,
+            source.tag.as_ref().map_or("latest".into(), ToString::to_string)
+        )
+    });
+    let credentials =
+        CredentialStore::from_env().get(&source.registry, Some(source.repository.as_str()))?;
+    let client = client(&args.client, &source.registry)?;
+    let bar = bar(args.quiet, format!("pulling {}", args.image));
+    let mut writer = docker_archive::ArchiveWriter::new()?;
+    let mut pulled = None;
+    block_on(async {
+        let from = Target::of(&source, &credentials);
+        let fail = |e| Failure::from_client(e, &source.registry);
+        let mut image = client.manifest(&from, &source.reference()).await.map_err(fail)?;
+        let mut parsed = parse(&image)?;
+        if parsed.kind == ManifestKind::Index {
+            // A docker archive holds one platform.
+            let chosen: Vec<_> = parsed
+                .manifests
+                .iter()
+                .filter(|d| match args.platform.as_deref() {
+                    Some(p) => d.platform.as_ref().is_some_and(|dp| platform_matches(dp, p)),
+                    None => d.platform.as_ref().is_none_or(|dp| dp.os != "unknown"),
+                })
+                .collect();
+            let child = match chosen.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(Failure {
+                        code: super::NOT_FOUND,
+                        ..Failure::new(format!("{} has no such platform", args.image))
+                    });
+                }
+                _ => {
+                    return Err(Failure::new(format!(
+                        "{} is a multi-platform image: choose one with --platform",
+                        args.image
+                    )));
+                }
+            };
+            image = client
+                .manifest(&from, &Reference::Digest(child.digest.clone()))
+                .await
+                .map_err(fail)?;
+            parsed = parse(&image)?;
+        }
+        let config = parsed
+            .config
+            .clone()
+            .ok_or_else(|| Failure::new(format!("{} is not an image (no config)", args.image)))?;
+        let stream = client.blob(&from, &config.digest, Some(config.size)).await.map_err(fail)?;
+        bar.inc(writer.blob(&config.digest, stream, true).await?);
+        for layer in &parsed.layers {
+            let stream = client.blob(&from, &layer.digest, Some(layer.size)).await.map_err(fail)?;
+            bar.inc(writer.blob(&layer.digest, stream, false).await?);
+        }
+        pulled = Some(image.digest.clone());
+        Ok(())
+    })?;
+    writer.finish(std::path::Path::new(file), &repo_tag)?;
+    bar.finish_and_clear();
+    println!(
+        "Pulled {} into {} ({})",
+        args.image,
+        args.output,
+        pulled.map(|d| d.to_string()).unwrap_or_default()
     );
     Ok(())
 }

@@ -623,13 +623,13 @@ async fn push_and_pull_oci_layouts_interchange_with_skopeo_byte_for_byte() {
         None,
     );
     assert_eq!(missing.code, 3, "{}", missing.stderr);
-    let archive = imagehub(
+    let unknown = imagehub(
         home.path(),
-        &["pull", &format!("{host}/olga/pushed:v2"), "--output", "docker-archive:x.tar"],
+        &["pull", &format!("{host}/olga/pushed:v2"), "--output", "tarball:x.tar"],
         "",
         None,
     );
-    assert_eq!(archive.code, 2, "archives are not there yet: {}", archive.stderr);
+    assert_eq!(unknown.code, 2, "an unknown format: {}", unknown.stderr);
 }
 
 #[tokio::test]
@@ -764,4 +764,100 @@ async fn oci_archives_go_both_ways_with_skopeo() {
         None,
     );
     assert_eq!(refused.code, 1, "{}", refused.stderr);
+}
+
+#[tokio::test]
+async fn docker_archives_go_both_ways_with_skopeo() {
+    let (_hub, host) = hub_with_private_image().await;
+    let home = tempfile::tempdir().expect("home");
+    imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    let creds = "olga:olga-password-1";
+
+    // skopeo's docker archive → imagehub push → skopeo sees the same layers.
+    let saved = home.path().join("saved.tar");
+    let out = skopeo(
+        home.path(),
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            creds,
+            &format!("docker://{host}/olga/private:v1"),
+            &format!("docker-archive:{}:olga/private:v1", saved.display()),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pushed = imagehub(
+        home.path(),
+        &[
+            "push",
+            &format!("docker-archive:{}", saved.display()),
+            &format!("{host}/olga/loaded:v1"),
+        ],
+        "",
+        None,
+    );
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    let inspect = |image: &str| -> Value {
+        let out = skopeo(home.path(), &["inspect", "--tls-verify=false", "--creds", creds, image]);
+        assert!(out.status.success(), "{image}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let original = inspect(&format!("docker://{host}/olga/private:v1"));
+    let loaded = inspect(&format!("docker://{host}/olga/loaded:v1"));
+    assert_eq!(loaded["Layers"], original["Layers"], "the same layers");
+
+    // imagehub pull into a docker archive → skopeo reads it (an image whose config has
+    // the rootfs docker archives need).
+    let dir = tempfile::tempdir().expect("dir");
+    let upstream =
+        crate::support::distribution::Distribution::start(&dir.path().join("storage"), None);
+    let registry = crate::support::registry::Registry::at(&upstream.url());
+    let layer = crate::realclients::tar(&[("hello.txt", b"hello")]);
+    let layer_digest = crate::support::registry::sha256_digest(&layer);
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer_digest]}});
+    let config = serde_json::to_vec(&config).expect("config");
+    registry.push_blob("team/app", &config).await;
+    registry.push_blob("team/app", &layer).await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": crate::support::registry::descriptor("application/vnd.oci.image.config.v1+json", &config),
+        "layers": [crate::support::registry::descriptor("application/vnd.oci.image.layer.v1.tar", &layer)],
+    });
+    let manifest = serde_json::to_vec(&manifest).expect("manifest");
+    registry
+        .push_manifest("team/app", "v1", "application/vnd.oci.image.manifest.v1+json", &manifest)
+        .await;
+    let ours = home.path().join("ours.tar");
+    let pulled = imagehub(
+        home.path(),
+        &[
+            "pull",
+            &format!("{}/team/app:v1", upstream.host),
+            "--output",
+            &format!("docker-archive:{}", ours.display()),
+        ],
+        "",
+        None,
+    );
+    assert_eq!(pulled.code, 0, "{}", pulled.stderr);
+    let read = inspect(&format!("docker-archive:{}", ours.display()));
+    assert_eq!(read["Layers"], serde_json::json!([layer_digest]), "{read}");
+    let missing = imagehub(
+        home.path(),
+        &[
+            "push",
+            &format!("docker-archive:{}:nosuch/image:v9", saved.display()),
+            &format!("{host}/olga/x:v1"),
+        ],
+        "",
+        None,
+    );
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
 }
