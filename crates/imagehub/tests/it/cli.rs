@@ -861,3 +861,62 @@ async fn docker_archives_go_both_ways_with_skopeo() {
     );
     assert_eq!(missing.code, 3, "{}", missing.stderr);
 }
+
+#[tokio::test]
+async fn credentials_are_shared_with_podman_and_skopeo_both_ways() {
+    let (_hub, host) = hub_with_private_image().await;
+    let home = tempfile::tempdir().expect("home");
+    // imagehub login → skopeo uses what it kept (docker's config.json).
+    let login = imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{host}/olga/private:v1")])
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .output()
+        .expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo with imagehub's login: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // podman login → imagehub push without logging in again.
+    let fresh = tempfile::tempdir().expect("another home");
+    let auth_file = fresh.path().join("auth.json");
+    let podman = Command::new("podman")
+        .args(["login", "--tls-verify=false", "--authfile"])
+        .arg(&auth_file)
+        .args(["-u", "olga", "-p", "olga-password-1", &host])
+        .env("HOME", fresh.path())
+        .output()
+        .expect("podman login");
+    assert!(podman.status.success(), "{}", String::from_utf8_lossy(&podman.stderr));
+    let layout = fresh.path().join("layout");
+    let pulled = imagehub(
+        fresh.path(),
+        &[
+            "pull",
+            &format!("{host}/olga/private:v1"),
+            "--output",
+            &format!("oci:{}:v1", layout.display()),
+        ],
+        "",
+        None,
+    );
+    assert_eq!(pulled.code, 0, "pull with podman's login: {}", pulled.stderr);
+    let pushed = imagehub(
+        fresh.path(),
+        &["push", &format!("oci:{}:v1", layout.display()), &format!("{host}/olga/via-podman:v1")],
+        "",
+        None,
+    );
+    assert_eq!(pushed.code, 0, "push with podman's login: {}", pushed.stderr);
+}
