@@ -18,7 +18,9 @@ impl Hub {
     /// The hub at `registry`: plain HTTP for loopback ones (and with `--insecure`),
     /// HTTPS otherwise.
     pub fn new(registry: &str, args: &ClientArgs) -> Result<Hub, Failure> {
-        let plain = args.insecure || super::is_loopback(registry);
+        let plain = args.insecure
+            || super::is_loopback(registry)
+            || super::registries_conf::is_insecure(registry);
         let base = format!("{}://{registry}", if plain { "http" } else { "https" });
         let credentials = CredentialStore::from_env().get(registry, None)?;
         let http = reqwest::Client::builder()

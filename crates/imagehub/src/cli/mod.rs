@@ -11,6 +11,7 @@ pub mod layout;
 pub mod login;
 pub mod look;
 pub mod manage;
+pub mod registries_conf;
 pub mod tags;
 pub mod transfer;
 
@@ -21,8 +22,8 @@ use imagehub_client::{ClientError, ClientSettings, RegistryClient, RegistrySetti
 /// Flags every client command takes.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ClientArgs {
-    /// Allow plain HTTP and unverified TLS for every registry (loopback registries are
-    /// always allowed them, as docker does).
+    /// Allow plain HTTP and unverified TLS for every registry (loopback registries, and
+    /// those registries.conf lists as insecure, are always allowed them).
     #[arg(long, global = true)]
     pub insecure: bool,
     /// Print JSON for scripts instead of text for people.
@@ -89,7 +90,7 @@ pub fn client(args: &ClientArgs, registry: &str) -> Result<RegistryClient, Failu
         all_insecure: args.insecure,
         ..ClientSettings::default()
     };
-    if is_loopback(registry) {
+    if is_loopback(registry) || registries_conf::is_insecure(registry) {
         settings
             .registries
             .insert(registry.to_string(), RegistrySettings { mirror: None, insecure: true });
