@@ -2,12 +2,10 @@
 //! platforms, every digest kept; blobs the target has are skipped and blobs of the same
 //! registry mounted. A bar of the blobs on a terminal, a line at the end otherwise.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use imagehub_client::{BlobCopy, CredentialStore, RemoteReference, Target, copy_image};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use super::progress::Progress;
 use super::{ClientArgs, Failure, block_on, client};
 
 #[derive(clap::Args, Debug)]
@@ -43,22 +41,17 @@ pub fn copy(args: CopyArgs) -> Result<(), Failure> {
         .filter(|_| args.destination.rsplit('/').next().is_some_and(|l| l.contains(':')));
     let tag = tag.or(source.tag.clone()).map(|t| t.to_string());
 
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    if args.quiet {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_message(format!("copying {source}"));
-    let blobs = AtomicU64::new(0);
+    let bar = Progress::new(args.quiet, format!("copying {source}"));
     let on_blob = |blob: &imagehub_oci::Descriptor, done: BlobCopy| {
-        blobs.fetch_add(1, Ordering::Relaxed);
         if done == BlobCopy::Uploaded {
             bar.inc(blob.size);
         }
-        bar.set_message(format!("copying {source}: {} blobs", blobs.load(Ordering::Relaxed)));
+        let what = match done {
+            BlobCopy::Uploaded => "copied",
+            BlobCopy::Mounted => "mounted",
+            BlobCopy::Skipped => "already there",
+        };
+        bar.blob(&blob.digest, blob.size, what);
     };
     let mut outcome = None;
     block_on(async {
@@ -85,7 +78,7 @@ pub fn copy(args: CopyArgs) -> Result<(), Failure> {
         outcome = Some(report);
         Ok(())
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     let report = outcome.unwrap_or_default();
     let digest = report.digest.as_ref().map(ToString::to_string).unwrap_or_default();
     if args.client.json {

@@ -11,6 +11,7 @@ pub mod layout;
 pub mod login;
 pub mod look;
 pub mod manage;
+pub mod progress;
 pub mod registries_conf;
 pub mod tags;
 pub mod transfer;

@@ -5,13 +5,13 @@
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use imagehub_client::{CredentialStore, FetchedManifest, RemoteReference, Target};
 use imagehub_oci::{Digest, Manifest, ManifestKind, Reference};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::Method;
 use serde_json::json;
 
 use super::api::Hub;
 use super::docker_archive;
 use super::layout::Layout;
+use super::progress::Progress;
 use super::{ClientArgs, Failure, block_on, client};
 
 #[derive(clap::Args, Debug)]
@@ -130,17 +130,8 @@ impl Place {
     }
 }
 
-fn bar(quiet: bool, message: String) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    if quiet {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_message(message);
-    bar
+fn bar(quiet: bool, message: String) -> Progress {
+    Progress::new(quiet, message)
 }
 
 fn parse(manifest: &FetchedManifest) -> Result<Manifest, Failure> {
@@ -176,19 +167,31 @@ pub fn push(args: PushArgs) -> Result<(), Failure> {
         }
         let images: Vec<&FetchedManifest> =
             if children.is_empty() { vec![&top] } else { children.iter().collect() };
+        let mut blobs: Vec<imagehub_oci::Descriptor> = Vec::new();
         for image in images {
             for blob in parse(image)?.blob_references() {
+                if !blobs.iter().any(|b| b.digest == blob.digest) {
+                    blobs.push(blob.clone());
+                }
+            }
+        }
+        bar.set_total(blobs.iter().map(|b| b.size).sum());
+        {
+            for blob in &blobs {
                 if client.blob_exists(&to, &blob.digest).await.map_err(fail)? {
+                    bar.inc(blob.size);
+                    bar.blob(&blob.digest, blob.size, "already there");
                     continue;
                 }
                 let stream = layout.blob_stream(&blob.digest).await?;
-                let counted = bar.clone();
+                let counted = bar.counter();
                 let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
                     if let Ok(chunk) = chunk {
                         counted.inc(chunk.len() as u64);
                     }
                 });
                 client.upload_blob(&to, &blob.digest, blob.size, stream).await.map_err(fail)?;
+                bar.blob(&blob.digest, blob.size, "uploaded");
             }
         }
         for child in &children {
@@ -204,7 +207,7 @@ pub fn push(args: PushArgs) -> Result<(), Failure> {
         client.put_manifest(&to, &reference, &top).await.map_err(fail)?;
         details(&args, &target, &tag).await
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     println!(
         "Pushed {} as {}/{}:{tag} ({})",
         args.source, target.registry, target.repository, top.digest
@@ -309,12 +312,19 @@ pub fn pull(args: PullArgs) -> Result<(), Failure> {
             }
         }
         // A few blobs at a time: one stream rarely fills the link.
+        bar.set_total(blobs.iter().map(|b| b.size).sum());
         let (client, from, bar) = (&client, &from, &bar);
         futures_util::stream::iter(blobs)
             .map(|blob| async move {
                 let stream =
                     client.blob(from, &blob.digest, Some(blob.size)).await.map_err(fail)?;
-                bar.inc(layout.write_blob(&blob.digest, stream).await?);
+                let written = layout.write_blob(&blob.digest, stream).await?;
+                bar.inc(blob.size);
+                bar.blob(
+                    &blob.digest,
+                    blob.size,
+                    if written > 0 { "downloaded" } else { "already there" },
+                );
                 Ok::<(), Failure>(())
             })
             .buffer_unordered(PARALLEL_BLOBS)
@@ -329,7 +339,7 @@ pub fn pull(args: PullArgs) -> Result<(), Failure> {
         Ok(())
     })?;
     place.finish()?;
-    bar.finish_and_clear();
+    bar.finish();
     let digest: Option<Digest> = pulled;
     println!(
         "Pulled {} into {} ({})",
@@ -372,14 +382,17 @@ fn push_docker_archive(args: &PushArgs, rest: &str) -> Result<(), Failure> {
     block_on(async {
         let to = Target::of(&target, &credentials);
         let fail = |e| Failure::from_client(e, &target.registry);
+        bar.set_total(image.blobs.iter().map(|b| b.size).sum());
         for blob in &image.blobs {
             if client.blob_exists(&to, &blob.digest).await.map_err(fail)? {
+                bar.inc(blob.size);
+                bar.blob(&blob.digest, blob.size, "already there");
                 continue;
             }
             let file = tokio::fs::File::open(&blob.path)
                 .await
                 .map_err(|e| Failure::new(format!("{}: {e}", blob.path.display())))?;
-            let counted = bar.clone();
+            let counted = bar.counter();
             let stream =
                 tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).inspect(move |chunk| {
                     if let Ok(chunk) = chunk {
@@ -387,6 +400,7 @@ fn push_docker_archive(args: &PushArgs, rest: &str) -> Result<(), Failure> {
                     }
                 });
             client.upload_blob(&to, &blob.digest, blob.size, stream).await.map_err(fail)?;
+            bar.blob(&blob.digest, blob.size, "uploaded");
         }
         let reference = Reference::Tag(
             tag.parse()
@@ -395,7 +409,7 @@ fn push_docker_archive(args: &PushArgs, rest: &str) -> Result<(), Failure> {
         client.put_manifest(&to, &reference, &image.manifest).await.map_err(fail)?;
         details(args, &target, &tag).await
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     println!(
         "Pushed {} as {}/{}:{tag} ({})",
         args.source, target.registry, target.repository, image.manifest.digest
@@ -462,16 +476,19 @@ fn pull_docker_archive(args: &PullArgs, rest: &str) -> Result<(), Failure> {
             .clone()
             .ok_or_else(|| Failure::new(format!("{} is not an image (no config)", args.image)))?;
         let stream = client.blob(&from, &config.digest, Some(config.size)).await.map_err(fail)?;
+        bar.set_total(config.size + parsed.layers.iter().map(|l| l.size).sum::<u64>());
         bar.inc(writer.blob(&config.digest, stream, true).await?);
+        bar.blob(&config.digest, config.size, "downloaded");
         for layer in &parsed.layers {
             let stream = client.blob(&from, &layer.digest, Some(layer.size)).await.map_err(fail)?;
             bar.inc(writer.blob(&layer.digest, stream, false).await?);
+            bar.blob(&layer.digest, layer.size, "downloaded");
         }
         pulled = Some(image.digest.clone());
         Ok(())
     })?;
     writer.finish(std::path::Path::new(file), &repo_tag)?;
-    bar.finish_and_clear();
+    bar.finish();
     println!(
         "Pulled {} into {} ({})",
         args.image,

@@ -920,3 +920,40 @@ async fn credentials_are_shared_with_podman_and_skopeo_both_ways() {
     );
     assert_eq!(pushed.code, 0, "push with podman's login: {}", pushed.stderr);
 }
+
+#[tokio::test]
+async fn transfers_print_a_line_per_blob_off_a_terminal_and_nothing_when_quiet() {
+    let (_hub, host) = hub_with_private_image().await;
+    let home = tempfile::tempdir().expect("home");
+    imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    let layout = home.path().join("layout");
+    let output = format!("oci:{}:v1", layout.display());
+    let pulled = imagehub(
+        home.path(),
+        &["pull", &format!("{host}/olga/private:v1"), "--output", &output],
+        "",
+        None,
+    );
+    assert_eq!(pulled.code, 0, "{}", pulled.stderr);
+    let lines: Vec<&str> = pulled.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "a line per blob (config and layer): {}", pulled.stderr);
+    assert!(
+        lines.iter().all(|l| l.starts_with("sha256:") && l.ends_with("downloaded")),
+        "{}",
+        pulled.stderr
+    );
+    assert!(!pulled.stderr.contains('\u{1b}'), "no terminal codes: {}", pulled.stderr);
+    let target = format!("{host}/olga/again:v1");
+    let first = imagehub(home.path(), &["push", &output, &target], "", None);
+    assert!(first.stderr.lines().all(|l| l.ends_with("uploaded")), "{}", first.stderr);
+    let second = imagehub(home.path(), &["push", &output, &target], "", None);
+    assert!(second.stderr.lines().all(|l| l.ends_with("already there")), "{}", second.stderr);
+    let quiet =
+        imagehub(home.path(), &["push", "-q", &output, &format!("{host}/olga/again:v1")], "", None);
+    assert_eq!((quiet.code, quiet.stderr.as_str()), (0, ""), "{}", quiet.stderr);
+}
