@@ -64,6 +64,140 @@ impl RegistryClient {
         Ok(response.status() == StatusCode::CREATED)
     }
 
+    /// Opens an upload session; the session's absolute URL.
+    async fn open_upload(&self, target: &Target<'_>, what: &str) -> Result<Url, ClientError> {
+        let path = format!("/v2/{}/blobs/uploads/", target.repository);
+        let opened =
+            self.send_scoped(target, Method::POST, &path, "*/*", &push_scope(target), None).await?;
+        let opened = self.expect_success(target, opened, what).await?;
+        self.session_url(target, opened.headers(), what).await
+    }
+
+    /// The session URL a registry answered in `Location`, made absolute.
+    async fn session_url(
+        &self,
+        target: &Target<'_>,
+        headers: &reqwest::header::HeaderMap,
+        what: &str,
+    ) -> Result<Url, ClientError> {
+        let protocol =
+            |message: String| ClientError::Protocol { registry: target.registry.into(), message };
+        let location = headers
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .ok_or_else(|| protocol(format!("{what}: no Location")))?;
+        let base = self.base_url(target.registry).await?;
+        Url::parse(&base)
+            .and_then(|b| b.join(location))
+            .map_err(|e| protocol(format!("{what}: {e}")))
+    }
+
+    /// Uploads a blob of `size` bytes read from `file` in chunks of `chunk` bytes. When a
+    /// chunk fails (a dropped connection, a 5xx), the session's offset is asked for and
+    /// the upload goes on from there: at most a chunk is sent again.
+    pub async fn upload_blob_resumable(
+        &self,
+        target: &Target<'_>,
+        digest: &Digest,
+        size: u64,
+        file: &mut tokio::fs::File,
+        chunk: u64,
+        on_chunk: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), ClientError> {
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        let what = format!("upload of {digest} to {}/{}", target.registry, target.repository);
+        let scope = push_scope(target);
+        let mut url = self.open_upload(target, &what).await?;
+        let (mut offset, mut failures) = (0u64, 0u32);
+        let local = |e: std::io::Error| ClientError::Protocol {
+            registry: target.registry.into(),
+            message: format!("{what}: {e}"),
+        };
+        while offset < size {
+            let end = (offset + chunk).min(size);
+            let mut bytes = vec![0u8; (end - offset) as usize];
+            file.seek(std::io::SeekFrom::Start(offset)).await.map_err(local)?;
+            file.read_exact(&mut bytes).await.map_err(local)?;
+            let request = self
+                .http(target.registry)
+                .patch(url.clone())
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header("content-range", format!("{offset}-{}", end - 1))
+                .header(CONTENT_LENGTH, end - offset)
+                .body(bytes);
+            let sent =
+                self.authorize(request, target.registry, &scope, target.credentials).send().await;
+            match sent {
+                Ok(response) if response.status().is_success() => {
+                    url = self.session_url(target, response.headers(), &what).await?;
+                    on_chunk(end - offset);
+                    offset = end;
+                }
+                outcome => {
+                    failures += 1;
+                    if failures >= self.settings().max_attempts {
+                        return match outcome {
+                            Ok(response) => {
+                                self.expect_success(target, response, &what).await.map(drop)
+                            }
+                            Err(e) => Err(ClientError::Unreachable {
+                                registry: target.registry.into(),
+                                message: describe(&e),
+                            }),
+                        };
+                    }
+                    tracing::debug!(%what, offset, "a chunk failed; asking the session where it stands");
+                    (url, offset) = self.upload_offset(target, &url, &scope, &what, offset).await?;
+                }
+            }
+        }
+        url.query_pairs_mut().append_pair("digest", &digest.to_string());
+        let request = self.http(target.registry).put(url).header(CONTENT_LENGTH, 0);
+        let response = self
+            .authorize(request, target.registry, &scope, target.credentials)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                registry: target.registry.into(),
+                message: describe(&e),
+            })?;
+        self.expect_success(target, response, &what).await.map(drop)
+    }
+
+    /// Where an upload session stands: its URL and the bytes it holds (`Range: 0-N`).
+    /// Registries answer `0-0` for an empty session as for one holding a byte; with
+    /// nothing confirmed yet (`confirmed` 0) it means empty.
+    async fn upload_offset(
+        &self,
+        target: &Target<'_>,
+        url: &Url,
+        scope: &str,
+        what: &str,
+        confirmed: u64,
+    ) -> Result<(Url, u64), ClientError> {
+        let request = self.http(target.registry).get(url.clone());
+        let response = self
+            .authorize(request, target.registry, scope, target.credentials)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                registry: target.registry.into(),
+                message: describe(&e),
+            })?;
+        let response = self.expect_success(target, response, what).await?;
+        let range = response.headers().get("range").and_then(|r| r.to_str().ok()).unwrap_or("");
+        let held = match range.rsplit('-').next().and_then(|last| last.parse::<u64>().ok()) {
+            Some(0) if confirmed == 0 => 0,
+            Some(last) => last + 1,
+            None => 0,
+        };
+        let url = self
+            .session_url(target, response.headers(), what)
+            .await
+            .unwrap_or_else(|_| url.clone());
+        Ok((url, held))
+    }
+
     /// Uploads a blob of `size` bytes from `body` in one request, after opening a session.
     pub async fn upload_blob<S, E>(
         &self,
@@ -77,26 +211,8 @@ impl RegistryClient {
         E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
     {
         let what = format!("upload of {digest} to {}/{}", target.registry, target.repository);
-        let path = format!("/v2/{}/blobs/uploads/", target.repository);
         let scope = push_scope(target);
-        let opened = self.send_scoped(target, Method::POST, &path, "*/*", &scope, None).await?;
-        let opened = self.expect_success(target, opened, &what).await?;
-        let location = opened
-            .headers()
-            .get(LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .ok_or_else(|| ClientError::Protocol {
-                registry: target.registry.into(),
-                message: format!("{what}: no Location"),
-            })?
-            .to_string();
-        let base = self.base_url(target.registry).await?;
-        let mut url = Url::parse(&base).and_then(|b| b.join(&location)).map_err(|e| {
-            ClientError::Protocol {
-                registry: target.registry.into(),
-                message: format!("{what}: {e}"),
-            }
-        })?;
+        let mut url = self.open_upload(target, &what).await?;
         url.query_pairs_mut().append_pair("digest", &digest.to_string());
         let request = self
             .http(target.registry)

@@ -27,7 +27,7 @@ impl Layout {
         Layout { dir: dir.into() }
     }
 
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.dir.join("blobs").join(digest.algorithm().as_str()).join(digest.hex())
     }
 
@@ -79,17 +79,6 @@ impl Layout {
             return Err(self.failure(format!("{digest} holds other bytes ({})", manifest.digest)));
         }
         Ok(manifest)
-    }
-
-    /// A blob as a stream of its file.
-    pub async fn blob_stream(
-        &self,
-        digest: &Digest,
-    ) -> Result<tokio_util::io::ReaderStream<tokio::fs::File>, Failure> {
-        let file = tokio::fs::File::open(self.blob_path(digest))
-            .await
-            .map_err(|e| self.failure(format!("{digest}: {e}")))?;
-        Ok(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20))
     }
 
     /// Starts a layout (its `oci-layout` file) if the directory holds none.

@@ -66,6 +66,41 @@ pub struct PullArgs {
     client: ClientArgs,
 }
 
+/// Blobs larger than this go up in chunks of it, so that a dropped connection costs at
+/// most one chunk.
+const CHUNK: u64 = 32 << 20;
+
+/// Uploads a blob from a file: in one request when small, else in resumable chunks.
+async fn upload_file(
+    client: &imagehub_client::RegistryClient,
+    to: &Target<'_>,
+    digest: &Digest,
+    size: u64,
+    path: &std::path::Path,
+    bar: &Progress,
+) -> Result<(), imagehub_client::ClientError> {
+    let unreadable = |e: std::io::Error| imagehub_client::ClientError::Protocol {
+        registry: to.registry.to_string(),
+        message: format!("{}: {e}", path.display()),
+    };
+    let mut file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+    if size > CHUNK {
+        let counted = bar.counter();
+        let on_chunk = move |bytes: u64| counted.inc(bytes);
+        return client.upload_blob_resumable(to, digest, size, &mut file, CHUNK, &on_chunk).await;
+    }
+    let counted = bar.counter();
+    let stream = futures_util::StreamExt::inspect(
+        tokio_util::io::ReaderStream::with_capacity(file, 1 << 20),
+        move |chunk| {
+            if let Ok(chunk) = chunk {
+                counted.inc(chunk.len() as u64);
+            }
+        },
+    );
+    client.upload_blob(to, digest, size, stream).await
+}
+
 /// Blobs transferred at once.
 const PARALLEL_BLOBS: usize = 4;
 
@@ -183,14 +218,16 @@ pub fn push(args: PushArgs) -> Result<(), Failure> {
                     bar.blob(&blob.digest, blob.size, "already there");
                     continue;
                 }
-                let stream = layout.blob_stream(&blob.digest).await?;
-                let counted = bar.counter();
-                let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
-                    if let Ok(chunk) = chunk {
-                        counted.inc(chunk.len() as u64);
-                    }
-                });
-                client.upload_blob(&to, &blob.digest, blob.size, stream).await.map_err(fail)?;
+                upload_file(
+                    &client,
+                    &to,
+                    &blob.digest,
+                    blob.size,
+                    &layout.blob_path(&blob.digest),
+                    &bar,
+                )
+                .await
+                .map_err(fail)?;
                 bar.blob(&blob.digest, blob.size, "uploaded");
             }
         }
@@ -389,17 +426,9 @@ fn push_docker_archive(args: &PushArgs, rest: &str) -> Result<(), Failure> {
                 bar.blob(&blob.digest, blob.size, "already there");
                 continue;
             }
-            let file = tokio::fs::File::open(&blob.path)
+            upload_file(&client, &to, &blob.digest, blob.size, &blob.path, &bar)
                 .await
-                .map_err(|e| Failure::new(format!("{}: {e}", blob.path.display())))?;
-            let counted = bar.counter();
-            let stream =
-                tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).inspect(move |chunk| {
-                    if let Ok(chunk) = chunk {
-                        counted.inc(chunk.len() as u64);
-                    }
-                });
-            client.upload_blob(&to, &blob.digest, blob.size, stream).await.map_err(fail)?;
+                .map_err(fail)?;
             bar.blob(&blob.digest, blob.size, "uploaded");
         }
         let reference = Reference::Tag(

@@ -957,3 +957,49 @@ async fn transfers_print_a_line_per_blob_off_a_terminal_and_nothing_when_quiet()
         imagehub(home.path(), &["push", "-q", &output, &format!("{host}/olga/again:v1")], "", None);
     assert_eq!((quiet.code, quiet.stderr.as_str()), (0, ""), "{}", quiet.stderr);
 }
+
+// The proxy serves on the runtime's workers while this thread waits for the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_push_goes_up_in_chunks_and_resumes_after_a_failed_one() {
+    let registry = crate::support::registry::Registry::start();
+    let proxy = crate::support::proxy::Proxy::start(&registry.server().url()).await;
+    let home = tempfile::tempdir().expect("home");
+    // A layout of one image with a 40 MiB layer: two chunks of 32 MiB at most.
+    let layout = home.path().join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).expect("dirs");
+    let blob = |bytes: &[u8]| {
+        let digest = crate::support::registry::sha256_digest(bytes);
+        std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), bytes).expect("blob");
+        digest
+    };
+    let layer = crate::support::registry::random_bytes(40 << 20, 5);
+    let config = crate::support::registry::image_config("chunks");
+    let manifest = crate::support::registry::image_manifest(&config, &[&layer]);
+    let (layer_digest, _, manifest_digest) = (blob(&layer), blob(&config), blob(&manifest));
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest_digest, "size": manifest.len(), "annotations": {"org.opencontainers.image.ref.name": "v1"}}]});
+    std::fs::write(layout.join("index.json"), index.to_string()).expect("index");
+    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("marker");
+
+    proxy.fail_patches(1);
+    let pushed = imagehub(
+        home.path(),
+        &["push", &format!("oci:{}:v1", layout.display()), &format!("{}/team/big:v1", proxy.host)],
+        "",
+        None,
+    );
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    assert_eq!(
+        proxy.count_prefix("PATCH", "/v2/team/big/blobs/uploads/"),
+        3,
+        "two chunks, one of them sent again"
+    );
+    assert_eq!(
+        proxy.count_prefix("GET", "/v2/team/big/blobs/uploads/"),
+        1,
+        "the session asked where it stood once"
+    );
+    let stored = registry.get(&format!("/v2/team/big/blobs/{layer_digest}")).await;
+    assert_eq!(stored.expect_status(200, "the layer").body.len(), 40 << 20);
+    registry.get_manifest("team/big", "v1").await.expect_status(200, "the image");
+}

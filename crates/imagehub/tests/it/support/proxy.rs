@@ -26,6 +26,8 @@ struct ProxyState {
     throttle: Mutex<u32>,
     /// `RateLimit-Remaining` to add to manifest answers, as Docker Hub does.
     remaining: Mutex<Option<u32>>,
+    /// Upload chunks (PATCH) still to swallow with a 502, as a failing gateway does.
+    failing_patches: Mutex<u32>,
     /// A path whose requests wait for the gate, and the gate.
     hold: Mutex<Option<String>>,
     gate: Arc<Semaphore>,
@@ -41,6 +43,7 @@ impl Proxy {
             counts: Mutex::default(),
             throttle: Mutex::new(0),
             remaining: Mutex::new(None),
+            failing_patches: Mutex::new(0),
             hold: Mutex::new(None),
             gate: Arc::new(Semaphore::new(0)),
             reached: Notify::new(),
@@ -68,6 +71,12 @@ impl Proxy {
     /// Answers the next `n` manifest GETs with 429.
     pub fn throttle_manifests(&self, n: u32) {
         *self.state.throttle.lock().expect("lock") = n;
+    }
+
+    /// Swallows the next `n` upload chunks (PATCH) with a 502: they never reach the
+    /// registry.
+    pub fn fail_patches(&self, n: u32) {
+        *self.state.failing_patches.lock().expect("lock") = n;
     }
 
     /// Adds `RateLimit-Remaining: n;w=21600` to manifest answers.
@@ -107,6 +116,13 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
             let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
+        }
+    }
+    if method == "PATCH" {
+        let mut failing = state.failing_patches.lock().expect("lock");
+        if *failing > 0 {
+            *failing -= 1;
+            return StatusCode::BAD_GATEWAY.into_response();
         }
     }
     let held = state.hold.lock().expect("lock").as_deref() == Some(path.as_str());
