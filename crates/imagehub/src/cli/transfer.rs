@@ -68,7 +68,7 @@ pub struct PullArgs {
 
 /// Blobs larger than this go up in chunks of it, so that a dropped connection costs at
 /// most one chunk.
-const CHUNK: u64 = 32 << 20;
+const CHUNK: u64 = 16 << 20;
 
 /// Uploads a blob from a file: in one request when small, else in resumable chunks.
 async fn upload_file(
