@@ -964,7 +964,7 @@ async fn a_big_push_goes_up_in_chunks_and_resumes_after_a_failed_one() {
     let registry = crate::support::registry::Registry::start();
     let proxy = crate::support::proxy::Proxy::start(&registry.server().url()).await;
     let home = tempfile::tempdir().expect("home");
-    // A layout of one image with a 40 MiB layer: two chunks of 32 MiB at most.
+    // A layout of one image with a 40 MiB layer: three chunks of 16 MiB at most.
     let layout = home.path().join("layout");
     std::fs::create_dir_all(layout.join("blobs/sha256")).expect("dirs");
     let blob = |bytes: &[u8]| {
@@ -991,8 +991,8 @@ async fn a_big_push_goes_up_in_chunks_and_resumes_after_a_failed_one() {
     assert_eq!(pushed.code, 0, "{}", pushed.stderr);
     assert_eq!(
         proxy.count_prefix("PATCH", "/v2/team/big/blobs/uploads/"),
-        3,
-        "two chunks, one of them sent again"
+        4,
+        "three chunks, one of them sent again"
     );
     assert_eq!(
         proxy.count_prefix("GET", "/v2/team/big/blobs/uploads/"),
