@@ -39,6 +39,9 @@ pub enum ClientError {
     SizeMismatch { what: String, expected: u64, actual: u64 },
     #[error("invalid answer from {registry}: {message}")]
     Protocol { registry: String, message: String },
+    /// Something on this machine failed (reading the file being uploaded).
+    #[error("{0}")]
+    Local(String),
 }
 
 impl ClientError {

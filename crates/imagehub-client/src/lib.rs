@@ -19,7 +19,9 @@ pub use blob::BlobStream;
 pub use credstore::{CredentialStore, StoreError};
 pub use error::ClientError;
 pub use guard::is_public;
-pub use push::{BlobCopy, CopyReport, copy_image};
+pub use push::{
+    BlobCopy, ChunkSource, CopyProgress, CopyReport, StreamChunks, UPLOAD_CHUNK, copy_image,
+};
 pub use reference::{
     DOCKER_HUB, DOCKER_HUB_ENDPOINT, ReferenceError, RemoteReference, endpoint_of,
 };

@@ -1,15 +1,77 @@
 //! The write half of the client, and copying an image between registries: blobs the
 //! target has are skipped, blobs of another repository of the same registry are
-//! mounted, the others streamed from the source straight into a monolithic upload;
-//! manifests are written byte for byte (children before their index), so every digest
-//! stays the same.
+//! mounted, the others streamed from the source into an upload (in resumable chunks
+//! when large); manifests are written byte for byte (children before their index), so
+//! every digest stays the same.
 
+use bytes::Bytes;
+use futures_util::StreamExt as _;
 use imagehub_oci::{Descriptor, Digest, Manifest, ManifestKind, Reference};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 
+use crate::blob::BlobStream;
 use crate::error::ClientError;
 use crate::registry::{FetchedManifest, RegistryClient, Target, describe};
+
+/// Blobs larger than this are uploaded in resumable chunks of this size: a dropped
+/// connection then costs at most one chunk, and memory two (one sent, one read).
+pub const UPLOAD_CHUNK: usize = 16 << 20;
+
+/// Where the bytes of a chunked upload come from, in order.
+pub trait ChunkSource: Send {
+    /// The next bytes, at most `max`, fewer only at the end; empty after it.
+    fn next_chunk(
+        &mut self,
+        max: usize,
+    ) -> impl std::future::Future<Output = Result<Bytes, ClientError>> + Send;
+}
+
+/// A file read from its current position.
+impl ChunkSource for tokio::fs::File {
+    async fn next_chunk(&mut self, max: usize) -> Result<Bytes, ClientError> {
+        use tokio::io::AsyncReadExt as _;
+        let mut buffer = Vec::with_capacity(max);
+        (&mut *self)
+            .take(max as u64)
+            .read_to_end(&mut buffer)
+            .await
+            .map_err(|e| ClientError::Local(format!("reading the blob to upload: {e}")))?;
+        Ok(buffer.into())
+    }
+}
+
+/// A blob downloading from another registry, cut into chunks. Its digest is checked
+/// when the stream ends, before the upload is committed, so a wrong blob never is.
+pub struct StreamChunks {
+    stream: BlobStream,
+    leftover: Bytes,
+}
+
+impl StreamChunks {
+    pub fn new(stream: BlobStream) -> StreamChunks {
+        StreamChunks { stream, leftover: Bytes::new() }
+    }
+}
+
+impl ChunkSource for StreamChunks {
+    async fn next_chunk(&mut self, max: usize) -> Result<Bytes, ClientError> {
+        let mut chunk = bytes::BytesMut::with_capacity(max);
+        loop {
+            if !self.leftover.is_empty() {
+                let take = self.leftover.len().min(max - chunk.len());
+                chunk.extend_from_slice(&self.leftover.split_to(take));
+            }
+            if chunk.len() == max {
+                return Ok(chunk.freeze());
+            }
+            match self.stream.next().await {
+                Some(bytes) => self.leftover = bytes?,
+                None => return Ok(chunk.freeze()),
+            }
+        }
+    }
+}
 
 /// What a copy did with each blob, for progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +82,18 @@ pub enum BlobCopy {
     Mounted,
     /// Uploaded.
     Uploaded,
+}
+
+/// Hears how a copy goes, blob by blob.
+pub trait CopyProgress: Sync {
+    /// The bytes of the blobs to copy, in all (some may turn out to be there).
+    fn planned(&self, _bytes: u64) {}
+    /// A blob is about to be copied.
+    fn started(&self, _blob: &Descriptor) {}
+    /// `bytes` more of it are at the destination.
+    fn bytes(&self, _blob: &Descriptor, _bytes: u64) {}
+    /// It is done, and how.
+    fn done(&self, blob: &Descriptor, how: BlobCopy);
 }
 
 /// What a copy did in all.
@@ -92,64 +166,30 @@ impl RegistryClient {
             .map_err(|e| protocol(format!("{what}: {e}")))
     }
 
-    /// Uploads a blob of `size` bytes read from `file` in chunks of `chunk` bytes. When a
-    /// chunk fails (a dropped connection, a 5xx), the session's offset is asked for and
-    /// the upload goes on from there: at most a chunk is sent again.
+    /// Uploads a blob whose bytes `source` gives, in chunks of `chunk` bytes; the next
+    /// chunk is read while one is sent. When a chunk fails (a dropped connection, a
+    /// 5xx), the session is asked how much it holds and the rest of that chunk is sent
+    /// again: a failure costs at most one chunk. `on_chunk` hears of each one sent.
     pub async fn upload_blob_resumable(
         &self,
         target: &Target<'_>,
         digest: &Digest,
-        size: u64,
-        file: &mut tokio::fs::File,
-        chunk: u64,
+        source: &mut impl ChunkSource,
+        chunk: usize,
         on_chunk: &(dyn Fn(u64) + Sync),
     ) -> Result<(), ClientError> {
-        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
         let what = format!("upload of {digest} to {}/{}", target.registry, target.repository);
         let scope = push_scope(target);
         let mut url = self.open_upload(target, &what).await?;
-        let (mut offset, mut failures) = (0u64, 0u32);
-        let local = |e: std::io::Error| ClientError::Protocol {
-            registry: target.registry.into(),
-            message: format!("{what}: {e}"),
-        };
-        while offset < size {
-            let end = (offset + chunk).min(size);
-            let mut bytes = vec![0u8; (end - offset) as usize];
-            file.seek(std::io::SeekFrom::Start(offset)).await.map_err(local)?;
-            file.read_exact(&mut bytes).await.map_err(local)?;
-            let request = self
-                .http(target.registry)
-                .patch(url.clone())
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .header("content-range", format!("{offset}-{}", end - 1))
-                .header(CONTENT_LENGTH, end - offset)
-                .body(bytes);
-            let sent =
-                self.authorize(request, target.registry, &scope, target.credentials).send().await;
-            match sent {
-                Ok(response) if response.status().is_success() => {
-                    url = self.session_url(target, response.headers(), &what).await?;
-                    on_chunk(end - offset);
-                    offset = end;
-                }
-                outcome => {
-                    failures += 1;
-                    if failures >= self.settings().max_attempts {
-                        return match outcome {
-                            Ok(response) => {
-                                self.expect_success(target, response, &what).await.map(drop)
-                            }
-                            Err(e) => Err(ClientError::Unreachable {
-                                registry: target.registry.into(),
-                                message: describe(&e),
-                            }),
-                        };
-                    }
-                    tracing::debug!(%what, offset, "a chunk failed; asking the session where it stands");
-                    (url, offset) = self.upload_offset(target, &url, &scope, &what, offset).await?;
-                }
-            }
+        let mut offset = 0u64;
+        let mut current = source.next_chunk(chunk).await?;
+        while !current.is_empty() {
+            let sending = self.send_chunk(target, &mut url, offset, &current, &scope, &what);
+            let (sent, next) = tokio::join!(sending, source.next_chunk(chunk));
+            sent?;
+            on_chunk(current.len() as u64);
+            offset += current.len() as u64;
+            current = next?;
         }
         url.query_pairs_mut().append_pair("digest", &digest.to_string());
         let request = self.http(target.registry).put(url).header(CONTENT_LENGTH, 0);
@@ -162,6 +202,64 @@ impl RegistryClient {
                 message: describe(&e),
             })?;
         self.expect_success(target, response, &what).await.map(drop)
+    }
+
+    /// Sends the chunk of the upload at `url` that starts at `start`, resuming it from
+    /// where the session stands after a failure; `url` becomes the session's next URL.
+    async fn send_chunk(
+        &self,
+        target: &Target<'_>,
+        url: &mut Url,
+        start: u64,
+        bytes: &Bytes,
+        scope: &str,
+        what: &str,
+    ) -> Result<(), ClientError> {
+        let end = start + bytes.len() as u64;
+        let (mut from, mut failures) = (start, 0u32);
+        loop {
+            let request = self
+                .http(target.registry)
+                .patch(url.clone())
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header("content-range", format!("{from}-{}", end - 1))
+                .header(CONTENT_LENGTH, end - from)
+                .body(bytes.slice((from - start) as usize..));
+            let sent =
+                self.authorize(request, target.registry, scope, target.credentials).send().await;
+            let outcome = match sent {
+                Ok(response) if response.status().is_success() => {
+                    *url = self.session_url(target, response.headers(), what).await?;
+                    return Ok(());
+                }
+                outcome => outcome,
+            };
+            failures += 1;
+            if failures >= self.settings().max_attempts {
+                return match outcome {
+                    Ok(response) => self.expect_success(target, response, what).await.map(drop),
+                    Err(e) => Err(ClientError::Unreachable {
+                        registry: target.registry.into(),
+                        message: describe(&e),
+                    }),
+                };
+            }
+            tracing::debug!(%what, from, "a chunk failed; asking the session where it stands");
+            let (session, held) = self.upload_offset(target, url, scope, what, start).await?;
+            if !(start..=end).contains(&held) {
+                return Err(ClientError::Protocol {
+                    registry: target.registry.into(),
+                    message: format!(
+                        "{what}: the session holds {held} bytes, not between {start} and {end}"
+                    ),
+                });
+            }
+            *url = session;
+            if held == end {
+                return Ok(()); // it arrived; only the answer was lost
+            }
+            from = held;
+        }
     }
 
     /// Where an upload session stands: its URL and the bytes it holds (`Range: 0-N`).
@@ -247,7 +345,7 @@ impl RegistryClient {
 
 /// Copies `reference` of `source` (read with `from`) to `destination` (written with
 /// `to`) under `tag` (or by digest): all platforms of an index, digests kept.
-/// `on_blob` hears of each blob as it is done.
+/// `progress` hears of each blob.
 pub async fn copy_image(
     from: &RegistryClient,
     source: &Target<'_>,
@@ -255,22 +353,39 @@ pub async fn copy_image(
     to: &RegistryClient,
     destination: &Target<'_>,
     tag: Option<&str>,
-    on_blob: &(dyn Fn(&Descriptor, BlobCopy) + Sync),
+    progress: &impl CopyProgress,
 ) -> Result<CopyReport, ClientError> {
     let mut report = CopyReport::default();
     let top = from.manifest(source, reference).await?;
     let parsed = parse(source, &top)?;
+    // Every manifest first, so that the bytes to copy are known before the first blob.
+    let mut children = Vec::new();
     if parsed.kind == ManifestKind::Index {
         for child in &parsed.manifests {
             let fetched = from.manifest(source, &Reference::Digest(child.digest.clone())).await?;
             let manifest = parse(source, &fetched)?;
-            copy_blobs(from, source, to, destination, &manifest, on_blob, &mut report).await?;
-            to.put_manifest(destination, &Reference::Digest(fetched.digest.clone()), &fetched)
-                .await?;
-            report.manifests += 1;
+            children.push((fetched, manifest));
         }
-    } else {
-        copy_blobs(from, source, to, destination, &parsed, on_blob, &mut report).await?;
+    }
+    let images: Vec<&Manifest> = match children.is_empty() {
+        true => vec![&parsed],
+        false => children.iter().map(|(_, manifest)| manifest).collect(),
+    };
+    let mut blobs: Vec<&Descriptor> = Vec::new();
+    for blob in images.iter().flat_map(|image| image.blob_references()) {
+        let foreign =
+            blob.media_type.contains("foreign") || blob.media_type.contains("nondistributable");
+        if !foreign && !blobs.iter().any(|b| b.digest == blob.digest) {
+            blobs.push(blob);
+        }
+    }
+    progress.planned(blobs.iter().map(|b| b.size).sum());
+    for blob in blobs {
+        copy_blob(from, source, to, destination, blob, progress, &mut report).await?;
+    }
+    for (fetched, _) in &children {
+        to.put_manifest(destination, &Reference::Digest(fetched.digest.clone()), fetched).await?;
+        report.manifests += 1;
     }
     let reference = match tag {
         Some(tag) => Reference::Tag(tag.parse().map_err(|e| ClientError::Protocol {
@@ -293,37 +408,47 @@ fn parse(source: &Target<'_>, manifest: &FetchedManifest) -> Result<Manifest, Cl
     })
 }
 
-async fn copy_blobs(
+async fn copy_blob(
     from: &RegistryClient,
     source: &Target<'_>,
     to: &RegistryClient,
     destination: &Target<'_>,
-    manifest: &Manifest,
-    on_blob: &(dyn Fn(&Descriptor, BlobCopy) + Sync),
+    blob: &Descriptor,
+    progress: &impl CopyProgress,
     report: &mut CopyReport,
 ) -> Result<(), ClientError> {
+    progress.started(blob);
     let same_registry = source.registry == destination.registry;
-    for blob in manifest.blob_references() {
-        if blob.media_type.contains("foreign") || blob.media_type.contains("nondistributable") {
-            continue;
-        }
-        let done = if to.blob_exists(destination, &blob.digest).await? {
-            report.skipped += 1;
-            BlobCopy::Skipped
-        } else if same_registry
-            && source.repository != destination.repository
-            && to.mount_blob(destination, &blob.digest, source.repository.as_str()).await?
-        {
-            report.mounted += 1;
-            BlobCopy::Mounted
+    let done = if to.blob_exists(destination, &blob.digest).await? {
+        report.skipped += 1;
+        BlobCopy::Skipped
+    } else if same_registry
+        && source.repository != destination.repository
+        && to.mount_blob(destination, &blob.digest, source.repository.as_str()).await?
+    {
+        report.mounted += 1;
+        BlobCopy::Mounted
+    } else {
+        let stream = from.blob(source, &blob.digest, Some(blob.size)).await?;
+        if blob.size > UPLOAD_CHUNK as u64 {
+            let on_chunk = |bytes| progress.bytes(blob, bytes);
+            let mut chunks = StreamChunks::new(stream);
+            to.upload_blob_resumable(
+                destination,
+                &blob.digest,
+                &mut chunks,
+                UPLOAD_CHUNK,
+                &on_chunk,
+            )
+            .await?;
         } else {
-            let stream = from.blob(source, &blob.digest, Some(blob.size)).await?;
             to.upload_blob(destination, &blob.digest, blob.size, stream).await?;
-            report.uploaded += 1;
-            report.bytes_uploaded += blob.size;
-            BlobCopy::Uploaded
-        };
-        on_blob(blob, done);
-    }
+            progress.bytes(blob, blob.size);
+        }
+        report.uploaded += 1;
+        report.bytes_uploaded += blob.size;
+        BlobCopy::Uploaded
+    };
+    progress.done(blob, done);
     Ok(())
 }

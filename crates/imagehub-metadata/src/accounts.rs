@@ -372,13 +372,15 @@ impl Metadata {
 
     /// Organizations `user_id` belongs to, with the role, or every organization (role
     /// `None`) when `user_id` is `None`.
-    pub async fn orgs(&self, user_id: Option<i64>) -> Result<Vec<(OrgRow, Option<Role>)>> {
+    /// The organizations `user_id` belongs to (with `all`, every one), with their role.
+    pub async fn orgs(&self, user_id: i64, all: bool) -> Result<Vec<(OrgRow, Option<Role>)>> {
         let rows = sqlx::query(
             "SELECT n.name, n.default_visibility, n.description, n.created_at, m.role
              FROM namespaces n LEFT JOIN org_members m ON m.org = n.name AND m.user_id = ?1
-             WHERE n.kind = 'org' AND (?1 IS NULL OR m.user_id IS NOT NULL) ORDER BY n.name",
+             WHERE n.kind = 'org' AND (?2 OR m.user_id IS NOT NULL) ORDER BY n.name",
         )
         .bind(user_id)
+        .bind(all)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

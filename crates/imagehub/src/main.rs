@@ -24,9 +24,15 @@ enum Command {
     #[command(after_help = knobs_help())]
     Serve(ServeArgs),
     /// Print the effective configuration (defaults, file, environment and flags merged).
+    #[command(
+        after_help = "Example:\n  IMAGEHUB_SERVER__LISTEN=0.0.0.0:5000 imagehub config --config imagehub.toml"
+    )]
     Config(ServeArgs),
     /// Remove manifests and blobs that no tag and no index references (safe while the
     /// server runs: nothing younger than the grace period is touched).
+    #[command(
+        after_help = "Examples:\n  imagehub gc --dry-run\n  imagehub gc --data-dir /var/lib/imagehub --grace-period-secs 600"
+    )]
     Gc(GcArgs),
     /// Log in to a registry: check the credentials, then keep them where docker does.
     Login(cli::login::LoginArgs),
@@ -40,9 +46,10 @@ enum Command {
     Inspect(cli::look::ImageArgs),
     /// Delete an image (a tag, or a manifest by digest) from a hub.
     Rm(cli::look::ImageArgs),
-    /// Push an image from an OCI layout, with a README and details if given.
+    /// Push an image from an OCI layout, an OCI archive or a `docker save` tarball, with a
+    /// README and details if given.
     Push(cli::transfer::PushArgs),
-    /// Pull an image into an OCI layout.
+    /// Pull an image into an OCI layout, an OCI archive or a `docker save` tarball.
     Pull(cli::transfer::PullArgs),
     /// Copy an image between registries (or within one): all platforms, digests kept.
     Copy(cli::copy::CopyArgs),

@@ -231,7 +231,7 @@ impl Accounts {
     /// The organizations the caller belongs to (all of them for a site admin), with roles.
     pub async fn orgs(&self, caller: &Caller) -> Result<Vec<(OrgRow, Option<Role>)>> {
         let me = self.account_reader(caller)?;
-        Ok(self.meta.orgs(if caller.is_admin() { None } else { Some(me.id) }).await?)
+        Ok(self.meta.orgs(me.id, caller.is_admin()).await?)
     }
 
     /// An organization and the caller's role in it. Members and admins see it; for
@@ -479,7 +479,7 @@ impl Accounts {
         }
         let owned: Vec<String> = self
             .meta
-            .orgs(Some(me.id))
+            .orgs(me.id, false)
             .await?
             .into_iter()
             .filter(|(_, role)| *role == Some(Role::Owner))

@@ -114,7 +114,7 @@ impl Accounts {
             namespaces.extend(only_namespaces.iter().flatten().cloned());
         } else {
             namespaces
-                .extend(self.meta.orgs(Some(user.id)).await?.into_iter().map(|(org, _)| org.name));
+                .extend(self.meta.orgs(user.id, false).await?.into_iter().map(|(org, _)| org.name));
         }
         let pulls = grant.is_none_or(|t| t.limits.actions.contains(Action::Pull));
         if !pulls {

@@ -12,7 +12,12 @@ pub struct Hub {
     base: String,
     credentials: Credentials,
     http: reqwest::Client,
+    /// Answers are printed as JSON (escaped by the printer), not as text.
+    json: bool,
 }
+
+/// The most of an answer read: the API pages its lists, so no honest answer is near.
+const MAX_ANSWER: usize = 16 << 20;
 
 impl Hub {
     /// The hub at `registry`: plain HTTP for loopback ones (and with `--insecure`),
@@ -28,7 +33,7 @@ impl Hub {
             .danger_accept_invalid_certs(args.insecure)
             .build()
             .map_err(|e| Failure::new(e.to_string()))?;
-        Ok(Hub { registry: registry.to_string(), base, credentials, http })
+        Ok(Hub { registry: registry.to_string(), base, credentials, http, json: args.json })
     }
 
     /// Sends a request; the answer's JSON, or the failure the hub described.
@@ -45,7 +50,11 @@ impl Hub {
     ) -> Result<Value, Failure> {
         let body = body.map(|b| ("application/json", b.to_string()));
         let text = self.exchange(method, path, body).await?;
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        let mut value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !self.json {
+            make_printable(&mut value);
+        }
+        Ok(value)
     }
 
     /// Sends a request with a body of the given content type, if any; the answer's
@@ -68,7 +77,7 @@ impl Hub {
             ..Failure::new(format!("could not reach {}: {e}", self.registry))
         })?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        let text = self.read_bounded(response).await?;
         if status.is_success() {
             return Ok(text);
         }
@@ -83,6 +92,40 @@ impl Hub {
             _ => (FAILED, None),
         };
         Err(Failure { code, message: format!("{}: {message}", self.registry), hint })
+    }
+
+    /// The answer's text, refused past [`MAX_ANSWER`].
+    async fn read_bounded(&self, mut response: reqwest::Response) -> Result<String, Failure> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Failure::new(format!("{}: the answer broke off: {e}", self.registry)))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err(Failure::new(format!(
+                    "{}: the answer is over {} MiB; is this an imagehub?",
+                    self.registry,
+                    MAX_ANSWER >> 20
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+/// Every string of `value` made safe to print to a terminal (see [`super::printable`]).
+fn make_printable(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = super::printable(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(make_printable),
+        Value::Object(fields) => fields.values_mut().for_each(make_printable),
+        _ => {}
     }
 }
 

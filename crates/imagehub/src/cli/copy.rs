@@ -1,11 +1,15 @@
 //! `imagehub copy SRC DST`: an image from one registry to another (or within one), all
 //! platforms, every digest kept; blobs the target has are skipped and blobs of the same
-//! registry mounted. A bar of the blobs on a terminal, a line at the end otherwise.
+//! registry mounted. Bars per blob and in total on a terminal, a line per blob
+//! otherwise.
 
-use imagehub_client::{BlobCopy, CredentialStore, RemoteReference, Target, copy_image};
+use imagehub_client::{
+    BlobCopy, CopyProgress, CredentialStore, RemoteReference, Target, copy_image,
+};
+use imagehub_oci::Descriptor;
 use serde_json::json;
 
-use super::progress::Progress;
+use super::progress::{BlobProgress, Progress};
 use super::{ClientArgs, Failure, block_on, client};
 
 #[derive(clap::Args, Debug)]
@@ -42,17 +46,7 @@ pub fn copy(args: CopyArgs) -> Result<(), Failure> {
     let tag = tag.or(source.tag.clone()).map(|t| t.to_string());
 
     let bar = Progress::new(args.quiet, format!("copying {source}"));
-    let on_blob = |blob: &imagehub_oci::Descriptor, done: BlobCopy| {
-        if done == BlobCopy::Uploaded {
-            bar.inc(blob.size);
-        }
-        let what = match done {
-            BlobCopy::Uploaded => "copied",
-            BlobCopy::Mounted => "mounted",
-            BlobCopy::Skipped => "already there",
-        };
-        bar.blob(&blob.digest, blob.size, what);
-    };
+    let progress = CopyBars { progress: &bar, blobs: std::sync::Mutex::new(Vec::new()) };
     let mut outcome = None;
     block_on(async {
         let from_target = Target::of(&source, &source_credentials);
@@ -64,7 +58,7 @@ pub fn copy(args: CopyArgs) -> Result<(), Failure> {
             &to,
             &to_target,
             tag.as_deref(),
-            &on_blob,
+            &progress,
         )
         .await
         .map_err(|e| {
@@ -89,9 +83,57 @@ pub fn copy(args: CopyArgs) -> Result<(), Failure> {
         );
     } else {
         println!(
-            "Copied {source} to {destination} ({digest}): {} blobs uploaded, {} mounted, {} already there",
-            report.uploaded, report.mounted, report.skipped
+            "Copied {source} to {}/{}{} ({digest}): {} blobs uploaded, {} mounted, {} already there",
+            destination.registry,
+            destination.repository,
+            tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default(),
+            report.uploaded,
+            report.mounted,
+            report.skipped
         );
     }
     Ok(())
+}
+
+/// The bars of a copy: the blob in flight has one.
+struct CopyBars<'a> {
+    progress: &'a Progress,
+    blobs: std::sync::Mutex<Vec<(imagehub_oci::Digest, BlobProgress)>>,
+}
+
+impl CopyBars<'_> {
+    fn bar(&self, blob: &Descriptor) -> Option<BlobProgress> {
+        let blobs = self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        blobs.iter().find(|(digest, _)| *digest == blob.digest).map(|(_, bar)| bar.clone())
+    }
+}
+
+impl CopyProgress for CopyBars<'_> {
+    fn planned(&self, bytes: u64) {
+        self.progress.set_total(bytes);
+    }
+
+    fn started(&self, blob: &Descriptor) {
+        let bar = self.progress.blob(&blob.digest, blob.size);
+        let mut blobs = self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        blobs.push((blob.digest.clone(), bar));
+    }
+
+    fn bytes(&self, blob: &Descriptor, bytes: u64) {
+        if let Some(bar) = self.bar(blob) {
+            bar.inc(bytes);
+        }
+    }
+
+    fn done(&self, blob: &Descriptor, how: BlobCopy) {
+        let what = match how {
+            BlobCopy::Uploaded => "copied",
+            BlobCopy::Mounted => "mounted",
+            BlobCopy::Skipped => "already there",
+        };
+        let mut blobs = self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = blobs.iter().position(|(digest, _)| *digest == blob.digest) {
+            blobs.swap_remove(at).1.done(what);
+        }
+    }
 }

@@ -19,6 +19,9 @@ const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 const LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
+/// The most of `manifest.json` read: it names a few files per image.
+const MAX_JSON: u64 = 16 << 20;
+
 /// A blob of the archive: its file, digest and size.
 pub struct ArchiveBlob {
     pub path: PathBuf,
@@ -40,9 +43,8 @@ fn fail(path: &Path, what: impl std::fmt::Display) -> Failure {
 /// Reads the image of `file` tagged `name` (`repo:tag`), or its only one.
 pub fn read(file: &Path, name: Option<&str>) -> Result<ArchiveImage, Failure> {
     let unpacked = tempfile::tempdir().map_err(|e| fail(file, e))?;
-    let tar = std::fs::File::open(file).map_err(|e| fail(file, e))?;
-    tar::Archive::new(tar).unpack(unpacked.path()).map_err(|e| fail(file, e))?;
-    let manifest: Value = std::fs::read(unpacked.path().join("manifest.json"))
+    super::unpack::unpack(file, unpacked.path())?;
+    let manifest: Value = super::read_small(&unpacked.path().join("manifest.json"), MAX_JSON)
         .map_err(|e| fail(file, format!("manifest.json: {e}")))
         .and_then(|b| {
             serde_json::from_slice(&b).map_err(|e| fail(file, format!("manifest.json: {e}")))
@@ -71,7 +73,7 @@ pub fn read(file: &Path, name: Option<&str>) -> Result<ArchiveImage, Failure> {
     let member = |value: &Value| -> Result<ArchiveBlob, Failure> {
         let relative = value.as_str().ok_or_else(|| fail(file, "manifest.json names no file"))?;
         let path = unpacked.path().join(relative);
-        // The tar crate kept entries inside the directory; a name must do so too.
+        // Only files were unpacked, each inside the directory; a name must stay there too.
         if !path.starts_with(unpacked.path()) || relative.contains("..") {
             return Err(fail(file, format!("{relative:?} is outside the archive")));
         }
@@ -131,33 +133,34 @@ impl ArchiveWriter {
         Ok(ArchiveWriter { dir, layers: Vec::new(), config: None })
     }
 
-    /// Writes a blob (verified as it streams) as the config or the next layer.
+    /// Writes a blob (verified as it streams) as the config or the next layer;
+    /// `on_bytes` hears of each piece.
     pub async fn blob(
         &mut self,
         digest: &Digest,
         mut stream: BlobStream,
         config: bool,
-    ) -> Result<u64, Failure> {
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), Failure> {
         let name = format!("{}.{}", digest.hex(), if config { "json" } else { "tar" });
         let path = self.dir.path().join(&name);
         let mut file = tokio::io::BufWriter::with_capacity(
             1 << 20,
             tokio::fs::File::create(&path).await.map_err(|e| fail(&path, e))?,
         );
-        let mut written = 0;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| Failure::from_client(e, ""))?;
             tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
                 .await
                 .map_err(|e| fail(&path, e))?;
-            written += chunk.len() as u64;
+            on_bytes(chunk.len() as u64);
         }
         tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(|e| fail(&path, e))?;
         match config {
             true => self.config = Some(name),
             false => self.layers.push(name),
         }
-        Ok(written)
+        Ok(())
     }
 
     /// Writes `manifest.json` naming the image `repo_tag` and packs the archive into

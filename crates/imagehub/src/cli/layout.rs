@@ -18,6 +18,11 @@ use super::Failure;
 /// The annotation naming a manifest of `index.json` (its tag).
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// The most of `index.json` read (it lists the layout's images).
+const MAX_INDEX: u64 = 64 << 20;
+/// The most of a manifest read: registries refuse larger ones (distribution's limit).
+const MAX_MANIFEST: u64 = 4 << 20;
+
 pub struct Layout {
     pub dir: PathBuf,
 }
@@ -37,7 +42,7 @@ impl Layout {
 
     fn index(&self) -> Result<Value, Failure> {
         let path = self.dir.join("index.json");
-        match std::fs::read(&path) {
+        match super::read_small(&path, MAX_INDEX) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|e| self.failure(format!("index.json: {e}")))
             }
@@ -69,7 +74,7 @@ impl Layout {
     pub fn read_manifest(&self, descriptor: &Value) -> Result<FetchedManifest, Failure> {
         let digest: Digest =
             descriptor["digest"].as_str().unwrap_or("").parse().map_err(|e| self.failure(e))?;
-        let bytes = std::fs::read(self.blob_path(&digest))
+        let bytes = super::read_small(&self.blob_path(&digest), MAX_MANIFEST)
             .map_err(|e| self.failure(format!("{digest}: {e}")))?;
         let media_type = descriptor["mediaType"]
             .as_str()
@@ -97,33 +102,33 @@ impl Layout {
             .map_err(|e| self.failure(e))
     }
 
-    /// Writes a blob from the (verifying) stream, unless the layout has it.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).exists()
+    }
+
+    /// Writes a blob from the (verifying) stream; `on_bytes` hears of each piece.
     pub async fn write_blob(
         &self,
         digest: &Digest,
         mut stream: BlobStream,
-    ) -> Result<u64, Failure> {
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), Failure> {
         let path = self.blob_path(digest);
-        if path.exists() {
-            return Ok(0);
-        }
         std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
             .map_err(|e| self.failure(e))?;
         let partial = path.with_extension("partial");
         let file = tokio::fs::File::create(&partial).await.map_err(|e| self.failure(e))?;
         let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let mut written = 0;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| Failure::from_client(e, ""))?;
             file.write_all(&chunk).await.map_err(|e| self.failure(e))?;
-            written += chunk.len() as u64;
+            on_bytes(chunk.len() as u64);
         }
         // Flushed, not synced: a pulled layout is a copy that can be pulled again, and
         // the rename below still keeps a half-written blob from taking the name.
         file.flush().await.map_err(|e| self.failure(e))?;
         // Only verified, whole blobs take their name.
-        tokio::fs::rename(&partial, &path).await.map_err(|e| self.failure(e))?;
-        Ok(written)
+        tokio::fs::rename(&partial, &path).await.map_err(|e| self.failure(e))
     }
 
     /// Names `manifest` `tag` in `index.json` (replacing what had that name).

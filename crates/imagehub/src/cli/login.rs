@@ -28,6 +28,7 @@ pub struct LoginArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  imagehub logout\n  imagehub logout hub.example.com")]
 pub struct LogoutArgs {
     /// The registry; $IMAGEHUB_REGISTRY or 127.0.0.1:5000 by default.
     registry: Option<String>,
@@ -63,10 +64,20 @@ pub fn login(args: LoginArgs) -> Result<(), Failure> {
     let credentials = Credentials::basic(args.username.clone(), password.clone());
     let client = client(&args.client, &registry)?;
     block_on(async {
-        client
-            .check_credentials(&registry, &credentials)
-            .await
-            .map_err(|e| Failure::from_client(e, &registry))
+        client.check_credentials(&registry, &credentials).await.map_err(|e| {
+            let refused = matches!(e, imagehub_client::ClientError::Unauthorized { .. });
+            let failure = Failure::from_client(e, &registry);
+            match refused {
+                true => Failure {
+                    hint: Some(
+                        "check the user name and password (an access token works as a password)"
+                            .into(),
+                    ),
+                    ..failure
+                },
+                false => failure,
+            }
+        })
     })?;
     let store = CredentialStore::from_env();
     let kept = store.store(&registry, &args.username, &password)?;

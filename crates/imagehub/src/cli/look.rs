@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::api::{Hub, encode};
 use super::login::registry_or_default;
-use super::{ClientArgs, Failure, block_on};
+use super::{ClientArgs, Failure, block_on, print_table};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -43,22 +43,19 @@ pub fn search(args: SearchArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let results = found["results"].as_array().cloned().unwrap_or_default();
-    if results.is_empty() {
-        println!("Nothing matches {:?}.", args.query);
-        return Ok(());
-    }
-    let width =
-        results.iter().filter_map(|r| r["name"].as_str()).map(str::len).max().unwrap_or(4).max(4);
-    println!("{:<width$}  {:<12}  {:>7}  DESCRIPTION", "NAME", "LATEST", "PULLS");
-    for r in &results {
-        println!(
-            "{:<width$}  {:<12}  {:>7}  {}",
-            r["name"].as_str().unwrap_or(""),
-            r["latest_tag"].as_str().unwrap_or("-"),
-            r["pull_count"].as_u64().unwrap_or(0),
-            r["description"].as_str().unwrap_or("")
-        );
-    }
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            vec![
+                r["name"].as_str().unwrap_or("").into(),
+                r["latest_tag"].as_str().unwrap_or("-").into(),
+                r["pull_count"].as_u64().unwrap_or(0).to_string(),
+                r["description"].as_str().unwrap_or("").into(),
+            ]
+        })
+        .collect();
+    let empty = format!("Nothing matches {:?}.", args.query);
+    print_table(&["NAME", "LATEST", "PULLS", "DESCRIPTION"], &rows, &empty);
     if let Some(total) = found["total"].as_u64().filter(|&t| t as usize > results.len()) {
         println!("({} of {total}; refine the query)", results.len());
     }
@@ -85,40 +82,47 @@ pub fn inspect(args: ImageArgs) -> Result<(), Failure> {
         println!("{image}");
         return Ok(());
     }
-    let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
-    println!("Name:       {}", text(&image["name"]));
-    println!("Digest:     {}", text(&image["digest"]));
-    println!("Media type: {}", text(&image["media_type"]));
-    let platforms: Vec<String> = image["platforms"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| match p["variant"].as_str() {
-            Some(v) => format!("{}/{}/{v}", text(&p["os"]), text(&p["architecture"])),
-            None => format!("{}/{}", text(&p["os"]), text(&p["architecture"])),
-        })
-        .collect();
-    println!(
-        "Platforms:  {}",
-        if platforms.is_empty() { "-".into() } else { platforms.join(", ") }
-    );
-    println!("Size:       {}", image["size"].as_u64().map_or("-".into(), |s| format!("{s} bytes")));
-    println!("Pushed:     {} by {}", text(&image["pushed_at"]), text(&image["pushed_by"]));
-    println!("Pulls:      {}", image["pull_count"].as_u64().unwrap_or(0));
+    let field = |label: &str, value: &str| println!("{:<14}{value}", format!("{label}:"));
+    field("Name", text(&image["name"]));
+    field("Digest", text(&image["digest"]));
+    field("Media type", text(&image["media_type"]));
+    field("Size", &size(&image["size"]));
+    if let Some(created) = image["created"].as_str() {
+        field("Created", created);
+    }
+    field("Pushed", &format!("{} by {}", text(&image["pushed_at"]), text(&image["pushed_by"])));
+    field("Pulls", &image["pull_count"].as_u64().unwrap_or(0).to_string());
     let details = &image["details"];
-    for field in ["description", "url", "icon"] {
-        if let Some(value) = details[field].as_str() {
-            println!("{:<11} {value}", format!("{}:", capitalise(field)));
+    for name in ["description", "url", "icon"] {
+        if let Some(value) = details[name].as_str() {
+            field(&capitalise(name), value);
         }
     }
     if let Some(keywords) = details["keywords"].as_array().filter(|k| !k.is_empty()) {
         let words: Vec<&str> = keywords.iter().filter_map(Value::as_str).collect();
-        println!("Keywords:   {}", words.join(", "));
+        field("Keywords", &words.join(", "));
     }
     if let Some(sources) = image["detail_sources"].as_array().filter(|s| !s.is_empty()) {
         let names: Vec<&str> = sources.iter().filter_map(Value::as_str).collect();
-        println!("Details from: {} (strongest first)", names.join(", "));
+        field("Details from", &format!("{} (strongest first)", names.join(", ")));
     }
+    if let Some(problem) = image["index_error"].as_str() {
+        field("Not indexed", problem);
+    }
+    let platforms: Vec<Vec<String>> = image["platforms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let name = match p["variant"].as_str() {
+                Some(v) => format!("{}/{}/{v}", text(&p["os"]), text(&p["architecture"])),
+                None => format!("{}/{}", text(&p["os"]), text(&p["architecture"])),
+            };
+            vec![name, p["digest"].as_str().unwrap_or("(this manifest)").into(), size(&p["size"])]
+        })
+        .collect();
+    println!();
+    print_table(&["PLATFORM", "DIGEST", "SIZE"], &platforms, "No platform: an artifact.");
     Ok(())
 }
 
@@ -128,6 +132,15 @@ pub fn rm(args: ImageArgs) -> Result<(), Failure> {
     block_on_value(hub.call(Method::DELETE, &path))?;
     println!("Deleted {}", args.image);
     Ok(())
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("-")
+}
+
+/// A size in bytes as people read it: `305.0 MiB`.
+fn size(bytes: &Value) -> String {
+    bytes.as_u64().map_or("-".into(), |b| indicatif::HumanBytes(b).to_string())
 }
 
 fn capitalise(word: &str) -> String {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::api::{Hub, encode};
 use super::login::registry_or_default;
-use super::{ClientArgs, Failure, block_on};
+use super::{ClientArgs, Failure, block_on, print_table};
 
 /// The hub a command talks to.
 #[derive(clap::Args, Debug)]
@@ -40,6 +40,9 @@ pub struct ApplyArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  imagehub export --kind Image --org acme > images.yaml\n  imagehub export --kind Organization --org acme --registry hub.example.com"
+)]
 pub struct ExportArgs {
     /// `Image`, `Repository` or `Organization`.
     #[arg(long)]
@@ -166,22 +169,29 @@ pub fn org(args: OrgArgs) -> Result<(), Failure> {
             OrgCommand::Ls => {
                 let orgs = hub.call(Method::GET, "/api/v1/orgs").await?;
                 show(json, &orgs, || {
-                    for org in orgs["orgs"].as_array().into_iter().flatten() {
-                        println!(
-                            "{:<24} {:<10} {}",
-                            text(&org["name"]),
-                            text(&org["role"]),
-                            text(&org["description"])
-                        );
-                    }
+                    let rows: Vec<Vec<String>> = orgs["orgs"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|org| {
+                            let cells = [&org["name"], &org["role"], &org["description"]];
+                            cells.into_iter().map(|c| text(c).to_string()).collect()
+                        })
+                        .collect();
+                    let empty = "You are in no organization. Create one: imagehub org create NAME";
+                    print_table(&["NAME", "ROLE", "DESCRIPTION"], &rows, empty);
                 });
             }
             OrgCommand::Members { org } => {
                 let members = hub.call(Method::GET, &format!("/api/v1/orgs/{org}/members")).await?;
                 show(json, &members, || {
-                    for member in members["members"].as_array().into_iter().flatten() {
-                        println!("{:<24} {}", text(&member["user"]), text(&member["role"]));
-                    }
+                    let rows: Vec<Vec<String>> = members["members"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|m| vec![text(&m["user"]).into(), text(&m["role"]).into()])
+                        .collect();
+                    print_table(&["USER", "ROLE"], &rows, &format!("{org} has no members."));
                 });
             }
             OrgCommand::Add { org, user, role } => {
@@ -259,21 +269,27 @@ pub fn token(args: TokenArgs) -> Result<(), Failure> {
             TokenCommand::Ls => {
                 let tokens = hub.call(Method::GET, "/api/v1/user/tokens").await?;
                 show(json, &tokens, || {
-                    for token in tokens["tokens"].as_array().into_iter().flatten() {
-                        let scopes: Vec<&str> = token["scopes"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(Value::as_str)
-                            .collect();
-                        println!(
-                            "{:<6} {:<24} {:<16} expires {}",
-                            token["id"],
-                            text(&token["name"]),
-                            scopes.join(","),
-                            text(&token["expires_at"])
-                        );
-                    }
+                    let rows: Vec<Vec<String>> = tokens["tokens"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|token| {
+                            let scopes: Vec<&str> = token["scopes"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(Value::as_str)
+                                .collect();
+                            vec![
+                                token["id"].to_string(),
+                                text(&token["name"]).into(),
+                                scopes.join(","),
+                                text(&token["expires_at"]).into(),
+                            ]
+                        })
+                        .collect();
+                    let empty = "No access tokens. Create one: imagehub token create NAME";
+                    print_table(&["ID", "NAME", "SCOPES", "EXPIRES"], &rows, empty);
                 });
             }
             TokenCommand::Revoke { id } => {
@@ -360,15 +376,21 @@ pub fn sync(args: SyncArgs) -> Result<(), Failure> {
                 let rules =
                     hub.call(Method::GET, &format!("/api/v1/orgs/{org}/sync-rules")).await?;
                 show(json, &rules, || {
-                    for rule in rules["rules"].as_array().into_iter().flatten() {
-                        println!(
-                            "{:<5} {:<40} → {:<24} next {}",
-                            rule["id"],
-                            text(&rule["upstream"]),
-                            text(&rule["target"]),
-                            text(&rule["next_run_at"])
-                        );
-                    }
+                    let rows: Vec<Vec<String>> = rules["rules"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|rule| {
+                            vec![
+                                rule["id"].to_string(),
+                                text(&rule["upstream"]).into(),
+                                text(&rule["target"]).into(),
+                                text(&rule["next_run_at"]).into(),
+                            ]
+                        })
+                        .collect();
+                    let empty = format!("{org} has no sync rules.");
+                    print_table(&["ID", "UPSTREAM", "TARGET", "NEXT RUN"], &rows, &empty);
                 });
             }
             SyncCommand::Create {

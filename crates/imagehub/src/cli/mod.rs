@@ -15,6 +15,7 @@ pub mod progress;
 pub mod registries_conf;
 pub mod tags;
 pub mod transfer;
+pub mod unpack;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,9 @@ impl Failure {
             ClientError::Unauthorized { .. } => {
                 (UNAUTHORIZED, Some(format!("run: imagehub login {registry}")))
             }
+            ClientError::Unreachable { .. } if is_loopback(registry) => {
+                (FAILED, Some(format!("is the registry at {registry} running?")))
+            }
             ClientError::Unreachable { .. } => {
                 (FAILED, Some(format!("is {registry} up? A plain-HTTP registry needs --insecure")))
             }
@@ -69,12 +73,25 @@ impl Failure {
     }
 
     pub fn exit(self) -> ExitCode {
-        eprintln!("error: {}", self.message);
+        eprintln!("error: {}", printable(&self.message));
         if let Some(hint) = self.hint {
-            eprintln!("hint: {hint}");
+            eprintln!("hint: {}", printable(&hint));
         }
         ExitCode::from(self.code)
     }
+}
+
+/// `text` with its control characters shown as escapes: what a registry or hub says
+/// is printed to a terminal, and an escape sequence in a description or an error
+/// message must not move the cursor, retitle the window or hide what follows.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect::<String>()
+        .into()
 }
 
 impl From<StoreError> for Failure {
@@ -105,6 +122,49 @@ pub fn is_loopback(registry: &str) -> bool {
         None => registry.rsplit_once(':').map_or(registry, |(host, _)| host),
     };
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Prints rows under a header, each column as wide as its widest cell (the last one
+/// left ragged), or `empty` when there are no rows.
+pub fn print_table(header: &[&str], rows: &[Vec<String>], empty: &str) {
+    if rows.is_empty() {
+        println!("{empty}");
+        return;
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| match i == last {
+                true => cell.to_string(),
+                false => format!("{cell:<width$}", width = widths[i]),
+            })
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// A small file (JSON, a manifest) read whole, refused past `limit` bytes so that a
+/// hostile archive or layout cannot make the client read gigabytes into memory.
+pub fn read_small(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than {} MiB", limit >> 20)));
+    }
+    Ok(bytes)
 }
 
 /// Runs an async command on a small runtime.

@@ -28,7 +28,7 @@ pub fn tags(args: TagsArgs) -> Result<(), Failure> {
         println!("{}", serde_json::json!({"name": name, "tags": tags}));
     } else {
         for tag in tags {
-            println!("{tag}");
+            println!("{}", super::printable(&tag));
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! attach a README (`-o README.md`, seed 000) and details in the same step.
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use imagehub_client::{CredentialStore, FetchedManifest, RemoteReference, Target};
+use imagehub_client::{CredentialStore, FetchedManifest, RemoteReference, Target, UPLOAD_CHUNK};
 use imagehub_oci::{Digest, Manifest, ManifestKind, Reference};
 use reqwest::Method;
 use serde_json::json;
@@ -16,10 +16,11 @@ use super::{ClientArgs, Failure, block_on, client};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  imagehub push oci:./app:v1 127.0.0.1:5000/acme/app:v1\n  \
-                        imagehub push oci:./app 127.0.0.1:5000/acme/app:v1 -o README.md --keyword web")]
+                        imagehub push oci:./app 127.0.0.1:5000/acme/app:v1 -o README.md --keyword web\n  \
+                        imagehub push docker-archive:app.tar 127.0.0.1:5000/acme/app:v1   # from docker save")]
 pub struct PushArgs {
-    /// An OCI layout (`oci:DIR`, its only image, or `oci:DIR:TAG`) or an OCI archive
-    /// (`oci-archive:FILE[:TAG]`).
+    /// An OCI layout (`oci:DIR`, its only image, or `oci:DIR:TAG`), an OCI archive
+    /// (`oci-archive:FILE[:TAG]`) or a `docker save` tarball (`docker-archive:FILE[:REPO:TAG]`).
     source: String,
     /// Where to: `HOST/org/repo:tag`.
     target: String,
@@ -48,12 +49,14 @@ pub struct PushArgs {
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Examples:\n  imagehub pull 127.0.0.1:5000/acme/app:v1 --output oci:./app\n  \
-                        imagehub pull nginx:1.27 --output oci:./nginx:1.27 --platform linux/arm64"
+                        imagehub pull nginx:1.27 --output oci:./nginx:1.27 --platform linux/arm64\n  \
+                        imagehub pull 127.0.0.1:5000/acme/app:v1 --output docker-archive:app.tar   # for docker load"
 )]
 pub struct PullArgs {
     /// The image, as docker names it.
     image: String,
-    /// Where to: an OCI layout (`oci:DIR[:TAG]`) or an OCI archive (`oci-archive:FILE[:TAG]`).
+    /// Where to: an OCI layout (`oci:DIR[:TAG]`), an OCI archive (`oci-archive:FILE[:TAG]`)
+    /// or a `docker save` tarball (`docker-archive:FILE[:REPO:TAG]`, one platform).
     #[arg(long)]
     output: String,
     /// Only this platform of a multi-platform image (`linux/arm64`); all by default.
@@ -66,39 +69,41 @@ pub struct PullArgs {
     client: ClientArgs,
 }
 
-/// Blobs larger than this go up in chunks of it, so that a dropped connection costs at
-/// most one chunk.
-const CHUNK: u64 = 16 << 20;
-
-/// Uploads a blob from a file: in one request when small, else in resumable chunks.
-async fn upload_file(
+/// Pushes a blob from a file unless the target has it: in one request when small, else
+/// in resumable chunks.
+async fn push_blob(
     client: &imagehub_client::RegistryClient,
     to: &Target<'_>,
     digest: &Digest,
     size: u64,
     path: &std::path::Path,
-    bar: &Progress,
+    progress: &Progress,
 ) -> Result<(), imagehub_client::ClientError> {
-    let unreadable = |e: std::io::Error| imagehub_client::ClientError::Protocol {
-        registry: to.registry.to_string(),
-        message: format!("{}: {e}", path.display()),
-    };
-    let mut file = tokio::fs::File::open(path).await.map_err(unreadable)?;
-    if size > CHUNK {
-        let counted = bar.counter();
-        let on_chunk = move |bytes: u64| counted.inc(bytes);
-        return client.upload_blob_resumable(to, digest, size, &mut file, CHUNK, &on_chunk).await;
+    let bar = progress.blob(digest, size);
+    if client.blob_exists(to, digest).await? {
+        bar.done("already there");
+        return Ok(());
     }
-    let counted = bar.counter();
-    let stream = futures_util::StreamExt::inspect(
-        tokio_util::io::ReaderStream::with_capacity(file, 1 << 20),
-        move |chunk| {
-            if let Ok(chunk) = chunk {
-                counted.inc(chunk.len() as u64);
-            }
-        },
-    );
-    client.upload_blob(to, digest, size, stream).await
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| imagehub_client::ClientError::Local(format!("{}: {e}", path.display())))?;
+    if size > UPLOAD_CHUNK as u64 {
+        let on_chunk = |bytes| bar.inc(bytes);
+        client.upload_blob_resumable(to, digest, &mut file, UPLOAD_CHUNK, &on_chunk).await?;
+    } else {
+        let counted = bar.clone();
+        let stream = futures_util::StreamExt::inspect(
+            tokio_util::io::ReaderStream::with_capacity(file, 1 << 20),
+            move |chunk| {
+                if let Ok(chunk) = chunk {
+                    counted.inc(chunk.len() as u64);
+                }
+            },
+        );
+        client.upload_blob(to, digest, size, stream).await?;
+    }
+    bar.done("uploaded");
+    Ok(())
 }
 
 /// Blobs transferred at once.
@@ -114,7 +119,7 @@ struct Place {
 }
 
 /// `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]` → (the place, TAG). With `read`, an
-/// archive is unpacked (the tar crate keeps every entry inside the directory).
+/// archive is unpacked (its files only, see [`super::unpack`]).
 fn place_of(spec: &str, read: bool) -> Result<(Place, Option<String>), Failure> {
     let usage = |message: String| Failure { code: 2, ..Failure::new(message) };
     let (archive, rest) = match (spec.strip_prefix("oci:"), spec.strip_prefix("oci-archive:")) {
@@ -138,10 +143,7 @@ fn place_of(spec: &str, read: bool) -> Result<(Place, Option<String>), Failure> 
     let temporary =
         tempfile::tempdir().map_err(|e| Failure::new(format!("a temporary directory: {e}")))?;
     if read {
-        let file = std::fs::File::open(path).map_err(|e| Failure::new(format!("{path}: {e}")))?;
-        tar::Archive::new(file)
-            .unpack(temporary.path())
-            .map_err(|e| Failure::new(format!("{path}: {e}")))?;
+        super::unpack::unpack(std::path::Path::new(path), temporary.path())?;
     }
     let place = Place {
         layout: Layout::new(temporary.path()),
@@ -213,22 +215,10 @@ pub fn push(args: PushArgs) -> Result<(), Failure> {
         bar.set_total(blobs.iter().map(|b| b.size).sum());
         {
             for blob in &blobs {
-                if client.blob_exists(&to, &blob.digest).await.map_err(fail)? {
-                    bar.inc(blob.size);
-                    bar.blob(&blob.digest, blob.size, "already there");
-                    continue;
-                }
-                upload_file(
-                    &client,
-                    &to,
-                    &blob.digest,
-                    blob.size,
-                    &layout.blob_path(&blob.digest),
-                    &bar,
-                )
-                .await
-                .map_err(fail)?;
-                bar.blob(&blob.digest, blob.size, "uploaded");
+                let path = layout.blob_path(&blob.digest);
+                push_blob(&client, &to, &blob.digest, blob.size, &path, &bar)
+                    .await
+                    .map_err(fail)?;
             }
         }
         for child in &children {
@@ -353,15 +343,15 @@ pub fn pull(args: PullArgs) -> Result<(), Failure> {
         let (client, from, bar) = (&client, &from, &bar);
         futures_util::stream::iter(blobs)
             .map(|blob| async move {
+                let blob_bar = bar.blob(&blob.digest, blob.size);
+                if layout.has_blob(&blob.digest) {
+                    blob_bar.done("already there");
+                    return Ok(());
+                }
                 let stream =
                     client.blob(from, &blob.digest, Some(blob.size)).await.map_err(fail)?;
-                let written = layout.write_blob(&blob.digest, stream).await?;
-                bar.inc(blob.size);
-                bar.blob(
-                    &blob.digest,
-                    blob.size,
-                    if written > 0 { "downloaded" } else { "already there" },
-                );
+                layout.write_blob(&blob.digest, stream, &|n| blob_bar.inc(n)).await?;
+                blob_bar.done("downloaded");
                 Ok::<(), Failure>(())
             })
             .buffer_unordered(PARALLEL_BLOBS)
@@ -421,15 +411,9 @@ fn push_docker_archive(args: &PushArgs, rest: &str) -> Result<(), Failure> {
         let fail = |e| Failure::from_client(e, &target.registry);
         bar.set_total(image.blobs.iter().map(|b| b.size).sum());
         for blob in &image.blobs {
-            if client.blob_exists(&to, &blob.digest).await.map_err(fail)? {
-                bar.inc(blob.size);
-                bar.blob(&blob.digest, blob.size, "already there");
-                continue;
-            }
-            upload_file(&client, &to, &blob.digest, blob.size, &blob.path, &bar)
+            push_blob(&client, &to, &blob.digest, blob.size, &blob.path, &bar)
                 .await
                 .map_err(fail)?;
-            bar.blob(&blob.digest, blob.size, "uploaded");
         }
         let reference = Reference::Tag(
             tag.parse()
@@ -506,12 +490,14 @@ fn pull_docker_archive(args: &PullArgs, rest: &str) -> Result<(), Failure> {
             .ok_or_else(|| Failure::new(format!("{} is not an image (no config)", args.image)))?;
         let stream = client.blob(&from, &config.digest, Some(config.size)).await.map_err(fail)?;
         bar.set_total(config.size + parsed.layers.iter().map(|l| l.size).sum::<u64>());
-        bar.inc(writer.blob(&config.digest, stream, true).await?);
-        bar.blob(&config.digest, config.size, "downloaded");
+        let config_bar = bar.blob(&config.digest, config.size);
+        writer.blob(&config.digest, stream, true, &|n| config_bar.inc(n)).await?;
+        config_bar.done("downloaded");
         for layer in &parsed.layers {
+            let layer_bar = bar.blob(&layer.digest, layer.size);
             let stream = client.blob(&from, &layer.digest, Some(layer.size)).await.map_err(fail)?;
-            bar.inc(writer.blob(&layer.digest, stream, false).await?);
-            bar.blob(&layer.digest, layer.size, "downloaded");
+            writer.blob(&layer.digest, stream, false, &|n| layer_bar.inc(n)).await?;
+            layer_bar.done("downloaded");
         }
         pulled = Some(image.digest.clone());
         Ok(())

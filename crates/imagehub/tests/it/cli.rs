@@ -12,15 +12,15 @@ use crate::process::imagehub_bin;
 use crate::support::hub::{Cred, Hub};
 
 /// What a command did.
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Runs `imagehub ARGS` with a home of its own under `home` (docker's and podman's files
 /// there), `stdin` fed in, and `path` first on PATH.
-fn imagehub(home: &Path, args: &[&str], stdin: &str, path: Option<&Path>) -> Ran {
+pub(crate) fn imagehub(home: &Path, args: &[&str], stdin: &str, path: Option<&Path>) -> Ran {
     let mut search = std::env::var("PATH").unwrap_or_default();
     if let Some(dir) = path {
         search = format!("{}:{search}", dir.display());
@@ -47,7 +47,7 @@ fn imagehub(home: &Path, args: &[&str], stdin: &str, path: Option<&Path>) -> Ran
 }
 
 /// A hub where olga keeps the private `olga/private:v1`.
-async fn hub_with_private_image() -> (Hub, String) {
+pub(crate) async fn hub_with_private_image() -> (Hub, String) {
     let hub = Hub::start();
     hub.create_user("olga", "olga-password-1").await;
     hub.push_with_readme(&Cred::basic("olga", "olga-password-1"), "olga/private", "v1", "# Mine")
@@ -219,7 +219,9 @@ async fn search_inspect_and_rm_talk_to_the_hub_with_the_kept_credentials() {
     let inspect = imagehub(home.path(), &["inspect", &image], "", None);
     assert_eq!(inspect.code, 0, "{}", inspect.stderr);
     assert!(
-        inspect.stdout.contains("Digest:     sha256:") && inspect.stdout.contains("Pushed:"),
+        inspect.stdout.contains("Digest:       sha256:")
+            && inspect.stdout.contains("Pushed:")
+            && inspect.stdout.lines().any(|l| l.starts_with("linux/amd64  (this manifest)  ")),
         "{}",
         inspect.stdout
     );
@@ -1002,4 +1004,44 @@ async fn a_big_push_goes_up_in_chunks_and_resumes_after_a_failed_one() {
     let stored = registry.get(&format!("/v2/team/big/blobs/{layer_digest}")).await;
     assert_eq!(stored.expect_status(200, "the layer").body.len(), 40 << 20);
     registry.get_manifest("team/big", "v1").await.expect_status(200, "the image");
+}
+
+// The proxy serves on the runtime's workers while this thread waits for the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_copy_goes_up_in_chunks_and_resumes_after_a_failed_one() {
+    let source = crate::support::registry::Registry::start();
+    let target = crate::support::registry::Registry::start();
+    let proxy = crate::support::proxy::Proxy::start(&target.server().url()).await;
+    let home = tempfile::tempdir().expect("home");
+    let layer = crate::support::registry::random_bytes(40 << 20, 6);
+    let config = crate::support::registry::image_config("copied in chunks");
+    let manifest = crate::support::registry::image_manifest(&config, &[&layer]);
+    let layer_digest = source.push_blob("team/big", &layer).await;
+    source.push_blob("team/big", &config).await;
+    source
+        .push_manifest("team/big", "v1", "application/vnd.oci.image.manifest.v1+json", &manifest)
+        .await;
+
+    proxy.fail_patches(1);
+    let copied = imagehub(
+        home.path(),
+        &[
+            "copy",
+            &format!("{}/team/big:v1", source.server().host()),
+            &format!("{}/team/big:v1", proxy.host),
+        ],
+        "",
+        None,
+    );
+    assert_eq!(copied.code, 0, "{}", copied.stderr);
+    assert_eq!(
+        proxy.count_prefix("PATCH", "/v2/team/big/blobs/uploads/"),
+        4,
+        "three chunks, one of them sent again"
+    );
+    assert_eq!(proxy.count_prefix("GET", "/v2/team/big/blobs/uploads/"), 1);
+    let stored = target.get(&format!("/v2/team/big/blobs/{layer_digest}")).await;
+    assert_eq!(stored.expect_status(200, "the layer").body.len(), 40 << 20);
+    let copied = target.get_manifest("team/big", "v1").await;
+    assert_eq!(copied.expect_status(200, "the image").body, manifest, "byte for byte");
 }

@@ -7,6 +7,7 @@ mod bombs;
 mod browser;
 mod browser_manage;
 mod cli;
+mod cli_hostile;
 mod client;
 mod connections;
 mod floods;

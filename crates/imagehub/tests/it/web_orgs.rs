@@ -312,3 +312,22 @@ spec:
     let export = hub.api(&olga, Method::GET, "/api/v1/export?kind=Image&org=acme", None).await;
     assert!(!export.text().contains("pwned"));
 }
+
+#[tokio::test]
+async fn a_site_admin_lists_every_organization_with_their_own_role_in_each() {
+    let hub = Hub::start();
+    let olga = hub.olga_with_public_acme().await;
+    hub.api(&Cred::admin(), Method::POST, "/api/v1/orgs", Some(json!({"name": "ops"})))
+        .await
+        .expect_status(201, "the admin's own organization");
+    let listed = hub.api(&Cred::admin(), Method::GET, "/api/v1/orgs", None).await;
+    let listed = listed.expect_status(200, "every organization").json();
+    assert_eq!(listed["orgs"][0]["name"], "acme", "{listed}");
+    assert_eq!(listed["orgs"][0]["role"], serde_json::Value::Null, "not a member: {listed}");
+    assert_eq!(listed["orgs"][1]["name"], "ops", "{listed}");
+    assert_eq!(listed["orgs"][1]["role"], "owner", "{listed}");
+    let theirs = hub.api(&olga, Method::GET, "/api/v1/orgs", None).await;
+    let theirs = theirs.expect_status(200, "olga's").json();
+    assert_eq!(theirs["orgs"].as_array().map(Vec::len), Some(1), "{theirs}");
+    assert_eq!(theirs["orgs"][0]["role"], "owner", "{theirs}");
+}
