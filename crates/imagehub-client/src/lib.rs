@@ -2,11 +2,13 @@
 //! the builder): references normalised as docker does, anonymous, Basic and Docker
 //! token auth, retries with backoff and `Retry-After`, manifests kept byte for byte,
 //! blobs streamed and verified, and the operator's rules on which registries and
-//! addresses may be reached. It does no registry writes: the hub stores what it pulls
-//! through its own core.
+//! addresses may be reached. The hub stores what it imports through its own core; the
+//! write half (`push.rs`: uploads, resumable in chunks, manifests, `copy_image`) is for
+//! the CLI.
 
 mod auth;
 mod blob;
+mod chunks;
 mod credstore;
 mod error;
 mod guard;
@@ -16,12 +18,11 @@ mod registry;
 
 pub use auth::Credentials;
 pub use blob::BlobStream;
+pub use chunks::{ChunkSource, FileChunks, StreamChunks, UPLOAD_CHUNK};
 pub use credstore::{CredentialStore, StoreError};
 pub use error::ClientError;
 pub use guard::is_public;
-pub use push::{
-    BlobCopy, ChunkSource, CopyProgress, CopyReport, StreamChunks, UPLOAD_CHUNK, copy_image,
-};
+pub use push::{BlobCopy, CopyProgress, CopyReport, copy_image};
 pub use reference::{
     DOCKER_HUB, DOCKER_HUB_ENDPOINT, ReferenceError, RemoteReference, endpoint_of,
 };

@@ -4,74 +4,13 @@
 //! when large); manifests are written byte for byte (children before their index), so
 //! every digest stays the same.
 
-use bytes::Bytes;
-use futures_util::StreamExt as _;
 use imagehub_oci::{Descriptor, Digest, Manifest, ManifestKind, Reference};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 
-use crate::blob::BlobStream;
+use crate::chunks::{ChunkSource, StreamChunks, UPLOAD_CHUNK};
 use crate::error::ClientError;
 use crate::registry::{FetchedManifest, RegistryClient, Target, describe};
-
-/// Blobs larger than this are uploaded in resumable chunks of this size: a dropped
-/// connection then costs at most one chunk, and memory two (one sent, one read).
-pub const UPLOAD_CHUNK: usize = 16 << 20;
-
-/// Where the bytes of a chunked upload come from, in order.
-pub trait ChunkSource: Send {
-    /// The next bytes, at most `max`, fewer only at the end; empty after it.
-    fn next_chunk(
-        &mut self,
-        max: usize,
-    ) -> impl std::future::Future<Output = Result<Bytes, ClientError>> + Send;
-}
-
-/// A file read from its current position.
-impl ChunkSource for tokio::fs::File {
-    async fn next_chunk(&mut self, max: usize) -> Result<Bytes, ClientError> {
-        use tokio::io::AsyncReadExt as _;
-        let mut buffer = Vec::with_capacity(max);
-        (&mut *self)
-            .take(max as u64)
-            .read_to_end(&mut buffer)
-            .await
-            .map_err(|e| ClientError::Local(format!("reading the blob to upload: {e}")))?;
-        Ok(buffer.into())
-    }
-}
-
-/// A blob downloading from another registry, cut into chunks. Its digest is checked
-/// when the stream ends, before the upload is committed, so a wrong blob never is.
-pub struct StreamChunks {
-    stream: BlobStream,
-    leftover: Bytes,
-}
-
-impl StreamChunks {
-    pub fn new(stream: BlobStream) -> StreamChunks {
-        StreamChunks { stream, leftover: Bytes::new() }
-    }
-}
-
-impl ChunkSource for StreamChunks {
-    async fn next_chunk(&mut self, max: usize) -> Result<Bytes, ClientError> {
-        let mut chunk = bytes::BytesMut::with_capacity(max);
-        loop {
-            if !self.leftover.is_empty() {
-                let take = self.leftover.len().min(max - chunk.len());
-                chunk.extend_from_slice(&self.leftover.split_to(take));
-            }
-            if chunk.len() == max {
-                return Ok(chunk.freeze());
-            }
-            match self.stream.next().await {
-                Some(bytes) => self.leftover = bytes?,
-                None => return Ok(chunk.freeze()),
-            }
-        }
-    }
-}
 
 /// What a copy did with each blob, for progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,31 +105,31 @@ impl RegistryClient {
             .map_err(|e| protocol(format!("{what}: {e}")))
     }
 
-    /// Uploads a blob whose bytes `source` gives, in chunks of `chunk` bytes; the next
-    /// chunk is read while one is sent. When a chunk fails (a dropped connection, a
-    /// 5xx), the session is asked how much it holds and the rest of that chunk is sent
-    /// again: a failure costs at most one chunk. `on_chunk` hears of each one sent.
+    /// Uploads a blob of `size` bytes that `source` gives, in chunks of `chunk` bytes.
+    /// When a chunk fails (a dropped connection, a 5xx), the session is asked how much
+    /// it holds and the rest of that chunk is sent again: a failure costs at most one
+    /// chunk. `on_chunk` hears of each one sent.
     pub async fn upload_blob_resumable(
         &self,
         target: &Target<'_>,
         digest: &Digest,
+        size: u64,
         source: &mut impl ChunkSource,
-        chunk: usize,
+        chunk: u64,
         on_chunk: &(dyn Fn(u64) + Sync),
     ) -> Result<(), ClientError> {
         let what = format!("upload of {digest} to {}/{}", target.registry, target.repository);
         let scope = push_scope(target);
         let mut url = self.open_upload(target, &what).await?;
         let mut offset = 0u64;
-        let mut current = source.next_chunk(chunk).await?;
-        while !current.is_empty() {
-            let sending = self.send_chunk(target, &mut url, offset, &current, &scope, &what);
-            let (sent, next) = tokio::join!(sending, source.next_chunk(chunk));
-            sent?;
-            on_chunk(current.len() as u64);
-            offset += current.len() as u64;
-            current = next?;
+        while offset < size {
+            let (body, len) = source.read(offset, chunk.min(size - offset)).await?;
+            let end = offset + len;
+            self.send_chunk(target, &mut url, (offset, end), body, source, &scope, &what).await?;
+            on_chunk(len);
+            offset = end;
         }
+        source.finish().await?;
         url.query_pairs_mut().append_pair("digest", &digest.to_string());
         let request = self.http(target.registry).put(url).header(CONTENT_LENGTH, 0);
         let response = self
@@ -204,19 +143,20 @@ impl RegistryClient {
         self.expect_success(target, response, &what).await.map(drop)
     }
 
-    /// Sends the chunk of the upload at `url` that starts at `start`, resuming it from
-    /// where the session stands after a failure; `url` becomes the session's next URL.
+    /// Sends the chunk `start..end` of the upload at `url`, resuming it from where the
+    /// session stands after a failure; `url` becomes the session's next URL.
+    #[allow(clippy::too_many_arguments)] // one upload's state, passed down once
     async fn send_chunk(
         &self,
         target: &Target<'_>,
         url: &mut Url,
-        start: u64,
-        bytes: &Bytes,
+        (start, end): (u64, u64),
+        body: reqwest::Body,
+        source: &mut impl ChunkSource,
         scope: &str,
         what: &str,
     ) -> Result<(), ClientError> {
-        let end = start + bytes.len() as u64;
-        let (mut from, mut failures) = (start, 0u32);
+        let (mut from, mut body, mut failures) = (start, body, 0u32);
         loop {
             let request = self
                 .http(target.registry)
@@ -224,7 +164,7 @@ impl RegistryClient {
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header("content-range", format!("{from}-{}", end - 1))
                 .header(CONTENT_LENGTH, end - from)
-                .body(bytes.slice((from - start) as usize..));
+                .body(body);
             let sent =
                 self.authorize(request, target.registry, scope, target.credentials).send().await;
             let outcome = match sent {
@@ -259,6 +199,7 @@ impl RegistryClient {
                 return Ok(()); // it arrived; only the answer was lost
             }
             from = held;
+            body = source.read(from, end - from).await?.0;
         }
     }
 
@@ -430,12 +371,14 @@ async fn copy_blob(
         BlobCopy::Mounted
     } else {
         let stream = from.blob(source, &blob.digest, Some(blob.size)).await?;
-        if blob.size > UPLOAD_CHUNK as u64 {
+        if blob.size > UPLOAD_CHUNK {
             let on_chunk = |bytes| progress.bytes(blob, bytes);
-            let mut chunks = StreamChunks::new(stream);
+            let mut chunks = StreamChunks::new(stream, UPLOAD_CHUNK);
+            let (digest, size) = (&blob.digest, blob.size);
             to.upload_blob_resumable(
                 destination,
-                &blob.digest,
+                digest,
+                size,
                 &mut chunks,
                 UPLOAD_CHUNK,
                 &on_chunk,

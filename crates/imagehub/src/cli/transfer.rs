@@ -3,7 +3,9 @@
 //! attach a README (`-o README.md`, seed 000) and details in the same step.
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use imagehub_client::{CredentialStore, FetchedManifest, RemoteReference, Target, UPLOAD_CHUNK};
+use imagehub_client::{
+    CredentialStore, FetchedManifest, FileChunks, RemoteReference, Target, UPLOAD_CHUNK,
+};
 use imagehub_oci::{Digest, Manifest, ManifestKind, Reference};
 use reqwest::Method;
 use serde_json::json;
@@ -84,13 +86,14 @@ async fn push_blob(
         bar.done("already there");
         return Ok(());
     }
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| imagehub_client::ClientError::Local(format!("{}: {e}", path.display())))?;
-    if size > UPLOAD_CHUNK as u64 {
+    if size > UPLOAD_CHUNK {
+        let mut file = FileChunks { path: path.to_path_buf(), size };
         let on_chunk = |bytes| bar.inc(bytes);
-        client.upload_blob_resumable(to, digest, &mut file, UPLOAD_CHUNK, &on_chunk).await?;
+        client.upload_blob_resumable(to, digest, size, &mut file, UPLOAD_CHUNK, &on_chunk).await?;
     } else {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| imagehub_client::ClientError::Local(format!("{}: {e}", path.display())))?;
         let counted = bar.clone();
         let stream = futures_util::StreamExt::inspect(
             tokio_util::io::ReaderStream::with_capacity(file, 1 << 20),
