@@ -233,18 +233,26 @@ fn read_json(path: &Path) -> Result<Value, StoreError> {
 }
 
 /// Writes the file whole (a temporary file renamed over it), readable by its owner only.
+/// A `config.json` that is a symbolic link (into a dotfiles repository, say) stays one:
+/// the file it leads to is what is replaced.
 fn write_json(path: &Path, value: &Value) -> Result<(), StoreError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let fail =
         |e: std::io::Error| StoreError::File { path: path.to_path_buf(), message: e.to_string() };
+    let linked = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let path = &match linked {
+        true => std::fs::canonicalize(path).map_err(fail)?,
+        false => path.to_path_buf(),
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
-    let temporary = path.with_extension("json.tmp");
+    // A fresh name, created only if nothing has it: never written through a link.
+    let temporary = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&temporary)
         .map_err(fail)?;
@@ -292,6 +300,29 @@ mod tests {
         assert!(store.erase("r.io:5000").expect("erase"));
         assert_eq!(store.get("r.io:5000", None).expect("get"), Credentials::Anonymous);
         assert_eq!(store.get(DOCKER_HUB, None).expect("get"), Credentials::basic("bob", "hub-pw"));
+    }
+
+    #[test]
+    fn a_linked_config_stays_a_link_and_a_readable_one_becomes_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let store = store_in(dir.path());
+        let dotfiles = dir.path().join("dotfiles");
+        std::fs::create_dir_all(&dotfiles).expect("dir");
+        let real = dotfiles.join("docker.json");
+        std::fs::write(&real, r#"{"auths": {}, "detachKeys": "ctrl-x"}"#).expect("write");
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o644)).expect("mode");
+        std::fs::create_dir_all(store.docker_config.parent().expect("dir")).expect("dir");
+        std::os::unix::fs::symlink(&real, &store.docker_config).expect("link");
+        store.store("r.io", "alice", "pw").expect("store");
+        let meta = std::fs::symlink_metadata(&store.docker_config).expect("link");
+        assert!(meta.file_type().is_symlink(), "still a link");
+        let written: Value =
+            serde_json::from_slice(&std::fs::read(&real).expect("file")).expect("json");
+        assert!(written["auths"]["r.io"]["auth"].is_string(), "{written}");
+        assert_eq!(written["detachKeys"], "ctrl-x", "other settings kept");
+        let mode = std::fs::metadata(&real).expect("file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "credentials are not left readable by others");
     }
 
     #[test]

@@ -31,6 +31,10 @@ impl Hub {
         let http = reqwest::Client::builder()
             .user_agent(concat!("imagehub/", env!("CARGO_PKG_VERSION")))
             .danger_accept_invalid_certs(args.insecure)
+            // A hub that accepts and then says nothing must not hang a script forever;
+            // the longest honest wait is an import's 30 s long poll.
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(90))
             .build()
             .map_err(|e| Failure::new(e.to_string()))?;
         Ok(Hub { registry: registry.to_string(), base, credentials, http, json: args.json })

@@ -38,10 +38,10 @@ impl Progress {
 
     /// The bytes to transfer in all, once known: the spinner becomes a bar with an ETA.
     pub fn set_total(&self, total: u64) {
-        self.total.set_style(style(BAR));
-        self.total.set_message("total");
         self.total.set_length(total);
         self.total.reset_eta();
+        self.total.set_message("total");
+        self.total.set_style(style(BAR));
     }
 
     /// A blob of `size` bytes begins: its own bar, above the total.

@@ -1045,3 +1045,39 @@ async fn a_big_copy_goes_up_in_chunks_and_resumes_after_a_failed_one() {
     let copied = target.get_manifest("team/big", "v1").await;
     assert_eq!(copied.expect_status(200, "the image").body, manifest, "byte for byte");
 }
+
+#[tokio::test]
+async fn on_a_terminal_each_blob_has_a_bar_above_the_total() {
+    let (_hub, host) = hub_with_private_image().await;
+    let home = tempfile::tempdir().expect("home");
+    imagehub(
+        home.path(),
+        &["login", &host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    // `script` (util-linux) runs the pull on a pseudo-terminal and keeps what it drew.
+    let layout = home.path().join("layout");
+    let command = format!(
+        "{} pull {host}/olga/private:v1 --output oci:{}:v1",
+        imagehub_bin(),
+        layout.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .env("REGISTRY_AUTH_FILE", home.path().join("auth.json"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script");
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{drawn}");
+    assert!(drawn.contains('\u{1b}'), "drawn with terminal codes: {drawn}");
+    assert!(
+        drawn.lines().any(|l| l.contains("sha256:") && l.contains(" [")),
+        "a bar per blob: {drawn}"
+    );
+    assert!(drawn.contains("total "), "and one in total: {drawn}");
+    assert!(drawn.contains("Pulled "), "{drawn}");
+}
