@@ -118,6 +118,7 @@ by a login webhook that fails."
             Image,
             ImageList,
             ImageDetails,
+            DetailOrigins,
             super::images::ImageEdit,
             Platform,
             DetailSource,

@@ -480,6 +480,46 @@ pub struct Image {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub detail_sources: Option<Vec<DetailSource>>,
+    /// Where each detail shown comes from (the strongest source setting it); only in
+    /// single-image answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub detail_origins: Option<DetailOrigins>,
+}
+
+/// For each detail that has a value, the source it comes from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetailOrigins {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub description: Option<DetailSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub keywords: Option<DetailSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub icon: Option<DetailSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub url: Option<DetailSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub docs: Option<DetailSource>,
+}
+
+impl DetailOrigins {
+    fn of(image: &ImageView) -> DetailOrigins {
+        let origin = |has: fn(&imagehub_core::Details) -> bool| {
+            image.sources.iter().find(|(_, d)| has(d)).map(|(s, _)| DetailSource::from(*s))
+        };
+        DetailOrigins {
+            description: origin(|d| d.description.is_some()),
+            keywords: origin(|d| d.keywords.as_ref().is_some_and(|k| !k.is_empty())),
+            icon: origin(|d| d.icon.is_some()),
+            url: origin(|d| d.url.is_some()),
+            docs: origin(|d| d.docs.is_some()),
+        }
+    }
 }
 
 impl Image {
@@ -507,6 +547,7 @@ impl Image {
             detail_sources: full.then(|| {
                 image.sources.iter().map(|(source, _)| DetailSource::from(*source)).collect()
             }),
+            detail_origins: full.then(|| DetailOrigins::of(image)),
         }
     }
 }

@@ -93,21 +93,28 @@ pub fn inspect(args: ImageArgs) -> Result<(), Failure> {
     field("Pushed", &format!("{} by {}", text(&image["pushed_at"]), text(&image["pushed_by"])));
     field("Pulls", &image["pull_count"].as_u64().unwrap_or(0).to_string());
     let details = &image["details"];
+    let from = |name: &str| match image["detail_origins"][name].as_str() {
+        Some(source) => format!("  (from {})", source_words(source)),
+        None => String::new(),
+    };
     for name in ["description", "url", "icon"] {
         if let Some(value) = details[name].as_str() {
-            field(&capitalise(name), value);
+            field(&capitalise(name), &format!("{value}{}", from(name)));
         }
     }
     if let Some(keywords) = details["keywords"].as_array().filter(|k| !k.is_empty()) {
         let words: Vec<&str> = keywords.iter().filter_map(Value::as_str).collect();
-        field("Keywords", &words.join(", "));
+        field("Keywords", &format!("{}{}", words.join(", "), from("keywords")));
     }
-    if let Some(sources) = image["detail_sources"].as_array().filter(|s| !s.is_empty()) {
-        let names: Vec<&str> = sources.iter().filter_map(Value::as_str).collect();
-        field("Details from", &format!("{} (strongest first)", names.join(", ")));
+    if let Some(docs) = details["docs"].as_str() {
+        let lines = match docs.lines().count() {
+            1 => "1 line".to_string(),
+            n => format!("{n} lines"),
+        };
+        field("README", &format!("{lines} of markdown{}", from("docs")));
     }
     if let Some(problem) = image["index_error"].as_str() {
-        field("Not indexed", problem);
+        field("Indexing", problem);
     }
     let platforms: Vec<Vec<String>> = image["platforms"]
         .as_array()
@@ -132,6 +139,17 @@ pub fn rm(args: ImageArgs) -> Result<(), Failure> {
     block_on_value(hub.call(Method::DELETE, &path))?;
     println!("Deleted {}", args.image);
     Ok(())
+}
+
+/// A detail source as the API names it, in words.
+fn source_words(source: &str) -> &str {
+    match source {
+        "edit" => "an edit on the hub",
+        "push_readme" => "the README given at push",
+        "image_readme" => "the README in the image",
+        "labels" => "the image's labels",
+        other => other,
+    }
 }
 
 fn text(value: &Value) -> &str {

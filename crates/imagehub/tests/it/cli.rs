@@ -56,6 +56,19 @@ pub(crate) async fn hub_with_private_image() -> (Hub, String) {
     (hub, host)
 }
 
+/// A home where olga has logged in to `host`.
+pub(crate) fn olgas_home(host: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().expect("home");
+    let login = imagehub(
+        home.path(),
+        &["login", host, "-u", "olga", "--password-stdin"],
+        "olga-password-1\n",
+        None,
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    home
+}
+
 #[tokio::test]
 async fn login_keeps_checked_credentials_where_docker_does_and_commands_use_them() {
     let (_hub, host) = hub_with_private_image().await;
@@ -617,6 +630,15 @@ async fn push_and_pull_oci_layouts_interchange_with_skopeo_byte_for_byte() {
         "{image}"
     );
     assert_eq!(image["details"]["keywords"], serde_json::json!(["cli"]), "{image}");
+    assert_eq!(image["detail_origins"]["docs"], "push_readme", "{image}");
+    assert_eq!(image["detail_origins"]["keywords"], "edit", "{image}");
+    let inspect = imagehub(home.path(), &["inspect", &format!("{host}/olga/pushed:v2")], "", None);
+    assert!(
+        inspect.stdout.contains("Description:  Pushed by the CLI  (from an edit on the hub)")
+            && inspect.stdout.contains("(from the README given at push)"),
+        "where each detail comes from: {}",
+        inspect.stdout
+    );
 
     let missing = imagehub(
         home.path(),
@@ -647,13 +669,7 @@ async fn sync_rules_from_the_command_line() {
     let hub = Hub::start_with(move |c| c.import.insecure_registries = vec![insecure]);
     hub.olga_with_public_acme().await;
     let host = hub.server().host();
-    let home = tempfile::tempdir().expect("home");
-    imagehub(
-        home.path(),
-        &["login", &host, "-u", "olga", "--password-stdin"],
-        "olga-password-1\n",
-        None,
-    );
+    let home = olgas_home(&host);
     let on = ["--registry", host.as_str()];
     let run = |args: &[&str]| {
         let mut all: Vec<&str> = args.to_vec();
@@ -693,13 +709,7 @@ async fn oci_archives_go_both_ways_with_skopeo() {
         .as_str()
         .expect("digest")
         .to_string();
-    let home = tempfile::tempdir().expect("home");
-    imagehub(
-        home.path(),
-        &["login", &host, "-u", "olga", "--password-stdin"],
-        "olga-password-1\n",
-        None,
-    );
+    let home = olgas_home(&host);
 
     let ours = home.path().join("ours.tar");
     let pulled = imagehub(
@@ -771,13 +781,7 @@ async fn oci_archives_go_both_ways_with_skopeo() {
 #[tokio::test]
 async fn docker_archives_go_both_ways_with_skopeo() {
     let (_hub, host) = hub_with_private_image().await;
-    let home = tempfile::tempdir().expect("home");
-    imagehub(
-        home.path(),
-        &["login", &host, "-u", "olga", "--password-stdin"],
-        "olga-password-1\n",
-        None,
-    );
+    let home = olgas_home(&host);
     let creds = "olga:olga-password-1";
 
     // skopeo's docker archive → imagehub push → skopeo sees the same layers.
@@ -926,13 +930,7 @@ async fn credentials_are_shared_with_podman_and_skopeo_both_ways() {
 #[tokio::test]
 async fn transfers_print_a_line_per_blob_off_a_terminal_and_nothing_when_quiet() {
     let (_hub, host) = hub_with_private_image().await;
-    let home = tempfile::tempdir().expect("home");
-    imagehub(
-        home.path(),
-        &["login", &host, "-u", "olga", "--password-stdin"],
-        "olga-password-1\n",
-        None,
-    );
+    let home = olgas_home(&host);
     let layout = home.path().join("layout");
     let output = format!("oci:{}:v1", layout.display());
     let pulled = imagehub(
@@ -1049,13 +1047,7 @@ async fn a_big_copy_goes_up_in_chunks_and_resumes_after_a_failed_one() {
 #[tokio::test]
 async fn on_a_terminal_each_blob_has_a_bar_above_the_total() {
     let (_hub, host) = hub_with_private_image().await;
-    let home = tempfile::tempdir().expect("home");
-    imagehub(
-        home.path(),
-        &["login", &host, "-u", "olga", "--password-stdin"],
-        "olga-password-1\n",
-        None,
-    );
+    let home = olgas_home(&host);
     // `script` (util-linux) runs the pull on a pseudo-terminal and keeps what it drew.
     let layout = home.path().join("layout");
     let command = format!(

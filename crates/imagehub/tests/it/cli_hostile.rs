@@ -7,7 +7,7 @@ use std::path::Path;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cli::{Ran, hub_with_private_image, imagehub};
+use crate::cli::{Ran, hub_with_private_image, imagehub, olgas_home};
 use crate::support::hub::Cred;
 use crate::support::registry::sha256_digest;
 
@@ -47,21 +47,10 @@ fn push_oci_archive(home: &Path, builder: tar::Builder<Vec<u8>>, target: &str) -
     imagehub(home, &["push", &format!("oci-archive:{}", archive.display()), target], "", None)
 }
 
-async fn logged_in(host: &str, home: &Path) {
-    let login = imagehub(
-        home,
-        &["login", host, "-u", "olga", "--password-stdin"],
-        "olga-password-1\n",
-        None,
-    );
-    assert_eq!(login.code, 0, "{}", login.stderr);
-}
-
 #[tokio::test]
 async fn an_archive_cannot_make_a_push_upload_the_users_own_files() {
     let (hub, host) = hub_with_private_image().await;
-    let home = tempfile::tempdir().expect("home");
-    logged_in(&host, home.path()).await;
+    let home = olgas_home(&host);
     let secret = home.path().join("id_ed25519");
     let secret_bytes = b"-----BEGIN OPENSSH PRIVATE KEY----- the user's own key";
     std::fs::write(&secret, secret_bytes).expect("secret");
@@ -193,8 +182,7 @@ async fn huge_json_in_an_archive_or_a_layout_is_refused_unread() {
 #[tokio::test]
 async fn what_a_hub_says_cannot_drive_the_terminal() {
     let (hub, host) = hub_with_private_image().await;
-    let home = tempfile::tempdir().expect("home");
-    logged_in(&host, home.path()).await;
+    let home = olgas_home(&host);
     // A description that would retitle the window and clear the screen.
     let hostile = "tidy\u{1b}]0;pwned\u{7}\u{1b}[2J image";
     let olga = Cred::basic("olga", "olga-password-1");
