@@ -13,6 +13,9 @@ pub enum ClientError {
     /// The registry wants credentials we do not have, or refused those we gave.
     #[error("{registry} refused the credentials{}", if *.anonymous { " (none were given: the image may be private)" } else { "" })]
     Unauthorized { registry: String, anonymous: bool },
+    /// The registry took the credentials but does not let them do what was asked.
+    #[error("{registry} accepted the credentials but denies them this on {repository}")]
+    Denied { registry: String, repository: String },
     /// The registry asked us to wait longer than we wait inline.
     #[error("rate limited by {registry}, retry after {}", crate::rfc3339(*.retry_at))]
     RateLimited { registry: String, retry_at: SystemTime },

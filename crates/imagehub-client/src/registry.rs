@@ -379,6 +379,8 @@ impl RegistryClient {
         let scope = scope.to_string();
         let mut attempt = 0;
         let mut answered_challenge = false;
+        // A token was issued for these credentials: a refusal now is about rights.
+        let mut credentials_taken = false;
         loop {
             attempt += 1;
             let base = self.base_url(registry).await?;
@@ -422,6 +424,7 @@ impl RegistryClient {
                         Some(Challenge::Bearer { realm, service, .. }) => {
                             self.fetch_token(target, &realm, service.as_deref(), Some(&scope))
                                 .await?;
+                            credentials_taken = !target.credentials.is_anonymous();
                         }
                         Some(Challenge::Basic) if !target.credentials.is_anonymous() => {
                             self.basic
@@ -432,6 +435,7 @@ impl RegistryClient {
                         _ => return Err(unauthorized(target)),
                     }
                 }
+                StatusCode::UNAUTHORIZED if credentials_taken => return Err(denied(target)),
                 StatusCode::UNAUTHORIZED => return Err(unauthorized(target)),
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after(response.headers()).unwrap_or(retry_in);
@@ -594,11 +598,21 @@ impl RegistryClient {
             return Err(ClientError::NotFound { what: what.to_string() });
         }
         if status == StatusCode::FORBIDDEN {
-            return Err(unauthorized(target));
+            return Err(match target.credentials.is_anonymous() {
+                true => unauthorized(target),
+                false => denied(target),
+            });
         }
         let body = read_bounded(response, 64 << 10, what, &registry).await.unwrap_or_default();
         let message = registry_message(&body).unwrap_or_else(|| what.to_string());
         Err(ClientError::Upstream { registry, status: status.as_u16(), message })
+    }
+}
+
+fn denied(target: &Target<'_>) -> ClientError {
+    ClientError::Denied {
+        registry: target.registry.to_string(),
+        repository: target.repository.to_string(),
     }
 }
 

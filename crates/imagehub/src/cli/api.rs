@@ -90,6 +90,9 @@ impl Hub {
             body["errors"][0]["message"].as_str().map_or_else(|| status.to_string(), String::from);
         let (code, hint) = match status {
             StatusCode::NOT_FOUND => (NOT_FOUND, None),
+            StatusCode::FORBIDDEN if !matches!(self.credentials, Credentials::Anonymous) => {
+                (UNAUTHORIZED, Some(super::LACKS_RIGHT.into()))
+            }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 (UNAUTHORIZED, Some(format!("run: imagehub login {}", self.registry)))
             }

@@ -46,6 +46,10 @@ pub const FAILED: u8 = 1;
 pub const NOT_FOUND: u8 = 3;
 pub const UNAUTHORIZED: u8 = 4;
 
+/// The hint when credentials were taken but lack a right.
+pub const LACKS_RIGHT: &str = "the account lacks the right: an owner of the namespace can grant it \
+     (imagehub org add ORG USER --role developer)";
+
 impl Failure {
     pub fn new(message: impl Into<String>) -> Failure {
         Failure { code: FAILED, message: message.into(), hint: None }
@@ -58,6 +62,7 @@ impl Failure {
             ClientError::Unauthorized { .. } => {
                 (UNAUTHORIZED, Some(format!("run: imagehub login {registry}")))
             }
+            ClientError::Denied { .. } => (UNAUTHORIZED, Some(LACKS_RIGHT.into())),
             ClientError::Unreachable { .. } if is_loopback(registry) => {
                 (FAILED, Some(format!("is the registry at {registry} running?")))
             }

@@ -243,3 +243,107 @@ async fn a_hubs_errors_are_escaped_and_its_answers_bounded() {
     assert_eq!(search.code, 1, "{}", search.stderr);
     assert!(search.stderr.contains("over 16 MiB"), "{}", search.stderr);
 }
+
+// The proxy serves on the runtime's workers while this thread waits for the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_killed_midway_leaves_no_image_and_the_next_one_completes() {
+    let registry = crate::support::registry::Registry::start();
+    let proxy = crate::support::proxy::Proxy::start(&registry.server().url()).await;
+    let home = tempfile::tempdir().expect("home");
+    let (first, second) = (b"the first layer".to_vec(), b"the second layer".to_vec());
+    let config = crate::support::registry::image_config("killed midway");
+    let manifest = crate::support::registry::image_manifest(&config, &[&first, &second]);
+    registry.push_blob("team/app", &first).await;
+    let held = registry.push_blob("team/app", &second).await;
+    registry.push_blob("team/app", &config).await;
+    registry
+        .push_manifest("team/app", "v1", "application/vnd.oci.image.manifest.v1+json", &manifest)
+        .await;
+
+    let layout = home.path().join("layout");
+    let output = format!("oci:{}:v1", layout.display());
+    let image = format!("{}/team/app:v1", proxy.host);
+    proxy.hold(&format!("/v2/team/app/blobs/{held}"));
+    let mut pulling = std::process::Command::new(crate::process::imagehub_bin())
+        .args(["pull", &image, "--output", &output])
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run imagehub");
+    proxy.reached().await;
+    pulling.kill().expect("kill the pull");
+    pulling.wait().expect("reap it");
+    assert!(!layout.join("index.json").exists(), "no image is named in a half layout");
+    assert!(!layout.join("blobs/sha256").join(&held[7..]).exists(), "nor the missing blob");
+    let pushed =
+        imagehub(home.path(), &["push", &output, &format!("{}/team/x:v1", proxy.host)], "", None);
+    assert_eq!(pushed.code, 3, "the half layout holds no image: {}", pushed.stderr);
+
+    proxy.release();
+    let again = imagehub(home.path(), &["pull", &image, "--output", &output], "", None);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index"))
+            .expect("JSON");
+    let digest = crate::support::registry::sha256_digest(&manifest);
+    assert_eq!(index["manifests"][0]["digest"], digest.as_str(), "{index}");
+    let stored = std::fs::read(layout.join("blobs/sha256").join(&held[7..])).expect("blob");
+    assert_eq!(stored, second);
+}
+
+#[tokio::test]
+async fn a_user_without_rights_is_refused_in_words_and_changes_nothing() {
+    let (hub, host) = hub_with_private_image().await;
+    hub.create_user("bob", "bob-password-1").await;
+    let olgas = olgas_home(&host);
+    let layout = format!("oci:{}:v1", olgas.path().join("layout").display());
+    let pulled = imagehub(
+        olgas.path(),
+        &["pull", &format!("{host}/olga/private:v1"), "--output", &layout],
+        "",
+        None,
+    );
+    assert_eq!(pulled.code, 0, "{}", pulled.stderr);
+    let bobs = tempfile::tempdir().expect("home");
+    let login = imagehub(
+        bobs.path(),
+        &["login", &host, "-u", "bob", "--password-stdin"],
+        "bob-password-1\n",
+        None,
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+
+    let pushed = imagehub(bobs.path(), &["push", &layout, &format!("{host}/olga/x:v1")], "", None);
+    assert_eq!(pushed.code, 4, "{}", pushed.stderr);
+    assert!(
+        pushed.stderr.contains("accepted the credentials but denies them this on olga/x")
+            && pushed.stderr.contains("hint: the account lacks the right"),
+        "not a login problem, a missing right: {}",
+        pushed.stderr
+    );
+    let copied = imagehub(
+        bobs.path(),
+        &["copy", &format!("{host}/olga/private:v1"), &format!("{host}/bob/mine:v1")],
+        "",
+        None,
+    );
+    assert_eq!(copied.code, 3, "olga's private image is not there for bob: {}", copied.stderr);
+    // A write bob may not make is refused alike whether or not the image exists.
+    let removed = imagehub(bobs.path(), &["rm", &format!("{host}/olga/private:v1")], "", None);
+    let missing = imagehub(bobs.path(), &["rm", &format!("{host}/olga/nothing:v1")], "", None);
+    assert_eq!(removed.code, 4, "{}", removed.stderr);
+    assert!(removed.stderr.contains("hint: the account lacks the right"), "{}", removed.stderr);
+    assert_eq!(
+        removed.stderr.replace("private", "nothing"),
+        missing.stderr,
+        "the refusal does not tell whether the image exists"
+    );
+    let olga = Cred::basic("olga", "olga-password-1");
+    let still =
+        hub.api(&olga, Method::GET, "/api/v1/orgs/olga/repos/private/images/v1", None).await;
+    still.expect_status(200, "olga's image is still there");
+    let none = hub.api(&olga, Method::GET, "/api/v1/orgs/olga/repos/x/images/v1", None).await;
+    none.expect_status(404, "nothing was pushed for bob");
+}
