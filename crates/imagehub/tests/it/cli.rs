@@ -502,7 +502,7 @@ async fn copy_mounts_within_a_registry_and_keeps_every_digest_between_two() {
 }
 
 /// skopeo, with its own empty home, as the test's other client.
-fn skopeo(home: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn skopeo(home: &Path, args: &[&str]) -> std::process::Output {
     Command::new("skopeo").args(args).env("HOME", home).output().expect("run skopeo")
 }
 

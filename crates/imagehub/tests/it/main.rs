@@ -6,6 +6,7 @@ mod auth;
 mod bombs;
 mod browser;
 mod browser_manage;
+mod build;
 mod cli;
 mod cli_hostile;
 mod client;
