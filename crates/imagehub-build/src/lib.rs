@@ -4,12 +4,16 @@
 //! (`images`) and saved beside the Kubefile as a registry's filesystem tree
 //! (`registry_dir`), so the cluster image carries every image it needs.
 
+pub mod build;
 pub mod images;
 pub mod kubefile;
+pub mod layer;
 pub mod registry_dir;
 
+pub use build::{BuildRequest, Built, WORK_DIR, build};
 pub use images::{FoundImage, ImageList, find_images};
 pub use kubefile::{Base, Instruction, Kubefile, KubefileError};
+pub use layer::Compression;
 pub use registry_dir::{RegistryDir, SaveOptions, SaveReport, save_images};
 
 use std::path::Path;

@@ -51,6 +51,9 @@ enum Command {
     Push(cli::transfer::PushArgs),
     /// Pull an image into an OCI layout, an OCI archive or a `docker save` tarball.
     Pull(cli::transfer::PullArgs),
+    /// Build a sealos cluster image from a recipe (seed 003): the images it deploys
+    /// saved into registry/, the Kubefile applied, no container runtime.
+    Build(cli::build::BuildArgs),
     /// Copy an image between registries (or within one): all platforms, digests kept.
     Copy(cli::copy::CopyArgs),
     /// Ask a hub to import an image from another registry, and follow the job.
@@ -142,6 +145,7 @@ fn main() -> std::process::ExitCode {
         Command::Push(args) => cli::transfer::push(args),
         Command::Pull(args) => cli::transfer::pull(args),
         Command::Copy(args) => cli::copy::copy(args),
+        Command::Build(args) => cli::build::build(args),
         Command::Import(args) => cli::import::import(args),
         Command::Apply(args) => cli::manage::apply(args),
         Command::Export(args) => cli::manage::export(args),

@@ -4,6 +4,7 @@
 //! what to do next.
 
 pub mod api;
+pub mod build;
 pub mod copy;
 pub mod docker_archive;
 pub mod import;
@@ -108,15 +109,22 @@ impl From<StoreError> for Failure {
 /// A client for the user's own machine: any address may be reached, and loopback
 /// registries (or all, with `--insecure`) may speak plain HTTP.
 pub fn client(args: &ClientArgs, registry: &str) -> Result<RegistryClient, Failure> {
+    client_for_all(args, &[registry])
+}
+
+/// A client for a command that reads from many registries (a build's images): each
+/// loopback or registries.conf-insecure one among `registries` may speak plain HTTP.
+pub fn client_for_all(args: &ClientArgs, registries: &[&str]) -> Result<RegistryClient, Failure> {
     let mut settings = ClientSettings {
         any_address: true,
         all_insecure: args.insecure,
         ..ClientSettings::default()
     };
-    if is_loopback(registry) || registries_conf::is_insecure(registry) {
-        settings
-            .registries
-            .insert(registry.to_string(), RegistrySettings { mirror: None, insecure: true });
+    for registry in registries {
+        if is_loopback(registry) || registries_conf::is_insecure(registry) {
+            let insecure = RegistrySettings { mirror: None, insecure: true };
+            settings.registries.insert(registry.to_string(), insecure);
+        }
     }
     RegistryClient::new(settings).map_err(|e| Failure::new(e.to_string()))
 }

@@ -114,8 +114,8 @@ const PARALLEL_BLOBS: usize = 4;
 
 /// An image's place on disk: an OCI layout directory, or an OCI archive (a tar of one)
 /// unpacked into, or packed from, a temporary layout.
-struct Place {
-    layout: Layout,
+pub(super) struct Place {
+    pub(super) layout: Layout,
     /// The archive file, for `oci-archive:`.
     archive: Option<std::path::PathBuf>,
     _unpacked: Option<tempfile::TempDir>,
@@ -123,7 +123,7 @@ struct Place {
 
 /// `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]` → (the place, TAG). With `read`, an
 /// archive is unpacked (its files only, see [`super::unpack`]).
-fn place_of(spec: &str, read: bool) -> Result<(Place, Option<String>), Failure> {
+pub(super) fn place_of(spec: &str, read: bool) -> Result<(Place, Option<String>), Failure> {
     let usage = |message: String| Failure { code: 2, ..Failure::new(message) };
     let (archive, rest) = match (spec.strip_prefix("oci:"), spec.strip_prefix("oci-archive:")) {
         (Some(rest), _) => (false, rest),
@@ -158,7 +158,7 @@ fn place_of(spec: &str, read: bool) -> Result<(Place, Option<String>), Failure> 
 
 impl Place {
     /// Packs the layout into the archive, if this place is one (written whole, then renamed).
-    fn finish(&self) -> Result<(), Failure> {
+    pub(super) fn finish(&self) -> Result<(), Failure> {
         let Some(archive) = &self.archive else { return Ok(()) };
         let fail = |e: std::io::Error| Failure::new(format!("{}: {e}", archive.display()));
         let partial = archive.with_extension("partial");
@@ -192,57 +192,71 @@ pub fn push(args: PushArgs) -> Result<(), Failure> {
         CredentialStore::from_env().get(&target.registry, Some(target.repository.as_str()))?;
     let client = client(&args.client, &target.registry)?;
     let bar = bar(args.quiet, format!("pushing {}", args.target));
-    let top = layout.read_manifest(&layout.find(layout_tag.as_deref())?)?;
+    let mut top = None;
     block_on(async {
         let to = Target::of(&target, &credentials);
-        let fail = |e| Failure::from_client(e, &target.registry);
-        let parsed = parse(&top)?;
-        let mut children = Vec::new();
-        if parsed.kind == ManifestKind::Index {
-            for child in &parsed.manifests {
-                let descriptor =
-                    json!({"digest": child.digest.to_string(), "mediaType": child.media_type});
-                children.push(layout.read_manifest(&descriptor)?);
-            }
-        }
-        let images: Vec<&FetchedManifest> =
-            if children.is_empty() { vec![&top] } else { children.iter().collect() };
-        let mut blobs: Vec<imagehub_oci::Descriptor> = Vec::new();
-        for image in images {
-            for blob in parse(image)?.blob_references() {
-                if !blobs.iter().any(|b| b.digest == blob.digest) {
-                    blobs.push(blob.clone());
-                }
-            }
-        }
-        bar.set_total(blobs.iter().map(|b| b.size).sum());
-        {
-            for blob in &blobs {
-                let path = layout.blob_path(&blob.digest);
-                push_blob(&client, &to, &blob.digest, blob.size, &path, &bar)
-                    .await
-                    .map_err(fail)?;
-            }
-        }
-        for child in &children {
-            client
-                .put_manifest(&to, &Reference::Digest(child.digest.clone()), child)
-                .await
-                .map_err(fail)?;
-        }
-        let reference = Reference::Tag(
-            tag.parse()
-                .map_err(|e| Failure { code: 2, ..Failure::new(format!("tag {tag:?}: {e}")) })?,
-        );
-        client.put_manifest(&to, &reference, &top).await.map_err(fail)?;
+        let pushed = push_layout(layout, layout_tag.as_deref(), &client, &to, &tag, &bar).await?;
+        top = Some(pushed.0);
         details(&args, &target, &tag).await
     })?;
     bar.finish();
+    let digest = top.map(|t| t.digest.to_string()).unwrap_or_default();
     println!(
-        "Pushed {} as {}/{}:{tag} ({})",
-        args.source, target.registry, target.repository, top.digest
+        "Pushed {} as {}/{}:{tag} ({digest})",
+        args.source, target.registry, target.repository
     );
     Ok(())
+}
+
+/// Pushes the image `layout` names `layout_tag` (or its only one) to `to` as `tag`:
+/// blobs the target lacks, children, then the top manifest. The top manifest and the
+/// children.
+pub(super) async fn push_layout(
+    layout: &Layout,
+    layout_tag: Option<&str>,
+    client: &imagehub_client::RegistryClient,
+    to: &Target<'_>,
+    tag: &str,
+    bar: &Progress,
+) -> Result<(FetchedManifest, Vec<FetchedManifest>), Failure> {
+    let fail = |e| Failure::from_client(e, to.registry);
+    let top = layout.read_manifest(&layout.find(layout_tag)?)?;
+    let parsed = parse(&top)?;
+    let mut children = Vec::new();
+    if parsed.kind == ManifestKind::Index {
+        for child in &parsed.manifests {
+            let descriptor =
+                json!({"digest": child.digest.to_string(), "mediaType": child.media_type});
+            children.push(layout.read_manifest(&descriptor)?);
+        }
+    }
+    let images: Vec<&FetchedManifest> =
+        if children.is_empty() { vec![&top] } else { children.iter().collect() };
+    let mut blobs: Vec<imagehub_oci::Descriptor> = Vec::new();
+    for image in images {
+        for blob in parse(image)?.blob_references() {
+            if !blobs.iter().any(|b| b.digest == blob.digest) {
+                blobs.push(blob.clone());
+            }
+        }
+    }
+    bar.set_total(blobs.iter().map(|b| b.size).sum());
+    for blob in &blobs {
+        let path = layout.blob_path(&blob.digest);
+        push_blob(client, to, &blob.digest, blob.size, &path, bar).await.map_err(fail)?;
+    }
+    for child in &children {
+        client
+            .put_manifest(to, &Reference::Digest(child.digest.clone()), child)
+            .await
+            .map_err(fail)?;
+    }
+    let reference = Reference::Tag(
+        tag.parse()
+            .map_err(|e| Failure { code: 2, ..Failure::new(format!("tag {tag:?}: {e}")) })?,
+    );
+    client.put_manifest(to, &reference, &top).await.map_err(fail)?;
+    Ok((top, children))
 }
 
 /// Attaches the README and details given with a push, through the hub's API.
