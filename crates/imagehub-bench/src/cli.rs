@@ -138,7 +138,7 @@ pub async fn run(opts: Options) -> Result<()> {
 }
 
 /// Runs a command to its end; its seconds and peak RSS (MiB, sampled).
-fn timed(bin: &Path, args: &[&str]) -> Result<(f64, f64)> {
+pub fn timed(bin: &Path, args: &[&str]) -> Result<(f64, f64)> {
     // What the last step (or a build) left in the page cache is written back first: the
     // kernel otherwise throttles whichever tool writes next, and a pull measured 0.9 s
     // or 2.0 s depending on it.
@@ -167,6 +167,13 @@ fn timed(bin: &Path, args: &[&str]) -> Result<(f64, f64)> {
 
 /// Writes an OCI layout of one image: `layers` random layers and a config, tagged v1.
 fn write_layout(dir: &Path, size_mib: u64, layers: u64) -> Result<()> {
+    write_layout_with(dir, size_mib << 20, layers, 16, false)
+}
+
+/// Writes an OCI layout of one image of `bytes` in `layers` random layers (from
+/// `seed`), tagged v1; with `gzip` each layer is a gzip stream (stored, not compressed:
+/// as incompressible as real layers, and quick to make).
+pub fn write_layout_with(dir: &Path, bytes: u64, layers: u64, seed: u64, gzip: bool) -> Result<()> {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs)?;
     let write = |bytes: &[u8]| -> Result<(String, u64)> {
@@ -174,14 +181,24 @@ fn write_layout(dir: &Path, size_mib: u64, layers: u64) -> Result<()> {
         std::fs::write(blobs.join(&hex), bytes)?;
         Ok((format!("sha256:{hex}"), bytes.len() as u64))
     };
-    let mut rng = Rng::new(16);
-    let layer_size = (size_mib << 20) / layers;
+    let mut rng = Rng::new(seed);
+    let layer_size = bytes / layers;
     let mut descriptors = Vec::new();
     for _ in 0..layers {
         let mut bytes = vec![0u8; layer_size as usize];
         rng.fill(&mut bytes);
+        let (bytes, media_type) = match gzip {
+            true => {
+                use std::io::Write as _;
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+                encoder.write_all(&bytes)?;
+                (encoder.finish()?, "application/vnd.oci.image.layer.v1.tar+gzip")
+            }
+            false => (bytes, "application/vnd.oci.image.layer.v1.tar"),
+        };
         let (digest, size) = write(&bytes)?;
-        descriptors.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": size}));
+        descriptors.push(json!({"mediaType": media_type, "digest": digest, "size": size}));
     }
     let (config, config_size) = write(
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,

@@ -3,6 +3,7 @@
 //! search over a large catalogue (`search`), or counts what indexing an image with a big
 //! bottom layer reads (`extract`).
 
+mod build;
 mod cli;
 mod data;
 mod extract;
@@ -107,6 +108,29 @@ enum Cmd {
         /// Layers it is split into.
         #[arg(long, default_value_t = 8)]
         layers: u64,
+        /// Rounds (each times both, alternating which goes first).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Write the results as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// Time `imagehub build` of a recipe naming `images` images (`size_mib` in all)
+    /// against `skopeo sync` of those images into a directory, alternately, and a
+    /// rebuild with nothing changed (issue 17: no slower than sync, rebuild < 5%).
+    Build {
+        /// The imagehub binary (the server, the client and the builder).
+        #[arg(long, default_value = "target/release/imagehub")]
+        imagehub_bin: PathBuf,
+        /// skopeo's binary.
+        #[arg(long, default_value = "skopeo")]
+        skopeo_bin: PathBuf,
+        /// Size of all the images, MiB.
+        #[arg(long, default_value_t = 500)]
+        size_mib: u64,
+        /// How many images the recipe deploys.
+        #[arg(long, default_value_t = 10)]
+        images: u64,
         /// Rounds (each times both, alternating which goes first).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
@@ -363,6 +387,10 @@ async fn main() -> Result<()> {
         }
         Cmd::Cli { imagehub_bin, skopeo_bin, size_mib, layers, rounds, json } => {
             cli::run(cli::Options { imagehub_bin, skopeo_bin, size_mib, layers, rounds, json })
+                .await?;
+        }
+        Cmd::Build { imagehub_bin, skopeo_bin, size_mib, images, rounds, json } => {
+            build::run(build::Options { imagehub_bin, skopeo_bin, size_mib, images, rounds, json })
                 .await?;
         }
         Cmd::Extract { imagehub_bin, size_mib, json } => {

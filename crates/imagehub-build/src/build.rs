@@ -17,7 +17,9 @@ use tokio::io::AsyncWriteExt as _;
 use crate::BuildError;
 use crate::images::{ImageList, find_images};
 use crate::kubefile::{Base, Instruction, Kubefile};
-use crate::layer::{Compression, Entry, EntryKind, copy_entries, write_layer};
+use crate::layer::{
+    BuiltLayer, Compression, Entry, EntryKind, cache_key, copy_entries, write_layer,
+};
 use crate::registry_dir::{
     RegistryDir, SaveOptions, SaveReport, pick_platform, platform_name, save_images,
 };
@@ -147,7 +149,40 @@ pub async fn build(
         false => platforms[0].1.clone(),
     };
     layout.tag(&manifest, &request.tag)?;
+    let used = platforms.iter().flat_map(|(_, image)| layer_digests(image)).collect();
+    prune_cache(&request.context.join(WORK_DIR).join("cache"), &used);
     Ok(Built { manifest, platforms, images, saved })
+}
+
+/// The hex digests of an image manifest's layers.
+fn layer_digests(image: &FetchedManifest) -> Vec<String> {
+    let manifest: Value = serde_json::from_slice(&image.bytes).unwrap_or_default();
+    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    layers
+        .iter()
+        .filter_map(|layer| {
+            layer["digest"].as_str()?.split_once(':').map(|(_, hex)| hex.to_string())
+        })
+        .collect()
+}
+
+/// Forgets the cached layers this build did not use, so that the cache holds one build's
+/// layers, not every version of them. Best effort: a file left behind is only space.
+fn prune_cache(cache: &Path, used: &std::collections::HashSet<String>) {
+    let unused = |path: &Path, hex: Option<String>| {
+        if hex.is_none_or(|hex| !used.contains(&hex)) {
+            let _ = std::fs::remove_file(path);
+        }
+    };
+    for entry in std::fs::read_dir(cache.join("blobs")).into_iter().flatten().flatten() {
+        unused(&entry.path(), entry.file_name().to_str().map(str::to_string));
+    }
+    for entry in std::fs::read_dir(cache.join("layers")).into_iter().flatten().flatten() {
+        let layer = std::fs::read(entry.path())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<BuiltLayer>(&bytes).ok());
+        unused(&entry.path(), layer.map(|layer| layer.digest.hex().to_string()));
+    }
 }
 
 /// The build arguments with the platform's (`TARGETPLATFORM`, `TARGETOS`, `TARGETARCH`,
@@ -245,7 +280,8 @@ async fn assemble(
         let mut step = json!({"created": created, "created_by": created_by});
         match entries {
             Some(entries) => {
-                let layer = layout.layer(&entries, request.epoch, request.compression)?;
+                let cache = request.context.join(WORK_DIR).join("cache");
+                let layer = layout.layer(&entries, request.epoch, request.compression, &cache)?;
                 diff_ids.push(json!(layer.diff_id.to_string()));
                 layers.push(json!({"mediaType": layer.media_type, "digest": layer.digest.to_string(), "size": layer.size}));
             }
@@ -406,17 +442,48 @@ impl OutputLayout {
         std::fs::rename(&temporary, &path).map_err(|e| BuildError::io(&path, e))
     }
 
-    /// Writes a layer of `entries` and names it by its digest.
+    /// A layer of `entries`, from `cache` when it holds one with the same key (nothing
+    /// changed since it was written), else written there first; then linked into the
+    /// layout.
     fn layer(
         &self,
         entries: &[Entry],
         epoch: u64,
         compression: Compression,
-    ) -> Result<crate::layer::BuiltLayer, BuildError> {
-        let temporary = self.dir.join("blobs/sha256/layer.partial");
-        let layer = write_layer(entries, epoch, compression, &temporary)?;
+        cache: &Path,
+    ) -> Result<BuiltLayer, BuildError> {
+        let key = cache_key(entries, epoch, compression)?;
+        let record = cache.join("layers").join(format!("{}.json", key.hex()));
+        let blobs = cache.join("blobs");
+        std::fs::create_dir_all(record.parent().unwrap_or(cache))
+            .map_err(|e| BuildError::io(cache, e))?;
+        std::fs::create_dir_all(&blobs).map_err(|e| BuildError::io(&blobs, e))?;
+        let cached = std::fs::read(&record)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<BuiltLayer>(&bytes).ok())
+            .filter(|layer| blobs.join(layer.digest.hex()).is_file());
+        let layer = match cached {
+            Some(layer) => layer,
+            None => {
+                let temporary = blobs.join(format!("{}.partial", key.hex()));
+                let layer = write_layer(entries, epoch, compression, &temporary)?;
+                let blob = blobs.join(layer.digest.hex());
+                std::fs::rename(&temporary, &blob).map_err(|e| BuildError::io(&blob, e))?;
+                let text = serde_json::to_vec(&layer).unwrap_or_default();
+                std::fs::write(&record, text).map_err(|e| BuildError::io(&record, e))?;
+                layer
+            }
+        };
         let path = self.path(&layer.digest);
-        std::fs::rename(&temporary, &path).map_err(|e| BuildError::io(&path, e))?;
+        if !path.is_file() {
+            let blob = blobs.join(layer.digest.hex());
+            // A hard link costs nothing; across filesystems the blob is copied.
+            if std::fs::hard_link(&blob, &path).is_err() {
+                let temporary = path.with_extension("partial");
+                std::fs::copy(&blob, &temporary).map_err(|e| BuildError::io(&temporary, e))?;
+                std::fs::rename(&temporary, &path).map_err(|e| BuildError::io(&path, e))?;
+            }
+        }
         Ok(layer)
     }
 

@@ -46,12 +46,41 @@ pub enum EntryKind {
 
 /// A layer written to a file: its digest (of the compressed bytes), size and `diff_id`
 /// (of the tar).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BuiltLayer {
     pub digest: Digest,
     pub size: u64,
     pub diff_id: Digest,
-    pub media_type: &'static str,
+    pub media_type: String,
+}
+
+/// The media type of an uncompressed layer.
+const PLAIN_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// Whether most of the entries' bytes (nine tenths) are files already compressed (gzip,
+/// zstd, xz, bzip2 by their first bytes): the saved images of `registry/` are. Compressing
+/// them again would cost seconds per hundred megabytes and save nothing, so such a layer
+/// is stored as a plain tar, which every client reads.
+fn mostly_compressed(entries: &[Entry]) -> bool {
+    use std::io::Read as _;
+    let (mut all, mut compressed) = (0u64, 0u64);
+    for entry in entries {
+        let EntryKind::File(path) = &entry.kind else { continue };
+        let Ok(mut file) = std::fs::File::open(path) else { continue };
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut magic = [0u8; 6];
+        let read = file.read(&mut magic).unwrap_or(0);
+        let magic = &magic[..read];
+        all += size;
+        let known = magic.starts_with(&[0x1f, 0x8b])
+            || magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+            || magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+            || magic.starts_with(b"BZh");
+        if known {
+            compressed += size;
+        }
+    }
+    all > 0 && compressed * 10 >= all * 9
 }
 
 /// The entries `COPY SOURCES DESTINATION` makes, as Docker copies: a directory's
@@ -283,6 +312,33 @@ fn mode_of(meta: &std::fs::Metadata, chmod: Option<u32>) -> u32 {
     chmod.unwrap_or(meta.permissions().mode() & 0o7777)
 }
 
+/// What decides a layer's bytes, as a digest: the entries (path, kind, mode, and for a
+/// file its size and modification time), the epoch and the compression. A build whose
+/// layer has the same key takes the layer from its cache instead of writing it again.
+pub fn cache_key(
+    entries: &[Entry],
+    epoch: u64,
+    compression: Compression,
+) -> Result<Digest, BuildError> {
+    use std::os::unix::fs::MetadataExt as _;
+    // Bumped whenever the layer format changes, so that old cache entries are not used.
+    const FORMAT: u32 = 1;
+    let mut hasher = Hasher::new(Algorithm::Sha256);
+    hasher.update(format!("{FORMAT}\0{epoch}\0{compression:?}\0").as_bytes());
+    for entry in entries {
+        let what = match &entry.kind {
+            EntryKind::Directory => "d".to_string(),
+            EntryKind::Symlink(target) => format!("l{target}"),
+            EntryKind::File(path) => {
+                let meta = std::fs::metadata(path).map_err(|e| BuildError::io(path, e))?;
+                format!("f{}:{}.{}:{}", meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino())
+            }
+        };
+        hasher.update(format!("{}\0{what}\0{:o}\n", entry.path, entry.mode).as_bytes());
+    }
+    Ok(hasher.finish())
+}
+
 /// A writer that hashes what passes through it.
 struct Hashing<W> {
     inner: W,
@@ -311,22 +367,26 @@ pub fn write_layer(
     file: &Path,
 ) -> Result<BuiltLayer, BuildError> {
     let io = |e: std::io::Error| BuildError::io(file, e);
-    let out = std::fs::File::create(file).map_err(io)?;
-    let compressed = Hashing {
-        inner: std::io::BufWriter::new(out),
-        hasher: Hasher::new(Algorithm::Sha256),
-        written: 0,
-    };
+    let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(file).map_err(io)?);
+    if mostly_compressed(entries) {
+        // Uncompressed, the layer is its tar: one digest is both.
+        let (digest, size, mut out) = write_tar(entries, epoch, out).map_err(io)?;
+        out.flush().map_err(io)?;
+        out.get_ref().sync_all().map_err(io)?;
+        let media_type = PLAIN_TAR.to_string();
+        return Ok(BuiltLayer { digest: digest.clone(), size, diff_id: digest, media_type });
+    }
+    let compressed = Hashing { inner: out, hasher: Hasher::new(Algorithm::Sha256), written: 0 };
     let (diff_id, mut compressed) = match compression {
         Compression::Gzip => {
             let encoder =
                 flate2::GzBuilder::new().mtime(0).write(compressed, flate2::Compression::default());
-            let (diff_id, encoder) = write_tar(entries, epoch, encoder).map_err(io)?;
+            let (diff_id, _, encoder) = write_tar(entries, epoch, encoder).map_err(io)?;
             (diff_id, encoder.finish().map_err(io)?)
         }
         Compression::Zstd => {
             let encoder = zstd::stream::write::Encoder::new(compressed, 3).map_err(io)?;
-            let (diff_id, encoder) = write_tar(entries, epoch, encoder).map_err(io)?;
+            let (diff_id, _, encoder) = write_tar(entries, epoch, encoder).map_err(io)?;
             (diff_id, encoder.finish().map_err(io)?)
         }
     };
@@ -336,12 +396,12 @@ pub fn write_layer(
         digest: compressed.hasher.finish(),
         size: compressed.written,
         diff_id,
-        media_type: compression.media_type(),
+        media_type: compression.media_type().to_string(),
     })
 }
 
-/// The tar of `entries` written into `out`; the tar's digest and `out` back.
-fn write_tar<W: Write>(entries: &[Entry], epoch: u64, out: W) -> std::io::Result<(Digest, W)> {
+/// The tar of `entries` written into `out`; the tar's digest and size, and `out` back.
+fn write_tar<W: Write>(entries: &[Entry], epoch: u64, out: W) -> std::io::Result<(Digest, u64, W)> {
     let hashing = Hashing { inner: out, hasher: Hasher::new(Algorithm::Sha256), written: 0 };
     let mut builder = tar::Builder::new(hashing);
     for entry in entries {
@@ -370,7 +430,7 @@ fn write_tar<W: Write>(entries: &[Entry], epoch: u64, out: W) -> std::io::Result
         }
     }
     let hashing = builder.into_inner()?;
-    Ok((hashing.hasher.finish(), hashing.inner))
+    Ok((hashing.hasher.finish(), hashing.written, hashing.inner))
 }
 
 #[cfg(test)]
@@ -431,5 +491,32 @@ mod tests {
             write_layer(&entries, 1_700_000_000, Compression::Zstd, &out.path().join("z.zst"))
                 .expect("layer");
         assert_ne!(later.diff_id, one.diff_id, "the epoch is in the tar");
+    }
+
+    #[test]
+    fn already_compressed_files_make_a_plain_layer_hashed_once() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let blob = dir.path().join("blob");
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&[7u8; 100_000]).expect("gzip");
+        std::fs::write(&blob, gzip.finish().expect("gzip")).expect("write");
+        std::fs::write(dir.path().join("note.txt"), "small").expect("write");
+        let same = |p: &Path| p.to_path_buf();
+        let entries = copy_entries(dir.path(), &[".".into()], ".", None, &same).expect("copy");
+        let layer =
+            write_layer(&entries, 0, Compression::Zstd, &dir.path().join("layer")).expect("layer");
+        assert_eq!(layer.media_type, PLAIN_TAR);
+        assert_eq!(layer.digest, layer.diff_id, "an uncompressed layer is its tar");
+        let bytes = std::fs::read(dir.path().join("layer")).expect("read");
+        assert_eq!(layer.size, bytes.len() as u64);
+        assert_eq!(Digest::sha256_of(&bytes), layer.digest);
+
+        std::fs::write(dir.path().join("note.txt"), "x".repeat(200_000)).expect("write");
+        let entries =
+            copy_entries(dir.path(), &["note.txt".into()], ".", None, &same).expect("copy");
+        let text =
+            write_layer(&entries, 0, Compression::Zstd, &dir.path().join("text")).expect("layer");
+        assert_ne!(text.media_type, PLAIN_TAR, "text is compressed");
     }
 }
