@@ -38,6 +38,9 @@ const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub struct BuildRequest<'a> {
     /// The build context: the recipe's folder.
     pub context: PathBuf,
+    /// When not empty, one folder per platform to build it from instead of `context`
+    /// (copies `init.sh` prepared for that architecture), each with its own `registry/`.
+    pub platform_contexts: Vec<PathBuf>,
     pub kubefile: PathBuf,
     pub args: HashMap<String, String>,
     pub platforms: Vec<Platform>,
@@ -83,24 +86,35 @@ pub async fn build(
         &text,
         &platform_args(&request.args, &request.platforms[0]),
     )?;
-    let images = find_images(&request.context)?;
-    for warning in &images.warnings {
-        (request.log)(format!("warning: {warning}"));
-    }
     let layout = OutputLayout::create(&request.output)?;
     let several = request.platforms.len() > 1;
     let mut platforms = Vec::new();
     let mut saved = SaveReport::default();
-    for platform in &request.platforms {
+    let mut all_images = ImageList::default();
+    for (i, platform) in request.platforms.iter().enumerate() {
+        let context = request.platform_contexts.get(i).unwrap_or(&request.context);
+        let kubefile_path = match request.kubefile.strip_prefix(&request.context) {
+            Ok(relative) => context.join(relative),
+            Err(_) => request.kubefile.clone(),
+        };
+        let text = std::fs::read_to_string(&kubefile_path)
+            .map_err(|e| BuildError::io(&kubefile_path, e))?;
         let kubefile =
-            Kubefile::parse(&request.kubefile, &text, &platform_args(&request.args, platform))?;
-        let registry = match several {
-            true => request
-                .context
+            Kubefile::parse(&kubefile_path, &text, &platform_args(&request.args, platform))?;
+        let images = find_images(context)?;
+        for warning in &images.warnings {
+            if !all_images.warnings.contains(warning) {
+                (request.log)(format!("warning: {warning}"));
+            }
+        }
+        // Several platforms from one folder save into a folder each, read in its place.
+        let shared = several && request.platform_contexts.is_empty();
+        let registry = match shared {
+            true => context
                 .join(WORK_DIR)
                 .join("registry")
                 .join(platform_name(platform).replace('/', "-")),
-            false => request.context.join("registry"),
+            false => context.join("registry"),
         };
         (request.log)(format!(
             "{}: saving {} images into {}",
@@ -120,12 +134,14 @@ pub async fn build(
         saved.present += report.present;
         saved.blobs_fetched += report.blobs_fetched;
         saved.bytes_fetched += report.bytes_fetched;
-        let own_registry = request.context.join("registry");
-        let resolve = |path: &Path| match (several, path.strip_prefix(&own_registry)) {
+        all_images.merge(images);
+        let own_registry = context.join("registry");
+        let resolve = |path: &Path| match (shared, path.strip_prefix(&own_registry)) {
             (true, Ok(rest)) => registry.join(rest),
             _ => path.to_path_buf(),
         };
-        let image = assemble(client, request, &kubefile, platform, &layout, &resolve).await?;
+        let place = Place { context, platform, layout: &layout, resolve: &resolve };
+        let image = assemble(client, request, &kubefile, &place).await?;
         (request.log)(format!("{}: {}", platform_name(platform), image.digest));
         platforms.push((platform.clone(), image));
     }
@@ -150,8 +166,10 @@ pub async fn build(
     };
     layout.tag(&manifest, &request.tag)?;
     let used = platforms.iter().flat_map(|(_, image)| layer_digests(image)).collect();
-    prune_cache(&request.context.join(WORK_DIR).join("cache"), &used);
-    Ok(Built { manifest, platforms, images, saved })
+    for context in request.platform_contexts.iter().chain([&request.context]) {
+        prune_cache(&context.join(WORK_DIR).join("cache"), &used);
+    }
+    Ok(Built { manifest, platforms, images: all_images, saved })
 }
 
 /// The hex digests of an image manifest's layers.
@@ -208,15 +226,24 @@ fn platform_json(platform: &Platform) -> Value {
     value
 }
 
+/// Where one platform's image is built from and into.
+struct Place<'a> {
+    /// The folder its `COPY` sources are in.
+    context: &'a Path,
+    platform: &'a Platform,
+    layout: &'a OutputLayout,
+    /// Maps a source path to where its files really are (a platform's `registry/`).
+    resolve: &'a (dyn Fn(&Path) -> PathBuf + Sync),
+}
+
 /// One platform's image: the base's layers and config, then the Kubefile's.
 async fn assemble(
     client: &RegistryClient,
     request: &BuildRequest<'_>,
     kubefile: &Kubefile,
-    platform: &Platform,
-    layout: &OutputLayout,
-    resolve: &dyn Fn(&Path) -> PathBuf,
+    place: &Place<'_>,
 ) -> Result<FetchedManifest, BuildError> {
+    let Place { context, platform, layout, resolve } = *place;
     let (mut config, mut layers) = match &kubefile.base {
         Base::Scratch => (json!({}), Vec::new()),
         Base::Image(image) => base_image(client, request, image, platform, layout).await?,
@@ -232,8 +259,7 @@ async fn assemble(
     for instruction in &kubefile.instructions {
         match instruction {
             Instruction::Copy { sources, destination, chmod, .. } => {
-                let entries =
-                    copy_entries(&request.context, sources, destination, *chmod, resolve)?;
+                let entries = copy_entries(context, sources, destination, *chmod, resolve)?;
                 steps.push((format!("COPY {} {destination}", sources.join(" ")), Some(entries)));
             }
             Instruction::Env(pairs) => {
@@ -280,7 +306,7 @@ async fn assemble(
         let mut step = json!({"created": created, "created_by": created_by});
         match entries {
             Some(entries) => {
-                let cache = request.context.join(WORK_DIR).join("cache");
+                let cache = context.join(WORK_DIR).join("cache");
                 let layer = layout.layer(&entries, request.epoch, request.compression, &cache)?;
                 diff_ids.push(json!(layer.diff_id.to_string()));
                 layers.push(json!({"mediaType": layer.media_type, "digest": layer.digest.to_string(), "size": layer.size}));

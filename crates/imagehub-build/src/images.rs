@@ -29,6 +29,23 @@ pub struct ImageList {
     pub warnings: Vec<String>,
 }
 
+impl ImageList {
+    /// Adds `other`'s images and warnings that this list does not have yet.
+    pub fn merge(&mut self, other: ImageList) {
+        for image in other.images {
+            if !self.images.iter().any(|i| i.reference == image.reference) {
+                self.images.push(image);
+            }
+        }
+        self.images.sort_by_key(|i| i.reference.to_string());
+        for warning in other.warnings {
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
+            }
+        }
+    }
+}
+
 /// The most of a chart archive read (decompressed), and of any one file.
 const MAX_CHART_BYTES: u64 = 64 << 20;
 const MAX_FILE_BYTES: u64 = 16 << 20;

@@ -8,12 +8,17 @@ pub mod build;
 pub mod images;
 pub mod kubefile;
 pub mod layer;
+pub mod recipe;
 pub mod registry_dir;
 
 pub use build::{BuildRequest, Built, WORK_DIR, build};
 pub use images::{FoundImage, ImageList, find_images};
 pub use kubefile::{Base, Instruction, Kubefile, KubefileError};
 pub use layer::Compression;
+pub use recipe::{
+    Command, CommandError, InitArgs, Recipe, copy_recipe, locate, parse_command, prepare_copy,
+    run_init,
+};
 pub use registry_dir::{RegistryDir, SaveOptions, SaveReport, save_images};
 
 use std::path::Path;
@@ -26,6 +31,9 @@ pub enum BuildError {
     /// Something in the recipe is wrong (a file, a chart, an image reference).
     #[error("{message}")]
     Recipe { message: String },
+    /// The repository has no recipe for the app asked for.
+    #[error("{message}")]
+    NoRecipe { message: String },
     #[error("{path}: {message}")]
     Io { path: String, message: String },
     /// Fetching an image the cluster image carries failed.

@@ -5,6 +5,7 @@
 //! returns typed results and `CoreError`s; the server maps those to the wire.
 
 pub mod accounts;
+mod builds;
 mod datapack;
 mod error;
 mod hash_pool;
@@ -25,12 +26,19 @@ pub use accounts::{
     Access, AccountError, AccountSettings, Accounts, Caller, Credential, NewWebSession,
     SESSION_IDLE, SESSION_MAX_AGE, TokenGrant, UserCaller,
 };
+pub use builds::{
+    BuildJobError, BuildJobRequest, BuildSettings, MAX_LOG_BYTES, MAX_PENDING_BUILDS,
+};
 pub use datapack::{DataPackError, DataPackSpec, MAX_DATAPACK_NAMES, PackKind};
 pub use error::CoreError;
 pub use hub::{ImageView, SearchHit, latest_image, sort_images_by_name};
 pub use image_config::{HistoryEntry, ImageConfig, RunConfig};
 pub use image_contents::{ImageContents, LayerView, PlatformContents};
 pub use imagehub_blobstore::UploadId;
+pub use imagehub_build::{
+    Command as BuildCommand, CommandError as BuildCommandError,
+    parse_command as parse_build_command,
+};
 pub use imagehub_client::{
     ClientSettings, Credentials, ReferenceError, RegistrySettings, RemoteReference,
 };
@@ -38,8 +46,8 @@ pub use imagehub_extract::{
     DetailSource, Details, DetailsEdit, Limits as ExtractLimits, parse_readme,
 };
 pub use imagehub_metadata::{
-    AuditAction, AuditEvent, BrowseOrder, ImageInfo, ImageRow, MemberRow, OrgRow, Referrer,
-    RepositoryFilter, StoredManifest, Usage, UserRow,
+    AuditAction, AuditEvent, BrowseOrder, BuildJobRow, BuildState, ImageInfo, ImageRow, MemberRow,
+    OrgRow, Referrer, RepositoryFilter, StoredManifest, Usage, UserRow,
 };
 pub use imagehub_metadata::{
     ImportGroupRow, ImportJobRow, ImportState, ImportsOf, SyncRuleRow, SyncRunRow,

@@ -27,6 +27,7 @@ pub struct Registry {
     pub(crate) indexer: Arc<crate::indexer::Wakeup>,
     pub(crate) pulls: Arc<crate::pulls::PullCounter>,
     pub(crate) imports: Arc<crate::imports::Imports>,
+    pub(crate) builds: Arc<crate::builds::Builds>,
     settings: Arc<std::sync::RwLock<Settings>>,
 }
 
@@ -57,6 +58,7 @@ impl Registry {
             indexer: Arc::default(),
             pulls: Arc::default(),
             imports: Arc::new(crate::imports::Imports::new(crate::imports::Sealer::new(data_dir))),
+            builds: Arc::default(),
             settings: Arc::default(),
         })
     }

@@ -9,6 +9,7 @@
 //! path go through one group-committing writer (`writer.rs`).
 
 mod accounts;
+mod builds;
 mod datapacks;
 mod gc;
 mod images;
@@ -59,6 +60,7 @@ pub use accounts::{
     AccessTokenRow, AuditAction, AuditEvent, MemberRow, NamespaceKind, NewAccessToken,
     NewAuditEvent, NewUser, OrgRow, RepositoryFilter, UserRow, UserSource,
 };
+pub use builds::{BuildJobRow, BuildState, NewBuildJob};
 pub use gc::{GcPlan, UnlinkedBlob};
 pub use images::{DetailRow, ImageInfo, ImageRow};
 pub use imports::{ImportGroupRow, ImportJobRow, ImportState, ImportsOf, NewImportJob};

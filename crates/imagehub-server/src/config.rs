@@ -21,6 +21,7 @@ pub struct Config {
     pub index: IndexConfig,
     pub datapacks: DataPacksConfig,
     pub import: ImportConfig,
+    pub build: BuildConfig,
 }
 
 impl Config {
@@ -345,6 +346,56 @@ impl ImportConfig {
     }
 }
 
+/// `[build]`: cluster images built on the server from a recipes repository (seed 003).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuildConfig {
+    /// A checkout of a cluster-image repository (`applications/APP/VERSION/`); empty:
+    /// builds are off.
+    pub recipes_dir: Option<PathBuf>,
+    /// The organization built images are pushed into, as `ORG/APP:VERSION`; it must
+    /// exist. Site admins and its developers and owners may start builds.
+    pub organization: String,
+    /// Platforms built when a request names none.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub platforms: Vec<String>,
+    /// Whether recipes' `init.sh` runs (it is the recipe author's code, run as the
+    /// server's user, in a copy of the recipe).
+    pub run_init: bool,
+    pub init_timeout_secs: u64,
+    /// The secret of the GitHub webhook that sends `issue_comment` events to
+    /// `/api/v1/builds/commands`; empty: webhooks are refused.
+    pub webhook_secret: String,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        let defaults = imagehub_core::BuildSettings::default();
+        BuildConfig {
+            recipes_dir: None,
+            organization: defaults.organization,
+            platforms: defaults.platforms,
+            run_init: defaults.run_init,
+            init_timeout_secs: defaults.init_timeout.as_secs(),
+            webhook_secret: String::new(),
+        }
+    }
+}
+
+impl BuildConfig {
+    pub fn settings(&self, data_dir: &std::path::Path) -> imagehub_core::BuildSettings {
+        imagehub_core::BuildSettings {
+            recipes_dir: self.recipes_dir.clone().filter(|d| !d.as_os_str().is_empty()),
+            organization: self.organization.clone(),
+            platforms: self.platforms.clone(),
+            run_init: self.run_init,
+            init_timeout: std::time::Duration::from_secs(self.init_timeout_secs.max(1)),
+            work_dir: data_dir.join("builds"),
+            webhook_secret: self.webhook_secret.clone(),
+        }
+    }
+}
+
 /// A list, or a string of comma-separated items (as an environment variable gives it).
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -473,6 +524,24 @@ pub const KNOBS: &[(&str, &str)] = &[
     (
         "import.insecure_registries",
         "registries imported from over plain HTTP or unverified TLS, at private addresses too: host:port,… (default none)",
+    ),
+    (
+        "build.recipes_dir",
+        "a checkout of a cluster-image repository (applications/APP/VERSION/) the hub builds from (default none: builds off)",
+    ),
+    (
+        "build.organization",
+        "the organization built images are pushed into (default cluster-images)",
+    ),
+    (
+        "build.platforms",
+        "platforms built when a request names none (default linux/amd64,linux/arm64)",
+    ),
+    ("build.run_init", "whether recipes' init.sh runs, in a copy of the recipe (default false)"),
+    ("build.init_timeout_secs", "seconds init.sh may run (default 1800)"),
+    (
+        "build.webhook_secret",
+        "the secret GitHub issue_comment webhooks to /api/v1/builds/commands are signed with (default none: refused)",
     ),
 ];
 

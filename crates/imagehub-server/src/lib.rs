@@ -76,6 +76,7 @@ impl Server {
         };
         registry.configure(config.registry_settings());
         registry.configure_imports(config.import.settings());
+        registry.configure_builds(config.build.settings(&config.storage.data_dir));
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -107,6 +108,10 @@ impl Server {
             let registry = self.registry.clone();
             tokio::spawn(async move { registry.run_imports().await })
         };
+        let builder = {
+            let registry = self.registry.clone();
+            tokio::spawn(async move { registry.run_builds().await })
+        };
         let server = &self.config.server;
         let limits = listener::ConnectionLimits {
             header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
@@ -126,6 +131,7 @@ impl Server {
         housekeeping.abort();
         indexer.abort();
         importer.abort();
+        builder.abort();
         self.registry.close().await;
         tracing::info!("imagehub stopped");
         Ok(())

@@ -148,7 +148,7 @@ impl Imports {
         self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn client(&self) -> Result<Arc<RegistryClient>, CoreError> {
+    pub(crate) fn client(&self) -> Result<Arc<RegistryClient>, CoreError> {
         if let Some(client) = self.client.read().unwrap_or_else(|e| e.into_inner()).clone() {
             return Ok(client);
         }

@@ -11,6 +11,7 @@
 //! organizations, members, audit) then answer 404 saying that accounts are off.
 
 mod apply;
+mod builds;
 mod datapacks;
 mod error;
 mod images;
@@ -159,6 +160,9 @@ pub fn router(auth: Option<Arc<Auth>>, accounts: Accounts, registry: Registry) -
         )
         .route("/api/v1/orgs/{org}/imports", get(imports::list_org_jobs))
         .route("/api/v1/imports", get(imports::list_my_jobs))
+        .route("/api/v1/builds", get(builds::list).post(builds::create))
+        .route("/api/v1/builds/commands", axum::routing::post(builds::command))
+        .route("/api/v1/builds/{id}", get(builds::get).delete(builds::cancel))
         .route("/api/v1/imports/{id}", get(imports::get_job).delete(imports::cancel_job))
         .route("/api/v1/imports/{id}/events", get(imports::job_events))
         .route("/api/v1/import-groups/{id}", get(imports::get_group).delete(imports::cancel_group))

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use imagehub_build::{BuildRequest, Compression, find_images};
+use imagehub_build::{BuildRequest, Compression, ImageList, find_images};
 use imagehub_client::{CredentialStore, Credentials, RemoteReference, Target};
 use imagehub_oci::{Platform, Reference};
 
@@ -59,6 +59,13 @@ pub struct BuildArgs {
     /// With --push and several platforms, also tag each platform's image IMAGE-ARCH.
     #[arg(long)]
     arch_tags: bool,
+    /// Run the recipe's `init.sh ARCH NAME VERSION` first, for each platform in its own
+    /// copy of the recipe (under `.imagehub/init/`), which is then built.
+    #[arg(long)]
+    run_init: bool,
+    /// Seconds `init.sh` may run before it is stopped.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    init_timeout: u64,
     /// Print only the outcome.
     #[arg(long, short)]
     quiet: bool,
@@ -77,6 +84,9 @@ struct Recipe {
     context: PathBuf,
     readme: Option<PathBuf>,
     args: HashMap<String, String>,
+    /// The app and its version, as `init.sh` is told them.
+    name: String,
+    version: String,
 }
 
 fn usage(message: impl Into<String>) -> Failure {
@@ -97,33 +107,64 @@ fn recipe(args: &BuildArgs) -> Result<Recipe, Failure> {
             [dir] => PathBuf::from(dir),
             _ => return Err(usage("give one recipe folder (or --recipes REPO_DIR APP VERSION)")),
         };
-        return Ok(Recipe { context, readme: None, args: build_args });
+        // A folder applications/APP/VERSION names its app and version.
+        let absolute = std::path::absolute(&context).unwrap_or_else(|_| context.clone());
+        let folder = |path: Option<&Path>| {
+            path.and_then(Path::file_name).map_or(String::new(), |n| n.to_string_lossy().into())
+        };
+        let name = build_args.get("NAME").cloned().unwrap_or_else(|| folder(absolute.parent()));
+        let version = build_args.get("VERSION").cloned().unwrap_or_else(|| folder(Some(&absolute)));
+        return Ok(Recipe { context, readme: None, args: build_args, name, version });
     };
     let [app, version] = args.args.as_slice() else {
         return Err(usage(
             "--recipes REPO_DIR takes the APP and its VERSION: --recipes ./repo nginx 1.23.1",
         ));
     };
-    let clean = |word: &str| word.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if !clean(app) || !clean(version) || app.starts_with('.') || version.starts_with('.') {
-        return Err(usage(format!("{app} {version}: names are letters, digits, '.', '_' and '-'")));
-    }
-    let app_dir = repository.join("applications").join(app);
-    let mut context = app_dir.join(version);
-    if !context.is_dir() {
-        context = app_dir.join("latest");
-    }
-    if !context.is_dir() {
-        return Err(Failure {
-            code: super::NOT_FOUND,
-            ..Failure::new(format!("{} has neither {version}/ nor latest/", app_dir.display()))
-        });
-    }
+    let found = imagehub_build::locate(repository, app, version).map_err(|e| match e {
+        imagehub_build::BuildError::NoRecipe { .. } => {
+            Failure { code: super::NOT_FOUND, ..Failure::new(e.to_string()) }
+        }
+        other => usage(other.to_string()),
+    })?;
     for (name, value) in [("NAME", app.as_str()), ("VERSION", version.as_str())] {
         build_args.entry(name.to_string()).or_insert_with(|| value.to_string());
     }
-    let readme = Some(app_dir.join("README.md")).filter(|r| r.is_file());
-    Ok(Recipe { context, readme, args: build_args })
+    Ok(Recipe {
+        context: found.context,
+        readme: found.readme,
+        args: build_args,
+        name: found.app,
+        version: found.version,
+    })
+}
+
+/// With --run-init: for each platform, a copy of the recipe prepared by its `init.sh`.
+fn run_init(
+    args: &BuildArgs,
+    recipe: &Recipe,
+    platforms: &[Platform],
+    log: &(dyn Fn(String) + Sync),
+) -> Result<Vec<PathBuf>, Failure> {
+    if !args.run_init {
+        return Ok(Vec::new());
+    }
+    let mut copies = Vec::new();
+    for platform in platforms {
+        let folder = format!("{}-{}", platform.os, platform.architecture);
+        let copy = recipe.context.join(imagehub_build::WORK_DIR).join("init").join(folder);
+        let failed = |e: imagehub_build::BuildError| Failure::new(e.to_string());
+        imagehub_build::prepare_copy(&recipe.context, &copy).map_err(failed)?;
+        let init = imagehub_build::InitArgs {
+            arch: &platform.architecture,
+            name: &recipe.name,
+            version: &recipe.version,
+            timeout: std::time::Duration::from_secs(args.init_timeout),
+        };
+        block_on(async { imagehub_build::run_init(&copy, &init, log).await.map_err(failed) })?;
+        copies.push(copy);
+    }
+    Ok(copies)
 }
 
 fn kubefile_of(args: &BuildArgs, context: &Path) -> Result<PathBuf, Failure> {
@@ -205,7 +246,11 @@ pub fn build(args: BuildArgs) -> Result<(), Failure> {
             eprintln!("{}", super::printable(&line));
         }
     };
-    let images = find_images(&recipe.context).map_err(|e| Failure::new(e.to_string()))?;
+    let platform_contexts = run_init(&args, &recipe, &platforms, &log)?;
+    let mut images = ImageList::default();
+    for context in platform_contexts.iter().chain([&recipe.context]) {
+        images.merge(find_images(context).map_err(|e| Failure::new(e.to_string()))?);
+    }
     let mut registries: Vec<String> =
         images.images.iter().map(|i| i.reference.registry.clone()).collect();
     if let Some(base) = base_registry(&kubefile, &recipe.args) {
@@ -215,6 +260,7 @@ pub fn build(args: BuildArgs) -> Result<(), Failure> {
     let client = super::client_for_all(&args.client, &registries)?;
     let request = BuildRequest {
         context: recipe.context.clone(),
+        platform_contexts,
         kubefile,
         args: recipe.args.clone(),
         platforms,

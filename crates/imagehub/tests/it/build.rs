@@ -7,7 +7,7 @@ use std::path::Path;
 use imagehub_build::{RegistryDir, SaveOptions, find_images, save_images};
 use imagehub_client::{ClientSettings, Credentials, RegistryClient, RegistrySettings};
 use imagehub_oci::Platform;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::cli::skopeo;
 use crate::imports::push_index;
@@ -280,4 +280,183 @@ async fn building_twice_gives_the_same_digest_and_run_is_refused_with_its_line()
     );
     assert_eq!(built.code, 1, "{}", built.stderr);
     assert!(built.stderr.contains("Kubefile:3: RUN is not supported"), "{}", built.stderr);
+}
+
+/// `init.sh` prepares each platform in its own copy of the recipe; its failures and
+/// its hangs fail the build.
+#[tokio::test]
+async fn init_runs_per_platform_in_a_copy_and_its_failures_and_hangs_fail_the_build() {
+    let upstream = Registry::start();
+    let source = upstream.server().host();
+    push_index(&upstream, "library/nginx", "1.23.1").await;
+    push_image(&upstream, "team/tool", "v2", "tool").await;
+    let kubefile = "FROM scratch\nCOPY bin bin\nCOPY manifests manifests\nCOPY registry registry\n";
+    let repo = recipes(&source, kubefile);
+    let recipe = repo.path().join("applications/nginx/latest");
+    write(
+        &recipe,
+        "init.sh",
+        "set -e\necho \"preparing $NAME $VERSION for $1\"\nmkdir -p bin\necho \"$ARCH\" > bin/arch\n",
+    );
+    let home = tempfile::tempdir().expect("home");
+    let repo_dir = repo.path().display().to_string();
+    let run = |version: &str, extra: &[&str]| {
+        let output = format!("oci:{}:v1", home.path().join(version).display());
+        let args = [
+            &["build", "--recipes", &repo_dir, "nginx", version, "--run-init"][..],
+            &["--platform", "linux/amd64,linux/arm64", "--output", &output],
+            extra,
+        ]
+        .concat();
+        crate::cli::imagehub(home.path(), &args, "", None)
+    };
+    let built = run("1.23.1", &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    for arch in ["amd64", "arm64"] {
+        let said = format!("preparing nginx 1.23.1 for {arch}");
+        assert!(built.stderr.contains(&said), "init.sh's output is shown: {}", built.stderr);
+    }
+    assert!(!recipe.join("bin").exists(), "init.sh changed a copy, not the recipe");
+    let index: Value = serde_json::from_slice(
+        &std::fs::read(home.path().join("1.23.1/index.json")).expect("index.json"),
+    )
+    .expect("JSON");
+    let top = index["manifests"][0]["digest"].as_str().expect("digest").replace(':', "/");
+    let top: Value = serde_json::from_slice(
+        &std::fs::read(home.path().join("1.23.1/blobs").join(top)).expect("index"),
+    )
+    .expect("JSON");
+    let children = top["manifests"].as_array().expect("children");
+    assert_eq!(children.len(), 2, "{top}");
+    assert_ne!(children[0]["digest"], children[1]["digest"], "each platform its own bin/arch");
+
+    // An endless line is cut, not held.
+    let script = "head -c 5000000 /dev/zero | tr '\\0' x\necho\necho about to fail\nexit 3\n";
+    write(&recipe, "init.sh", script);
+    let failed = run("1.23.1", &[]);
+    assert_eq!(failed.code, 1, "{}", &failed.stderr[failed.stderr.len().saturating_sub(500)..]);
+    let longest = failed.stderr.lines().map(str::len).max().unwrap_or(0);
+    assert_eq!(longest, 4096, "the 5 MB line is cut at 4 KiB");
+    assert!(failed.stderr.contains("about to fail"), "{}", failed.stderr);
+    assert!(failed.stderr.contains("init.sh failed (exit status: 3)"), "{}", failed.stderr);
+
+    // A hang, and a child it started that would outlive it: both are stopped.
+    write(&recipe, "init.sh", "sleep 600 &\nsleep 600\n");
+    let hung = run("1.23.1", &["--init-timeout", "1"]);
+    assert_eq!(hung.code, 1, "{}", hung.stderr);
+    assert!(hung.stderr.contains("init.sh ran longer than 1 s"), "{}", hung.stderr);
+}
+
+fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Build jobs on the server: started through the API, the chat command and a signed
+/// GitHub webhook, by those who may; their logs and digests; the image in the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_builds_recipes_as_jobs_for_those_who_may() {
+    use crate::support::hub::{Cred, Hub};
+    use reqwest::Method;
+    let upstream = Registry::start();
+    let source = upstream.server().host();
+    push_index(&upstream, "library/nginx", "1.23.1").await;
+    push_image(&upstream, "team/tool", "v2", "tool").await;
+    let repo = recipes(&source, KUBEFILE);
+    let recipes_dir = repo.path().to_path_buf();
+    let hub = Hub::start_with(move |c| {
+        c.import.insecure_registries = vec![source];
+        c.build.recipes_dir = Some(recipes_dir);
+        c.build.organization = "acme".into();
+        c.build.webhook_secret = "webhook-secret".into();
+    });
+    let olga = hub.olga_with_public_acme().await;
+    hub.create_user("bob", "bob-password-1").await;
+    let bob = Cred::basic("bob", "bob-password-1");
+
+    let asked = json!({"app": "nginx", "version": "1.23.1"});
+    let started = hub.api(&olga, Method::POST, "/api/v1/builds", Some(asked.clone())).await;
+    let location = started.expect_status(202, "queued").header("location").expect("URL");
+    let job = hub.api(&olga, Method::GET, &format!("{location}?wait=60"), None).await;
+    let job = job.expect_status(200, "the job").json();
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["target"], "acme/nginx:1.23.1");
+    assert_eq!(job["platforms"], json!(["linux/amd64", "linux/arm64"]));
+    assert_eq!(job["platform_digests"].as_object().map(|d| d.len()), Some(2), "{job}");
+    let log = job["log"].as_str().expect("log");
+    assert!(
+        log.contains("linux/arm64: saving 2 images") && log.contains("pushed acme/nginx"),
+        "{log}"
+    );
+    let token = hub.token(&olga, &["repository:acme/nginx:pull".to_string()]).await.expect("token");
+    let pulled =
+        hub.send(hub.v2(Method::GET, "/v2/acme/nginx/manifests/1.23.1", Some(&token))).await;
+    pulled.expect_status(200, "the built image is in the hub");
+    assert_eq!(pulled.header("docker-content-digest").as_deref(), job["digest"].as_str());
+
+    // Bob is no developer of acme: he may neither build nor see builds.
+    let denied = hub.api(&bob, Method::POST, "/api/v1/builds", Some(asked)).await;
+    assert!(denied.expect_status(403, "bob").text().contains("developer of the organization acme"));
+    hub.api(&bob, Method::GET, "/api/v1/builds", None).await.expect_status(403, "bob lists");
+    hub.api(&bob, Method::GET, &location, None).await.expect_status(403, "bob reads");
+    let missing = json!({"app": "redis", "version": "7"});
+    hub.api(&olga, Method::POST, "/api/v1/builds", Some(missing))
+        .await
+        .expect_status(404, "no app");
+    let dots = json!({"app": "..", "version": "7"});
+    hub.api(&olga, Method::POST, "/api/v1/builds", Some(dots)).await.expect_status(400, "..");
+
+    // The chat command, as plain text: a version without a folder builds latest/.
+    let http = reqwest::Client::new();
+    let command = |text: &str, who: (&str, &str)| {
+        http.post(hub.url("/api/v1/builds/commands"))
+            .basic_auth(who.0, Some(who.1))
+            .header("content-type", "text/plain")
+            .body(text.to_string())
+    };
+    let olga_login = ("olga", "olga-password-1");
+    let by_command = hub.send(command("/imagebuild_apps nginx 1.24.0", olga_login)).await;
+    let by_command = by_command.expect_status(202, "command").json();
+    assert_eq!(
+        (by_command["version"].as_str(), by_command["origin"].as_str()),
+        (Some("1.24.0"), Some("command"))
+    );
+    let unsupported = hub.send(command("/imagebuild_hosted nginx 1", olga_login)).await;
+    assert!(unsupported.expect_status(400, "hosted").text().contains("does not support"));
+    let bobs = hub.send(command("/imagebuild_apps nginx 1.23.1", ("bob", "bob-password-1"))).await;
+    bobs.expect_status(403, "bob's command");
+
+    // A GitHub webhook: its signature is the credential.
+    let payload = serde_json::to_vec(&json!({
+        "action": "created",
+        "comment": {"body": "/imagebuild_apps nginx 1.23.1", "user": {"login": "octocat"}},
+    }))
+    .expect("JSON");
+    let webhook = |signature: Option<String>| {
+        let request = http
+            .post(hub.url("/api/v1/builds/commands"))
+            .header("x-github-event", "issue_comment")
+            .header("content-type", "application/json")
+            .body(payload.clone());
+        match signature {
+            Some(signature) => request.header("x-hub-signature-256", signature),
+            None => request,
+        }
+    };
+    let good = hub.send(webhook(Some(signature("webhook-secret", &payload)))).await;
+    let good = good.expect_status(202, "signed webhook").json();
+    assert_eq!(good["created_by"], "github:octocat", "{good}");
+    let forged = hub.send(webhook(Some(signature("guessed", &payload)))).await;
+    forged.expect_status(401, "a wrong signature");
+    hub.send(webhook(None)).await.expect_status(401, "no signature");
+
+    // Every job is listed for those who may build, newest first.
+    let list = hub.api(&olga, Method::GET, "/api/v1/builds", None).await;
+    let list = list.expect_status(200, "list").json();
+    let ids: Vec<i64> =
+        list["jobs"].as_array().expect("jobs").iter().filter_map(|j| j["id"].as_i64()).collect();
+    assert_eq!(ids.len(), 3, "{list}");
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
 }
