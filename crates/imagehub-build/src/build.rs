@@ -54,6 +54,8 @@ pub struct BuildRequest<'a> {
     /// Images fetched at once.
     pub parallel: usize,
     pub credentials: &'a (dyn Fn(&RemoteReference) -> Credentials + Sync),
+    /// Where blobs of the recipe's images may be found before their registry is asked.
+    pub local: Option<&'a dyn crate::registry_dir::LocalBlobs>,
     /// The OCI layout written (created if missing).
     pub output: PathBuf,
     /// The name given to the result in the layout.
@@ -120,20 +122,33 @@ pub async fn build(
             "{}: saving {} images into {}",
             platform_name(platform),
             images.images.len(),
-            registry.display()
+            registry.strip_prefix(context).unwrap_or(&registry).display()
         ));
         let options = SaveOptions {
             platform,
             all: request.all,
             parallel: request.parallel,
             credentials: request.credentials,
+            local: request.local,
         };
         let report =
             save_images(client, &images.images, &RegistryDir::new(&registry), &options).await?;
+        let local = match report.blobs_local {
+            0 => String::new(),
+            n => format!(", {n} copied from the hub"),
+        };
+        (request.log)(format!(
+            "{}: {} images saved, {} already there; {} blobs fetched{local}",
+            platform_name(platform),
+            report.saved,
+            report.present,
+            report.blobs_fetched
+        ));
         saved.saved += report.saved;
         saved.present += report.present;
         saved.blobs_fetched += report.blobs_fetched;
         saved.bytes_fetched += report.bytes_fetched;
+        saved.blobs_local += report.blobs_local;
         all_images.merge(images);
         let own_registry = context.join("registry");
         let resolve = |path: &Path| match (shared, path.strip_prefix(&own_registry)) {

@@ -19,7 +19,7 @@ pub use recipe::{
     Command, CommandError, InitArgs, Recipe, copy_recipe, locate, parse_command, prepare_copy,
     run_init,
 };
-pub use registry_dir::{RegistryDir, SaveOptions, SaveReport, save_images};
+pub use registry_dir::{LocalBlobs, RegistryDir, SaveOptions, SaveReport, save_images};
 
 use std::path::Path;
 

@@ -30,6 +30,18 @@ pub struct SaveReport {
     /// Blobs downloaded (the others were in the folder).
     pub blobs_fetched: usize,
     pub bytes_fetched: u64,
+    /// Blobs copied from [`LocalBlobs`] instead of their registry.
+    pub blobs_local: usize,
+}
+
+/// Blobs a save may take from nearby instead of their registry: the hub's own store,
+/// when the hub builds. What it gives is checked against the digest all the same.
+pub trait LocalBlobs: Sync {
+    /// The blob `digest` for reading, when it is held here.
+    fn open<'a>(
+        &'a self,
+        digest: &'a Digest,
+    ) -> futures_util::future::BoxFuture<'a, Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>>;
 }
 
 impl RegistryDir {
@@ -110,6 +122,44 @@ impl RegistryDir {
         Ok(written)
     }
 
+    /// Copies the blob from `local` when it has it and its bytes match the digest;
+    /// whether it did.
+    async fn copy_local(
+        &self,
+        local: &dyn LocalBlobs,
+        digest: &Digest,
+    ) -> Result<bool, BuildError> {
+        use tokio::io::AsyncReadExt as _;
+        let Some(mut reader) = local.open(digest).await else { return Ok(false) };
+        let path = self.blob_path(digest);
+        let parent = path.parent().unwrap_or(Path::new("."));
+        tokio::fs::create_dir_all(parent).await.map_err(|e| BuildError::io(parent, e))?;
+        let temporary = temporary_beside(&path);
+        let file =
+            tokio::fs::File::create(&temporary).await.map_err(|e| BuildError::io(&temporary, e))?;
+        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let mut hasher = imagehub_oci::Hasher::new(digest.algorithm());
+        let mut buffer = vec![0u8; 1 << 20];
+        let copied: std::io::Result<()> = async {
+            loop {
+                let n = reader.read(&mut buffer).await?;
+                if n == 0 {
+                    return file.flush().await;
+                }
+                hasher.update(&buffer[..n]);
+                file.write_all(&buffer[..n]).await?;
+            }
+        }
+        .await;
+        if copied.is_err() || hasher.finish() != *digest {
+            // Fetched from the registry instead.
+            let _ = tokio::fs::remove_file(&temporary).await;
+            return Ok(false);
+        }
+        tokio::fs::rename(&temporary, &path).await.map_err(|e| BuildError::io(&path, e))?;
+        Ok(true)
+    }
+
     async fn link(&self, path: PathBuf, digest: &Digest) -> Result<(), BuildError> {
         self.write(&path, digest.to_string().as_bytes()).await
     }
@@ -164,6 +214,8 @@ pub struct SaveOptions<'a> {
     pub parallel: usize,
     /// The credentials for an image's registry.
     pub credentials: &'a (dyn Fn(&imagehub_client::RemoteReference) -> Credentials + Sync),
+    /// Where blobs may be found before their registry is asked.
+    pub local: Option<&'a dyn LocalBlobs>,
 }
 
 /// Saves `images` into `dir`: each image's manifest (for `options.platform`, or the
@@ -186,6 +238,7 @@ pub async fn save_images(
         total.present += report.present;
         total.blobs_fetched += report.blobs_fetched;
         total.bytes_fetched += report.bytes_fetched;
+        total.blobs_local += report.blobs_local;
     }
     Ok(total)
 }
@@ -215,6 +268,7 @@ async fn save_image(
     let credentials = (options.credentials)(reference);
     let target = Target::of(reference, &credentials);
     let top = client.manifest(&target, &reference.reference()).await.map_err(fail)?;
+    let source = BlobSource { client, target: &target, local: options.local, fail: &fail };
     let parsed = parse(&top).map_err(fail)?;
     let mut chosen = top.clone();
     if parsed.kind == ManifestKind::Index {
@@ -239,7 +293,7 @@ async fn save_image(
                 .manifest(&target, &Reference::Digest(child.digest.clone()))
                 .await
                 .map_err(fail)?;
-            save_blobs(client, &target, dir, name, &fetched, &fail, &mut report).await?;
+            save_blobs(&source, dir, name, &fetched, &mut report).await?;
             dir.put_manifest(name, &fetched).await?;
             if !options.all {
                 chosen = fetched;
@@ -249,7 +303,7 @@ async fn save_image(
             dir.put_manifest(name, &top).await?;
         }
     } else {
-        save_blobs(client, &target, dir, name, &top, &fail, &mut report).await?;
+        save_blobs(&source, dir, name, &top, &mut report).await?;
         dir.put_manifest(name, &top).await?;
     }
     if let Some(tag) = &tag {
@@ -259,15 +313,23 @@ async fn save_image(
     Ok(report)
 }
 
+/// Where an image's blobs come from.
+struct BlobSource<'a> {
+    client: &'a RegistryClient,
+    target: &'a Target<'a>,
+    local: Option<&'a dyn LocalBlobs>,
+    /// Names the image in a failure.
+    fail: &'a (dyn Fn(imagehub_client::ClientError) -> BuildError + Sync),
+}
+
 async fn save_blobs(
-    client: &RegistryClient,
-    target: &Target<'_>,
+    source: &BlobSource<'_>,
     dir: &RegistryDir,
     name: &str,
     manifest: &FetchedManifest,
-    fail: &(dyn Fn(imagehub_client::ClientError) -> BuildError + Sync),
     report: &mut SaveReport,
 ) -> Result<(), BuildError> {
+    let BlobSource { client, target, local, fail } = *source;
     let parsed = parse(manifest).map_err(fail)?;
     for blob in parsed.blob_references() {
         let foreign =
@@ -275,6 +337,13 @@ async fn save_blobs(
         if foreign {
             continue;
         }
+        let local = match local {
+            Some(local) if !dir.has_blob(&blob.digest) => {
+                dir.copy_local(local, &blob.digest).await?
+            }
+            _ => false,
+        };
+        report.blobs_local += usize::from(local);
         if !dir.has_blob(&blob.digest) {
             let stream = client.blob(target, &blob.digest, Some(blob.size)).await.map_err(fail)?;
             report.bytes_fetched += dir.write_stream(&blob.digest, stream).await?;

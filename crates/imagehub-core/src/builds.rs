@@ -327,7 +327,8 @@ impl Registry {
             job.app,
             job.version,
             names.join(", "),
-            recipe.context.display()
+            // Relative: where the operator keeps the checkout is not the builder's business.
+            recipe.context.strip_prefix(&recipes).unwrap_or(&recipe.context).display()
         ));
         // Kept per app and version: its registry/ and layer cache serve the next build.
         let place = settings.work_dir.join(&recipe.app).join(&recipe.version);
@@ -376,6 +377,7 @@ impl Registry {
             all: false,
             parallel: 5,
             credentials: &anonymous,
+            local: Some(&HubBlobs(self)),
             output: output.clone(),
             tag: job.tag.clone(),
             log: &say,
@@ -439,6 +441,23 @@ impl Registry {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// The hub's own store as a source of the blobs a recipe's images need: an image
+/// imported or pushed before is not downloaded again.
+struct HubBlobs<'a>(&'a Registry);
+
+impl imagehub_build::LocalBlobs for HubBlobs<'_> {
+    fn open<'a>(
+        &'a self,
+        digest: &'a Digest,
+    ) -> futures_util::future::BoxFuture<'a, Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>>
+    {
+        Box::pin(async move {
+            let file = self.0.blobs.open_blob(digest).await.ok()??;
+            Some(Box::new(file) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)
+        })
     }
 }
 

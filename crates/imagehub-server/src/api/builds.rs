@@ -146,7 +146,7 @@ impl From<BuildJobError> for ApiV1Error {
 /// Whether `caller` may build: a site admin, or a developer or owner of the build
 /// organization. Roles are per namespace, so the right to push to the app's repository
 /// is that right.
-async fn may_build(state: &ApiState, caller: &Caller, app: &str) -> Result<(), ApiV1Error> {
+pub async fn may_build(state: &ApiState, caller: &Caller, app: &str) -> Result<(), ApiV1Error> {
     if state.auth.is_some() {
         caller.require_user()?;
     }

@@ -40,6 +40,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::Auth;
 pub use apply::{API_VERSION, MAX_APPLY_BYTES, apply_manifests};
+pub use builds::may_build;
 pub use error::{ApiV1Error, ErrorBody, ErrorCode, TooManyRequests, Unauthorized, internal};
 
 pub type ApiResult = Result<Response, ApiV1Error>;

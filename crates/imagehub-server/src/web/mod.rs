@@ -10,6 +10,7 @@
 mod account;
 mod add;
 mod admin;
+mod builds;
 mod cards;
 mod edit;
 mod explore;
@@ -49,6 +50,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/orgs", get(orgs::orgs).post(orgs::create))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/audit", get(admin::audit))
+        .route("/builds", get(builds::list).post(builds::post))
+        .route("/builds/{id}", get(builds::build))
         .route("/o/{name}", get(orgs::org).post(orgs::org_post))
         .route("/o/{name}/import", get(imports::form).post(imports::post))
         .route("/o/{name}/imports", get(imports::list).post(imports::list_post))

@@ -136,6 +136,8 @@ struct Membership {
     role: Option<Role>,
     /// Whether the visitor may change members and settings.
     manages: bool,
+    /// Whether this is the build organization and the visitor may build.
+    builds: bool,
     public: bool,
     description: String,
     members: Vec<MemberLine>,
@@ -272,8 +274,13 @@ async fn membership(
         .into_iter()
         .map(|m| MemberLine { user: m.user, role: m.role, added: when(m.added_at, now).relative })
         .collect();
+    let builds = state.registry.build_settings();
+    let builds = builds.recipes_dir.is_some()
+        && builds.organization == name
+        && (matches!(role, Some(Role::Owner | Role::Developer)) || caller.is_admin());
     Ok(Some(Membership {
         role,
+        builds,
         manages: role == Some(Role::Owner) || caller.is_admin(),
         public: org.default_visibility == Visibility::Public,
         description: org.description,

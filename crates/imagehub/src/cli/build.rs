@@ -273,6 +273,7 @@ pub fn build(args: BuildArgs) -> Result<(), Failure> {
         all: args.all,
         parallel: args.max_pull_procs,
         credentials: &credentials,
+        local: None,
         output: layout_dir.clone(),
         tag: layout_tag.clone(),
         log: &log,

@@ -307,3 +307,56 @@ async fn screenshots_of_the_pages_at_phone_and_desktop_width_light_and_dark() {
         browser.close().await;
     }
 }
+
+/// A hub that builds the recipe `hello` (no images, a README) into acme, with one build
+/// done.
+async fn builds_hub() -> Hub {
+    let hub = Hub::start_with(|c| {
+        let recipes = c.storage.data_dir.join("recipes");
+        let app = recipes.join("applications/hello");
+        std::fs::create_dir_all(app.join("latest/manifests")).expect("recipe");
+        std::fs::write(app.join("README.md"), "# hello\n\nA small cluster image.\n")
+            .expect("readme");
+        std::fs::write(
+            app.join("latest/Kubefile"),
+            "FROM scratch\nCOPY manifests manifests\nCMD [\"kubectl apply -f manifests\"]\n",
+        )
+        .expect("Kubefile");
+        std::fs::write(app.join("latest/manifests/cm.yaml"), "kind: ConfigMap\n")
+            .expect("manifest");
+        c.build.recipes_dir = Some(recipes);
+        c.build.organization = "acme".into();
+    });
+    let olga = hub.olga_with_public_acme().await;
+    let asked = json!({"app": "hello", "version": "1.0"});
+    let started = hub.api(&olga, Method::POST, "/api/v1/builds", Some(asked)).await;
+    let location = started.expect_status(202, "a build").header("location").expect("URL");
+    let job = hub.api(&olga, Method::GET, &format!("{location}?wait=60"), None).await.json();
+    assert_eq!(job["state"], "succeeded", "{job}");
+    hub
+}
+
+#[tokio::test]
+async fn the_builds_pages_fit_phones_and_pass_axe_in_light_and_dark() {
+    let hub = builds_hub().await;
+    let mut violations = Vec::new();
+    for scheme in [Scheme::Light, Scheme::Dark] {
+        let browser = Browser::start(scheme).await;
+        let mode = if scheme == Scheme::Light { "light" } else { "dark" };
+        log_in_as_olga(&browser, &hub, "/builds", "Builds · imagehub").await;
+        for (width, height, device) in [(1280, 900, "desktop"), (390, 844, "phone")] {
+            browser.resize(width, height).await;
+            for (path, page) in [("/builds", "builds"), ("/builds/1", "build")] {
+                browser.client.goto(&hub.url(path)).await.expect("open the page");
+                browser.screenshot(&format!("{page}-{device}-{mode}")).await;
+                let overflow = browser.horizontal_overflow().await;
+                assert_eq!(overflow, 0, "{path} is wider than a {device} ({mode})");
+                for found in browser.accessibility_violations().await {
+                    violations.push(format!("{scheme:?} {device} {path}: {found}"));
+                }
+            }
+        }
+        browser.close().await;
+    }
+    assert!(violations.is_empty(), "axe-core found:\n{}", violations.join("\n"));
+}

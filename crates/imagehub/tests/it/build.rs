@@ -46,8 +46,13 @@ async fn the_images_of_a_recipe_are_saved_as_a_tree_distribution_serves() {
     let client = client_for(&host);
     let amd64 = Platform { os: "linux".into(), architecture: "amd64".into(), variant: None };
     let anonymous = |_: &imagehub_client::RemoteReference| Credentials::Anonymous;
-    let options =
-        SaveOptions { platform: &amd64, all: false, parallel: 5, credentials: &anonymous };
+    let options = SaveOptions {
+        platform: &amd64,
+        all: false,
+        parallel: 5,
+        credentials: &anonymous,
+        local: None,
+    };
     let folder = RegistryDir::new(context.path().join("registry"));
     let saved = save_images(&client, &list.images, &folder, &options).await.expect("saved");
     assert_eq!((saved.saved, saved.present), (2, 0), "{saved:?}");
@@ -98,8 +103,13 @@ async fn an_image_missing_upstream_fails_the_save_naming_it_and_where_it_was_fou
     let list = find_images(context.path()).expect("images");
     let amd64 = Platform { os: "linux".into(), architecture: "amd64".into(), variant: None };
     let anonymous = |_: &imagehub_client::RemoteReference| Credentials::Anonymous;
-    let options =
-        SaveOptions { platform: &amd64, all: false, parallel: 5, credentials: &anonymous };
+    let options = SaveOptions {
+        platform: &amd64,
+        all: false,
+        parallel: 5,
+        credentials: &anonymous,
+        local: None,
+    };
     let folder = RegistryDir::new(context.path().join("registry"));
     let failed = save_images(&client_for(&host), &list.images, &folder, &options)
         .await
@@ -366,6 +376,7 @@ async fn the_hub_builds_recipes_as_jobs_for_those_who_may() {
     push_image(&upstream, "team/tool", "v2", "tool").await;
     let repo = recipes(&source, KUBEFILE);
     let recipes_dir = repo.path().to_path_buf();
+    let source_host = source.clone();
     let hub = Hub::start_with(move |c| {
         c.import.insecure_registries = vec![source];
         c.build.recipes_dir = Some(recipes_dir);
@@ -375,6 +386,14 @@ async fn the_hub_builds_recipes_as_jobs_for_those_who_may() {
     let olga = hub.olga_with_public_acme().await;
     hub.create_user("bob", "bob-password-1").await;
     let bob = Cred::basic("bob", "bob-password-1");
+
+    // An image the hub holds already is copied from its store, not downloaded.
+    let import = json!({"source_url": format!("{source_host}/team/tool:v2")});
+    let imports = "/api/v1/orgs/acme/images/import";
+    let imported = hub.api(&olga, Method::POST, imports, Some(import)).await;
+    let job = imported.expect_status(202, "import").header("location").expect("URL");
+    let job = hub.api(&olga, Method::GET, &format!("{job}?wait=60"), None).await.json();
+    assert_eq!(job["state"], "succeeded", "{job}");
 
     let asked = json!({"app": "nginx", "version": "1.23.1"});
     let started = hub.api(&olga, Method::POST, "/api/v1/builds", Some(asked.clone())).await;
@@ -390,6 +409,9 @@ async fn the_hub_builds_recipes_as_jobs_for_those_who_may() {
         log.contains("linux/arm64: saving 2 images") && log.contains("pushed acme/nginx"),
         "{log}"
     );
+    let copied =
+        "linux/amd64: 2 images saved, 0 already there; 2 blobs fetched, 2 copied from the hub";
+    assert!(log.contains(copied), "{log}");
     let token = hub.token(&olga, &["repository:acme/nginx:pull".to_string()]).await.expect("token");
     let pulled =
         hub.send(hub.v2(Method::GET, "/v2/acme/nginx/manifests/1.23.1", Some(&token))).await;
@@ -459,4 +481,86 @@ async fn the_hub_builds_recipes_as_jobs_for_those_who_may() {
         list["jobs"].as_array().expect("jobs").iter().filter_map(|j| j["id"].as_i64()).collect();
     assert_eq!(ids.len(), 3, "{list}");
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+}
+
+/// The builds pages: start a build from a form, follow its log; what a recipe names is
+/// escaped; the pages are for those who may build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_are_started_and_followed_in_the_web_ui() {
+    use crate::support::hub::Hub;
+    use crate::web::{csrf_of, log_in, no_redirects, page_as, session_cookie};
+    use reqwest::Method;
+    let upstream = Registry::start();
+    let source = upstream.server().host();
+    push_index(&upstream, "library/nginx", "1.23.1").await;
+    push_image(&upstream, "team/tool", "v2", "tool").await;
+    let repo = recipes(&source, KUBEFILE);
+    let evil = repo.path().join("applications/evil/latest");
+    write(&evil, "Kubefile", "FROM scratch\nCOPY images images\n");
+    write(&evil, "images/shim/list", "<script>alert(1)</script>\n");
+    let recipes_dir = repo.path().to_path_buf();
+    let hub = Hub::start_with(move |c| {
+        c.import.insecure_registries = vec![source];
+        c.build.recipes_dir = Some(recipes_dir);
+        c.build.organization = "acme".into();
+    });
+    let olga = hub.olga_with_public_acme().await;
+    hub.create_user("bob", "bob-password-1").await;
+    let cookie = session_cookie(&log_in(&hub, "olga", "olga-password-1").await);
+    let page = page_as(&hub, &cookie, "/builds").await.expect_status(200, "builds").text();
+    assert!(page.contains("No builds yet.") && page.contains("Start build"), "{page}");
+    let org = page_as(&hub, &cookie, "/o/acme").await.expect_status(200, "org").text();
+    assert!(org.contains("href=\"/builds\""), "the build organization links its builds");
+    let csrf = csrf_of(&page);
+    let post = |form: Vec<(&'static str, String)>| {
+        hub.send(no_redirects().post(hub.url("/builds")).header("cookie", &cookie).form(&form))
+    };
+
+    let start = |app: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("intent", "start".into()),
+            ("app", app.to_string()),
+            ("version", "1.23.1".into()),
+            ("platforms", "linux/amd64".into()),
+        ]
+    };
+    let started = post(start("nginx")).await;
+    let location = started.expect_status(303, "to the build").location();
+    let id = location.trim_start_matches("/builds/");
+    let api = format!("/api/v1/builds/{id}?wait=60");
+    let job = hub.api(&olga, Method::GET, &api, None).await.json();
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let shown = page_as(&hub, &cookie, &location).await.expect_status(200, "the build").text();
+    assert!(
+        shown.contains("state-succeeded") && shown.contains("linux/amd64: saving 2 images"),
+        "{shown}"
+    );
+    assert!(shown.contains("href=\"/r/acme/nginx/-/1.23.1\""), "{shown}");
+    assert!(shown.contains(job["digest"].as_str().expect("digest")), "{shown}");
+
+    // What a recipe names reaches the page escaped.
+    let evil = post(start("evil")).await.expect_status(303, "to the build").location();
+    let id = evil.trim_start_matches("/builds/");
+    let job =
+        hub.api(&olga, Method::GET, &format!("/api/v1/builds/{id}?wait=60"), None).await.json();
+    assert_eq!(job["state"], "failed", "{job}");
+    let shown = page_as(&hub, &cookie, &evil).await.expect_status(200, "the failed build").text();
+    assert!(!shown.contains("<script>alert"), "{shown}");
+    assert!(shown.contains("&#60;script&#62;alert(1)"), "{shown}");
+    assert!(shown.contains("from applications/evil/latest\n"), "no server paths: {shown}");
+    let missing = post(start("redis")).await.expect_status(404, "no such app").text();
+    assert!(missing.contains("applications/redis has neither 1.23.1/ nor latest/"), "{missing}");
+
+    // A forged form changes nothing; others are turned away.
+    let mut forged = start("nginx");
+    forged[0].1 = "forged".into();
+    post(forged).await.expect_status(403, "forged CSRF");
+    let listed = hub.api(&olga, Method::GET, "/api/v1/builds", None).await.json();
+    assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(2), "{listed}");
+    let bob = session_cookie(&log_in(&hub, "bob", "bob-password-1").await);
+    page_as(&hub, &bob, "/builds").await.expect_status(403, "bob");
+    page_as(&hub, &bob, &location).await.expect_status(403, "bob's look at a build");
+    let anonymous = hub.send(no_redirects().get(hub.url("/builds"))).await;
+    assert_eq!(anonymous.expect_status(303, "to log in").location(), "/login?next=/builds");
 }
