@@ -53,6 +53,9 @@ const MAX_FILE_BYTES: u64 = 16 << 20;
 /// Finds the images of the build context `context`.
 pub fn find_images(context: &Path) -> Result<ImageList, BuildError> {
     let mut found = Finder { context: context.to_path_buf(), ..Finder::default() };
+    // `images/shim` is listed through `images`; every other folder and file read is
+    // checked where it is opened (`sorted_entries`, `read_text`).
+    refuse_link(&context.join("images"))?;
     for file in files_under(&context.join("manifests"))? {
         if has_extension(&file, &["yaml", "yml", "tmpl"]) {
             let text = read_text(&file)?;
@@ -71,6 +74,7 @@ pub fn find_images(context: &Path) -> Result<ImageList, BuildError> {
     let charts = context.join("charts");
     for entry in sorted_entries(&charts)? {
         let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        refuse_link(&entry)?;
         let chart = if entry.is_dir() {
             Chart::from_dir(&entry)?
         } else if name.ends_with(".tgz") || name.ends_with(".tar.gz") {
@@ -338,8 +342,24 @@ fn has_extension(path: &Path, extensions: &[&str]) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| extensions.contains(&e))
 }
 
+/// Refuses a link: the builder reads only the files and folders a recipe holds, never
+/// what a link points at (on a hub, a recipe from a pull request could otherwise point
+/// at the server's own files).
+fn refuse_link(path: &Path) -> Result<(), BuildError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(BuildError::Recipe {
+            message: format!(
+                "{} is a link; the builder reads only files and folders the recipe holds",
+                path.display()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The entries of `dir` (none if it does not exist), sorted by name.
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
+    refuse_link(dir)?;
     let read = match std::fs::read_dir(dir) {
         Ok(read) => read,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -368,6 +388,7 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
 }
 
 fn read_text(path: &Path) -> Result<String, BuildError> {
+    refuse_link(path)?;
     let file = std::fs::File::open(path).map_err(|e| BuildError::io(path, e))?;
     let mut text = String::new();
     file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text).map_err(|e| BuildError::io(path, e))?;
@@ -478,5 +499,29 @@ mod tests {
             refused.to_string().starts_with("images/shim/list:2: \"Bad/Upper:1\""),
             "{refused}"
         );
+    }
+
+    /// A packaged chart that inflates to 256 MiB is read no further than its 64 MiB bound.
+    #[test]
+    fn a_chart_bomb_is_read_only_up_to_its_bound() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let archive = std::fs::File::create(dir.path().join("charts.tgz")).expect("file");
+        let gzip = flate2::write::GzEncoder::new(archive, flate2::Compression::best());
+        let mut tar = tar::Builder::new(gzip);
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        for (name, size) in [("bomb/Chart.yaml", 0u64), ("bomb/templates/x.yaml", 1 << 28)] {
+            header.set_size(size);
+            header.set_cksum();
+            tar.append_data(&mut header, name, std::io::repeat(b' ').take(size)).expect("entry");
+        }
+        tar.into_inner().expect("tar").finish().expect("gzip").flush().expect("flush");
+        std::fs::create_dir_all(dir.path().join("charts")).expect("charts");
+        std::fs::rename(dir.path().join("charts.tgz"), dir.path().join("charts/bomb.tgz"))
+            .expect("move");
+        let read = find_images(dir.path());
+        let message = read.expect_err("a truncated archive").to_string();
+        assert!(message.contains("charts/bomb.tgz"), "{message}");
     }
 }

@@ -207,9 +207,28 @@ fn expand(
         }
         found = next;
     }
-    Ok(found
+    let found: Vec<PathBuf> = found
         .into_iter()
         .filter(|p| !p.as_os_str().is_empty() || pattern.as_os_str().is_empty())
+        .collect();
+    // A link is copied as a link, but never passed through to reach what it points at:
+    // on a hub, a recipe from a pull request could otherwise copy the server's files.
+    for path in &found {
+        for parent in path.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()) {
+            let real = resolve(&context.join(parent));
+            if std::fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(BuildError::Recipe {
+                    message: format!(
+                        "COPY {}: {} is a link, which a copy does not pass through",
+                        pattern.display(),
+                        parent.display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(found
+        .into_iter()
         .map(|p| {
             let real = resolve(&context.join(&p));
             (p, real)

@@ -49,7 +49,16 @@ pub fn locate(repository: &Path, app: &str, version: &str) -> Result<Recipe, Bui
         .ok_or_else(|| BuildError::NoRecipe {
             message: format!("applications/{app} has neither {version}/ nor latest/"),
         })?;
-    let readme = Some(app_dir.join("README.md")).filter(|r| r.is_file());
+    let readme = app_dir.join("README.md");
+    let readme = match std::fs::symlink_metadata(&readme) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(BuildError::Recipe {
+                message: format!("applications/{app}/README.md is a link; it must be a file"),
+            });
+        }
+        Ok(meta) if meta.is_file() => Some(readme),
+        _ => None,
+    };
     Ok(Recipe { context, readme, app: app.to_string(), version: version.to_string() })
 }
 

@@ -93,12 +93,7 @@ impl RegistryDir {
         mut stream: BlobStream,
     ) -> Result<u64, BuildError> {
         let path = self.blob_path(digest);
-        let parent = path.parent().unwrap_or(Path::new("."));
-        tokio::fs::create_dir_all(parent).await.map_err(|e| BuildError::io(parent, e))?;
-        let temporary = temporary_beside(&path);
-        let file =
-            tokio::fs::File::create(&temporary).await.map_err(|e| BuildError::io(&temporary, e))?;
-        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let (temporary, mut file) = create_beside(&path).await?;
         let mut written = 0;
         let result: Result<(), BuildError> = async {
             while let Some(chunk) = stream.next().await {
@@ -132,12 +127,7 @@ impl RegistryDir {
         use tokio::io::AsyncReadExt as _;
         let Some(mut reader) = local.open(digest).await else { return Ok(false) };
         let path = self.blob_path(digest);
-        let parent = path.parent().unwrap_or(Path::new("."));
-        tokio::fs::create_dir_all(parent).await.map_err(|e| BuildError::io(parent, e))?;
-        let temporary = temporary_beside(&path);
-        let file =
-            tokio::fs::File::create(&temporary).await.map_err(|e| BuildError::io(&temporary, e))?;
-        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let (temporary, mut file) = create_beside(&path).await?;
         let mut hasher = imagehub_oci::Hasher::new(digest.algorithm());
         let mut buffer = vec![0u8; 1 << 20];
         let copied: std::io::Result<()> = async {
@@ -196,6 +186,18 @@ impl RegistryDir {
         self.link(index, digest).await?;
         self.link(tags.join("current/link"), digest).await
     }
+}
+
+/// A new temporary file beside `path` (its folder created), to be renamed into place.
+async fn create_beside(
+    path: &Path,
+) -> Result<(PathBuf, tokio::io::BufWriter<tokio::fs::File>), BuildError> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    tokio::fs::create_dir_all(parent).await.map_err(|e| BuildError::io(parent, e))?;
+    let temporary = temporary_beside(path);
+    let file =
+        tokio::fs::File::create(&temporary).await.map_err(|e| BuildError::io(&temporary, e))?;
+    Ok((temporary, tokio::io::BufWriter::with_capacity(1 << 20, file)))
 }
 
 fn temporary_beside(path: &Path) -> PathBuf {

@@ -355,8 +355,11 @@ impl Registry {
         let kubefile = ["Kubefile", "Dockerfile", "Containerfile"]
             .iter()
             .map(|name| context.join(name))
-            .find(|path| path.is_file())
-            .ok_or("the recipe has no Kubefile, Dockerfile or Containerfile")?;
+            // Not a link: the Kubefile is read, and a link could point anywhere.
+            .find(|path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()))
+            .ok_or(
+                "the recipe has no Kubefile, Dockerfile or Containerfile (links are not read)",
+            )?;
         let output = place.join("out");
         let _ = std::fs::remove_dir_all(&output);
         let client = self.imports.client().map_err(|e| e.to_string())?;

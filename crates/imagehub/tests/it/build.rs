@@ -357,6 +357,24 @@ async fn init_runs_per_platform_in_a_copy_and_its_failures_and_hangs_fail_the_bu
     assert!(hung.stderr.contains("init.sh ran longer than 1 s"), "{}", hung.stderr);
 }
 
+/// An upstream with the images of `recipes()`, the recipes, and a hub that builds them
+/// into acme (webhooks signed with `webhook-secret`).
+async fn building_hub() -> (Registry, tempfile::TempDir, crate::support::hub::Hub) {
+    let upstream = Registry::start();
+    let source = upstream.server().host();
+    push_index(&upstream, "library/nginx", "1.23.1").await;
+    push_image(&upstream, "team/tool", "v2", "tool").await;
+    let repo = recipes(&source, KUBEFILE);
+    let recipes_dir = repo.path().to_path_buf();
+    let hub = crate::support::hub::Hub::start_with(move |c| {
+        c.import.insecure_registries = vec![source];
+        c.build.recipes_dir = Some(recipes_dir);
+        c.build.organization = "acme".into();
+        c.build.webhook_secret = "webhook-secret".into();
+    });
+    (upstream, repo, hub)
+}
+
 fn signature(secret: &str, body: &[u8]) -> String {
     use hmac::Mac as _;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
@@ -368,21 +386,10 @@ fn signature(secret: &str, body: &[u8]) -> String {
 /// GitHub webhook, by those who may; their logs and digests; the image in the hub.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hub_builds_recipes_as_jobs_for_those_who_may() {
-    use crate::support::hub::{Cred, Hub};
+    use crate::support::hub::Cred;
     use reqwest::Method;
-    let upstream = Registry::start();
-    let source = upstream.server().host();
-    push_index(&upstream, "library/nginx", "1.23.1").await;
-    push_image(&upstream, "team/tool", "v2", "tool").await;
-    let repo = recipes(&source, KUBEFILE);
-    let recipes_dir = repo.path().to_path_buf();
-    let source_host = source.clone();
-    let hub = Hub::start_with(move |c| {
-        c.import.insecure_registries = vec![source];
-        c.build.recipes_dir = Some(recipes_dir);
-        c.build.organization = "acme".into();
-        c.build.webhook_secret = "webhook-secret".into();
-    });
+    let (upstream, _repo, hub) = building_hub().await;
+    let source_host = upstream.server().host();
     let olga = hub.olga_with_public_acme().await;
     hub.create_user("bob", "bob-password-1").await;
     let bob = Cred::basic("bob", "bob-password-1");
@@ -487,23 +494,12 @@ async fn the_hub_builds_recipes_as_jobs_for_those_who_may() {
 /// escaped; the pages are for those who may build.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builds_are_started_and_followed_in_the_web_ui() {
-    use crate::support::hub::Hub;
     use crate::web::{csrf_of, log_in, no_redirects, page_as, session_cookie};
     use reqwest::Method;
-    let upstream = Registry::start();
-    let source = upstream.server().host();
-    push_index(&upstream, "library/nginx", "1.23.1").await;
-    push_image(&upstream, "team/tool", "v2", "tool").await;
-    let repo = recipes(&source, KUBEFILE);
+    let (_upstream, repo, hub) = building_hub().await;
     let evil = repo.path().join("applications/evil/latest");
     write(&evil, "Kubefile", "FROM scratch\nCOPY images images\n");
     write(&evil, "images/shim/list", "<script>alert(1)</script>\n");
-    let recipes_dir = repo.path().to_path_buf();
-    let hub = Hub::start_with(move |c| {
-        c.import.insecure_registries = vec![source];
-        c.build.recipes_dir = Some(recipes_dir);
-        c.build.organization = "acme".into();
-    });
     let olga = hub.olga_with_public_acme().await;
     hub.create_user("bob", "bob-password-1").await;
     let cookie = session_cookie(&log_in(&hub, "olga", "olga-password-1").await);
@@ -563,4 +559,62 @@ async fn builds_are_started_and_followed_in_the_web_ui() {
     page_as(&hub, &bob, &location).await.expect_status(403, "bob's look at a build");
     let anonymous = hub.send(no_redirects().get(hub.url("/builds"))).await;
     assert_eq!(anonymous.expect_status(303, "to log in").location(), "/login?next=/builds");
+}
+
+/// A recipe from a pull request is hostile input on a hub: links that point at the
+/// server's files are refused wherever the builder would read through them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_build_never_reads_through_a_recipes_links() {
+    use crate::support::hub::Hub;
+    use reqwest::Method;
+    let secret = tempfile::tempdir().expect("the server's own files");
+    write(secret.path(), "secret.txt", "do not copy\n");
+    write(secret.path(), "deploy.yaml", "image: registry.example/secret:v1\n");
+    let repo = tempfile::tempdir().expect("recipes");
+    let apps = repo.path().join("applications");
+    let link = |target: &Path, at: &Path| {
+        std::fs::create_dir_all(at.parent().expect("parent")).expect("dirs");
+        std::os::unix::fs::symlink(target, at).expect("link");
+    };
+    write(&apps.join("leak/latest"), "Kubefile", "FROM scratch\n");
+    link(&secret.path().join("secret.txt"), &apps.join("leak/README.md"));
+    write(&apps.join("peek/latest"), "Kubefile", "FROM scratch\nCOPY manifests manifests\n");
+    link(secret.path(), &apps.join("peek/latest/manifests"));
+    write(&apps.join("copy/latest"), "Kubefile", "FROM scratch\nCOPY conf/secret.txt secret.txt\n");
+    link(secret.path(), &apps.join("copy/latest/conf"));
+    write(&apps.join("kube/latest"), "README", "no Kubefile of its own\n");
+    link(&secret.path().join("secret.txt"), &apps.join("kube/latest/Kubefile"));
+    let recipes_dir = repo.path().to_path_buf();
+    let hub = Hub::start_with(move |c| {
+        c.build.recipes_dir = Some(recipes_dir);
+        c.build.organization = "acme".into();
+        c.build.platforms = vec!["linux/amd64".into()];
+    });
+    let olga = hub.olga_with_public_acme().await;
+    let build = |app: &'static str| {
+        let hub = &hub;
+        let olga = &olga;
+        async move {
+            let asked = json!({"app": app, "version": "1"});
+            let started = hub.api(olga, Method::POST, "/api/v1/builds", Some(asked)).await;
+            if started.status != 202u16 {
+                return started.json();
+            }
+            let location = started.header("location").expect("URL");
+            hub.api(olga, Method::GET, &format!("{location}?wait=60"), None).await.json()
+        }
+    };
+    let leak = build("leak").await;
+    assert!(leak.to_string().contains("README.md is a link; it must be a file"), "{leak}");
+    for (app, said) in [
+        ("peek", "manifests is a link; the builder reads only files and folders the recipe holds"),
+        ("copy", "COPY conf/secret.txt: conf is a link, which a copy does not pass through"),
+        ("kube", "the recipe has no Kubefile"),
+    ] {
+        let job = build(app).await;
+        assert_eq!(job["state"], "failed", "{app}: {job}");
+        let reason = job["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(said), "{app}: {reason}");
+        assert!(!job["log"].as_str().unwrap_or_default().contains("do not copy"), "{job}");
+    }
 }
