@@ -72,6 +72,7 @@ pub fn find_images(context: &Path) -> Result<ImageList, BuildError> {
         }
     }
     let charts = context.join("charts");
+    let helm = helm_on_path();
     for entry in sorted_entries(&charts)? {
         let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         refuse_link(&entry)?;
@@ -84,7 +85,13 @@ pub fn find_images(context: &Path) -> Result<ImageList, BuildError> {
         };
         let stem = name.trim_end_matches(".tgz").trim_end_matches(".tar.gz");
         let overrides = charts.join(format!("{stem}.values.yaml"));
-        found.chart(&format!("charts/{name}"), chart, &overrides)?;
+        match &helm {
+            Some(helm) => {
+                let rendered = helm_template(helm, stem, &entry, &overrides)?;
+                found.rendered(&format!("charts/{name}"), &rendered)?;
+            }
+            None => found.chart(&format!("charts/{name}"), chart, &overrides)?,
+        }
     }
     found.ignore(&context.join(".sealignore"))?;
     let mut list =
@@ -134,6 +141,17 @@ impl Finder {
                      images/shim/ if the cluster needs it)"
                 )),
                 LineImage::Empty => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The images of a chart `helm template` rendered: every `image:` line.
+    fn rendered(&mut self, name: &str, text: &str) -> Result<(), BuildError> {
+        for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+            let Some((_, value)) = line.split_once("image:") else { continue };
+            if let LineImage::Image(image) = image_value(value) {
+                self.add(&image, format!("{name} (helm template)"))?;
             }
         }
         Ok(())
@@ -340,6 +358,77 @@ impl Chart {
 
 fn has_extension(path: &Path, extensions: &[&str]) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| extensions.contains(&e))
+}
+
+/// How long `helm template` may run on one chart.
+const HELM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// An executable `helm` on the PATH, if there is one.
+fn helm_on_path() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|dir| dir.join("helm")).find(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// `helm template NAME CHART [--values OVERRIDES]`: what it printed, at most
+/// [`MAX_CHART_BYTES`], within [`HELM_TIMEOUT`] (it is killed beyond either).
+fn helm_template(
+    helm: &Path,
+    name: &str,
+    chart: &Path,
+    overrides: &Path,
+) -> Result<String, BuildError> {
+    use std::process::Stdio;
+    let io = |e: std::io::Error| BuildError::io(chart, e);
+    let mut command = std::process::Command::new(helm);
+    command.arg("template").arg(name).arg(chart);
+    if std::fs::symlink_metadata(overrides).is_ok() {
+        refuse_link(overrides)?;
+        command.arg("--values").arg(overrides);
+    }
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(io)?;
+    // A watchdog kills helm at the timeout; told when helm is done.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if wait.recv_timeout(HELM_TIMEOUT) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    });
+    let stderr = child.stderr.take().map(|err| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.take(64 << 10).read_to_string(&mut text);
+            text
+        })
+    });
+    let mut rendered = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        out.take(MAX_CHART_BYTES + 1).read_to_end(&mut rendered).map_err(io)?;
+    }
+    let too_much = rendered.len() as u64 > MAX_CHART_BYTES;
+    if too_much {
+        let _ = child.kill();
+    }
+    let status = child.wait().map_err(io)?;
+    let _ = done.send(());
+    let _ = watchdog.join();
+    let errors = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    let shown = chart.file_name().unwrap_or_default().to_string_lossy();
+    let failed = |why: String| BuildError::Recipe {
+        message: format!("charts/{shown}: helm template {why}"),
+    };
+    if too_much {
+        return Err(failed(format!("printed more than {} MiB", MAX_CHART_BYTES >> 20)));
+    }
+    if !status.success() {
+        let first: Vec<&str> = errors.lines().take(5).collect();
+        return Err(failed(format!("failed ({status}): {}", first.join(" / "))));
+    }
+    Ok(String::from_utf8_lossy(&rendered).into_owned())
 }
 
 /// Refuses a link: the builder reads only the files and folders a recipe holds, never

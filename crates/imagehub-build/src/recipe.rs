@@ -205,6 +205,9 @@ pub async fn run_init(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| BuildError::io(&script, e))?;
+    // Whatever way this ends (done, failed, timed out, or the build dropped because the
+    // server stops), nothing init.sh started outlives it.
+    let _group = child.id().map(KillGroup);
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let output = async {
         tokio::join!(pass_lines(stdout, log), pass_lines(stderr, log));
@@ -213,11 +216,6 @@ pub async fn run_init(
     let status = match tokio::time::timeout(args.timeout, output).await {
         Ok(status) => status.map_err(|e| BuildError::io(&script, e))?,
         Err(_) => {
-            if let Some(pid) = child.id() {
-                let group = nix::unistd::Pid::from_raw(pid as i32);
-                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-            }
-            let _ = child.wait().await;
             return Err(BuildError::Recipe {
                 message: format!(
                     "init.sh ran longer than {} s and was stopped",
@@ -229,6 +227,16 @@ pub async fn run_init(
     match status.success() {
         true => Ok(()),
         false => Err(BuildError::Recipe { message: format!("init.sh failed ({status})") }),
+    }
+}
+
+/// Kills a process group when dropped.
+struct KillGroup(u32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.0 as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
     }
 }
 

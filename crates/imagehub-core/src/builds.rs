@@ -36,6 +36,8 @@ pub struct BuildSettings {
     pub work_dir: PathBuf,
     /// The secret GitHub webhooks sign their bodies with; empty: webhooks are refused.
     pub webhook_secret: String,
+    /// Whether each platform's image is also tagged `VERSION-ARCH`, as the sealos CI does.
+    pub arch_tags: bool,
 }
 
 impl Default for BuildSettings {
@@ -48,6 +50,7 @@ impl Default for BuildSettings {
             init_timeout: Duration::from_secs(1800),
             work_dir: PathBuf::from("builds"),
             webhook_secret: String::new(),
+            arch_tags: false,
         }
     }
 }
@@ -239,6 +242,9 @@ impl Registry {
         // runs on a blocking thread of its own, driven by this runtime, and stops there
         // when it is cancelled.
         let stop = Arc::new(Notify::new());
+        // When this task is dropped (the server stops), the build stops too rather than
+        // holding the runtime's shutdown; the job is taken up again at the next start.
+        let _stop_on_drop = StopOnDrop(stop.clone());
         let work = {
             let (registry, job, log, stop) = (self.clone(), job.clone(), log.clone(), stop.clone());
             let runtime = tokio::runtime::Handle::current();
@@ -387,7 +393,8 @@ impl Registry {
         };
         let built = imagehub_build::build(&client, &request).await.map_err(failed)?;
         let repository: RepoName = job.repository.parse().map_err(|e| format!("{e}"))?;
-        let stored = self.store_layout(&output, &repository, &job.tag, &built, &job.created_by);
+        let tags = StoredTags { tag: &job.tag, arch_tags: settings.arch_tags };
+        let stored = self.store_layout(&output, &repository, &tags, &built, &job.created_by);
         stored.await.map_err(|e| {
             tracing::error!(job = job.id, error = %e, "a build could not store its image");
             "the hub could not store the image; the server log says why".to_string()
@@ -401,16 +408,16 @@ impl Registry {
     }
 
     /// Stores a built image from its OCI layout as a push would: blobs, each platform's
-    /// manifest, then the top one under `tag`.
+    /// manifest (tagged `TAG-ARCH` with `arch_tags`), then the top one under the tag.
     async fn store_layout(
         &self,
         layout: &Path,
         repository: &RepoName,
-        tag: &str,
+        tags: &StoredTags<'_>,
         built: &imagehub_build::Built,
         user: &str,
     ) -> Result<(), CoreError> {
-        for (_, image) in &built.platforms {
+        for (platform, image) in &built.platforms {
             let manifest = Manifest::parse(Some(&image.media_type), &image.bytes)
                 .map_err(|e| CoreError::Internal(e.to_string().into()))?;
             for blob in manifest.blob_references() {
@@ -423,7 +430,12 @@ impl Registry {
                     tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).map_ok(Bytes::from);
                 self.push_blob(repository, &blob.digest, stream, Some(blob.size)).await?;
             }
-            let reference = Reference::Digest(image.digest.clone());
+            let reference = match tags.arch_tags && built.platforms.len() > 1 {
+                true => {
+                    Reference::Tag(parse_tag(&format!("{}-{}", tags.tag, platform.architecture))?)
+                }
+                false => Reference::Digest(image.digest.clone()),
+            };
             self.put_manifest(
                 repository,
                 &reference,
@@ -433,7 +445,7 @@ impl Registry {
             )
             .await?;
         }
-        let tag: Tag = tag.parse().map_err(|e| CoreError::Internal(format!("{e}").into()))?;
+        let tag = parse_tag(tags.tag)?;
         let top = &built.manifest;
         self.put_manifest(
             repository,
@@ -462,6 +474,26 @@ impl imagehub_build::LocalBlobs for HubBlobs<'_> {
             Some(Box::new(file) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)
         })
     }
+}
+
+/// Tells a build to stop when dropped.
+struct StopOnDrop(Arc<Notify>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+/// The tags a build's image is stored under.
+struct StoredTags<'a> {
+    tag: &'a str,
+    /// Each platform's image also as `TAG-ARCH`.
+    arch_tags: bool,
+}
+
+fn parse_tag(text: &str) -> Result<Tag, CoreError> {
+    text.parse().map_err(|e| CoreError::Internal(format!("tag {text:?}: {e}").into()))
 }
 
 fn push_line(log: &Mutex<String>, line: String) {

@@ -366,6 +366,8 @@ pub struct BuildConfig {
     /// The secret of the GitHub webhook that sends `issue_comment` events to
     /// `/api/v1/builds/commands`; empty: webhooks are refused.
     pub webhook_secret: String,
+    /// Whether each platform's image is also tagged `VERSION-ARCH` (`1.23.1-arm64`).
+    pub arch_tags: bool,
 }
 
 impl Default for BuildConfig {
@@ -378,6 +380,7 @@ impl Default for BuildConfig {
             run_init: defaults.run_init,
             init_timeout_secs: defaults.init_timeout.as_secs(),
             webhook_secret: String::new(),
+            arch_tags: defaults.arch_tags,
         }
     }
 }
@@ -392,6 +395,7 @@ impl BuildConfig {
             init_timeout: std::time::Duration::from_secs(self.init_timeout_secs.max(1)),
             work_dir: data_dir.join("builds"),
             webhook_secret: self.webhook_secret.clone(),
+            arch_tags: self.arch_tags,
         }
     }
 }
@@ -539,6 +543,10 @@ pub const KNOBS: &[(&str, &str)] = &[
     ),
     ("build.run_init", "whether recipes' init.sh runs, in a copy of the recipe (default false)"),
     ("build.init_timeout_secs", "seconds init.sh may run (default 1800)"),
+    (
+        "build.arch_tags",
+        "also tag each platform's image VERSION-ARCH, as the sealos CI does (default false)",
+    ),
     (
         "build.webhook_secret",
         "the secret GitHub issue_comment webhooks to /api/v1/builds/commands are signed with (default none: refused)",

@@ -371,6 +371,7 @@ async fn building_hub() -> (Registry, tempfile::TempDir, crate::support::hub::Hu
         c.build.recipes_dir = Some(recipes_dir);
         c.build.organization = "acme".into();
         c.build.webhook_secret = "webhook-secret".into();
+        c.build.arch_tags = true;
     });
     (upstream, repo, hub)
 }
@@ -424,6 +425,11 @@ async fn the_hub_builds_recipes_as_jobs_for_those_who_may() {
         hub.send(hub.v2(Method::GET, "/v2/acme/nginx/manifests/1.23.1", Some(&token))).await;
     pulled.expect_status(200, "the built image is in the hub");
     assert_eq!(pulled.header("docker-content-digest").as_deref(), job["digest"].as_str());
+    let arm64 =
+        hub.send(hub.v2(Method::GET, "/v2/acme/nginx/manifests/1.23.1-arm64", Some(&token))).await;
+    arm64.expect_status(200, "the arm64 image under its own tag");
+    let digest = arm64.header("docker-content-digest");
+    assert_eq!(digest.as_deref(), job["platform_digests"]["linux/arm64"].as_str());
 
     // Bob is no developer of acme: he may neither build nor see builds.
     let denied = hub.api(&bob, Method::POST, "/api/v1/builds", Some(asked)).await;
@@ -617,4 +623,137 @@ async fn a_server_build_never_reads_through_a_recipes_links() {
         assert!(reason.contains(said), "{app}: {reason}");
         assert!(!job["log"].as_str().unwrap_or_default().contains("do not copy"), "{job}");
     }
+}
+
+/// With `helm` on the PATH, charts are rendered by `helm template` (with the chart's
+/// `NAME.values.yaml`); without it, read from their values. No package source reachable
+/// here ships helm, so a stand-in checks how it is called and prints what helm would.
+#[test]
+fn charts_are_rendered_by_helm_when_it_is_on_the_path() {
+    let host = "registry.example:5000";
+    let repo = recipes(host, KUBEFILE);
+    let recipe = repo.path().join("applications/nginx/latest");
+    write(&recipe, "charts/web.values.yaml", "image:\n  tag: v3\n");
+    let home = tempfile::tempdir().expect("home");
+    let list = |path: Option<&Path>| {
+        let args = ["build", &recipe.display().to_string(), "--list-images", "--json"];
+        let ran = crate::cli::imagehub(home.path(), &args, "", path);
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        let listed: Value = serde_json::from_str(&ran.stdout).expect("JSON");
+        let mut images: Vec<(String, String)> = listed["images"]
+            .as_array()
+            .expect("images")
+            .iter()
+            .map(|i| {
+                (
+                    i["image"].as_str().unwrap_or("").to_string(),
+                    i["sources"][0].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        images.sort();
+        images
+    };
+    let tool = format!("{host}/team/tool:v3");
+    let nginx = format!("{host}/library/nginx:1.23.1");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let real_helm = std::env::split_paths(&path).any(|dir| dir.join("helm").is_file());
+    if !real_helm {
+        assert_eq!(
+            list(None),
+            vec![
+                (nginx.clone(), "manifests/deploy.yaml:2".to_string()),
+                (tool.clone(), "charts/web (values)".to_string()),
+            ]
+        );
+    }
+
+    let bin = tempfile::tempdir().expect("bin");
+    let helm = bin.path().join("helm");
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = template ] && [ \"$2\" = web ] || exit 2\n\
+         case \"$4 $5\" in \"--values \"*web.values.yaml) ;; *) echo \"no values: $*\" >&2; exit 3;; esac\n\
+         printf -- '---\\n# Source: web/templates/deploy.yaml\\nspec:\\n  containers:\\n  - image: \"{tool}\"\\n'\n"
+    );
+    std::fs::write(&helm, script).expect("helm");
+    std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    assert_eq!(
+        list(Some(bin.path())),
+        vec![
+            (nginx, "manifests/deploy.yaml:2".to_string()),
+            (tool, "charts/web (helm template)".to_string())
+        ],
+        "the same images, found by rendering"
+    );
+
+    std::fs::write(&helm, "#!/bin/sh\necho 'Error: found in Chart.yaml, but missing in charts/ directory: db' >&2\nexit 1\n")
+        .expect("helm");
+    let args = ["build", &recipe.display().to_string(), "--list-images"];
+    let failed = crate::cli::imagehub(home.path(), &args, "", Some(bin.path()));
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains(
+            "charts/web: helm template failed (exit status: 1): Error: found in Chart.yaml"
+        ),
+        "{}",
+        failed.stderr
+    );
+}
+
+/// A build running when the server stops is stopped with it (its init.sh too) and
+/// taken up again, from the start, when the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_cut_off_by_a_restart_runs_again_and_succeeds() {
+    use reqwest::Method;
+    let repo = tempfile::tempdir().expect("recipes");
+    let signals = tempfile::tempdir().expect("signals");
+    let started = signals.path().join("started");
+    let made = std::process::Command::new("mkfifo").arg(&started).status().expect("mkfifo");
+    assert!(made.success());
+    let marker = signals.path().join("first-run-done");
+    let recipe = repo.path().join("applications/slow/latest");
+    write(&recipe, "Kubefile", "FROM scratch\nCOPY manifests manifests\n");
+    write(&recipe, "manifests/cm.yaml", "kind: ConfigMap\n");
+    // The first run says it started, then never ends; the second ends at once.
+    let script = format!(
+        "if [ -e '{marker}' ]; then echo second run; exit 0; fi\n\
+         touch '{marker}'\necho started > '{started}'\nsleep 6061\n",
+        marker = marker.display(),
+        started = started.display()
+    );
+    write(&recipe, "init.sh", &script);
+    let configure = |recipes: std::path::PathBuf| {
+        move |c: &mut imagehub_server::config::Config| {
+            c.build.recipes_dir = Some(recipes);
+            c.build.organization = "acme".into();
+            c.build.platforms = vec!["linux/amd64".into()];
+            c.build.run_init = true;
+        }
+    };
+    let hub = crate::support::hub::Hub::start_with(configure(repo.path().to_path_buf()));
+    let olga = hub.olga_with_public_acme().await;
+    let asked = json!({"app": "slow", "version": "1"});
+    let location = hub
+        .api(&olga, Method::POST, "/api/v1/builds", Some(asked))
+        .await
+        .expect_status(202, "queued")
+        .header("location")
+        .expect("URL");
+    // Opening the pipe waits for init.sh to write to it: the build is running.
+    let said = tokio::task::spawn_blocking(move || std::fs::read_to_string(started))
+        .await
+        .expect("join")
+        .expect("read the pipe");
+    assert_eq!(said.trim(), "started");
+
+    let hub = hub.restart_with(configure(repo.path().to_path_buf()));
+    let job = hub.api(&olga, Method::GET, &format!("{location}?wait=60"), None).await.json();
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let log = job["log"].as_str().unwrap_or_default();
+    assert!(log.contains("the server stopped during this build; it starts again"), "{log}");
+    assert!(log.contains("second run"), "{log}");
+    let sleeping = std::process::Command::new("pgrep").args(["-f", "sleep 6061"]).output();
+    let left = sleeping.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    assert_eq!(left.unwrap_or_default(), "", "init.sh's children were stopped with the server");
 }

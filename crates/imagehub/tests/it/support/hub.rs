@@ -76,9 +76,14 @@ impl Hub {
     }
 
     /// Stops the server gracefully and starts a new one over the same data.
-    pub fn restart(mut self) -> Hub {
+    pub fn restart(self) -> Hub {
+        self.restart_with(|_| {})
+    }
+
+    /// `restart`, configured by `configure` (the configuration is not kept).
+    pub fn restart_with(mut self, configure: impl FnOnce(&mut Config)) -> Hub {
         let data_dir = self.server.take().expect("this hub was started in-process").stop();
-        Hub::start_in(data_dir, |_| {})
+        Hub::start_in(data_dir, configure)
     }
 
     /// A client for a server already running at `base` (`http://HOST:PORT`).
