@@ -436,6 +436,18 @@ async fn the_hub_builds_recipes_as_jobs_for_those_who_may() {
     assert!(denied.expect_status(403, "bob").text().contains("developer of the organization acme"));
     hub.api(&bob, Method::GET, "/api/v1/builds", None).await.expect_status(403, "bob lists");
     hub.api(&bob, Method::GET, &location, None).await.expect_status(403, "bob reads");
+    // A developer of acme and a site admin may build; a viewer of acme may not.
+    for (user, role) in [("dave", "developer"), ("vera", "viewer")] {
+        hub.create_user(user, &format!("{user}-password-1")).await;
+        let path = format!("/api/v1/orgs/acme/members/{user}");
+        let member = hub.api(&olga, Method::PUT, &path, Some(json!({"role": role}))).await;
+        member.expect_status_in(&[200, 201], "a member");
+    }
+    let dave = Cred::basic("dave", "dave-password-1");
+    let vera = Cred::basic("vera", "vera-password-1");
+    hub.api(&dave, Method::GET, "/api/v1/builds", None).await.expect_status(200, "dave lists");
+    hub.api(&vera, Method::GET, "/api/v1/builds", None).await.expect_status(403, "vera lists");
+    hub.api(&Cred::admin(), Method::GET, &location, None).await.expect_status(200, "the admin");
     let missing = json!({"app": "redis", "version": "7"});
     hub.api(&olga, Method::POST, "/api/v1/builds", Some(missing))
         .await
