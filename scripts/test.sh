@@ -96,6 +96,14 @@ if ! command -v cargo >/dev/null 2>&1; then
   fi
 fi
 
+# A real S3 server for the S3 blob store's tests (tests/it/support/s3.rs): s3s-fs from
+# crates.io, a pinned version, built once into target/test-tools.
+S3S="target/test-tools/bin/s3s-fs"
+if [[ ! -x "$S3S" ]]; then
+  say "installing s3s-fs (crates.io) into target/test-tools"
+  cargo install s3s-fs@0.14.1 --features binary --locked --root target/test-tools
+fi
+
 # The house rules: formatted as rustfmt.toml says, and no clippy warning.
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then

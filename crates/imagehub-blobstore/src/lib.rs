@@ -21,6 +21,7 @@
 //! verified and fsynced upload file, followed by an fsync of the directory, so a blob
 //! path either holds the whole content or does not exist.
 
+mod s3;
 mod upload;
 
 use std::io;
@@ -29,6 +30,7 @@ use std::time::SystemTime;
 
 use imagehub_oci::{Algorithm, Digest};
 
+pub use s3::{S3BlobStore, S3Settings};
 pub use upload::{AppendError, Upload, UploadId};
 
 use upload::UploadTable;

@@ -49,6 +49,11 @@ pub enum DigestError {
 }
 
 impl Digest {
+    /// A digest from hash output already hex-encoded by a hasher of `algorithm`.
+    pub(crate) fn from_hex(algorithm: Algorithm, hex: String) -> Digest {
+        Digest { algorithm, hex }
+    }
+
     /// Digest of `bytes` with `algorithm`.
     pub fn of(algorithm: Algorithm, bytes: &[u8]) -> Digest {
         let mut hasher = Hasher::new(algorithm);

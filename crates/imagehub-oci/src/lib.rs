@@ -9,8 +9,10 @@ pub mod error_code;
 pub mod manifest;
 pub mod media_type;
 pub mod name;
+pub mod resumable;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use error_code::OciErrorCode;
 pub use manifest::{Descriptor, Manifest, ManifestError, ManifestKind, Platform};
 pub use name::{AccountName, ImageName, NameError, Reference, RepoName, Tag};
+pub use resumable::ResumableHasher;

@@ -21,6 +21,7 @@ mod openapi;
 mod process;
 mod realclients;
 mod restart;
+mod s3;
 mod search;
 mod support;
 mod sync;

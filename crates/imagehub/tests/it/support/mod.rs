@@ -10,3 +10,4 @@ pub mod hub;
 pub mod proxy;
 pub mod registry;
 pub mod reply;
+pub mod s3;

@@ -1,0 +1,435 @@
+//! Blobs in an S3-compatible bucket, for hubs of several replicas (issue 18), through
+//! `object_store`. Every replica sees the same bucket, so an upload's state lives there
+//! too: an upload begun on one replica is continued and finished on another.
+//!
+//! Keys in the bucket:
+//!
+//! ```text
+//! blobs/sha256/ab/ab12…ef        a complete blob, named by its digest, never rewritten
+//! uploads/<uuid>/state           the upload's state: its multipart id, the parts sent,
+//!                                its length and its SHA-256 state (JSON)
+//! uploads/<uuid>/tail            bytes received but not yet a part (S3 parts are at
+//!                                least 5 MiB but the last), at most one part's worth
+//! uploads/<uuid>/data            the multipart object the parts become at commit
+//! ```
+//!
+//! A blob appears under `blobs/` only by a server-side copy of a completed upload whose
+//! digest was verified, or by a monolithic put that was hashed as it streamed and is
+//! aborted on a mismatch, so a blob key holds the whole content or does not exist.
+//! Memory per upload request is bounded by one part (8 MiB) plus a tail.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use imagehub_oci::{Algorithm, Digest, Hasher, ResumableHasher};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::{AppendError, BlobStoreError, StoredBlob, UploadId};
+
+/// Where the bucket is and how to reach it (`storage.s3`).
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    /// `http://127.0.0.1:3900`, `https://s3.eu-west-1.amazonaws.com`.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// `http://endpoint/bucket/key` rather than `http://bucket.endpoint/key`.
+    pub path_style: bool,
+}
+
+/// The size of the parts sent; S3 wants at least 5 MiB for every part but the last.
+const PART: usize = 8 << 20;
+
+/// The blob store on S3.
+#[derive(Clone)]
+pub struct S3BlobStore {
+    store: Arc<AmazonS3>,
+}
+
+/// An upload's state, kept in the bucket between requests.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct UploadRecord {
+    multipart: String,
+    /// The parts sent so far, in order (their ETags).
+    parts: Vec<String>,
+    /// Bytes received so far, tail included.
+    size: u64,
+    /// Bytes in `uploads/<id>/tail`.
+    tail: u64,
+    /// [`ResumableHasher::save`], hex.
+    hasher: String,
+}
+
+fn blob_key(digest: &Digest) -> Path {
+    let hex = digest.hex();
+    Path::from(format!("blobs/{}/{}/{hex}", digest.algorithm().as_str(), &hex[..2]))
+}
+
+fn upload_key(id: UploadId, name: &str) -> Path {
+    Path::from(format!("uploads/{id}/{name}"))
+}
+
+fn io(e: object_store::Error) -> BlobStoreError {
+    match e {
+        object_store::Error::NotFound { .. } => {
+            BlobStoreError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, e))
+        }
+        other => BlobStoreError::Io(std::io::Error::other(other)),
+    }
+}
+
+fn not_found(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::NotFound { .. })
+}
+
+impl S3BlobStore {
+    pub fn open(settings: &S3Settings) -> Result<S3BlobStore, BlobStoreError> {
+        let store = AmazonS3Builder::new()
+            .with_endpoint(&settings.endpoint)
+            .with_bucket_name(&settings.bucket)
+            .with_region(&settings.region)
+            .with_access_key_id(&settings.access_key)
+            .with_secret_access_key(&settings.secret_key)
+            .with_virtual_hosted_style_request(!settings.path_style)
+            .with_allow_http(settings.endpoint.starts_with("http://"))
+            .build()
+            .map_err(io)?;
+        Ok(S3BlobStore { store: Arc::new(store) })
+    }
+
+    /// The size of a stored blob, or `None`.
+    pub async fn stat(&self, digest: &Digest) -> Result<Option<u64>, BlobStoreError> {
+        match self.store.head(&blob_key(digest)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// A stored blob's bytes from `start` (to the end, or `end` exclusive) as a stream,
+    /// or `None` when it is not stored.
+    pub async fn read_blob(
+        &self,
+        digest: &Digest,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Option<impl Stream<Item = Result<Bytes, BlobStoreError>> + use<>>, BlobStoreError>
+    {
+        let range = match end {
+            Some(end) => Some(GetRange::Bounded(start..end)),
+            None if start > 0 => Some(GetRange::Offset(start)),
+            None => None,
+        };
+        let options = GetOptions { range, ..GetOptions::default() };
+        match self.store.get_opts(&blob_key(digest), options).await {
+            Ok(found) => Ok(Some(found.into_stream().map_err(io))),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Stores a whole blob from `body`, hashed as it streams: the object is created only
+    /// if the bytes match `digest` (and `expected_len`, when given). Returns its size.
+    pub async fn put_blob<S, E>(
+        &self,
+        digest: &Digest,
+        body: S,
+        expected_len: Option<u64>,
+    ) -> Result<u64, AppendError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let key = blob_key(digest);
+        let multipart = self.store.create_multipart(&key).await.map_err(store_error)?;
+        let result = async {
+            let mut hasher = Hasher::new(digest.algorithm());
+            let mut parts = Vec::new();
+            let mut size = 0u64;
+            let mut buffer = BytesMut::with_capacity(PART);
+            let mut body = std::pin::pin!(body);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| AppendError::Body(Box::new(e)))?;
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                buffer.extend_from_slice(&chunk);
+                while buffer.len() >= PART {
+                    let part = buffer.split_to(PART).freeze();
+                    parts.push(self.send_part(&key, &multipart, parts.len(), part).await?);
+                }
+            }
+            if let Some(expected) = expected_len
+                && expected != size
+            {
+                return Err(AppendError::LengthMismatch { expected, actual: size });
+            }
+            let actual = hasher.finish();
+            if &actual != digest {
+                return Err(AppendError::Store(BlobStoreError::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                }));
+            }
+            if !buffer.is_empty() || parts.is_empty() {
+                parts.push(self.send_part(&key, &multipart, parts.len(), buffer.freeze()).await?);
+            }
+            self.store.complete_multipart(&key, &multipart, parts).await.map_err(store_error)?;
+            Ok(size)
+        }
+        .await;
+        if result.is_err() {
+            let _ = self.store.abort_multipart(&key, &multipart).await;
+        }
+        result
+    }
+
+    async fn send_part(
+        &self,
+        key: &Path,
+        multipart: &String,
+        index: usize,
+        bytes: Bytes,
+    ) -> Result<PartId, AppendError> {
+        let payload = PutPayload::from_bytes(bytes);
+        self.store.put_part(key, multipart, index, payload).await.map_err(store_error)
+    }
+
+    pub async fn delete_blob(&self, digest: &Digest) -> Result<(), BlobStoreError> {
+        match self.store.delete(&blob_key(digest)).await {
+            Ok(()) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Every blob in the bucket (garbage collection only; listings never walk).
+    pub async fn walk_blobs(&self) -> Result<Vec<StoredBlob>, BlobStoreError> {
+        let mut found = Vec::new();
+        let mut listing = self.store.list(Some(&Path::from("blobs")));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(io)?;
+            let mut parts = meta.location.parts();
+            let (_, Some(algorithm), _, Some(hex)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Ok(digest) = format!("{}:{}", algorithm.as_ref(), hex.as_ref()).parse() else {
+                continue;
+            };
+            found.push(StoredBlob { digest, size: meta.size, modified: meta.last_modified.into() });
+        }
+        Ok(found)
+    }
+
+    /// Deletes a blob only if it was last written before `cutoff` (see the filesystem
+    /// store); the bytes freed.
+    pub async fn delete_blob_written_before(
+        &self,
+        digest: &Digest,
+        cutoff: SystemTime,
+    ) -> Result<u64, BlobStoreError> {
+        let meta = match self.store.head(&blob_key(digest)).await {
+            Ok(meta) => meta,
+            Err(e) if not_found(&e) => return Ok(0),
+            Err(e) => return Err(io(e)),
+        };
+        if SystemTime::from(meta.last_modified) >= cutoff {
+            return Ok(0);
+        }
+        self.delete_blob(digest).await?;
+        Ok(meta.size)
+    }
+
+    // ---- uploads ----
+
+    /// Starts an upload; its state is in the bucket, so any replica may continue it.
+    pub async fn create_upload(&self) -> Result<(UploadId, u64), BlobStoreError> {
+        let id = UploadId::new();
+        let multipart = self.store.create_multipart(&upload_key(id, "data")).await.map_err(io)?;
+        let record = UploadRecord {
+            multipart,
+            parts: Vec::new(),
+            size: 0,
+            tail: 0,
+            hasher: hex::encode(ResumableHasher::new(Algorithm::Sha256).save()),
+        };
+        self.save(id, &record).await?;
+        Ok((id, 0))
+    }
+
+    async fn load(&self, id: UploadId) -> Result<UploadRecord, BlobStoreError> {
+        let found = match self.store.get(&upload_key(id, "state")).await {
+            Ok(found) => found.bytes().await.map_err(io)?,
+            Err(e) if not_found(&e) => return Err(BlobStoreError::UploadNotFound(id)),
+            Err(e) => return Err(io(e)),
+        };
+        serde_json::from_slice(&found).map_err(|e| BlobStoreError::Io(std::io::Error::other(e)))
+    }
+
+    async fn save(&self, id: UploadId, record: &UploadRecord) -> Result<(), BlobStoreError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| BlobStoreError::Io(e.into()))?;
+        self.store.put(&upload_key(id, "state"), bytes.into()).await.map_err(io)?;
+        Ok(())
+    }
+
+    /// Bytes received so far by an upload.
+    pub async fn upload_len(&self, id: UploadId) -> Result<u64, BlobStoreError> {
+        Ok(self.load(id).await?.size)
+    }
+
+    /// Appends `body` to an upload: whole parts are sent as they fill, the rest is kept
+    /// as the tail. The state is saved last, so a request that fails midway leaves the
+    /// upload as it was (parts it sent are unused and vanish with the multipart upload).
+    /// Requests on one upload must not run at once (the caller serialises them).
+    pub async fn append<S, E>(
+        &self,
+        id: UploadId,
+        body: S,
+        expected_len: Option<u64>,
+    ) -> Result<u64, AppendError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let mut record = self.load(id).await.map_err(AppendError::Store)?;
+        let mut hasher = hex::decode(&record.hasher)
+            .ok()
+            .and_then(|saved| ResumableHasher::restore(&saved).ok())
+            .ok_or_else(|| AppendError::Store(corrupt(id)))?;
+        let data = upload_key(id, "data");
+        let mut buffer = BytesMut::with_capacity(PART);
+        if record.tail > 0 {
+            let tail = self.store.get(&upload_key(id, "tail")).await.map_err(store_error)?;
+            buffer.extend_from_slice(&tail.bytes().await.map_err(store_error)?);
+        }
+        let mut received = 0u64;
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| AppendError::Body(Box::new(e)))?;
+            hasher.update(&chunk);
+            received += chunk.len() as u64;
+            buffer.extend_from_slice(&chunk);
+            while buffer.len() >= PART {
+                let part = buffer.split_to(PART).freeze();
+                let index = record.parts.len();
+                let sent = self.send_part(&data, &record.multipart, index, part).await?;
+                record.parts.push(sent.content_id);
+            }
+        }
+        if let Some(expected) = expected_len
+            && expected != received
+        {
+            return Err(AppendError::LengthMismatch { expected, actual: received });
+        }
+        record.tail = buffer.len() as u64;
+        if record.tail > 0 {
+            let tail = PutPayload::from_bytes(buffer.freeze());
+            self.store.put(&upload_key(id, "tail"), tail).await.map_err(store_error)?;
+        }
+        record.size += received;
+        record.hasher = hex::encode(hasher.save());
+        self.save(id, &record).await.map_err(AppendError::Store)?;
+        Ok(record.size)
+    }
+
+    /// Verifies that the upload's bytes have `expected` as their digest and stores them
+    /// as that blob; its size. On a mismatch the upload is left as it was.
+    pub async fn commit_upload(
+        &self,
+        id: UploadId,
+        expected: &Digest,
+    ) -> Result<u64, BlobStoreError> {
+        let record = self.load(id).await?;
+        let data = upload_key(id, "data");
+        if expected.algorithm() == Algorithm::Sha256 {
+            let hasher = hex::decode(&record.hasher)
+                .ok()
+                .and_then(|saved| ResumableHasher::restore(&saved).ok())
+                .ok_or_else(|| corrupt(id))?;
+            let actual = hasher.finish();
+            if &actual != expected {
+                return Err(BlobStoreError::DigestMismatch { expected: expected.clone(), actual });
+            }
+        }
+        let mut parts: Vec<PartId> =
+            record.parts.iter().map(|etag| PartId { content_id: etag.clone() }).collect();
+        if record.tail > 0 || parts.is_empty() {
+            let tail = match record.tail {
+                0 => Bytes::new(),
+                _ => self
+                    .store
+                    .get(&upload_key(id, "tail"))
+                    .await
+                    .map_err(io)?
+                    .bytes()
+                    .await
+                    .map_err(io)?,
+            };
+            let index = parts.len();
+            let payload = PutPayload::from_bytes(tail);
+            parts.push(
+                self.store.put_part(&data, &record.multipart, index, payload).await.map_err(io)?,
+            );
+        }
+        self.store.complete_multipart(&data, &record.multipart, parts).await.map_err(io)?;
+        if expected.algorithm() != Algorithm::Sha256 {
+            // Only SHA-256 is hashed as bytes arrive; others are read back once.
+            let mut hasher = Hasher::new(expected.algorithm());
+            let mut stream = self.store.get(&data).await.map_err(io)?.into_stream();
+            while let Some(chunk) = stream.next().await {
+                hasher.update(&chunk.map_err(io)?);
+            }
+            let actual = hasher.finish();
+            if &actual != expected {
+                // The parts are one object now; the upload cannot be continued.
+                self.delete_upload(id).await?;
+                return Err(BlobStoreError::DigestMismatch { expected: expected.clone(), actual });
+            }
+        }
+        self.store.copy(&data, &blob_key(expected)).await.map_err(io)?;
+        self.delete_upload(id).await?;
+        Ok(record.size)
+    }
+
+    /// Forgets an upload and whatever it received; a missing upload is not an error.
+    pub async fn delete_upload(&self, id: UploadId) -> Result<(), BlobStoreError> {
+        if let Ok(record) = self.load(id).await {
+            let _ = self.store.abort_multipart(&upload_key(id, "data"), &record.multipart).await;
+        }
+        for name in ["data", "tail", "state"] {
+            match self.store.delete(&upload_key(id, name)).await {
+                Ok(()) => {}
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Ids of the uploads in the bucket.
+    pub async fn upload_ids(&self) -> Result<Vec<String>, BlobStoreError> {
+        let listed =
+            self.store.list_with_delimiter(Some(&Path::from("uploads"))).await.map_err(io)?;
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|prefix| prefix.parts().next_back().map(|p| p.as_ref().to_string()))
+            .collect())
+    }
+}
+
+fn corrupt(id: UploadId) -> BlobStoreError {
+    BlobStoreError::Io(std::io::Error::other(format!("upload {id}: its saved state is not valid")))
+}
+
+fn store_error(e: object_store::Error) -> AppendError {
+    AppendError::Store(io(e))
+}

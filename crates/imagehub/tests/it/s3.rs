@@ -1,0 +1,128 @@
+//! The S3 blob store against a real S3 server (s3s-fs): blobs stored only when their
+//! bytes match their digest, read whole or by range, listed and deleted; an upload begun
+//! through one store (one replica) is continued and finished through another.
+
+use bytes::Bytes;
+use futures_util::TryStreamExt as _;
+use imagehub_blobstore::{AppendError, BlobStoreError, S3BlobStore};
+use imagehub_oci::{Algorithm, Digest};
+
+use crate::support::s3::S3Server;
+
+/// Deterministic bytes that do not compress.
+fn bytes(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// `data` as a body of chunks of `size` bytes.
+fn body(
+    data: &[u8],
+    size: usize,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + use<> {
+    let chunks: Vec<Result<Bytes, std::io::Error>> =
+        data.chunks(size).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    futures_util::stream::iter(chunks)
+}
+
+async fn read_all(store: &S3BlobStore, digest: &Digest, start: u64, end: Option<u64>) -> Vec<u8> {
+    let stream = store.read_blob(digest, start, end).await.expect("read").expect("stored");
+    let chunks: Vec<Bytes> = stream.try_collect().await.expect("bytes");
+    chunks.concat()
+}
+
+#[tokio::test]
+async fn blobs_are_stored_only_whole_and_verified_and_read_by_range() {
+    let server = S3Server::start();
+    let store = S3BlobStore::open(&server.settings).expect("store");
+    let data = bytes(9 << 20, 7); // more than one part
+    let digest = Digest::sha256_of(&data);
+    let size = store.put_blob(&digest, body(&data, 1 << 20), Some(data.len() as u64)).await;
+    assert_eq!(size.expect("stored"), data.len() as u64);
+    assert_eq!(store.stat(&digest).await.expect("stat"), Some(data.len() as u64));
+    assert_eq!(read_all(&store, &digest, 0, None).await, data);
+    assert_eq!(read_all(&store, &digest, 100, Some(200)).await, data[100..200]);
+    assert_eq!(read_all(&store, &digest, 8 << 20, None).await, data[8 << 20..]);
+
+    // Bytes that are not what the digest says leave nothing behind.
+    let other = Digest::sha256_of(b"something else");
+    let refused = store.put_blob(&other, body(&data[..1000], 100), None).await;
+    assert!(matches!(refused, Err(AppendError::Store(BlobStoreError::DigestMismatch { .. }))));
+    assert_eq!(store.stat(&other).await.expect("stat"), None);
+    let short = store.put_blob(&digest, body(&data[..10], 5), Some(11)).await;
+    assert!(matches!(short, Err(AppendError::LengthMismatch { expected: 11, actual: 10 })));
+
+    let empty = Digest::sha256_of(b"");
+    store.put_blob(&empty, body(b"", 1), Some(0)).await.expect("an empty blob");
+    assert_eq!(store.stat(&empty).await.expect("stat"), Some(0));
+
+    let walked = store.walk_blobs().await.expect("walk");
+    let mut found: Vec<String> = walked.iter().map(|b| b.digest.to_string()).collect();
+    found.sort();
+    let mut expected = vec![digest.to_string(), empty.to_string()];
+    expected.sort();
+    assert_eq!(found, expected);
+    let long_ago = std::time::SystemTime::UNIX_EPOCH;
+    assert_eq!(store.delete_blob_written_before(&digest, long_ago).await.expect("kept"), 0);
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let freed = store.delete_blob_written_before(&digest, later).await.expect("deleted");
+    assert_eq!(freed, data.len() as u64);
+    assert_eq!(store.stat(&digest).await.expect("stat"), None);
+    assert!(store.read_blob(&digest, 0, None).await.expect("read").is_none());
+}
+
+#[tokio::test]
+async fn an_upload_begun_on_one_replica_is_finished_on_another() {
+    let server = S3Server::start();
+    let one = S3BlobStore::open(&server.settings).expect("replica one");
+    let two = S3BlobStore::open(&server.settings).expect("replica two");
+    let data = bytes(19 << 20, 11);
+    let digest = Digest::sha256_of(&data);
+    let (id, _) = one.create_upload().await.expect("upload");
+    // Chunks of every kind: smaller than a part, crossing part boundaries, one byte.
+    let cuts = [0, 3 << 20, (10 << 20) + 5, (10 << 20) + 6, 19 << 20];
+    for (i, pair) in cuts.windows(2).enumerate() {
+        let store = if i % 2 == 0 { &one } else { &two };
+        let chunk = &data[pair[0]..pair[1]];
+        let len = store.append(id, body(chunk, 64 << 10), Some(chunk.len() as u64)).await;
+        assert_eq!(len.expect("appended"), pair[1] as u64);
+        assert_eq!(one.upload_len(id).await.expect("len"), pair[1] as u64);
+    }
+    assert!(one.upload_ids().await.expect("ids").contains(&id.to_string()));
+
+    // A wrong digest is refused and the upload stays, to be finished right.
+    let wrong = Digest::sha256_of(b"not it");
+    let refused = two.commit_upload(id, &wrong).await;
+    assert!(matches!(refused, Err(BlobStoreError::DigestMismatch { .. })), "{refused:?}");
+    assert_eq!(two.commit_upload(id, &digest).await.expect("committed"), data.len() as u64);
+    assert_eq!(read_all(&one, &digest, 0, None).await, data);
+    assert!(!one.upload_ids().await.expect("ids").contains(&id.to_string()), "cleaned up");
+    assert!(matches!(one.upload_len(id).await, Err(BlobStoreError::UploadNotFound(_))));
+
+    // A body that breaks off leaves the upload as it was.
+    let (id, _) = two.create_upload().await.expect("upload");
+    two.append(id, body(&data[..1000], 100), None).await.expect("first");
+    let broken = futures_util::stream::iter(vec![
+        Ok(Bytes::from_static(b"more")),
+        Err(std::io::Error::other("the client went away")),
+    ]);
+    assert!(matches!(one.append(id, broken, None).await, Err(AppendError::Body(_))));
+    assert_eq!(one.upload_len(id).await.expect("len"), 1000);
+    one.delete_upload(id).await.expect("deleted");
+    assert!(matches!(two.upload_len(id).await, Err(BlobStoreError::UploadNotFound(_))));
+
+    // SHA-512 digests are verified by reading the finished upload back.
+    let small = bytes(5000, 3);
+    let sha512 = Digest::of(Algorithm::Sha512, &small);
+    let (id, _) = one.create_upload().await.expect("upload");
+    two.append(id, body(&small, 999), None).await.expect("appended");
+    assert_eq!(one.commit_upload(id, &sha512).await.expect("committed"), 5000);
+    assert_eq!(read_all(&two, &sha512, 0, None).await, small);
+}
