@@ -22,6 +22,7 @@
 //! path either holds the whole content or does not exist.
 
 mod s3;
+mod store;
 mod upload;
 
 use std::io;
@@ -31,6 +32,7 @@ use std::time::SystemTime;
 use imagehub_oci::{Algorithm, Digest};
 
 pub use s3::{S3BlobStore, S3Settings};
+pub use store::{BlobBytes, BlobStore};
 pub use upload::{AppendError, Upload, UploadId};
 
 use upload::UploadTable;

@@ -59,6 +59,9 @@ pub enum AppendError {
     Body(Box<dyn std::error::Error + Send + Sync>),
     #[error("received {actual} bytes where {expected} were declared")]
     LengthMismatch { expected: u64, actual: u64 },
+    /// The chunk does not start where the upload ends.
+    #[error("the upload holds {current_len} bytes; a chunk must start there")]
+    OutOfOrder { current_len: u64 },
     #[error(transparent)]
     Store(#[from] BlobStoreError),
 }

@@ -469,10 +469,7 @@ impl imagehub_build::LocalBlobs for HubBlobs<'_> {
         digest: &'a Digest,
     ) -> futures_util::future::BoxFuture<'a, Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>>
     {
-        Box::pin(async move {
-            let file = self.0.blobs.open_blob(digest).await.ok()??;
-            Some(Box::new(file) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)
-        })
+        Box::pin(async move { self.0.blobs.reader(digest).await.ok()? })
     }
 }
 

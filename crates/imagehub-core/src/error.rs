@@ -64,6 +64,7 @@ impl From<AppendError> for CoreError {
     fn from(e: AppendError) -> Self {
         match e {
             AppendError::Store(e) => e.into(),
+            AppendError::OutOfOrder { current_len } => CoreError::UploadOutOfOrder { current_len },
             other => CoreError::UploadInvalid(other.to_string()),
         }
     }

@@ -81,8 +81,7 @@ impl Registry {
                 config.size
             )));
         }
-        let path = self.blobs.blob_path(&config.digest);
-        let bytes = tokio::fs::read(&path).await?;
+        let bytes = self.blobs.read_to_vec(&config.digest, MAX_CONFIG_BYTES).await?;
         Ok(match serde_json::from_slice::<ImageConfig>(&bytes) {
             Ok(parsed) => Ok(parsed),
             // Artifacts have configs that are not image configs; that is not a failure.

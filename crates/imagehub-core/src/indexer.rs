@@ -4,7 +4,6 @@
 //! and never fails because of it: a failure is recorded on the image.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -327,11 +326,12 @@ impl Registry {
             .iter()
             .map(|l| Layer { digest: l.digest.to_string(), media_type: l.media_type.clone() })
             .collect();
-        let paths: Vec<_> = layers.iter().map(|l| self.blobs.blob_path(&l.digest)).collect();
+        let digests: Vec<Digest> = layers.iter().map(|l| l.digest.clone()).collect();
+        let (blobs, handle) = (self.blobs.clone(), tokio::runtime::Handle::current());
         let search = tokio::task::spawn_blocking(move || {
             let open = |layer: &Layer| {
                 let i = refs.iter().position(|r| r.digest == layer.digest).unwrap_or(0);
-                Ok(Box::new(std::fs::File::open(&paths[i])?) as Box<dyn Read + Send>)
+                blobs.blocking_reader(&digests[i], &handle)
             };
             find_readme(&refs, open, &budget)
         })

@@ -34,7 +34,7 @@ pub use error::CoreError;
 pub use hub::{ImageView, SearchHit, latest_image, sort_images_by_name};
 pub use image_config::{HistoryEntry, ImageConfig, RunConfig};
 pub use image_contents::{ImageContents, LayerView, PlatformContents};
-pub use imagehub_blobstore::UploadId;
+pub use imagehub_blobstore::{S3Settings, UploadId};
 pub use imagehub_build::{
     Command as BuildCommand, CommandError as BuildCommandError,
     parse_command as parse_build_command,

@@ -94,7 +94,7 @@ impl Registry {
         let cutoff = unix_seconds(SystemTime::now() - max_age);
         let mut expired = 0;
         for id in self.meta.uploads_started_before(cutoff).await? {
-            self.blobs.delete_upload_file(&id).await?;
+            self.blobs.delete_upload_named(&id).await?;
             self.meta.delete_upload(&id).await?;
             expired += 1;
         }
@@ -109,10 +109,10 @@ impl Registry {
     /// session whose file is gone. Sessions with files survive, so uploads resume.
     pub async fn clean_stale_uploads(&self) -> Result<u64> {
         let sessions: HashSet<String> = self.meta.upload_ids().await?.into_iter().collect();
-        let files: HashSet<String> = self.blobs.upload_files().await?.into_iter().collect();
+        let files: HashSet<String> = self.blobs.upload_names().await?.into_iter().collect();
         let mut cleaned = 0;
         for file in files.difference(&sessions) {
-            self.blobs.delete_upload_file(file).await?;
+            self.blobs.delete_upload_named(file).await?;
             cleaned += 1;
         }
         for session in sessions.difference(&files) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use imagehub_blobstore::{FsBlobStore, Upload, UploadId};
+use imagehub_blobstore::{BlobBytes, BlobStore, S3Settings, UploadId};
 use imagehub_metadata::{Metadata, NewManifest, Referrer, RepositoryFilter, StoredManifest, Usage};
 use imagehub_oci::{Digest, Manifest, Reference, RepoName, Tag};
 
@@ -21,7 +21,7 @@ type Result<T, E = CoreError> = std::result::Result<T, E>;
 /// committed, so the index never names bytes that are not on disk.
 #[derive(Clone)]
 pub struct Registry {
-    pub(crate) blobs: FsBlobStore,
+    pub(crate) blobs: BlobStore,
     pub(crate) meta: Metadata,
     pub(crate) tags: Arc<TagCache>,
     pub(crate) indexer: Arc<crate::indexer::Wakeup>,
@@ -31,10 +31,21 @@ pub struct Registry {
     settings: Arc<std::sync::RwLock<Settings>>,
 }
 
-/// A blob opened for reading, with its size.
+/// A blob a repository may serve, with its size, ready to be read.
 pub struct BlobReader {
-    pub file: tokio::fs::File,
     pub size: u64,
+    digest: Digest,
+    blobs: BlobStore,
+}
+
+impl BlobReader {
+    /// `len` bytes from `start`.
+    pub async fn read(self, start: u64, len: u64) -> Result<BlobBytes> {
+        match self.blobs.read(&self.digest, start, len).await? {
+            Some(bytes) => Ok(bytes),
+            None => Err(CoreError::BlobUnknown(self.digest)),
+        }
+    }
 }
 
 /// What a manifest push stored.
@@ -48,8 +59,13 @@ impl Registry {
     /// Opens the registry's storage under `data_dir`: blobs on the filesystem and the
     /// SQLite database `imagehub.db`.
     pub async fn open(data_dir: &Path) -> Result<Registry> {
+        Registry::open_with(data_dir, None).await
+    }
+
+    /// [`Registry::open`], with blobs in the S3 bucket `s3` when it is given.
+    pub async fn open_with(data_dir: &Path, s3: Option<&S3Settings>) -> Result<Registry> {
         tokio::fs::create_dir_all(data_dir).await?;
-        let blobs = FsBlobStore::open(data_dir).await?;
+        let blobs = BlobStore::open(data_dir, s3).await?;
         let meta = Metadata::open_sqlite(&data_dir.join("imagehub.db")).await?;
         Ok(Registry {
             blobs,
@@ -134,10 +150,7 @@ impl Registry {
     /// Opens a blob this repository may serve.
     pub async fn open_blob(&self, repository: &RepoName, digest: &Digest) -> Result<BlobReader> {
         let size = self.stat_blob(repository, digest).await?;
-        match self.blobs.open_blob(digest).await? {
-            Some(file) => Ok(BlobReader { file, size }),
-            None => Err(CoreError::BlobUnknown(digest.clone())),
-        }
+        Ok(BlobReader { size, digest: digest.clone(), blobs: self.blobs.clone() })
     }
 
     // ---- push ----
@@ -145,14 +158,13 @@ impl Registry {
     /// Starts an upload session in `repository` for `owner` (a user name; empty for an
     /// anonymous caller), within the caps on open sessions.
     pub async fn start_upload(&self, repository: &RepoName, owner: &str) -> Result<UploadId> {
-        let upload = self.blobs.create_upload().await?;
-        let id = upload.id();
+        let id = self.blobs.create_upload().await?;
         if let Err(e) = self
             .meta
             .create_upload(&id.to_string(), repository, owner, self.settings().uploads)
             .await
         {
-            self.blobs.delete_upload(upload).await?;
+            self.blobs.delete_upload(id).await?;
             return Err(e.into());
         }
         Ok(id)
@@ -200,18 +212,15 @@ impl Registry {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let mut upload = self.blobs.create_upload().await?;
-        if let Err(e) = upload.append(body, expected_len).await {
-            self.blobs.delete_upload(upload).await?;
-            return Err(e.into());
-        }
-        self.commit(repository, upload, digest).await
+        let size = self.blobs.put_blob(digest, body, expected_len).await?;
+        self.meta.link_blob(repository, digest, size).await?;
+        Ok(size)
     }
 
     /// Bytes received so far by an upload session.
     pub async fn upload_status(&self, repository: &RepoName, id: &str) -> Result<(UploadId, u64)> {
-        let upload = self.checkout(repository, id).await?;
-        Ok((upload.id(), upload.len()))
+        let id = self.checkout(repository, id).await?;
+        Ok((id, self.blobs.upload_len(id).await?))
     }
 
     /// Appends a chunk. `start` is where the client says the chunk begins (from
@@ -228,12 +237,9 @@ impl Registry {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let mut upload = self.checkout(repository, id).await?;
-        if start.is_some_and(|start| start != upload.len()) {
-            return Err(CoreError::UploadOutOfOrder { current_len: upload.len() });
-        }
-        let len = upload.append(body, expected_len).await?;
-        Ok((upload.id(), len))
+        let id = self.checkout(repository, id).await?;
+        let len = self.blobs.append(id, start, body, expected_len).await?;
+        Ok((id, len))
     }
 
     /// Appends the final (possibly empty) chunk, verifies the digest and stores the blob.
@@ -249,15 +255,13 @@ impl Registry {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let mut upload = self.checkout(repository, id).await?;
-        upload.append(body, expected_len).await?;
-        let result = self.commit(repository, upload, digest).await;
+        let upload_id = self.checkout(repository, id).await?;
+        self.blobs.append(upload_id, None, body, expected_len).await?;
+        let result = self.commit(repository, upload_id, digest).await;
         if matches!(result, Err(CoreError::DigestMismatch { .. })) {
             // A failed verification ends the session, as in distribution: the client must
             // start over, and no half-verified bytes linger.
-            if let Ok(upload) = self.blobs.open_upload(parse_upload_id(id)?).await {
-                self.blobs.delete_upload(upload).await?;
-            }
+            self.blobs.delete_upload(upload_id).await?;
             self.meta.delete_upload(id).await?;
         }
         result
@@ -265,8 +269,8 @@ impl Registry {
 
     /// Cancels an upload session and deletes what it received.
     pub async fn cancel_upload(&self, repository: &RepoName, id: &str) -> Result<()> {
-        let upload = self.checkout(repository, id).await?;
-        self.blobs.delete_upload(upload).await?;
+        let upload_id = self.checkout(repository, id).await?;
+        self.blobs.delete_upload(upload_id).await?;
         self.meta.delete_upload(id).await?;
         Ok(())
     }
@@ -421,21 +425,19 @@ impl Registry {
 
     // ---- helpers ----
 
-    async fn commit(&self, repository: &RepoName, upload: Upload, digest: &Digest) -> Result<u64> {
-        let id = upload.id().to_string();
-        let size = self.blobs.commit_upload(upload, digest).await?;
-        self.meta.finish_upload(&id, repository, digest, size).await?;
+    async fn commit(&self, repository: &RepoName, id: UploadId, digest: &Digest) -> Result<u64> {
+        let size = self.blobs.commit_upload(id, digest).await?;
+        self.meta.finish_upload(&id.to_string(), repository, digest, size).await?;
         Ok(size)
     }
 
-    /// Checks out an upload session that belongs to `repository`.
-    async fn checkout(&self, repository: &RepoName, id: &str) -> Result<Upload> {
+    /// The id of an upload session that belongs to `repository`.
+    async fn checkout(&self, repository: &RepoName, id: &str) -> Result<UploadId> {
         let upload_id = parse_upload_id(id)?;
         match self.meta.upload_repository(id).await? {
-            Some(owner) if owner == repository.as_str() => {}
-            _ => return Err(CoreError::UploadUnknown(id.to_owned())),
+            Some(owner) if owner == repository.as_str() => Ok(upload_id),
+            _ => Err(CoreError::UploadUnknown(id.to_owned())),
         }
-        Ok(self.blobs.open_upload(upload_id).await?)
     }
 
     /// `NameUnknown` when the repository does not exist at all, else `otherwise`.

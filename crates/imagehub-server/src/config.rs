@@ -96,11 +96,47 @@ impl Default for ServerConfig {
 pub struct StorageConfig {
     /// Directory holding the SQLite database, blobs and uploads in progress.
     pub data_dir: PathBuf,
+    /// Blobs and uploads in an S3-compatible bucket instead of under `data_dir`.
+    pub s3: Option<S3Config>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("./data") }
+        StorageConfig { data_dir: PathBuf::from("./data"), s3: None }
+    }
+}
+
+/// `[storage.s3]`: the bucket blobs are kept in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// `https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:3900`.
+    pub endpoint: String,
+    pub bucket: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// `endpoint/bucket/key` addressing (most self-hosted S3 servers) rather than
+    /// `bucket.endpoint/key`.
+    #[serde(default)]
+    pub path_style: bool,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+impl S3Config {
+    pub fn settings(&self) -> imagehub_core::S3Settings {
+        imagehub_core::S3Settings {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            access_key: self.access_key.clone(),
+            secret_key: self.secret_key.clone(),
+            path_style: self.path_style,
+        }
     }
 }
 
@@ -442,6 +478,10 @@ pub const KNOBS: &[(&str, &str)] = &[
         "seconds in-flight requests get to finish on SIGTERM/SIGINT (default 30)",
     ),
     ("storage.data_dir", "directory for the SQLite database, blobs and uploads (default ./data)"),
+    (
+        "storage.s3",
+        "an S3-compatible bucket for blobs and uploads: endpoint, bucket, region, access_key, secret_key, path_style (default none: under data_dir)",
+    ),
     ("log.format", "text or json (default text)"),
     ("log.level", "log filter when RUST_LOG is unset (default info)"),
     ("uploads.expiry_secs", "seconds before an unfinished upload is deleted (default 86400)"),

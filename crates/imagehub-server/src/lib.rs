@@ -150,7 +150,8 @@ pub async fn collect_garbage(config: &Config, options: GcOptions) -> anyhow::Res
 }
 
 async fn open_registry(config: &Config) -> anyhow::Result<Registry> {
-    Registry::open(&config.storage.data_dir)
+    let s3 = config.storage.s3.as_ref().map(|s3| s3.settings());
+    Registry::open_with(&config.storage.data_dir, s3.as_ref())
         .await
         .with_context(|| format!("opening storage under {}", config.storage.data_dir.display()))
 }

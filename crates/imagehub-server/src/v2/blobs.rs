@@ -1,19 +1,12 @@
 //! `GET|HEAD|DELETE /v2/<name>/blobs/<digest>`, with single `Range` requests.
 
-use std::io::SeekFrom;
-
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use imagehub_oci::Digest;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use super::{HandlerResult, V2Request, digest_header, empty};
 use crate::error::ApiError;
-
-/// Read size when streaming blobs: large enough to keep syscalls few.
-const STREAM_CHUNK: usize = 256 * 1024;
 
 /// `GET` and `HEAD`: the blob's bytes (or the requested range of them).
 pub async fn get_blob(request: V2Request, digest: &str, with_body: bool) -> HandlerResult {
@@ -24,7 +17,7 @@ pub async fn get_blob(request: V2Request, digest: &str, with_body: bool) -> Hand
             .body(Body::empty())
             .map_err(|e| ApiError::internal(&e));
     }
-    let mut blob = request.registry.open_blob(&request.name, &digest).await?;
+    let blob = request.registry.open_blob(&request.name, &digest).await?;
     let (status, start, len, content_range) = match request.header(header::RANGE) {
         None => (StatusCode::OK, 0, blob.size, None),
         Some(range) => match parse_range(range, blob.size) {
@@ -35,10 +28,7 @@ pub async fn get_blob(request: V2Request, digest: &str, with_body: bool) -> Hand
             None => return range_not_satisfiable(blob.size),
         },
     };
-    if start > 0 {
-        blob.file.seek(SeekFrom::Start(start)).await.map_err(|e| ApiError::internal(&e))?;
-    }
-    let stream = ReaderStream::with_capacity(blob.file.take(len), STREAM_CHUNK);
+    let stream = blob.read(start, len).await?;
     blob_response(status, &digest, len, content_range)
         .body(Body::from_stream(stream))
         .map_err(|e| ApiError::internal(&e))

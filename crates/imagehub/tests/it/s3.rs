@@ -126,3 +126,107 @@ async fn an_upload_begun_on_one_replica_is_finished_on_another() {
     assert_eq!(one.commit_upload(id, &sha512).await.expect("committed"), 5000);
     assert_eq!(read_all(&two, &sha512, 0, None).await, small);
 }
+
+/// A hub with `[storage.s3]` keeps its blobs in the bucket and nowhere else: pushes by
+/// skopeo and the registry protocol, pulls with ranges, README indexing, all through S3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_keeps_its_blobs_in_the_bucket() {
+    use reqwest::Method;
+    let server = S3Server::start();
+    let settings = server.settings.clone();
+    let hub = crate::support::hub::Hub::start_with(move |c| {
+        c.storage.s3 = Some(imagehub_server::config::S3Config {
+            endpoint: settings.endpoint,
+            bucket: settings.bucket,
+            region: settings.region,
+            access_key: settings.access_key,
+            secret_key: settings.secret_key,
+            path_style: true,
+        });
+    });
+    let olga = hub.olga_with_public_acme().await;
+    let digest = hub.push_with_readme(&olga, "acme/app", "v1", "# Kept in a bucket\n").await;
+    let path = "/api/v1/orgs/acme/repos/app/images/v1";
+    let image = hub.api(&olga, Method::GET, path, None).await.expect_status(200, "image").json();
+    assert_eq!(image["details"]["docs"], "# Kept in a bucket\n", "the README was read from S3");
+
+    let token = hub.token(&olga, &[crate::support::hub::repo_scope("acme/app", "pull")]).await;
+    let token = token.expect("token");
+    let manifest = hub.send(hub.v2(Method::GET, "/v2/acme/app/manifests/v1", Some(&token))).await;
+    let manifest = manifest.expect_status(200, "manifest").json();
+    assert_eq!(manifest_digest(&manifest_bytes(&hub, &token).await), digest);
+    let layer = manifest["layers"][0]["digest"].as_str().expect("layer").to_string();
+    let whole =
+        hub.send(hub.v2(Method::GET, &format!("/v2/acme/app/blobs/{layer}"), Some(&token))).await;
+    let whole = whole.expect_status(200, "the layer").body.clone();
+    assert_eq!(Digest::sha256_of(&whole).to_string(), layer);
+    let ranged = hub
+        .send(
+            hub.v2(Method::GET, &format!("/v2/acme/app/blobs/{layer}"), Some(&token))
+                .header("range", "bytes=10-19"),
+        )
+        .await;
+    assert_eq!(ranged.expect_status(206, "a range").body, whole[10..20]);
+
+    // A monolithic push goes straight to its key, and only when its digest is right.
+    let push = hub.token(&olga, &[crate::support::hub::repo_scope("acme/app", "pull,push")]).await;
+    let push = push.expect("token");
+    let blob = bytes(3 << 20, 5);
+    let blob_digest = Digest::sha256_of(&blob);
+    let path = format!("/v2/acme/app/blobs/uploads/?digest={blob_digest}");
+    let posted = hub.send(hub.v2(Method::POST, &path, Some(&push)).body(blob.clone())).await;
+    posted.expect_status(201, "a monolithic push");
+    let wrong = Digest::sha256_of(b"wrong");
+    let path = format!("/v2/acme/app/blobs/uploads/?digest={wrong}");
+    let refused = hub.send(hub.v2(Method::POST, &path, Some(&push)).body(blob.clone())).await;
+    refused.expect_oci_error(&[400], &["DIGEST_INVALID"], "a wrong digest");
+
+    // Nothing of it under the data directory; all of it in the bucket.
+    let data = hub.server().data_dir().join("blobs");
+    let on_disk = std::fs::read_dir(&data).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(on_disk, 0, "no blob under {}", data.display());
+    let bucket = S3BlobStore::open(&server.settings).expect("bucket");
+    let kept: Vec<String> =
+        bucket.walk_blobs().await.expect("walk").iter().map(|b| b.digest.to_string()).collect();
+    assert!(kept.contains(&layer) && kept.contains(&blob_digest.to_string()), "{kept:?}");
+    assert!(!kept.contains(&wrong.to_string()), "{kept:?}");
+
+    // A real client pulls and pushes through it too (the blobs mount or upload again).
+    let home = tempfile::tempdir().expect("home");
+    let host = hub.server().host();
+    let creds = "olga:olga-password-1";
+    let (from, to) =
+        (format!("docker://{host}/acme/app:v1"), format!("docker://{host}/team/copied:v1"));
+    hub.create_user("team", "team-password-1").await;
+    let copied = crate::cli::skopeo(
+        home.path(),
+        &["copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--src-creds", creds]
+            .into_iter()
+            .chain(["--dest-creds", "team:team-password-1", &from, &to])
+            .collect::<Vec<_>>(),
+    );
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let back = home.path().join("back");
+    let pulled = crate::cli::skopeo(
+        home.path(),
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            "team:team-password-1",
+            &to,
+            &format!("oci:{}:v1", back.display()),
+        ],
+    );
+    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+}
+
+async fn manifest_bytes(hub: &crate::support::hub::Hub, token: &str) -> Vec<u8> {
+    let reply =
+        hub.send(hub.v2(reqwest::Method::GET, "/v2/acme/app/manifests/v1", Some(token))).await;
+    reply.body.clone()
+}
+
+fn manifest_digest(bytes: &[u8]) -> String {
+    Digest::sha256_of(bytes).to_string()
+}
