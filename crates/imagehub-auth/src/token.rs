@@ -166,7 +166,9 @@ pub struct SigningKey {
 
 impl SigningKey {
     /// Loads the PEM key at `path`, or creates one there (mode 0600, written to a
-    /// temporary file, fsynced and renamed, so a crash never leaves half a key).
+    /// temporary file, fsynced and linked into place, so a crash never leaves half a
+    /// key, and of replicas starting at once on a shared file, one key wins and all
+    /// of them use it).
     pub fn load_or_create(path: &Path) -> Result<SigningKey, TokenError> {
         let file_error = |source| TokenError::KeyFile { path: path.display().to_string(), source };
         let pem = match std::fs::read_to_string(path) {
@@ -175,8 +177,14 @@ impl SigningKey {
                 let key = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
                 let pem =
                     key.to_pkcs8_pem(LineEnding::LF).map_err(|e| invalid(path, e))?.to_string();
-                write_private(path, pem.as_bytes()).map_err(file_error)?;
-                pem
+                match write_private(path, pem.as_bytes()) {
+                    Ok(()) => pem,
+                    // Another process created it first: theirs is the key.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        std::fs::read_to_string(path).map_err(file_error)?
+                    }
+                    Err(e) => return Err(file_error(e)),
+                }
             }
             Err(e) => return Err(file_error(e)),
         };
@@ -274,9 +282,10 @@ fn invalid(path: &Path, e: impl std::fmt::Display) -> TokenError {
     TokenError::KeyInvalid { path: path.display().to_string(), detail: e.to_string() }
 }
 
+/// Creates `path` holding `bytes` (mode 0600) unless it exists (`AlreadyExists`).
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -285,7 +294,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+    // A link, unlike a rename, never replaces a key another process wrote meanwhile.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
     }

@@ -238,6 +238,10 @@ pub struct AuthConfig {
     /// A URL that is POSTed `{"username","password"}` for logins imagehub cannot check
     /// itself; a `200 {"user": NAME}` accepts the login as NAME.
     pub webhook_url: String,
+    /// The token signing key (P-256, PKCS#8 PEM), created there if missing; replicas
+    /// share one so that a token from any of them works on all. Default:
+    /// `token-signing-key.pem` in the data directory.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
@@ -253,6 +257,7 @@ impl Default for AuthConfig {
             max_failed_logins: 5,
             htpasswd_file: None,
             webhook_url: String::new(),
+            signing_key_file: None,
         }
     }
 }
@@ -554,6 +559,10 @@ pub const KNOBS: &[(&str, &str)] = &[
     ),
     ("auth.htpasswd_file", "htpasswd file (bcrypt) whose users may log in too (default none)"),
     ("auth.webhook_url", "URL POSTed {username,password} to accept logins (default none)"),
+    (
+        "auth.signing_key_file",
+        "the token signing key (PEM), created if missing; one file for all replicas (default token-signing-key.pem in data_dir)",
+    ),
     ("import.enabled", "importing images from other registries (default true)"),
     ("import.workers", "import jobs run at once (default 2)"),
     ("import.transfers", "blobs one import job transfers at once (default 4)"),

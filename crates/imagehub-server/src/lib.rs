@@ -178,7 +178,10 @@ async fn open_accounts(
             "created the site admin \"admin\" with the generated password {generated} (shown only this once; set IMAGEHUB_ADMIN_PASSWORD on first start to choose it)"
         );
     }
-    let key_path = config.storage.data_dir.join(SIGNING_KEY_FILE);
+    let key_path = match &config.auth.signing_key_file {
+        Some(file) => file.clone(),
+        None => config.storage.data_dir.join(SIGNING_KEY_FILE),
+    };
     let key = imagehub_auth::SigningKey::load_or_create(&key_path)?;
     Ok(Auth::new(accounts, key, config.auth.clone(), &config.server))
 }

@@ -20,6 +20,7 @@ mod imports;
 mod openapi;
 mod process;
 mod realclients;
+mod replicas;
 mod restart;
 mod s3;
 mod search;
