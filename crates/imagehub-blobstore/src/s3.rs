@@ -42,7 +42,13 @@ pub struct S3Settings {
     pub secret_key: String,
     /// `http://endpoint/bucket/key` rather than `http://bucket.endpoint/key`.
     pub path_style: bool,
+    /// Pulls answered with a redirect to a presigned URL of the bucket, so the bytes do
+    /// not pass through the hub (clients must reach the bucket).
+    pub redirect: bool,
 }
+
+/// How long a presigned URL of a redirected pull is valid.
+const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(20 * 60);
 
 /// The size of the parts sent; S3 wants at least 5 MiB for every part but the last.
 const PART: usize = 8 << 20;
@@ -51,6 +57,7 @@ const PART: usize = 8 << 20;
 #[derive(Clone)]
 pub struct S3BlobStore {
     store: Arc<AmazonS3>,
+    redirect: bool,
 }
 
 /// An upload's state, kept in the bucket between requests.
@@ -101,7 +108,7 @@ impl S3BlobStore {
             .with_allow_http(settings.endpoint.starts_with("http://"))
             .build()
             .map_err(io)?;
-        Ok(S3BlobStore { store: Arc::new(store) })
+        Ok(S3BlobStore { store: Arc::new(store), redirect: settings.redirect })
     }
 
     /// The size of a stored blob, or `None`.
@@ -111,6 +118,17 @@ impl S3BlobStore {
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// A presigned URL to `GET` the blob from the bucket, when pulls are redirected.
+    pub async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>, BlobStoreError> {
+        use object_store::signer::Signer as _;
+        if !self.redirect {
+            return Ok(None);
+        }
+        let key = blob_key(digest);
+        let url = self.store.signed_url(http::Method::GET, &key, PRESIGNED_FOR).await;
+        Ok(Some(url.map_err(io)?.to_string()))
     }
 
     /// A stored blob's bytes from `start` (to the end, or `end` exclusive) as a stream,

@@ -72,6 +72,15 @@ impl BlobStore {
         }
     }
 
+    /// Where a client should fetch the blob itself (a presigned URL of the bucket), when
+    /// the operator chose redirects.
+    pub async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>, BlobStoreError> {
+        match self {
+            BlobStore::Fs(_) => Ok(None),
+            BlobStore::S3(s3) => s3.store.redirect_url(digest).await,
+        }
+    }
+
     /// `len` bytes of a stored blob from `start`, or `None` when it is not stored.
     pub async fn read(
         &self,

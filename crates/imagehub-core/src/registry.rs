@@ -39,6 +39,12 @@ pub struct BlobReader {
 }
 
 impl BlobReader {
+    /// A presigned URL of the bucket to send the client to instead, when the operator
+    /// chose redirects (`storage.s3.redirect`).
+    pub async fn redirect_url(&self) -> Result<Option<String>> {
+        Ok(self.blobs.redirect_url(&self.digest).await?)
+    }
+
     /// `len` bytes from `start`.
     pub async fn read(self, start: u64, len: u64) -> Result<BlobBytes> {
         match self.blobs.read(&self.digest, start, len).await? {

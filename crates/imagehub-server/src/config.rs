@@ -121,6 +121,10 @@ pub struct S3Config {
     /// `bucket.endpoint/key`.
     #[serde(default)]
     pub path_style: bool,
+    /// Answer pulls with a redirect to a presigned URL of the bucket (valid 20 minutes),
+    /// so the bytes do not pass through the hub; clients must be able to reach the bucket.
+    #[serde(default)]
+    pub redirect: bool,
 }
 
 fn default_region() -> String {
@@ -136,6 +140,7 @@ impl S3Config {
             access_key: self.access_key.clone(),
             secret_key: self.secret_key.clone(),
             path_style: self.path_style,
+            redirect: self.redirect,
         }
     }
 }
@@ -485,7 +490,7 @@ pub const KNOBS: &[(&str, &str)] = &[
     ("storage.data_dir", "directory for the SQLite database, blobs and uploads (default ./data)"),
     (
         "storage.s3",
-        "an S3-compatible bucket for blobs and uploads: endpoint, bucket, region, access_key, secret_key, path_style (default none: under data_dir)",
+        "an S3-compatible bucket for blobs and uploads: endpoint, bucket, region, access_key, secret_key, path_style, redirect (default none: under data_dir)",
     ),
     ("log.format", "text or json (default text)"),
     ("log.level", "log filter when RUST_LOG is unset (default info)"),

@@ -18,6 +18,15 @@ pub async fn get_blob(request: V2Request, digest: &str, with_body: bool) -> Hand
             .map_err(|e| ApiError::internal(&e));
     }
     let blob = request.registry.open_blob(&request.name, &digest).await?;
+    if let Some(url) = blob.redirect_url().await? {
+        // The bytes come from the bucket; a Range header goes there with the client.
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, url)
+            .header(digest_header(), digest.to_string())
+            .body(Body::empty())
+            .map_err(|e| ApiError::internal(&e));
+    }
     let (status, start, len, content_range) = match request.header(header::RANGE) {
         None => (StatusCode::OK, 0, blob.size, None),
         Some(range) => match parse_range(range, blob.size) {

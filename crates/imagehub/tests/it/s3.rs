@@ -7,7 +7,24 @@ use futures_util::TryStreamExt as _;
 use imagehub_blobstore::{AppendError, BlobStoreError, S3BlobStore};
 use imagehub_oci::{Algorithm, Digest};
 
+use crate::support::registry::{
+    OCI_MANIFEST, Registry, image_config, image_manifest, random_bytes, sha256_digest,
+};
 use crate::support::s3::S3Server;
+
+/// The `[storage.s3]` table for `server`'s bucket.
+fn s3_config(server: &S3Server) -> imagehub_server::config::S3Config {
+    let settings = server.settings.clone();
+    imagehub_server::config::S3Config {
+        endpoint: settings.endpoint,
+        bucket: settings.bucket,
+        region: settings.region,
+        access_key: settings.access_key,
+        secret_key: settings.secret_key,
+        path_style: settings.path_style,
+        redirect: settings.redirect,
+    }
+}
 
 /// Deterministic bytes that do not compress.
 fn bytes(n: usize, seed: u32) -> Vec<u8> {
@@ -133,17 +150,8 @@ async fn an_upload_begun_on_one_replica_is_finished_on_another() {
 async fn a_hub_keeps_its_blobs_in_the_bucket() {
     use reqwest::Method;
     let server = S3Server::start();
-    let settings = server.settings.clone();
-    let hub = crate::support::hub::Hub::start_with(move |c| {
-        c.storage.s3 = Some(imagehub_server::config::S3Config {
-            endpoint: settings.endpoint,
-            bucket: settings.bucket,
-            region: settings.region,
-            access_key: settings.access_key,
-            secret_key: settings.secret_key,
-            path_style: true,
-        });
-    });
+    let s3 = s3_config(&server);
+    let hub = crate::support::hub::Hub::start_with(move |c| c.storage.s3 = Some(s3));
     let olga = hub.olga_with_public_acme().await;
     let digest = hub.push_with_readme(&olga, "acme/app", "v1", "# Kept in a bucket\n").await;
     let path = "/api/v1/orgs/acme/repos/app/images/v1";
@@ -229,4 +237,95 @@ async fn manifest_bytes(hub: &crate::support::hub::Hub, token: &str) -> Vec<u8> 
 
 fn manifest_digest(bytes: &[u8]) -> String {
     Digest::sha256_of(bytes).to_string()
+}
+
+/// Garbage collection on a bucket: what nothing references goes from the bucket, shared
+/// and referenced blobs stay (`imagehub gc` with the same configuration as the server).
+#[tokio::test]
+async fn gc_collects_in_the_bucket_and_keeps_what_is_referenced() {
+    let server = S3Server::start();
+    let s3 = s3_config(&server);
+    let reg = Registry::start_with({
+        let s3 = s3.clone();
+        move |c| c.storage.s3 = Some(s3)
+    });
+    let repo = "gc/app";
+    let (shared, only_a, only_b) =
+        (random_bytes(4096, 1), random_bytes(4096, 2), random_bytes(4096, 3));
+    let (config_a, config_b) = (image_config("a"), image_config("b"));
+    for blob in [&shared, &only_a, &only_b, &config_a, &config_b] {
+        reg.push_blob(repo, blob).await;
+    }
+    reg.push_manifest(repo, "a", OCI_MANIFEST, &image_manifest(&config_a, &[&shared, &only_a]))
+        .await;
+    reg.push_manifest(repo, "b", OCI_MANIFEST, &image_manifest(&config_b, &[&shared, &only_b]))
+        .await;
+    reg.delete(&format!("/v2/{repo}/manifests/a")).await.expect_status_in(&[202], "untag a");
+
+    let config = tempfile::NamedTempFile::new().expect("config");
+    let toml = format!(
+        "[storage.s3]\nendpoint = \"{}\"\nbucket = \"{}\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\npath_style = true\n",
+        s3.endpoint, s3.bucket, s3.access_key, s3.secret_key
+    );
+    std::fs::write(config.path(), toml).expect("write the config");
+    let dir = reg.server().data_dir().to_str().expect("utf-8").to_owned();
+    let path = config.path().to_str().expect("utf-8").to_owned();
+    let args = ["gc", "--config", &path, "--data-dir", &dir, "--grace-period-secs", "0"];
+    let report = crate::process::run_cli(&args);
+    assert!(
+        report.contains("removed 1 manifests") && report.contains("removed 2 blobs"),
+        "{report}"
+    );
+
+    let bucket = S3BlobStore::open(&server.settings).expect("bucket");
+    let kept: Vec<String> =
+        bucket.walk_blobs().await.expect("walk").iter().map(|b| b.digest.to_string()).collect();
+    for gone in [&only_a, &config_a] {
+        assert!(!kept.contains(&sha256_digest(gone)), "{kept:?}");
+    }
+    for stays in [&shared, &only_b, &config_b] {
+        assert!(kept.contains(&sha256_digest(stays)), "{kept:?}");
+        let path = format!("/v2/{repo}/blobs/{}", sha256_digest(stays));
+        assert_eq!(reg.get(&path).await.status.as_u16(), 200);
+    }
+}
+
+/// With `storage.s3.redirect`, a pull is a redirect to a presigned URL of the bucket,
+/// which gives the bytes (whole or a range) without the hub's credentials; real clients
+/// follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_can_be_redirected_to_the_bucket() {
+    let server = S3Server::start();
+    let mut s3 = s3_config(&server);
+    s3.redirect = true;
+    let reg = Registry::start_with(move |c| c.storage.s3 = Some(s3));
+    let repo = "team/app";
+    let layer = random_bytes(100_000, 9);
+    let config = image_config("redirected");
+    for blob in [&layer, &config] {
+        reg.push_blob(repo, blob).await;
+    }
+    reg.push_manifest(repo, "v1", OCI_MANIFEST, &image_manifest(&config, &[&layer])).await;
+    let path = format!("/v2/{repo}/blobs/{}", sha256_digest(&layer));
+    let direct = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let answer = direct.get(reg.url(&path)).send().await.expect("GET");
+    assert_eq!(answer.status().as_u16(), 307);
+    let location = answer.headers()["location"].to_str().expect("location").to_string();
+    assert!(location.starts_with(&server.settings.endpoint), "{location}");
+    assert!(location.contains("X-Amz-Signature="), "presigned: {location}");
+    let fetched = reqwest::get(&location).await.expect("the bucket").bytes().await.expect("bytes");
+    assert_eq!(fetched.as_ref(), layer.as_slice());
+    let ranged = direct.get(&location).header("range", "bytes=5-9").send().await.expect("range");
+    assert_eq!(ranged.bytes().await.expect("bytes").as_ref(), &layer[5..10]);
+    // HEAD still answers from the hub; skopeo follows the redirect on pulls.
+    let head = direct.head(reg.url(&path)).send().await.expect("HEAD");
+    assert_eq!(head.status().as_u16(), 200);
+    let home = tempfile::tempdir().expect("home");
+    let from = format!("docker://{}/{repo}:v1", reg.server().host());
+    let to = format!("oci:{}:v1", home.path().join("out").display());
+    let pulled = crate::cli::skopeo(home.path(), &["copy", "--src-tls-verify=false", &from, &to]);
+    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
 }

@@ -62,7 +62,12 @@ fn client() -> Client {
 
 impl Registry {
     pub fn start() -> Registry {
-        let server = TestServer::start();
+        Registry::start_with(|_| {})
+    }
+
+    /// `start`, configured by `configure`.
+    pub fn start_with(configure: impl FnOnce(&mut imagehub_server::config::Config)) -> Registry {
+        let server = TestServer::start_with(configure);
         let base = server.url();
         Registry { server: Some(server), base, client: client() }
     }

@@ -55,6 +55,7 @@ impl S3Server {
             access_key: "imagehub-test".into(),
             secret_key: "imagehub-test-secret".into(),
             path_style: true,
+            redirect: false,
         };
         S3Server { child, _root: root, settings }
     }
