@@ -32,7 +32,7 @@ use std::time::SystemTime;
 use imagehub_oci::{Algorithm, Digest};
 
 pub use s3::{S3BlobStore, S3Settings};
-pub use store::{BlobBytes, BlobStore};
+pub use store::{BlobBytes, BlobStore, CopyReport, copy_blobs};
 pub use upload::{AppendError, Upload, UploadId};
 
 use upload::UploadTable;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use futures_util::{Stream, TryStreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use imagehub_oci::Digest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 
@@ -309,4 +309,60 @@ impl BlobStore {
             },
         }
     }
+}
+
+/// What [`copy_blobs`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyReport {
+    /// Blobs copied now, and their bytes.
+    pub copied: u64,
+    pub copied_bytes: u64,
+    /// Blobs the target held already with the same size.
+    pub present: u64,
+}
+
+/// Copies every blob of `from` into `to`, `parallel` at a time, each verified against its
+/// digest as it is written (the target stores nothing whose bytes do not match). Blobs
+/// the target holds already are skipped, so an interrupted copy is resumed by running
+/// it again. `progress` hears each blob done.
+pub async fn copy_blobs(
+    from: &BlobStore,
+    to: &BlobStore,
+    parallel: usize,
+    progress: &(dyn Fn(&Digest, u64) + Sync),
+) -> Result<CopyReport, BlobStoreError> {
+    let blobs = from.walk_blobs().await?;
+    let results: Vec<(bool, u64)> = futures_util::stream::iter(blobs)
+        .map(|blob| async move {
+            if to.stat(&blob.digest).await? == Some(blob.size) {
+                progress(&blob.digest, blob.size);
+                return Ok::<_, BlobStoreError>((false, blob.size));
+            }
+            let bytes = from.read(&blob.digest, 0, blob.size).await?.ok_or_else(|| {
+                BlobStoreError::Io(io::Error::new(io::ErrorKind::NotFound, blob.digest.to_string()))
+            })?;
+            let size =
+                to.put_blob(&blob.digest, bytes, Some(blob.size)).await.map_err(|e| match e {
+                    AppendError::Store(e) => e,
+                    other => {
+                        BlobStoreError::Io(io::Error::other(format!("{}: {other}", blob.digest)))
+                    }
+                })?;
+            progress(&blob.digest, size);
+            Ok((true, size))
+        })
+        .buffer_unordered(parallel.max(1))
+        .try_collect()
+        .await?;
+    let mut report = CopyReport::default();
+    for (copied, size) in results {
+        match copied {
+            true => {
+                (report.copied, report.copied_bytes) =
+                    (report.copied + 1, report.copied_bytes + size)
+            }
+            false => report.present += 1,
+        }
+    }
+    Ok(report)
 }

@@ -16,6 +16,7 @@ mod imports;
 mod indexer;
 mod login_limiter;
 mod maintenance;
+mod migrate;
 mod pulls;
 mod registry;
 mod session_epochs;
@@ -34,7 +35,7 @@ pub use error::CoreError;
 pub use hub::{ImageView, SearchHit, latest_image, sort_images_by_name};
 pub use image_config::{HistoryEntry, ImageConfig, RunConfig};
 pub use image_contents::{ImageContents, LayerView, PlatformContents};
-pub use imagehub_blobstore::{S3Settings, UploadId};
+pub use imagehub_blobstore::{CopyReport, S3Settings, UploadId};
 pub use imagehub_build::{
     Command as BuildCommand, CommandError as BuildCommandError,
     parse_command as parse_build_command,
@@ -58,6 +59,7 @@ pub use imports::{
 };
 pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};
+pub use migrate::copy_blobs_to_bucket;
 pub use registry::{BlobReader, PushedManifest, Registry};
 pub use settings::{DataPackLimits, Settings, UploadCaps, UploadScope};
 pub use tag_cache::Tags;

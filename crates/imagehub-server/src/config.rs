@@ -132,6 +132,44 @@ fn default_region() -> String {
 }
 
 impl S3Config {
+    /// `s3://BUCKET?endpoint=URL[&region=R][&path_style=true]` with the given keys.
+    pub fn from_url(
+        text: &str,
+        access_key: String,
+        secret_key: String,
+    ) -> Result<S3Config, String> {
+        let url = url::Url::parse(text).map_err(|e| e.to_string())?;
+        if url.scheme() != "s3" {
+            return Err("give s3://BUCKET?endpoint=URL".into());
+        }
+        let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or("no bucket after s3://")?;
+        let mut config = S3Config {
+            endpoint: String::new(),
+            bucket: bucket.to_string(),
+            region: default_region(),
+            access_key,
+            secret_key,
+            path_style: false,
+            redirect: false,
+        };
+        for (key, value) in url.query_pairs() {
+            match key.as_ref() {
+                "endpoint" => config.endpoint = value.into_owned(),
+                "region" => config.region = value.into_owned(),
+                "path_style" => config.path_style = value == "true",
+                other => {
+                    return Err(format!(
+                        "unknown parameter {other:?}; give endpoint, region, path_style"
+                    ));
+                }
+            }
+        }
+        match config.endpoint.is_empty() {
+            true => Err("no endpoint: add ?endpoint=https://…".into()),
+            false => Ok(config),
+        }
+    }
+
     pub fn settings(&self) -> imagehub_core::S3Settings {
         imagehub_core::S3Settings {
             endpoint: self.endpoint.clone(),

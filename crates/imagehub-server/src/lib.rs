@@ -156,6 +156,24 @@ async fn open_registry(config: &Config) -> anyhow::Result<Registry> {
         .with_context(|| format!("opening storage under {}", config.storage.data_dir.display()))
 }
 
+/// Copies the blobs of the hub `config` describes, kept under its data directory, into
+/// the bucket `to`, each verified against its digest.
+pub async fn migrate_blobs(
+    config: &Config,
+    to: &config::S3Config,
+    progress: &(dyn Fn(&imagehub_oci::Digest, u64) + Sync),
+) -> anyhow::Result<imagehub_core::CopyReport> {
+    anyhow::ensure!(
+        config.storage.s3.is_none(),
+        "this hub keeps its blobs in a bucket already ([storage.s3])"
+    );
+    let data_dir = &config.storage.data_dir;
+    anyhow::ensure!(data_dir.join("blobs").is_dir(), "{} holds no blobs", data_dir.display());
+    imagehub_core::copy_blobs_to_bucket(data_dir, &to.settings(), progress)
+        .await
+        .with_context(|| format!("copying the blobs under {} into the bucket", data_dir.display()))
+}
+
 /// Accounts, the first admin, and the token signing key (created on first start).
 async fn open_accounts(
     config: &Config,

@@ -34,6 +34,12 @@ enum Command {
         after_help = "Examples:\n  imagehub gc --dry-run\n  imagehub gc --data-dir /var/lib/imagehub --grace-period-secs 600"
     )]
     Gc(GcArgs),
+    /// Move this hub to the scale-out backends: copy its blobs into an S3-compatible
+    /// bucket, verifying every digest (run again to resume), then set [storage.s3].
+    #[command(
+        after_help = "Example:\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… imagehub migrate --data-dir /var/lib/imagehub \\\n    --blobs-to 's3://imagehub?endpoint=http://127.0.0.1:3900&region=garage&path_style=true'"
+    )]
+    Migrate(MigrateArgs),
     /// Log in to a registry: check the credentials, then keep them where docker does.
     Login(cli::login::LoginArgs),
     /// Forget the credentials kept for a registry.
@@ -92,6 +98,16 @@ struct GcArgs {
 }
 
 #[derive(clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    storage: ServeArgs,
+    /// The bucket: `s3://BUCKET?endpoint=URL[&region=R][&path_style=true]`; the keys come
+    /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long, value_name = "URL")]
+    blobs_to: String,
+}
+
+#[derive(clap::Args)]
 struct ServeArgs {
     /// TOML configuration file; values in it override the built-in defaults.
     #[arg(long, value_name = "FILE")]
@@ -133,6 +149,7 @@ fn main() -> std::process::ExitCode {
     let done = match Cli::parse().command {
         Command::Serve(args) => return server_side(args.load().and_then(serve)),
         Command::Gc(args) => return server_side(gc(args)),
+        Command::Migrate(args) => return server_side(migrate(args)),
         Command::Config(args) => {
             return server_side(args.load().and_then(|c| toml_of(&c)).map(|t| print!("{t}")));
         }
@@ -208,6 +225,40 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let server = imagehub_server::Server::bind(config).await?;
         server.run(shutdown_signal()).await
     })
+}
+
+fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let config = args.storage.load()?;
+    imagehub_server::logging::init(&config.log);
+    let key = |name: &str| {
+        std::env::var(name).with_context(|| format!("{name} must hold the bucket's key"))
+    };
+    let to = imagehub_server::config::S3Config::from_url(
+        &args.blobs_to,
+        key("AWS_ACCESS_KEY_ID")?,
+        key("AWS_SECRET_ACCESS_KEY")?,
+    )
+    .map_err(|e| anyhow::anyhow!("--blobs-to {}: {e}", args.blobs_to))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let progress = |_: &imagehub_oci::Digest, _: u64| {
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n.is_multiple_of(100) {
+            eprintln!("{n} blobs done");
+        }
+    };
+    let report = runtime.block_on(imagehub_server::migrate_blobs(&config, &to, &progress))?;
+    println!(
+        "copied {} blobs ({} bytes), {} already in the bucket; every digest verified",
+        report.copied, report.copied_bytes, report.present
+    );
+    println!(
+        "now set [storage.s3] to this bucket (see README, \"Blobs in an S3-compatible bucket\")"
+    );
+    Ok(())
 }
 
 fn gc(args: GcArgs) -> anyhow::Result<()> {

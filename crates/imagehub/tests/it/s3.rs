@@ -329,3 +329,66 @@ async fn pulls_can_be_redirected_to_the_bucket() {
     let pulled = crate::cli::skopeo(home.path(), &["copy", "--src-tls-verify=false", &from, &to]);
     assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
 }
+
+/// `imagehub migrate --blobs-to s3://…` moves a single-machine hub's blobs into a bucket,
+/// verified and resumable; the hub then runs on the bucket with every image and detail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_moves_a_hubs_blobs_into_a_bucket() {
+    use reqwest::Method;
+    let server = S3Server::start();
+    let hub = crate::support::hub::Hub::start();
+    let olga = hub.olga_with_public_acme().await;
+    let digest = hub.push_with_readme(&olga, "acme/app", "v1", "# Moved\n").await;
+    let scopes = [crate::support::hub::repo_scope("acme/tools", "pull,push")];
+    let token = hub.token(&olga, &scopes).await.expect("token");
+    hub.push_platform_image(&token, "acme/tools", "arm64").await;
+    let data_dir = hub.server().data_dir().to_path_buf();
+    let settings = &server.settings;
+    let url = format!("s3://{}?endpoint={}&path_style=true", settings.bucket, settings.endpoint);
+    let migrate = |to: &str| {
+        let output = std::process::Command::new(crate::process::imagehub_bin())
+            .args(["migrate", "--data-dir", data_dir.to_str().expect("utf-8"), "--blobs-to", to])
+            .env("AWS_ACCESS_KEY_ID", &settings.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &settings.secret_key)
+            .output()
+            .expect("run imagehub migrate");
+        let said = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), said)
+    };
+    let local: usize = std::fs::read_dir(data_dir.join("blobs/sha256"))
+        .expect("blobs")
+        .map(|prefix| std::fs::read_dir(prefix.expect("entry").path()).expect("dir").count())
+        .sum();
+    assert!(local >= 4, "two images' configs and layers at least: {local}");
+    let (ok, said) = migrate(&url);
+    let copied = format!("copied {local} blobs");
+    assert!(ok && said.contains(&copied) && said.contains(", 0 already"), "{said}");
+    let (ok, said) = migrate(&url);
+    let again = format!("copied 0 blobs (0 bytes), {local} already in the bucket");
+    assert!(ok && said.contains(&again), "{said}");
+    let (ok, said) = migrate("s3://imagehub");
+    assert!(!ok && said.contains("no endpoint"), "{said}");
+
+    // The local blobs gone, the hub runs on the bucket with everything it had.
+    std::fs::remove_dir_all(data_dir.join("blobs")).expect("remove the local blobs");
+    let s3 = s3_config(&server);
+    let hub = hub.restart_with(move |c| c.storage.s3 = Some(s3));
+    let path = "/api/v1/orgs/acme/repos/app/images/v1";
+    let image = hub.api(&olga, Method::GET, path, None).await.expect_status(200, "image").json();
+    assert_eq!(image["digest"], digest.as_str(), "{image}");
+    assert_eq!(image["details"]["docs"], "# Moved\n", "{image}");
+    let token = hub.token(&olga, &[crate::support::hub::repo_scope("acme/app", "pull")]).await;
+    let token = token.expect("token");
+    let manifest = hub.send(hub.v2(Method::GET, "/v2/acme/app/manifests/v1", Some(&token))).await;
+    let manifest = manifest.expect_status(200, "manifest").json();
+    for blob in
+        std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().expect("layers"))
+    {
+        let digest = blob["digest"].as_str().expect("digest");
+        let path = format!("/v2/acme/app/blobs/{digest}");
+        let pulled = hub.send(hub.v2(Method::GET, &path, Some(&token))).await;
+        let pulled = pulled.expect_status(200, "a blob from the bucket");
+        assert_eq!(Digest::sha256_of(&pulled.body).to_string(), digest);
+    }
+}
