@@ -83,6 +83,12 @@ impl FsBlobStore {
         }
     }
 
+    /// Checks the blob folder is there.
+    pub async fn ping(&self) -> Result<(), BlobStoreError> {
+        tokio::fs::metadata(&self.blobs_dir).await?;
+        Ok(())
+    }
+
     /// Opens a stored blob for reading, or `None` when it is not stored.
     pub async fn open_blob(
         &self,

@@ -57,7 +57,20 @@ const PART: usize = 8 << 20;
 #[derive(Clone)]
 pub struct S3BlobStore {
     store: Arc<AmazonS3>,
+    /// The same bucket without retries and with a short timeout, for readiness checks,
+    /// which must answer at once rather than after the retries of a lasting outage.
+    probe: Arc<AmazonS3>,
     redirect: bool,
+}
+
+/// Retries of a request the bucket failed (5xx, timeouts, refused connections): a
+/// transient outage passes unseen, a lasting one is reported within half a minute.
+fn retries() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 5,
+        retry_timeout: std::time::Duration::from_secs(30),
+        ..object_store::RetryConfig::default()
+    }
 }
 
 /// An upload's state, kept in the bucket between requests.
@@ -98,17 +111,36 @@ fn not_found(e: &object_store::Error) -> bool {
 
 impl S3BlobStore {
     pub fn open(settings: &S3Settings) -> Result<S3BlobStore, BlobStoreError> {
-        let store = AmazonS3Builder::new()
+        let builder = AmazonS3Builder::new()
             .with_endpoint(&settings.endpoint)
             .with_bucket_name(&settings.bucket)
             .with_region(&settings.region)
             .with_access_key_id(&settings.access_key)
             .with_secret_access_key(&settings.secret_key)
             .with_virtual_hosted_style_request(!settings.path_style)
+            .with_allow_http(settings.endpoint.starts_with("http://"));
+        let store = builder.clone().with_retry(retries()).build().map_err(io)?;
+        let quick = object_store::ClientOptions::new()
             .with_allow_http(settings.endpoint.starts_with("http://"))
-            .build()
-            .map_err(io)?;
-        Ok(S3BlobStore { store: Arc::new(store), redirect: settings.redirect })
+            .with_timeout(std::time::Duration::from_secs(5))
+            .with_connect_timeout(std::time::Duration::from_secs(2));
+        let no_retries = object_store::RetryConfig { max_retries: 0, ..retries() };
+        let probe =
+            builder.with_retry(no_retries).with_client_options(quick).build().map_err(io)?;
+        Ok(S3BlobStore {
+            store: Arc::new(store),
+            probe: Arc::new(probe),
+            redirect: settings.redirect,
+        })
+    }
+
+    /// Checks the bucket answers with these credentials (a listing of one key at most).
+    pub async fn ping(&self) -> Result<(), BlobStoreError> {
+        let mut listing = self.probe.list(Some(&Path::from("blobs")));
+        match listing.next().await {
+            Some(Err(e)) => Err(io(e)),
+            _ => Ok(()),
+        }
     }
 
     /// The size of a stored blob, or `None`.

@@ -64,6 +64,14 @@ impl BlobStore {
         })
     }
 
+    /// Checks the store answers: the blob folder exists, or the bucket lists.
+    pub async fn ping(&self) -> Result<(), BlobStoreError> {
+        match self {
+            BlobStore::Fs(fs) => fs.ping().await,
+            BlobStore::S3(s3) => s3.store.ping().await,
+        }
+    }
+
     /// A stored blob's size, or `None`.
     pub async fn stat(&self, digest: &Digest) -> Result<Option<u64>, BlobStoreError> {
         match self {

@@ -72,6 +72,8 @@ impl Registry {
     pub async fn open_with(data_dir: &Path, s3: Option<&S3Settings>) -> Result<Registry> {
         tokio::fs::create_dir_all(data_dir).await?;
         let blobs = BlobStore::open(data_dir, s3).await?;
+        // A bucket that cannot be reached is said at start, not at the first push.
+        blobs.ping().await?;
         let meta = Metadata::open_sqlite(&data_dir.join("imagehub.db")).await?;
         Ok(Registry {
             blobs,
@@ -105,6 +107,7 @@ impl Registry {
     /// Checks storage and database answer.
     pub async fn ping(&self) -> Result<()> {
         self.meta.ping().await?;
+        self.blobs.ping().await?;
         Ok(())
     }
 

@@ -151,9 +151,15 @@ pub async fn collect_garbage(config: &Config, options: GcOptions) -> anyhow::Res
 
 async fn open_registry(config: &Config) -> anyhow::Result<Registry> {
     let s3 = config.storage.s3.as_ref().map(|s3| s3.settings());
-    Registry::open_with(&config.storage.data_dir, s3.as_ref())
-        .await
-        .with_context(|| format!("opening storage under {}", config.storage.data_dir.display()))
+    let data_dir = config.storage.data_dir.display();
+    let what = match &s3 {
+        Some(s3) => format!(
+            "opening storage under {data_dir} and the bucket {} at {}",
+            s3.bucket, s3.endpoint
+        ),
+        None => format!("opening storage under {data_dir}"),
+    };
+    Registry::open_with(&config.storage.data_dir, s3.as_ref()).await.context(what)
 }
 
 /// Copies the blobs of the hub `config` describes, kept under its data directory, into
@@ -242,7 +248,7 @@ pub fn app(registry: Registry, auth: AuthState) -> Router {
         .layer(middleware::from_fn(log_request))
 }
 
-/// `GET /readyz`: the database answers.
+/// `GET /readyz`: the database and the blob store (the bucket, with `storage.s3`) answer.
 async fn readyz(State(registry): State<Registry>) -> Response {
     match registry.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),

@@ -392,3 +392,33 @@ async fn migrate_moves_a_hubs_blobs_into_a_bucket() {
         assert_eq!(Digest::sha256_of(&pulled.body).to_string(), digest);
     }
 }
+
+/// The bucket is part of readiness: a hub whose bucket goes away says so on `/readyz` at
+/// once, and a hub whose bucket cannot be reached does not start, naming it.
+#[tokio::test]
+async fn readiness_covers_the_bucket_and_an_unreachable_one_stops_the_start() {
+    let server = S3Server::start();
+    let s3 = s3_config(&server);
+    let reg = Registry::start_with(move |c| c.storage.s3 = Some(s3));
+    assert_eq!(reg.get("/readyz").await.status.as_u16(), 200);
+    let endpoint = server.settings.endpoint.clone();
+    drop(server);
+    assert_eq!(reg.get("/readyz").await.status.as_u16(), 503, "the bucket is gone");
+
+    let data = tempfile::tempdir().expect("data");
+    let config = data.path().join("imagehub.toml");
+    let toml = format!(
+        "[storage.s3]\nendpoint = \"{endpoint}\"\nbucket = \"imagehub\"\naccess_key = \"k\"\nsecret_key = \"s\"\npath_style = true\n"
+    );
+    std::fs::write(&config, toml).expect("config");
+    let output = std::process::Command::new(crate::process::imagehub_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(data.path().join("data"))
+        .output()
+        .expect("run imagehub serve");
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains(&format!("the bucket imagehub at {endpoint}")), "{said}");
+}
