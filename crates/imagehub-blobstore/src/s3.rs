@@ -14,8 +14,9 @@
 //! ```
 //!
 //! A blob appears under `blobs/` only by a server-side copy of a completed upload whose
-//! digest was verified, or by a monolithic put that was hashed as it streamed and is
-//! aborted on a mismatch, so a blob key holds the whole content or does not exist.
+//! digest was verified (streamed through instead beyond S3's 5 GiB copy limit), or by a
+//! monolithic put that was hashed as it streamed and is aborted on a mismatch, so a
+//! blob key holds the whole content or does not exist.
 //! Memory per upload request is bounded by one part (8 MiB) plus a tail.
 
 use std::sync::Arc;
@@ -61,7 +62,12 @@ pub struct S3BlobStore {
     /// which must answer at once rather than after the retries of a lasting outage.
     probe: Arc<AmazonS3>,
     redirect: bool,
+    /// The largest upload moved to its key by one server-side copy.
+    copy_limit: u64,
 }
+
+/// S3 copies at most 5 GiB in one request.
+const COPY_LIMIT: u64 = 5 << 30;
 
 /// Retries of a request the bucket failed (5xx, timeouts, refused connections): a
 /// transient outage passes unseen, a lasting one is reported within half a minute.
@@ -131,6 +137,7 @@ impl S3BlobStore {
             store: Arc::new(store),
             probe: Arc::new(probe),
             redirect: settings.redirect,
+            copy_limit: COPY_LIMIT,
         })
     }
 
@@ -444,9 +451,25 @@ impl S3BlobStore {
                 return Err(BlobStoreError::DigestMismatch { expected: expected.clone(), actual });
             }
         }
-        self.store.copy(&data, &blob_key(expected)).await.map_err(io)?;
+        if record.size <= self.copy_limit {
+            self.store.copy(&data, &blob_key(expected)).await.map_err(io)?;
+        } else {
+            // Beyond what one server-side copy may move: streamed through this process,
+            // a part at a time, and verified again on the way.
+            let stream = self.store.get(&data).await.map_err(io)?.into_stream();
+            self.put_blob(expected, stream, Some(record.size)).await.map_err(|e| match e {
+                AppendError::Store(e) => e,
+                other => BlobStoreError::Io(std::io::Error::other(other.to_string())),
+            })?;
+        }
         self.delete_upload(id).await?;
         Ok(record.size)
+    }
+
+    /// Lowers the size above which a finished upload is streamed to its key rather than
+    /// copied by the bucket (5 GiB, S3's limit for one copy), so tests reach that path.
+    pub fn set_copy_limit(&mut self, bytes: u64) {
+        self.copy_limit = bytes;
     }
 
     /// Forgets an upload and whatever it received; a missing upload is not an error.

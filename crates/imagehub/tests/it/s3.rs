@@ -135,6 +135,18 @@ async fn an_upload_begun_on_one_replica_is_finished_on_another() {
     one.delete_upload(id).await.expect("deleted");
     assert!(matches!(two.upload_len(id).await, Err(BlobStoreError::UploadNotFound(_))));
 
+    // An upload beyond what one server-side copy may move is streamed to its key.
+    let mut small_copies = S3BlobStore::open(&server.settings).expect("store");
+    small_copies.set_copy_limit(1 << 20);
+    let big = bytes(9 << 20, 13);
+    let big_digest = Digest::sha256_of(&big);
+    let (id, _) = small_copies.create_upload().await.expect("upload");
+    small_copies.append(id, body(&big, 1 << 20), None).await.expect("appended");
+    let size = small_copies.commit_upload(id, &big_digest).await.expect("committed");
+    assert_eq!(size, big.len() as u64);
+    assert_eq!(read_all(&one, &big_digest, 0, None).await, big);
+    assert!(!one.upload_ids().await.expect("ids").contains(&id.to_string()), "cleaned up");
+
     // SHA-512 digests are verified by reading the finished upload back.
     let small = bytes(5000, 3);
     let sha512 = Digest::of(Algorithm::Sha512, &small);
