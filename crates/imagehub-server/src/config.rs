@@ -25,6 +25,20 @@ pub struct Config {
 }
 
 impl Config {
+    /// A copy with its secrets (the bucket's secret key, the build webhook's secret)
+    /// replaced by a mark, for printing.
+    pub fn redacted(&self) -> Config {
+        const HIDDEN: &str = "(hidden)";
+        let mut shown = self.clone();
+        if let Some(s3) = &mut shown.storage.s3 {
+            s3.secret_key = HIDDEN.into();
+        }
+        if !shown.build.webhook_secret.is_empty() {
+            shown.build.webhook_secret = HIDDEN.into();
+        }
+        shown
+    }
+
     /// What the registry below the HTTP edge is told.
     pub fn registry_settings(&self) -> imagehub_core::Settings {
         imagehub_core::Settings {

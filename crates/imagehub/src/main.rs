@@ -198,21 +198,9 @@ fn server_side(result: anyhow::Result<()>) -> std::process::ExitCode {
     }
 }
 
+/// The configuration as TOML, its secrets hidden (it is printed, and printouts travel).
 fn toml_of(config: &Config) -> anyhow::Result<String> {
-    let value = serde_json::to_value(config).context("serialising config")?;
-    let mut out = String::new();
-    if let serde_json::Value::Object(sections) = value {
-        for (section, keys) in sections {
-            out.push_str(&format!("[{section}]\n"));
-            if let serde_json::Value::Object(keys) = keys {
-                for (key, value) in keys {
-                    out.push_str(&format!("{key} = {value}\n"));
-                }
-            }
-            out.push('\n');
-        }
-    }
-    Ok(out)
+    toml::to_string(&config.redacted()).context("serialising config")
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -434,3 +434,26 @@ async fn readiness_covers_the_bucket_and_an_unreachable_one_stops_the_start() {
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains(&format!("the bucket imagehub at {endpoint}")), "{said}");
 }
+
+/// `imagehub config` prints TOML that reads back (the bucket as its own table), with the
+/// bucket's secret key and the build webhook's secret hidden.
+#[test]
+fn the_printed_configuration_is_toml_without_its_secrets() {
+    let output = std::process::Command::new(crate::process::imagehub_bin())
+        .arg("config")
+        .env("IMAGEHUB_STORAGE__S3__ENDPOINT", "http://127.0.0.1:3900")
+        .env("IMAGEHUB_STORAGE__S3__BUCKET", "imagehub")
+        .env("IMAGEHUB_STORAGE__S3__ACCESS_KEY", "GK-access")
+        .env("IMAGEHUB_STORAGE__S3__SECRET_KEY", "bucket-secret-value")
+        .env("IMAGEHUB_BUILD__WEBHOOK_SECRET", "webhook-secret-value")
+        .output()
+        .expect("run imagehub config");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(!printed.contains("secret-value"), "{printed}");
+    let read: toml::Value = toml::from_str(&printed).expect("TOML");
+    assert_eq!(read["storage"]["s3"]["bucket"].as_str(), Some("imagehub"));
+    assert_eq!(read["storage"]["s3"]["access_key"].as_str(), Some("GK-access"));
+    assert_eq!(read["storage"]["s3"]["secret_key"].as_str(), Some("(hidden)"));
+    assert_eq!(read["build"]["webhook_secret"].as_str(), Some("(hidden)"));
+}
