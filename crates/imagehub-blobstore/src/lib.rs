@@ -1,10 +1,11 @@
-//! Content-addressed blob storage on the filesystem, and resumable uploads that hash
-//! their bytes in the same pass that writes them.
+//! Content-addressed blob storage on the filesystem (this file, `upload.rs`) or in an
+//! S3-compatible bucket (`s3.rs`), behind one face (`store.rs`), and resumable uploads
+//! that hash their bytes in the same pass that writes them.
 //!
 //! This crate knows bytes and digests only: no repositories, no HTTP, no database.
 //! It must not depend on any imagehub crate but `imagehub-oci`.
 //!
-//! On-disk layout under the data directory:
+//! On-disk layout of the filesystem store under the data directory:
 //!
 //! ```text
 //! <data_dir>/
