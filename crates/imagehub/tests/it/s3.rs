@@ -457,3 +457,35 @@ fn the_printed_configuration_is_toml_without_its_secrets() {
     assert_eq!(read["storage"]["s3"]["secret_key"].as_str(), Some("(hidden)"));
     assert_eq!(read["build"]["webhook_secret"].as_str(), Some("(hidden)"));
 }
+
+/// Across a restart on a bucket: an upload session resumes where it stopped, and an
+/// upload the bucket holds without a session (a crash between the two) is removed.
+#[tokio::test]
+async fn an_upload_survives_a_restart_and_leftovers_do_not() {
+    use imagehub_testkit::TestServer;
+    let server = S3Server::start();
+    let s3 = s3_config(&server);
+    let hub = TestServer::start_with({
+        let s3 = s3.clone();
+        move |c| c.storage.s3 = Some(s3)
+    });
+    let reg = Registry::at(&hub.url());
+    let data = random_bytes(3 << 20, 21);
+    let location = reg.begin_upload("team/app").await;
+    let first = reg.patch_chunk(&location, 0, &data[..1 << 20]).await;
+    first.expect_status_in(&[202], "the first chunk");
+    let bucket = S3BlobStore::open(&server.settings).expect("bucket");
+    let (leftover, _) = bucket.create_upload().await.expect("an upload without a session");
+
+    let hub = TestServer::start_in(hub.stop(), move |c| c.storage.s3 = Some(s3));
+    let reg = Registry::at(&hub.url());
+    let ids = bucket.upload_ids().await.expect("ids");
+    assert!(!ids.contains(&leftover.to_string()), "the leftover is gone: {ids:?}");
+    let second = reg.patch_chunk(&location, 1 << 20, &data[1 << 20..]).await;
+    second.expect_status_in(&[202], "the session resumes");
+    let digest = sha256_digest(&data);
+    reg.put_upload(&location, &digest, &[]).await.expect_status_in(&[201], "finished");
+    let pulled = reg.get(&format!("/v2/team/app/blobs/{digest}")).await;
+    assert_eq!(pulled.body, data);
+    assert!(bucket.upload_ids().await.expect("ids").is_empty(), "nothing left behind");
+}
