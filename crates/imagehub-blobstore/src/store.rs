@@ -118,14 +118,15 @@ impl BlobStore {
         &self,
         digest: &Digest,
     ) -> Result<Option<Box<dyn AsyncRead + Send + Unpin>>, BlobStoreError> {
-        if let BlobStore::Fs(fs) = self {
-            return Ok(fs
-                .open_blob(digest)
-                .await?
-                .map(|f| Box::new(f) as Box<dyn AsyncRead + Send + Unpin>));
-        }
-        let Some(size) = self.stat(digest).await? else { return Ok(None) };
-        let Some(stream) = self.read(digest, 0, size).await? else { return Ok(None) };
+        let s3 = match self {
+            BlobStore::Fs(fs) => {
+                let file = fs.open_blob(digest).await?;
+                return Ok(file.map(|f| Box::new(f) as Box<dyn AsyncRead + Send + Unpin>));
+            }
+            BlobStore::S3(s3) => s3,
+        };
+        // The whole object in one request: no size needed first.
+        let Some(stream) = s3.store.read_blob(digest, 0, None).await? else { return Ok(None) };
         let stream = stream.map_err(|e| io::Error::other(e.to_string()));
         Ok(Some(Box::new(tokio_util::io::StreamReader::new(stream))))
     }

@@ -16,8 +16,8 @@ pub use images::{FoundImage, ImageList, find_images};
 pub use kubefile::{Base, Instruction, Kubefile, KubefileError};
 pub use layer::Compression;
 pub use recipe::{
-    Command, CommandError, InitArgs, Recipe, copy_recipe, locate, parse_command, prepare_copy,
-    run_init,
+    Command, CommandError, InitArgs, KUBEFILE_NAMES, Recipe, copy_recipe, locate, parse_command,
+    prepare_copy, run_init,
 };
 pub use registry_dir::{LocalBlobs, RegistryDir, SaveOptions, SaveReport, save_images};
 

@@ -12,6 +12,9 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, BufReader};
 use crate::BuildError;
 use crate::build::WORK_DIR;
 
+/// The names a recipe's Kubefile may have, in the order they are looked for.
+pub const KUBEFILE_NAMES: [&str; 3] = ["Kubefile", "Dockerfile", "Containerfile"];
+
 /// A recipe found in a repository.
 #[derive(Debug, Clone)]
 pub struct Recipe {

@@ -358,7 +358,7 @@ impl Registry {
         } else if context.join("init.sh").is_file() {
             say("init.sh not run: the operator has not turned it on ([build] run_init)".into());
         }
-        let kubefile = ["Kubefile", "Dockerfile", "Containerfile"]
+        let kubefile = imagehub_build::KUBEFILE_NAMES
             .iter()
             .map(|name| context.join(name))
             // Not a link: the Kubefile is read, and a link could point anywhere.

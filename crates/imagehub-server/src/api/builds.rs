@@ -399,16 +399,10 @@ fn check_signature(state: &ApiState, headers: &HeaderMap, body: &[u8]) -> Result
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("sha256="))
-        .and_then(decode_hex)
+        .and_then(|hex| hex::decode(hex).ok())
+        .filter(|mac| mac.len() == 32)
         .ok_or_else(refused)?;
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| refused())?;
     mac.update(body);
     mac.verify_slice(&given).map_err(|_| refused())
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }

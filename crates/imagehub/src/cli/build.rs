@@ -171,7 +171,7 @@ fn kubefile_of(args: &BuildArgs, context: &Path) -> Result<PathBuf, Failure> {
     if let Some(file) = &args.kubefile {
         return Ok(file.clone());
     }
-    ["Kubefile", "Dockerfile", "Containerfile"]
+    imagehub_build::KUBEFILE_NAMES
         .iter()
         .map(|name| context.join(name))
         .find(|path| path.is_file())
