@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use imagehub_auth::{Actions, Role, Visibility};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{Metadata, MetadataError, Result, now, visibility};
 
@@ -259,11 +259,11 @@ impl Metadata {
     /// Creates a user and their personal namespace; fails with `NameTaken` when a user
     /// or organization already has the name.
     pub async fn create_user(&self, user: NewUser<'_>) -> Result<UserRow> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let now = now();
         claim_namespace(&mut tx, user.name, NamespaceKind::User, None, now).await?;
         let row = sqlx::query(&format!(
-            "INSERT INTO users (name, email, password_hash, source, is_admin, created_at) VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO users (name, email, password_hash, source, is_admin, created_at) VALUES ($1, $2, $3, $4, $5, $6)
              RETURNING {USER_COLUMNS}"
         ))
         .bind(user.name)
@@ -279,7 +279,7 @@ impl Metadata {
     }
 
     pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?"))
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -289,10 +289,10 @@ impl Metadata {
     /// Users by name, from the first after `after` on: a page of the admins' list.
     pub async fn users(&self, after: Option<&str>, limit: u32) -> Result<Vec<UserRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE name > ? ORDER BY name LIMIT ?"
+            "SELECT {USER_COLUMNS} FROM users WHERE name > $1 ORDER BY name LIMIT $2"
         ))
         .bind(after.unwrap_or(""))
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(user_row).collect()
@@ -301,7 +301,7 @@ impl Metadata {
     /// Sets a new password and ends the sessions (registry and refresh tokens) issued
     /// before it.
     pub async fn set_password_hash(&self, user_id: i64, hash: &str) -> Result<()> {
-        sqlx::query("UPDATE users SET password_hash = ?, sessions_valid_after = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET password_hash = $1, sessions_valid_after = $2 WHERE id = $3")
             .bind(hash)
             .bind(now())
             .bind(user_id)
@@ -311,7 +311,7 @@ impl Metadata {
     }
 
     pub async fn set_email(&self, user_id: i64, email: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE users SET email = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
             .bind(email)
             .bind(user_id)
             .execute(&self.pool)
@@ -320,7 +320,7 @@ impl Metadata {
     }
 
     pub async fn namespace_kind(&self, name: &str) -> Result<Option<NamespaceKind>> {
-        let row = sqlx::query("SELECT kind FROM namespaces WHERE name = ?")
+        let row = sqlx::query("SELECT kind FROM namespaces WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -335,7 +335,7 @@ impl Metadata {
         default_visibility: Visibility,
         description: &str,
     ) -> Result<OrgRow> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let now = now();
         claim_namespace(
             &mut tx,
@@ -346,7 +346,7 @@ impl Metadata {
         )
         .await?;
         sqlx::query(
-            "INSERT INTO org_members (org, user_id, role, added_at) VALUES (?, ?, 'owner', ?)",
+            "INSERT INTO org_members (org, user_id, role, added_at) VALUES ($1, $2, 'owner', $3)",
         )
         .bind(name)
         .bind(owner_id)
@@ -363,7 +363,7 @@ impl Metadata {
     }
 
     pub async fn org(&self, name: &str) -> Result<Option<OrgRow>> {
-        let row = sqlx::query("SELECT name, default_visibility, description, created_at FROM namespaces WHERE name = ? AND kind = 'org'")
+        let row = sqlx::query("SELECT name, default_visibility, description, created_at FROM namespaces WHERE name = $1 AND kind = 'org'")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -376,8 +376,8 @@ impl Metadata {
     pub async fn orgs(&self, user_id: i64, all: bool) -> Result<Vec<(OrgRow, Option<Role>)>> {
         let rows = sqlx::query(
             "SELECT n.name, n.default_visibility, n.description, n.created_at, m.role
-             FROM namespaces n LEFT JOIN org_members m ON m.org = n.name AND m.user_id = ?1
-             WHERE n.kind = 'org' AND (?2 OR m.user_id IS NOT NULL) ORDER BY n.name",
+             FROM namespaces n LEFT JOIN org_members m ON m.org = n.name AND m.user_id = $1
+             WHERE n.kind = 'org' AND ($2 OR m.user_id IS NOT NULL) ORDER BY n.name",
         )
         .bind(user_id)
         .bind(all)
@@ -398,8 +398,8 @@ impl Metadata {
         description: Option<&str>,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE namespaces SET default_visibility = COALESCE(?, default_visibility), description = COALESCE(?, description)
-             WHERE name = ? AND kind = 'org'",
+            "UPDATE namespaces SET default_visibility = COALESCE($1, default_visibility), description = COALESCE($2, description)
+             WHERE name = $3 AND kind = 'org'",
         )
         .bind(default_visibility.map(Visibility::as_str))
         .bind(description)
@@ -411,8 +411,8 @@ impl Metadata {
 
     /// Deletes an organization that holds no repositories; `OrgNotEmpty` otherwise.
     pub async fn delete_org(&self, name: &str) -> Result<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let repos: i64 = sqlx::query("SELECT count(*) FROM repositories WHERE namespace = ?")
+        let mut tx = self.begin_write().await?;
+        let repos: i64 = sqlx::query("SELECT count(*) FROM repositories WHERE namespace = $1")
             .bind(name)
             .fetch_one(&mut *tx)
             .await?
@@ -420,11 +420,11 @@ impl Metadata {
         if repos > 0 {
             return Err(MetadataError::OrgNotEmpty { repositories: repos as u64 });
         }
-        let done = sqlx::query("DELETE FROM namespaces WHERE name = ? AND kind = 'org'")
+        let done = sqlx::query("DELETE FROM namespaces WHERE name = $1 AND kind = 'org'")
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM repository_visibility WHERE name LIKE ? ESCAPE '\\'")
+        sqlx::query("DELETE FROM repository_visibility WHERE name LIKE $1 ESCAPE '\\'")
             .bind(format!("{}/%", name.replace('_', "\\_")))
             .execute(&mut *tx)
             .await?;
@@ -435,7 +435,7 @@ impl Metadata {
     pub async fn members(&self, org: &str) -> Result<Vec<MemberRow>> {
         let rows = sqlx::query(
             "SELECT u.name, m.role, m.added_at FROM org_members m JOIN users u ON u.id = m.user_id
-             WHERE m.org = ? ORDER BY u.name",
+             WHERE m.org = $1 ORDER BY u.name",
         )
         .bind(org)
         .fetch_all(&self.pool)
@@ -449,7 +449,7 @@ impl Metadata {
     }
 
     pub async fn member_role(&self, org: &str, user_id: i64) -> Result<Option<Role>> {
-        let row = sqlx::query("SELECT role FROM org_members WHERE org = ? AND user_id = ?")
+        let row = sqlx::query("SELECT role FROM org_members WHERE org = $1 AND user_id = $2")
             .bind(org)
             .bind(user_id)
             .fetch_optional(&self.pool)
@@ -459,12 +459,12 @@ impl Metadata {
 
     /// Adds a member or changes their role. Refuses (`LastOwner`) to demote the last owner.
     pub async fn set_member(&self, org: &str, user_id: i64, role: Role) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         if role != Role::Owner {
             ensure_other_owner(&mut tx, org, user_id).await?;
         }
         sqlx::query(
-            "INSERT INTO org_members (org, user_id, role, added_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO org_members (org, user_id, role, added_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (org, user_id) DO UPDATE SET role = excluded.role",
         )
         .bind(org)
@@ -479,9 +479,9 @@ impl Metadata {
 
     /// Removes a member; returns whether they were one. Refuses to remove the last owner.
     pub async fn remove_member(&self, org: &str, user_id: i64) -> Result<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         ensure_other_owner(&mut tx, org, user_id).await?;
-        let done = sqlx::query("DELETE FROM org_members WHERE org = ? AND user_id = ?")
+        let done = sqlx::query("DELETE FROM org_members WHERE org = $1 AND user_id = $2")
             .bind(org)
             .bind(user_id)
             .execute(&mut *tx)
@@ -498,8 +498,8 @@ impl Metadata {
         namespace: Option<&str>,
     ) -> Result<Visibility> {
         let row = sqlx::query(
-            "SELECT COALESCE((SELECT visibility FROM repository_visibility WHERE name = ?),
-                             (SELECT default_visibility FROM namespaces WHERE name = ?), 'private')",
+            "SELECT COALESCE((SELECT visibility FROM repository_visibility WHERE name = $1),
+                             (SELECT default_visibility FROM namespaces WHERE name = $2), 'private')",
         )
         .bind(repository)
         .bind(namespace)
@@ -514,7 +514,7 @@ impl Metadata {
         visibility: Visibility,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO repository_visibility (name, visibility) VALUES (?, ?)
+            "INSERT INTO repository_visibility (name, visibility) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET visibility = excluded.visibility",
         )
         .bind(repository)
@@ -532,13 +532,13 @@ impl Metadata {
     ) -> Result<()> {
         match description {
             Some(d) => sqlx::query(
-                "INSERT INTO repository_descriptions (name, description) VALUES (?, ?)
+                "INSERT INTO repository_descriptions (name, description) VALUES ($1, $2)
                  ON CONFLICT (name) DO UPDATE SET description = excluded.description",
             )
             .bind(repository)
             .bind(d),
             None => {
-                sqlx::query("DELETE FROM repository_descriptions WHERE name = ?").bind(repository)
+                sqlx::query("DELETE FROM repository_descriptions WHERE name = $1").bind(repository)
             }
         }
         .execute(&self.pool)
@@ -547,7 +547,7 @@ impl Metadata {
     }
 
     pub async fn repository_description(&self, repository: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT description FROM repository_descriptions WHERE name = ?")
+        let row = sqlx::query("SELECT description FROM repository_descriptions WHERE name = $1")
             .bind(repository)
             .fetch_optional(&self.pool)
             .await?;
@@ -563,12 +563,13 @@ impl Metadata {
     ) -> Result<Vec<String>> {
         let params = visibility::Params::of(Some(filter));
         let sql = format!(
-            "SELECT r.name FROM repositories r {} WHERE r.name > ?1 AND {} ORDER BY r.name LIMIT ?6",
+            "SELECT r.name FROM repositories r {} WHERE r.name > $1 AND {} ORDER BY r.name LIMIT $6",
             visibility::JOINS,
             visibility::condition(2)
         );
         let query = sqlx::query(&sql).bind(last.unwrap_or(""));
-        let rows = visibility::bind(query, &params).bind(limit).fetch_all(&self.pool).await?;
+        let rows =
+            visibility::bind(query, &params).bind(i64::from(limit)).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
@@ -576,7 +577,7 @@ impl Metadata {
         let namespaces = token.namespaces.map(|n| serde_json::Value::from(n.to_vec()).to_string());
         let row = sqlx::query(&format!(
             "INSERT INTO access_tokens (user_id, name, secret_hash, actions, namespaces, expires_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TOKEN_COLUMNS}"
         ))
         .bind(token.user_id)
         .bind(token.name)
@@ -601,7 +602,7 @@ impl Metadata {
     ) -> Result<Option<(AccessTokenRow, UserRow)>> {
         let now = now();
         let row = sqlx::query(&format!(
-            "UPDATE access_tokens SET last_used_at = ?1 WHERE secret_hash = ?2 AND (expires_at IS NULL OR expires_at > ?1)
+            "UPDATE access_tokens SET last_used_at = $1 WHERE secret_hash = $2 AND (expires_at IS NULL OR expires_at > $1)
              RETURNING {TOKEN_COLUMNS}"
         ))
         .bind(now)
@@ -610,7 +611,7 @@ impl Metadata {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let token = token_row(&row)?;
-        let user = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+        let user = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(token.user_id)
             .fetch_one(&self.pool)
             .await?;
@@ -620,7 +621,7 @@ impl Metadata {
     /// The token with this id if it still exists and has not expired.
     pub async fn live_access_token(&self, id: i64) -> Result<Option<AccessTokenRow>> {
         let row = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE id = ? AND (expires_at IS NULL OR expires_at > ?)"
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)"
         ))
         .bind(id)
         .bind(now())
@@ -631,7 +632,7 @@ impl Metadata {
 
     pub async fn access_tokens(&self, user_id: i64) -> Result<Vec<AccessTokenRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE user_id = ? ORDER BY id"
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE user_id = $1 ORDER BY id"
         ))
         .bind(user_id)
         .fetch_all(&self.pool)
@@ -642,7 +643,7 @@ impl Metadata {
     /// Deletes one of a user's tokens; returns its name if it existed.
     pub async fn delete_access_token(&self, user_id: i64, id: i64) -> Result<Option<String>> {
         let row =
-            sqlx::query("DELETE FROM access_tokens WHERE id = ? AND user_id = ? RETURNING name")
+            sqlx::query("DELETE FROM access_tokens WHERE id = $1 AND user_id = $2 RETURNING name")
                 .bind(id)
                 .bind(user_id)
                 .fetch_optional(&self.pool)
@@ -651,7 +652,7 @@ impl Metadata {
     }
 
     pub async fn record_audit(&self, event: NewAuditEvent<'_>) -> Result<()> {
-        sqlx::query("INSERT INTO audit_events (at, actor, action, namespace, target, client, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO audit_events (at, actor, action, namespace, target, client, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(now())
             .bind(event.actor)
             .bind(event.action.as_str())
@@ -675,14 +676,14 @@ impl Metadata {
     ) -> Result<Vec<AuditEvent>> {
         let rows = sqlx::query(
             "SELECT id, at, actor, action, namespace, target, client, detail FROM audit_events
-             WHERE id < ?1 AND (?2 IS NULL OR namespace IN (SELECT value FROM json_each(?2)))
-               AND (?3 IS NULL OR action = ?3)
-             ORDER BY id DESC LIMIT ?4",
+             WHERE id < $1 AND ($2 IS NULL OR namespace IN (SELECT value FROM json_each($2)))
+               AND ($3 IS NULL OR action = $3)
+             ORDER BY id DESC LIMIT $4",
         )
         .bind(before.unwrap_or(i64::MAX))
         .bind(namespaces.map(|n| serde_json::Value::from(n.to_vec()).to_string()))
         .bind(action.map(AuditAction::as_str))
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -705,7 +706,7 @@ impl Metadata {
 }
 
 async fn claim_namespace(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     name: &str,
     kind: NamespaceKind,
     org: Option<(&str, &str)>,
@@ -717,7 +718,7 @@ async fn claim_namespace(
         NamespaceKind::Org => "org",
     };
     let done = sqlx::query(
-        "INSERT INTO namespaces (name, kind, default_visibility, description, created_at) VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO namespaces (name, kind, default_visibility, description, created_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT DO NOTHING",
     )
     .bind(name)
@@ -735,12 +736,12 @@ async fn claim_namespace(
 
 /// Fails with `LastOwner` unless `org` has an owner other than `user_id`.
 async fn ensure_other_owner(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     org: &str,
     user_id: i64,
 ) -> Result<()> {
     let others: i64 = sqlx::query(
-        "SELECT count(*) FROM org_members WHERE org = ? AND role = 'owner' AND user_id != ?",
+        "SELECT count(*) FROM org_members WHERE org = $1 AND role = 'owner' AND user_id != $2",
     )
     .bind(org)
     .bind(user_id)
@@ -748,7 +749,7 @@ async fn ensure_other_owner(
     .await?
     .get(0);
     let is_owner =
-        sqlx::query("SELECT 1 FROM org_members WHERE org = ? AND role = 'owner' AND user_id = ?")
+        sqlx::query("SELECT 1 FROM org_members WHERE org = $1 AND role = 'owner' AND user_id = $2")
             .bind(org)
             .bind(user_id)
             .fetch_optional(&mut **tx)
@@ -765,20 +766,20 @@ fn parse_kind(kind: String) -> Result<NamespaceKind> {
     }
 }
 
-pub(crate) fn user_row(r: &SqliteRow) -> Result<UserRow> {
+pub(crate) fn user_row(r: &AnyRow) -> Result<UserRow> {
     Ok(UserRow {
         id: r.get(0),
         name: r.get(1),
         email: r.get(2),
         password_hash: r.get(3),
         source: UserSource::stored(&r.get::<String, _>(4))?,
-        is_admin: r.get(5),
+        is_admin: crate::flag(r, 5),
         created_at: r.get(6),
         sessions_valid_after: r.get(7),
     })
 }
 
-fn org_row(r: &SqliteRow) -> Result<OrgRow> {
+fn org_row(r: &AnyRow) -> Result<OrgRow> {
     Ok(OrgRow {
         name: r.get(0),
         default_visibility: stored(&r.get::<String, _>(1))?,
@@ -787,7 +788,7 @@ fn org_row(r: &SqliteRow) -> Result<OrgRow> {
     })
 }
 
-fn token_row(r: &SqliteRow) -> Result<AccessTokenRow> {
+fn token_row(r: &AnyRow) -> Result<AccessTokenRow> {
     let namespaces = r
         .get::<Option<String>, _>(4)
         .map(|json| {

@@ -2,7 +2,7 @@
 //! platforms, who asked, what the build printed and what it pushed.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{ImportState, Metadata, MetadataError, Result, now};
 
@@ -48,7 +48,7 @@ pub struct BuildJobRow {
 const COLUMNS: &str = "id, app, version, platforms, repository, tag, created_by, origin, state, \
      reason, digest, platform_digests, log, created_at, started_at, finished_at";
 
-fn row(r: &SqliteRow) -> Result<BuildJobRow> {
+fn row(r: &AnyRow) -> Result<BuildJobRow> {
     Ok(BuildJobRow {
         id: r.get(0),
         app: r.get(1),
@@ -75,7 +75,7 @@ impl Metadata {
         let found = sqlx::query(&format!(
             "INSERT INTO build_jobs (app, version, platforms, repository, tag, created_by, origin,
                                      run_after, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
         ))
         .bind(job.app)
         .bind(job.version)
@@ -92,7 +92,7 @@ impl Metadata {
     }
 
     pub async fn build_job(&self, id: i64) -> Result<Option<BuildJobRow>> {
-        let found = sqlx::query(&format!("SELECT {COLUMNS} FROM build_jobs WHERE id = ?"))
+        let found = sqlx::query(&format!("SELECT {COLUMNS} FROM build_jobs WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -103,10 +103,10 @@ impl Metadata {
     pub async fn build_jobs(&self, before: Option<i64>, limit: u32) -> Result<Vec<BuildJobRow>> {
         let columns = COLUMNS.replace(", log,", ", '',");
         let rows = sqlx::query(&format!(
-            "SELECT {columns} FROM build_jobs WHERE id < ? ORDER BY id DESC LIMIT ?"
+            "SELECT {columns} FROM build_jobs WHERE id < $1 ORDER BY id DESC LIMIT $2"
         ))
         .bind(before.unwrap_or(i64::MAX))
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(row).collect()
@@ -125,10 +125,10 @@ impl Metadata {
     pub async fn claim_build_job(&self, lease_secs: i64) -> Result<Option<BuildJobRow>> {
         let now = now();
         let found = sqlx::query(&format!(
-            "UPDATE build_jobs SET state = 'running', run_after = ?1 + ?2,
-                    started_at = COALESCE(started_at, ?1)
+            "UPDATE build_jobs SET state = 'running', run_after = $1 + $2,
+                    started_at = COALESCE(started_at, $1)
              WHERE id = (SELECT id FROM build_jobs
-                         WHERE state IN ('queued', 'running') AND run_after <= ?1 ORDER BY run_after, id LIMIT 1)
+                         WHERE state IN ('queued', 'running') AND run_after <= $1 ORDER BY run_after, id LIMIT 1)
              RETURNING {COLUMNS}"
         ))
         .bind(now)
@@ -149,8 +149,8 @@ impl Metadata {
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE build_jobs
-             SET log = CASE WHEN length(log) < ? THEN log || ? ELSE log END, run_after = ?
-             WHERE id = ? AND state = 'running'",
+             SET log = CASE WHEN length(log) < $1 THEN log || $2 ELSE log END, run_after = $3
+             WHERE id = $4 AND state = 'running'",
         )
         .bind(max_bytes)
         .bind(text)
@@ -171,9 +171,9 @@ impl Metadata {
         platform_digests: Option<&str>,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE build_jobs SET state = ?, reason = ?, digest = ?, platform_digests = ?,
-                    finished_at = ?
-             WHERE id = ? AND state IN ('queued', 'running')",
+            "UPDATE build_jobs SET state = $1, reason = $2, digest = $3, platform_digests = $4,
+                    finished_at = $5
+             WHERE id = $6 AND state IN ('queued', 'running')",
         )
         .bind(state.as_str())
         .bind(reason)
@@ -189,7 +189,7 @@ impl Metadata {
     /// Running jobs go back to the queue (at startup: their runner is gone).
     pub async fn requeue_running_builds(&self) -> Result<u64> {
         let done = sqlx::query(
-            "UPDATE build_jobs SET state = 'queued', run_after = ?,
+            "UPDATE build_jobs SET state = 'queued', run_after = $1,
                     log = log || '-- the server stopped during this build; it starts again\n'
              WHERE state = 'running'",
         )

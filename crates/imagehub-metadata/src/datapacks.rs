@@ -12,10 +12,10 @@ impl Metadata {
     /// it used now, and drops the least recently used beyond `keep`.
     pub async fn put_datapack(&self, name: &str, spec_json: &str, keep: u32) -> Result<()> {
         let now = now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO datapacks (name, spec, created_at, used_at) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (name) DO UPDATE SET used_at = ?3",
+            "INSERT INTO datapacks (name, spec, created_at, used_at) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (name) DO UPDATE SET used_at = $3",
         )
         .bind(name)
         .bind(spec_json)
@@ -25,10 +25,10 @@ impl Metadata {
         // The one just stored stays; of the others, the most recently used.
         sqlx::query(
             "DELETE FROM datapacks WHERE name IN
-             (SELECT name FROM datapacks WHERE name != ?1 ORDER BY used_at DESC, name LIMIT -1 OFFSET ?2)",
+             (SELECT name FROM datapacks WHERE name != $1 ORDER BY used_at DESC, name LIMIT 9223372036854775807 OFFSET $2)",
         )
         .bind(name)
-        .bind(keep.saturating_sub(1))
+        .bind(i64::from(keep.saturating_sub(1)))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -38,14 +38,14 @@ impl Metadata {
     /// A stored DataPack spec. Reading it marks it used, at most once a day, so reads
     /// stay reads.
     pub async fn datapack(&self, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT spec, used_at FROM datapacks WHERE name = ?")
+        let row = sqlx::query("SELECT spec, used_at FROM datapacks WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let now = now();
         if row.get::<i64, _>(1) < now - DATAPACK_TOUCH_SECS {
-            sqlx::query("UPDATE datapacks SET used_at = ? WHERE name = ?")
+            sqlx::query("UPDATE datapacks SET used_at = $1 WHERE name = $2")
                 .bind(now)
                 .bind(name)
                 .execute(&self.pool)
@@ -56,7 +56,7 @@ impl Metadata {
 
     /// Forgets DataPacks unused for `max_age_secs`; returns how many.
     pub async fn prune_datapacks(&self, max_age_secs: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM datapacks WHERE used_at < ?")
+        let done = sqlx::query("DELETE FROM datapacks WHERE used_at < $1")
             .bind(now() - max_age_secs)
             .execute(&self.pool)
             .await?;

@@ -16,17 +16,17 @@ pub struct UnlinkedBlob {
 
 /// A condition shared by finding and deleting: an untagged manifest, older than the
 /// cutoff, that no index in its repository lists and whose subject (if any) is gone.
-const GARBAGE_MANIFEST: &str = "m.pushed_at <= ?1
+const GARBAGE_MANIFEST: &str = "m.pushed_at <= $1
     AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest)
     AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository_id = m.repository_id
-                    AND r.child_digest = m.digest AND r.child_is_manifest = 1)
+                    AND r.child_digest = m.digest AND r.child_is_manifest)
     AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s
                     WHERE s.repository_id = m.repository_id AND s.digest = m.subject))";
 
 /// A blob link older than the cutoff that no manifest in its repository references.
-const GARBAGE_LINK: &str = "rb.linked_at <= ?1
+const GARBAGE_LINK: &str = "rb.linked_at <= $1
     AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository_id = rb.repository_id
-                    AND r.child_digest = rb.digest AND r.child_is_manifest = 0)";
+                    AND r.child_digest = rb.digest AND NOT r.child_is_manifest)";
 
 /// What one pass of garbage collection over the database removed (or would remove).
 #[derive(Debug, Clone, Default)]
@@ -45,7 +45,7 @@ impl Metadata {
     /// rows of blobs no repository links. With `apply == false` the transaction is rolled
     /// back, which makes a dry run report exactly what a real run would remove.
     pub async fn collect_garbage(&self, cutoff: i64, apply: bool) -> Result<GcPlan> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let mut plan = GcPlan::default();
         // Images nest only a few levels deep; the bound stops a pathological chain.
         for _ in 0..16 {
@@ -72,7 +72,7 @@ impl Metadata {
                 .await?
                 .rows_affected();
         let rows = sqlx::query(
-            "DELETE FROM blobs AS b WHERE b.created_at <= ?1
+            "DELETE FROM blobs AS b WHERE b.created_at <= $1
              AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
              RETURNING digest, size",
         )
@@ -95,7 +95,7 @@ impl Metadata {
 
     /// Whether the blob is recorded at all.
     pub async fn blob_known(&self, digest: &Digest) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = ?")
+        let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1")
             .bind(digest.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -104,7 +104,7 @@ impl Metadata {
 
     /// Upload sessions started before the cutoff.
     pub async fn uploads_started_before(&self, cutoff: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM uploads WHERE started_at <= ?")
+        let rows = sqlx::query("SELECT id FROM uploads WHERE started_at <= $1")
             .bind(cutoff)
             .fetch_all(&self.pool)
             .await?;

@@ -2,7 +2,7 @@
 //! source, listings of a repository's images and latest image, and deleting a
 //! repository.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use imagehub_extract::DetailSource;
 
@@ -83,7 +83,7 @@ impl Metadata {
         let keys = serde_json::to_string(keys).expect("string pairs serialise");
         let rows = sqlx::query(
             "SELECT repository, reference, source, details FROM image_details WHERE (repository, reference) IN
-             (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+             (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1))",
         )
         .bind(keys)
         .fetch_all(&self.pool)
@@ -111,7 +111,7 @@ impl Metadata {
                 .to_string();
         let rows = sqlx::query(
             "SELECT reference, source, details FROM image_details
-             WHERE repository = ? AND reference IN (SELECT value FROM json_each(?))",
+             WHERE repository = $1 AND reference IN (SELECT value FROM json_each($2))",
         )
         .bind(repository)
         .bind(refs)
@@ -131,7 +131,7 @@ impl Metadata {
     /// The images of a repository (see `IMAGES_FROM`), most recently pushed first.
     pub async fn images(&self, repository: &str) -> Result<Vec<ImageRow>> {
         let sql = format!(
-            "SELECT t.name, {IMAGE_COLUMNS} {IMAGES_FROM} AND r.name = ?1 ORDER BY m.pushed_at_ms DESC, t.name"
+            "SELECT t.name, {IMAGE_COLUMNS} {IMAGES_FROM} AND r.name = $1 ORDER BY m.pushed_at_ms DESC, t.name"
         );
         let rows = sqlx::query(&sql).bind(repository).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(|r| image_row(r, r.get(0))).collect())
@@ -144,7 +144,7 @@ impl Metadata {
     pub async fn latest_images(&self, repositories: &[String]) -> Result<Vec<(String, ImageRow)>> {
         let sql = format!(
             "SELECT * FROM (SELECT t.name, {IMAGE_COLUMNS}, r.name, row_number() OVER (PARTITION BY r.id ORDER BY {LATEST_FIRST}) AS n
-             {IMAGES_FROM} AND r.name IN (SELECT value FROM json_each(?1))) WHERE n = 1"
+             {IMAGES_FROM} AND r.name IN (SELECT value FROM json_each($1))) WHERE n = 1"
         );
         let names = serde_json::Value::from(repositories.to_vec()).to_string();
         let rows = sqlx::query(&sql).bind(names).fetch_all(&self.pool).await?;
@@ -156,9 +156,9 @@ impl Metadata {
         let row = sqlx::query(&format!(
             "SELECT t.name, {IMAGE_COLUMNS}
              FROM repositories r JOIN manifests m ON m.repository_id = r.id
-             LEFT JOIN tags t ON t.repository_id = r.id AND t.digest = m.digest AND t.name = ?2
+             LEFT JOIN tags t ON t.repository_id = r.id AND t.digest = m.digest AND t.name = $2
              LEFT JOIN image_info i ON i.repository_id = r.id AND i.digest = m.digest
-             WHERE r.name = ?1 AND (t.name IS NOT NULL OR m.digest = ?2)
+             WHERE r.name = $1 AND (t.name IS NOT NULL OR m.digest = $2)
              LIMIT 1"
         ))
         .bind(repository)
@@ -171,20 +171,20 @@ impl Metadata {
     /// Deletes a repository with its tags, manifests and blob links (by cascade) and the
     /// details stored for it; returns whether it existed.
     pub async fn delete_repository(&self, repository: &str) -> Result<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query("DELETE FROM repositories WHERE name = ?")
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM repositories WHERE name = $1")
             .bind(repository)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM image_details WHERE repository = ?")
+        sqlx::query("DELETE FROM image_details WHERE repository = $1")
             .bind(repository)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM jobs WHERE repository = ?")
+        sqlx::query("DELETE FROM jobs WHERE repository = $1")
             .bind(repository)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM pull_counts WHERE repository = ?")
+        sqlx::query("DELETE FROM pull_counts WHERE repository = $1")
             .bind(repository)
             .execute(&mut *tx)
             .await?;
@@ -202,7 +202,7 @@ impl Metadata {
         let params = visibility::Params::of(filter);
         let sql = format!(
             "SELECT r.name FROM repositories r {}
-             WHERE r.namespace = ?1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id) AND {}
+             WHERE r.namespace = $1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id) AND {}
              ORDER BY r.name",
             visibility::JOINS,
             visibility::condition(2)
@@ -222,7 +222,7 @@ impl Metadata {
     ) -> Result<Vec<(String, DetailRow)>> {
         let rows = sqlx::query(
             "SELECT repository, reference, source, details FROM image_details
-             WHERE source = ? AND substr(repository, 1, length(?) + 1) = ? || '/'
+             WHERE source = $1 AND substr(repository, 1, length($2) + 1) = $3 || '/'
              ORDER BY repository, reference",
         )
         .bind(source.as_str())
@@ -246,7 +246,7 @@ impl Metadata {
     pub async fn image_indexed(&self, repository: &str, digest: &str) -> Result<bool> {
         let row = sqlx::query(
             "SELECT 1 FROM image_info i JOIN repositories r ON r.id = i.repository_id
-             WHERE r.name = ? AND i.digest = ? AND i.error IS NULL",
+             WHERE r.name = $1 AND i.digest = $2 AND i.error IS NULL",
         )
         .bind(repository)
         .bind(digest)
@@ -256,7 +256,7 @@ impl Metadata {
     }
 }
 
-fn image_row(r: &sqlx::sqlite::SqliteRow, tag: Option<String>) -> ImageRow {
+fn image_row(r: &sqlx::any::AnyRow, tag: Option<String>) -> ImageRow {
     let indexed: Option<i64> = r.get(10);
     ImageRow {
         tag,
@@ -276,15 +276,15 @@ fn image_row(r: &sqlx::sqlite::SqliteRow, tag: Option<String>) -> ImageRow {
 
 /// Stores the base info of `repository@digest`, if the manifest still exists.
 pub(crate) async fn put_image_info(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repository: &str,
     digest: &str,
     info: &ImageInfo,
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO image_info (repository_id, digest, config_digest, platforms, size, created, error, indexed_at)
-         SELECT m.repository_id, m.digest, ?, ?, ?, ?, ?, ? FROM manifests m JOIN repositories r ON r.id = m.repository_id
-         WHERE r.name = ? AND m.digest = ?
+         SELECT m.repository_id, m.digest, $1, $2, $3, $4, $5, $6 FROM manifests m JOIN repositories r ON r.id = m.repository_id
+         WHERE r.name = $7 AND m.digest = $8
          ON CONFLICT (repository_id, digest) DO UPDATE SET config_digest = excluded.config_digest,
             platforms = excluded.platforms, size = excluded.size, created = excluded.created,
             error = excluded.error, indexed_at = excluded.indexed_at",
@@ -304,7 +304,7 @@ pub(crate) async fn put_image_info(
 
 /// Stores (or with `None`, removes) one source's details for a reference.
 pub(crate) async fn put_image_details(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repository: &str,
     reference: &str,
     source: DetailSource,
@@ -313,7 +313,7 @@ pub(crate) async fn put_image_details(
     match details_json {
         Some(json) => {
             sqlx::query(
-                "INSERT INTO image_details (repository, reference, source, details, updated_at) VALUES (?, ?, ?, ?, ?)
+                "INSERT INTO image_details (repository, reference, source, details, updated_at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (repository, reference, source) DO UPDATE SET details = excluded.details, updated_at = excluded.updated_at",
             )
             .bind(repository)
@@ -326,7 +326,7 @@ pub(crate) async fn put_image_details(
         }
         None => {
             sqlx::query(
-                "DELETE FROM image_details WHERE repository = ? AND reference = ? AND source = ?",
+                "DELETE FROM image_details WHERE repository = $1 AND reference = $2 AND source = $3",
             )
             .bind(repository)
             .bind(reference)
@@ -339,7 +339,7 @@ pub(crate) async fn put_image_details(
 }
 
 /// The detail source in column `i`, which the table's `CHECK` keeps valid.
-fn detail_source(r: &sqlx::sqlite::SqliteRow, i: usize) -> Result<DetailSource> {
+fn detail_source(r: &sqlx::any::AnyRow, i: usize) -> Result<DetailSource> {
     let stored: String = r.get(i);
     stored.parse().map_err(MetadataError::Corrupt)
 }

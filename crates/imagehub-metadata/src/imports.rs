@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{Metadata, MetadataError, Result, now};
 
@@ -110,7 +110,7 @@ pub struct ImportGroupRow {
 const COLUMNS: &str = "id, namespace, created_by, source, target_repository, target_tag, platforms, credentials, \
      state, reason, run_after, attempts, digest, progress, created_at, started_at, finished_at, group_id";
 
-fn row(r: &SqliteRow) -> Result<ImportJobRow> {
+fn row(r: &AnyRow) -> Result<ImportJobRow> {
     Ok(ImportJobRow {
         id: r.get(0),
         namespace: r.get(1),
@@ -139,7 +139,7 @@ impl Metadata {
         let found = sqlx::query(&format!(
             "INSERT INTO import_jobs (namespace, created_by, source, target_repository, target_tag, platforms,
                                       credentials, run_after, created_at, group_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
         ))
         .bind(job.namespace)
         .bind(job.created_by)
@@ -164,9 +164,9 @@ impl Metadata {
         jobs: Vec<NewImportJob<'_>>,
     ) -> Result<(ImportGroupRow, Vec<ImportJobRow>)> {
         let now = now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query(
-            "INSERT INTO import_groups (namespace, created_by, created_at) VALUES (?, ?, ?) RETURNING id",
+            "INSERT INTO import_groups (namespace, created_by, created_at) VALUES ($1, $2, $3) RETURNING id",
         )
         .bind(namespace)
         .bind(created_by)
@@ -179,7 +179,7 @@ impl Metadata {
             let found = sqlx::query(&format!(
                 "INSERT INTO import_jobs (namespace, created_by, source, target_repository, target_tag, platforms,
                                           credentials, run_after, created_at, group_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
             ))
             .bind(job.namespace)
             .bind(job.created_by)
@@ -211,7 +211,7 @@ impl Metadata {
         id: i64,
     ) -> Result<Option<(ImportGroupRow, Vec<ImportJobRow>)>> {
         let Some(found) = sqlx::query(
-            "SELECT id, namespace, created_by, created_at FROM import_groups WHERE id = ?",
+            "SELECT id, namespace, created_by, created_at FROM import_groups WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -226,7 +226,7 @@ impl Metadata {
             created_at: found.get(3),
         };
         let jobs = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM import_jobs WHERE group_id = ? ORDER BY id"
+            "SELECT {COLUMNS} FROM import_jobs WHERE group_id = $1 ORDER BY id"
         ))
         .bind(id)
         .fetch_all(&self.pool)
@@ -238,7 +238,7 @@ impl Metadata {
     /// Jobs of a namespace that have not ended.
     pub async fn pending_imports_in(&self, namespace: &str) -> Result<u64> {
         let row = sqlx::query(
-            "SELECT count(*) FROM import_jobs WHERE namespace = ? AND state IN ('queued', 'running')",
+            "SELECT count(*) FROM import_jobs WHERE namespace = $1 AND state IN ('queued', 'running')",
         )
         .bind(namespace)
         .fetch_one(&self.pool)
@@ -247,7 +247,7 @@ impl Metadata {
     }
 
     pub async fn import_job(&self, id: i64) -> Result<Option<ImportJobRow>> {
-        let found = sqlx::query(&format!("SELECT {COLUMNS} FROM import_jobs WHERE id = ?"))
+        let found = sqlx::query(&format!("SELECT {COLUMNS} FROM import_jobs WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -267,11 +267,11 @@ impl Metadata {
             ImportsOf::User(user) => ("created_by", user),
         };
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM import_jobs WHERE {column} = ? AND id < ? ORDER BY id DESC LIMIT ?"
+            "SELECT {COLUMNS} FROM import_jobs WHERE {column} = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
         ))
         .bind(value)
         .bind(before.unwrap_or(i64::MAX))
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(row).collect()
@@ -282,10 +282,10 @@ impl Metadata {
     pub async fn claim_import_job(&self, lease_secs: i64) -> Result<Option<ImportJobRow>> {
         let now = now();
         let found = sqlx::query(&format!(
-            "UPDATE import_jobs SET state = 'running', run_after = ?1 + ?2, attempts = attempts + 1,
-                    started_at = COALESCE(started_at, ?1)
+            "UPDATE import_jobs SET state = 'running', run_after = $1 + $2, attempts = attempts + 1,
+                    started_at = COALESCE(started_at, $1)
              WHERE id = (SELECT id FROM import_jobs
-                         WHERE state IN ('queued', 'running') AND run_after <= ?1 ORDER BY run_after, id LIMIT 1)
+                         WHERE state IN ('queued', 'running') AND run_after <= $1 ORDER BY run_after, id LIMIT 1)
              RETURNING {COLUMNS}"
         ))
         .bind(now)
@@ -299,7 +299,7 @@ impl Metadata {
     /// no longer running (it was cancelled).
     pub async fn import_progress(&self, id: i64, lease_secs: i64, progress: &str) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE import_jobs SET progress = ?, run_after = ? WHERE id = ? AND state = 'running'",
+            "UPDATE import_jobs SET progress = $1, run_after = $2 WHERE id = $3 AND state = 'running'",
         )
         .bind(progress)
         .bind(now() + lease_secs)
@@ -312,7 +312,7 @@ impl Metadata {
     /// Puts a running job back in the queue until `run_after`, saying why it waits.
     pub async fn requeue_import_job(&self, id: i64, run_after: i64, reason: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE import_jobs SET state = 'queued', run_after = ?, reason = ? WHERE id = ? AND state = 'running'",
+            "UPDATE import_jobs SET state = 'queued', run_after = $1, reason = $2 WHERE id = $3 AND state = 'running'",
         )
         .bind(run_after)
         .bind(reason)
@@ -333,9 +333,9 @@ impl Metadata {
         progress: Option<&str>,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE import_jobs SET state = ?, reason = ?, digest = COALESCE(?, digest),
-                    progress = COALESCE(?, progress), credentials = NULL, finished_at = ?
-             WHERE id = ? AND state IN ('queued', 'running')",
+            "UPDATE import_jobs SET state = $1, reason = $2, digest = COALESCE($3, digest),
+                    progress = COALESCE($4, progress), credentials = NULL, finished_at = $5
+             WHERE id = $6 AND state IN ('queued', 'running')",
         )
         .bind(state.as_str())
         .bind(reason)
@@ -351,7 +351,7 @@ impl Metadata {
     /// Running jobs go back to the queue (at startup: their runner is gone).
     pub async fn requeue_running_imports(&self) -> Result<u64> {
         let done = sqlx::query(
-            "UPDATE import_jobs SET state = 'queued', run_after = ? WHERE state = 'running'",
+            "UPDATE import_jobs SET state = 'queued', run_after = $1 WHERE state = 'running'",
         )
         .bind(now())
         .execute(&self.pool)

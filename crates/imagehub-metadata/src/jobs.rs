@@ -37,13 +37,13 @@ impl Metadata {
     pub async fn claim_jobs(&self, lease_secs: i64, limit: u32) -> Result<Vec<Job>> {
         let now = now();
         let rows = sqlx::query(
-            "UPDATE jobs SET run_after = ?1 + ?2, attempts = attempts + 1
-             WHERE id IN (SELECT id FROM jobs WHERE run_after <= ?1 ORDER BY run_after, id LIMIT ?3)
+            "UPDATE jobs SET run_after = $1 + $2, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM jobs WHERE run_after <= $1 ORDER BY run_after, id LIMIT $3)
              RETURNING id, kind, repository, digest, attempts",
         )
         .bind(now)
         .bind(lease_secs)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         let mut jobs: Vec<Job> = rows
@@ -62,10 +62,10 @@ impl Metadata {
 
     /// Stores what a batch of jobs produced and removes the jobs, in one transaction.
     pub async fn finish_jobs(&self, outcomes: &[JobOutcome]) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         for outcome in outcomes {
             // A manifest deleted since it was indexed leaves nothing behind.
-            let exists = sqlx::query("SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?")
+            let exists = sqlx::query("SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = $1 AND m.digest = $2")
                 .bind(&outcome.repository)
                 .bind(&outcome.digest)
                 .fetch_optional(&mut *tx)
@@ -84,7 +84,7 @@ impl Metadata {
                 )
                 .await?;
             }
-            sqlx::query("DELETE FROM jobs WHERE id = ?")
+            sqlx::query("DELETE FROM jobs WHERE id = $1")
                 .bind(outcome.job_id)
                 .execute(&mut *tx)
                 .await?;
@@ -95,7 +95,7 @@ impl Metadata {
 
     /// Records a failed attempt; the job runs again after `retry_in_secs`.
     pub async fn retry_job(&self, id: i64, error: &str, retry_in_secs: i64) -> Result<()> {
-        sqlx::query("UPDATE jobs SET run_after = ?, last_error = ? WHERE id = ?")
+        sqlx::query("UPDATE jobs SET run_after = $1, last_error = $2 WHERE id = $3")
             .bind(now() + retry_in_secs)
             .bind(error)
             .bind(id)
@@ -107,7 +107,7 @@ impl Metadata {
     /// Gives back a claimed job that was interrupted (by shutdown), not failed: it is due
     /// at once and the claim does not count as an attempt.
     pub async fn release_job(&self, id: i64) -> Result<()> {
-        sqlx::query("UPDATE jobs SET run_after = ?, attempts = max(attempts - 1, 0) WHERE id = ?")
+        sqlx::query("UPDATE jobs SET run_after = $1, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE id = $2")
             .bind(now())
             .bind(id)
             .execute(&self.pool)

@@ -1,12 +1,17 @@
 //! The metadata database: the registry's tables (`registry.rs`), accounts, the hub's
-//! images, jobs, pulls, DataPacks and search, and garbage-collection plans. SQLite
-//! today, behind methods that a PostgreSQL implementation can take later. This file is
-//! the face: the handle, opening and closing, and the errors.
+//! images, jobs, pulls, DataPacks and search, and garbage-collection plans, on SQLite
+//! (embedded, the default) or PostgreSQL (shared by replicas). This file is the face:
+//! the handle, opening and closing, and the errors.
+//!
+//! One SQL text serves both engines through sqlx's `Any` driver: parameters are `$N`
+//! (SQLite reads them too), and PostgreSQL's migrations define the one SQLite function
+//! the queries use, `json_each(text)`. What cannot be shared branches on [`Engine`]:
+//! full-text search (FTS5 or `tsvector`) and how a write transaction begins.
 //!
 //! This crate knows rows, not rules: it must not depend on the blob store or on HTTP.
-//! Every multi-row change runs in one `BEGIN IMMEDIATE` transaction, so concurrent
-//! writers serialise instead of failing to upgrade a read lock; the writes on the push
-//! path go through one group-committing writer (`writer.rs`).
+//! Every multi-row change runs in one write transaction ([`Metadata::begin_write`]), so
+//! concurrent writers serialise as they do on SQLite, whichever replica they run on; the
+//! writes on the push path go through one group-committing writer (`writer.rs`).
 
 mod accounts;
 mod builds;
@@ -24,11 +29,11 @@ mod web_sessions;
 mod writer;
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use imagehub_oci::Digest;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Executor, Row};
 use writer::Writer;
 
 /// Errors of the metadata database.
@@ -54,7 +59,21 @@ pub enum MetadataError {
     WriterStopped,
     #[error("{limit} upload sessions are already open {scope}; finish or cancel some first")]
     TooManyUploads { scope: UploadScope, limit: u32 },
+    #[error("unsupported metadata URL {0:?}: expected postgres://… (or a SQLite file path)")]
+    UnsupportedUrl(String),
 }
+
+/// Which SQL engine holds the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The transaction-level advisory lock every PostgreSQL write transaction takes first:
+/// writes serialise across replicas as they do on one SQLite file, so a check and the
+/// write it guards (an upload cap, a last owner) cannot interleave with another's.
+const WRITE_LOCK: i64 = 0x6d65_7461_7772_6974; // "metawrit"
 
 pub use accounts::{
     AccessTokenRow, AuditAction, AuditEvent, MemberRow, NamespaceKind, NewAccessToken,
@@ -84,33 +103,65 @@ pub struct Usage {
 /// The metadata database handle; cheap to clone.
 #[derive(Clone)]
 pub struct Metadata {
-    pool: SqlitePool,
+    engine: Engine,
+    pool: AnyPool,
     /// Connections that commit without waiting for fsync (see [`Metadata::relaxed`]).
-    relaxed: SqlitePool,
+    relaxed: AnyPool,
     /// The group-committing writer of the push path.
     writer: Writer,
 }
 
+/// Session settings of SQLite connections. FULL synchronous: a commit is on disk before
+/// a client is told its push succeeded.
+const SQLITE_DURABLE: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;";
+const SQLITE_RELAXED: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;";
+/// PostgreSQL commits durably by default; relaxed connections skip waiting for the WAL
+/// flush, which loses at most the last such commits in a crash, never corrupts.
+const POSTGRES_RELAXED: &str = "SET synchronous_commit = off";
+
 impl Metadata {
+    /// Opens the database `url` names: `postgres://…` (or `postgresql://…`), or else a
+    /// path to a SQLite file, created if missing. Either is migrated to this version.
+    pub async fn open(url: &str) -> Result<Metadata> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Metadata::open_postgres(url).await
+        } else if url.contains("://") {
+            Err(MetadataError::UnsupportedUrl(url.to_string()))
+        } else {
+            Metadata::open_sqlite(Path::new(url.strip_prefix("sqlite:").unwrap_or(url))).await
+        }
+    }
+
     /// Opens (creating if needed) the SQLite database at `path` and migrates it.
     pub async fn open_sqlite(path: &Path) -> Result<Metadata> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk before a client is told its push succeeded.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
-        let pool =
-            SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite:{}?mode=rwc", sqlite_path_in_url(path));
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = open_pool(&options, 8, SQLITE_DURABLE).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let writer = Writer::start(&options).await?;
-        let relaxed = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
-            .await?;
-        Ok(Metadata { pool, relaxed, writer })
+        let mut writer_conn = options.connect().await?;
+        writer_conn.execute(SQLITE_DURABLE).await?;
+        let relaxed = open_pool(&options, 2, SQLITE_RELAXED).await?;
+        let writer = Writer::start(writer_conn, Engine::Sqlite);
+        Ok(Metadata { engine: Engine::Sqlite, pool, relaxed, writer })
+    }
+
+    /// Connects to the PostgreSQL database at `url` and migrates it.
+    pub async fn open_postgres(url: &str) -> Result<Metadata> {
+        sqlx::any::install_default_drivers();
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = open_pool(&options, 16, "").await?;
+        sqlx::migrate!("./migrations-postgres").run(&pool).await?;
+        let writer = Writer::start(options.connect().await?, Engine::Postgres);
+        let relaxed = open_pool(&options, 2, POSTGRES_RELAXED).await?;
+        Ok(Metadata { engine: Engine::Postgres, pool, relaxed, writer })
+    }
+
+    /// Which engine this is.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// The same database through connections that commit without waiting for the disk
@@ -120,9 +171,23 @@ impl Metadata {
     /// lost job deletion, and the job runs again.
     pub fn relaxed(&self) -> Metadata {
         Metadata {
+            engine: self.engine,
             pool: self.relaxed.clone(),
             relaxed: self.relaxed.clone(),
             writer: self.writer.clone(),
+        }
+    }
+
+    /// Begins a write transaction: one at a time over the whole database (SQLite's
+    /// `BEGIN IMMEDIATE`; on PostgreSQL, [`WRITE_LOCK`]).
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.engine {
+            Engine::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Engine::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                lock_writes(&mut tx).await?;
+                Ok(tx)
+            }
         }
     }
 
@@ -130,7 +195,7 @@ impl Metadata {
     pub async fn usage(&self) -> Result<Usage> {
         let row = sqlx::query(
             "SELECT (SELECT count(*) FROM uploads), (SELECT count(*) FROM blobs),
-                    (SELECT coalesce(sum(size), 0) FROM blobs), (SELECT count(*) FROM repositories)",
+                    (SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM blobs), (SELECT count(*) FROM repositories)",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -154,6 +219,47 @@ impl Metadata {
         self.relaxed.close().await;
         self.pool.close().await;
     }
+}
+
+/// A yes/no column: BOOLEAN on PostgreSQL, 0 or 1 on SQLite (which has no booleans).
+pub(crate) fn flag(row: &sqlx::any::AnyRow, index: usize) -> bool {
+    row.try_get::<bool, _>(index).unwrap_or_else(|_| row.get::<i64, _>(index) != 0)
+}
+
+/// Takes PostgreSQL's [`WRITE_LOCK`] for the rest of the transaction.
+pub(crate) async fn lock_writes(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(conn).await.map(drop)
+}
+
+/// A pool whose connections each run `setup` (settings statements) when opened.
+async fn open_pool(options: &AnyConnectOptions, size: u32, setup: &'static str) -> Result<AnyPool> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(size)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if !setup.is_empty() {
+                    conn.execute(setup).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options.clone())
+        .await?)
+}
+
+/// `path` as the path part of a `sqlite:` URL, which sqlx percent-decodes and ends at
+/// the first `?`. The three characters that matter, by hand rather than a crate.
+fn sqlite_path_in_url(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3F"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub(crate) fn now() -> i64 {

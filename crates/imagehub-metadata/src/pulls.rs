@@ -7,10 +7,10 @@ use crate::{Metadata, Result};
 impl Metadata {
     /// Adds counted pulls: `(repository, digest, pulls)`.
     pub async fn add_pulls(&self, pulls: &[(String, String, u64)]) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         for (repository, digest, count) in pulls {
             sqlx::query(
-                "INSERT INTO pull_counts (repository, digest, count) VALUES (?, ?, ?)
+                "INSERT INTO pull_counts (repository, digest, count) VALUES ($1, $2, $3)
                  ON CONFLICT (repository, digest) DO UPDATE SET count = count + excluded.count",
             )
             .bind(repository)
@@ -25,7 +25,7 @@ impl Metadata {
 
     /// Pulls of one image (`Some(digest)`) or of a whole repository (`None`).
     pub async fn pull_count(&self, repository: &str, digest: Option<&str>) -> Result<u64> {
-        let row = sqlx::query("SELECT COALESCE(sum(count), 0) FROM pull_counts WHERE repository = ?1 AND (?2 IS NULL OR digest = ?2)")
+        let row = sqlx::query("SELECT CAST(COALESCE(sum(count), 0) AS BIGINT) FROM pull_counts WHERE repository = $1 AND ($2 IS NULL OR digest = $2)")
             .bind(repository)
             .bind(digest)
             .fetch_one(&self.pool)
@@ -36,7 +36,7 @@ impl Metadata {
     /// Pulls of each of `repositories` (those never pulled are left out).
     pub async fn pull_counts(&self, repositories: &[String]) -> Result<Vec<(String, u64)>> {
         let names = serde_json::Value::from(repositories.to_vec()).to_string();
-        let rows = sqlx::query("SELECT repository, sum(count) FROM pull_counts WHERE repository IN (SELECT value FROM json_each(?)) GROUP BY repository")
+        let rows = sqlx::query("SELECT repository, CAST(sum(count) AS BIGINT) FROM pull_counts WHERE repository IN (SELECT value FROM json_each($1)) GROUP BY repository")
             .bind(names)
             .fetch_all(&self.pool)
             .await?;
@@ -45,7 +45,7 @@ impl Metadata {
 
     /// Pulls of each image of `repository` that was pulled: `(digest, pulls)`.
     pub async fn image_pull_counts(&self, repository: &str) -> Result<Vec<(String, u64)>> {
-        let rows = sqlx::query("SELECT digest, count FROM pull_counts WHERE repository = ?")
+        let rows = sqlx::query("SELECT digest, count FROM pull_counts WHERE repository = $1")
             .bind(repository)
             .fetch_all(&self.pool)
             .await?;

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use imagehub_oci::{Digest, RepoName, Tag};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use crate::{Metadata, MetadataError, Result, now, now_ms};
 
@@ -74,7 +74,7 @@ pub struct Referrer {
 impl Metadata {
     /// Whether the repository exists (has had content pushed or mounted).
     pub async fn repository_exists(&self, repository: &RepoName) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM repositories WHERE name = ?")
+        let row = sqlx::query("SELECT 1 FROM repositories WHERE name = $1")
             .bind(repository.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -91,7 +91,7 @@ impl Metadata {
             "SELECT b.size FROM repository_blobs rb
              JOIN repositories r ON r.id = rb.repository_id
              JOIN blobs b ON b.digest = rb.digest
-             WHERE r.name = ? AND rb.digest = ?",
+             WHERE r.name = $1 AND rb.digest = $2",
         )
         .bind(repository.as_str())
         .bind(digest.to_string())
@@ -123,7 +123,7 @@ impl Metadata {
             .write(move |conn| {
                 Box::pin(async move {
                     link_blob(&mut *conn, &repository, &digest, size).await?;
-                    sqlx::query("DELETE FROM uploads WHERE id = ?")
+                    sqlx::query("DELETE FROM uploads WHERE id = $1")
                         .bind(&id)
                         .execute(&mut *conn)
                         .await?;
@@ -137,8 +137,8 @@ impl Metadata {
     /// in the blob store until garbage collection finds no repository linking them.
     pub async fn unlink_blob(&self, repository: &RepoName, digest: &Digest) -> Result<bool> {
         let done = sqlx::query(
-            "DELETE FROM repository_blobs WHERE digest = ?
-             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+            "DELETE FROM repository_blobs WHERE digest = $1
+             AND repository_id = (SELECT id FROM repositories WHERE name = $2)",
         )
         .bind(digest.to_string())
         .bind(repository.as_str())
@@ -157,7 +157,7 @@ impl Metadata {
             "SELECT m.digest, m.media_type, m.content FROM tags t
              JOIN repositories r ON r.id = t.repository_id
              JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
-             WHERE r.name = ? AND t.name = ?",
+             WHERE r.name = $1 AND t.name = $2",
         )
         .bind(repository.as_str())
         .bind(tag.as_str())
@@ -175,7 +175,7 @@ impl Metadata {
         let row = sqlx::query(
             "SELECT m.digest, m.media_type, m.content FROM manifests m
              JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ? AND m.digest = ?",
+             WHERE r.name = $1 AND m.digest = $2",
         )
         .bind(repository.as_str())
         .bind(digest.to_string())
@@ -195,8 +195,8 @@ impl Metadata {
     /// Deletes a manifest and every tag pointing at it; returns whether it existed.
     pub async fn delete_manifest(&self, repository: &RepoName, digest: &Digest) -> Result<bool> {
         let done = sqlx::query(
-            "DELETE FROM manifests WHERE digest = ?
-             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+            "DELETE FROM manifests WHERE digest = $1
+             AND repository_id = (SELECT id FROM repositories WHERE name = $2)",
         )
         .bind(digest.to_string())
         .bind(repository.as_str())
@@ -208,8 +208,8 @@ impl Metadata {
     /// Deletes a tag, leaving its manifest; returns whether it existed.
     pub async fn delete_tag(&self, repository: &RepoName, tag: &Tag) -> Result<bool> {
         let done = sqlx::query(
-            "DELETE FROM tags WHERE name = ?
-             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+            "DELETE FROM tags WHERE name = $1
+             AND repository_id = (SELECT id FROM repositories WHERE name = $2)",
         )
         .bind(tag.as_str())
         .bind(repository.as_str())
@@ -222,7 +222,7 @@ impl Metadata {
     pub async fn tags(&self, repository: &RepoName) -> Result<Vec<String>> {
         let rows = sqlx::query(
             "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
-             WHERE r.name = ? ORDER BY t.name",
+             WHERE r.name = $1 ORDER BY t.name",
         )
         .bind(repository.as_str())
         .fetch_all(&self.pool)
@@ -233,9 +233,9 @@ impl Metadata {
     /// Up to `limit` repository names after `last`, in lexical (byte) order.
     pub async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
         let rows =
-            sqlx::query("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
+            sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
                 .bind(last.unwrap_or(""))
-                .bind(limit)
+                .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
@@ -264,8 +264,8 @@ impl Metadata {
         let rows = sqlx::query(
             "SELECT m.digest, m.media_type, length(m.content), m.artifact_type, m.annotations
              FROM manifests m JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ? AND m.subject IN (SELECT value FROM json_each(?))
-               AND (? IS NULL OR m.artifact_type = ?)
+             WHERE r.name = $1 AND m.subject IN (SELECT value FROM json_each($2))
+               AND ($3 IS NULL OR m.artifact_type = $4)
              ORDER BY m.digest",
         )
         .bind(repository.as_str())
@@ -302,7 +302,7 @@ impl Metadata {
             .write(move |conn| {
                 Box::pin(async move {
                     let (by_owner, in_repository): (i64, i64) = sqlx::query_as(
-                        "SELECT (SELECT count(*) FROM uploads WHERE owner = ?1), (SELECT count(*) FROM uploads WHERE repository = ?2)",
+                        "SELECT (SELECT count(*) FROM uploads WHERE owner = $1), (SELECT count(*) FROM uploads WHERE repository = $2)",
                     )
                     .bind(&owner)
                     .bind(&repository)
@@ -314,7 +314,7 @@ impl Metadata {
                     if in_repository >= i64::from(caps.per_repository) {
                         return Err(MetadataError::TooManyUploads { scope: UploadScope::Repository, limit: caps.per_repository });
                     }
-                    sqlx::query("INSERT INTO uploads (id, repository, started_at, owner) VALUES (?, ?, ?, ?)")
+                    sqlx::query("INSERT INTO uploads (id, repository, started_at, owner) VALUES ($1, $2, $3, $4)")
                         .bind(id)
                         .bind(repository)
                         .bind(now())
@@ -329,7 +329,7 @@ impl Metadata {
 
     /// The repository an upload session belongs to, if the session exists.
     pub async fn upload_repository(&self, id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT repository FROM uploads WHERE id = ?")
+        let row = sqlx::query("SELECT repository FROM uploads WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -338,18 +338,18 @@ impl Metadata {
 
     /// Forgets an upload session.
     pub async fn delete_upload(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM uploads WHERE id = ?").bind(id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(())
     }
 }
 
 async fn ensure_repository(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repository: &RepoName,
     now: i64,
 ) -> Result<i64> {
     let row = sqlx::query(
-        "INSERT INTO repositories (name, created_at) VALUES (?, ?)
+        "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
     )
     .bind(repository.as_str())
@@ -360,7 +360,7 @@ async fn ensure_repository(
     if let Some(namespace) = repository.namespace() {
         sqlx::query(
             "INSERT INTO repository_visibility (name, visibility)
-             SELECT ?, default_visibility FROM namespaces WHERE name = ? ON CONFLICT DO NOTHING",
+             SELECT $1, default_visibility FROM namespaces WHERE name = $2 ON CONFLICT DO NOTHING",
         )
         .bind(repository.as_str())
         .bind(namespace)
@@ -372,14 +372,14 @@ async fn ensure_repository(
 
 /// Records a verified blob and links it to `repository`, creating the repository.
 async fn link_blob(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repository: &RepoName,
     digest: &Digest,
     size: u64,
 ) -> Result<()> {
     let now = now();
     sqlx::query(
-        "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
     .bind(digest.to_string())
     .bind(size as i64)
@@ -387,7 +387,7 @@ async fn link_blob(
     .execute(&mut *conn)
     .await?;
     let repository_id = ensure_repository(&mut *conn, repository, now).await?;
-    sqlx::query("INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+    sqlx::query("INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(repository_id)
         .bind(digest.to_string())
         .bind(now)
@@ -398,12 +398,12 @@ async fn link_blob(
 
 /// Stores a manifest and its references, and moves its tag.
 /// Fails with `MissingReference` when a blob or child manifest is not in the repository.
-async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Result<()> {
+async fn put_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Result<()> {
     let now = now();
     let repository_id = ensure_repository(&mut *conn, &manifest.repository, now).await?;
     for digest in &manifest.blobs {
         let linked =
-            sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
+            sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
                 .bind(repository_id)
                 .bind(digest.to_string())
                 .fetch_optional(&mut *conn)
@@ -416,11 +416,12 @@ async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Re
         }
     }
     for digest in &manifest.manifests {
-        let exists = sqlx::query("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?")
-            .bind(repository_id)
-            .bind(digest.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
+        let exists =
+            sqlx::query("SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2")
+                .bind(repository_id)
+                .bind(digest.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
         if exists.is_none() {
             return Err(MetadataError::MissingReference {
                 digest: digest.clone(),
@@ -432,7 +433,7 @@ async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Re
     sqlx::query(
         "INSERT INTO manifests
            (repository_id, digest, media_type, artifact_type, subject, annotations, content, pushed_at, pushed_by, pushed_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at,
             pushed_by = COALESCE(excluded.pushed_by, pushed_by), pushed_at_ms = excluded.pushed_at_ms",
     )
@@ -451,7 +452,7 @@ async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Re
     // Indexing (base info, README, labels) happens off the request path; the job is
     // committed with the manifest, so a crash cannot lose it.
     sqlx::query(
-        "INSERT INTO jobs (kind, repository, digest, run_after, created_at) VALUES ('index', ?, ?, ?, ?)
+        "INSERT INTO jobs (kind, repository, digest, run_after, created_at) VALUES ('index', $1, $2, $3, $4)
          ON CONFLICT (kind, repository, digest) DO UPDATE SET run_after = excluded.run_after, attempts = 0",
     )
     .bind(manifest.repository.as_str())
@@ -468,7 +469,7 @@ async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Re
     for (child, is_manifest) in children {
         sqlx::query(
             "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, child_is_manifest)
-             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
         .bind(repository_id)
         .bind(&digest)
@@ -479,7 +480,7 @@ async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Re
     }
     if let Some(tag) = &manifest.tag {
         sqlx::query(
-            "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest,
                 updated_at = excluded.updated_at",
         )
@@ -493,7 +494,7 @@ async fn put_manifest(conn: &mut SqliteConnection, manifest: &NewManifest) -> Re
     Ok(())
 }
 
-fn stored_manifest(row: sqlx::sqlite::SqliteRow) -> Result<StoredManifest> {
+fn stored_manifest(row: sqlx::any::AnyRow) -> Result<StoredManifest> {
     Ok(StoredManifest {
         digest: parse_digest(row.get(0))?,
         media_type: row.get(1),

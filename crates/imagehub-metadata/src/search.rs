@@ -2,7 +2,7 @@
 //! (tsvector) can take later: keep a repository's row current, and query it with the
 //! ranking the hub wants — exact and prefix name matches, then keywords, then text.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use crate::{Metadata, RepositoryFilter, Result};
 
@@ -42,9 +42,9 @@ impl Metadata {
         &self,
         documents: &[(String, Option<SearchDocument>)],
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         for (repository, document) in documents {
-            sqlx::query("DELETE FROM repository_search WHERE rowid = (SELECT id FROM repositories WHERE name = ?)")
+            sqlx::query("DELETE FROM repository_search WHERE rowid = (SELECT id FROM repositories WHERE name = $1)")
                 .bind(repository)
                 .execute(&mut *tx)
                 .await?;
@@ -53,10 +53,10 @@ impl Metadata {
             // its triggers do, and as `Access` queries them.
             sqlx::query(
                 "INSERT INTO repository_search (rowid, name, last, keywords, description, docs, namespace, visibility)
-                 SELECT r.id, r.name, ?2, ?3, ?4, ?5, 'n' || lower(hex(r.namespace)),
+                 SELECT r.id, r.name, $2, $3, $4, $5, 'n' || lower(hex(r.namespace)),
                         COALESCE(rv.visibility, ns.default_visibility, 'private')
                  FROM repositories r LEFT JOIN repository_visibility rv ON rv.name = r.name
-                 LEFT JOIN namespaces ns ON ns.name = r.namespace WHERE r.name = ?1",
+                 LEFT JOIN namespaces ns ON ns.name = r.namespace WHERE r.name = $1",
             )
             .bind(repository)
             .bind(repository.rsplit('/').next().unwrap_or(repository))
@@ -107,13 +107,13 @@ impl Metadata {
         let total = count_matches(&mut snapshot, &expression).await?;
         let page_sql = format!(
             "SELECT r.name FROM repositories r
-             WHERE r.id IN (SELECT rowid FROM repository_search WHERE repository_search MATCH ?1)
-             ORDER BY {order} LIMIT ?2 OFFSET ?3"
+             WHERE r.id IN (SELECT rowid FROM repository_search WHERE repository_search MATCH $1)
+             ORDER BY {order} LIMIT $2 OFFSET $3"
         );
         let rows = sqlx::query(&page_sql)
             .bind(&expression)
-            .bind(limit)
-            .bind(offset)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
             .fetch_all(&mut *snapshot)
             .await?;
         Ok(SearchPage { names: rows.iter().map(|r| r.get(0)).collect(), total })
@@ -217,16 +217,16 @@ impl Metadata {
 /// `(rowid, name)` of the matches of `expression` whose name or last component
 /// starts with `query`: equal first, then shorter first, then by name.
 async fn names_starting_with(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     expression: &str,
     query: &str,
 ) -> Result<Vec<(i64, String)>> {
     let rows = sqlx::query(
         "SELECT id, name FROM (
              SELECT rowid AS id, name,
-                    CASE WHEN name = ?2 OR last = ?2 THEN 0
-                         WHEN substr(name, 1, length(?2)) = ?2 OR substr(last, 1, length(?2)) = ?2 THEN 1 END AS tier
-             FROM repository_search WHERE repository_search MATCH ?1)
+                    CASE WHEN name = $2 OR last = $2 THEN 0
+                         WHEN substr(name, 1, length($2)) = $2 OR substr(last, 1, length($2)) = $2 THEN 1 END AS tier
+             FROM repository_search WHERE repository_search MATCH $1)
          WHERE tier IS NOT NULL ORDER BY tier, length(name), name",
     )
     .bind(expression)
@@ -236,26 +236,27 @@ async fn names_starting_with(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-async fn count_matches(conn: &mut SqliteConnection, expression: &str) -> Result<u64> {
-    let row = sqlx::query("SELECT count(*) FROM repository_search WHERE repository_search MATCH ?")
-        .bind(expression)
-        .fetch_one(&mut *conn)
-        .await?;
+async fn count_matches(conn: &mut AnyConnection, expression: &str) -> Result<u64> {
+    let row =
+        sqlx::query("SELECT count(*) FROM repository_search WHERE repository_search MATCH $1")
+            .bind(expression)
+            .fetch_one(&mut *conn)
+            .await?;
     Ok(row.get::<i64, _>(0) as u64)
 }
 
 /// Names of the matches of `expression` but not of the rowids in `excluded` (a JSON
 /// array), newest first, `take` of them after skipping `skip`.
 async fn newest_matches(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     expression: &str,
     excluded: &str,
     skip: u64,
     take: u64,
 ) -> Result<Vec<String>> {
     let rows = sqlx::query(
-        "SELECT name FROM repository_search WHERE repository_search MATCH ?1
-         AND rowid NOT IN (SELECT value FROM json_each(?2)) ORDER BY rowid DESC LIMIT ?3 OFFSET ?4",
+        "SELECT name FROM repository_search WHERE repository_search MATCH $1
+         AND rowid NOT IN (SELECT value FROM json_each($2)) ORDER BY rowid DESC LIMIT $3 OFFSET $4",
     )
     .bind(expression)
     .bind(excluded)

@@ -1,7 +1,7 @@
 //! Sync rules and their runs (migration 0016).
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{Metadata, Result, now};
 
@@ -47,7 +47,7 @@ const RULE_COLUMNS: &str = "id, namespace, created_by, upstream, target_reposito
      semver, newest, interval_secs, cron, rate_limit_floor, credentials, enabled, next_run_at, created_at";
 const RUN_COLUMNS: &str = "id, rule_id, started_at, finished_at, state, reason, group_id, tags";
 
-fn rule(r: &SqliteRow) -> SyncRuleRow {
+fn rule(r: &AnyRow) -> SyncRuleRow {
     SyncRuleRow {
         id: r.get(0),
         namespace: r.get(1),
@@ -62,13 +62,13 @@ fn rule(r: &SqliteRow) -> SyncRuleRow {
         cron: r.get(10),
         rate_limit_floor: r.get::<Option<i64>, _>(11).map(|n| n as u64),
         credentials: r.get(12),
-        enabled: r.get(13),
+        enabled: crate::flag(r, 13),
         next_run_at: r.get(14),
         created_at: r.get(15),
     }
 }
 
-fn run(r: &SqliteRow) -> SyncRunRow {
+fn run(r: &AnyRow) -> SyncRunRow {
     SyncRunRow {
         id: r.get(0),
         rule_id: r.get(1),
@@ -88,13 +88,13 @@ impl Metadata {
             true => format!(
                 "INSERT INTO sync_rules (namespace, created_by, upstream, target_repository, include_tags, exclude_tags,
                      semver, newest, interval_secs, cron, rate_limit_floor, credentials, enabled, next_run_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING {RULE_COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {RULE_COLUMNS}"
             ),
             false => format!(
-                "UPDATE sync_rules SET namespace = ?1, created_by = ?2, upstream = ?3, target_repository = ?4,
-                     include_tags = ?5, exclude_tags = ?6, semver = ?7, newest = ?8, interval_secs = ?9, cron = ?10,
-                     rate_limit_floor = ?11, credentials = ?12, enabled = ?13, next_run_at = ?14
-                 WHERE id = ?15 RETURNING {RULE_COLUMNS}"
+                "UPDATE sync_rules SET namespace = $1, created_by = $2, upstream = $3, target_repository = $4,
+                     include_tags = $5, exclude_tags = $6, semver = $7, newest = $8, interval_secs = $9, cron = $10,
+                     rate_limit_floor = $11, credentials = $12, enabled = $13, next_run_at = $14
+                 WHERE id = $15 RETURNING {RULE_COLUMNS}"
             ),
         };
         let last = if new { now() } else { rule_row.id };
@@ -120,7 +120,7 @@ impl Metadata {
     }
 
     pub async fn sync_rule(&self, id: i64) -> Result<Option<SyncRuleRow>> {
-        let found = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM sync_rules WHERE id = ?"))
+        let found = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM sync_rules WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -129,7 +129,7 @@ impl Metadata {
 
     pub async fn sync_rules_in(&self, namespace: &str) -> Result<Vec<SyncRuleRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {RULE_COLUMNS} FROM sync_rules WHERE namespace = ? ORDER BY id"
+            "SELECT {RULE_COLUMNS} FROM sync_rules WHERE namespace = $1 ORDER BY id"
         ))
         .bind(namespace)
         .fetch_all(&self.pool)
@@ -138,8 +138,10 @@ impl Metadata {
     }
 
     pub async fn delete_sync_rule(&self, id: i64) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM sync_rules WHERE id = ?").bind(id).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM sync_rules WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -149,21 +151,21 @@ impl Metadata {
         next_run_at: impl FnOnce(&SyncRuleRow) -> i64,
     ) -> Result<Option<(SyncRuleRow, SyncRunRow)>> {
         let now = now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let found = sqlx::query(&format!(
-            "SELECT {RULE_COLUMNS} FROM sync_rules WHERE enabled AND next_run_at <= ? ORDER BY next_run_at, id LIMIT 1"
+            "SELECT {RULE_COLUMNS} FROM sync_rules WHERE enabled AND next_run_at <= $1 ORDER BY next_run_at, id LIMIT 1"
         ))
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(found) = found.as_ref().map(rule) else { return Ok(None) };
-        sqlx::query("UPDATE sync_rules SET next_run_at = ? WHERE id = ?")
+        sqlx::query("UPDATE sync_rules SET next_run_at = $1 WHERE id = $2")
             .bind(next_run_at(&found))
             .bind(found.id)
             .execute(&mut *tx)
             .await?;
         let opened = sqlx::query(&format!(
-            "INSERT INTO sync_runs (rule_id, started_at, state) VALUES (?, ?, 'running') RETURNING {RUN_COLUMNS}"
+            "INSERT INTO sync_runs (rule_id, started_at, state) VALUES ($1, $2, 'running') RETURNING {RUN_COLUMNS}"
         ))
         .bind(found.id)
         .bind(now)
@@ -182,7 +184,7 @@ impl Metadata {
         group: Option<i64>,
         tags: &str,
     ) -> Result<()> {
-        sqlx::query("UPDATE sync_runs SET state = ?, reason = ?, group_id = ?, tags = ?, finished_at = ? WHERE id = ?")
+        sqlx::query("UPDATE sync_runs SET state = $1, reason = $2, group_id = $3, tags = $4, finished_at = $5 WHERE id = $6")
             .bind(state)
             .bind(reason)
             .bind(group)
@@ -197,7 +199,7 @@ impl Metadata {
     /// Runs left running when the server stopped end as failed.
     pub async fn fail_running_sync_runs(&self) -> Result<u64> {
         let done = sqlx::query(
-            "UPDATE sync_runs SET state = 'failed', reason = 'the server stopped during the run', finished_at = ?
+            "UPDATE sync_runs SET state = 'failed', reason = 'the server stopped during the run', finished_at = $1
              WHERE state = 'running'",
         )
         .bind(now())
@@ -209,17 +211,17 @@ impl Metadata {
     /// A rule's runs, newest first.
     pub async fn sync_runs(&self, rule_id: i64, limit: u32) -> Result<Vec<SyncRunRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE rule_id = ? ORDER BY id DESC LIMIT ?"
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE rule_id = $1 ORDER BY id DESC LIMIT $2"
         ))
         .bind(rule_id)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(run).collect())
     }
 
     pub async fn sync_run(&self, id: i64) -> Result<Option<SyncRunRow>> {
-        let found = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = ?"))
+        let found = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;

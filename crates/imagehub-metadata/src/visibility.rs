@@ -1,9 +1,9 @@
 //! The one SQL condition for "this caller may see this repository", shared by the
 //! catalog, namespace listings and search.
 
-use sqlx::Sqlite;
+use sqlx::Any;
+use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::sqlite::SqliteArguments;
 
 use crate::RepositoryFilter;
 
@@ -14,9 +14,9 @@ pub(crate) const JOINS: &str = "LEFT JOIN repository_visibility rv ON rv.name = 
 pub(crate) fn condition(first: usize) -> String {
     let (all, only, public, namespaces) = (first, first + 1, first + 2, first + 3);
     format!(
-        "(?{all} OR ((?{only} IS NULL OR r.namespace IN (SELECT value FROM json_each(?{only})))
-          AND ((?{public} AND COALESCE(rv.visibility, ns.default_visibility, 'private') = 'public')
-               OR r.namespace IN (SELECT value FROM json_each(?{namespaces})))))"
+        "(${all} OR ((${only} IS NULL OR r.namespace IN (SELECT value FROM json_each(${only})))
+          AND ((${public} AND COALESCE(rv.visibility, ns.default_visibility, 'private') = 'public')
+               OR r.namespace IN (SELECT value FROM json_each(${namespaces})))))"
     )
 }
 
@@ -47,9 +47,9 @@ impl Params {
 
 /// Binds the condition's parameters, in order, after those already bound.
 pub(crate) fn bind<'q>(
-    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    query: Query<'q, Any, AnyArguments<'q>>,
     params: &'q Params,
-) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+) -> Query<'q, Any, AnyArguments<'q>> {
     query
         .bind(params.all)
         .bind(params.only.as_deref())

@@ -28,7 +28,7 @@ impl Metadata {
     ) -> Result<()> {
         let now = now();
         sqlx::query(
-            "INSERT INTO web_sessions (secret_hash, user_id, csrf, created_at, last_seen_at, client) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO web_sessions (secret_hash, user_id, csrf, created_at, last_seen_at, client) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(secret_hash)
         .bind(user_id)
@@ -47,7 +47,7 @@ impl Metadata {
             USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
         let row = sqlx::query(&format!(
             "SELECT {columns}, s.csrf, s.created_at, s.last_seen_at
-             FROM web_sessions s JOIN users u ON u.id = s.user_id WHERE s.secret_hash = ?"
+             FROM web_sessions s JOIN users u ON u.id = s.user_id WHERE s.secret_hash = $1"
         ))
         .bind(secret_hash)
         .fetch_optional(&self.pool)
@@ -57,7 +57,7 @@ impl Metadata {
         let session =
             WebSessionRow { csrf: row.get(8), created_at: row.get(9), last_seen_at: row.get(10) };
         if session.last_seen_at < now() - TOUCH_SECS {
-            sqlx::query("UPDATE web_sessions SET last_seen_at = ? WHERE secret_hash = ?")
+            sqlx::query("UPDATE web_sessions SET last_seen_at = $1 WHERE secret_hash = $2")
                 .bind(now())
                 .bind(secret_hash)
                 .execute(&self.pool)
@@ -68,7 +68,7 @@ impl Metadata {
 
     /// Ends a session; ending one that is gone is not an error.
     pub async fn delete_web_session(&self, secret_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM web_sessions WHERE secret_hash = ?")
+        sqlx::query("DELETE FROM web_sessions WHERE secret_hash = $1")
             .bind(secret_hash)
             .execute(&self.pool)
             .await?;
@@ -77,7 +77,7 @@ impl Metadata {
 
     /// Ends every session of a user (after a password change).
     pub async fn delete_web_sessions_of(&self, user_id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM web_sessions WHERE user_id = ?")
+        sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
             .bind(user_id)
             .execute(&self.pool)
             .await?;
@@ -86,11 +86,12 @@ impl Metadata {
 
     /// Forgets sessions idle since `idle_before` or created before `created_before`.
     pub async fn prune_web_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM web_sessions WHERE last_seen_at < ? OR created_at < ?")
-            .bind(idle_before)
-            .bind(created_before)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM web_sessions WHERE last_seen_at < $1 OR created_at < $2")
+                .bind(idle_before)
+                .bind(created_before)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected())
     }
 }

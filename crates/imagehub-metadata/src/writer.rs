@@ -11,11 +11,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use sqlx::{AnyConnection, Connection};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{MetadataError, Result};
+use crate::{Engine, MetadataError, Result};
 
 /// Writes taken into one transaction at most.
 const MAX_BATCH: usize = 256;
@@ -28,7 +27,7 @@ pub(crate) type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 /// A queued write: run it inside the batch's transaction, or fail it unrun.
 trait QueuedWrite: Send {
     /// Runs the write; the answer is held until the batch's commit is known.
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Ran>;
+    fn run<'c>(self: Box<Self>, conn: &'c mut AnyConnection) -> BoxFuture<'c, Ran>;
     fn fail(self: Box<Self>, error: Arc<sqlx::Error>);
 }
 
@@ -46,10 +45,10 @@ struct Pending<F, T> {
 
 impl<F, T> QueuedWrite for Pending<F, T>
 where
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Ran> {
+    fn run<'c>(self: Box<Self>, conn: &'c mut AnyConnection) -> BoxFuture<'c, Ran> {
         let Pending { write, reply } = *self;
         Box::pin(async move {
             let result = write(conn).await;
@@ -78,14 +77,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Opens the writer's own connection and starts its task, which ends when the last
-    /// handle is dropped.
-    pub(crate) async fn start(options: &SqliteConnectOptions) -> Result<Writer> {
-        let conn = options.connect().await?;
+    /// Starts the task writing through `conn`, which ends when the last handle is
+    /// dropped.
+    pub(crate) fn start(conn: AnyConnection, engine: Engine) -> Writer {
         let (queue, writes) = mpsc::channel(MAX_QUEUED);
         let (stop, stop_requests) = oneshot::channel();
-        tokio::spawn(run(conn, writes, stop_requests));
-        Ok(Writer { queue, stop: Arc::new(std::sync::Mutex::new(Some(stop))) })
+        tokio::spawn(run(conn, engine, writes, stop_requests));
+        Writer { queue, stop: Arc::new(std::sync::Mutex::new(Some(stop))) }
     }
 
     /// Commits what is queued, refuses later writes (`WriterStopped`) and closes the
@@ -105,7 +103,7 @@ impl Writer {
     /// others commit without it.
     pub(crate) async fn write<F, T>(&self, write: F) -> Result<T>
     where
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
         T: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
@@ -118,7 +116,8 @@ impl Writer {
 }
 
 async fn run(
-    mut conn: SqliteConnection,
+    mut conn: AnyConnection,
+    engine: Engine,
     mut writes: mpsc::Receiver<Box<dyn QueuedWrite>>,
     mut stop: oneshot::Receiver<oneshot::Sender<()>>,
 ) {
@@ -130,7 +129,7 @@ async fn run(
                 if received == 0 {
                     break; // every handle is gone, or stopping and all that was queued is done
                 }
-                commit_batch(&mut conn, batch.drain(..)).await;
+                commit_batch(&mut conn, engine, batch.drain(..)).await;
             }
             request = &mut stop, if stopping.is_none() => {
                 writes.close(); // what is queued still arrives; nothing more can be sent
@@ -145,10 +144,11 @@ async fn run(
 }
 
 async fn commit_batch(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    engine: Engine,
     batch: impl Iterator<Item = Box<dyn QueuedWrite>>,
 ) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
+    if let Err(e) = begin(conn, engine).await {
         let e = Arc::new(e);
         batch.for_each(|w| w.fail(Arc::clone(&e)));
         return;
@@ -189,8 +189,19 @@ async fn commit_batch(
     }
 }
 
+/// Begins the batch's write transaction (see [`crate::Metadata::begin_write`]).
+async fn begin(conn: &mut AnyConnection, engine: Engine) -> Result<(), sqlx::Error> {
+    match engine {
+        Engine::Sqlite => exec(conn, "BEGIN IMMEDIATE").await,
+        Engine::Postgres => {
+            exec(conn, "BEGIN").await?;
+            crate::lock_writes(conn).await
+        }
+    }
+}
+
 /// Runs one transaction-control statement.
-async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), sqlx::Error> {
+async fn exec(conn: &mut AnyConnection, sql: &'static str) -> Result<(), sqlx::Error> {
     sqlx::query(sql).execute(conn).await.map(drop)
 }
 
@@ -200,31 +211,32 @@ mod tests {
 
     use super::*;
 
-    async fn writer(dir: &tempfile::TempDir) -> (Writer, SqliteConnection) {
-        let options =
-            SqliteConnectOptions::new().filename(dir.path().join("db")).create_if_missing(true);
-        let mut reader = options.connect().await.unwrap();
+    async fn writer(dir: &tempfile::TempDir) -> (Writer, AnyConnection) {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite:{}?mode=rwc", dir.path().join("db").display());
+        let mut reader = AnyConnection::connect(&url).await.unwrap();
         sqlx::query("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
             .execute(&mut reader)
             .await
             .unwrap();
-        (Writer::start(&options).await.unwrap(), reader)
+        let conn = AnyConnection::connect(&url).await.unwrap();
+        (Writer::start(conn, Engine::Sqlite), reader)
     }
 
     fn insert(
         v: i64,
-    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<()>> + Send + 'static
+    ) -> impl for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<()>> + Send + 'static
     {
         move |conn| {
             Box::pin(async move {
-                sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *conn).await?;
+                sqlx::query("INSERT INTO t (v) VALUES ($1)").bind(v).execute(&mut *conn).await?;
                 Ok(())
             })
         }
     }
 
     /// Writes a row, then fails on the unique constraint.
-    fn failing(conn: &mut SqliteConnection) -> BoxFuture<'_, Result<()>> {
+    fn failing(conn: &mut AnyConnection) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             sqlx::query("INSERT INTO t (v) VALUES (100)").execute(&mut *conn).await?;
             sqlx::query("INSERT INTO t (v) VALUES (1)").execute(&mut *conn).await?;
