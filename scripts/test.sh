@@ -2,7 +2,9 @@
 # Runs every check of the project: formatting (cargo fmt --check), lints (cargo clippy,
 # warnings denied), and all unit and integration tests of the workspace, including the
 # real-client tests (skopeo, podman, buildah, oras-py) in crates/imagehub/tests/it/realclients/
-# and the web UI's tests in headless Chromium (crates/imagehub/tests/it/browser.rs).
+# and the web UI's tests in headless Chromium (crates/imagehub/tests/it/browser.rs); then
+# the integration suite a second time with every server's metadata in PostgreSQL (a
+# throwaway cluster of Debian's postgresql, started here and removed on exit).
 #
 # On a fresh Debian machine (as root, or with sudo) it first installs what the tests
 # need; when everything is already installed it goes straight to `cargo test`.
@@ -40,8 +42,10 @@ declare -A PACKAGE_OF=(
   [chromium]=chromium
   [chromedriver]=chromium-driver
   [npm]=npm
+  [psql]=postgresql-client
+  [pg_ctlcluster]=postgresql
 )
-PACKAGES=(skopeo podman buildah docker-registry umoci jq apache2-utils python3-pip chromium chromium-driver npm)
+PACKAGES=(skopeo podman buildah docker-registry umoci jq apache2-utils python3-pip chromium chromium-driver npm postgresql postgresql-client)
 
 missing=()
 for cmd in "${!PACKAGE_OF[@]}"; do
@@ -118,4 +122,22 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 say "running all tests: cargo test --workspace --locked $*"
 cargo test --workspace --locked "$@"
+
+# The second pass: a PostgreSQL cluster of our own on a free loopback port, trusting
+# local connections, in a temporary directory; each test server creates its own database
+# there (imagehub-testkit's `backend`).
+PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+PG_DIR="$(mktemp -d)"
+PG_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[[ $(id -u) -eq 0 ]] && chown postgres "$PG_DIR"
+stop_postgres() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PG_DIR"; }
+trap stop_postgres EXIT
+say "starting PostgreSQL ($PG_BIN) on 127.0.0.1:$PG_PORT"
+as_pg "$PG_BIN/initdb" -D "$PG_DIR" -A trust -U imagehub >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/log" -w start \
+  -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=1000" >/dev/null
+say "running the integration suite on PostgreSQL: cargo test -p imagehub --test integration --locked $*"
+IMAGEHUB_TEST_POSTGRES="postgres://imagehub@127.0.0.1:$PG_PORT" \
+  cargo test -p imagehub --test integration --locked "$@"
 say "all tests passed"

@@ -65,16 +65,24 @@ impl Registry {
     /// Opens the registry's storage under `data_dir`: blobs on the filesystem and the
     /// SQLite database `imagehub.db`.
     pub async fn open(data_dir: &Path) -> Result<Registry> {
-        Registry::open_with(data_dir, None).await
+        Registry::open_with(data_dir, None, None).await
     }
 
-    /// [`Registry::open`], with blobs in the S3 bucket `s3` when it is given.
-    pub async fn open_with(data_dir: &Path, s3: Option<&S3Settings>) -> Result<Registry> {
+    /// [`Registry::open`], with blobs in the S3 bucket `s3` and metadata in the
+    /// PostgreSQL database `postgres` (a URL) when they are given.
+    pub async fn open_with(
+        data_dir: &Path,
+        s3: Option<&S3Settings>,
+        postgres: Option<&str>,
+    ) -> Result<Registry> {
         tokio::fs::create_dir_all(data_dir).await?;
         let blobs = BlobStore::open(data_dir, s3).await?;
         // A bucket that cannot be reached is said at start, not at the first push.
         blobs.ping().await?;
-        let meta = Metadata::open_sqlite(&data_dir.join("imagehub.db")).await?;
+        let meta = match postgres {
+            Some(url) => Metadata::open_postgres(url).await?,
+            None => Metadata::open_sqlite(&data_dir.join("imagehub.db")).await?,
+        };
         Ok(Registry {
             blobs,
             meta,
@@ -389,8 +397,14 @@ impl Registry {
     }
 
     /// Every tag of a repository, sorted; `NameUnknown` for a repository never pushed.
+    ///
+    /// On PostgreSQL every listing reads the database: other replicas write tags too,
+    /// and a cache invalidated by their notifications (LISTEN/NOTIFY) would still list
+    /// a tag late in the moment between their commit and the notification's arrival,
+    /// where clients expect a pushed tag listed at once, on whichever replica they ask.
     pub async fn all_tags(&self, repository: &RepoName) -> Result<Arc<Tags>> {
-        if let Some(tags) = self.tags.get(repository) {
+        let cached = self.meta.engine() == imagehub_metadata::Engine::Sqlite;
+        if let Some(tags) = self.tags.get(repository).filter(|_| cached) {
             return Ok(tags);
         }
         let generation = self.tags.generation();
@@ -399,7 +413,9 @@ impl Registry {
             return Err(CoreError::NameUnknown(repository.clone()));
         }
         let tags = Arc::new(Tags::new(tags));
-        self.tags.insert(repository, Arc::clone(&tags), generation);
+        if cached {
+            self.tags.insert(repository, Arc::clone(&tags), generation);
+        }
         Ok(tags)
     }
 

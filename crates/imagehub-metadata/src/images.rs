@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row};
 
 use imagehub_extract::DetailSource;
 
-use crate::{Metadata, MetadataError, Result, now, visibility};
+use crate::{Engine, Metadata, MetadataError, Result, now, visibility};
 
 /// Base info of one manifest, as the indexing job computed it.
 #[derive(Debug, Clone, Default)]
@@ -81,13 +81,18 @@ impl Metadata {
         keys: &[(String, String)],
     ) -> Result<Vec<(String, DetailRow)>> {
         let keys = serde_json::to_string(keys).expect("string pairs serialise");
-        let rows = sqlx::query(
-            "SELECT repository, reference, source, details FROM image_details WHERE (repository, reference) IN
-             (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1))",
-        )
-        .bind(keys)
-        .fetch_all(&self.pool)
-        .await?;
+        // The pairs are one JSON parameter, taken apart by each engine's JSON functions.
+        let sql = match self.engine {
+            Engine::Sqlite => {
+                "SELECT repository, reference, source, details FROM image_details WHERE (repository, reference) IN
+                 (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1))"
+            }
+            Engine::Postgres => {
+                "SELECT repository, reference, source, details FROM image_details WHERE (repository, reference) IN
+                 (SELECT value->>0, value->>1 FROM jsonb_array_elements(CAST($1 AS jsonb)))"
+            }
+        };
+        let rows = sqlx::query(sql).bind(keys).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 let row = DetailRow {
@@ -144,7 +149,7 @@ impl Metadata {
     pub async fn latest_images(&self, repositories: &[String]) -> Result<Vec<(String, ImageRow)>> {
         let sql = format!(
             "SELECT * FROM (SELECT t.name, {IMAGE_COLUMNS}, r.name, row_number() OVER (PARTITION BY r.id ORDER BY {LATEST_FIRST}) AS n
-             {IMAGES_FROM} AND r.name IN (SELECT value FROM json_each($1))) WHERE n = 1"
+             {IMAGES_FROM} AND r.name IN (SELECT value FROM json_each($1))) AS latest WHERE n = 1"
         );
         let names = serde_json::Value::from(repositories.to_vec()).to_string();
         let rows = sqlx::query(&sql).bind(names).fetch_all(&self.pool).await?;

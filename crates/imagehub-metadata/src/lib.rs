@@ -59,8 +59,6 @@ pub enum MetadataError {
     WriterStopped,
     #[error("{limit} upload sessions are already open {scope}; finish or cancel some first")]
     TooManyUploads { scope: UploadScope, limit: u32 },
-    #[error("unsupported metadata URL {0:?}: expected postgres://… (or a SQLite file path)")]
-    UnsupportedUrl(String),
 }
 
 /// Which SQL engine holds the metadata.
@@ -122,18 +120,6 @@ const SQLITE_RELAXED: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NO
 const POSTGRES_RELAXED: &str = "SET synchronous_commit = off";
 
 impl Metadata {
-    /// Opens the database `url` names: `postgres://…` (or `postgresql://…`), or else a
-    /// path to a SQLite file, created if missing. Either is migrated to this version.
-    pub async fn open(url: &str) -> Result<Metadata> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Metadata::open_postgres(url).await
-        } else if url.contains("://") {
-            Err(MetadataError::UnsupportedUrl(url.to_string()))
-        } else {
-            Metadata::open_sqlite(Path::new(url.strip_prefix("sqlite:").unwrap_or(url))).await
-        }
-    }
-
     /// Opens (creating if needed) the SQLite database at `path` and migrates it.
     pub async fn open_sqlite(path: &Path) -> Result<Metadata> {
         sqlx::any::install_default_drivers();
@@ -176,6 +162,17 @@ impl Metadata {
             relaxed: self.relaxed.clone(),
             writer: self.writer.clone(),
         }
+    }
+
+    /// Begins a read-only transaction whose queries all see the same committed state
+    /// (SQLite's read transactions do; PostgreSQL's need REPEATABLE READ).
+    pub(crate) async fn snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.engine {
+            Engine::Sqlite => self.pool.begin().await?,
+            Engine::Postgres => {
+                self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?
+            }
+        })
     }
 
     /// Begins a write transaction: one at a time over the whole database (SQLite's

@@ -11,7 +11,7 @@ impl Metadata {
         for (repository, digest, count) in pulls {
             sqlx::query(
                 "INSERT INTO pull_counts (repository, digest, count) VALUES ($1, $2, $3)
-                 ON CONFLICT (repository, digest) DO UPDATE SET count = count + excluded.count",
+                 ON CONFLICT (repository, digest) DO UPDATE SET count = pull_counts.count + excluded.count",
             )
             .bind(repository)
             .bind(digest)

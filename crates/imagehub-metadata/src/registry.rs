@@ -435,7 +435,7 @@ async fn put_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Resul
            (repository_id, digest, media_type, artifact_type, subject, annotations, content, pushed_at, pushed_by, pushed_at_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at,
-            pushed_by = COALESCE(excluded.pushed_by, pushed_by), pushed_at_ms = excluded.pushed_at_ms",
+            pushed_by = COALESCE(excluded.pushed_by, manifests.pushed_by), pushed_at_ms = excluded.pushed_at_ms",
     )
     .bind(repository_id)
     .bind(&digest)

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    pub metadata: MetadataConfig,
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub uploads: UploadsConfig,
@@ -33,6 +34,7 @@ impl Config {
         if let Some(s3) = &mut shown.storage.s3 {
             s3.secret_key = HIDDEN.into();
         }
+        shown.metadata.url = without_password(&shown.metadata.url, HIDDEN);
         if !shown.build.webhook_secret.is_empty() {
             shown.build.webhook_secret = HIDDEN.into();
         }
@@ -117,6 +119,26 @@ pub struct StorageConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig { data_dir: PathBuf::from("./data"), s3: None }
+    }
+}
+
+/// `[metadata]`: the database of repositories, tags, manifests, accounts and jobs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataConfig {
+    /// `postgres://user:password@host:5432/imagehub` for a database replicas share;
+    /// empty: the SQLite file `imagehub.db` in `storage.data_dir`.
+    pub url: String,
+}
+
+/// `url` with the password of its user part, if any, replaced by `mark`.
+fn without_password(url: &str, mark: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return url.to_string() };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:{mark}{}", &rest[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -541,6 +563,10 @@ pub const KNOBS: &[(&str, &str)] = &[
     ),
     ("storage.data_dir", "directory for the SQLite database, blobs and uploads (default ./data)"),
     (
+        "metadata.url",
+        "postgres://user:password@host/db for a database several replicas share (default empty: SQLite in data_dir)",
+    ),
+    (
         "storage.s3",
         "an S3-compatible bucket for blobs and uploads: endpoint, bucket, region, access_key, secret_key, path_style, redirect (default none: under data_dir)",
     ),
@@ -740,6 +766,13 @@ impl Config {
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             problems.push("storage.data_dir is empty".to_owned());
+        }
+        let url = &self.metadata.url;
+        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            problems.push(format!(
+                "metadata.url {:?} is not a postgres:// URL (leave it empty for SQLite)",
+                without_password(url, "(hidden)")
+            ));
         }
         anyhow::ensure!(problems.is_empty(), "invalid configuration:\n  {}", problems.join("\n  "));
         Ok(())

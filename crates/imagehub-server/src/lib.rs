@@ -152,14 +152,18 @@ pub async fn collect_garbage(config: &Config, options: GcOptions) -> anyhow::Res
 async fn open_registry(config: &Config) -> anyhow::Result<Registry> {
     let s3 = config.storage.s3.as_ref().map(|s3| s3.settings());
     let data_dir = config.storage.data_dir.display();
-    let what = match &s3 {
+    let mut what = match &s3 {
         Some(s3) => format!(
             "opening storage under {data_dir} and the bucket {} at {}",
             s3.bucket, s3.endpoint
         ),
         None => format!("opening storage under {data_dir}"),
     };
-    Registry::open_with(&config.storage.data_dir, s3.as_ref()).await.context(what)
+    let postgres = Some(config.metadata.url.as_str()).filter(|url| !url.is_empty());
+    if postgres.is_some() {
+        what += &format!(" and the database {}", config.redacted().metadata.url);
+    }
+    Registry::open_with(&config.storage.data_dir, s3.as_ref(), postgres).await.context(what)
 }
 
 /// Copies the blobs of the hub `config` describes, kept under its data directory, into

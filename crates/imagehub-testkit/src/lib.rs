@@ -14,6 +14,8 @@ use tokio::sync::oneshot;
 /// A running server; dropping it shuts the server down and removes its data.
 pub struct TestServer {
     addr: SocketAddr,
+    /// The metadata database: a `postgres://` URL, or empty for SQLite in `data_dir`.
+    metadata_url: String,
     data_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -47,7 +49,11 @@ impl TestServer {
         config.storage.data_dir = data_dir.path().to_path_buf();
         config.auth.enabled = false;
         configure(&mut config);
+        if config.metadata.url.is_empty() {
+            config.metadata.url = backend::metadata_url(data_dir.path()).unwrap_or_default();
+        }
 
+        let metadata_url = config.metadata.url.clone();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -82,7 +88,13 @@ impl TestServer {
             Ok(addr) => addr,
             Err(e) => panic!("test server failed to start: {e}"),
         };
-        TestServer { addr, data_dir, shutdown: Some(shutdown_tx), thread: Some(thread) }
+        TestServer {
+            addr,
+            metadata_url,
+            data_dir,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
@@ -101,6 +113,15 @@ impl TestServer {
 
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
+    }
+
+    /// A URL sqlx's `Any` driver opens the server's metadata database with, for tests
+    /// that must change what no API changes (a token's expiry in the past).
+    pub fn database_url(&self) -> String {
+        match self.metadata_url.as_str() {
+            "" => format!("sqlite:{}", self.data_dir.path().join("imagehub.db").display()),
+            url => url.to_string(),
+        }
     }
 
     /// Stops the server gracefully and hands back its data directory for a restart.
@@ -123,5 +144,64 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown_and_join();
+        // After `stop` this is the placeholder, and the database lives on for a restart.
+        backend::drop_database(self.data_dir.path());
+    }
+}
+
+/// The backends the suite runs against, from the environment the test command sets:
+/// `IMAGEHUB_TEST_POSTGRES` (a server URL such as `postgres://imagehub@127.0.0.1:5433`)
+/// puts every test server's metadata in a database of its own on that server. Unset,
+/// servers use SQLite in their data directory, as a user's default install does.
+pub mod backend {
+    use std::path::Path;
+    use std::process::Command;
+
+    /// The variable naming the PostgreSQL server tests create their databases on.
+    pub const POSTGRES: &str = "IMAGEHUB_TEST_POSTGRES";
+    /// Where a data directory records its database, so a restart over it finds it.
+    const DATABASE_FILE: &str = "test-database";
+
+    /// The metadata URL for a server over `data_dir`: its database, created the first
+    /// time; `None` for SQLite.
+    pub fn metadata_url(data_dir: &Path) -> Option<String> {
+        let server = std::env::var(POSTGRES).ok().filter(|s| !s.is_empty())?;
+        let file = data_dir.join(DATABASE_FILE);
+        let name = match std::fs::read_to_string(&file) {
+            Ok(name) => name,
+            Err(_) => {
+                let name = unique_name();
+                psql(&server, &format!("CREATE DATABASE {name}"));
+                std::fs::write(&file, &name).expect("record the test database");
+                name
+            }
+        };
+        Some(format!("{}/{name}", server.trim_end_matches('/')))
+    }
+
+    /// Drops the database of `data_dir`, if it has one.
+    pub fn drop_database(data_dir: &Path) {
+        let (Ok(server), Ok(name)) =
+            (std::env::var(POSTGRES), std::fs::read_to_string(data_dir.join(DATABASE_FILE)))
+        else {
+            return;
+        };
+        psql(&server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+
+    fn unique_name() -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        format!("t{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Runs one statement on the server's `postgres` database with Debian's `psql`.
+    fn psql(server: &str, sql: &str) {
+        let url = format!("{}/postgres", server.trim_end_matches('/'));
+        let out = Command::new("psql")
+            .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", sql])
+            .output()
+            .expect("run psql (the test command installs postgresql-client)");
+        assert!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }

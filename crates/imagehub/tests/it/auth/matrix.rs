@@ -112,7 +112,7 @@ async fn setup(hub: &Hub) -> Vec<(&'static str, Cred)> {
     let (_, pull_only) = hub.create_token(&owner, "pull-only", &["pull"], None).await;
     let (expired_id, expired) =
         hub.create_token(&owner, "expired", &["pull", "push", "delete"], None).await;
-    expire_token(hub, expired_id).await;
+    hub.expire_token(expired_id).await;
     let (revoked_id, revoked) =
         hub.create_token(&owner, "revoked", &["pull", "push", "delete"], None).await;
     hub.api(&owner, Method::DELETE, &format!("/api/v1/user/tokens/{revoked_id}"), None)
@@ -305,27 +305,4 @@ async fn tag_exists(hub: &Hub, repo: &str, tag: &str) -> bool {
         )
         .await;
     reply.status == StatusCode::OK
-}
-
-/// Moves a token's expiry into the past in the database: the API refuses to create a
-/// token that is already expired, and waiting for one to expire would make the test slow.
-async fn expire_token(hub: &Hub, id: i64) {
-    use sqlx::ConnectOptions as _;
-    let db = hub.server().data_dir().join("imagehub.db");
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db)
-        .connect()
-        .await
-        .expect("open the test database");
-    let past = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-        - 60;
-    sqlx::query("UPDATE access_tokens SET expires_at = ? WHERE id = ?")
-        .bind(past)
-        .bind(id)
-        .execute(&mut conn)
-        .await
-        .expect("expire the token");
 }

@@ -481,7 +481,7 @@ async fn an_expired_access_token_is_refused_and_ends_its_jwts() {
         .await
         .expect("token while it lives");
 
-    expire_token(&hub, id).await;
+    hub.expire_token(id).await;
 
     get_token(&hub, &through_token, &[&repo_scope("alice/app", "pull")])
         .await
@@ -889,24 +889,6 @@ fn realm(reply: &Reply) -> String {
         .strip_prefix(r#"Bearer realm=""#)
         .unwrap_or_else(|| panic!("not a Bearer challenge: {challenge}"));
     rest.split('"').next().unwrap_or_default().to_string()
-}
-
-/// Moves a token's expiry into the past in the database: the API refuses to create a
-/// token that is already expired, and waiting for one to expire would make the test slow.
-async fn expire_token(hub: &Hub, id: i64) {
-    use sqlx::ConnectOptions as _;
-    let db = hub.server().data_dir().join("imagehub.db");
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db)
-        .connect()
-        .await
-        .expect("open the test database");
-    sqlx::query("UPDATE access_tokens SET expires_at = ? WHERE id = ?")
-        .bind(unix_now() as i64 - 60)
-        .bind(id)
-        .execute(&mut conn)
-        .await
-        .expect("expire the token");
 }
 
 fn unix_now() -> u64 {

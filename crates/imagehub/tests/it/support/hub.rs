@@ -54,6 +54,27 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// Moves a token's expiry into the past in the database: the API refuses to create
+    /// a token that is already expired, and waiting for one to expire would make the
+    /// test slow.
+    pub async fn expire_token(&self, id: i64) {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let url = self.server().database_url();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.expect("open the test database");
+        let past = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64
+            - 60;
+        sqlx::query("UPDATE access_tokens SET expires_at = $1 WHERE id = $2")
+            .bind(past)
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .expect("expire the token");
+    }
+
     /// Accounts on; logins are not throttled (tests present wrong credentials on purpose,
     /// many times, from one address) unless `configure` says otherwise.
     pub fn start() -> Hub {

@@ -1,10 +1,12 @@
-//! The repository search index (SQLite FTS5), behind methods a PostgreSQL implementation
-//! (tsvector) can take later: keep a repository's row current, and query it with the
-//! ranking the hub wants — exact and prefix name matches, then keywords, then text.
+//! The repository search index: keep a repository's row current, and query it with the
+//! ranking the hub wants — exact and prefix name matches, then keywords, then text. On
+//! SQLite with FTS5 (here); on PostgreSQL with tsvector columns (`postgres.rs`).
+
+mod postgres;
 
 use sqlx::{AnyConnection, Row};
 
-use crate::{Metadata, RepositoryFilter, Result};
+use crate::{Engine, Metadata, RepositoryFilter, Result};
 
 /// What a repository is found by.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +46,10 @@ impl Metadata {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         for (repository, document) in documents {
+            if self.engine == Engine::Postgres {
+                postgres::put_document(&mut tx, repository, document.as_ref()).await?;
+                continue;
+            }
             sqlx::query("DELETE FROM repository_search WHERE rowid = (SELECT id FROM repositories WHERE name = $1)")
                 .bind(repository)
                 .execute(&mut *tx)
@@ -87,6 +93,10 @@ impl Metadata {
         limit: u32,
         offset: u32,
     ) -> Result<SearchPage> {
+        if self.engine == Engine::Postgres {
+            let mut snapshot = self.snapshot().await?;
+            return postgres::browse(&mut snapshot, filter, keyword, order, limit, offset).await;
+        }
         let Some(access) = Access::of(filter) else {
             return Ok(SearchPage { names: Vec::new(), total: 0 });
         };
@@ -103,7 +113,7 @@ impl Metadata {
             }
             BrowseOrder::Name => "r.name",
         };
-        let mut snapshot = self.pool.begin().await?;
+        let mut snapshot = self.snapshot().await?;
         let total = count_matches(&mut snapshot, &expression).await?;
         let page_sql = format!(
             "SELECT r.name FROM repositories r
@@ -141,7 +151,14 @@ impl Metadata {
         limit: u32,
         offset: u32,
     ) -> Result<SearchPage> {
-        let Some(access) = Access::of(filter).filter(|_| !terms.is_empty()) else {
+        if terms.is_empty() {
+            return Ok(SearchPage { names: Vec::new(), total: 0 });
+        }
+        if self.engine == Engine::Postgres {
+            let mut snapshot = self.snapshot().await?;
+            return postgres::search(&mut snapshot, query, terms, filter, limit, offset).await;
+        }
+        let Some(access) = Access::of(filter) else {
             return Ok(SearchPage { names: Vec::new(), total: 0 });
         };
         // Terms are alphanumeric (the caller splits the query at everything else), so
@@ -167,7 +184,7 @@ impl Metadata {
 
         // Names starting with the query are among those whose first tokens (of the
         // whole name or of its last component) are the query's terms.
-        let mut snapshot = self.pool.begin().await?;
+        let mut snapshot = self.snapshot().await?;
         let conn = &mut *snapshot;
         let starts = names_starting_with(
             conn,
