@@ -137,7 +137,7 @@ say "starting PostgreSQL ($PG_BIN) on 127.0.0.1:$PG_PORT"
 as_pg "$PG_BIN/initdb" -D "$PG_DIR" -A trust -U imagehub >/dev/null
 as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/log" -w start \
   -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=1000" >/dev/null
-say "running the integration suite on PostgreSQL: cargo test -p imagehub --test integration --locked $*"
+say "running the integration suite on PostgreSQL: cargo test --workspace --test integration --locked $*"
 IMAGEHUB_TEST_POSTGRES="postgres://imagehub@127.0.0.1:$PG_PORT" \
-  cargo test -p imagehub --test integration --locked "$@"
+  cargo test --workspace --test integration --locked "$@"
 say "all tests passed"

@@ -3,7 +3,13 @@
 
 use reqwest::Method;
 
+use crate::process::ServerProcess;
 use crate::support::hub::{Cred, Hub, repo_scope};
+use crate::support::registry::{
+    OCI_MANIFEST, Registry, image_config, image_manifest, location_path, random_bytes,
+    sha256_digest, string_list,
+};
+use crate::support::s3::S3Server;
 
 /// Replicas given one `auth.signing_key_file` sign with one key: each publishes the same
 /// key set, and a token from one is accepted by another; a hub with its own key refuses
@@ -41,4 +47,196 @@ async fn replicas_sharing_a_signing_key_accept_each_others_tokens() {
     two.send(two.v2(Method::GET, path, Some(&token))).await.expect_status(200, "replica two");
     let refused = other.send(other.v2(Method::GET, path, Some(&token))).await;
     refused.expect_status(401, "a hub with another key");
+}
+
+/// The shared backends of a two-replica test: a fresh PostgreSQL database on the suite's
+/// server and a fresh S3 server. `None` in the SQLite pass of the suite: these tests run
+/// in its PostgreSQL pass (`scripts/test.sh` runs both).
+struct Shared {
+    database: String,
+    s3: S3Server,
+    _database_home: tempfile::TempDir,
+}
+
+impl Shared {
+    fn start() -> Option<Shared> {
+        let home = tempfile::tempdir().expect("a home for the database's name");
+        let database = imagehub_testkit::backend::metadata_url(home.path())?;
+        Some(Shared { database, s3: S3Server::start(), _database_home: home })
+    }
+
+    /// The environment of an `imagehub serve` replica over the shared backends.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let s3 = &self.s3.settings;
+        vec![
+            ("IMAGEHUB_AUTH__ENABLED", "false".into()),
+            ("IMAGEHUB_METADATA__URL", self.database.clone()),
+            ("IMAGEHUB_STORAGE__S3__ENDPOINT", s3.endpoint.clone()),
+            ("IMAGEHUB_STORAGE__S3__BUCKET", s3.bucket.clone()),
+            ("IMAGEHUB_STORAGE__S3__ACCESS_KEY", s3.access_key.clone()),
+            ("IMAGEHUB_STORAGE__S3__SECRET_KEY", s3.secret_key.clone()),
+            ("IMAGEHUB_STORAGE__S3__PATH_STYLE", "true".into()),
+        ]
+    }
+
+    /// A replica: its own process and data directory, the shared database and bucket.
+    fn replica(&self) -> (ServerProcess, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("the replica's data directory");
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        (ServerProcess::start_with_env(dir.path(), &env), dir)
+    }
+}
+
+/// Two replicas behind no load balancer at all: every request of one push goes to the
+/// other replica than the one before, and each sees at once what the other wrote — the
+/// upload session, the blob, the tag, the tag's removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_alternating_between_replicas_push_and_pull() {
+    let Some(shared) = Shared::start() else { return };
+    let ((one, _d1), (two, _d2)) = (shared.replica(), shared.replica());
+    let replicas = [Registry::at(one.url()), Registry::at(two.url())];
+    let repo = "acme/app";
+
+    // A chunked upload: opened on one, a chunk on two, the next on one, closed on two.
+    let blob = random_bytes(3 * 1024 * 1024 + 17, 7);
+    let location = replicas[0].begin_upload(repo).await;
+    let half = blob.len() / 2;
+    let reply = replicas[1].patch_chunk(&location, 0, &blob[..half]).await;
+    reply.expect_status_in(&[202], "first chunk, on the other replica");
+    let location = replicas[1].resolve(&reply.location());
+    let reply = replicas[0].patch_chunk(&location, half, &blob[half..]).await;
+    reply.expect_status_in(&[202], "second chunk, back on the first");
+    let location = replicas[0].resolve(&reply.location());
+    let digest = sha256_digest(&blob);
+    replicas[1].put_upload(&location, &digest, &[]).await.expect_status_in(&[201], "close");
+
+    let config = image_config("replicas");
+    replicas[0].push_blob(repo, &config).await;
+    let manifest = image_manifest(&config, &[&blob]);
+    // The listing is read on one before and after the tag is pushed on two.
+    replicas[0].tags_list(repo, None, None).await.expect_status_in(&[200], "tags before");
+    replicas[1].push_manifest(repo, "v1", OCI_MANIFEST, &manifest).await;
+    for (i, reg) in replicas.iter().enumerate() {
+        let tags = reg.tags_list(repo, None, None).await;
+        tags.expect_status_in(&[200], "tags");
+        assert_eq!(string_list(&tags.json(), "tags"), ["v1"], "listed at once on replica {i}");
+        let pulled = reg.get_manifest(repo, "v1").await;
+        pulled.expect_status_in(&[200], "manifest");
+        assert_eq!(pulled.body, manifest);
+        let got = reg.get(&format!("/v2/{repo}/blobs/{digest}")).await;
+        got.expect_status_in(&[200], "blob");
+        assert!(got.body == blob, "the blob from replica {i}");
+    }
+
+    replicas[0].delete(&format!("/v2/{repo}/manifests/v1")).await.expect_status_in(&[202], "untag");
+    let tags = replicas[1].tags_list(repo, None, None).await;
+    assert!(string_list(&tags.json(), "tags").is_empty(), "the removal is seen at once");
+}
+
+/// A replica killed (SIGKILL) in the middle of a push loses nothing it acknowledged: the
+/// client carries on with the same upload session on the other replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_continues_on_another_replica_after_one_is_killed() {
+    let Some(shared) = Shared::start() else { return };
+    let ((one, _d1), (two, _d2)) = (shared.replica(), shared.replica());
+    let (first, second) = (Registry::at(one.url()), Registry::at(two.url()));
+    let repo = "acme/killed";
+    let blob = random_bytes(2 * 1024 * 1024, 11);
+    let location = first.begin_upload(repo).await;
+    let reply = first.patch_chunk(&location, 0, &blob[..1024 * 1024]).await;
+    reply.expect_status_in(&[202], "a chunk acknowledged by the first replica");
+    let location = first.resolve(&reply.location());
+    drop(one); // SIGKILL
+
+    let status = second.get(&location_path(&location)).await;
+    status.expect_status_in(&[204], "the session, on the survivor");
+    assert_eq!(status.header("Range").as_deref(), Some("0-1048575"), "the acknowledged bytes");
+    let reply =
+        second.patch_chunk(&location_path(&location), 1024 * 1024, &blob[1024 * 1024..]).await;
+    reply.expect_status_in(&[202], "the rest, on the survivor");
+    let location = second.resolve(&reply.location());
+    let digest = sha256_digest(&blob);
+    second.put_upload(&location, &digest, &[]).await.expect_status_in(&[201], "close");
+    let config = image_config("killed");
+    second.push_blob(repo, &config).await;
+    second.push_manifest(repo, "v1", OCI_MANIFEST, &image_manifest(&config, &[&blob])).await;
+    let got = second.get(&format!("/v2/{repo}/blobs/{digest}")).await;
+    assert!(got.body == blob, "every byte, the acknowledged ones included");
+}
+
+/// Garbage collection run on one replica's machine while pushes go on through the other
+/// deletes nothing they use: the grace period holds across replicas, whose database and
+/// bucket are one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collecting_garbage_beside_pushes_on_another_replica_keeps_them_whole() {
+    let Some(shared) = Shared::start() else { return };
+    let (two, _d2) = shared.replica();
+    let pusher = std::sync::Arc::new(Registry::at(two.url()));
+    let gc_dir = tempfile::tempdir().expect("the collector's data directory");
+    let env = shared.env();
+    let collector = std::thread::spawn(move || {
+        for _ in 0..5 {
+            let out = std::process::Command::new(crate::process::imagehub_bin())
+                .args(["gc", "--data-dir"])
+                .arg(gc_dir.path())
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .output()
+                .expect("run imagehub gc");
+            assert!(out.status.success(), "gc: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    });
+    let mut pushes = Vec::new();
+    for i in 0..8u64 {
+        let reg = pusher.clone();
+        pushes.push(tokio::spawn(async move {
+            let repo = format!("acme/gc{i}");
+            let digest =
+                crate::support::registry::push_image(&reg, &repo, "v1", &format!("gc{i}")).await;
+            (repo, digest)
+        }));
+    }
+    let mut pushed = Vec::new();
+    for push in pushes {
+        pushed.push(push.await.expect("push task"));
+    }
+    collector.join().expect("the collector");
+    for (repo, _) in pushed {
+        let manifest = pusher.get_manifest(&repo, "v1").await;
+        manifest.expect_status_in(&[200], "the manifest survived");
+        let manifest: serde_json::Value = manifest.json();
+        for layer in
+            manifest["layers"].as_array().expect("layers").iter().chain([&manifest["config"]])
+        {
+            let digest = layer["digest"].as_str().expect("digest");
+            let blob = pusher.get(&format!("/v2/{repo}/blobs/{digest}")).await;
+            blob.expect_status_in(&[200], "every blob survived");
+        }
+    }
+}
+
+/// An account made through one replica logs in on the other, and a token one replica
+/// issued pushes through the other: the users are in the shared database, the signing
+/// key in the shared `auth.signing_key_file`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_and_its_token_from_one_replica_work_on_the_other() {
+    let Some(shared) = Shared::start() else { return };
+    let keys = tempfile::tempdir().expect("keys");
+    let key = keys.path().join("signing-key.pem");
+    let start = || {
+        let (database, s3, key) = (shared.database.clone(), shared.s3.config(), key.clone());
+        Hub::start_with(move |c| {
+            c.metadata.url = database;
+            c.storage.s3 = Some(s3);
+            c.auth.signing_key_file = Some(key);
+        })
+    };
+    let (one, two) = (start(), start());
+    let olga = one.olga_with_public_acme().await;
+    let token = one.token(&olga, &[repo_scope("acme/app", "pull,push")]).await.expect("token");
+    two.push_image(Some(&token), "acme/app", "v1").await.expect("pushed on two");
+    let path = "/v2/acme/app/manifests/v1";
+    one.send(one.v2(Method::GET, path, Some(&token))).await.expect_status(200, "pulled on one");
+    let again = two.token(&olga, &[repo_scope("acme/app", "pull")]).await;
+    assert!(again.is_ok(), "olga logs in on the other replica");
 }

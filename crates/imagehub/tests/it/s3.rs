@@ -12,20 +12,6 @@ use crate::support::registry::{
 };
 use crate::support::s3::S3Server;
 
-/// The `[storage.s3]` table for `server`'s bucket.
-fn s3_config(server: &S3Server) -> imagehub_server::config::S3Config {
-    let settings = server.settings.clone();
-    imagehub_server::config::S3Config {
-        endpoint: settings.endpoint,
-        bucket: settings.bucket,
-        region: settings.region,
-        access_key: settings.access_key,
-        secret_key: settings.secret_key,
-        path_style: settings.path_style,
-        redirect: settings.redirect,
-    }
-}
-
 /// Deterministic bytes that do not compress.
 fn bytes(n: usize, seed: u32) -> Vec<u8> {
     let mut x = seed | 1;
@@ -162,7 +148,7 @@ async fn an_upload_begun_on_one_replica_is_finished_on_another() {
 async fn a_hub_keeps_its_blobs_in_the_bucket() {
     use reqwest::Method;
     let server = S3Server::start();
-    let s3 = s3_config(&server);
+    let s3 = server.config();
     let hub = crate::support::hub::Hub::start_with(move |c| c.storage.s3 = Some(s3));
     let olga = hub.olga_with_public_acme().await;
     let digest = hub.push_with_readme(&olga, "acme/app", "v1", "# Kept in a bucket\n").await;
@@ -256,7 +242,7 @@ fn manifest_digest(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn gc_collects_in_the_bucket_and_keeps_what_is_referenced() {
     let server = S3Server::start();
-    let s3 = s3_config(&server);
+    let s3 = server.config();
     let reg = Registry::start_with({
         let s3 = s3.clone();
         move |c| c.storage.s3 = Some(s3)
@@ -308,7 +294,7 @@ async fn gc_collects_in_the_bucket_and_keeps_what_is_referenced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_can_be_redirected_to_the_bucket() {
     let server = S3Server::start();
-    let mut s3 = s3_config(&server);
+    let mut s3 = server.config();
     s3.redirect = true;
     let reg = Registry::start_with(move |c| c.storage.s3 = Some(s3));
     let repo = "team/app";
@@ -384,7 +370,7 @@ async fn migrate_moves_a_hubs_blobs_into_a_bucket() {
 
     // The local blobs gone, the hub runs on the bucket with everything it had.
     std::fs::remove_dir_all(data_dir.join("blobs")).expect("remove the local blobs");
-    let s3 = s3_config(&server);
+    let s3 = server.config();
     let hub = hub.restart_with(move |c| c.storage.s3 = Some(s3));
     let path = "/api/v1/orgs/acme/repos/app/images/v1";
     let image = hub.api(&olga, Method::GET, path, None).await.expect_status(200, "image").json();
@@ -410,7 +396,7 @@ async fn migrate_moves_a_hubs_blobs_into_a_bucket() {
 #[tokio::test]
 async fn readiness_covers_the_bucket_and_an_unreachable_one_stops_the_start() {
     let server = S3Server::start();
-    let s3 = s3_config(&server);
+    let s3 = server.config();
     let reg = Registry::start_with(move |c| c.storage.s3 = Some(s3));
     assert_eq!(reg.get("/readyz").await.status.as_u16(), 200);
     let endpoint = server.settings.endpoint.clone();
@@ -464,7 +450,7 @@ fn the_printed_configuration_is_toml_without_its_secrets() {
 async fn an_upload_survives_a_restart_and_leftovers_do_not() {
     use imagehub_testkit::TestServer;
     let server = S3Server::start();
-    let s3 = s3_config(&server);
+    let s3 = server.config();
     let hub = TestServer::start_with({
         let s3 = s3.clone();
         move |c| c.storage.s3 = Some(s3)

@@ -61,6 +61,22 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// The `[storage.s3]` table for this server's bucket.
+    pub fn config(&self) -> imagehub_server::config::S3Config {
+        let settings = self.settings.clone();
+        imagehub_server::config::S3Config {
+            endpoint: settings.endpoint,
+            bucket: settings.bucket,
+            region: settings.region,
+            access_key: settings.access_key,
+            secret_key: settings.secret_key,
+            path_style: settings.path_style,
+            redirect: settings.redirect,
+        }
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
