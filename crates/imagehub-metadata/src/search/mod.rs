@@ -37,6 +37,33 @@ pub struct SearchPage {
     pub total: u64,
 }
 
+/// Removes a repository's FTS5 row (`$1`: its name).
+const FTS5_DELETE: &str =
+    "DELETE FROM repository_search WHERE rowid = (SELECT id FROM repositories WHERE name = $1)";
+
+/// Writes a repository's FTS5 row: `$1` its name, `$2` its last component, `$3` the
+/// keywords, `$4` the description, `$5` the docs. The namespace token and the visibility
+/// are computed as migration 0010 and its triggers do, and as `Access` queries them.
+const FTS5_INSERT: &str = "INSERT INTO repository_search
+        (rowid, name, last, keywords, description, docs, namespace, visibility)
+    SELECT r.id, r.name, $2, $3, $4, $5, 'n' || lower(hex(r.namespace)),
+           COALESCE(rv.visibility, ns.default_visibility, 'private')
+    FROM repositories r LEFT JOIN repository_visibility rv ON rv.name = r.name
+    LEFT JOIN namespaces ns ON ns.name = r.namespace WHERE r.name = $1";
+
+impl BrowseOrder {
+    /// The ORDER BY of a page over `repositories r`.
+    fn sql(self) -> &'static str {
+        match self {
+            BrowseOrder::Pushed => "r.pushed_at_ms DESC, r.name",
+            BrowseOrder::Pulls => {
+                "(SELECT COALESCE(sum(p.count), 0) FROM pull_counts p WHERE p.repository = r.name) DESC, r.name"
+            }
+            BrowseOrder::Name => "r.name",
+        }
+    }
+}
+
 impl Metadata {
     /// Replaces the search rows of repositories in one transaction; `None` removes a
     /// repository's row (no images left).
@@ -44,33 +71,23 @@ impl Metadata {
         &self,
         documents: &[(String, Option<SearchDocument>)],
     ) -> Result<()> {
+        // Each engine's row; both statements bind the same values in the same order.
+        let (delete, insert) = match self.engine {
+            Engine::Sqlite => (FTS5_DELETE, FTS5_INSERT),
+            Engine::Postgres => (postgres::DELETE, postgres::INSERT),
+        };
         let mut tx = self.begin_write().await?;
         for (repository, document) in documents {
-            if self.engine == Engine::Postgres {
-                postgres::put_document(&mut tx, repository, document.as_ref()).await?;
-                continue;
-            }
-            sqlx::query("DELETE FROM repository_search WHERE rowid = (SELECT id FROM repositories WHERE name = $1)")
+            sqlx::query(delete).bind(repository).execute(&mut *tx).await?;
+            let Some(doc) = document else { continue };
+            sqlx::query(insert)
                 .bind(repository)
+                .bind(repository.rsplit('/').next().unwrap_or(repository))
+                .bind(doc.keywords.join(" "))
+                .bind(&doc.description)
+                .bind(&doc.docs)
                 .execute(&mut *tx)
                 .await?;
-            let Some(doc) = document else { continue };
-            // The namespace token and the visibility are computed as migration 0010 and
-            // its triggers do, and as `Access` queries them.
-            sqlx::query(
-                "INSERT INTO repository_search (rowid, name, last, keywords, description, docs, namespace, visibility)
-                 SELECT r.id, r.name, $2, $3, $4, $5, 'n' || lower(hex(r.namespace)),
-                        COALESCE(rv.visibility, ns.default_visibility, 'private')
-                 FROM repositories r LEFT JOIN repository_visibility rv ON rv.name = r.name
-                 LEFT JOIN namespaces ns ON ns.name = r.namespace WHERE r.name = $1",
-            )
-            .bind(repository)
-            .bind(repository.rsplit('/').next().unwrap_or(repository))
-            .bind(doc.keywords.join(" "))
-            .bind(&doc.description)
-            .bind(&doc.docs)
-            .execute(&mut *tx)
-            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -106,13 +123,7 @@ impl Metadata {
             None => "{visibility} : (public OR private)".to_string(),
         };
         expression = access.restrict(&expression);
-        let order = match order {
-            BrowseOrder::Pushed => "r.pushed_at_ms DESC, r.name",
-            BrowseOrder::Pulls => {
-                "(SELECT COALESCE(sum(p.count), 0) FROM pull_counts p WHERE p.repository = r.name) DESC, r.name"
-            }
-            BrowseOrder::Name => "r.name",
-        };
+        let order = order.sql();
         let mut snapshot = self.snapshot().await?;
         let total = count_matches(&mut snapshot, &expression).await?;
         let page_sql = format!(

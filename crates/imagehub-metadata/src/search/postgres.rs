@@ -7,7 +7,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{BrowseOrder, SearchDocument, SearchPage};
+use super::{BrowseOrder, SearchPage};
 use crate::{RepositoryFilter, Result, visibility};
 
 /// Which tier a match is in: 0 its name or last component is the query, 1 starts with
@@ -22,32 +22,15 @@ const TIER: &str = "CASE WHEN s.name_terms @@ to_tsquery('simple', $1) THEN
 const MATCHES: &str = "(s.name_terms @@ to_tsquery('simple', $1)
     OR s.keyword_terms @@ to_tsquery('simple', $1) OR s.text_terms @@ to_tsquery('simple', $1))";
 
-/// Replaces a repository's row, or removes it.
-pub(super) async fn put_document(
-    conn: &mut AnyConnection,
-    repository: &str,
-    document: Option<&SearchDocument>,
-) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM repository_search WHERE id = (SELECT id FROM repositories WHERE name = $1)",
-    )
-    .bind(repository)
-    .execute(&mut *conn)
-    .await?;
-    let Some(doc) = document else { return Ok(()) };
-    sqlx::query(
-        "INSERT INTO repository_search (id, name, last, keywords, description, docs)
-         SELECT id, name, $2, $3, $4, $5 FROM repositories WHERE name = $1",
-    )
-    .bind(repository)
-    .bind(repository.rsplit('/').next().unwrap_or(repository))
-    .bind(doc.keywords.join(" "))
-    .bind(&doc.description)
-    .bind(&doc.docs)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
+/// Removes a repository's row (`$1`: its name).
+pub(super) const DELETE: &str =
+    "DELETE FROM repository_search WHERE id = (SELECT id FROM repositories WHERE name = $1)";
+
+/// Writes a repository's row, with the values of `FTS5_INSERT` in the same order; the
+/// tsvector columns are generated from them.
+pub(super) const INSERT: &str =
+    "INSERT INTO repository_search (id, name, last, keywords, description, docs)
+    SELECT id, name, $2, $3, $4, $5 FROM repositories WHERE name = $1";
 
 /// See `Metadata::browse_repositories`; `conn` is in a snapshot transaction.
 pub(super) async fn browse(
@@ -70,14 +53,7 @@ pub(super) async fn browse(
     let count = format!("SELECT count(*) {from}");
     let total = sqlx::query(&count).bind(keyword);
     let total: i64 = visibility::bind(total, &params).fetch_one(&mut *conn).await?.get(0);
-    let order = match order {
-        BrowseOrder::Pushed => "r.pushed_at_ms DESC, r.name",
-        BrowseOrder::Pulls => {
-            "(SELECT COALESCE(sum(p.count), 0) FROM pull_counts p WHERE p.repository = r.name) DESC, r.name"
-        }
-        BrowseOrder::Name => "r.name",
-    };
-    let page = format!("SELECT r.name {from} ORDER BY {order} LIMIT $6 OFFSET $7");
+    let page = format!("SELECT r.name {from} ORDER BY {} LIMIT $6 OFFSET $7", order.sql());
     let page = visibility::bind(sqlx::query(&page).bind(keyword), &params)
         .bind(i64::from(limit))
         .bind(i64::from(offset));
