@@ -48,7 +48,7 @@ pub use imagehub_extract::{
 };
 pub use imagehub_metadata::{
     AuditAction, AuditEvent, BrowseOrder, BuildJobRow, BuildState, ImageInfo, ImageRow, MemberRow,
-    OrgRow, Referrer, RepositoryFilter, StoredManifest, Usage, UserRow,
+    MetadataCopy, OrgRow, Referrer, RepositoryFilter, StoredManifest, Usage, UserRow,
 };
 pub use imagehub_metadata::{
     ImportGroupRow, ImportJobRow, ImportState, ImportsOf, SyncRuleRow, SyncRunRow,
@@ -59,7 +59,7 @@ pub use imports::{
 };
 pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};
-pub use migrate::copy_blobs_to_bucket;
+pub use migrate::{copy_blobs_to_bucket, copy_metadata_to_postgres};
 pub use registry::{BlobReader, PushedManifest, Registry};
 pub use settings::{DataPackLimits, Settings, UploadCaps, UploadScope};
 pub use tag_cache::Tags;

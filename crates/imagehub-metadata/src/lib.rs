@@ -15,6 +15,7 @@
 
 mod accounts;
 mod builds;
+mod copy;
 mod datapacks;
 mod gc;
 mod images;
@@ -59,6 +60,8 @@ pub enum MetadataError {
     WriterStopped,
     #[error("{limit} upload sessions are already open {scope}; finish or cancel some first")]
     TooManyUploads { scope: UploadScope, limit: u32 },
+    #[error("the database already holds a hub (users or repositories); copy into an empty one")]
+    TargetNotEmpty,
 }
 
 /// Which SQL engine holds the metadata.
@@ -78,6 +81,7 @@ pub use accounts::{
     NewAuditEvent, NewUser, OrgRow, RepositoryFilter, UserRow, UserSource,
 };
 pub use builds::{BuildJobRow, BuildState, NewBuildJob};
+pub use copy::MetadataCopy;
 pub use gc::{GcPlan, UnlinkedBlob};
 pub use images::{DetailRow, ImageInfo, ImageRow};
 pub use imports::{ImportGroupRow, ImportJobRow, ImportState, ImportsOf, NewImportJob};

@@ -184,6 +184,25 @@ pub async fn migrate_blobs(
         .with_context(|| format!("copying the blobs under {} into the bucket", data_dir.display()))
 }
 
+/// Copies the metadata of the hub `config` describes, kept in SQLite under its data
+/// directory, into the empty PostgreSQL database `url`.
+pub async fn migrate_metadata(
+    config: &Config,
+    url: &str,
+) -> anyhow::Result<imagehub_core::MetadataCopy> {
+    anyhow::ensure!(
+        config.metadata.url.is_empty(),
+        "this hub keeps its metadata in PostgreSQL already (metadata.url)"
+    );
+    let data_dir = &config.storage.data_dir;
+    let database = data_dir.join("imagehub.db");
+    anyhow::ensure!(database.is_file(), "{} holds no database (imagehub.db)", data_dir.display());
+    // The error's own message is the whole story; its source chain would repeat it.
+    imagehub_core::copy_metadata_to_postgres(data_dir, url)
+        .await
+        .map_err(|e| anyhow::anyhow!("copying {} into PostgreSQL: {e}", database.display()))
+}
+
 /// Accounts, the first admin, and the token signing key (created on first start).
 async fn open_accounts(
     config: &Config,

@@ -7,8 +7,10 @@ use crate::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber once; later calls are ignored.
 pub fn init(config: &LogConfig) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
+    // PostgreSQL's notices ("relation … already exists, skipping") are not news.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{},sqlx::postgres::notice=warn", config.level))
+    });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -48,10 +48,9 @@ impl TestServer {
         config.server.listen = "127.0.0.1:0".parse().expect("valid address");
         config.storage.data_dir = data_dir.path().to_path_buf();
         config.auth.enabled = false;
+        // Before `configure`, which may clear it to test SQLite in the PostgreSQL pass.
+        config.metadata.url = backend::metadata_url(data_dir.path()).unwrap_or_default();
         configure(&mut config);
-        if config.metadata.url.is_empty() {
-            config.metadata.url = backend::metadata_url(data_dir.path()).unwrap_or_default();
-        }
 
         let metadata_url = config.metadata.url.clone();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

@@ -34,10 +34,12 @@ enum Command {
         after_help = "Examples:\n  imagehub gc --dry-run\n  imagehub gc --data-dir /var/lib/imagehub --grace-period-secs 600"
     )]
     Gc(GcArgs),
-    /// Move this hub to the scale-out backends: copy its blobs into an S3-compatible
-    /// bucket, verifying every digest (run again to resume), then set [storage.s3].
+    /// Move this hub to the scale-out backends: copy its metadata into an empty
+    /// PostgreSQL database (all or nothing, every manifest digest checked) and its blobs
+    /// into an S3-compatible bucket (verified, resumable), then set metadata.url and
+    /// [storage.s3]. Stop the hub first: what it writes during the copy is not copied.
     #[command(
-        after_help = "Example:\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… imagehub migrate --data-dir /var/lib/imagehub \\\n    --blobs-to 's3://imagehub?endpoint=http://127.0.0.1:3900&region=garage&path_style=true'"
+        after_help = "Example:\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… imagehub migrate --data-dir /var/lib/imagehub \\\n    --to postgres://imagehub:secret@db.internal/imagehub \\\n    --blobs-to 's3://imagehub?endpoint=http://127.0.0.1:3900&region=garage&path_style=true'"
     )]
     Migrate(MigrateArgs),
     /// Log in to a registry: check the credentials, then keep them where docker does.
@@ -98,13 +100,17 @@ struct GcArgs {
 }
 
 #[derive(clap::Args)]
+#[group(id = "target", required = true, multiple = true, args = ["to", "blobs_to"])]
 struct MigrateArgs {
     #[command(flatten)]
     storage: ServeArgs,
+    /// An empty PostgreSQL database for the metadata: `postgres://USER:PASSWORD@HOST/DB`.
+    #[arg(long, value_name = "URL")]
+    to: Option<String>,
     /// The bucket: `s3://BUCKET?endpoint=URL[&region=R][&path_style=true]`; the keys come
     /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
     #[arg(long, value_name = "URL")]
-    blobs_to: String,
+    blobs_to: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -218,19 +224,41 @@ fn serve(config: Config) -> anyhow::Result<()> {
 fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let config = args.storage.load()?;
     imagehub_server::logging::init(&config.log);
-    let key = |name: &str| {
-        std::env::var(name).with_context(|| format!("{name} must hold the bucket's key"))
-    };
-    let to = imagehub_server::config::S3Config::from_url(
-        &args.blobs_to,
-        key("AWS_ACCESS_KEY_ID")?,
-        key("AWS_SECRET_ACCESS_KEY")?,
-    )
-    .map_err(|e| anyhow::anyhow!("--blobs-to {}: {e}", args.blobs_to))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    if let Some(url) = &args.to {
+        let copy = runtime.block_on(imagehub_server::migrate_metadata(&config, url))?;
+        let tables = copy.rows.iter().filter(|(_, n)| *n > 0);
+        let counts = tables.map(|(table, n)| format!("{table} {n}")).collect::<Vec<_>>();
+        println!(
+            "copied the metadata ({}); {} manifest digests verified",
+            counts.join(", "),
+            copy.manifests_verified
+        );
+        println!("now set metadata.url to this database (see README, \"Metadata in PostgreSQL\")");
+    }
+    if let Some(bucket) = &args.blobs_to {
+        migrate_blobs(&runtime, &config, bucket)?;
+    }
+    Ok(())
+}
+
+fn migrate_blobs(
+    runtime: &tokio::runtime::Runtime,
+    config: &imagehub_server::config::Config,
+    bucket: &str,
+) -> anyhow::Result<()> {
+    let key = |name: &str| {
+        std::env::var(name).with_context(|| format!("{name} must hold the bucket's key"))
+    };
+    let to = imagehub_server::config::S3Config::from_url(
+        bucket,
+        key("AWS_ACCESS_KEY_ID")?,
+        key("AWS_SECRET_ACCESS_KEY")?,
+    )
+    .map_err(|e| anyhow::anyhow!("--blobs-to {bucket}: {e}"))?;
     let done = std::sync::atomic::AtomicU64::new(0);
     let progress = |_: &imagehub_oci::Digest, _: u64| {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -238,7 +266,7 @@ fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
             eprintln!("{n} blobs done");
         }
     };
-    let report = runtime.block_on(imagehub_server::migrate_blobs(&config, &to, &progress))?;
+    let report = runtime.block_on(imagehub_server::migrate_blobs(config, &to, &progress))?;
     println!(
         "copied {} blobs ({} bytes), {} already in the bucket; every digest verified",
         report.copied, report.copied_bytes, report.present

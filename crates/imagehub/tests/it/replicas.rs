@@ -6,7 +6,7 @@ use reqwest::Method;
 use crate::process::ServerProcess;
 use crate::support::hub::{Cred, Hub, repo_scope};
 use crate::support::registry::{
-    OCI_MANIFEST, Registry, image_config, image_manifest, location_path, random_bytes,
+    OCI_INDEX, OCI_MANIFEST, Registry, image_config, image_manifest, location_path, random_bytes,
     sha256_digest, string_list,
 };
 use crate::support::s3::S3Server;
@@ -239,4 +239,56 @@ async fn an_account_and_its_token_from_one_replica_work_on_the_other() {
     one.send(one.v2(Method::GET, path, Some(&token))).await.expect_status(200, "pulled on one");
     let again = two.token(&olga, &[repo_scope("acme/app", "pull")]).await;
     assert!(again.is_ok(), "olga logs in on the other replica");
+}
+
+/// `imagehub migrate --to` moves a SQLite hub's metadata into an empty PostgreSQL
+/// database: a multi-platform image and a README image keep their digests and details,
+/// search finds them, accounts log in, and new pushes get new ids. A second run refuses
+/// to write over the hub it made. (Runs in the suite's PostgreSQL pass.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_moves_a_hubs_metadata_into_postgresql() {
+    let home = tempfile::tempdir().expect("a home for the target's name");
+    let Some(url) = imagehub_testkit::backend::metadata_url(home.path()) else { return };
+    let hub = Hub::start_with(|c| c.metadata.url.clear()); // SQLite, in either pass
+    let olga = hub.olga_with_public_acme().await;
+    let readme = hub.push_with_readme(&olga, "acme/app", "v1", "# Moved\n").await;
+    let token = hub.token(&olga, &[repo_scope("acme/tools", "pull,push")]).await.expect("token");
+    let platforms = [
+        hub.push_platform_image(&token, "acme/tools", "amd64").await,
+        hub.push_platform_image(&token, "acme/tools", "arm64").await,
+    ];
+    let index =
+        serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": platforms});
+    let index = hub.put_manifest(&token, "acme/tools", "v1", &index).await;
+
+    let data_dir = hub.server().data_dir().to_path_buf();
+    let migrate = || {
+        let output = std::process::Command::new(crate::process::imagehub_bin())
+            .args(["migrate", "--data-dir", data_dir.to_str().expect("utf-8"), "--to", &url])
+            .env_remove("IMAGEHUB_METADATA__URL")
+            .output()
+            .expect("run imagehub migrate");
+        let said = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), said)
+    };
+    let (ok, said) = migrate();
+    assert!(ok && said.contains("4 manifest digests verified"), "{said}");
+    assert!(said.contains("repositories 2") && !said.contains(&url), "{said}");
+    let (ok, said) = migrate();
+    assert!(!ok && said.contains("already holds a hub"), "{said}");
+
+    let hub = hub.restart_with(move |c| c.metadata.url = url);
+    let image = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images/v1", None).await;
+    let image = image.expect_status(200, "the README image").json();
+    assert_eq!(image["digest"], readme.as_str(), "{image}");
+    assert_eq!(image["details"]["docs"], "# Moved\n", "{image}");
+    let path = "/v2/acme/tools/manifests/v1";
+    let pulled = hub.send(hub.v2(Method::GET, path, Some(&token))).await;
+    pulled.expect_status(200, "the index, with the token issued before the move");
+    assert_eq!(pulled.header("Docker-Content-Digest").as_deref(), Some(index.as_str()));
+    let found = hub.api(&olga, Method::GET, "/api/v1/search?q=tools", None).await;
+    assert!(found.expect_status(200, "search").text().contains("acme/tools"));
+    hub.push_with_readme(&olga, "acme/app", "v2", "# After\n").await;
+    hub.create_user("newcomer", "newcomer-Secret-1").await;
 }
