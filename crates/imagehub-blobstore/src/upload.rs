@@ -18,13 +18,21 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::{BlobStoreError, FsBlobStore};
 
-/// The id of an upload session: a UUID, so it can never name a path outside `uploads/`.
+/// The id of an upload session: a UUID, so it can never name a path outside `uploads/`;
+/// version 7, so it tells when the session began (see [`UploadId::started_at`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UploadId(uuid::Uuid);
 
 impl UploadId {
     pub(crate) fn new() -> UploadId {
-        UploadId(uuid::Uuid::new_v4())
+        UploadId(uuid::Uuid::now_v7())
+    }
+
+    /// When the session began, read from the id; `None` for ids made before they were
+    /// version 7.
+    pub fn started_at(&self) -> Option<std::time::SystemTime> {
+        let (secs, nanos) = self.0.get_timestamp()?.to_unix();
+        Some(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
     }
 }
 

@@ -47,8 +47,8 @@ pub use imagehub_extract::{
     DetailSource, Details, DetailsEdit, Limits as ExtractLimits, parse_readme,
 };
 pub use imagehub_metadata::{
-    AuditAction, AuditEvent, BrowseOrder, BuildJobRow, BuildState, ImageInfo, ImageRow, MemberRow,
-    MetadataCopy, OrgRow, Referrer, RepositoryFilter, StoredManifest, Usage, UserRow,
+    AuditAction, AuditEvent, BrowseOrder, BuildJobRow, BuildState, GC_LOCK, ImageInfo, ImageRow,
+    MemberRow, MetadataCopy, OrgRow, Referrer, RepositoryFilter, StoredManifest, Usage, UserRow,
 };
 pub use imagehub_metadata::{
     ImportGroupRow, ImportJobRow, ImportState, ImportsOf, SyncRuleRow, SyncRunRow,

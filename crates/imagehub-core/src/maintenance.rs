@@ -25,6 +25,8 @@ pub struct GcOptions {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GcReport {
     pub dry_run: bool,
+    /// Another collection (another replica's) was running: this one did nothing.
+    pub busy: bool,
     /// Untagged manifests no index lists and no live subject keeps.
     pub manifests: u64,
     pub manifest_bytes: u64,
@@ -46,9 +48,17 @@ impl GcReport {
     }
 }
 
+/// How old an upload must be before a starting replica treats its state without a
+/// session (or its session without state) as an earlier run's leftover.
+const SHARED_UPLOAD_MIN_AGE: Duration = Duration::from_secs(600);
+
 impl Registry {
     /// Removes what no tag and no index references, older than the grace period.
     pub async fn collect_garbage(&self, options: GcOptions) -> Result<GcReport> {
+        let Some(_lock) = self.meta.try_lock_gc().await? else {
+            tracing::info!("another garbage collection is running; this one is skipped");
+            return Ok(GcReport { dry_run: options.dry_run, busy: true, ..GcReport::default() });
+        };
         let cutoff_time = SystemTime::now() - options.grace_period;
         let cutoff = unix_seconds(cutoff_time);
         let plan = self.meta.collect_garbage(cutoff, !options.dry_run).await?;
@@ -108,14 +118,26 @@ impl Registry {
     /// (the crash came between creating it and recording it) is deleted, and so is a
     /// session whose file is gone. Sessions with files survive, so uploads resume.
     pub async fn clean_stale_uploads(&self) -> Result<u64> {
+        // Replicas sharing the database and the bucket may be between creating a session's
+        // state and recording it (or deleting them) right now; only what is old enough
+        // to be nobody's is a leftover there.
+        let min_age = match self.meta.engine() {
+            imagehub_metadata::Engine::Sqlite => Duration::ZERO,
+            imagehub_metadata::Engine::Postgres => SHARED_UPLOAD_MIN_AGE,
+        };
+        let young = |name: &String| {
+            let started =
+                name.parse::<imagehub_blobstore::UploadId>().ok().and_then(|id| id.started_at());
+            started.is_some_and(|t| t.elapsed().unwrap_or_default() < min_age)
+        };
         let sessions: HashSet<String> = self.meta.upload_ids().await?.into_iter().collect();
         let files: HashSet<String> = self.blobs.upload_names().await?.into_iter().collect();
         let mut cleaned = 0;
-        for file in files.difference(&sessions) {
+        for file in files.difference(&sessions).filter(|f| !young(f)) {
             self.blobs.delete_upload_named(file).await?;
             cleaned += 1;
         }
-        for session in sessions.difference(&files) {
+        for session in sessions.difference(&files).filter(|s| !young(s)) {
             self.meta.delete_upload(session).await?;
             cleaned += 1;
         }

@@ -76,6 +76,16 @@ pub enum Engine {
 /// write it guards (an upload cap, a last owner) cannot interleave with another's.
 const WRITE_LOCK: i64 = 0x6d65_7461_7772_6974; // "metawrit"
 
+/// The session-level advisory lock a garbage collection holds on PostgreSQL from its
+/// plan to its last deletion, so replicas collect one at a time.
+pub const GC_LOCK: i64 = 0x6d65_7461_6763_6c6b; // "metagclk"
+
+/// Held while a garbage collection runs (see [`Metadata::try_lock_gc`]); the lock goes
+/// with its connection when dropped.
+pub struct GcLock {
+    _session: Option<AnyConnection>,
+}
+
 pub use accounts::{
     AccessTokenRow, AuditAction, AuditEvent, MemberRow, NamespaceKind, NewAccessToken,
     NewAuditEvent, NewUser, OrgRow, RepositoryFilter, UserRow, UserSource,
@@ -166,6 +176,23 @@ impl Metadata {
             relaxed: self.relaxed.clone(),
             writer: self.writer.clone(),
         }
+    }
+
+    /// Takes the garbage-collection lock: `None` while another process holds it. On
+    /// PostgreSQL it is an advisory lock on a connection of its own, released when the
+    /// guard is dropped, or when the process dies; on SQLite, which one machine holds,
+    /// there is nothing to take.
+    pub async fn try_lock_gc(&self) -> Result<Option<GcLock>> {
+        if self.engine == Engine::Sqlite {
+            return Ok(Some(GcLock { _session: None }));
+        }
+        let mut session = self.pool.acquire().await?.detach();
+        let taken: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
+            .bind(GC_LOCK)
+            .fetch_one(&mut session)
+            .await?
+            .get(0);
+        Ok(taken.then_some(GcLock { _session: Some(session) }))
     }
 
     /// Begins a read-only transaction whose queries all see the same committed state

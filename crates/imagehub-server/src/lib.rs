@@ -138,7 +138,7 @@ impl Server {
     }
 }
 
-pub use imagehub_core::{GcOptions, GcReport};
+pub use imagehub_core::{GC_LOCK, GcOptions, GcReport};
 
 /// Runs one garbage collection over the storage `config` names (`imagehub gc`); safe
 /// while a server runs on the same data directory.

@@ -288,6 +288,10 @@ fn gc(args: GcArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     let report = runtime.block_on(imagehub_server::collect_garbage(&config, options))?;
+    if report.busy {
+        println!("another garbage collection is running (on this hub's database); nothing done");
+        return Ok(());
+    }
     let verb = if report.dry_run { "would remove" } else { "removed" };
     println!("{verb} {} manifests ({} bytes)", report.manifests, report.manifest_bytes);
     println!("{verb} {} blob links", report.blob_links);

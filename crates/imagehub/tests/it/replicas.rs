@@ -292,3 +292,80 @@ async fn migrate_moves_a_hubs_metadata_into_postgresql() {
     hub.push_with_readme(&olga, "acme/app", "v2", "# After\n").await;
     hub.create_user("newcomer", "newcomer-Secret-1").await;
 }
+
+/// Replicas collect garbage one at a time: while the lock is held (here by the test, as
+/// a collection on another replica holds it), `imagehub gc` says so and touches
+/// nothing; once it is free, the next run collects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_is_collected_by_one_replica_at_a_time() {
+    use sqlx::Connection as _;
+    let Some(shared) = Shared::start() else { return };
+    let (replica, _dir) = shared.replica();
+    let reg = Registry::at(replica.url());
+    let (_, digest) =
+        crate::support::registry::push_image(&reg, "acme/gc", "v1", "one at a time").await;
+    reg.delete("/v2/acme/gc/manifests/v1").await.expect_status_in(&[202], "untag");
+
+    let gc_dir = tempfile::tempdir().expect("the collector's data directory");
+    let env = shared.env();
+    let gc = || {
+        let output = std::process::Command::new(crate::process::imagehub_bin())
+            .args(["gc", "--grace-period-secs", "0", "--data-dir"])
+            .arg(gc_dir.path())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("run imagehub gc");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    sqlx::any::install_default_drivers();
+    let mut holder = sqlx::AnyConnection::connect(&shared.database).await.expect("connect");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(imagehub_server::GC_LOCK)
+        .execute(&mut holder)
+        .await
+        .expect("take the lock");
+    let said = gc();
+    assert!(said.contains("another garbage collection is running"), "{said}");
+    reg.get_manifest("acme/gc", &digest).await.expect_status_in(&[200], "untouched");
+    holder.close().await.expect("release the lock");
+    let said = gc();
+    assert!(said.contains("removed 1 manifests"), "{said}");
+    reg.get_manifest("acme/gc", &digest).await.expect_status_in(&[404], "collected");
+}
+
+/// A replica starting while another is between creating an upload's state in the bucket
+/// and recording its session leaves that upload alone: on shared storage only leftovers
+/// older than ten minutes are an earlier run's. (The window is made by taking the
+/// session's row away while the replica starts, and putting it back.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_replica_leaves_the_others_young_uploads_alone() {
+    use sqlx::{Connection as _, Row as _};
+    let Some(shared) = Shared::start() else { return };
+    let (one, _d1) = shared.replica();
+    let location = location_path(&Registry::at(one.url()).begin_upload("acme/young").await);
+    let id = location.split("/uploads/").nth(1).and_then(|rest| rest.split(['?', '/']).next());
+    let id = id.expect("an upload id in the Location").to_string();
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&shared.database).await.expect("connect");
+    let row =
+        sqlx::query("DELETE FROM uploads WHERE id = $1 RETURNING repository, started_at, owner")
+            .bind(&id)
+            .fetch_one(&mut db)
+            .await
+            .expect("the session's row");
+
+    let (two, _d2) = shared.replica();
+    sqlx::query("INSERT INTO uploads (id, repository, started_at, owner) VALUES ($1, $2, $3, $4)")
+        .bind(&id)
+        .bind(row.get::<String, _>(0))
+        .bind(row.get::<i64, _>(1))
+        .bind(row.get::<String, _>(2))
+        .execute(&mut db)
+        .await
+        .expect("the session recorded");
+    let blob = b"a young upload";
+    let second = Registry::at(two.url());
+    let reply = second.put_upload(&location, &sha256_digest(blob), blob).await;
+    reply.expect_status_in(&[201], "finished on the replica that started meanwhile");
+}
