@@ -52,7 +52,7 @@ pub struct S3Settings {
 const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(20 * 60);
 
 /// The size of the parts sent; S3 wants at least 5 MiB for every part but the last.
-const PART: usize = 8 << 20;
+pub(crate) const PART: usize = 8 << 20;
 
 /// The blob store on S3.
 #[derive(Clone)]
@@ -82,7 +82,11 @@ fn retries() -> object_store::RetryConfig {
 /// An upload's state, kept in the bucket between requests.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct UploadRecord {
-    multipart: String,
+    /// The multipart upload of `uploads/<id>/data`, begun when the first whole part is
+    /// sent: an upload that never fills one (most layers and configs) costs no multipart
+    /// requests.
+    #[serde(default)]
+    multipart: Option<String>,
     /// The parts sent so far, in order (their ETags).
     parts: Vec<String>,
     /// Bytes received so far, tail included.
@@ -193,7 +197,9 @@ impl S3BlobStore {
     }
 
     /// Stores a whole blob from `body`, hashed as it streams: the object is created only
-    /// if the bytes match `digest` (and `expected_len`, when given). Returns its size.
+    /// if the bytes match `digest` (and `expected_len`, when given). Returns its size. A
+    /// body shorter than a part is one PUT once verified; a longer one goes up as
+    /// multipart parts, completed only once verified (aborted otherwise).
     pub async fn put_blob<S, E>(
         &self,
         digest: &Digest,
@@ -205,10 +211,9 @@ impl S3BlobStore {
         E: std::error::Error + Send + Sync + 'static,
     {
         let key = blob_key(digest);
-        let multipart = self.store.create_multipart(&key).await.map_err(store_error)?;
+        let mut multipart: Option<(String, Vec<PartId>)> = None;
         let result = async {
             let mut hasher = Hasher::new(digest.algorithm());
-            let mut parts = Vec::new();
             let mut size = 0u64;
             let mut buffer = BytesMut::with_capacity(PART);
             let mut body = std::pin::pin!(body);
@@ -218,8 +223,16 @@ impl S3BlobStore {
                 size += chunk.len() as u64;
                 buffer.extend_from_slice(&chunk);
                 while buffer.len() >= PART {
+                    let (upload, parts) = match &mut multipart {
+                        Some(started) => started,
+                        None => {
+                            let upload =
+                                self.store.create_multipart(&key).await.map_err(store_error)?;
+                            multipart.insert((upload, Vec::new()))
+                        }
+                    };
                     let part = buffer.split_to(PART).freeze();
-                    parts.push(self.send_part(&key, &multipart, parts.len(), part).await?);
+                    parts.push(self.send_part(&key, upload, parts.len(), part).await?);
                 }
             }
             if let Some(expected) = expected_len
@@ -234,15 +247,28 @@ impl S3BlobStore {
                     actual,
                 }));
             }
-            if !buffer.is_empty() || parts.is_empty() {
-                parts.push(self.send_part(&key, &multipart, parts.len(), buffer.freeze()).await?);
+            match &mut multipart {
+                None => {
+                    let payload = PutPayload::from_bytes(buffer.freeze());
+                    self.store.put(&key, payload).await.map_err(store_error)?;
+                }
+                Some((upload, parts)) => {
+                    if !buffer.is_empty() {
+                        let last = buffer.freeze();
+                        parts.push(self.send_part(&key, upload, parts.len(), last).await?);
+                    }
+                    let parts = std::mem::take(parts);
+                    self.store
+                        .complete_multipart(&key, upload, parts)
+                        .await
+                        .map_err(store_error)?;
+                }
             }
-            self.store.complete_multipart(&key, &multipart, parts).await.map_err(store_error)?;
             Ok(size)
         }
         .await;
-        if result.is_err() {
-            let _ = self.store.abort_multipart(&key, &multipart).await;
+        if let (Err(_), Some((upload, _))) = (&result, &multipart) {
+            let _ = self.store.abort_multipart(&key, upload).await;
         }
         result
     }
@@ -310,9 +336,8 @@ impl S3BlobStore {
     /// Starts an upload; its state is in the bucket, so any replica may continue it.
     pub async fn create_upload(&self) -> Result<(UploadId, u64), BlobStoreError> {
         let id = UploadId::new();
-        let multipart = self.store.create_multipart(&upload_key(id, "data")).await.map_err(io)?;
         let record = UploadRecord {
-            multipart,
+            multipart: None,
             parts: Vec::new(),
             size: 0,
             tail: 0,
@@ -375,9 +400,17 @@ impl S3BlobStore {
             received += chunk.len() as u64;
             buffer.extend_from_slice(&chunk);
             while buffer.len() >= PART {
+                let multipart = match &record.multipart {
+                    Some(multipart) => multipart.clone(),
+                    None => {
+                        let begun =
+                            self.store.create_multipart(&data).await.map_err(store_error)?;
+                        record.multipart.insert(begun).clone()
+                    }
+                };
                 let part = buffer.split_to(PART).freeze();
                 let index = record.parts.len();
-                let sent = self.send_part(&data, &record.multipart, index, part).await?;
+                let sent = self.send_part(&data, &multipart, index, part).await?;
                 record.parts.push(sent.content_id);
             }
         }
@@ -416,9 +449,15 @@ impl S3BlobStore {
                 return Err(BlobStoreError::DigestMismatch { expected: expected.clone(), actual });
             }
         }
+        let Some(multipart) = record.multipart.as_ref().filter(|_| !record.parts.is_empty()) else {
+            // Never a whole part: the bytes are the tail, stored as the blob directly.
+            self.store_tail_as(id, &record, expected).await?;
+            self.delete_upload(id).await?;
+            return Ok(record.size);
+        };
         let mut parts: Vec<PartId> =
             record.parts.iter().map(|etag| PartId { content_id: etag.clone() }).collect();
-        if record.tail > 0 || parts.is_empty() {
+        if record.tail > 0 {
             let tail = match record.tail {
                 0 => Bytes::new(),
                 _ => self
@@ -432,11 +471,9 @@ impl S3BlobStore {
             };
             let index = parts.len();
             let payload = PutPayload::from_bytes(tail);
-            parts.push(
-                self.store.put_part(&data, &record.multipart, index, payload).await.map_err(io)?,
-            );
+            parts.push(self.store.put_part(&data, multipart, index, payload).await.map_err(io)?);
         }
-        self.store.complete_multipart(&data, &record.multipart, parts).await.map_err(io)?;
+        self.store.complete_multipart(&data, multipart, parts).await.map_err(io)?;
         if expected.algorithm() != Algorithm::Sha256 {
             // Only SHA-256 is hashed as bytes arrive; others are read back once.
             let mut hasher = Hasher::new(expected.algorithm());
@@ -472,12 +509,45 @@ impl S3BlobStore {
         self.copy_limit = bytes;
     }
 
+    /// Stores the tail of an upload that never sent a part (under a part's size, so
+    /// in memory) as the blob `expected`, once its bytes are verified.
+    async fn store_tail_as(
+        &self,
+        id: UploadId,
+        record: &UploadRecord,
+        expected: &Digest,
+    ) -> Result<(), BlobStoreError> {
+        let tail = match record.tail {
+            0 => Bytes::new(),
+            _ => self
+                .store
+                .get(&upload_key(id, "tail"))
+                .await
+                .map_err(io)?
+                .bytes()
+                .await
+                .map_err(io)?,
+        };
+        let actual = Digest::of(expected.algorithm(), &tail);
+        if &actual != expected {
+            return Err(BlobStoreError::DigestMismatch { expected: expected.clone(), actual });
+        }
+        self.store.put(&blob_key(expected), PutPayload::from_bytes(tail)).await.map_err(io)?;
+        Ok(())
+    }
+
     /// Forgets an upload and whatever it received; a missing upload is not an error.
     pub async fn delete_upload(&self, id: UploadId) -> Result<(), BlobStoreError> {
-        if let Ok(record) = self.load(id).await {
-            let _ = self.store.abort_multipart(&upload_key(id, "data"), &record.multipart).await;
+        let record = self.load(id).await.ok();
+        if let Some(UploadRecord { multipart: Some(multipart), .. }) = &record {
+            let _ = self.store.abort_multipart(&upload_key(id, "data"), multipart).await;
         }
-        for name in ["data", "tail", "state"] {
+        // An upload that never kept a tail nor began its data holds its state alone.
+        let names = match &record {
+            Some(r) if r.tail == 0 && r.multipart.is_none() => &["state"][..],
+            _ => &["data", "tail", "state"][..],
+        };
+        for &name in names {
             match self.store.delete(&upload_key(id, name)).await {
                 Ok(()) => {}
                 Err(e) if not_found(&e) => {}

@@ -241,6 +241,36 @@ impl BlobStore {
         }
     }
 
+    /// [`BlobStore::append`] then [`BlobStore::commit_upload`], in one step; an upload
+    /// in a bucket that has received nothing yet and whose `body` (of `expected_len`)
+    /// fits in one part goes to its key in one request, its state removed after.
+    pub async fn finish_upload<S, E>(
+        &self,
+        id: UploadId,
+        body: S,
+        expected_len: Option<u64>,
+        expected: &Digest,
+    ) -> Result<u64, AppendError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        if let BlobStore::S3(s3) = self
+            && expected_len.is_some_and(|len| len <= crate::s3::PART as u64)
+        {
+            let lock = s3.lock(id).await;
+            if s3.store.upload_len(id).await? == 0 {
+                let size = s3.store.put_blob(expected, body, expected_len).await?;
+                s3.store.delete_upload(id).await?;
+                drop(lock);
+                s3.forget(id);
+                return Ok(size);
+            }
+        }
+        self.append(id, None, body, expected_len).await?;
+        self.commit_upload(id, expected).await.map_err(AppendError::Store)
+    }
+
     /// Verifies an upload against `expected` and stores it as that blob; its size. On a
     /// mismatch the upload is left as it was.
     pub async fn commit_upload(

@@ -273,8 +273,13 @@ impl Registry {
         E: std::error::Error + Send + Sync + 'static,
     {
         let upload_id = self.checkout(repository, id).await?;
-        self.blobs.append(upload_id, None, body, expected_len).await?;
-        let result = self.commit(repository, upload_id, digest).await;
+        let result = match self.blobs.finish_upload(upload_id, body, expected_len, digest).await {
+            Ok(size) => {
+                let recorded = self.meta.finish_upload(id, repository, digest, size).await;
+                recorded.map(|()| size).map_err(CoreError::from)
+            }
+            Err(e) => Err(e.into()),
+        };
         if matches!(result, Err(CoreError::DigestMismatch { .. })) {
             // A failed verification ends the session, as in distribution: the client must
             // start over, and no half-verified bytes linger.
@@ -449,12 +454,6 @@ impl Registry {
     }
 
     // ---- helpers ----
-
-    async fn commit(&self, repository: &RepoName, id: UploadId, digest: &Digest) -> Result<u64> {
-        let size = self.blobs.commit_upload(id, digest).await?;
-        self.meta.finish_upload(&id.to_string(), repository, digest, size).await?;
-        Ok(size)
-    }
 
     /// The id of an upload session that belongs to `repository`.
     async fn checkout(&self, repository: &RepoName, id: &str) -> Result<UploadId> {
