@@ -3,6 +3,7 @@
 //! search over a large catalogue (`search`), or counts what indexing an image with a big
 //! bottom layer reads (`extract`).
 
+mod balancer;
 mod build;
 mod cli;
 mod data;
@@ -13,6 +14,7 @@ mod load;
 mod procmon;
 mod registry;
 mod report;
+mod scale;
 mod scenarios;
 mod search;
 mod servers;
@@ -114,6 +116,26 @@ enum Cmd {
         /// Write the results as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+    },
+    /// Two imagehub replicas over PostgreSQL and S3 against one over SQLite and the
+    /// filesystem, both behind one round-robin balancer, alternately: manifest rates and
+    /// the push of 100 images (issue 18: at least 0.8x and 0.5x of one replica).
+    Scale {
+        /// The imagehub binary.
+        #[arg(long, default_value = "target/release/imagehub")]
+        imagehub_bin: PathBuf,
+        /// The s3s-fs binary (`scripts/test.sh` installs it there).
+        #[arg(long, default_value = "target/test-tools/bin/s3s-fs")]
+        s3s_bin: PathBuf,
+        /// Rounds per setup.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Small sizes and short durations (smoke test).
+        #[arg(long)]
+        quick: bool,
+        /// Write the results as JSON to this file.
+        #[arg(long, value_name = "FILE", default_value = "target/imagehub-bench/scale.json")]
+        json: PathBuf,
     },
     /// Time `imagehub build` of a recipe naming `images` images (`size_mib` in all)
     /// against `skopeo sync` of those images into a directory, alternately, and a
@@ -392,6 +414,9 @@ async fn main() -> Result<()> {
         Cmd::Build { imagehub_bin, skopeo_bin, size_mib, images, rounds, json } => {
             build::run(build::Options { imagehub_bin, skopeo_bin, size_mib, images, rounds, json })
                 .await?;
+        }
+        Cmd::Scale { imagehub_bin, s3s_bin, rounds, quick, json } => {
+            scale::run(scale::Options { imagehub_bin, s3s_bin, rounds, quick, json }).await?;
         }
         Cmd::Extract { imagehub_bin, size_mib, json } => {
             extract::run(extract::Options { imagehub_bin, size_mib, json }).await?;
