@@ -388,10 +388,7 @@ impl S3BlobStore {
             .ok_or_else(|| AppendError::Store(corrupt(id)))?;
         let data = upload_key(id, "data");
         let mut buffer = BytesMut::with_capacity(PART);
-        if record.tail > 0 {
-            let tail = self.store.get(&upload_key(id, "tail")).await.map_err(store_error)?;
-            buffer.extend_from_slice(&tail.bytes().await.map_err(store_error)?);
-        }
+        buffer.extend_from_slice(&self.tail(id, &record).await.map_err(AppendError::Store)?);
         let mut received = 0u64;
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
@@ -458,17 +455,7 @@ impl S3BlobStore {
         let mut parts: Vec<PartId> =
             record.parts.iter().map(|etag| PartId { content_id: etag.clone() }).collect();
         if record.tail > 0 {
-            let tail = match record.tail {
-                0 => Bytes::new(),
-                _ => self
-                    .store
-                    .get(&upload_key(id, "tail"))
-                    .await
-                    .map_err(io)?
-                    .bytes()
-                    .await
-                    .map_err(io)?,
-            };
+            let tail = self.tail(id, &record).await?;
             let index = parts.len();
             let payload = PutPayload::from_bytes(tail);
             parts.push(self.store.put_part(&data, multipart, index, payload).await.map_err(io)?);
@@ -517,23 +504,30 @@ impl S3BlobStore {
         record: &UploadRecord,
         expected: &Digest,
     ) -> Result<(), BlobStoreError> {
-        let tail = match record.tail {
-            0 => Bytes::new(),
-            _ => self
-                .store
-                .get(&upload_key(id, "tail"))
-                .await
-                .map_err(io)?
-                .bytes()
-                .await
-                .map_err(io)?,
-        };
+        let tail = self.tail(id, record).await?;
         let actual = Digest::of(expected.algorithm(), &tail);
         if &actual != expected {
             return Err(BlobStoreError::DigestMismatch { expected: expected.clone(), actual });
         }
         self.store.put(&blob_key(expected), PutPayload::from_bytes(tail)).await.map_err(io)?;
         Ok(())
+    }
+
+    /// The bytes of an upload kept past its last whole part (less than a part).
+    async fn tail(&self, id: UploadId, record: &UploadRecord) -> Result<Bytes, BlobStoreError> {
+        if record.tail == 0 {
+            return Ok(Bytes::new());
+        }
+        let found = self.store.get(&upload_key(id, "tail")).await.map_err(io)?;
+        found.bytes().await.map_err(io)
+    }
+
+    /// Forgets an upload that has received nothing: its state is all it holds.
+    pub async fn delete_empty_upload(&self, id: UploadId) -> Result<(), BlobStoreError> {
+        match self.store.delete(&upload_key(id, "state")).await {
+            Err(e) if !not_found(&e) => Err(io(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Forgets an upload and whatever it received; a missing upload is not an error.

@@ -261,7 +261,7 @@ impl BlobStore {
             let lock = s3.lock(id).await;
             if s3.store.upload_len(id).await? == 0 {
                 let size = s3.store.put_blob(expected, body, expected_len).await?;
-                s3.store.delete_upload(id).await?;
+                s3.store.delete_empty_upload(id).await?;
                 drop(lock);
                 s3.forget(id);
                 return Ok(size);
