@@ -6,17 +6,22 @@
 //!
 //! ```text
 //! blobs/sha256/ab/ab12…ef        a complete blob, named by its digest, never rewritten
-//! uploads/<uuid>/state           the upload's state: its multipart id, the parts sent,
-//!                                its length and its SHA-256 state (JSON)
+//! uploads/<uuid>/state           the upload's state: its multipart id (once a whole
+//!                                part was sent), the parts sent, its length and its
+//!                                SHA-256 state (JSON)
 //! uploads/<uuid>/tail            bytes received but not yet a part (S3 parts are at
 //!                                least 5 MiB but the last), at most one part's worth
 //! uploads/<uuid>/data            the multipart object the parts become at commit
 //! ```
 //!
 //! A blob appears under `blobs/` only by a server-side copy of a completed upload whose
-//! digest was verified (streamed through instead beyond S3's 5 GiB copy limit), or by a
-//! monolithic put that was hashed as it streamed and is aborted on a mismatch, so a
-//! blob key holds the whole content or does not exist.
+//! digest was verified (streamed through instead beyond S3's 5 GiB copy limit), by a PUT
+//! of bytes within one part verified in memory first (a small blob, or an upload that
+//! never filled a part), or by a multipart put hashed as it streamed and aborted on a
+//! mismatch, so a blob key holds the whole content or does not exist. Bucket requests
+//! cost latency and money, so the small case — most layers and every config — is four
+//! of them from POST to stored blob: the state saved, read, the blob put, the state
+//! deleted.
 //! Memory per upload request is bounded by one part (8 MiB) plus a tail.
 
 use std::sync::Arc;

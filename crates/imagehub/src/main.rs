@@ -198,10 +198,28 @@ fn server_side(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", causes_once(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `error` and its causes on one line, a colon before each, leaving out a cause whose
+/// message is already on the line: many errors (ours, sqlx's, object_store's) print
+/// their cause inside their own message as well as giving it as their source.
+fn causes_once(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if line.contains(&message) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&message);
+    }
+    line
 }
 
 /// The configuration as TOML, its secrets hidden (it is printed, and printouts travel).
@@ -321,5 +339,35 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that prints its cause and also gives it as its source.
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "outer: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let inner = std::io::Error::other("the bucket is gone");
+        let error = anyhow::Error::new(Outer(inner)).context("opening storage");
+        assert_eq!(causes_once(&error), "opening storage: outer: the bucket is gone");
+        let plain = anyhow::anyhow!("disk full").context("writing");
+        assert_eq!(causes_once(&plain), "writing: disk full");
     }
 }
