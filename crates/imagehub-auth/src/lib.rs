@@ -24,4 +24,4 @@ pub use password::{
 pub use policy::{Role, Standing, TokenLimits, Visibility, repository_actions};
 pub use scope::{Scope, ScopeError, parse_scopes};
 pub use secret::{ACCESS_TOKEN_PREFIX, AccessTokenSecret};
-pub use token::{AccessEntry, Claims, Grantee, SigningKey, TokenError, TokenUse};
+pub use token::{AccessEntry, Claims, Grantee, SigningKey, TokenError, TokenUse, write_private};

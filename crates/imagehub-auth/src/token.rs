@@ -282,10 +282,16 @@ fn invalid(path: &Path, e: impl std::fmt::Display) -> TokenError {
     TokenError::KeyInvalid { path: path.display().to_string(), detail: e.to_string() }
 }
 
-/// Creates `path` holding `bytes` (mode 0600) unless it exists (`AlreadyExists`).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Creates `path` holding `bytes` (mode 0600) unless it exists (`AlreadyExists`): the
+/// file appears whole or not at all, and of processes creating it at once (replicas
+/// sharing a key file) one wins and the others read its key.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // Unique to this call: threads of one process may be creating the same file too.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{call}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -60,6 +60,6 @@ pub use imports::{
 pub use indexer::IndexSettings;
 pub use maintenance::{GcOptions, GcReport};
 pub use migrate::{copy_blobs_to_bucket, copy_metadata_to_postgres};
-pub use registry::{BlobReader, PushedManifest, Registry};
+pub use registry::{BlobReader, Placement, PushedManifest, Registry};
 pub use settings::{DataPackLimits, Settings, UploadCaps, UploadScope};
 pub use tag_cache::Tags;

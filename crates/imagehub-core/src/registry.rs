@@ -61,20 +61,27 @@ pub struct PushedManifest {
     pub subject: Option<Digest>,
 }
 
+/// What a registry keeps outside its data directory; each `None` keeps it inside.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Placement<'a> {
+    /// Blobs and uploads in this S3 bucket.
+    pub s3: Option<&'a S3Settings>,
+    /// Metadata in this PostgreSQL database (a URL).
+    pub postgres: Option<&'a str>,
+    /// The key sealing import credentials (replicas share one), else `import.key`.
+    pub import_key_file: Option<&'a Path>,
+}
+
 impl Registry {
     /// Opens the registry's storage under `data_dir`: blobs on the filesystem and the
     /// SQLite database `imagehub.db`.
     pub async fn open(data_dir: &Path) -> Result<Registry> {
-        Registry::open_with(data_dir, None, None).await
+        Registry::open_with(data_dir, &Placement::default()).await
     }
 
-    /// [`Registry::open`], with blobs in the S3 bucket `s3` and metadata in the
-    /// PostgreSQL database `postgres` (a URL) when they are given.
-    pub async fn open_with(
-        data_dir: &Path,
-        s3: Option<&S3Settings>,
-        postgres: Option<&str>,
-    ) -> Result<Registry> {
+    /// [`Registry::open`], with what `placement` puts elsewhere.
+    pub async fn open_with(data_dir: &Path, placement: &Placement<'_>) -> Result<Registry> {
+        let Placement { s3, postgres, import_key_file } = *placement;
         tokio::fs::create_dir_all(data_dir).await?;
         let blobs = BlobStore::open(data_dir, s3).await?;
         // A bucket that cannot be reached is said at start, not at the first push.
@@ -89,7 +96,9 @@ impl Registry {
             tags: Arc::default(),
             indexer: Arc::default(),
             pulls: Arc::default(),
-            imports: Arc::new(crate::imports::Imports::new(crate::imports::Sealer::new(data_dir))),
+            imports: Arc::new(crate::imports::Imports::new(crate::imports::Sealer::new(
+                import_key_file.map_or_else(|| data_dir.join("import.key"), Path::to_path_buf),
+            ))),
             builds: Arc::default(),
             settings: Arc::default(),
         })

@@ -414,6 +414,10 @@ pub struct ImportConfig {
     /// `mirror = "mirror.internal:5000"` and `insecure = true|false`. A listed registry
     /// (and its mirror) may be at a private address.
     pub registries: std::collections::BTreeMap<String, ImportRegistryConfig>,
+    /// The key sealing upstream credentials of import jobs (32 bytes, mode 0600),
+    /// created there if missing; replicas share one, since any of them may run a job
+    /// another queued. Default: `import.key` in the data directory.
+    pub sealing_key_file: Option<PathBuf>,
 }
 
 /// `[import.registries."HOST"]`.
@@ -436,6 +440,7 @@ impl Default for ImportConfig {
             max_inline_wait_secs: defaults.client.max_inline_wait.as_secs(),
             insecure_registries: Vec::new(),
             registries: Default::default(),
+            sealing_key_file: None,
         }
     }
 }
@@ -656,6 +661,10 @@ pub const KNOBS: &[(&str, &str)] = &[
     (
         "import.max_inline_wait_secs",
         "a 429 asking to wait this long or less is waited out; longer ones requeue the job (default 60)",
+    ),
+    (
+        "import.sealing_key_file",
+        "the key sealing import credentials, created if missing; one file for all replicas (default import.key in data_dir)",
     ),
     (
         "import.insecure_registries",

@@ -163,7 +163,12 @@ async fn open_registry(config: &Config) -> anyhow::Result<Registry> {
     if postgres.is_some() {
         what += &format!(" and the database {}", config.redacted().metadata.url);
     }
-    Registry::open_with(&config.storage.data_dir, s3.as_ref(), postgres).await.context(what)
+    let placement = imagehub_core::Placement {
+        s3: s3.as_ref(),
+        postgres,
+        import_key_file: config.import.sealing_key_file.as_deref(),
+    };
+    Registry::open_with(&config.storage.data_dir, &placement).await.context(what)
 }
 
 /// Copies the blobs of the hub `config` describes, kept under its data directory, into

@@ -1,9 +1,9 @@
-//! Upstream credentials at rest: sealed with ChaCha20-Poly1305 under a key kept in the
-//! data directory (`import.key`, mode 0600, made on first use), so a copy of the
-//! database alone reveals no password. Sealed values are a random nonce followed by
-//! the ciphertext.
+//! Upstream credentials at rest: sealed with ChaCha20-Poly1305 under a key kept in a
+//! file (`import.key` in the data directory unless `import.sealing_key_file` names one
+//! all replicas share; mode 0600, made on first use), so a copy of the database alone
+//! reveals no password. Sealed values are a random nonce followed by the ciphertext.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chacha20poly1305::aead::{Aead, KeyInit, OsRng};
 use chacha20poly1305::{AeadCore, ChaCha20Poly1305, Key, Nonce};
@@ -14,7 +14,7 @@ use crate::CoreError;
 
 const NONCE_LEN: usize = 12;
 
-/// Seals and opens credentials with the key of one data directory.
+/// Seals and opens credentials with the key in one file.
 #[derive(Clone)]
 pub struct Sealer {
     key_file: PathBuf,
@@ -27,8 +27,8 @@ struct Stored {
 }
 
 impl Sealer {
-    pub fn new(data_dir: &Path) -> Sealer {
-        Sealer { key_file: data_dir.join("import.key") }
+    pub fn new(key_file: PathBuf) -> Sealer {
+        Sealer { key_file }
     }
 
     /// The key, made (with mode 0600, before any byte of it is written) if missing.
@@ -38,26 +38,22 @@ impl Sealer {
             Ok(_) => {
                 return Err(internal(format!("{} is not a 32-byte key", self.key_file.display())));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.make_key()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = ChaCha20Poly1305::generate_key(&mut OsRng).to_vec();
+                match imagehub_auth::write_private(&self.key_file, &key) {
+                    Ok(()) => key,
+                    // Another process (a replica) made it first: theirs is the key.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return self.cipher();
+                    }
+                    Err(e) => {
+                        return Err(internal(format!("creating {}: {e}", self.key_file.display())));
+                    }
+                }
+            }
             Err(e) => return Err(internal(format!("{}: {e}", self.key_file.display()))),
         };
         Ok(ChaCha20Poly1305::new(Key::from_slice(&key)))
-    }
-
-    fn make_key(&self) -> Result<Vec<u8>, CoreError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let key = ChaCha20Poly1305::generate_key(&mut OsRng).to_vec();
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&self.key_file)
-            .map_err(|e| internal(format!("creating {}: {e}", self.key_file.display())))?;
-        file.write_all(&key)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| internal(format!("writing {}: {e}", self.key_file.display())))?;
-        Ok(key)
     }
 
     /// `None` for anonymous credentials: nothing is stored.
@@ -102,7 +98,7 @@ mod tests {
     #[test]
     fn credentials_round_trip_and_are_not_readable_sealed() {
         let dir = tempfile::tempdir().expect("dir");
-        let sealer = Sealer::new(dir.path());
+        let sealer = Sealer::new(dir.path().join("import.key"));
         let credentials = Credentials::basic("alice", "s3cret-password");
         let sealed = sealer.seal(&credentials).expect("seal").expect("something stored");
         assert!(!String::from_utf8_lossy(&sealed).contains("s3cret"), "no plain text");
@@ -116,7 +112,27 @@ mod tests {
         *tampered.last_mut().expect("bytes") ^= 1;
         assert!(sealer.open(Some(&tampered)).is_err(), "tampering is detected");
         let other_dir = tempfile::tempdir().expect("dir");
-        let other = Sealer::new(other_dir.path());
+        let other = Sealer::new(other_dir.path().join("import.key"));
         assert!(other.open(Some(&sealed)).is_err(), "another key opens nothing");
+    }
+
+    /// Replicas sharing one key file, starting at once: one makes the key, all use it.
+    #[test]
+    fn sealers_sharing_a_key_file_agree_when_they_make_it_at_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("shared.key");
+        let credentials = Credentials::basic("bob", "hunter2-password");
+        let sealed: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let sealers = (0..8).map(|_| {
+                let sealer = Sealer::new(file.clone());
+                let credentials = credentials.clone();
+                scope.spawn(move || sealer.seal(&credentials).expect("seal").expect("sealed"))
+            });
+            sealers.collect::<Vec<_>>().into_iter().map(|t| t.join().expect("thread")).collect()
+        });
+        let reader = Sealer::new(file);
+        for value in &sealed {
+            assert_eq!(reader.open(Some(value)).expect("open"), credentials);
+        }
     }
 }

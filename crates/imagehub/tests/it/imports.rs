@@ -175,7 +175,15 @@ async fn a_private_upstream_takes_credentials_which_are_never_shown() {
     let (_, digest) = push_image(&Registry::at(&open.url()), "team/secret", "v1", "secret").await;
     drop(open);
     let upstream = Distribution::start(&storage, Some(("alice", "upstream-pass-1")));
-    let (hub, olga) = hub_importing_from(&upstream).await;
+    // The sealing key in a file of its own, as replicas share it.
+    let key_file = dir.path().join("keys/import.key");
+    std::fs::create_dir(dir.path().join("keys")).expect("a key directory");
+    let (host, key) = (upstream.host.clone(), key_file.clone());
+    let hub = Hub::start_with(move |c| {
+        c.import.insecure_registries = vec![host];
+        c.import.sealing_key_file = Some(key);
+    });
+    let olga = hub.olga_with_public_acme().await;
     let source = format!("{}/team/secret:v1", upstream.host);
 
     let body =
@@ -205,9 +213,10 @@ async fn a_private_upstream_takes_credentials_which_are_never_shown() {
     assert!(!listed.contains("upstream-pass-1") && !listed.contains("wrong-pass"), "{listed}");
     let mine = hub.api(&olga, Method::GET, "/api/v1/imports?limit=2", None).await.json();
     assert_eq!(mine["jobs"].as_array().map(Vec::len), Some(2), "paged: {mine}");
-    let key = std::fs::metadata(hub.server().data_dir().join("import.key")).expect("a sealing key");
+    let key = std::fs::metadata(&key_file).expect("the sealing key, where configured");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    assert!(!hub.server().data_dir().join("import.key").exists(), "none in the data dir");
 }
 
 #[tokio::test]
