@@ -73,7 +73,7 @@ impl Metadata {
     /// holds users or repositories.
     pub async fn copy_to(&self, target: &Metadata) -> Result<MetadataCopy> {
         if self.engine != Engine::Sqlite || target.engine != Engine::Postgres {
-            return Err(MetadataError::Corrupt("copying goes from SQLite to PostgreSQL".into()));
+            return Err(MetadataError::CopyDirection);
         }
         let mut source = self.snapshot().await?;
         let mut tx = target.pool.begin().await?;

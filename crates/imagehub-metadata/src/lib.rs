@@ -62,6 +62,8 @@ pub enum MetadataError {
     TooManyUploads { scope: UploadScope, limit: u32 },
     #[error("the database already holds a hub (users or repositories); copy into an empty one")]
     TargetNotEmpty,
+    #[error("metadata is copied from SQLite into PostgreSQL, not otherwise")]
+    CopyDirection,
 }
 
 /// Which SQL engine holds the metadata.
