@@ -102,6 +102,16 @@ struct UploadRecord {
     hasher: String,
 }
 
+impl UploadRecord {
+    /// The SHA-256 state of the bytes received so far.
+    fn hasher(&self, id: UploadId) -> Result<ResumableHasher, BlobStoreError> {
+        hex::decode(&self.hasher)
+            .ok()
+            .and_then(|saved| ResumableHasher::restore(&saved).ok())
+            .ok_or_else(|| corrupt(id))
+    }
+}
+
 fn blob_key(digest: &Digest) -> Path {
     let hex = digest.hex();
     Path::from(format!("blobs/{}/{}/{hex}", digest.algorithm().as_str(), &hex[..2]))
@@ -372,13 +382,16 @@ impl S3BlobStore {
         Ok(self.load(id).await?.size)
     }
 
-    /// Appends `body` to an upload: whole parts are sent as they fill, the rest is kept
-    /// as the tail. The state is saved last, so a request that fails midway leaves the
-    /// upload as it was (parts it sent are unused and vanish with the multipart upload).
-    /// Requests on one upload must not run at once (the caller serialises them).
+    /// Appends `body` to an upload, which must hold `start` bytes when `start` is given
+    /// ([`AppendError::OutOfOrder`] otherwise): whole parts are sent as they fill, the
+    /// rest is kept as the tail. The state is saved last, so a request that fails midway
+    /// leaves the upload as it was (parts it sent are unused and vanish with the
+    /// multipart upload). Requests on one upload must not run at once (the caller
+    /// serialises them).
     pub async fn append<S, E>(
         &self,
         id: UploadId,
+        start: Option<u64>,
         body: S,
         expected_len: Option<u64>,
     ) -> Result<u64, AppendError>
@@ -387,10 +400,10 @@ impl S3BlobStore {
         E: std::error::Error + Send + Sync + 'static,
     {
         let mut record = self.load(id).await.map_err(AppendError::Store)?;
-        let mut hasher = hex::decode(&record.hasher)
-            .ok()
-            .and_then(|saved| ResumableHasher::restore(&saved).ok())
-            .ok_or_else(|| AppendError::Store(corrupt(id)))?;
+        if start.is_some_and(|start| start != record.size) {
+            return Err(AppendError::OutOfOrder { current_len: record.size });
+        }
+        let mut hasher = record.hasher(id).map_err(AppendError::Store)?;
         let data = upload_key(id, "data");
         let mut buffer = BytesMut::with_capacity(PART);
         buffer.extend_from_slice(&self.tail(id, &record).await.map_err(AppendError::Store)?);
@@ -442,11 +455,7 @@ impl S3BlobStore {
         let record = self.load(id).await?;
         let data = upload_key(id, "data");
         if expected.algorithm() == Algorithm::Sha256 {
-            let hasher = hex::decode(&record.hasher)
-                .ok()
-                .and_then(|saved| ResumableHasher::restore(&saved).ok())
-                .ok_or_else(|| corrupt(id))?;
-            let actual = hasher.finish();
+            let actual = record.hasher(id)?.finish();
             if &actual != expected {
                 return Err(BlobStoreError::DigestMismatch { expected: expected.clone(), actual });
             }
@@ -454,7 +463,7 @@ impl S3BlobStore {
         let Some(multipart) = record.multipart.as_ref().filter(|_| !record.parts.is_empty()) else {
             // Never a whole part: the bytes are the tail, stored as the blob directly.
             self.store_tail_as(id, &record, expected).await?;
-            self.delete_upload(id).await?;
+            self.forget(id, Some(&record)).await?;
             return Ok(record.size);
         };
         let mut parts: Vec<PartId> =
@@ -476,7 +485,7 @@ impl S3BlobStore {
             let actual = hasher.finish();
             if &actual != expected {
                 // The parts are one object now; the upload cannot be continued.
-                self.delete_upload(id).await?;
+                self.forget(id, Some(&record)).await?;
                 return Err(BlobStoreError::DigestMismatch { expected: expected.clone(), actual });
             }
         }
@@ -491,7 +500,7 @@ impl S3BlobStore {
                 other => BlobStoreError::Io(std::io::Error::other(other.to_string())),
             })?;
         }
-        self.delete_upload(id).await?;
+        self.forget(id, Some(&record)).await?;
         Ok(record.size)
     }
 
@@ -529,23 +538,36 @@ impl S3BlobStore {
 
     /// Forgets an upload that has received nothing: its state is all it holds.
     pub async fn delete_empty_upload(&self, id: UploadId) -> Result<(), BlobStoreError> {
-        match self.store.delete(&upload_key(id, "state")).await {
-            Err(e) if !not_found(&e) => Err(io(e)),
-            _ => Ok(()),
-        }
+        self.delete_objects(id, &["state"]).await
     }
 
     /// Forgets an upload and whatever it received; a missing upload is not an error.
     pub async fn delete_upload(&self, id: UploadId) -> Result<(), BlobStoreError> {
         let record = self.load(id).await.ok();
-        if let Some(UploadRecord { multipart: Some(multipart), .. }) = &record {
+        self.forget(id, record.as_ref()).await
+    }
+
+    /// Deletes what `record` (the upload's state, when it could be read) says the upload
+    /// holds, or every object an upload may hold.
+    async fn forget(
+        &self,
+        id: UploadId,
+        record: Option<&UploadRecord>,
+    ) -> Result<(), BlobStoreError> {
+        if let Some(UploadRecord { multipart: Some(multipart), .. }) = record {
             let _ = self.store.abort_multipart(&upload_key(id, "data"), multipart).await;
         }
         // An upload that never kept a tail nor began its data holds its state alone.
-        let names = match &record {
-            Some(r) if r.tail == 0 && r.multipart.is_none() => &["state"][..],
-            _ => &["data", "tail", "state"][..],
-        };
+        match record {
+            Some(r) if r.tail == 0 && r.multipart.is_none() => {
+                self.delete_objects(id, &["state"]).await
+            }
+            _ => self.delete_objects(id, &["data", "tail", "state"]).await,
+        }
+    }
+
+    /// Deletes the upload's objects `names`; missing ones are not an error.
+    async fn delete_objects(&self, id: UploadId, names: &[&str]) -> Result<(), BlobStoreError> {
         for &name in names {
             match self.store.delete(&upload_key(id, name)).await {
                 Ok(()) => {}

@@ -221,22 +221,17 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let out_of_order = |current_len| AppendError::OutOfOrder { current_len };
         match self {
             BlobStore::Fs(fs) => {
                 let mut upload = fs.open_upload(id).await?;
                 if start.is_some_and(|start| start != upload.len()) {
-                    return Err(out_of_order(upload.len()));
+                    return Err(AppendError::OutOfOrder { current_len: upload.len() });
                 }
                 upload.append(body, expected_len).await
             }
             BlobStore::S3(s3) => {
                 let _lock = s3.lock(id).await;
-                let len = s3.store.upload_len(id).await?;
-                if start.is_some_and(|start| start != len) {
-                    return Err(out_of_order(len));
-                }
-                s3.store.append(id, body, expected_len).await
+                s3.store.append(id, start, body, expected_len).await
             }
         }
     }

@@ -208,17 +208,12 @@ impl Metadata {
         })
     }
 
-    /// Begins a write transaction: one at a time over the whole database (SQLite's
-    /// `BEGIN IMMEDIATE`; on PostgreSQL, [`WRITE_LOCK`]).
+    /// Begins a write transaction: one at a time over the whole database (see
+    /// [`Engine::begin_write`]).
     pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        match self.engine {
-            Engine::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
-            Engine::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                lock_writes(&mut tx).await?;
-                Ok(tx)
-            }
-        }
+        let mut tx = self.pool.begin_with(self.engine.begin_write()).await?;
+        self.engine.lock_writes(&mut tx).await?;
+        Ok(tx)
     }
 
     /// Totals for monitoring: upload sessions open, blobs stored and their bytes.
@@ -256,9 +251,26 @@ pub(crate) fn flag(row: &sqlx::any::AnyRow, index: usize) -> bool {
     row.try_get::<bool, _>(index).unwrap_or_else(|_| row.get::<i64, _>(index) != 0)
 }
 
-/// Takes PostgreSQL's [`WRITE_LOCK`] for the rest of the transaction.
-pub(crate) async fn lock_writes(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(conn).await.map(drop)
+impl Engine {
+    /// The statement beginning a write transaction; with [`Engine::lock_writes`] after
+    /// it, write transactions run one at a time: SQLite's `BEGIN IMMEDIATE` takes the
+    /// file's write lock, PostgreSQL's `BEGIN` is followed by [`WRITE_LOCK`].
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "BEGIN IMMEDIATE",
+            Engine::Postgres => "BEGIN",
+        }
+    }
+
+    /// What a write transaction takes right after [`Engine::begin_write`]: on
+    /// PostgreSQL [`WRITE_LOCK`], held until the transaction ends; nothing on SQLite.
+    pub(crate) async fn lock_writes(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        if self == Engine::Sqlite {
+            return Ok(());
+        }
+        let lock = sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK);
+        lock.execute(conn).await.map(drop)
+    }
 }
 
 /// A pool whose connections each run `setup` (settings statements) when opened.

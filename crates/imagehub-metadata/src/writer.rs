@@ -191,13 +191,8 @@ async fn commit_batch(
 
 /// Begins the batch's write transaction (see [`crate::Metadata::begin_write`]).
 async fn begin(conn: &mut AnyConnection, engine: Engine) -> Result<(), sqlx::Error> {
-    match engine {
-        Engine::Sqlite => exec(conn, "BEGIN IMMEDIATE").await,
-        Engine::Postgres => {
-            exec(conn, "BEGIN").await?;
-            crate::lock_writes(conn).await
-        }
-    }
+    exec(conn, engine.begin_write()).await?;
+    engine.lock_writes(conn).await
 }
 
 /// Runs one transaction-control statement.

@@ -94,7 +94,7 @@ async fn an_upload_begun_on_one_replica_is_finished_on_another() {
     for (i, pair) in cuts.windows(2).enumerate() {
         let store = if i % 2 == 0 { &one } else { &two };
         let chunk = &data[pair[0]..pair[1]];
-        let len = store.append(id, body(chunk, 64 << 10), Some(chunk.len() as u64)).await;
+        let len = store.append(id, None, body(chunk, 64 << 10), Some(chunk.len() as u64)).await;
         assert_eq!(len.expect("appended"), pair[1] as u64);
         assert_eq!(one.upload_len(id).await.expect("len"), pair[1] as u64);
     }
@@ -111,12 +111,12 @@ async fn an_upload_begun_on_one_replica_is_finished_on_another() {
 
     // A body that breaks off leaves the upload as it was.
     let (id, _) = two.create_upload().await.expect("upload");
-    two.append(id, body(&data[..1000], 100), None).await.expect("first");
+    two.append(id, None, body(&data[..1000], 100), None).await.expect("first");
     let broken = futures_util::stream::iter(vec![
         Ok(Bytes::from_static(b"more")),
         Err(std::io::Error::other("the client went away")),
     ]);
-    assert!(matches!(one.append(id, broken, None).await, Err(AppendError::Body(_))));
+    assert!(matches!(one.append(id, None, broken, None).await, Err(AppendError::Body(_))));
     assert_eq!(one.upload_len(id).await.expect("len"), 1000);
     one.delete_upload(id).await.expect("deleted");
     assert!(matches!(two.upload_len(id).await, Err(BlobStoreError::UploadNotFound(_))));
@@ -127,7 +127,7 @@ async fn an_upload_begun_on_one_replica_is_finished_on_another() {
     let big = bytes(9 << 20, 13);
     let big_digest = Digest::sha256_of(&big);
     let (id, _) = small_copies.create_upload().await.expect("upload");
-    small_copies.append(id, body(&big, 1 << 20), None).await.expect("appended");
+    small_copies.append(id, None, body(&big, 1 << 20), None).await.expect("appended");
     let size = small_copies.commit_upload(id, &big_digest).await.expect("committed");
     assert_eq!(size, big.len() as u64);
     assert_eq!(read_all(&one, &big_digest, 0, None).await, big);
@@ -137,7 +137,7 @@ async fn an_upload_begun_on_one_replica_is_finished_on_another() {
     let small = bytes(5000, 3);
     let sha512 = Digest::of(Algorithm::Sha512, &small);
     let (id, _) = one.create_upload().await.expect("upload");
-    two.append(id, body(&small, 999), None).await.expect("appended");
+    two.append(id, None, body(&small, 999), None).await.expect("appended");
     assert_eq!(one.commit_upload(id, &sha512).await.expect("committed"), 5000);
     assert_eq!(read_all(&two, &sha512, 0, None).await, small);
 }
