@@ -6,9 +6,9 @@
 //!
 //! ```text
 //! blobs/sha256/ab/ab12…ef        a complete blob, named by its digest, never rewritten
-//! uploads/<uuid>/state           the upload's state: its multipart id (once a whole
-//!                                part was sent), the parts sent, its length and its
-//!                                SHA-256 state (JSON)
+//! uploads/<uuid>/state           the upload's state once it has received bytes: its
+//!                                multipart id (once a whole part was sent), the parts
+//!                                sent, its length and its SHA-256 state (JSON)
 //! uploads/<uuid>/tail            bytes received but not yet a part (S3 parts are at
 //!                                least 5 MiB but the last), at most one part's worth
 //! uploads/<uuid>/data            the multipart object the parts become at commit
@@ -19,9 +19,9 @@
 //! of bytes within one part verified in memory first (a small blob, or an upload that
 //! never filled a part), or by a multipart put hashed as it streamed and aborted on a
 //! mismatch, so a blob key holds the whole content or does not exist. Bucket requests
-//! cost latency and money, so the small case — most layers and every config — is four
-//! of them from POST to stored blob: the state saved, read, the blob put, the state
-//! deleted.
+//! cost latency and money, so an upload that has received nothing is nothing in the
+//! bucket (the metadata's session row says it exists), and the small case — most layers
+//! and every config, POST then PUT — is two requests: its state looked for, the blob put.
 //! Memory per upload request is bounded by one part (8 MiB) plus a tail.
 
 use std::sync::Arc;
@@ -103,6 +103,17 @@ struct UploadRecord {
 }
 
 impl UploadRecord {
+    /// An upload that has received nothing.
+    fn empty() -> UploadRecord {
+        UploadRecord {
+            multipart: None,
+            parts: Vec::new(),
+            size: 0,
+            tail: 0,
+            hasher: hex::encode(ResumableHasher::new(Algorithm::Sha256).save()),
+        }
+    }
+
     /// The SHA-256 state of the bytes received so far.
     fn hasher(&self, id: UploadId) -> Result<ResumableHasher, BlobStoreError> {
         hex::decode(&self.hasher)
@@ -348,27 +359,27 @@ impl S3BlobStore {
 
     // ---- uploads ----
 
-    /// Starts an upload; its state is in the bucket, so any replica may continue it.
-    pub async fn create_upload(&self) -> Result<(UploadId, u64), BlobStoreError> {
-        let id = UploadId::new();
-        let record = UploadRecord {
-            multipart: None,
-            parts: Vec::new(),
-            size: 0,
-            tail: 0,
-            hasher: hex::encode(ResumableHasher::new(Algorithm::Sha256).save()),
-        };
-        self.save(id, &record).await?;
-        Ok((id, 0))
+    /// Names a new upload. Nothing is written until bytes arrive: whether an upload
+    /// exists is the caller's record (the metadata's session), and an upload without
+    /// state in the bucket has received nothing.
+    pub fn create_upload(&self) -> UploadId {
+        UploadId::new()
     }
 
+    /// The upload's state, or that of an upload that has received nothing.
     async fn load(&self, id: UploadId) -> Result<UploadRecord, BlobStoreError> {
+        Ok(self.saved(id).await?.unwrap_or_else(UploadRecord::empty))
+    }
+
+    /// The upload's state as saved in the bucket, if any is.
+    async fn saved(&self, id: UploadId) -> Result<Option<UploadRecord>, BlobStoreError> {
         let found = match self.store.get(&upload_key(id, "state")).await {
             Ok(found) => found.bytes().await.map_err(io)?,
-            Err(e) if not_found(&e) => return Err(BlobStoreError::UploadNotFound(id)),
+            Err(e) if not_found(&e) => return Ok(None),
             Err(e) => return Err(io(e)),
         };
-        serde_json::from_slice(&found).map_err(|e| BlobStoreError::Io(std::io::Error::other(e)))
+        let record = serde_json::from_slice(&found).map_err(|_| corrupt(id))?;
+        Ok(Some(record))
     }
 
     async fn save(&self, id: UploadId, record: &UploadRecord) -> Result<(), BlobStoreError> {
@@ -443,6 +454,33 @@ impl S3BlobStore {
         record.hasher = hex::encode(hasher.save());
         self.save(id, &record).await.map_err(AppendError::Store)?;
         Ok(record.size)
+    }
+
+    /// [`S3BlobStore::append`] then [`S3BlobStore::commit_upload`] in one step. An
+    /// upload that has received nothing and whose `body` (of `expected_len`) fits in one
+    /// part — the usual monolithic push — goes straight to its key: one PUT, verified.
+    pub async fn finish_upload<S, E>(
+        &self,
+        id: UploadId,
+        body: S,
+        expected_len: Option<u64>,
+        expected: &Digest,
+    ) -> Result<u64, AppendError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let saved = self.saved(id).await.map_err(AppendError::Store)?;
+        let received_nothing = saved.as_ref().is_none_or(|record| record.size == 0);
+        if received_nothing && expected_len.is_some_and(|len| len <= PART as u64) {
+            let size = self.put_blob(expected, body, expected_len).await?;
+            if let Some(record) = &saved {
+                self.forget(id, Some(record)).await.map_err(AppendError::Store)?;
+            }
+            return Ok(size);
+        }
+        self.append(id, None, body, expected_len).await?;
+        self.commit_upload(id, expected).await.map_err(AppendError::Store)
     }
 
     /// Verifies that the upload's bytes have `expected` as their digest and stores them
@@ -536,14 +574,10 @@ impl S3BlobStore {
         found.bytes().await.map_err(io)
     }
 
-    /// Forgets an upload that has received nothing: its state is all it holds.
-    pub async fn delete_empty_upload(&self, id: UploadId) -> Result<(), BlobStoreError> {
-        self.delete_objects(id, &["state"]).await
-    }
-
     /// Forgets an upload and whatever it received; a missing upload is not an error.
     pub async fn delete_upload(&self, id: UploadId) -> Result<(), BlobStoreError> {
-        let record = self.load(id).await.ok();
+        // Without a readable state, whatever a failed first append left is looked for.
+        let record = self.saved(id).await.ok().flatten();
         self.forget(id, record.as_ref()).await
     }
 

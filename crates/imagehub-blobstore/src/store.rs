@@ -192,7 +192,7 @@ impl BlobStore {
     pub async fn create_upload(&self) -> Result<UploadId, BlobStoreError> {
         match self {
             BlobStore::Fs(fs) => Ok(fs.create_upload().await?.id()),
-            BlobStore::S3(s3) => Ok(s3.store.create_upload().await?.0),
+            BlobStore::S3(s3) => Ok(s3.store.create_upload()),
         }
     }
 
@@ -236,9 +236,9 @@ impl BlobStore {
         }
     }
 
-    /// [`BlobStore::append`] then [`BlobStore::commit_upload`], in one step; an upload
-    /// in a bucket that has received nothing yet and whose `body` (of `expected_len`)
-    /// fits in one part goes to its key in one request, its state removed after.
+    /// [`BlobStore::append`] then [`BlobStore::commit_upload`], in one step; in a bucket,
+    /// an upload that has received nothing and whose `body` fits in one part goes to its
+    /// key in one request.
     pub async fn finish_upload<S, E>(
         &self,
         id: UploadId,
@@ -250,20 +250,19 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        if let BlobStore::S3(s3) = self
-            && expected_len.is_some_and(|len| len <= crate::s3::PART as u64)
-        {
-            let lock = s3.lock(id).await;
-            if s3.store.upload_len(id).await? == 0 {
-                let size = s3.store.put_blob(expected, body, expected_len).await?;
-                s3.store.delete_empty_upload(id).await?;
+        match self {
+            BlobStore::Fs(_) => {
+                self.append(id, None, body, expected_len).await?;
+                self.commit_upload(id, expected).await.map_err(AppendError::Store)
+            }
+            BlobStore::S3(s3) => {
+                let lock = s3.lock(id).await;
+                let size = s3.store.finish_upload(id, body, expected_len, expected).await?;
                 drop(lock);
                 s3.forget(id);
-                return Ok(size);
+                Ok(size)
             }
         }
-        self.append(id, None, body, expected_len).await?;
-        self.commit_upload(id, expected).await.map_err(AppendError::Store)
     }
 
     /// Verifies an upload against `expected` and stores it as that blob; its size. On a
@@ -319,6 +318,12 @@ impl BlobStore {
             BlobStore::Fs(fs) => fs.delete_blob_written_before(digest, cutoff).await,
             BlobStore::S3(s3) => s3.store.delete_blob_written_before(digest, cutoff).await,
         }
+    }
+
+    /// Whether an upload that has received nothing is kept in the store (an empty file),
+    /// or is nothing there until bytes arrive (a bucket).
+    pub fn keeps_empty_uploads(&self) -> bool {
+        matches!(self, BlobStore::Fs(_))
     }
 
     /// The names of the uploads kept (their ids, or whatever else lies there).

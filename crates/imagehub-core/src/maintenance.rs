@@ -137,7 +137,12 @@ impl Registry {
             self.blobs.delete_upload_named(file).await?;
             cleaned += 1;
         }
-        for session in sessions.difference(&files).filter(|s| !young(s)) {
+        // In a bucket, an upload that has received nothing has nothing there yet: a
+        // session without objects is not a leftover (its expiry removes it).
+        let bare_sessions_are_leftovers = self.blobs.keeps_empty_uploads();
+        for session in
+            sessions.difference(&files).filter(|s| bare_sessions_are_leftovers && !young(s))
+        {
             self.meta.delete_upload(session).await?;
             cleaned += 1;
         }

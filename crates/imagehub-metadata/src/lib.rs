@@ -73,10 +73,15 @@ pub enum Engine {
     Postgres,
 }
 
-/// The transaction-level advisory lock every PostgreSQL write transaction takes first:
+/// Takes the transaction-level advisory lock every PostgreSQL write transaction takes first:
 /// writes serialise across replicas as they do on one SQLite file, so a check and the
 /// write it guards (an upload cap, a last owner) cannot interleave with another's.
-const WRITE_LOCK: i64 = 0x6d65_7461_7772_6974; // "metawrit"
+/// (A macro, so the statements beginning a write transaction can be constant strings.)
+macro_rules! lock_writes {
+    () => {
+        "SELECT pg_advisory_xact_lock(7882834684746557812)" // 0x6d65_7461_7772_6974, "metawrit"
+    };
+}
 
 /// The session-level advisory lock a garbage collection holds on PostgreSQL from its
 /// plan to its last deletion, so replicas collect one at a time.
@@ -211,9 +216,7 @@ impl Metadata {
     /// Begins a write transaction: one at a time over the whole database (see
     /// [`Engine::begin_write`]).
     pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        let mut tx = self.pool.begin_with(self.engine.begin_write()).await?;
-        self.engine.lock_writes(&mut tx).await?;
-        Ok(tx)
+        Ok(self.pool.begin_with(self.engine.begin_write()).await?)
     }
 
     /// Totals for monitoring: upload sessions open, blobs stored and their bytes.
@@ -252,31 +255,47 @@ pub(crate) fn flag(row: &sqlx::any::AnyRow, index: usize) -> bool {
 }
 
 impl Engine {
-    /// The statement beginning a write transaction; with [`Engine::lock_writes`] after
-    /// it, write transactions run one at a time: SQLite's `BEGIN IMMEDIATE` takes the
-    /// file's write lock, PostgreSQL's `BEGIN` is followed by [`WRITE_LOCK`].
+    /// What begins a write transaction, so that write transactions run one at a time:
+    /// SQLite's `BEGIN IMMEDIATE` takes the file's write lock; on PostgreSQL `BEGIN`
+    /// and the write lock, held until the transaction ends, in one round trip (a
+    /// simple query may hold several statements; the lock is a constant).
     pub(crate) fn begin_write(self) -> &'static str {
         match self {
             Engine::Sqlite => "BEGIN IMMEDIATE",
-            Engine::Postgres => "BEGIN",
+            Engine::Postgres => concat!("BEGIN; ", lock_writes!()),
         }
     }
 
-    /// What a write transaction takes right after [`Engine::begin_write`]: on
-    /// PostgreSQL [`WRITE_LOCK`], held until the transaction ends; nothing on SQLite.
-    pub(crate) async fn lock_writes(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-        if self == Engine::Sqlite {
-            return Ok(());
+    /// [`Engine::begin_write`] with a first savepoint, `write`, for the group-commit
+    /// writer (one round trip on PostgreSQL).
+    pub(crate) fn begin_write_batch(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "BEGIN IMMEDIATE; SAVEPOINT write",
+            Engine::Postgres => concat!("BEGIN; ", lock_writes!(), "; SAVEPOINT write"),
         }
-        let lock = sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK);
-        lock.execute(conn).await.map(drop)
     }
 }
+
+/// How long a pooled connection may sit idle before it is checked again when taken.
+const CHECK_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A pool whose connections each run `setup` (settings statements) when opened.
 async fn open_pool(options: &AnyConnectOptions, size: u32, setup: &'static str) -> Result<AnyPool> {
     Ok(AnyPoolOptions::new()
         .max_connections(size)
+        // sqlx pings every connection it hands out by default: on PostgreSQL a round
+        // trip per query, doubling a manifest GET's. Only a connection idle long enough
+        // for a server or proxy to have dropped it is checked (as pgx's pool does); a
+        // failed check closes it and another is taken.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_IDLE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if !setup.is_empty() {

@@ -148,29 +148,33 @@ async fn commit_batch(
     engine: Engine,
     batch: impl Iterator<Item = Box<dyn QueuedWrite>>,
 ) {
-    if let Err(e) = begin(conn, engine).await {
+    // Each write runs in a savepoint of its own. On PostgreSQL every statement is a
+    // round trip under the write lock, so transaction control shares them: the
+    // transaction begins with the first savepoint, and each later savepoint replaces
+    // the one before.
+    if let Err(e) = exec(conn, engine.begin_write_batch()).await {
         let e = Arc::new(e);
         batch.for_each(|w| w.fail(Arc::clone(&e)));
         return;
     }
     let mut answers = Vec::new();
     let mut failed = None;
-    for write in batch {
+    let mut batch = batch.peekable();
+    while let Some(write) = batch.next() {
         if let Some(e) = &failed {
             write.fail(Arc::clone(e));
             continue;
         }
-        if let Err(e) = exec(conn, "SAVEPOINT write").await {
-            failed = Some(Arc::new(e));
-            write.fail(Arc::clone(failed.as_ref().expect("just set")));
-            continue;
-        }
         let ran = write.run(conn).await;
+        answers.push(ran.answer);
         let rolled_back = if ran.ok { Ok(()) } else { exec(conn, "ROLLBACK TO write").await };
-        if let Err(e) = rolled_back.and(exec(conn, "RELEASE write").await) {
+        let next = match batch.peek() {
+            Some(_) => exec(conn, "RELEASE write; SAVEPOINT write").await,
+            None => Ok(()),
+        };
+        if let Err(e) = rolled_back.and(next) {
             failed = Some(Arc::new(e));
         }
-        answers.push(ran.answer);
     }
     let outcome = match failed {
         Some(e) => Err(e),
@@ -189,15 +193,9 @@ async fn commit_batch(
     }
 }
 
-/// Begins the batch's write transaction (see [`crate::Metadata::begin_write`]).
-async fn begin(conn: &mut AnyConnection, engine: Engine) -> Result<(), sqlx::Error> {
-    exec(conn, engine.begin_write()).await?;
-    engine.lock_writes(conn).await
-}
-
-/// Runs one transaction-control statement.
+/// Runs transaction-control statements, several in one round trip (a simple query).
 async fn exec(conn: &mut AnyConnection, sql: &'static str) -> Result<(), sqlx::Error> {
-    sqlx::query(sql).execute(conn).await.map(drop)
+    sqlx::Executor::execute(conn, sql).await.map(drop)
 }
 
 #[cfg(test)]

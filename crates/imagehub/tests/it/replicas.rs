@@ -343,7 +343,11 @@ async fn a_starting_replica_leaves_the_others_young_uploads_alone() {
     use sqlx::{Connection as _, Row as _};
     let Some(shared) = Shared::start() else { return };
     let (one, _d1) = shared.replica();
-    let location = location_path(&Registry::at(one.url()).begin_upload("acme/young").await);
+    let first = Registry::at(one.url());
+    let location = location_path(&first.begin_upload("acme/young").await);
+    // Bytes received, so the upload has state in the bucket that a cleanup could take.
+    let blob = b"a young upload";
+    first.patch_chunk(&location, 0, &blob[..7]).await.expect_status_in(&[202], "a chunk");
     let id = location.split("/uploads/").nth(1).and_then(|rest| rest.split(['?', '/']).next());
     let id = id.expect("an upload id in the Location").to_string();
     sqlx::any::install_default_drivers();
@@ -364,8 +368,7 @@ async fn a_starting_replica_leaves_the_others_young_uploads_alone() {
         .execute(&mut db)
         .await
         .expect("the session recorded");
-    let blob = b"a young upload";
     let second = Registry::at(two.url());
-    let reply = second.put_upload(&location, &sha256_digest(blob), blob).await;
+    let reply = second.put_upload(&location, &sha256_digest(blob), &blob[7..]).await;
     reply.expect_status_in(&[201], "finished on the replica that started meanwhile");
 }
