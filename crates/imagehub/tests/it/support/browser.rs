@@ -97,11 +97,15 @@ impl Browser {
     /// Waits until the page's title is `title`.
     pub async fn wait_for_title(&self, title: &str) {
         let xpath = format!("/html/head/title[normalize-space()=\"{title}\"]");
-        self.client
-            .wait()
-            .for_element(Locator::XPath(&xpath))
-            .await
-            .unwrap_or_else(|e| panic!("the page {title:?}: {e}"));
+        loop {
+            match self.client.wait().for_element(Locator::XPath(&xpath)).await {
+                Ok(_) => return,
+                // Chromium answers a find that a navigation overtook with this instead of
+                // a W3C error; the new page is then looked at.
+                Err(e) if e.to_string().contains("aborted by navigation") => continue,
+                Err(e) => panic!("the page {title:?}: {e}"),
+            }
+        }
     }
 
     /// The serious and critical accessibility violations axe-core finds on the page, as
