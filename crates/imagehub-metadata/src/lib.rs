@@ -25,6 +25,7 @@ mod pulls;
 mod registry;
 mod search;
 mod sync;
+mod tag_lookups;
 mod visibility;
 mod web_sessions;
 mod writer;
@@ -35,6 +36,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use imagehub_oci::Digest;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Executor, Row};
+use tag_lookups::TagLookups;
 use writer::Writer;
 
 /// Errors of the metadata database.
@@ -56,8 +58,10 @@ pub enum MetadataError {
     Corrupt(String),
     #[error("committing to the database failed: {0}")]
     CommitFailed(std::sync::Arc<sqlx::Error>),
-    #[error("the database writer has stopped")]
-    WriterStopped,
+    #[error("the database is closed (its writer or lookup task has stopped)")]
+    Stopped,
+    #[error("database error: {0}")]
+    Shared(std::sync::Arc<sqlx::Error>),
     #[error("{limit} upload sessions are already open {scope}; finish or cancel some first")]
     TooManyUploads { scope: UploadScope, limit: u32 },
     #[error("the database already holds a hub (users or repositories); copy into an empty one")]
@@ -128,6 +132,8 @@ pub struct Metadata {
     relaxed: AnyPool,
     /// The group-committing writer of the push path.
     writer: Writer,
+    /// On PostgreSQL, pulls by tag looked up in batches (`tag_lookups.rs`).
+    tag_lookups: Option<TagLookups>,
 }
 
 /// Session settings of SQLite connections. FULL synchronous: a commit is on disk before
@@ -152,7 +158,7 @@ impl Metadata {
         writer_conn.execute(SQLITE_DURABLE).await?;
         let relaxed = open_pool(&options, 2, SQLITE_RELAXED).await?;
         let writer = Writer::start(writer_conn, Engine::Sqlite);
-        Ok(Metadata { engine: Engine::Sqlite, pool, relaxed, writer })
+        Ok(Metadata { engine: Engine::Sqlite, pool, relaxed, writer, tag_lookups: None })
     }
 
     /// Connects to the PostgreSQL database at `url` and migrates it.
@@ -163,7 +169,8 @@ impl Metadata {
         sqlx::migrate!("./migrations-postgres").run(&pool).await?;
         let writer = Writer::start(options.connect().await?, Engine::Postgres);
         let relaxed = open_pool(&options, 2, POSTGRES_RELAXED).await?;
-        Ok(Metadata { engine: Engine::Postgres, pool, relaxed, writer })
+        let tag_lookups = Some(TagLookups::start(pool.clone()));
+        Ok(Metadata { engine: Engine::Postgres, pool, relaxed, writer, tag_lookups })
     }
 
     /// Which engine this is.
@@ -182,6 +189,7 @@ impl Metadata {
             pool: self.relaxed.clone(),
             relaxed: self.relaxed.clone(),
             writer: self.writer.clone(),
+            tag_lookups: self.tag_lookups.clone(),
         }
     }
 

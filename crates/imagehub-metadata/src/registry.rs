@@ -147,12 +147,16 @@ impl Metadata {
         Ok(done.rows_affected() > 0)
     }
 
-    /// The manifest a tag points at.
+    /// The manifest a tag points at (on PostgreSQL, looked up with others queued at the
+    /// same time: `tag_lookups.rs`).
     pub async fn manifest_by_tag(
         &self,
         repository: &RepoName,
         tag: &Tag,
     ) -> Result<Option<StoredManifest>> {
+        if let Some(lookups) = &self.tag_lookups {
+            return lookups.find(repository, tag).await;
+        }
         let row = sqlx::query(
             "SELECT m.digest, m.media_type, m.content FROM tags t
              JOIN repositories r ON r.id = t.repository_id

@@ -86,7 +86,7 @@ impl Writer {
         Writer { queue, stop: Arc::new(std::sync::Mutex::new(Some(stop))) }
     }
 
-    /// Commits what is queued, refuses later writes (`WriterStopped`) and closes the
+    /// Commits what is queued, refuses later writes (`Stopped`) and closes the
     /// connection, so that SQLite can checkpoint its log when the last one closes.
     pub(crate) async fn close(&self) {
         let stop = self.stop.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
@@ -110,8 +110,8 @@ impl Writer {
         self.queue
             .send(Box::new(Pending { write, reply }))
             .await
-            .map_err(|_| MetadataError::WriterStopped)?;
-        answer.await.map_err(|_| MetadataError::WriterStopped)?
+            .map_err(|_| MetadataError::Stopped)?;
+        answer.await.map_err(|_| MetadataError::Stopped)?
     }
 }
 
@@ -258,7 +258,7 @@ mod tests {
         let (writer, mut reader) = writer(&dir).await;
         let (queued, ()) = tokio::join!(writer.write(insert(1)), writer.close());
         queued.unwrap();
-        assert!(matches!(writer.write(insert(2)).await, Err(MetadataError::WriterStopped)));
+        assert!(matches!(writer.write(insert(2)).await, Err(MetadataError::Stopped)));
         let count: i64 =
             sqlx::query("SELECT count(*) FROM t").fetch_one(&mut reader).await.unwrap().get(0);
         assert_eq!(count, 1);

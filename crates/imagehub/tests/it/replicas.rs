@@ -372,3 +372,60 @@ async fn a_starting_replica_leaves_the_others_young_uploads_alone() {
     let reply = second.put_upload(&location, &sha256_digest(blob), &blob[7..]).await;
     reply.expect_status_in(&[201], "finished on the replica that started meanwhile");
 }
+
+/// Pulls by tag arriving together are looked up together on PostgreSQL (one query for
+/// what queued while others ran): each still gets its own tag's manifest, or 404 for a
+/// tag or repository that does not exist, and a tag moved on one replica is pulled at
+/// once from the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_by_tag_arriving_together_each_get_their_own_manifest() {
+    let Some(shared) = Shared::start() else { return };
+    let ((one, _d1), (two, _d2)) = (shared.replica(), shared.replica());
+    let (pusher, puller) = (Registry::at(one.url()), std::sync::Arc::new(Registry::at(two.url())));
+    let mut pushed = std::collections::HashMap::new();
+    for i in 0..12 {
+        let repo = if i % 2 == 0 { "acme/even" } else { "acme/odd" };
+        let tag = format!("v{i}");
+        let (manifest, _) =
+            crate::support::registry::push_image(&pusher, repo, &tag, &format!("image {i}")).await;
+        pushed.insert((repo.to_string(), tag), manifest);
+    }
+    let mut pulls = Vec::new();
+    for round in 0..8 {
+        for i in 0..16 {
+            let repo = match i % 3 {
+                0 => "acme/even",
+                1 => "acme/odd",
+                _ => "acme/none",
+            };
+            let tag = format!("v{}", (i + round) % 14);
+            let puller = puller.clone();
+            pulls.push(tokio::spawn(async move {
+                let reply = puller.get_manifest(repo, &tag).await;
+                ((repo.to_string(), tag), reply)
+            }));
+        }
+    }
+    for pull in pulls {
+        let (key, reply) = pull.await.expect("a pull");
+        match pushed.get(&key) {
+            Some(manifest) => {
+                reply.expect_status_in(&[200], "a pushed tag");
+                assert!(&reply.body == manifest, "{key:?} got its own manifest");
+            }
+            None => {
+                reply.expect_status_in(&[404], "a tag never pushed");
+                let code = if key.0 == "acme/none" { "NAME_UNKNOWN" } else { "MANIFEST_UNKNOWN" };
+                crate::support::registry::assert_error_body(&reply, &[code], "unknown");
+            }
+        }
+    }
+
+    let (moved, _) =
+        crate::support::registry::push_image(&pusher, "acme/even", "v0", "moved").await;
+    let (pulled_now, pulled_again) = tokio::join!(
+        puller.get_manifest("acme/even", "v0"),
+        puller.get_manifest("acme/even", "v0")
+    );
+    assert!(pulled_now.body == moved && pulled_again.body == moved, "the moved tag, at once");
+}
