@@ -6,7 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::Stream;
 use imagehub_blobstore::{BlobBytes, BlobStore, S3Settings, UploadId};
-use imagehub_metadata::{Metadata, NewManifest, Referrer, RepositoryFilter, StoredManifest, Usage};
+use imagehub_metadata::{
+    BlobLink, Metadata, NewManifest, Referrer, RepositoryFilter, StoredManifest, Usage,
+};
 use imagehub_oci::{Digest, Manifest, Reference, RepoName, Tag};
 
 use crate::CoreError;
@@ -165,11 +167,10 @@ impl Registry {
     /// The size of a blob this repository may serve; `NameUnknown` when the repository
     /// does not exist, as for manifests.
     pub async fn stat_blob(&self, repository: &RepoName, digest: &Digest) -> Result<u64> {
-        match self.meta.linked_blob_size(repository, digest).await? {
-            Some(size) => Ok(size),
-            None => {
-                Err(self.unknown_in(repository, CoreError::BlobUnknown(digest.clone())).await?)
-            }
+        match self.meta.blob_link(repository, digest).await? {
+            BlobLink::Linked { size } => Ok(size),
+            BlobLink::NotLinked => Err(CoreError::BlobUnknown(digest.clone())),
+            BlobLink::NoRepository => Err(CoreError::NameUnknown(repository.clone())),
         }
     }
 

@@ -107,7 +107,7 @@ pub use gc::{GcPlan, UnlinkedBlob};
 pub use images::{DetailRow, ImageInfo, ImageRow};
 pub use imports::{ImportGroupRow, ImportJobRow, ImportState, ImportsOf, NewImportJob};
 pub use jobs::{Job, JobOutcome};
-pub use registry::{NewManifest, Referrer, StoredManifest, UploadCaps, UploadScope};
+pub use registry::{BlobLink, NewManifest, Referrer, StoredManifest, UploadCaps, UploadScope};
 pub use search::{BrowseOrder, SearchDocument, SearchPage};
 pub use sync::{SyncRuleRow, SyncRunRow};
 pub use web_sessions::WebSessionRow;

@@ -31,6 +31,17 @@ pub struct UploadCaps {
     pub per_repository: u32,
 }
 
+/// What a repository says of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobLink {
+    Linked {
+        size: u64,
+    },
+    /// The repository exists but does not serve the blob.
+    NotLinked,
+    NoRepository,
+}
+
 /// A manifest as stored: the exact bytes and what is needed to serve them.
 #[derive(Debug, Clone)]
 pub struct StoredManifest {
@@ -87,17 +98,32 @@ impl Metadata {
         repository: &RepoName,
         digest: &Digest,
     ) -> Result<Option<u64>> {
+        Ok(match self.blob_link(repository, digest).await? {
+            BlobLink::Linked { size } => Some(size),
+            BlobLink::NotLinked | BlobLink::NoRepository => None,
+        })
+    }
+
+    /// Whether `repository` serves `digest`, and if not, whether it exists: one query
+    /// for a blob HEAD, found or not.
+    pub async fn blob_link(&self, repository: &RepoName, digest: &Digest) -> Result<BlobLink> {
         let row = sqlx::query(
-            "SELECT b.size FROM repository_blobs rb
-             JOIN repositories r ON r.id = rb.repository_id
-             JOIN blobs b ON b.digest = rb.digest
-             WHERE r.name = $1 AND rb.digest = $2",
+            "SELECT b.size FROM repositories r
+             LEFT JOIN repository_blobs rb ON rb.repository_id = r.id AND rb.digest = $2
+             LEFT JOIN blobs b ON b.digest = rb.digest
+             WHERE r.name = $1",
         )
         .bind(repository.as_str())
         .bind(digest.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+        Ok(match row {
+            None => BlobLink::NoRepository,
+            Some(row) => match row.try_get::<Option<i64>, _>(0)? {
+                Some(size) => BlobLink::Linked { size: size as u64 },
+                None => BlobLink::NotLinked,
+            },
+        })
     }
 
     /// Records a verified blob and links it to `repository`, creating the repository.
@@ -305,27 +331,41 @@ impl Metadata {
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let (by_owner, in_repository): (i64, i64) = sqlx::query_as(
-                        "SELECT (SELECT count(*) FROM uploads WHERE owner = $1), (SELECT count(*) FROM uploads WHERE repository = $2)",
+                    // The caps are checked by the insert itself: one statement when within
+                    // them, a count read again only to say which was reached.
+                    let inserted = sqlx::query(
+                        "INSERT INTO uploads (id, repository, started_at, owner)
+                         SELECT $1, $2, $3, $4
+                         WHERE (SELECT count(*) FROM uploads WHERE owner = $4) < $5
+                           AND (SELECT count(*) FROM uploads WHERE repository = $2) < $6",
                     )
-                    .bind(&owner)
+                    .bind(id)
                     .bind(&repository)
-                    .fetch_one(&mut *conn)
+                    .bind(now())
+                    .bind(&owner)
+                    .bind(i64::from(caps.per_owner))
+                    .bind(i64::from(caps.per_repository))
+                    .execute(&mut *conn)
                     .await?;
-                    if by_owner >= i64::from(caps.per_owner) {
-                        return Err(MetadataError::TooManyUploads { scope: UploadScope::User, limit: caps.per_owner });
+                    if inserted.rows_affected() == 1 {
+                        return Ok(());
                     }
-                    if in_repository >= i64::from(caps.per_repository) {
-                        return Err(MetadataError::TooManyUploads { scope: UploadScope::Repository, limit: caps.per_repository });
-                    }
-                    sqlx::query("INSERT INTO uploads (id, repository, started_at, owner) VALUES ($1, $2, $3, $4)")
-                        .bind(id)
-                        .bind(repository)
-                        .bind(now())
-                        .bind(owner)
-                        .execute(conn)
-                        .await?;
-                    Ok(())
+                    let (by_owner,): (i64,) =
+                        sqlx::query_as("SELECT count(*) FROM uploads WHERE owner = $1")
+                            .bind(&owner)
+                            .fetch_one(conn)
+                            .await?;
+                    Err(if by_owner >= i64::from(caps.per_owner) {
+                        MetadataError::TooManyUploads {
+                            scope: UploadScope::User,
+                            limit: caps.per_owner,
+                        }
+                    } else {
+                        MetadataError::TooManyUploads {
+                            scope: UploadScope::Repository,
+                            limit: caps.per_repository,
+                        }
+                    })
                 })
             })
             .await
@@ -352,16 +392,32 @@ async fn ensure_repository(
     repository: &RepoName,
     now: i64,
 ) -> Result<i64> {
-    let row = sqlx::query(
-        "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
+    // Most writes are to a repository that exists: read first, rather than an upsert
+    // that rewrites its row each time.
+    let found = sqlx::query(
+        "SELECT r.id, v.name IS NOT NULL FROM repositories r
+         LEFT JOIN repository_visibility v ON v.name = r.name WHERE r.name = $1",
     )
     .bind(repository.as_str())
-    .bind(now)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    // A new repository takes its namespace's default visibility; an existing setting stays.
-    if let Some(namespace) = repository.namespace() {
+    let (id, has_visibility) = match found {
+        Some(row) => (row.try_get::<i64, _>(0)?, crate::flag(&row, 1)),
+        None => {
+            let row = sqlx::query(
+                "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
+            )
+            .bind(repository.as_str())
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?;
+            (row.try_get(0)?, false)
+        }
+    };
+    // A repository takes its namespace's default visibility when it has none yet (new,
+    // or made before its namespace); an existing setting stays.
+    if let Some(namespace) = repository.namespace().filter(|_| !has_visibility) {
         sqlx::query(
             "INSERT INTO repository_visibility (name, visibility)
              SELECT $1, default_visibility FROM namespaces WHERE name = $2 ON CONFLICT DO NOTHING",
@@ -371,7 +427,7 @@ async fn ensure_repository(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(row.get(0))
+    Ok(id)
 }
 
 /// Records a verified blob and links it to `repository`, creating the repository.
@@ -390,13 +446,26 @@ async fn link_blob(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    let repository_id = ensure_repository(&mut *conn, repository, now).await?;
-    sqlx::query("INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(repository_id)
-        .bind(digest.to_string())
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    // Into an existing repository (most links) in one statement; nothing inserted means
+    // linked already or no repository yet, which the second form settles.
+    let linked = sqlx::query(
+        "INSERT INTO repository_blobs (repository_id, digest, linked_at)
+         SELECT id, $2, $3 FROM repositories WHERE name = $1 ON CONFLICT DO NOTHING",
+    )
+    .bind(repository.as_str())
+    .bind(digest.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if linked.rows_affected() == 0 {
+        let repository_id = ensure_repository(&mut *conn, repository, now).await?;
+        sqlx::query("INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(repository_id)
+            .bind(digest.to_string())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -405,32 +474,14 @@ async fn link_blob(
 async fn put_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Result<()> {
     let now = now();
     let repository_id = ensure_repository(&mut *conn, &manifest.repository, now).await?;
-    for digest in &manifest.blobs {
-        let linked =
-            sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
-                .bind(repository_id)
-                .bind(digest.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-        if linked.is_none() {
-            return Err(MetadataError::MissingReference {
-                digest: digest.clone(),
-                is_manifest: false,
-            });
-        }
-    }
-    for digest in &manifest.manifests {
-        let exists =
-            sqlx::query("SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2")
-                .bind(repository_id)
-                .bind(digest.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-        if exists.is_none() {
-            return Err(MetadataError::MissingReference {
-                digest: digest.clone(),
-                is_manifest: true,
-            });
+    let referenced = [
+        (&manifest.blobs, false, "SELECT digest FROM repository_blobs WHERE repository_id = $1"),
+        (&manifest.manifests, true, "SELECT digest FROM manifests WHERE repository_id = $1"),
+    ];
+    for (digests, is_manifest, in_repository) in referenced {
+        let present = present(conn, in_repository, repository_id, digests).await?;
+        if let Some(digest) = digests.iter().find(|d| !present.contains(&d.to_string())) {
+            return Err(MetadataError::MissingReference { digest: digest.clone(), is_manifest });
         }
     }
     let digest = manifest.digest.to_string();
@@ -465,20 +516,19 @@ async fn put_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Resul
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    let children = manifest
-        .blobs
-        .iter()
-        .map(|d| (d, false))
-        .chain(manifest.manifests.iter().map(|d| (d, true)));
-    for (child, is_manifest) in children {
+    for (children, is_manifest) in [(&manifest.blobs, false), (&manifest.manifests, true)] {
+        if children.is_empty() {
+            continue;
+        }
+        // (`WHERE true`: SQLite would read `ON CONFLICT` as the join's `ON` without it.)
         sqlx::query(
             "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, child_is_manifest)
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+             SELECT $1, $2, value, $3 FROM json_each($4) WHERE true ON CONFLICT DO NOTHING",
         )
         .bind(repository_id)
         .bind(&digest)
-        .bind(child.to_string())
         .bind(is_manifest)
+        .bind(digest_list(children))
         .execute(&mut *conn)
         .await?;
     }
@@ -496,6 +546,32 @@ async fn put_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Resul
         .await?;
     }
     Ok(())
+}
+
+/// Which of `digests` the query `in_repository` (digests of a repository, given its id)
+/// finds; no query for none.
+async fn present(
+    conn: &mut AnyConnection,
+    in_repository: &'static str,
+    repository_id: i64,
+    digests: &[Digest],
+) -> Result<std::collections::HashSet<String>> {
+    if digests.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!("{in_repository} AND digest IN (SELECT value FROM json_each($2))");
+    let rows = sqlx::query(&sql)
+        .bind(repository_id)
+        .bind(digest_list(digests))
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+}
+
+/// `digests` as one JSON list, read back by `json_each`.
+fn digest_list(digests: &[Digest]) -> String {
+    let digests: Vec<String> = digests.iter().map(Digest::to_string).collect();
+    serde_json::to_string(&digests).expect("strings serialise")
 }
 
 fn stored_manifest(row: sqlx::any::AnyRow) -> Result<StoredManifest> {
