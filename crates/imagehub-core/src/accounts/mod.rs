@@ -332,7 +332,8 @@ impl Accounts {
         let generated = password.is_none();
         let password = password.unwrap_or_else(imagehub_auth::generate_password);
         let hash = self.hash(password.clone()).await?;
-        self.meta
+        let created = self
+            .meta
             .create_user(NewUser {
                 name: "admin",
                 email: None,
@@ -340,7 +341,13 @@ impl Accounts {
                 source: UserSource::Local,
                 is_admin: true,
             })
-            .await?;
+            .await;
+        match created {
+            Ok(_) => {}
+            // Replicas starting together on a new database: another made the admin.
+            Err(MetadataError::NameTaken(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
         self.audit(None, AuditAction::UserCreate, Some("admin"), Some("admin"), None, None).await;
         Ok(generated.then_some(password))
     }

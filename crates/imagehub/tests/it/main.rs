@@ -11,6 +11,7 @@ mod cli;
 mod cli_hostile;
 mod client;
 mod connections;
+mod deploy;
 mod floods;
 mod gc;
 mod hub;

@@ -429,3 +429,35 @@ async fn pulls_by_tag_arriving_together_each_get_their_own_manifest() {
     );
     assert!(pulled_now.body == moved && pulled_again.body == moved, "the moved tag, at once");
 }
+
+/// Replicas started together on a new database both come up: one makes the first site
+/// admin, the other finds it made (rather than failing to start on the name taken), and
+/// the admin logs in on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_on_a_new_database_both_serve() {
+    let Some(shared) = Shared::start() else { return };
+    let mut env = shared.env();
+    env.retain(|(key, _)| *key != "IMAGEHUB_AUTH__ENABLED");
+    env.push(("IMAGEHUB_ADMIN_PASSWORD", "the-first-admin".into()));
+    let starts: Vec<_> = (0..2)
+        .map(|_| {
+            let env = env.clone();
+            std::thread::spawn(move || {
+                let dir = tempfile::tempdir().expect("the replica's data directory");
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                (ServerProcess::start_with_env(dir.path(), &env), dir)
+            })
+        })
+        .collect();
+    let replicas: Vec<_> =
+        starts.into_iter().map(|s| s.join().expect("a replica started")).collect();
+    for (replica, _) in &replicas {
+        let reply = reqwest::Client::new()
+            .get(format!("{}/v2/", replica.url()))
+            .basic_auth("admin", Some("the-first-admin"))
+            .send()
+            .await
+            .expect("GET /v2/");
+        assert_eq!(reply.status(), 200, "the admin on {}", replica.url());
+    }
+}
