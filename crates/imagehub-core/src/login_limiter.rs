@@ -5,30 +5,24 @@
 //! guesser spread over many addresses), which is audited when reached. Access tokens
 //! are not throttled at all: their secrets cannot be guessed, and a correct one must
 //! never be refused because someone else mistyped a password.
+//!
+//! The counts live in the metadata database, so replicas share them: a guesser spread
+//! over replicas behind a load balancer is slowed as one hitting a single server.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use imagehub_metadata::{LoginFailures, Metadata, MetadataError};
+use imagehub_oci::Digest;
 
 /// Each failure past the free ones doubles the wait, from `FIRST_DELAY` up to `MAX_DELAY`.
 const FIRST_DELAY: Duration = Duration::from_secs(5);
 const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
-/// A key with no failure for this long is forgotten.
+/// A key with no failure for this long is forgotten (its row removed).
 const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
 /// Many users may share one address (NAT, CI runners), so an address gets more slack.
 const ADDRESS_FACTOR: u32 = 4;
 /// Failures of one account from all addresses together before it is slowed down.
 const ACCOUNT_FACTOR: u32 = 20;
-/// Keys kept at most: beyond, only keys still blocking are kept, so a flood of names
-/// and addresses cannot grow memory without bound.
-const MAX_KEYS: usize = 100_000;
-
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
-    blocked_until: Option<Instant>,
-}
 
 /// What a failure counted for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,145 +32,203 @@ pub enum Counted {
     AccountLimitReached,
 }
 
-/// The failure counts; shared by every request.
-pub struct LoginLimiter {
-    free_failures: u32,
-    entries: Mutex<HashMap<Key, Failures>>,
+/// Where a login stands before its password is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// How long the caller must still wait, if at all.
+    pub retry_after: Option<Duration>,
+    /// Whether the user has failures from this address, which a success clears.
+    pub failed_here: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    UserAtAddress(String, String),
-    Address(String),
-    Account(String),
+/// The failure counts, kept in the database.
+pub struct LoginLimiter {
+    free_failures: u32,
+    meta: Metadata,
 }
 
 impl LoginLimiter {
     /// `free_failures`: failed logins of one user from one address before delays start
     /// (per address: four times as many; per account from anywhere: twenty times).
-    pub fn new(free_failures: u32) -> LoginLimiter {
-        LoginLimiter { free_failures: free_failures.max(1), entries: Mutex::default() }
+    pub fn new(free_failures: u32, meta: Metadata) -> LoginLimiter {
+        LoginLimiter { free_failures: free_failures.max(1), meta }
     }
 
-    /// How long `user` from `address` must still wait before trying a password, if at all.
-    pub fn wait(&self, user: &str, address: &str) -> Option<Duration> {
-        let now = Instant::now();
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        keys(user, address)
+    /// Where `user` from `address` stands.
+    pub async fn standing(&self, user: &str, address: &str) -> Result<Standing, MetadataError> {
+        self.standing_at(user, address, SystemTime::now()).await
+    }
+
+    async fn standing_at(
+        &self,
+        user: &str,
+        address: &str,
+        now: SystemTime,
+    ) -> Result<Standing, MetadataError> {
+        let now = millis(now);
+        let keys = keys(user, address);
+        let names: Vec<String> = keys.iter().map(|(key, _)| key.clone()).collect();
+        let found = self.meta.login_failures(&names).await?;
+        let live = |f: &&LoginFailures| f.last_ms >= now - millis_of(FORGET_AFTER);
+        let retry_after = found
             .iter()
-            .filter_map(|(key, _)| entries.get(key)?.blocked_until)
+            .filter(live)
+            .filter_map(|f| f.blocked_until_ms)
             .filter(|until| *until > now)
-            .map(|until| until - now)
             .max()
+            .map(|until| Duration::from_millis((until - now) as u64));
+        let failed_here = found.iter().any(|f| f.key == keys[0].0);
+        Ok(Standing { retry_after, failed_here })
     }
 
     /// Counts a failed password login.
-    pub fn failed(&self, user: &str, address: &str) -> Counted {
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_KEYS {
-            entries.retain(|_, f| {
-                now.duration_since(f.last) < FORGET_AFTER
-                    && f.blocked_until.is_some_and(|until| until > now)
-            });
-            if entries.len() >= MAX_KEYS {
-                entries.clear();
-            }
-        }
-        let mut counted = Counted::Failure;
-        for (key, factor) in keys(user, address) {
-            let free = self.free_failures.saturating_mul(factor);
-            let f = entries.entry(key.clone()).or_insert(Failures {
-                count: 0,
-                last: now,
-                blocked_until: None,
-            });
-            if now.duration_since(f.last) >= FORGET_AFTER {
-                *f = Failures { count: 0, last: now, blocked_until: None };
-            }
-            f.count = f.count.saturating_add(1);
-            f.last = now;
-            if f.count >= free {
-                let doublings = (f.count - free).min(16);
-                f.blocked_until = Some(now + (FIRST_DELAY * 2u32.pow(doublings)).min(MAX_DELAY));
-                if matches!(key, Key::Account(_)) && f.count == free {
-                    counted = Counted::AccountLimitReached;
+    pub async fn failed(&self, user: &str, address: &str) -> Result<Counted, MetadataError> {
+        self.failed_at(user, address, SystemTime::now()).await
+    }
+
+    async fn failed_at(
+        &self,
+        user: &str,
+        address: &str,
+        now: SystemTime,
+    ) -> Result<Counted, MetadataError> {
+        let now = millis(now);
+        let keys = keys(user, address);
+        let names: Vec<String> = keys.iter().map(|(key, _)| key.clone()).collect();
+        let free_failures = self.free_failures;
+        let forget_before = now - millis_of(FORGET_AFTER);
+        self.meta
+            .count_login_failure(&names, forget_before, |rows| {
+                let mut counted = Counted::Failure;
+                for (row, (_, factor)) in rows.iter_mut().zip(&keys) {
+                    let free = free_failures.saturating_mul(*factor);
+                    row.failures = row.failures.saturating_add(1);
+                    row.last_ms = now;
+                    if row.failures >= free {
+                        let doublings = (row.failures - free).min(16);
+                        let delay = (FIRST_DELAY * 2u32.pow(doublings)).min(MAX_DELAY);
+                        row.blocked_until_ms = Some(now + millis_of(delay));
+                        if *factor == ACCOUNT_FACTOR && row.failures == free {
+                            counted = Counted::AccountLimitReached;
+                        }
+                    }
                 }
-            }
-        }
-        counted
+                counted
+            })
+            .await
     }
 
     /// A successful login clears the user's failures from that address (not the
     /// address's own, so one success does not let a guesser behind the same address go
     /// on with other users, nor the account's, which guessers elsewhere built up).
-    pub fn succeeded(&self, user: &str, address: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&Key::UserAtAddress(user.to_string(), address.to_string()));
+    pub async fn succeeded(&self, user: &str, address: &str) -> Result<(), MetadataError> {
+        let (user_here, _) = &keys(user, address)[0];
+        self.meta.forget_login_failures(user_here).await
     }
 }
 
-/// The keys a login counts against, each with how many times the free failures it gets.
-fn keys(user: &str, address: &str) -> [(Key, u32); 3] {
+/// The keys a login counts against, each with how many times the free failures it gets:
+/// the user at the address first. A key is a hash of what it names, so a hostile name
+/// of any length is a key of fixed size, and no name or address is stored in the clear.
+fn keys(user: &str, address: &str) -> [(String, u32); 3] {
+    let key = |parts: &[&str]| {
+        let named = serde_json::to_string(parts).expect("strings serialise");
+        Digest::sha256_of(named.as_bytes()).hex().to_string()
+    };
     [
-        (Key::UserAtAddress(user.to_string(), address.to_string()), 1),
-        (Key::Address(address.to_string()), ADDRESS_FACTOR),
-        (Key::Account(user.to_string()), ACCOUNT_FACTOR),
+        (key(&["user-at", user, address]), 1),
+        (key(&["address", address]), ADDRESS_FACTOR),
+        (key(&["account", user]), ACCOUNT_FACTOR),
     ]
+}
+
+fn millis(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn millis_of(duration: Duration) -> i64 {
+    duration.as_millis() as i64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn delays_start_after_the_free_failures_and_only_for_that_address() {
-        let limiter = LoginLimiter::new(3);
+    async fn limiter(free_failures: u32) -> (tempfile::TempDir, LoginLimiter) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Metadata::open_sqlite(&dir.path().join("imagehub.db")).await.unwrap();
+        (dir, LoginLimiter::new(free_failures, meta))
+    }
+
+    async fn wait(limiter: &LoginLimiter, user: &str, address: &str) -> Option<Duration> {
+        limiter.standing(user, address).await.unwrap().retry_after
+    }
+
+    #[tokio::test]
+    async fn delays_start_after_the_free_failures_and_only_for_that_address() {
+        let (_dir, limiter) = limiter(3).await;
         for _ in 0..2 {
-            limiter.failed("bob", "10.0.0.1");
-            assert_eq!(limiter.wait("bob", "10.0.0.1"), None);
+            limiter.failed("bob", "10.0.0.1").await.unwrap();
+            assert_eq!(wait(&limiter, "bob", "10.0.0.1").await, None);
         }
-        limiter.failed("bob", "10.0.0.1");
-        assert!(limiter.wait("bob", "10.0.0.1").is_some_and(|d| d > Duration::from_secs(4)));
+        limiter.failed("bob", "10.0.0.1").await.unwrap();
+        let waited = wait(&limiter, "bob", "10.0.0.1").await;
+        assert!(waited.is_some_and(|d| d > Duration::from_secs(4)), "{waited:?}");
         // bob from elsewhere, and another user behind the same address, are not slowed.
-        assert_eq!(limiter.wait("bob", "10.0.0.2"), None);
-        assert_eq!(limiter.wait("alice", "10.0.0.1"), None);
-        limiter.succeeded("bob", "10.0.0.1");
-        assert_eq!(limiter.wait("bob", "10.0.0.1"), None);
+        assert_eq!(wait(&limiter, "bob", "10.0.0.2").await, None);
+        assert_eq!(wait(&limiter, "alice", "10.0.0.1").await, None);
+        assert!(limiter.standing("bob", "10.0.0.1").await.unwrap().failed_here);
+        assert!(!limiter.standing("alice", "10.0.0.1").await.unwrap().failed_here);
+        limiter.succeeded("bob", "10.0.0.1").await.unwrap();
+        assert_eq!(wait(&limiter, "bob", "10.0.0.1").await, None);
     }
 
-    #[test]
-    fn an_address_is_blocked_after_many_failures_across_users() {
-        let limiter = LoginLimiter::new(2);
+    #[tokio::test]
+    async fn an_address_is_blocked_after_many_failures_across_users() {
+        let (_dir, limiter) = limiter(2).await;
         for i in 0..8 {
-            limiter.failed(&format!("user{i}"), "10.0.0.9");
+            limiter.failed(&format!("user{i}"), "10.0.0.9").await.unwrap();
         }
-        assert!(limiter.wait("fresh", "10.0.0.9").is_some());
-        assert_eq!(limiter.wait("fresh", "10.0.0.8"), None);
+        assert!(wait(&limiter, "fresh", "10.0.0.9").await.is_some());
+        assert_eq!(wait(&limiter, "fresh", "10.0.0.8").await, None);
     }
 
-    #[test]
-    fn an_account_guessed_from_many_addresses_is_slowed_far_later_and_says_so_once() {
-        let limiter = LoginLimiter::new(2);
-        let reached: Vec<Counted> =
-            (0..41).map(|i| limiter.failed("bob", &format!("10.1.0.{i}"))).collect();
+    #[tokio::test]
+    async fn an_account_guessed_from_many_addresses_is_slowed_far_later_and_says_so_once() {
+        let (_dir, limiter) = limiter(2).await;
+        let mut reached = Vec::new();
+        for i in 0..41 {
+            reached.push(limiter.failed("bob", &format!("10.1.0.{i}")).await.unwrap());
+        }
         assert!(
             reached[..39].iter().all(|c| *c == Counted::Failure),
             "below 20 x 2 failures nothing happens"
         );
         assert_eq!(reached[39], Counted::AccountLimitReached);
         assert_eq!(reached[40], Counted::Failure, "reported once");
-        assert!(limiter.wait("bob", "10.9.9.9").is_some());
+        assert!(wait(&limiter, "bob", "10.9.9.9").await.is_some());
     }
 
-    #[test]
-    fn a_flood_of_names_does_not_grow_memory_without_bound() {
-        let limiter = LoginLimiter::new(5);
-        for i in 0..MAX_KEYS + 10 {
-            limiter.failed(&format!("u{i}"), "10.0.0.1");
+    #[tokio::test]
+    async fn failures_an_hour_old_are_forgotten_and_their_rows_removed() {
+        let (_dir, limiter) = limiter(1).await;
+        let then = SystemTime::now() - FORGET_AFTER - Duration::from_secs(60);
+        for i in 0..10 {
+            limiter.failed_at(&format!("u{i}"), "10.0.0.1", then).await.unwrap();
         }
-        assert!(limiter.entries.lock().unwrap().len() <= MAX_KEYS);
+        assert_eq!(wait(&limiter, "u0", "10.0.0.1").await, None, "forgotten");
+        limiter.failed("someone", "10.0.0.2").await.unwrap();
+        let old: Vec<String> =
+            (0..10).flat_map(|i| keys(&format!("u{i}"), "10.0.0.1")).map(|k| k.0).collect();
+        assert_eq!(limiter.meta.login_failures(&old).await.unwrap(), Vec::new(), "rows removed");
+    }
+
+    #[tokio::test]
+    async fn a_hostile_name_is_a_key_of_fixed_size() {
+        let (_dir, limiter) = limiter(1).await;
+        let huge = "x".repeat(1 << 20);
+        limiter.failed(&huge, "10.0.0.1").await.unwrap();
+        assert!(wait(&limiter, &huge, "10.0.0.1").await.is_some());
+        assert!(keys(&huge, "10.0.0.1").iter().all(|(key, _)| key.len() == 64));
     }
 }

@@ -42,6 +42,7 @@ const TABLES: &[&str] = &[
     "sync_rules",
     "sync_runs",
     "build_jobs",
+    "login_failures",
 ];
 
 /// What was copied.

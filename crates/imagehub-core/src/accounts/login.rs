@@ -27,15 +27,19 @@ impl Accounts {
     ) -> Result<Caller> {
         // Access tokens are not throttled: they cannot be guessed, and a correct one must
         // work even while someone guesses the user's password.
-        let throttled = !AccessTokenSecret::looks_like(password);
-        if throttled && let Some(retry_after) = self.limiter.wait(username, client) {
+        let standing = match AccessTokenSecret::looks_like(password) {
+            true => None,
+            false => Some(self.limiter.standing(username, client).await?),
+        };
+        let throttled = standing.is_some();
+        if let Some(retry_after) = standing.and_then(|s| s.retry_after) {
             tracing::warn!(user = username, client, "login refused: too many failures");
             return Err(AccountError::TooManyAttempts { retry_after });
         }
         match self.check_credentials(username, password).await {
             Ok(Some(caller)) => {
-                if throttled {
-                    self.limiter.succeeded(username, client);
+                if standing.is_some_and(|s| s.failed_here) {
+                    self.limiter.succeeded(username, client).await?;
                 }
                 if record {
                     let via = caller.user().map_or("password", |u| u.credential.kind());
@@ -53,7 +57,7 @@ impl Accounts {
             }
             Ok(None) => {
                 if throttled
-                    && self.limiter.failed(username, client) == Counted::AccountLimitReached
+                    && self.limiter.failed(username, client).await? == Counted::AccountLimitReached
                 {
                     tracing::warn!(
                         user = username,

@@ -283,7 +283,7 @@ impl Accounts {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| AccountError::Setup(format!("HTTP client for the webhook: {e}")))?;
-        let limiter = Arc::new(LoginLimiter::new(settings.free_login_failures));
+        let limiter = Arc::new(LoginLimiter::new(settings.free_login_failures, meta.clone()));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let slow_hashes = Arc::new(crate::hash_pool::HashPool::new(cores));
         let epochs = Arc::new(SessionEpochs::default());

@@ -241,6 +241,43 @@ async fn an_account_and_its_token_from_one_replica_work_on_the_other() {
     assert!(again.is_ok(), "olga logs in on the other replica");
 }
 
+/// Failed logins counted on one replica slow the same guesser down on the other, and a
+/// success on the other clears them: the counts are in the shared database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_on_one_replica_slow_the_guesser_on_the_other() {
+    let Some(shared) = Shared::start() else { return };
+    let start = |free_failures| {
+        let (database, s3) = (shared.database.clone(), shared.s3.config());
+        Hub::start_with(move |c| {
+            c.metadata.url = database;
+            c.storage.s3 = Some(s3);
+            c.auth.max_failed_logins = free_failures;
+        })
+    };
+    let (one, two) = (start(2), start(2));
+    one.create_user("alice", "alice-Secret-1").await;
+    let scope = [repo_scope("alice/app", "pull")];
+    for attempt in 1..=2 {
+        let refused = one.token(&Cred::basic("alice", "wrong-password"), &scope).await;
+        refused.expect_err("a wrong password").expect_status(401, &format!("attempt {attempt}"));
+    }
+    let blocked = two.token(&Cred::basic("alice", "alice-Secret-1"), &scope).await;
+    blocked.expect_err("blocked").expect_status(429, "the right password, on the other replica");
+
+    let (three, four) = (start(3), start(3));
+    three.create_user("bob", "bob-Secret-1").await;
+    let scope = [repo_scope("bob/app", "pull")];
+    for replica in [&three, &four] {
+        let refused = replica.token(&Cred::basic("bob", "wrong-password"), &scope).await;
+        refused.expect_err("a wrong password").expect_status(401, "a failure");
+    }
+    four.token(&Cred::basic("bob", "bob-Secret-1"), &scope).await.expect("below the limit");
+    let refused = three.token(&Cred::basic("bob", "wrong-password"), &scope).await;
+    refused.expect_err("a wrong password").expect_status(401, "counted from zero again");
+    let again = three.token(&Cred::basic("bob", "wrong-password"), &scope).await;
+    again.expect_err("a wrong password").expect_status(401, "still below the limit");
+}
+
 /// `imagehub migrate --to` moves a SQLite hub's metadata into an empty PostgreSQL
 /// database: a multi-platform image and a README image keep their digests and details,
 /// search finds them, accounts log in, and new pushes get new ids. A second run refuses
