@@ -288,9 +288,7 @@ impl Registry {
             if job.state.is_final() || tokio::time::Instant::now() >= deadline {
                 return Ok(job);
             }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return self.import_job(id).await;
-            }
+            let _ = tokio::time::timeout_at(look_again(deadline), changed).await;
         }
     }
 
@@ -313,9 +311,7 @@ impl Registry {
             if differs || tokio::time::Instant::now() >= deadline {
                 return Ok(job);
             }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return self.import_job(seen.id).await;
-            }
+            let _ = tokio::time::timeout_at(look_again(deadline), changed).await;
         }
     }
 
@@ -376,4 +372,11 @@ pub(crate) fn check_reachable(
         )));
     }
     Ok(())
+}
+
+/// When a wait for a job's change looks at the job again: on a change made here at
+/// once, else within a second, for another replica (sharing the database) may be
+/// running it, whose changes are not announced here.
+fn look_again(deadline: tokio::time::Instant) -> tokio::time::Instant {
+    deadline.min(tokio::time::Instant::now() + std::time::Duration::from_secs(1))
 }

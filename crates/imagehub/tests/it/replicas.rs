@@ -498,3 +498,60 @@ async fn replicas_starting_together_on_a_new_database_both_serve() {
         assert_eq!(reply.status(), 200, "the admin on {}", replica.url());
     }
 }
+
+/// An import queued through one replica is run by another: the job is in the shared
+/// database, its upstream credentials sealed by one and opened by the other with the
+/// shared `import.sealing_key_file`, and the replica the client asks follows the job to
+/// its end though another runs it. (The first replica's one import worker is kept busy
+/// on a held job, so the second must take the new one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_queued_on_one_replica_is_run_by_another() {
+    use crate::support::distribution::Distribution;
+    use crate::support::proxy::Proxy;
+    use serde_json::json;
+    let Some(shared) = Shared::start() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let private = Distribution::start(&dir.path().join("private"), None);
+    let (_, digest) =
+        crate::support::registry::push_image(&Registry::at(&private.url()), "team/app", "v1", "x")
+            .await;
+    drop(private);
+    let private = Distribution::start(&dir.path().join("private"), Some(("alice", "pass-1")));
+    let open = Distribution::start(&dir.path().join("open"), None);
+    crate::support::registry::push_image(&Registry::at(&open.url()), "team/held", "v1", "h").await;
+    let proxy = Proxy::start(&open.url()).await;
+    proxy.hold("/v2/team/held/manifests/v1");
+    let key = dir.path().join("import.key");
+    let start = |workers: usize| {
+        let (database, s3, key) = (shared.database.clone(), shared.s3.config(), key.clone());
+        let hosts = vec![private.host.clone(), proxy.host.clone()];
+        Hub::start_with(move |c| {
+            c.metadata.url = database;
+            c.storage.s3 = Some(s3);
+            c.import.sealing_key_file = Some(key);
+            c.import.insecure_registries = hosts;
+            c.import.workers = workers;
+        })
+    };
+    let one = start(1);
+    let olga = one.olga_with_public_acme().await;
+    let queue = |body: serde_json::Value| {
+        one.api(&olga, Method::POST, "/api/v1/orgs/acme/images/import", Some(body))
+    };
+    let busy = queue(json!({"source_url": format!("{}/team/held:v1", proxy.host)})).await;
+    busy.expect_status(202, "the job that keeps replica one busy");
+    proxy.reached().await;
+
+    let _two = start(2);
+    let body = json!({"source_url": format!("{}/team/app:v1", private.host),
+                      "auth": {"username": "alice", "password": "pass-1"}});
+    let queued = queue(body).await;
+    let location = queued.expect_status(202, "queued on one").header("location").expect("url");
+    let job = one.api(&olga, Method::GET, &format!("{location}?wait=60"), None).await.json();
+    assert_eq!(
+        (job["state"].as_str(), job["digest"].as_str()),
+        (Some("succeeded"), Some(digest.as_str())),
+        "run by the other replica, followed on this one: {job}"
+    );
+    proxy.release();
+}
