@@ -374,9 +374,9 @@ pub(crate) fn check_reachable(
     Ok(())
 }
 
-/// When a wait for a job's change looks at the job again: on a change made here at
+/// When a wait for a job's (or a sync run's) change looks at it again: on a change made here at
 /// once, else within a second, for another replica (sharing the database) may be
 /// running it, whose changes are not announced here.
-fn look_again(deadline: tokio::time::Instant) -> tokio::time::Instant {
+pub(super) fn look_again(deadline: tokio::time::Instant) -> tokio::time::Instant {
     deadline.min(tokio::time::Instant::now() + std::time::Duration::from_secs(1))
 }

@@ -209,9 +209,7 @@ impl Registry {
             if wait.is_zero() || finished || tokio::time::Instant::now() >= deadline {
                 return Ok(runs);
             }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return Ok(self.meta.sync_runs(rule_id, limit).await?);
-            }
+            let _ = tokio::time::timeout_at(super::look_again(deadline), changed).await;
         }
     }
 
