@@ -124,12 +124,15 @@ impl Metadata {
     /// Claims the oldest due job, as [`Metadata::claim_import_job`] does.
     pub async fn claim_build_job(&self, lease_secs: i64) -> Result<Option<BuildJobRow>> {
         let now = now();
+        // Due checked again outside the subquery, as for import jobs (`claim_import_job`).
         let found = sqlx::query(&format!(
             "UPDATE build_jobs SET state = 'running', run_after = $1 + $2,
                     started_at = COALESCE(started_at, $1)
              WHERE id = (SELECT id FROM build_jobs
-                         WHERE state IN ('queued', 'running') AND run_after <= $1 ORDER BY run_after, id LIMIT 1)
-             RETURNING {COLUMNS}"
+                         WHERE state IN ('queued', 'running') AND run_after <= $1 ORDER BY run_after, id LIMIT 1 {})
+               AND state IN ('queued', 'running') AND run_after <= $1
+             RETURNING {COLUMNS}",
+            self.engine.skip_locked()
         ))
         .bind(now)
         .bind(lease_secs)

@@ -281,12 +281,17 @@ impl Metadata {
     /// (its runner died). It runs for `lease_secs` before it is due again.
     pub async fn claim_import_job(&self, lease_secs: i64) -> Result<Option<ImportJobRow>> {
         let now = now();
+        // The due condition is checked again outside the subquery: on PostgreSQL a
+        // claimer that waited for another's claim of the same row re-reads the row, not
+        // the subquery, and must find it no longer due (else both run the job).
         let found = sqlx::query(&format!(
             "UPDATE import_jobs SET state = 'running', run_after = $1 + $2, attempts = attempts + 1,
                     started_at = COALESCE(started_at, $1)
              WHERE id = (SELECT id FROM import_jobs
-                         WHERE state IN ('queued', 'running') AND run_after <= $1 ORDER BY run_after, id LIMIT 1)
-             RETURNING {COLUMNS}"
+                         WHERE state IN ('queued', 'running') AND run_after <= $1 ORDER BY run_after, id LIMIT 1 {})
+               AND state IN ('queued', 'running') AND run_after <= $1
+             RETURNING {COLUMNS}",
+            self.engine.skip_locked()
         ))
         .bind(now)
         .bind(lease_secs)

@@ -36,11 +36,14 @@ impl Metadata {
     /// they are due again), counting the attempt; oldest first.
     pub async fn claim_jobs(&self, lease_secs: i64, limit: u32) -> Result<Vec<Job>> {
         let now = now();
-        let rows = sqlx::query(
+        // Due checked again outside the subquery, as for import jobs (`claim_import_job`).
+        let rows = sqlx::query(&format!(
             "UPDATE jobs SET run_after = $1 + $2, attempts = attempts + 1
-             WHERE id IN (SELECT id FROM jobs WHERE run_after <= $1 ORDER BY run_after, id LIMIT $3)
+             WHERE id IN (SELECT id FROM jobs WHERE run_after <= $1 ORDER BY run_after, id LIMIT $3 {})
+               AND run_after <= $1
              RETURNING id, kind, repository, digest, attempts",
-        )
+            self.engine.skip_locked()
+        ))
         .bind(now)
         .bind(lease_secs)
         .bind(i64::from(limit))

@@ -276,6 +276,16 @@ impl Engine {
         }
     }
 
+    /// What ends the subquery choosing jobs to claim: on PostgreSQL the rows are locked
+    /// and rows another claimer holds skipped, so concurrent claimers take different
+    /// jobs; SQLite has one writer at a time (and no such clause).
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "",
+            Engine::Postgres => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// [`Engine::begin_write`] with a first savepoint, `write`, for the group-commit
     /// writer (one round trip on PostgreSQL).
     pub(crate) fn begin_write_batch(self) -> &'static str {

@@ -555,3 +555,65 @@ async fn an_import_queued_on_one_replica_is_run_by_another() {
     );
     proxy.release();
 }
+
+/// Background jobs are claimed once however many replicas claim at the same moment: on
+/// PostgreSQL a claimer that waited for another's claim of a row finds it no longer
+/// due, and claimers skip rows another holds. Four "replicas" (each its own pool), six
+/// claimers each, six index jobs and six build jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_take_each_job_once() {
+    use sqlx::Connection as _;
+    let Some(shared) = Shared::start() else { return };
+    let mut replicas = Vec::new();
+    for _ in 0..4 {
+        let meta = imagehub_metadata::Metadata::open_postgres(&shared.database).await;
+        replicas.push(meta.expect("a replica's metadata"));
+    }
+    let mut db = sqlx::AnyConnection::connect(&shared.database).await.expect("connect");
+    for i in 0..6 {
+        sqlx::query("INSERT INTO jobs (kind, repository, digest, run_after, created_at) VALUES ('index', 'acme/app', $1, 0, 0)")
+            .bind(format!("sha256:{i:064}"))
+            .execute(&mut db)
+            .await
+            .expect("an index job");
+        sqlx::query(
+            "INSERT INTO build_jobs (app, version, platforms, repository, tag, created_by, origin, run_after, created_at)
+             VALUES ('app', $1, 'linux/amd64', 'builds/app', $1, 'olga', 'api', 0, 0)",
+        )
+        .bind(format!("v{i}"))
+        .execute(&mut db)
+        .await
+        .expect("a build job");
+    }
+    let mut claimers = Vec::new();
+    for meta in &replicas {
+        for _ in 0..6 {
+            let meta = meta.clone();
+            claimers.push(tokio::spawn(async move {
+                let (mut index, mut builds) = (Vec::new(), Vec::new());
+                loop {
+                    let jobs = meta.claim_jobs(600, 1).await.expect("claim index jobs");
+                    let build = meta.claim_build_job(600).await.expect("claim a build job");
+                    if jobs.is_empty() && build.is_none() {
+                        return (index, builds);
+                    }
+                    index.extend(jobs.iter().map(|j| j.id));
+                    builds.extend(build.map(|b| b.id));
+                }
+            }));
+        }
+    }
+    let (mut index, mut builds) = (Vec::new(), Vec::new());
+    for claimer in claimers {
+        let (i, b) = claimer.await.expect("a claimer");
+        index.extend(i);
+        builds.extend(b);
+    }
+    index.sort_unstable();
+    builds.sort_unstable();
+    assert_eq!(index.len(), 6, "each index job claimed once: {index:?}");
+    assert_eq!(builds.len(), 6, "each build job claimed once: {builds:?}");
+    index.dedup();
+    builds.dedup();
+    assert_eq!((index.len(), builds.len()), (6, 6));
+}
