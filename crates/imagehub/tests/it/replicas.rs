@@ -559,7 +559,7 @@ async fn an_import_queued_on_one_replica_is_run_by_another() {
 /// Background jobs are claimed once however many replicas claim at the same moment: on
 /// PostgreSQL a claimer that waited for another's claim of a row finds it no longer
 /// due, and claimers skip rows another holds. Four "replicas" (each its own pool), six
-/// claimers each, six index jobs and six build jobs.
+/// claimers each, six index, build and import jobs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_take_each_job_once() {
     use sqlx::Connection as _;
@@ -584,36 +584,43 @@ async fn concurrent_claims_take_each_job_once() {
         .execute(&mut db)
         .await
         .expect("a build job");
+        sqlx::query(
+            "INSERT INTO import_jobs (namespace, created_by, source, target_repository, run_after, created_at)
+             VALUES ('acme', 'olga', $1, 'acme/app', 0, 0)",
+        )
+        .bind(format!("upstream.example/app:v{i}"))
+        .execute(&mut db)
+        .await
+        .expect("an import job");
     }
     let mut claimers = Vec::new();
     for meta in &replicas {
         for _ in 0..6 {
             let meta = meta.clone();
             claimers.push(tokio::spawn(async move {
-                let (mut index, mut builds) = (Vec::new(), Vec::new());
+                let mut claimed = [Vec::new(), Vec::new(), Vec::new()];
                 loop {
                     let jobs = meta.claim_jobs(600, 1).await.expect("claim index jobs");
                     let build = meta.claim_build_job(600).await.expect("claim a build job");
-                    if jobs.is_empty() && build.is_none() {
-                        return (index, builds);
+                    let import = meta.claim_import_job(600).await.expect("claim an import job");
+                    if jobs.is_empty() && build.is_none() && import.is_none() {
+                        return claimed;
                     }
-                    index.extend(jobs.iter().map(|j| j.id));
-                    builds.extend(build.map(|b| b.id));
+                    claimed[0].extend(jobs.iter().map(|j| j.id));
+                    claimed[1].extend(build.map(|b| b.id));
+                    claimed[2].extend(import.map(|j| j.id));
                 }
             }));
         }
     }
-    let (mut index, mut builds) = (Vec::new(), Vec::new());
+    let mut all: [Vec<i64>; 3] = Default::default();
     for claimer in claimers {
-        let (i, b) = claimer.await.expect("a claimer");
-        index.extend(i);
-        builds.extend(b);
+        for (all, claimed) in all.iter_mut().zip(claimer.await.expect("a claimer")) {
+            all.extend(claimed);
+        }
     }
-    index.sort_unstable();
-    builds.sort_unstable();
-    assert_eq!(index.len(), 6, "each index job claimed once: {index:?}");
-    assert_eq!(builds.len(), 6, "each build job claimed once: {builds:?}");
-    index.dedup();
-    builds.dedup();
-    assert_eq!((index.len(), builds.len()), (6, 6));
+    for (kind, mut ids) in ["index", "build", "import"].into_iter().zip(all) {
+        ids.sort_unstable();
+        assert_eq!(ids, (ids[0]..ids[0] + 6).collect::<Vec<_>>(), "each {kind} job claimed once");
+    }
 }
