@@ -67,8 +67,7 @@ impl LoginLimiter {
     ) -> Result<Standing, MetadataError> {
         let now = millis(now);
         let keys = keys(user, address);
-        let names: Vec<String> = keys.iter().map(|(key, _)| key.clone()).collect();
-        let found = self.meta.login_failures(&names).await?;
+        let found = self.meta.login_failures(&keys).await?;
         let live = |f: &&LoginFailures| f.last_ms >= now - millis_of(FORGET_AFTER);
         let retry_after = found
             .iter()
@@ -77,7 +76,7 @@ impl LoginLimiter {
             .filter(|until| *until > now)
             .max()
             .map(|until| Duration::from_millis((until - now) as u64));
-        let failed_here = found.iter().any(|f| f.key == keys[0].0);
+        let failed_here = found.iter().any(|f| f.key == keys[USER_HERE]);
         Ok(Standing { retry_after, failed_here })
     }
 
@@ -93,22 +92,20 @@ impl LoginLimiter {
         now: SystemTime,
     ) -> Result<Counted, MetadataError> {
         let now = millis(now);
-        let keys = keys(user, address);
-        let names: Vec<String> = keys.iter().map(|(key, _)| key.clone()).collect();
         let free_failures = self.free_failures;
         let forget_before = now - millis_of(FORGET_AFTER);
         self.meta
-            .count_login_failure(&names, forget_before, |rows| {
+            .count_login_failure(&keys(user, address), forget_before, |rows| {
                 let mut counted = Counted::Failure;
-                for (row, (_, factor)) in rows.iter_mut().zip(&keys) {
-                    let free = free_failures.saturating_mul(*factor);
+                for (i, row) in rows.iter_mut().enumerate() {
+                    let free = free_failures.saturating_mul(FREE_FACTORS[i]);
                     row.failures = row.failures.saturating_add(1);
                     row.last_ms = now;
                     if row.failures >= free {
                         let doublings = (row.failures - free).min(16);
                         let delay = (FIRST_DELAY * 2u32.pow(doublings)).min(MAX_DELAY);
                         row.blocked_until_ms = Some(now + millis_of(delay));
-                        if *factor == ACCOUNT_FACTOR && row.failures == free {
+                        if i == ACCOUNT && row.failures == free {
                             counted = Counted::AccountLimitReached;
                         }
                     }
@@ -122,24 +119,25 @@ impl LoginLimiter {
     /// address's own, so one success does not let a guesser behind the same address go
     /// on with other users, nor the account's, which guessers elsewhere built up).
     pub async fn succeeded(&self, user: &str, address: &str) -> Result<(), MetadataError> {
-        let (user_here, _) = &keys(user, address)[0];
-        self.meta.forget_login_failures(user_here).await
+        let [user_here, ..] = keys(user, address);
+        self.meta.forget_login_failures(&user_here).await
     }
 }
 
-/// The keys a login counts against, each with how many times the free failures it gets:
-/// the user at the address first. A key is a hash of what it names, so a hostile name
-/// of any length is a key of fixed size, and no name or address is stored in the clear.
-fn keys(user: &str, address: &str) -> [(String, u32); 3] {
+/// Where each key stands in [`keys`], and how many times the free failures it gets.
+const USER_HERE: usize = 0;
+const ACCOUNT: usize = 2;
+const FREE_FACTORS: [u32; 3] = [1, ADDRESS_FACTOR, ACCOUNT_FACTOR];
+
+/// The keys a login counts against: the user at the address, the address, the account.
+/// A key is a hash of what it names, so a hostile name of any length is a key of fixed
+/// size, and no name or address is stored in the clear.
+fn keys(user: &str, address: &str) -> [String; 3] {
     let key = |parts: &[&str]| {
         let named = serde_json::to_string(parts).expect("strings serialise");
         Digest::sha256_of(named.as_bytes()).hex().to_string()
     };
-    [
-        (key(&["user-at", user, address]), 1),
-        (key(&["address", address]), ADDRESS_FACTOR),
-        (key(&["account", user]), ACCOUNT_FACTOR),
-    ]
+    [key(&["user-at", user, address]), key(&["address", address]), key(&["account", user])]
 }
 
 fn millis(time: SystemTime) -> i64 {
@@ -218,8 +216,7 @@ mod tests {
         }
         assert_eq!(wait(&limiter, "u0", "10.0.0.1").await, None, "forgotten");
         limiter.failed("someone", "10.0.0.2").await.unwrap();
-        let old: Vec<String> =
-            (0..10).flat_map(|i| keys(&format!("u{i}"), "10.0.0.1")).map(|k| k.0).collect();
+        let old: Vec<String> = (0..10).flat_map(|i| keys(&format!("u{i}"), "10.0.0.1")).collect();
         assert_eq!(limiter.meta.login_failures(&old).await.unwrap(), Vec::new(), "rows removed");
     }
 
@@ -229,6 +226,6 @@ mod tests {
         let huge = "x".repeat(1 << 20);
         limiter.failed(&huge, "10.0.0.1").await.unwrap();
         assert!(wait(&limiter, &huge, "10.0.0.1").await.is_some());
-        assert!(keys(&huge, "10.0.0.1").iter().all(|(key, _)| key.len() == 64));
+        assert!(keys(&huge, "10.0.0.1").iter().all(|key| key.len() == 64));
     }
 }

@@ -28,9 +28,10 @@ impl Metadata {
     }
 
     /// Counts a failed login under each of `keys`, in one write transaction so that
-    /// replicas counting at once add up: `count` is given each key's failures so far (none
-    /// for a key without) and updates them, which are then stored. Rows last touched
-    /// before `forget_before_ms` are removed first. Returns what `count` returns.
+    /// replicas counting at once add up: `count` is given each key's failures so far, in
+    /// the order of `keys` (none for a key without), and updates them, which are then
+    /// stored. Rows last touched before `forget_before_ms` are removed first. Returns
+    /// what `count` returns.
     pub async fn count_login_failure<T>(
         &self,
         keys: &[String],
