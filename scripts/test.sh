@@ -3,8 +3,9 @@
 # warnings denied), and all unit and integration tests of the workspace, including the
 # real-client tests (skopeo, podman, buildah, oras-py) in crates/imagehub/tests/it/realclients/
 # and the web UI's tests in headless Chromium (crates/imagehub/tests/it/browser.rs); then
-# the integration suite a second time with every server's metadata in PostgreSQL (a
-# throwaway cluster of Debian's postgresql, started here and removed on exit).
+# the integration suite a second time with every server's metadata in PostgreSQL and its
+# blobs in S3 (a throwaway cluster of Debian's postgresql and an s3s-fs server, started
+# here and removed on exit).
 #
 # On a fresh Debian machine (as root, or with sudo) it first installs what the tests
 # need; when everything is already installed it goes straight to `cargo test`.
@@ -123,21 +124,42 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "running all tests: cargo test --workspace --locked $*"
 cargo test --workspace --locked "$@"
 
-# The second pass: a PostgreSQL cluster of our own on a free loopback port, trusting
-# local connections, in a temporary directory; each test server creates its own database
-# there (imagehub-testkit's `backend`).
+# The second pass, on the scale-out backends: a PostgreSQL cluster of our own and an S3
+# server (s3s-fs) on free loopback ports, in temporary directories, both stopped and
+# removed on exit; each test server creates its own database and bucket there
+# (imagehub-testkit's `backend`, which also holds the S3 credentials used here).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 PG_DIR="$(mktemp -d)"
-PG_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PG_PORT="$(free_port)"
+S3_DIR="$(mktemp -d)"
+S3_PORT="$(free_port)"
+S3_PID=""
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 [[ $(id -u) -eq 0 ]] && chown postgres "$PG_DIR"
-stop_postgres() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PG_DIR"; }
-trap stop_postgres EXIT
+stop_backends() {
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -m immediate stop >/dev/null 2>&1 || true
+  if [[ -n "$S3_PID" ]]; then
+    kill "$S3_PID" 2>/dev/null || true
+    wait "$S3_PID" 2>/dev/null || true # killed: not the script's failure
+  fi
+  rm -rf "$PG_DIR" "$S3_DIR"
+}
+trap stop_backends EXIT
 say "starting PostgreSQL ($PG_BIN) on 127.0.0.1:$PG_PORT"
 as_pg "$PG_BIN/initdb" -D "$PG_DIR" -A trust -U imagehub >/dev/null
 as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/log" -w start \
   -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=1000" >/dev/null
-say "running the integration suite on PostgreSQL: cargo test --workspace --test integration --locked $*"
+say "starting s3s-fs on 127.0.0.1:$S3_PORT"
+"$S3S" --host 127.0.0.1 --port "$S3_PORT" \
+  --access-key imagehub-test --secret-key imagehub-test-secret "$S3_DIR" >/dev/null 2>&1 &
+S3_PID=$!
+until curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/"; do
+  kill -0 "$S3_PID" 2>/dev/null || { echo "error: s3s-fs exited" >&2; exit 1; }
+  sleep 0.1
+done
+say "running the integration suite on PostgreSQL and S3: cargo test --workspace --test integration --locked $*"
 IMAGEHUB_TEST_POSTGRES="postgres://imagehub@127.0.0.1:$PG_PORT" \
+IMAGEHUB_TEST_S3="http://127.0.0.1:$S3_PORT" IMAGEHUB_TEST_S3_ROOT="$S3_DIR" \
   cargo test --workspace --test integration --locked "$@"
 say "all tests passed"

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::thread::JoinHandle;
 
-use imagehub_server::config::Config;
+use imagehub_server::config::{Config, S3Config};
 use tokio::sync::oneshot;
 
 /// A running server; dropping it shuts the server down and removes its data.
@@ -16,6 +16,8 @@ pub struct TestServer {
     addr: SocketAddr,
     /// The metadata database: a `postgres://` URL, or empty for SQLite in `data_dir`.
     metadata_url: String,
+    /// The bucket blobs are kept in; `None` for the filesystem under `data_dir`.
+    s3: Option<S3Config>,
     data_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -48,11 +50,14 @@ impl TestServer {
         config.server.listen = "127.0.0.1:0".parse().expect("valid address");
         config.storage.data_dir = data_dir.path().to_path_buf();
         config.auth.enabled = false;
-        // Before `configure`, which may clear it to test SQLite in the PostgreSQL pass.
+        // Before `configure`, which may clear them to test SQLite or the filesystem in the
+        // scale-out pass.
         config.metadata.url = backend::metadata_url(data_dir.path()).unwrap_or_default();
+        config.storage.s3 = backend::s3_config(data_dir.path());
         configure(&mut config);
 
         let metadata_url = config.metadata.url.clone();
+        let s3 = config.storage.s3.clone();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -90,6 +95,7 @@ impl TestServer {
         TestServer {
             addr,
             metadata_url,
+            s3,
             data_dir,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
@@ -123,6 +129,11 @@ impl TestServer {
         }
     }
 
+    /// The bucket the server keeps its blobs in, if not the filesystem.
+    pub fn s3(&self) -> Option<&S3Config> {
+        self.s3.as_ref()
+    }
+
     /// Stops the server gracefully and hands back its data directory for a restart.
     pub fn stop(mut self) -> tempfile::TempDir {
         self.shutdown_and_join();
@@ -143,55 +154,118 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown_and_join();
-        // After `stop` this is the placeholder, and the database lives on for a restart.
-        backend::drop_database(self.data_dir.path());
+        // After `stop` this is the placeholder, and the backends live on for a restart.
+        backend::remove(self.data_dir.path());
     }
 }
 
 /// The backends the suite runs against, from the environment the test command sets:
 /// `IMAGEHUB_TEST_POSTGRES` (a server URL such as `postgres://imagehub@127.0.0.1:5433`)
-/// puts every test server's metadata in a database of its own on that server. Unset,
-/// servers use SQLite in their data directory, as a user's default install does.
+/// puts every test server's metadata in a database of its own on that server, and
+/// `IMAGEHUB_TEST_S3` (the endpoint of an `s3s-fs` server) with `IMAGEHUB_TEST_S3_ROOT`
+/// (the directory it serves) puts its blobs in a bucket of its own there. Unset, servers
+/// use SQLite and the filesystem in their data directory, as a user's default install does.
 pub mod backend {
     use std::path::Path;
     use std::process::Command;
 
+    use imagehub_server::config::S3Config;
+
     /// The variable naming the PostgreSQL server tests create their databases on.
     pub const POSTGRES: &str = "IMAGEHUB_TEST_POSTGRES";
-    /// Where a data directory records its database, so a restart over it finds it.
+    /// The variable naming the S3 server (s3s-fs) tests create their buckets on.
+    pub const S3: &str = "IMAGEHUB_TEST_S3";
+    /// The directory that S3 server serves: s3s-fs keeps each bucket as a directory of it,
+    /// so a test makes its bucket with `mkdir` (S3's CreateBucket needs a signed request
+    /// no library here sends).
+    pub const S3_ROOT: &str = "IMAGEHUB_TEST_S3_ROOT";
+    /// The credentials the test command starts the S3 server with.
+    pub const S3_ACCESS_KEY: &str = "imagehub-test";
+    pub const S3_SECRET_KEY: &str = "imagehub-test-secret";
+    /// Where a data directory records its database and bucket, so a restart finds them.
     const DATABASE_FILE: &str = "test-database";
+    const BUCKET_FILE: &str = "test-bucket";
 
     /// The metadata URL for a server over `data_dir`: its database, created the first
     /// time; `None` for SQLite.
     pub fn metadata_url(data_dir: &Path) -> Option<String> {
-        let server = std::env::var(POSTGRES).ok().filter(|s| !s.is_empty())?;
-        let file = data_dir.join(DATABASE_FILE);
-        let name = match std::fs::read_to_string(&file) {
-            Ok(name) => name,
-            Err(_) => {
-                let name = unique_name();
-                psql(&server, &format!("CREATE DATABASE {name}"));
-                std::fs::write(&file, &name).expect("record the test database");
-                name
-            }
-        };
+        let server = var(POSTGRES)?;
+        let name = recorded_or(data_dir, DATABASE_FILE, |name| {
+            psql(&server, &format!("CREATE DATABASE {name}"));
+        });
         Some(format!("{}/{name}", server.trim_end_matches('/')))
     }
 
-    /// Drops the database of `data_dir`, if it has one.
-    pub fn drop_database(data_dir: &Path) {
-        let (Ok(server), Ok(name)) =
-            (std::env::var(POSTGRES), std::fs::read_to_string(data_dir.join(DATABASE_FILE)))
-        else {
-            return;
-        };
-        psql(&server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    /// The `[storage.s3]` table for a server over `data_dir`: its bucket, created the
+    /// first time; `None` for the filesystem.
+    pub fn s3_config(data_dir: &Path) -> Option<S3Config> {
+        let endpoint = var(S3)?;
+        let root = var(S3_ROOT).unwrap_or_else(|| panic!("{S3} is set, {S3_ROOT} is not"));
+        let bucket = recorded_or(data_dir, BUCKET_FILE, |name| {
+            std::fs::create_dir(Path::new(&root).join(name)).expect("create the test bucket");
+        });
+        Some(S3Config {
+            endpoint,
+            bucket,
+            region: "us-east-1".into(),
+            access_key: S3_ACCESS_KEY.into(),
+            secret_key: S3_SECRET_KEY.into(),
+            path_style: true,
+            redirect: false,
+        })
     }
 
+    /// The environment that points an `imagehub` process over `data_dir` at the same
+    /// backends as a test server over it (`IMAGEHUB_METADATA__URL`, `IMAGEHUB_STORAGE__S3__…`).
+    pub fn env(data_dir: &Path) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        if let Some(url) = metadata_url(data_dir) {
+            env.push(("IMAGEHUB_METADATA__URL", url));
+        }
+        if let Some(s3) = s3_config(data_dir) {
+            env.extend([
+                ("IMAGEHUB_STORAGE__S3__ENDPOINT", s3.endpoint),
+                ("IMAGEHUB_STORAGE__S3__BUCKET", s3.bucket),
+                ("IMAGEHUB_STORAGE__S3__ACCESS_KEY", s3.access_key),
+                ("IMAGEHUB_STORAGE__S3__SECRET_KEY", s3.secret_key),
+                ("IMAGEHUB_STORAGE__S3__PATH_STYLE", "true".into()),
+            ]);
+        }
+        env
+    }
+
+    /// Drops the database and removes the bucket of `data_dir`, if it has them.
+    pub fn remove(data_dir: &Path) {
+        let recorded = |file| std::fs::read_to_string(data_dir.join(file)).ok();
+        if let (Some(server), Some(name)) = (var(POSTGRES), recorded(DATABASE_FILE)) {
+            psql(&server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+        if let (Some(root), Some(bucket)) = (var(S3_ROOT), recorded(BUCKET_FILE)) {
+            let _ = std::fs::remove_dir_all(Path::new(&root).join(bucket));
+        }
+    }
+
+    fn var(name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|s| !s.is_empty())
+    }
+
+    /// The name recorded in `data_dir/file`, or a new one, made with `create` and recorded.
+    fn recorded_or(data_dir: &Path, file: &str, create: impl FnOnce(&str)) -> String {
+        let file = data_dir.join(file);
+        if let Ok(name) = std::fs::read_to_string(&file) {
+            return name;
+        }
+        let name = unique_name();
+        create(&name);
+        std::fs::write(&file, &name).expect("record the test backend's name");
+        name
+    }
+
+    /// Unique across the suite's processes and calls; a valid database and bucket name.
     fn unique_name() -> String {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        format!("t{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+        format!("t{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Runs one statement on the server's `postgres` database with Debian's `psql`.

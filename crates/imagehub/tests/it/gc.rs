@@ -7,6 +7,7 @@ use crate::support::registry::{
     OCI_INDEX, OCI_MANIFEST, Registry, descriptor, image_config, image_index, image_manifest,
     random_bytes, sha256_digest,
 };
+use crate::support::stored::{blob_store, holds_blob};
 
 fn gc(reg: &Registry, extra: &[&str]) -> String {
     let dir = reg.server().data_dir().to_str().expect("utf-8 temp dir").to_owned();
@@ -15,9 +16,8 @@ fn gc(reg: &Registry, extra: &[&str]) -> String {
     run_cli(&args)
 }
 
-fn blob_file_exists(reg: &Registry, digest: &str) -> bool {
-    let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
-    reg.server().data_dir().join("blobs/sha256").join(&hex[..2]).join(hex).exists()
+async fn stored(reg: &Registry, digest: &str) -> bool {
+    holds_blob(reg.server(), digest).await
 }
 
 async fn status(reg: &Registry, path: &str) -> u16 {
@@ -48,7 +48,7 @@ async fn gc_removes_an_untagged_image_and_keeps_shared_layers() {
         200,
         "a dry run removes nothing"
     );
-    assert!(blob_file_exists(&reg, &sha256_digest(&only_a)));
+    assert!(stored(&reg, &sha256_digest(&only_a)).await);
 
     let report = gc(&reg, &["--grace-period-secs", "0"]);
     assert!(report.contains("removed 1 manifests"), "{report}");
@@ -56,7 +56,7 @@ async fn gc_removes_an_untagged_image_and_keeps_shared_layers() {
     assert_eq!(status(&reg, &format!("/v2/{repo}/manifests/{digest_a}")).await, 404);
     for gone in [&only_a, &config_a] {
         assert_eq!(status(&reg, &format!("/v2/{repo}/blobs/{}", sha256_digest(gone))).await, 404);
-        assert!(!blob_file_exists(&reg, &sha256_digest(gone)));
+        assert!(!stored(&reg, &sha256_digest(gone)).await);
     }
     for kept in [&shared, &only_b, &config_b] {
         let reply = reg.get(&format!("/v2/{repo}/blobs/{}", sha256_digest(kept))).await;
@@ -166,14 +166,16 @@ async fn gc_removes_blob_files_the_database_never_recorded() {
     // What a crash between an upload's rename and its commit leaves behind.
     let orphan = random_bytes(1000, 99);
     let digest = sha256_digest(&orphan);
-    let hex = digest.trim_start_matches("sha256:");
-    let dir = reg.server().data_dir().join("blobs/sha256").join(&hex[..2]);
-    std::fs::create_dir_all(&dir).expect("create blob dir");
-    std::fs::write(dir.join(hex), &orphan).expect("write orphan blob");
+    let bytes = futures_util::stream::iter([Ok::<_, std::io::Error>(orphan.clone().into())]);
+    blob_store(reg.server())
+        .await
+        .put_blob(&digest.parse().expect("digest"), bytes, None)
+        .await
+        .expect("store the orphan blob");
 
     let report = gc(&reg, &["--grace-period-secs", "0"]);
     assert!(report.contains("removed 1 orphaned blob files (1000 bytes)"), "{report}");
-    assert!(!blob_file_exists(&reg, &digest));
+    assert!(!stored(&reg, &digest).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

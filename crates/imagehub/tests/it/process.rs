@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use imagehub_testkit::backend;
+
 /// The built `imagehub` binary.
 pub fn imagehub_bin() -> &'static str {
     env!("CARGO_BIN_EXE_imagehub")
@@ -35,7 +37,7 @@ impl ServerProcess {
             .arg(data_dir)
             .env("RUST_LOG", "info")
             .env_remove("IMAGEHUB_ADMIN_PASSWORD")
-            .envs(metadata_env(data_dir))
+            .envs(backend::env(data_dir))
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -146,18 +148,12 @@ impl Drop for ServerProcess {
     }
 }
 
-/// The environment that points a process over `data_dir` at that directory's metadata
-/// database when the suite runs on PostgreSQL (see `imagehub_testkit::backend`).
-pub fn metadata_env(data_dir: &Path) -> Option<(&'static str, String)> {
-    imagehub_testkit::backend::metadata_url(data_dir).map(|url| ("IMAGEHUB_METADATA__URL", url))
-}
-
 /// Runs the `imagehub` CLI with `args`, asserting success; returns its stdout.
 pub fn run_cli(args: &[&str]) -> String {
     let data_dir = args.iter().skip_while(|a| **a != "--data-dir").nth(1);
     let output = Command::new(imagehub_bin())
         .args(args)
-        .envs(data_dir.map(|dir| metadata_env(Path::new(dir))).unwrap_or_default())
+        .envs(data_dir.map(|dir| backend::env(Path::new(dir))).unwrap_or_default())
         .output()
         .expect("run imagehub");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -51,7 +51,7 @@ async fn replicas_sharing_a_signing_key_accept_each_others_tokens() {
 
 /// The shared backends of a two-replica test: a fresh PostgreSQL database on the suite's
 /// server and a fresh S3 server. `None` in the SQLite pass of the suite: these tests run
-/// in its PostgreSQL pass (`scripts/test.sh` runs both).
+/// in its PostgreSQL and S3 pass (`scripts/test.sh` runs both).
 struct Shared {
     database: String,
     s3: S3Server,
@@ -286,7 +286,11 @@ async fn failed_logins_on_one_replica_slow_the_guesser_on_the_other() {
 async fn migrate_moves_a_hubs_metadata_into_postgresql() {
     let home = tempfile::tempdir().expect("a home for the target's name");
     let Some(url) = imagehub_testkit::backend::metadata_url(home.path()) else { return };
-    let hub = Hub::start_with(|c| c.metadata.url.clear()); // SQLite, in either pass
+    // A single-machine hub, SQLite and the filesystem, in either pass.
+    let hub = Hub::start_with(|c| {
+        c.metadata.url.clear();
+        c.storage.s3 = None;
+    });
     let olga = hub.olga_with_public_acme().await;
     let readme = hub.push_with_readme(&olga, "acme/app", "v1", "# Moved\n").await;
     let token = hub.token(&olga, &[repo_scope("acme/tools", "pull,push")]).await.expect("token");
@@ -315,7 +319,10 @@ async fn migrate_moves_a_hubs_metadata_into_postgresql() {
     let (ok, said) = migrate();
     assert!(!ok && said.contains("already holds a hub"), "{said}");
 
-    let hub = hub.restart_with(move |c| c.metadata.url = url);
+    let hub = hub.restart_with(move |c| {
+        c.metadata.url = url;
+        c.storage.s3 = None; // the blobs stay where they were
+    });
     let image = hub.api(&olga, Method::GET, "/api/v1/orgs/acme/repos/app/images/v1", None).await;
     let image = image.expect_status(200, "the README image").json();
     assert_eq!(image["digest"], readme.as_str(), "{image}");

@@ -2,7 +2,7 @@
 //! assertions, the `/v2` client over a test server (`registry`), and the hub with
 //! accounts, credentials and the management API (`hub`); CNCF distribution as an
 //! upstream (`distribution`), and a proxy in front of it that throttles or holds on cue
-//! (`proxy`).
+//! (`proxy`); what a server holds in its blob store, whichever it is (`stored`).
 
 pub mod browser;
 pub mod distribution;
@@ -11,3 +11,4 @@ pub mod proxy;
 pub mod registry;
 pub mod reply;
 pub mod s3;
+pub mod stored;
