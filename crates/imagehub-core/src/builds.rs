@@ -108,6 +108,14 @@ pub(crate) struct Builds {
     ended: Notify,
 }
 
+impl Builds {
+    /// Another process queued or changed a job: waits look again, an idle runner too.
+    pub(crate) fn changed_elsewhere(&self) {
+        self.ended.notify_waiters();
+        self.wake.notify_one();
+    }
+}
+
 impl Registry {
     /// Applies the `[build]` configuration.
     pub fn configure_builds(&self, settings: BuildSettings) {

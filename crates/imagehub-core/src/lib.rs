@@ -19,6 +19,7 @@ mod maintenance;
 mod migrate;
 mod pulls;
 mod registry;
+mod replicas;
 mod session_epochs;
 mod settings;
 mod tag_cache;

@@ -30,6 +30,7 @@ pub struct Registry {
     pub(crate) pulls: Arc<crate::pulls::PullCounter>,
     pub(crate) imports: Arc<crate::imports::Imports>,
     pub(crate) builds: Arc<crate::builds::Builds>,
+    pub(crate) heard: Arc<crate::replicas::Heard>,
     settings: Arc<std::sync::RwLock<Settings>>,
 }
 
@@ -102,6 +103,7 @@ impl Registry {
                 import_key_file.map_or_else(|| data_dir.join("import.key"), Path::to_path_buf),
             ))),
             builds: Arc::default(),
+            heard: Arc::default(),
             settings: Arc::default(),
         })
     }

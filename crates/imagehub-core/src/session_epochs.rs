@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a cached epoch is trusted. A password changed through another process
-/// (a replica, later) takes effect on this one within this time; through this process,
-/// at once.
+/// How long a cached epoch is trusted. A password changed through another process takes
+/// effect here when its notice is heard (`replicas.rs`), at the latest within this time
+/// (PostgreSQL's notices are best effort); through this process, at once.
 pub const EPOCH_TTL: Duration = Duration::from_secs(5);
 
 /// Enough for every user active within `EPOCH_TTL` on a busy hub; a full cache first
@@ -43,6 +43,11 @@ impl SessionEpochs {
     /// Drops a user's epoch after it changed, so the next check reads it again.
     pub fn forget(&self, user: &str) {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
+    }
+
+    /// Drops every epoch, when changes may have been missed.
+    pub fn forget_all(&self) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

@@ -22,6 +22,7 @@ mod images;
 mod imports;
 mod jobs;
 mod login_failures;
+mod notices;
 mod pulls;
 mod registry;
 mod search;
@@ -32,6 +33,7 @@ mod web_sessions;
 mod writer;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use imagehub_oci::Digest;
@@ -109,6 +111,7 @@ pub use images::{DetailRow, ImageInfo, ImageRow};
 pub use imports::{ImportGroupRow, ImportJobRow, ImportState, ImportsOf, NewImportJob};
 pub use jobs::{Job, JobOutcome};
 pub use login_failures::LoginFailures;
+pub use notices::{Notice, Notices};
 pub use registry::{BlobLink, NewManifest, Referrer, StoredManifest, UploadCaps, UploadScope};
 pub use search::{BrowseOrder, SearchDocument, SearchPage};
 pub use sync::{SyncRuleRow, SyncRunRow};
@@ -136,6 +139,8 @@ pub struct Metadata {
     writer: Writer,
     /// On PostgreSQL, pulls by tag looked up in batches (`tag_lookups.rs`).
     tag_lookups: Option<TagLookups>,
+    /// On PostgreSQL, the database's URL, for the connection listening for notices.
+    url: Option<Arc<str>>,
 }
 
 /// Session settings of SQLite connections. FULL synchronous: a commit is on disk before
@@ -160,7 +165,7 @@ impl Metadata {
         writer_conn.execute(SQLITE_DURABLE).await?;
         let relaxed = open_pool(&options, 2, SQLITE_RELAXED).await?;
         let writer = Writer::start(writer_conn, Engine::Sqlite);
-        Ok(Metadata { engine: Engine::Sqlite, pool, relaxed, writer, tag_lookups: None })
+        Ok(Metadata { engine: Engine::Sqlite, pool, relaxed, writer, tag_lookups: None, url: None })
     }
 
     /// Connects to the PostgreSQL database at `url` and migrates it.
@@ -172,7 +177,8 @@ impl Metadata {
         let writer = Writer::start(options.connect().await?, Engine::Postgres);
         let relaxed = open_pool(&options, 2, POSTGRES_RELAXED).await?;
         let tag_lookups = Some(TagLookups::start(pool.clone()));
-        Ok(Metadata { engine: Engine::Postgres, pool, relaxed, writer, tag_lookups })
+        let url = Some(url.into());
+        Ok(Metadata { engine: Engine::Postgres, pool, relaxed, writer, tag_lookups, url })
     }
 
     /// Which engine this is.
@@ -192,6 +198,7 @@ impl Metadata {
             relaxed: self.relaxed.clone(),
             writer: self.writer.clone(),
             tag_lookups: self.tag_lookups.clone(),
+            url: self.url.clone(),
         }
     }
 

@@ -112,6 +112,11 @@ impl Server {
             let registry = self.registry.clone();
             tokio::spawn(async move { registry.run_builds().await })
         };
+        let follower = {
+            let registry = self.registry.clone();
+            let accounts = self.auth.as_ref().map(|auth| auth.accounts.clone());
+            tokio::spawn(async move { registry.follow_other_replicas(accounts).await })
+        };
         let server = &self.config.server;
         let limits = listener::ConnectionLimits {
             header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
@@ -132,6 +137,7 @@ impl Server {
         indexer.abort();
         importer.abort();
         builder.abort();
+        follower.abort();
         self.registry.close().await;
         tracing::info!("imagehub stopped");
         Ok(())

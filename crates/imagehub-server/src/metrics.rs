@@ -53,6 +53,8 @@ struct Inner {
     storage_bytes: Gauge,
     blobs: Gauge,
     repositories: Gauge,
+    /// Kept by the core (`Registry::notices_heard`), copied here at each scrape.
+    notices_heard: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -89,6 +91,12 @@ impl Metrics {
         registry.register("storage_blob_bytes", "Bytes of blobs stored", storage_bytes.clone());
         registry.register("storage_blobs", "Blobs stored", blobs.clone());
         registry.register("repositories", "Repositories", repositories.clone());
+        let notices_heard = Counter::default();
+        registry.register(
+            "replica_notices_heard",
+            "Notices heard from the processes sharing the PostgreSQL database",
+            notices_heard.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -100,6 +108,7 @@ impl Metrics {
                 storage_bytes,
                 blobs,
                 repositories,
+                notices_heard,
             }),
         }
     }
@@ -188,6 +197,9 @@ pub async fn serve_metrics(State((metrics, registry)): State<(Metrics, Registry)
         }
         Err(e) => tracing::warn!(error = %e, "reading storage totals for metrics failed"),
     }
+    // A store, not an increment, so scrapes at once cannot count twice.
+    let heard = &metrics.inner.notices_heard;
+    heard.inner().store(registry.notices_heard(), std::sync::atomic::Ordering::Relaxed);
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &metrics.inner.registry) {
         tracing::error!(error = %e, "encoding metrics failed");

@@ -84,7 +84,7 @@ impl Accounts {
             let hash = self.hash(password.to_string()).await?;
             self.meta.set_password_hash(me.id, &hash).await?;
             // Registry tokens issued before now stop working here at once; other
-            // replicas drop their cached epoch within `EPOCH_TTL`.
+            // replicas drop their cached epoch when they hear of it (`replicas.rs`).
             self.epochs.forget(&me.name);
             self.meta.delete_web_sessions_of(me.id).await?;
             self.audit(

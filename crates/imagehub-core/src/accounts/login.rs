@@ -238,7 +238,7 @@ impl Accounts {
     /// Whether a verified registry JWT is still good: issued after its user last changed
     /// their password, through an access token that is still alive. The registry checks
     /// this on every request, so the user's password epoch is cached for a few seconds
-    /// (and dropped at once when this process changes it).
+    /// (and dropped at once when this process, or another it hears of, changes it).
     pub async fn registry_token_valid(&self, claims: &Claims) -> Result<bool> {
         if !claims.sub.is_empty() {
             let Some(valid_after) = self.sessions_valid_after(&claims.sub).await? else {
@@ -253,6 +253,16 @@ impl Accounts {
             Some(id) => Ok(self.meta.live_access_token(id).await?.is_some()),
             None => Ok(true),
         }
+    }
+
+    /// Another process ended the user's sessions (`replicas.rs`): read the epoch again.
+    pub(crate) fn forget_sessions_of(&self, user: &str) {
+        self.epochs.forget(user);
+    }
+
+    /// Another process may have ended anyone's sessions unheard: read every epoch again.
+    pub(crate) fn forget_all_sessions(&self) {
+        self.epochs.forget_all();
     }
 
     async fn sessions_valid_after(&self, user: &str) -> Result<Option<i64>> {

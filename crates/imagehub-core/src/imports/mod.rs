@@ -163,6 +163,12 @@ impl Imports {
         self.changed.notify_waiters();
     }
 
+    /// Another process queued or changed a job: waits look again, an idle worker too.
+    pub(crate) fn changed_elsewhere(&self) {
+        self.changed.notify_waiters();
+        self.wake.notify_one();
+    }
+
     fn cancel(&self, id: i64) {
         self.cancelled.lock().unwrap_or_else(|e| e.into_inner()).insert(id, true);
     }

@@ -65,6 +65,16 @@ impl Shared {
         Some(Shared { database, s3: S3Server::start(), _database_home: home })
     }
 
+    /// A replica with accounts over the shared backends, signing tokens with `key`.
+    fn hub(&self, key: &std::path::Path) -> Hub {
+        let (database, s3, key) = (self.database.clone(), self.s3.config(), key.to_path_buf());
+        Hub::start_with(move |c| {
+            c.metadata.url = database;
+            c.storage.s3 = Some(s3);
+            c.auth.signing_key_file = Some(key);
+        })
+    }
+
     /// The environment of an `imagehub serve` replica over the shared backends.
     fn env(&self) -> Vec<(&'static str, String)> {
         let s3 = &self.s3.settings;
@@ -223,15 +233,7 @@ async fn an_account_and_its_token_from_one_replica_work_on_the_other() {
     let Some(shared) = Shared::start() else { return };
     let keys = tempfile::tempdir().expect("keys");
     let key = keys.path().join("signing-key.pem");
-    let start = || {
-        let (database, s3, key) = (shared.database.clone(), shared.s3.config(), key.clone());
-        Hub::start_with(move |c| {
-            c.metadata.url = database;
-            c.storage.s3 = Some(s3);
-            c.auth.signing_key_file = Some(key);
-        })
-    };
-    let (one, two) = (start(), start());
+    let (one, two) = (shared.hub(&key), shared.hub(&key));
     let olga = one.olga_with_public_acme().await;
     let token = one.token(&olga, &[repo_scope("acme/app", "pull,push")]).await.expect("token");
     two.push_image(Some(&token), "acme/app", "v1").await.expect("pushed on two");
@@ -239,6 +241,90 @@ async fn an_account_and_its_token_from_one_replica_work_on_the_other() {
     one.send(one.v2(Method::GET, path, Some(&token))).await.expect_status(200, "pulled on one");
     let again = two.token(&olga, &[repo_scope("acme/app", "pull")]).await;
     assert!(again.is_ok(), "olga logs in on the other replica");
+}
+
+/// A password changed through one replica ends the registry tokens issued before it on
+/// the other as soon as the other hears of it (PostgreSQL's NOTIFY, from a trigger), not
+/// when the epoch it cached runs out a few seconds later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_changed_on_one_replica_ends_old_tokens_on_the_other_when_heard() {
+    let Some(shared) = Shared::start() else { return };
+    let keys = tempfile::tempdir().expect("keys");
+    let key = keys.path().join("signing-key.pem");
+    let (one, two) = (shared.hub(&key), shared.hub(&key));
+    one.create_user("alice", "alice-Secret-1").await;
+    let alice = Cred::basic("alice", "alice-Secret-1");
+    let token = one.token(&alice, &[repo_scope("alice/app", "pull,push")]).await.expect("token");
+    two.push_image(Some(&token), "alice/app", "v1").await.expect("pushed on two");
+    let pull = || {
+        two.v2(Method::GET, "/v2/alice/app/manifests/v1", Some(&token))
+            .header("accept", OCI_MANIFEST)
+    };
+    two.send(pull()).await.expect_status(200, "two now holds alice's epoch");
+    // Two counts the start of its listening as a notice; a change made before it would
+    // be caught by the fresh start all the same.
+    let before = notices_heard_after(&two, 0).await;
+
+    let change = Some(serde_json::json!({"password": "alice-Secret-2"}));
+    one.api(&alice, Method::PATCH, "/api/v1/user", change).await.expect_status(200, "changed");
+    notices_heard_after(&two, before).await;
+    two.send(pull()).await.expect_status(401, "a token from before the change, on two");
+}
+
+/// A replica whose listening connection is cut listens again: it counts the gap as a
+/// notice missed (dropping what it cached) and acts on the notices that follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_listening_connection_is_cut_listens_again() {
+    use sqlx::{Connection as _, Row as _};
+    let Some(shared) = Shared::start() else { return };
+    let keys = tempfile::tempdir().expect("keys");
+    let key = keys.path().join("signing-key.pem");
+    let (one, two) = (shared.hub(&key), shared.hub(&key));
+    one.create_user("alice", "alice-Secret-1").await;
+    let alice = Cred::basic("alice", "alice-Secret-1");
+    let token = one.token(&alice, &[repo_scope("alice/app", "pull,push")]).await.expect("token");
+    two.push_image(Some(&token), "alice/app", "v1").await.expect("pushed on two");
+    let pull = || {
+        two.v2(Method::GET, "/v2/alice/app/manifests/v1", Some(&token))
+            .header("accept", OCI_MANIFEST)
+    };
+    let before = notices_heard_after(&two, 0).await;
+
+    let mut db = sqlx::AnyConnection::connect(&shared.database).await.expect("connect");
+    let cut = sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("terminate the listening connections");
+    assert_eq!(cut.iter().filter(|row| row.get::<bool, _>(0)).count(), 2, "one per replica");
+    let reconnected = notices_heard_after(&two, before).await;
+    two.send(pull()).await.expect_status(200, "two holds alice's epoch again");
+
+    let change = Some(serde_json::json!({"password": "alice-Secret-2"}));
+    one.api(&alice, Method::PATCH, "/api/v1/user", change).await.expect_status(200, "changed");
+    notices_heard_after(&two, reconnected).await;
+    two.send(pull()).await.expect_status(401, "heard on the new connection");
+}
+
+/// Waits until `hub` has heard more than `count` notices from the database (its
+/// `/metrics`), and returns how many.
+async fn notices_heard_after(hub: &Hub, count: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let metrics = hub.send(hub.client.get(hub.url("/metrics"))).await.text();
+        let heard = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("imagehub_replica_notices_heard_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .expect("the notices-heard counter in /metrics");
+        if heard > count {
+            return heard;
+        }
+        assert!(std::time::Instant::now() < deadline, "no notice heard in 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Failed logins counted on one replica slow the same guesser down on the other, and a
@@ -630,4 +716,41 @@ async fn concurrent_claims_take_each_job_once() {
         ids.sort_unstable();
         assert_eq!(ids, (ids[0]..ids[0] + 6).collect::<Vec<_>>(), "each {kind} job claimed once");
     }
+}
+
+/// The database tells every process listening of ended sessions (a new password, a
+/// removed user) and of changed jobs, in commit order, whoever made the change, and
+/// nothing of writes that changed neither: a claim that took no job wakes no replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_tells_each_replica_of_ended_sessions_and_changed_jobs() {
+    use imagehub_metadata::Notice;
+    use sqlx::Connection as _;
+    let Some(shared) = Shared::start() else { return };
+    let meta = imagehub_metadata::Metadata::open_postgres(&shared.database).await.expect("open");
+    let mut notices = meta.notices().await.expect("listen").expect("notices on PostgreSQL");
+    let mut db = sqlx::AnyConnection::connect(&shared.database).await.expect("connect");
+    let statements = [
+        "INSERT INTO build_jobs (app, version, platforms, repository, tag, created_by, origin, run_after, created_at)
+         VALUES ('app', 'v1', 'linux/amd64', 'builds/app', 'v1', 'olga', 'api', 0, 0)",
+        "INSERT INTO namespaces (name, kind, created_at) VALUES ('alice', 'user', 0)",
+        "INSERT INTO users (name, source, created_at) VALUES ('alice', 'local', 0)",
+        "UPDATE users SET email = 'alice@example.com'",
+        "UPDATE users SET sessions_valid_after = 10",
+        "DELETE FROM users",
+        "INSERT INTO import_jobs (namespace, created_by, source, target_repository, run_after, created_at)
+         VALUES ('acme', 'olga', 'upstream.example/app:v1', 'acme/app', 0, 0)",
+    ];
+    assert!(meta.claim_import_job(600).await.expect("claim").is_none(), "no job yet");
+    for statement in statements {
+        sqlx::query(statement).execute(&mut db).await.expect(statement);
+    }
+    let ended = Notice::SessionsEnded { user: "alice".into() };
+    let expected = [Notice::BuildJobsChanged, ended.clone(), ended, Notice::ImportJobsChanged];
+    for expected in expected {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(30), notices.next());
+        assert_eq!(next.await.expect("a notice within 30 s").expect("a notice"), expected);
+    }
+    assert!(meta.claim_import_job(600).await.expect("claim").is_some(), "the import job");
+    let next = tokio::time::timeout(std::time::Duration::from_secs(30), notices.next());
+    assert_eq!(next.await.expect("in time").expect("a notice"), Notice::ImportJobsChanged);
 }
