@@ -249,26 +249,15 @@ async fn an_account_and_its_token_from_one_replica_work_on_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_changed_on_one_replica_ends_old_tokens_on_the_other_when_heard() {
     let Some(shared) = Shared::start() else { return };
-    let keys = tempfile::tempdir().expect("keys");
-    let key = keys.path().join("signing-key.pem");
-    let (one, two) = (shared.hub(&key), shared.hub(&key));
-    one.create_user("alice", "alice-Secret-1").await;
-    let alice = Cred::basic("alice", "alice-Secret-1");
-    let token = one.token(&alice, &[repo_scope("alice/app", "pull,push")]).await.expect("token");
-    two.push_image(Some(&token), "alice/app", "v1").await.expect("pushed on two");
-    let pull = || {
-        two.v2(Method::GET, "/v2/alice/app/manifests/v1", Some(&token))
-            .header("accept", OCI_MANIFEST)
-    };
-    two.send(pull()).await.expect_status(200, "two now holds alice's epoch");
+    let alice = AliceOnTwoReplicas::start(&shared).await;
+    alice.pull_on_two().await.expect_status(200, "two now holds alice's epoch");
     // Two counts the start of its listening as a notice; a change made before it would
     // be caught by the fresh start all the same.
-    let before = notices_heard_after(&two, 0).await;
+    let before = notices_heard_after(&alice.two, 0).await;
 
-    let change = Some(serde_json::json!({"password": "alice-Secret-2"}));
-    one.api(&alice, Method::PATCH, "/api/v1/user", change).await.expect_status(200, "changed");
-    notices_heard_after(&two, before).await;
-    two.send(pull()).await.expect_status(401, "a token from before the change, on two");
+    alice.change_password_on_one().await;
+    notices_heard_after(&alice.two, before).await;
+    alice.pull_on_two().await.expect_status(401, "a token from before the change, on two");
 }
 
 /// A replica whose listening connection is cut listens again: it counts the gap as a
@@ -277,18 +266,8 @@ async fn a_password_changed_on_one_replica_ends_old_tokens_on_the_other_when_hea
 async fn a_replica_whose_listening_connection_is_cut_listens_again() {
     use sqlx::{Connection as _, Row as _};
     let Some(shared) = Shared::start() else { return };
-    let keys = tempfile::tempdir().expect("keys");
-    let key = keys.path().join("signing-key.pem");
-    let (one, two) = (shared.hub(&key), shared.hub(&key));
-    one.create_user("alice", "alice-Secret-1").await;
-    let alice = Cred::basic("alice", "alice-Secret-1");
-    let token = one.token(&alice, &[repo_scope("alice/app", "pull,push")]).await.expect("token");
-    two.push_image(Some(&token), "alice/app", "v1").await.expect("pushed on two");
-    let pull = || {
-        two.v2(Method::GET, "/v2/alice/app/manifests/v1", Some(&token))
-            .header("accept", OCI_MANIFEST)
-    };
-    let before = notices_heard_after(&two, 0).await;
+    let alice = AliceOnTwoReplicas::start(&shared).await;
+    let before = notices_heard_after(&alice.two, 0).await;
 
     let mut db = sqlx::AnyConnection::connect(&shared.database).await.expect("connect");
     let cut = sqlx::query(
@@ -299,13 +278,50 @@ async fn a_replica_whose_listening_connection_is_cut_listens_again() {
     .await
     .expect("terminate the listening connections");
     assert_eq!(cut.iter().filter(|row| row.get::<bool, _>(0)).count(), 2, "one per replica");
-    let reconnected = notices_heard_after(&two, before).await;
-    two.send(pull()).await.expect_status(200, "two holds alice's epoch again");
+    let reconnected = notices_heard_after(&alice.two, before).await;
+    alice.pull_on_two().await.expect_status(200, "two holds alice's epoch again");
 
-    let change = Some(serde_json::json!({"password": "alice-Secret-2"}));
-    one.api(&alice, Method::PATCH, "/api/v1/user", change).await.expect_status(200, "changed");
-    notices_heard_after(&two, reconnected).await;
-    two.send(pull()).await.expect_status(401, "heard on the new connection");
+    alice.change_password_on_one().await;
+    notices_heard_after(&alice.two, reconnected).await;
+    alice.pull_on_two().await.expect_status(401, "heard on the new connection");
+}
+
+/// Two replicas signing with one key, and alice, with an image pushed through two and a
+/// registry token one issued.
+struct AliceOnTwoReplicas {
+    one: Hub,
+    two: Hub,
+    token: String,
+    _keys: tempfile::TempDir,
+}
+
+impl AliceOnTwoReplicas {
+    const CRED: (&str, &str) = ("alice", "alice-Secret-1");
+
+    async fn start(shared: &Shared) -> AliceOnTwoReplicas {
+        let keys = tempfile::tempdir().expect("keys");
+        let key = keys.path().join("signing-key.pem");
+        let (one, two) = (shared.hub(&key), shared.hub(&key));
+        let (name, password) = Self::CRED;
+        one.create_user(name, password).await;
+        let scopes = [repo_scope("alice/app", "pull,push")];
+        let token = one.token(&Cred::basic(name, password), &scopes).await.expect("token");
+        two.push_image(Some(&token), "alice/app", "v1").await.expect("pushed on two");
+        AliceOnTwoReplicas { one, two, token, _keys: keys }
+    }
+
+    async fn pull_on_two(&self) -> crate::support::reply::Reply {
+        let path = "/v2/alice/app/manifests/v1";
+        let pull = self.two.v2(Method::GET, path, Some(&self.token));
+        self.two.send(pull.header("accept", OCI_MANIFEST)).await
+    }
+
+    async fn change_password_on_one(&self) {
+        let alice = Cred::basic(Self::CRED.0, Self::CRED.1);
+        let change = Some(serde_json::json!({"password": "alice-Secret-2"}));
+        let reply = self.one.api(&alice, Method::PATCH, "/api/v1/user", change).await;
+        reply.expect_status(200, "the password changed on one");
+    }
 }
 
 /// Waits until `hub` has heard more than `count` notices from the database (its
