@@ -46,28 +46,28 @@ declare -A PACKAGE_OF=(
   [psql]=postgresql-client
   [pg_ctlcluster]=postgresql
 )
-PACKAGES=(skopeo podman buildah docker-registry umoci jq apache2-utils python3-pip chromium chromium-driver npm postgresql postgresql-client)
-
 missing=()
+packages=()
 for cmd in "${!PACKAGE_OF[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+  command -v "$cmd" >/dev/null 2>&1 && continue
+  missing+=("$cmd")
+  case "${PACKAGE_OF[$cmd]}" in
+    gcc) packages+=(gcc libc6-dev) ;;      # the linker cargo needs
+    curl) packages+=(curl ca-certificates) ;;
+    *) packages+=("${PACKAGE_OF[$cmd]}") ;;
+  esac
 done
-python3 -m pip --version >/dev/null 2>&1 || missing+=(pip)
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  missing+=(pip)
+  packages+=(python3-pip)
+fi
 
+# Only what is missing: a command already there may come from elsewhere (Node.js from
+# NodeSource brings its own npm, which Debian's npm package conflicts with).
 if [[ ${#missing[@]} -gt 0 ]]; then
   say "missing: ${missing[*]}; installing Debian packages"
-  extra=()
-  for cmd in "${missing[@]}"; do
-    pkg="${PACKAGE_OF[$cmd]:-}"
-    case "$pkg" in
-      "") ;;                              # pip: python3-pip is in PACKAGES
-      gcc) extra+=(gcc libc6-dev) ;;      # the linker cargo needs
-      curl) extra+=(curl ca-certificates) ;;
-      *) [[ " ${PACKAGES[*]} " == *" $pkg "* ]] || extra+=("$pkg") ;;
-    esac
-  done
   "${SUDO[@]}" apt-get update
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${PACKAGES[@]}" "${extra[@]}"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}"
 else
   say "real clients present: skopeo podman buildah umoci docker-registry chromium chromedriver"
 fi
