@@ -450,6 +450,11 @@ impl S3BlobStore {
         {
             return Err(AppendError::LengthMismatch { expected, actual: received });
         }
+        if record.size == 0 && received == 0 {
+            // Nothing to keep: an upload has no state in the bucket until it holds bytes
+            // (which `finish_upload` relies on).
+            return Ok(0);
+        }
         record.tail = buffer.len() as u64;
         if record.tail > 0 {
             let tail = PutPayload::from_bytes(buffer.freeze());
@@ -461,9 +466,12 @@ impl S3BlobStore {
         Ok(record.size)
     }
 
-    /// [`S3BlobStore::append`] then [`S3BlobStore::commit_upload`] in one step. An
-    /// upload that has received nothing and whose `body` (of `expected_len`) fits in one
-    /// part — the usual monolithic push — goes straight to its key: one PUT, verified.
+    /// [`S3BlobStore::append`] then [`S3BlobStore::commit_upload`] in one step. A body
+    /// (of `expected_len`) that fits in one part and is the whole blob by itself — the
+    /// usual monolithic push — goes straight to its key: one PUT, verified, and nothing
+    /// read first. An upload that held bytes could not end in such a body (its blob, those
+    /// bytes and this body, would share this body's digest), and an upload keeps no state
+    /// in the bucket until it holds bytes: there is nothing to read nor to forget.
     pub async fn finish_upload<S, E>(
         &self,
         id: UploadId,
@@ -475,15 +483,25 @@ impl S3BlobStore {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let saved = self.saved(id).await.map_err(AppendError::Store)?;
-        let received_nothing = saved.as_ref().is_none_or(|record| record.size == 0);
-        if received_nothing && expected_len.is_some_and(|len| len <= PART as u64) {
-            let size = self.put_blob(expected, body, expected_len).await?;
-            if let Some(record) = &saved {
-                self.forget(id, Some(record)).await.map_err(AppendError::Store)?;
-            }
-            return Ok(size);
+        let Some(len) = expected_len.filter(|&len| len <= PART as u64) else {
+            self.append(id, None, body, expected_len).await?;
+            return self.commit_upload(id, expected).await.map_err(AppendError::Store);
+        };
+        let bytes = read_exactly(body, len).await?;
+        let actual = Digest::of(expected.algorithm(), &bytes);
+        if &actual == expected {
+            let payload = PutPayload::from_bytes(bytes);
+            self.store.put(&blob_key(expected), payload).await.map_err(store_error)?;
+            return Ok(len);
         }
+        // Not the blob by itself: the rest of it may be what the upload holds.
+        if self.saved(id).await.map_err(AppendError::Store)?.is_none() {
+            return Err(AppendError::Store(BlobStoreError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            }));
+        }
+        let body = futures_util::stream::once(async { Ok::<_, std::io::Error>(bytes) });
         self.append(id, None, body, expected_len).await?;
         self.commit_upload(id, expected).await.map_err(AppendError::Store)
     }
@@ -631,6 +649,30 @@ impl S3BlobStore {
 
 fn corrupt(id: UploadId) -> BlobStoreError {
     BlobStoreError::Io(std::io::Error::other(format!("upload {id}: its saved state is not valid")))
+}
+
+/// The whole of `body`, which must be `len` bytes (at most a part); reading stops at
+/// the first chunk beyond them.
+async fn read_exactly<S, E>(body: S, len: u64) -> Result<Bytes, AppendError>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut buffer = BytesMut::with_capacity(len as usize);
+    let mut received = 0u64;
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| AppendError::Body(Box::new(e)))?;
+        received += chunk.len() as u64;
+        if received > len {
+            return Err(AppendError::LengthMismatch { expected: len, actual: received });
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    if received != len {
+        return Err(AppendError::LengthMismatch { expected: len, actual: received });
+    }
+    Ok(buffer.freeze())
 }
 
 fn store_error(e: object_store::Error) -> AppendError {

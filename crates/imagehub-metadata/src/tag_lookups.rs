@@ -2,7 +2,7 @@
 //! a moment ago on another replica, so it cannot be cached per process; but each lookup
 //! as its own query costs a database round trip and the server's per-statement work,
 //! which is most of a pull's cost. Here lookups queue, and one task sends whatever is
-//! queued as one query whenever one of a few query slots is free: alone, a lookup is
+//! queued as one query as soon as its previous query has returned: alone, a lookup is
 //! sent at once; under load, many share a round trip. Every lookup is answered by a
 //! query sent after it was queued, so it sees every commit acknowledged before then —
 //! as fresh as a query of its own. (The group-commit writer's idea, for reads; no
@@ -18,9 +18,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::registry::{StoredManifest, parse_digest};
 use crate::{MetadataError, Result};
 
-/// Queries in flight at once: enough to keep the database busy, few enough that
-/// lookups arriving meanwhile gather into the next.
-const IN_FLIGHT: usize = 2;
+/// Queries in flight at once. One: each round trip saved is the database's and this
+/// process's work saved, which on a shared machine is worth more than the wait (two
+/// replicas, 16 connections: 13.0k pulls/s at one, 12.1k at two).
+const IN_FLIGHT: usize = 1;
 /// Lookups in one query at most.
 const MAX_BATCH: usize = 256;
 /// Lookups waiting at most; beyond, callers wait to queue.

@@ -143,6 +143,53 @@ async fn an_upload_begun_on_one_replica_is_finished_on_another() {
     assert_eq!(read_all(&two, &sha512, 0, None).await, small);
 }
 
+/// A finishing request's body is the whole blob (one PUT, nothing of the upload read or
+/// left behind) or the end of what the upload holds, told apart by its digest.
+#[tokio::test]
+async fn an_upload_is_finished_by_the_whole_blob_or_by_its_last_chunk() {
+    let server = S3Server::start();
+    let one = S3BlobStore::open(&server.settings).expect("replica one");
+    let two = S3BlobStore::open(&server.settings).expect("replica two");
+    let data = bytes(300_000, 17);
+    let digest = Digest::sha256_of(&data);
+    let len = |b: &[u8]| Some(b.len() as u64);
+
+    // The first part through one, the rest as the finishing body on two.
+    let (first, rest) = data.split_at(100_000);
+    let id = one.create_upload();
+    one.append(id, None, body(first, 4096), len(first)).await.expect("first part");
+    let size = two.finish_upload(id, body(rest, 4096), len(rest), &digest).await;
+    assert_eq!(size.expect("finished with its last chunk"), data.len() as u64);
+    assert_eq!(read_all(&one, &digest, 0, None).await, data);
+    assert!(!holds_upload(&one, id).await, "the upload is cleaned up");
+
+    // An empty chunk keeps nothing in the bucket, so the whole blob after it leaves
+    // nothing behind either.
+    let other = bytes(5000, 19);
+    let other_digest = Digest::sha256_of(&other);
+    let id = one.create_upload();
+    assert_eq!(one.append(id, None, body(b"", 1), Some(0)).await.expect("empty"), 0);
+    assert!(!holds_upload(&one, id).await, "nothing kept for an empty chunk");
+    let size = two.finish_upload(id, body(&other, 1000), len(&other), &other_digest).await;
+    assert_eq!(size.expect("finished whole"), other.len() as u64);
+    assert_eq!(read_all(&two, &other_digest, 0, None).await, other);
+    assert!(!holds_upload(&one, id).await);
+
+    // A body that is neither is refused, and one longer than it said is cut short.
+    let id = one.create_upload();
+    let wrong = Digest::sha256_of(b"something else");
+    let refused = one.finish_upload(id, body(&other, 1000), len(&other), &wrong).await;
+    assert!(matches!(refused, Err(AppendError::Store(BlobStoreError::DigestMismatch { .. }))));
+    assert_eq!(one.stat(&wrong).await.expect("stat"), None);
+    let long = one.finish_upload(id, body(&other, 1000), Some(10), &other_digest).await;
+    assert!(matches!(long, Err(AppendError::LengthMismatch { expected: 10, .. })), "{long:?}");
+    assert!(!holds_upload(&one, id).await, "nothing kept of refused bodies");
+}
+
+async fn holds_upload(store: &S3BlobStore, id: imagehub_blobstore::UploadId) -> bool {
+    store.upload_ids().await.expect("ids").contains(&id.to_string())
+}
+
 /// A hub with `[storage.s3]` keeps its blobs in the bucket and nowhere else: pushes by
 /// skopeo and the registry protocol, pulls with ranges, README indexing, all through S3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
