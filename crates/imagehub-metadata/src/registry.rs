@@ -224,8 +224,9 @@ impl Metadata {
     /// Stores a manifest and its references, and moves its tag, in one transaction.
     /// Fails with `MissingReference` when a blob or child manifest is not in the repository.
     pub async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
+        let engine = self.engine;
         self.writer
-            .write(move |conn| Box::pin(async move { put_manifest(conn, &manifest).await }))
+            .write(move |conn| Box::pin(async move { put_manifest(conn, engine, &manifest).await }))
             .await
     }
 
@@ -513,7 +514,11 @@ async fn finish_upload_at_once(
 
 /// Stores a manifest and its references, and moves its tag.
 /// Fails with `MissingReference` when a blob or child manifest is not in the repository.
-async fn put_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Result<()> {
+async fn put_manifest(
+    conn: &mut AnyConnection,
+    engine: Engine,
+    manifest: &NewManifest,
+) -> Result<()> {
     let now = now();
     let repository_id = ensure_repository(&mut *conn, &manifest.repository, now).await?;
     let referenced = [
@@ -526,26 +531,18 @@ async fn put_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Resul
             return Err(MetadataError::MissingReference { digest: digest.clone(), is_manifest });
         }
     }
+    if engine == Engine::Postgres {
+        return record_manifest_at_once(conn, repository_id, manifest, now).await;
+    }
     let digest = manifest.digest.to_string();
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO manifests
            (repository_id, digest, media_type, artifact_type, subject, annotations, content, pushed_at, pushed_by, pushed_at_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at,
             pushed_by = COALESCE(excluded.pushed_by, manifests.pushed_by), pushed_at_ms = excluded.pushed_at_ms",
-    )
-    .bind(repository_id)
-    .bind(&digest)
-    .bind(&manifest.media_type)
-    .bind(&manifest.artifact_type)
-    .bind(manifest.subject.as_ref().map(Digest::to_string))
-    .bind(manifest.annotations_json.as_deref())
-    .bind(&manifest.content)
-    .bind(now)
-    .bind(&manifest.pushed_by)
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
+    );
+    bind_manifest_row(query, repository_id, manifest, now).execute(&mut *conn).await?;
     // Indexing (base info, README, labels) happens off the request path; the job is
     // committed with the manifest, so a crash cannot lose it.
     sqlx::query(
@@ -611,6 +608,74 @@ async fn present(
 }
 
 /// `digests` as one JSON list, read back by `json_each`.
+/// On PostgreSQL, what `put_manifest` writes once the references are checked — the
+/// manifest, its index job, its references and its tag — in one statement (writes in
+/// `WITH`), as `finish_upload_at_once` does for blobs and for the same reason.
+async fn record_manifest_at_once(
+    conn: &mut AnyConnection,
+    repository_id: i64,
+    manifest: &NewManifest,
+    now: i64,
+) -> Result<()> {
+    let query = sqlx::query(
+        "WITH manifest AS (
+             INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject,
+                annotations, content, pushed_at, pushed_by, pushed_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at,
+                pushed_by = COALESCE(excluded.pushed_by, manifests.pushed_by),
+                pushed_at_ms = excluded.pushed_at_ms
+         ), job AS (
+             INSERT INTO jobs (kind, repository, digest, run_after, created_at)
+             VALUES ('index', $11, $2, $8, $8)
+             ON CONFLICT (kind, repository, digest)
+             DO UPDATE SET run_after = excluded.run_after, attempts = 0
+         ), blobs AS (
+             INSERT INTO manifest_references
+                (repository_id, manifest_digest, child_digest, child_is_manifest)
+             SELECT $1, $2, value, FALSE FROM json_each($12) ON CONFLICT DO NOTHING
+         ), children AS (
+             INSERT INTO manifest_references
+                (repository_id, manifest_digest, child_digest, child_is_manifest)
+             SELECT $1, $2, value, TRUE FROM json_each($13) ON CONFLICT DO NOTHING
+         ), tag AS (
+             INSERT INTO tags (repository_id, name, digest, updated_at)
+             SELECT $1, $14, $2, $8 WHERE $14 IS NOT NULL
+             ON CONFLICT (repository_id, name)
+             DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
+         )
+         SELECT 1",
+    );
+    bind_manifest_row(query, repository_id, manifest, now)
+        .bind(manifest.repository.as_str())
+        .bind(digest_list(&manifest.blobs))
+        .bind(digest_list(&manifest.manifests))
+        .bind(manifest.tag.as_ref().map(Tag::as_str))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Binds a manifest's row, `$1` to `$10` of both forms of `put_manifest`.
+fn bind_manifest_row<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    repository_id: i64,
+    manifest: &'q NewManifest,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(repository_id)
+        .bind(manifest.digest.to_string())
+        .bind(&manifest.media_type)
+        .bind(&manifest.artifact_type)
+        .bind(manifest.subject.as_ref().map(Digest::to_string))
+        .bind(manifest.annotations_json.as_deref())
+        .bind(&manifest.content)
+        .bind(now)
+        .bind(&manifest.pushed_by)
+        .bind(now_ms())
+}
+
 fn digest_list(digests: &[Digest]) -> String {
     let digests: Vec<String> = digests.iter().map(Digest::to_string).collect();
     serde_json::to_string(&digests).expect("strings serialise")
