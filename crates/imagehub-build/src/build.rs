@@ -20,9 +20,7 @@ use crate::kubefile::{Base, Instruction, Kubefile};
 use crate::layer::{
     BuiltLayer, Compression, Entry, EntryKind, cache_key, copy_entries, write_layer,
 };
-use crate::registry_dir::{
-    RegistryDir, SaveOptions, SaveReport, pick_platform, platform_name, save_images,
-};
+use crate::registry_dir::{RegistryDir, SaveOptions, SaveReport, save_images};
 
 /// The builder's own folder in a build context (per-platform `registry/` folders when
 /// building for several); never copied into an image.
@@ -112,15 +110,14 @@ pub async fn build(
         // Several platforms from one folder save into a folder each, read in its place.
         let shared = several && request.platform_contexts.is_empty();
         let registry = match shared {
-            true => context
-                .join(WORK_DIR)
-                .join("registry")
-                .join(platform_name(platform).replace('/', "-")),
+            true => {
+                context.join(WORK_DIR).join("registry").join(platform.to_string().replace('/', "-"))
+            }
             false => context.join("registry"),
         };
         (request.log)(format!(
             "{}: saving {} images into {}",
-            platform_name(platform),
+            platform,
             images.images.len(),
             registry.strip_prefix(context).unwrap_or(&registry).display()
         ));
@@ -139,10 +136,7 @@ pub async fn build(
         };
         (request.log)(format!(
             "{}: {} images saved, {} already there; {} blobs fetched{local}",
-            platform_name(platform),
-            report.saved,
-            report.present,
-            report.blobs_fetched
+            platform, report.saved, report.present, report.blobs_fetched
         ));
         saved.saved += report.saved;
         saved.present += report.present;
@@ -157,7 +151,7 @@ pub async fn build(
         };
         let place = Place { context, platform, layout: &layout, resolve: &resolve };
         let image = assemble(client, request, &kubefile, &place).await?;
-        (request.log)(format!("{}: {}", platform_name(platform), image.digest));
+        (request.log)(format!("{platform}: {}", image.digest));
         platforms.push((platform.clone(), image));
     }
     let manifest = match several {
@@ -223,7 +217,7 @@ fn prune_cache(cache: &Path, used: &std::collections::HashSet<String>) {
 fn platform_args(args: &HashMap<String, String>, platform: &Platform) -> HashMap<String, String> {
     let mut all = args.clone();
     for (name, value) in [
-        ("TARGETPLATFORM", platform_name(platform)),
+        ("TARGETPLATFORM", platform.to_string()),
         ("TARGETOS", platform.os.clone()),
         ("TARGETARCH", platform.architecture.clone()),
         ("ARCH", platform.architecture.clone()),
@@ -384,10 +378,9 @@ async fn base_image(
     let mut manifest = client.manifest(&target, &reference.reference()).await.map_err(fail)?;
     let mut parsed = parse(&manifest).map_err(fail)?;
     if parsed.kind == ManifestKind::Index {
-        let child =
-            pick_platform(&parsed.manifests, platform).ok_or_else(|| BuildError::Recipe {
-                message: format!("FROM {image}: it has no image for {}", platform_name(platform)),
-            })?;
+        let child = parsed.manifests.iter().find(|c| c.is_for(platform)).ok_or_else(|| {
+            BuildError::Recipe { message: format!("FROM {image}: it has no image for {platform}") }
+        })?;
         manifest = client
             .manifest(&target, &Reference::Digest(child.digest.clone()))
             .await

@@ -278,15 +278,15 @@ async fn save_image(
             true => parsed.manifests.iter().collect(),
             false => {
                 let child =
-                    pick_platform(&parsed.manifests, options.platform).ok_or_else(|| {
-                        BuildError::Recipe {
+                    parsed.manifests.iter().find(|c| c.is_for(options.platform)).ok_or_else(
+                        || BuildError::Recipe {
                             message: format!(
                                 "{reference} (from {}) has no image for {}",
                                 image.sources.join(", "),
-                                platform_name(options.platform)
+                                options.platform
                             ),
-                        }
-                    })?;
+                        },
+                    )?;
                 vec![child]
             }
         };
@@ -363,25 +363,4 @@ fn parse(manifest: &FetchedManifest) -> Result<Manifest, imagehub_client::Client
             message: format!("manifest {}: {e}", manifest.digest),
         }
     })
-}
-
-/// The child of an index for `platform` (the variant must match when both name one).
-pub fn pick_platform<'a>(
-    children: &'a [Descriptor],
-    platform: &Platform,
-) -> Option<&'a Descriptor> {
-    children.iter().find(|child| {
-        child.platform.as_ref().is_some_and(|p| {
-            p.os == platform.os
-                && p.architecture == platform.architecture
-                && (platform.variant.is_none() || p.variant == platform.variant)
-        })
-    })
-}
-
-pub fn platform_name(platform: &Platform) -> String {
-    match &platform.variant {
-        Some(variant) => format!("{}/{}/{variant}", platform.os, platform.architecture),
-        None => format!("{}/{}", platform.os, platform.architecture),
-    }
 }

@@ -158,8 +158,10 @@ impl Registry {
             return Err(BuildJobError::Invalid { field: "platforms", message });
         }
         for platform in &platforms {
-            parse_platform(platform)
-                .map_err(|message| BuildJobError::Invalid { field: "platforms", message })?;
+            platform.parse::<Platform>().map_err(|e| BuildJobError::Invalid {
+                field: "platforms",
+                message: e.to_string(),
+            })?;
         }
         let pending = self.meta.pending_builds().await?;
         if pending >= MAX_PENDING_BUILDS {
@@ -333,7 +335,10 @@ impl Registry {
         let recipe =
             imagehub_build::locate(&recipes, &job.app, &job.version).map_err(|e| e.to_string())?;
         let names: Vec<String> = serde_json::from_str(&job.platforms).map_err(|e| e.to_string())?;
-        let platforms = names.iter().map(|p| parse_platform(p)).collect::<Result<Vec<_>, _>>()?;
+        let platforms = names
+            .iter()
+            .map(|p| p.parse::<Platform>().map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
         let lines = log.clone();
         let say = move |line: String| push_line(&lines, line);
         say(format!(
@@ -407,11 +412,8 @@ impl Registry {
             tracing::error!(job = job.id, error = %e, "a build could not store its image");
             "the hub could not store the image; the server log says why".to_string()
         })?;
-        let platforms = built
-            .platforms
-            .iter()
-            .map(|(p, m)| (imagehub_build::registry_dir::platform_name(p), m.digest.to_string()))
-            .collect();
+        let platforms =
+            built.platforms.iter().map(|(p, m)| (p.to_string(), m.digest.to_string())).collect();
         Ok((built.manifest.digest.clone(), platforms))
     }
 
@@ -507,25 +509,5 @@ fn push_line(log: &Mutex<String>, line: String) {
     if (log.len() as i64) < MAX_LOG_BYTES {
         log.push_str(&line);
         log.push('\n');
-    }
-}
-
-/// `os/arch[/variant]`.
-fn parse_platform(text: &str) -> Result<Platform, String> {
-    let mut parts = text.split('/');
-    let word = |w: &str| {
-        !w.is_empty() && w.len() <= 32 && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(os), Some(arch), variant, None)
-            if word(os) && word(arch) && variant.is_none_or(word) =>
-        {
-            Ok(Platform {
-                os: os.into(),
-                architecture: arch.into(),
-                variant: variant.map(String::from),
-            })
-        }
-        _ => Err(format!("{text:?} is not a platform such as linux/arm64")),
     }
 }

@@ -13,6 +13,6 @@ pub mod resumable;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use error_code::OciErrorCode;
-pub use manifest::{Descriptor, Manifest, ManifestError, ManifestKind, Platform};
+pub use manifest::{Descriptor, Manifest, ManifestError, ManifestKind, Platform, PlatformError};
 pub use name::{AccountName, ImageName, NameError, Reference, RepoName, Tag};
 pub use resumable::ResumableHasher;

@@ -50,6 +50,66 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+impl Descriptor {
+    /// Whether this names a manifest for `wanted` (as [`Platform::matches`] says).
+    pub fn is_for(&self, wanted: &Platform) -> bool {
+        self.platform.as_ref().is_some_and(|p| p.matches(wanted))
+    }
+}
+
+impl Platform {
+    /// Whether this (a manifest's platform) is what `wanted` asks for: the same OS and
+    /// architecture, and the same variant when `wanted` names one.
+    pub fn matches(&self, wanted: &Platform) -> bool {
+        self.os == wanted.os
+            && self.architecture == wanted.architecture
+            && wanted.variant.as_ref().is_none_or(|v| self.variant.as_ref() == Some(v))
+    }
+}
+
+/// `os/arch` or `os/arch/variant`, as `--platform` flags and build recipes write it.
+impl std::str::FromStr for Platform {
+    type Err = PlatformError;
+
+    fn from_str(text: &str) -> Result<Platform, PlatformError> {
+        let word = |w: &str| {
+            !w.is_empty()
+                && w.len() <= 32
+                && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        let mut parts = text.split('/');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(os), Some(architecture), variant, None)
+                if word(os) && word(architecture) && variant.is_none_or(word) =>
+            {
+                Ok(Platform {
+                    os: os.into(),
+                    architecture: architecture.into(),
+                    variant: variant.map(String::from),
+                })
+            }
+            _ => Err(PlatformError(text.chars().take(64).collect())),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(variant) => write!(f, "/{variant}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A platform that is not `os/arch[/variant]` (the text, cut at 64 characters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a platform: os/arch or os/arch/variant, such as linux/amd64 or linux/arm64/v8"
+)]
+pub struct PlatformError(String);
+
 /// A parsed, validated manifest: what it is and what it refers to.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -280,5 +340,23 @@ mod tests {
     fn rejects_oversized() {
         let big = vec![b' '; MAX_MANIFEST_BYTES + 1];
         assert!(matches!(Manifest::parse(None, &big), Err(ManifestError::TooLarge(_))));
+    }
+
+    #[test]
+    fn platforms_are_read_written_and_matched() {
+        let arm: Platform = "linux/arm64/v8".parse().expect("with a variant");
+        assert_eq!((arm.os.as_str(), arm.architecture.as_str()), ("linux", "arm64"));
+        assert_eq!(arm.to_string(), "linux/arm64/v8");
+        let any_arm: Platform = "linux/arm64".parse().expect("without");
+        assert_eq!(any_arm.to_string(), "linux/arm64");
+        assert!(arm.matches(&any_arm), "no variant asked: any");
+        assert!(!any_arm.matches(&arm), "a variant asked: that one");
+        assert!(!arm.matches(&"linux/amd64".parse().expect("amd64")));
+        for bad in ["", "linux", "linux/", "/amd64", "linux/arm/v7/x", "linux/am d64", "a/b\n"] {
+            assert!(bad.parse::<Platform>().is_err(), "{bad:?}");
+        }
+        let hostile = format!("linux/{}", "x".repeat(1 << 20));
+        let refused = hostile.parse::<Platform>().expect_err("too long");
+        assert!(refused.to_string().len() < 200, "the message stays short");
     }
 }

@@ -245,7 +245,9 @@ impl Registry {
         check_reachable(&settings, &request.source)?;
         if let Some(platforms) = &request.platforms {
             for platform in platforms {
-                run::PlatformFilter::parse(platform).map_err(ImportError::Refused)?;
+                platform
+                    .parse::<imagehub_oci::Platform>()
+                    .map_err(|e| ImportError::Refused(format!("platforms: {e}")))?;
             }
         }
         Ok(Prepared {

@@ -33,40 +33,6 @@ const MAX_CHILDREN: usize = 128;
 /// The first wait before a job whose failure may pass runs again; it doubles per try.
 const FIRST_RETRY_SECS: u64 = 15;
 
-/// An `os/arch[/variant]` a job keeps of an index.
-pub(crate) struct PlatformFilter {
-    os: String,
-    architecture: String,
-    variant: Option<String>,
-}
-
-impl PlatformFilter {
-    pub(crate) fn parse(text: &str) -> Result<PlatformFilter, String> {
-        let parts: Vec<&str> = text.split('/').collect();
-        let valid = |p: &&str| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        };
-        match parts.as_slice() {
-            [os, architecture] | [os, architecture, _] if parts.iter().all(valid) => {
-                Ok(PlatformFilter {
-                    os: os.to_string(),
-                    architecture: architecture.to_string(),
-                    variant: parts.get(2).map(|v| v.to_string()),
-                })
-            }
-            _ => Err(format!(
-                "platforms: {text:?} is not os/arch or os/arch/variant (linux/amd64, linux/arm64/v8)"
-            )),
-        }
-    }
-
-    fn matches(&self, platform: &Platform) -> bool {
-        platform.os == self.os
-            && platform.architecture == self.architecture
-            && self.variant.as_ref().is_none_or(|v| platform.variant.as_ref() == Some(v))
-    }
-}
-
 /// How far a job got, as its JSON `progress`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Progress {
@@ -265,7 +231,7 @@ impl Registry {
             .map(str::parse)
             .transpose()
             .map_err(|e| invalid("target_tag", &e))?;
-        let filters: Option<Vec<PlatformFilter>> = match &job.platforms {
+        let filters: Option<Vec<Platform>> = match &job.platforms {
             None => None,
             Some(json) => {
                 let names: Vec<String> =
@@ -273,9 +239,9 @@ impl Registry {
                 Some(
                     names
                         .iter()
-                        .map(|n| PlatformFilter::parse(n))
+                        .map(|n| n.parse::<Platform>())
                         .collect::<Result<_, _>>()
-                        .map_err(Stop::Invalid)?,
+                        .map_err(|e| Stop::Invalid(format!("platforms: {e}")))?,
                 )
             }
         };
@@ -310,11 +276,7 @@ impl Registry {
                 let chosen: Vec<&Descriptor> = parsed
                     .manifests
                     .iter()
-                    .filter(|d| {
-                        filters.as_ref().is_none_or(|f| {
-                            d.platform.as_ref().is_some_and(|p| f.iter().any(|f| f.matches(p)))
-                        })
-                    })
+                    .filter(|d| filters.as_ref().is_none_or(|f| f.iter().any(|f| d.is_for(f))))
                     .collect();
                 if chosen.len() > MAX_CHILDREN {
                     return Err(Stop::Invalid(format!(
@@ -327,7 +289,7 @@ impl Registry {
                         .manifests
                         .iter()
                         .filter_map(|d| d.platform.as_ref())
-                        .map(platform_name)
+                        .map(Platform::to_string)
                         .collect();
                     return Err(Stop::Invalid(format!(
                         "platforms: none of those asked for is in {source}, which has {}",
@@ -353,7 +315,7 @@ impl Registry {
                     let platform = descriptor
                         .platform
                         .as_ref()
-                        .map_or_else(|| "unknown".into(), platform_name);
+                        .map_or_else(|| "unknown".into(), Platform::to_string);
                     push_platform(progress, &mut blobs, platform, &child.digest, &manifest);
                     children.push(child);
                 }
@@ -465,8 +427,10 @@ impl Registry {
                         .await?;
                     let manifest = Manifest::parse(Some(&fetched.media_type), &fetched.bytes)
                         .map_err(|e| ImportError::Refused(format!("source_url: {e}")))?;
-                    let name =
-                        child.platform.as_ref().map_or_else(|| "unknown".into(), platform_name);
+                    let name = child
+                        .platform
+                        .as_ref()
+                        .map_or_else(|| "unknown".into(), Platform::to_string);
                     platforms.push((name, count(&manifest)));
                 }
             }
@@ -637,13 +601,6 @@ fn narrowed_index(index: &Fetched, chosen: &[&Descriptor]) -> Result<Fetched, St
     }
     let bytes = serde_json::to_vec(&value).map_err(|e| Stop::Invalid(format!("manifest: {e}")))?;
     Ok(Fetched { digest: Digest::sha256_of(&bytes), bytes, media_type: index.media_type.clone() })
-}
-
-fn platform_name(p: &Platform) -> String {
-    match &p.variant {
-        Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
-        None => format!("{}/{}", p.os, p.architecture),
-    }
 }
 
 fn unix(at: SystemTime) -> i64 {

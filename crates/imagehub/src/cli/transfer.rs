@@ -63,7 +63,7 @@ pub struct PullArgs {
     output: String,
     /// Only this platform of a multi-platform image (`linux/arm64`); all by default.
     #[arg(long)]
-    platform: Option<String>,
+    platform: Option<imagehub_oci::Platform>,
     /// Print only the outcome.
     #[arg(long, short)]
     quiet: bool,
@@ -316,11 +316,7 @@ pub fn pull(args: PullArgs) -> Result<(), Failure> {
             let chosen: Vec<_> = parsed
                 .manifests
                 .iter()
-                .filter(|d| {
-                    args.platform.as_deref().is_none_or(|p| {
-                        d.platform.as_ref().is_some_and(|dp| platform_matches(dp, p))
-                    })
-                })
+                .filter(|d| args.platform.as_ref().is_none_or(|p| d.is_for(p)))
                 .collect();
             if chosen.is_empty() {
                 return Err(Failure {
@@ -328,7 +324,7 @@ pub fn pull(args: PullArgs) -> Result<(), Failure> {
                     ..Failure::new(format!(
                         "{} has no platform {}",
                         args.image,
-                        args.platform.as_deref().unwrap_or("")
+                        args.platform.as_ref().map(ToString::to_string).unwrap_or_default()
                     ))
                 });
             }
@@ -475,8 +471,8 @@ fn pull_docker_archive(args: &PullArgs, rest: &str) -> Result<(), Failure> {
             let chosen: Vec<_> = parsed
                 .manifests
                 .iter()
-                .filter(|d| match args.platform.as_deref() {
-                    Some(p) => d.platform.as_ref().is_some_and(|dp| platform_matches(dp, p)),
+                .filter(|d| match &args.platform {
+                    Some(p) => d.is_for(p),
                     None => d.platform.as_ref().is_none_or(|dp| dp.os != "unknown"),
                 })
                 .collect();
@@ -528,11 +524,4 @@ fn pull_docker_archive(args: &PullArgs, rest: &str) -> Result<(), Failure> {
         pulled.map(|d| d.to_string()).unwrap_or_default()
     );
     Ok(())
-}
-
-fn platform_matches(platform: &imagehub_oci::Platform, wanted: &str) -> bool {
-    let mut parts = wanted.split('/');
-    parts.next() == Some(platform.os.as_str())
-        && parts.next() == Some(platform.architecture.as_str())
-        && parts.next().is_none_or(|v| platform.variant.as_deref() == Some(v))
 }
