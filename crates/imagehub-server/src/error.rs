@@ -85,8 +85,13 @@ impl ApiError {
         let mut chain = cause.to_string();
         let mut source = cause.source();
         while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
+            // Many errors print their source in their own message as well (thiserror's
+            // `{0}` beside `#[from]`): say each cause once.
+            let text = s.to_string();
+            if !chain.ends_with(&text) {
+                chain.push_str(": ");
+                chain.push_str(&text);
+            }
             source = s.source();
         }
         ApiError { internal: Some(chain), ..ApiError::new(OciErrorCode::Unknown) }
@@ -338,6 +343,23 @@ mod tests {
         assert_eq!(internal.internal.as_deref(), Some("disk on fire"));
         assert!(!internal.message.contains("fire"), "the cause is logged, not sent");
         check(internal, 500, "UNKNOWN");
+    }
+
+    #[test]
+    fn an_internal_error_logs_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("blob store I/O failed: {0}")]
+        struct SaysItsSource(#[from] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("saving failed")]
+        struct HidesItsSource(#[source] SaysItsSource);
+
+        let cause = || SaysItsSource(std::io::Error::other("disk on fire"));
+        let said = ApiError::internal(&cause());
+        assert_eq!(said.internal.as_deref(), Some("blob store I/O failed: disk on fire"));
+        let hidden = ApiError::internal(&HidesItsSource(cause()));
+        let chain = "saving failed: blob store I/O failed: disk on fire";
+        assert_eq!(hidden.internal.as_deref(), Some(chain));
     }
 
     #[test]
