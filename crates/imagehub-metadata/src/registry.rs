@@ -607,7 +607,6 @@ async fn present(
     rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }
 
-/// `digests` as one JSON list, read back by `json_each`.
 /// On PostgreSQL, what `put_manifest` writes once the references are checked — the
 /// manifest, its index job, its references and its tag — in one statement (writes in
 /// `WITH`), as `finish_upload_at_once` does for blobs and for the same reason.
@@ -676,6 +675,7 @@ fn bind_manifest_row<'q>(
         .bind(now_ms())
 }
 
+/// `digests` as one JSON list, read back by `json_each`.
 fn digest_list(digests: &[Digest]) -> String {
     let digests: Vec<String> = digests.iter().map(Digest::to_string).collect();
     serde_json::to_string(&digests).expect("strings serialise")
